@@ -1,0 +1,82 @@
+#ifndef RT_AUTH_H
+#define RT_AUTH_H
+
+/*
+ * JWT authentication at the handshake (libjwt 1.10).  No I/O beyond reading
+ * the public key file in auth_setup().
+ */
+#include <stddef.h>
+#include <time.h>
+
+#include "realtimed.h"
+
+struct http_request;
+struct rt_config;
+
+struct auth_user {
+	int	 u_authenticated;		/* 0: anonymous */
+	int	 u_admin;			/* role == "admin" */
+	char	 u_id[RT_USERID_MAX + 1];	/* userId, else sub */
+	char	 u_email[RT_EMAIL_MAX + 1];	/* "" if absent */
+	char	 u_role[RT_ROLE_MAX + 1];	/* "" if absent */
+	int	 u_has_email;
+	int	 u_has_role;
+	time_t	 u_exp;				/* 0 if the token has none */
+};
+
+/* Where a token came from. */
+enum auth_source {
+	AUTH_SRC_NONE = 0,
+	AUTH_SRC_QUERY,		/* ?token= */
+	AUTH_SRC_HEADER,	/* Authorization: Bearer */
+	AUTH_SRC_PROTOCOL,	/* Sec-WebSocket-Protocol: token-JWT */
+};
+
+#define AUTH_TOKEN_MAX	8192	/* longer tokens are refused as invalid */
+
+struct auth_token {
+	enum auth_source t_source;
+	char		 t_token[AUTH_TOKEN_MAX + 1];
+	size_t		 t_len;
+	int		 t_too_long;	/* a token was present but over the limit */
+	/*
+	 * The subprotocol to echo in Sec-WebSocket-Protocol: the offered
+	 * "token-<jwt>" item exactly as sent, whenever one was offered (even
+	 * if a query/header token won, and even when it is too long), so that
+	 * browsers accept the handshake.  NULL if none.
+	 */
+	const char	*t_protocol;	/* points into the request buffer */
+	size_t		 t_protocol_len;
+};
+
+/*
+ * Find the token in a parsed request: query parameter "token" first, then
+ * "Authorization: Bearer", then the first "token-" subprotocol.
+ */
+void	auth_extract_token(const struct http_request *req, struct auth_token *tok);
+
+/* Prepared verification keys; opaque. */
+struct auth_ctx;
+
+/*
+ * Build a context from the configuration (jwt_algorithm, jwt_secret,
+ * jwt_public_key, jwt_leeway, jwt_issuer, jwt_audience).  NULL with a
+ * message in err when the key material is missing or unreadable.
+ */
+struct auth_ctx *auth_new(const struct rt_config *conf, char *err, size_t errlen);
+void	auth_free(struct auth_ctx *ctx);
+
+/*
+ * Verify a token at time now.  0 and *user filled when valid; -1 with a
+ * short human reason in reason ("signature verification failed",
+ * "token expired", "token not yet valid", "algorithm not allowed",
+ * "malformed token", "missing userId or sub claim", "issuer mismatch",
+ * "audience mismatch") otherwise.  The reason never contains the token.
+ */
+int	auth_verify(struct auth_ctx *ctx, const char *token, size_t len, time_t now,
+	    struct auth_user *user, char *reason, size_t reasonlen);
+
+/* An anonymous user. */
+void	auth_anonymous(struct auth_user *user);
+
+#endif

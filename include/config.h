@@ -1,0 +1,90 @@
+#ifndef RT_CONFIG_H
+#define RT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONF_LIST_MAX		32	/* entries in a list-valued key */
+#define CONF_STR_MAX		1024
+
+struct rt_strlist {
+	int	 sl_count;
+	char	*sl_items[CONF_LIST_MAX];
+};
+
+/*
+ * The whole configuration.  Every member is named by one row of the key
+ * table in config.c, which also holds its default, bounds and whether a
+ * reload may change it.  Durations are milliseconds, sizes bytes.
+ */
+struct rt_config {
+	char		*c_file;		/* where it was read from */
+
+	/* listeners and processes */
+	char		*c_listen;		/* "HOST:PORT", "" = off */
+	int		 c_workers;		/* 0 = number of CPUs */
+	char		*c_echo_path;		/* "" = off */
+	char		*c_ws_path;		/* "/ws" */
+
+	/* limits */
+	int64_t		 c_max_message_size;
+	int64_t		 c_max_header_size;
+	int64_t		 c_max_output_buffer;
+	int		 c_max_connections;
+	int		 c_max_channels;
+	int		 c_max_subscriptions;
+	int64_t		 c_handshake_timeout;
+	int64_t		 c_close_timeout;
+	int		 c_max_client_messages_per_sec;
+	int		 c_client_messages_burst;
+
+	/* heartbeat */
+	int64_t		 c_heartbeat_interval;
+	int64_t		 c_heartbeat_timeout;	/* 0 = 2 x interval */
+
+	/* auth */
+	char		*c_jwt_algorithm;	/* HS256 ... */
+	char		*c_jwt_secret;
+	char		*c_jwt_public_key;	/* file */
+	int64_t		 c_jwt_leeway;
+	char		*c_jwt_issuer;
+	char		*c_jwt_audience;
+	int		 c_allow_anonymous;
+	struct rt_strlist c_allowed_origins;	/* empty = any */
+
+	/* redis */
+	char		*c_redis_url;
+
+	/* logging */
+	int		 c_log_level;
+};
+
+/*
+ * Parse a configuration file into conf (which is first set to defaults,
+ * then overridden from the environment: JWT_SECRET, REDIS_URL,
+ * REALTIMED_<KEY>).  On error returns -1 with "file:line: message" in err.
+ * path NULL means: defaults and environment only.
+ */
+int	config_load(struct rt_config *conf, const char *path, char *err, size_t errlen);
+/* Same, from a string (for tests and fuzzing); name labels error messages. */
+int	config_parse_string(struct rt_config *conf, const char *name,
+	    const char *text, size_t len, char *err, size_t errlen);
+void	config_defaults(struct rt_config *conf);
+/* Environment overrides alone; -1 with a message on a bad value. */
+int	config_apply_env(struct rt_config *conf, char *err, size_t errlen);
+/* Cross-key checks after everything is read (e.g. a key for the algorithm). */
+int	config_validate(struct rt_config *conf, char *err, size_t errlen);
+void	config_free(struct rt_config *conf);
+
+/* The key table, for documentation checks and `realtimed -t -v`. */
+int	config_key_count(void);
+const char *config_key_name(int i);
+/* Print "key value" for every key (secrets masked). */
+void	config_dump(const struct rt_config *conf, void (*emit)(const char *line, void *arg), void *arg);
+
+/* Value parsers shared with the environment code; 0 ok, -1 bad. */
+int	config_parse_duration(const char *s, int64_t *ms);
+int	config_parse_size(const char *s, int64_t *bytes);
+int	config_parse_bool(const char *s, int *b);
+
+#endif

@@ -1,0 +1,93 @@
+#ifndef RT_PROTO_H
+#define RT_PROTO_H
+
+/*
+ * The JSON messages of PROTOCOL.md (json-c).  Pure: requests are parsed from
+ * bytes, replies are built as json-c objects for the caller to serialize
+ * (JSON_C_TO_STRING_PLAIN) and frame.
+ */
+#include <stddef.h>
+#include <sys/time.h>
+
+#include <json-c/json.h>
+
+#include "realtimed.h"
+
+struct auth_user;
+struct evbuffer;
+
+enum proto_type {
+	PROTO_INVALID = 0,	/* see pr_error */
+	PROTO_SUBSCRIBE,
+	PROTO_UNSUBSCRIBE,
+	PROTO_PING,
+	PROTO_LIST_CHANNELS,
+	PROTO_STATS,
+};
+
+struct proto_request {
+	enum proto_type	 pr_type;
+	/* for subscribe/unsubscribe: the channel (validated for length and
+	 * characters only; the policy is channel.c's) */
+	char		 pr_channel[RT_CHANNEL_MAX + 1];
+	size_t		 pr_channel_len;
+	/* PROTO_INVALID: what to answer, and which request it answers
+	 * ("" when the type itself could not be read) */
+	const char	*pr_error;
+	char		 pr_request[32];
+	int		 pr_has_channel;	/* pr_channel names the bad one */
+};
+
+/*
+ * Parse one client text message.  Always fills req: PROTO_INVALID with
+ * pr_error = "Invalid JSON", "Message must be a JSON object",
+ * "Missing or invalid type", "Unknown message type",
+ * "Missing or invalid channel" (missing, not a string, or not a valid
+ * channel name) as the case may be.
+ */
+void	proto_parse(const char *buf, size_t len, struct proto_request *req);
+
+/* ISO 8601 UTC with milliseconds of tv (NULL = now) into out. */
+void	proto_timestamp(char *out, size_t outlen, const struct timeval *tv);
+
+/*
+ * Reply builders; each returns a new object with "type" first and
+ * "timestamp" last.  tv NULL = now.
+ */
+struct json_object *proto_connected(const char *conn_id, const struct auth_user *user,
+	    const struct timeval *tv);
+struct json_object *proto_subscribed(const char *type, const char *channel,
+	    const struct timeval *tv);		/* type "subscribed"/"unsubscribed" */
+struct json_object *proto_pong(const struct timeval *tv);
+/* subscribed: array of channel names, reference taken */
+struct json_object *proto_channels(const struct auth_user *user,
+	    struct json_object *subscribed, const struct timeval *tv);
+
+struct proto_stats {
+	long	ps_total;
+	long	ps_authenticated;
+	long	ps_anonymous;
+	long	ps_subscriptions;
+};
+/* by_channel: object channel -> count, reference taken */
+struct json_object *proto_stats(const struct proto_stats *st,
+	    struct json_object *by_channel, const struct timeval *tv);
+/* request and channel may be NULL */
+struct json_object *proto_error(const char *message, const char *request,
+	    const char *channel, const struct timeval *tv);
+
+/*
+ * The event message for a Redis payload, as text appended to out:
+ * {"type":"event","channel":"<c>","data":<payload>,"timestamp":"<ts>"}
+ * The payload's bytes go in as they are when they are one valid JSON value
+ * (surrounding whitespace allowed); otherwise they go in as a JSON string
+ * (escaped; invalid UTF-8 bytes replaced by U+FFFD).  Returns 0, or -1 on
+ * allocation failure.
+ */
+int	proto_event(struct evbuffer *out, const char *channel, size_t chlen,
+	    const char *payload, size_t plen, const struct timeval *tv);
+
+/* 1 if buf holds exactly one valid JSON value (RFC 8259). */
+int	proto_json_valid(const char *buf, size_t len);
+
+#endif

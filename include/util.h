@@ -1,0 +1,17 @@
+#ifndef RT_UTIL_H
+#define RT_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/time.h>
+
+/* "2025-11-25T12:00:00.000Z" into out (RT_TIMESTAMP_LEN + 1 bytes). */
+void	util_timestamp(char *out, size_t outlen, const struct timeval *tv);
+/* Random (CSPRNG) UUID v4 into out (RT_UUID_LEN + 1 bytes). 0 ok, -1 error. */
+int	util_uuid4(char *out, size_t outlen);
+/* Monotonic clock in milliseconds. */
+uint64_t util_now_ms(void);
+/* Case-insensitive compare of a counted string with a C string. */
+int	util_strncaseeq(const char *a, size_t alen, const char *b);
+
+#endif

@@ -1,0 +1,528 @@
+/*
+ * Configuration: one table of keys (redis' config.c way).  The parser, the
+ * environment overrides, `realtimed -t` and the documentation test all read
+ * the same table.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "log.h"
+
+enum conf_type { CT_STR, CT_INT, CT_SIZE, CT_DURATION, CT_BOOL, CT_LIST, CT_LOGLEVEL };
+
+#define F_RELOAD	0x01	/* a reload may change it live */
+#define F_SECRET	0x02	/* never printed */
+
+struct conf_key {
+	const char	*k_name;
+	enum conf_type	 k_type;
+	size_t		 k_off;
+	const char	*k_default;
+	int64_t		 k_min;
+	int64_t		 k_max;
+	int		 k_flags;
+};
+
+#define OFF(m)	offsetof(struct rt_config, m)
+#define GB	(1024LL * 1024 * 1024)
+#define DAY	(86400LL * 1000)
+
+static const struct conf_key conf_keys[] = {
+	{ "listen", CT_STR, OFF(c_listen), "0.0.0.0:8888", 0, 0, 0 },
+	{ "workers", CT_INT, OFF(c_workers), "0", 0, 1024, 0 },
+	{ "ws_path", CT_STR, OFF(c_ws_path), "/ws", 0, 0, 0 },
+	{ "echo_path", CT_STR, OFF(c_echo_path), "", 0, 0, 0 },
+	{ "max_message_size", CT_SIZE, OFF(c_max_message_size), "1m", 126, GB, F_RELOAD },
+	{ "max_header_size", CT_SIZE, OFF(c_max_header_size), "8k", 512, 1024 * 1024, F_RELOAD },
+	{ "max_output_buffer", CT_SIZE, OFF(c_max_output_buffer), "4m", 4096, 4 * GB, F_RELOAD },
+	{ "max_connections", CT_INT, OFF(c_max_connections), "100000", 1, 10000000, 0 },
+	{ "max_channels", CT_INT, OFF(c_max_channels), "65536", 16, 10000000, 0 },
+	{ "max_subscriptions", CT_INT, OFF(c_max_subscriptions), "100", 1, 100000, F_RELOAD },
+	{ "handshake_timeout", CT_DURATION, OFF(c_handshake_timeout), "10s", 100, DAY, F_RELOAD },
+	{ "close_timeout", CT_DURATION, OFF(c_close_timeout), "2s", 100, DAY, F_RELOAD },
+	{ "max_client_messages_per_sec", CT_INT, OFF(c_max_client_messages_per_sec), "50", 1, 1000000, F_RELOAD },
+	{ "client_messages_burst", CT_INT, OFF(c_client_messages_burst), "100", 1, 1000000, F_RELOAD },
+	{ "heartbeat_interval", CT_DURATION, OFF(c_heartbeat_interval), "30s", 100, DAY, F_RELOAD },
+	{ "heartbeat_timeout", CT_DURATION, OFF(c_heartbeat_timeout), "0", 0, DAY, F_RELOAD },
+	{ "jwt_algorithm", CT_STR, OFF(c_jwt_algorithm), "HS256", 0, 0, F_RELOAD },
+	{ "jwt_secret", CT_STR, OFF(c_jwt_secret), "", 0, 0, F_RELOAD | F_SECRET },
+	{ "jwt_public_key", CT_STR, OFF(c_jwt_public_key), "", 0, 0, F_RELOAD },
+	{ "jwt_leeway", CT_DURATION, OFF(c_jwt_leeway), "5s", 0, DAY, F_RELOAD },
+	{ "jwt_issuer", CT_STR, OFF(c_jwt_issuer), "", 0, 0, F_RELOAD },
+	{ "jwt_audience", CT_STR, OFF(c_jwt_audience), "", 0, 0, F_RELOAD },
+	{ "allow_anonymous", CT_BOOL, OFF(c_allow_anonymous), "yes", 0, 0, F_RELOAD },
+	{ "allowed_origins", CT_LIST, OFF(c_allowed_origins), "", 0, 0, F_RELOAD },
+	{ "redis_url", CT_STR, OFF(c_redis_url), "redis://127.0.0.1:6379", 0, 0, 0 },
+	{ "log_level", CT_LOGLEVEL, OFF(c_log_level), "info", 0, 0, F_RELOAD },
+};
+#define NKEYS	((int)(sizeof(conf_keys) / sizeof(conf_keys[0])))
+
+int
+config_key_count(void)
+{
+	return NKEYS;
+}
+
+const char *
+config_key_name(int i)
+{
+	return (i >= 0 && i < NKEYS) ? conf_keys[i].k_name : NULL;
+}
+
+static const struct conf_key *
+config_find(const char *name)
+{
+	int	 i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (strcmp(conf_keys[i].k_name, name) == 0)
+			return &conf_keys[i];
+	return NULL;
+}
+
+/* A number with an optional unit suffix; units[] maps suffix -> factor. */
+static int
+config_parse_scaled(const char *s, int64_t *out, const char *const *sfx,
+    const int64_t *mul, int64_t plain)
+{
+	char		*end;
+	long long	 v;
+	int		 i;
+
+	if (*s == '\0' || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || v < 0)
+		return -1;
+	if (*end == '\0') {
+		if (v > INT64_MAX / plain)
+			return -1;
+		*out = v * plain;
+		return 0;
+	}
+	for (i = 0; sfx[i] != NULL; i++) {
+		if (strcasecmp(end, sfx[i]) == 0) {
+			if (v > INT64_MAX / mul[i])
+				return -1;
+			*out = v * mul[i];
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int
+config_parse_duration(const char *s, int64_t *ms)
+{
+	static const char *const sfx[] = { "ms", "s", "m", "h", "d", NULL };
+	static const int64_t mul[] = { 1, 1000, 60000, 3600000, 86400000 };
+
+	return config_parse_scaled(s, ms, sfx, mul, 1000);
+}
+
+int
+config_parse_size(const char *s, int64_t *bytes)
+{
+	static const char *const sfx[] = { "k", "kb", "m", "mb", "g", "gb", NULL };
+	static const int64_t mul[] = { 1024, 1024, 1024 * 1024, 1024 * 1024, GB, GB };
+
+	return config_parse_scaled(s, bytes, sfx, mul, 1);
+}
+
+int
+config_parse_bool(const char *s, int *b)
+{
+	if (!strcasecmp(s, "yes") || !strcasecmp(s, "on") || !strcasecmp(s, "true") ||
+	    !strcmp(s, "1"))
+		*b = 1;
+	else if (!strcasecmp(s, "no") || !strcasecmp(s, "off") ||
+	    !strcasecmp(s, "false") || !strcmp(s, "0"))
+		*b = 0;
+	else
+		return -1;
+	return 0;
+}
+
+static void
+config_list_free(struct rt_strlist *l)
+{
+	int	 i;
+
+	for (i = 0; i < l->sl_count; i++)
+		free(l->sl_items[i]);
+	l->sl_count = 0;
+}
+
+static int
+config_list_set(struct rt_strlist *l, const char *v, char *err, size_t errlen)
+{
+	char	*copy, *p, *tok, *save = NULL;
+
+	config_list_free(l);
+	if ((copy = strdup(v)) == NULL)
+		fatal("strdup");
+	for (p = copy; (tok = strtok_r(p, " \t,", &save)) != NULL; p = NULL) {
+		if (l->sl_count == CONF_LIST_MAX) {
+			snprintf(err, errlen, "more than %d values", CONF_LIST_MAX);
+			free(copy);
+			return -1;
+		}
+		if ((l->sl_items[l->sl_count++] = strdup(tok)) == NULL)
+			fatal("strdup");
+	}
+	free(copy);
+	return 0;
+}
+
+/* Set one key from its text value; err gets the reason on failure. */
+static int
+config_set(struct rt_config *conf, const struct conf_key *k, const char *v,
+    char *err, size_t errlen)
+{
+	void	*field = (char *)conf + k->k_off;
+	int64_t	 n = 0;
+	int	 b;
+	char	*end;
+	long long ll;
+
+	switch (k->k_type) {
+	case CT_STR:
+		if (strlen(v) > CONF_STR_MAX) {
+			snprintf(err, errlen, "value too long");
+			return -1;
+		}
+		free(*(char **)field);
+		if ((*(char **)field = strdup(v)) == NULL)
+			fatal("strdup");
+		return 0;
+	case CT_INT:
+		errno = 0;
+		ll = strtoll(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || errno != 0) {
+			snprintf(err, errlen, "'%s' is not a number", v);
+			return -1;
+		}
+		n = ll;
+		break;
+	case CT_SIZE:
+		if (config_parse_size(v, &n) == -1) {
+			snprintf(err, errlen, "'%s' is not a size (e.g. 512, 64k, 1m)", v);
+			return -1;
+		}
+		break;
+	case CT_DURATION:
+		if (config_parse_duration(v, &n) == -1) {
+			snprintf(err, errlen, "'%s' is not a duration (e.g. 500ms, 30s, 5m)", v);
+			return -1;
+		}
+		break;
+	case CT_BOOL:
+		if (config_parse_bool(v, &b) == -1) {
+			snprintf(err, errlen, "'%s' is not yes or no", v);
+			return -1;
+		}
+		*(int *)field = b;
+		return 0;
+	case CT_LIST:
+		return config_list_set(field, v, err, errlen);
+	case CT_LOGLEVEL:
+		if ((b = log_level_parse(v)) == -1) {
+			snprintf(err, errlen, "'%s' is not one of debug, info, warning, error", v);
+			return -1;
+		}
+		*(int *)field = b;
+		return 0;
+	}
+	if (n < k->k_min || n > k->k_max) {
+		snprintf(err, errlen, "'%s' is out of range (%lld to %lld%s)", v,
+		    (long long)k->k_min, (long long)k->k_max,
+		    k->k_type == CT_DURATION ? " ms" : k->k_type == CT_SIZE ? " bytes" : "");
+		return -1;
+	}
+	if (k->k_type == CT_INT)
+		*(int *)field = (int)n;
+	else
+		*(int64_t *)field = n;
+	return 0;
+}
+
+void
+config_defaults(struct rt_config *conf)
+{
+	char	 err[256];
+	int	 i;
+
+	memset(conf, 0, sizeof(*conf));
+	for (i = 0; i < NKEYS; i++)
+		if (config_set(conf, &conf_keys[i], conf_keys[i].k_default,
+		    err, sizeof(err)) == -1)
+			fatalx("bad default for %s: %s", conf_keys[i].k_name, err);
+}
+
+void
+config_free(struct rt_config *conf)
+{
+	int	 i;
+
+	for (i = 0; i < NKEYS; i++) {
+		void *field = (char *)conf + conf_keys[i].k_off;
+
+		if (conf_keys[i].k_type == CT_STR)
+			free(*(char **)field);
+		else if (conf_keys[i].k_type == CT_LIST)
+			config_list_free(field);
+	}
+	free(conf->c_file);
+	memset(conf, 0, sizeof(*conf));
+}
+
+/* Split a line into key and value in place; returns 0 for blank/comment. */
+static int
+config_split(char *line, char **key, char **val)
+{
+	char	*p, *e;
+
+	for (p = line; *p == ' ' || *p == '\t'; p++)
+		;
+	if (*p == '\0' || *p == '#')
+		return 0;
+	*key = p;
+	while (*p != '\0' && *p != ' ' && *p != '\t')
+		p++;
+	if (*p != '\0')
+		*p++ = '\0';
+	while (*p == ' ' || *p == '\t')
+		p++;
+	e = p + strlen(p);
+	while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		*--e = '\0';
+	/* "value" in double quotes keeps inner spaces and '#' */
+	if (e - p >= 2 && *p == '"' && e[-1] == '"') {
+		e[-1] = '\0';
+		p++;
+	}
+	*val = p;
+	return 1;
+}
+
+static int
+config_line(struct rt_config *conf, char *line, const char *name, int lineno,
+    char *err, size_t errlen)
+{
+	const struct conf_key	*k;
+	char			*key, *val, why[512];
+
+	if (!config_split(line, &key, &val))
+		return 0;
+	if ((k = config_find(key)) == NULL) {
+		snprintf(err, errlen, "%s:%d: unknown key '%.64s'", name, lineno, key);
+		return -1;
+	}
+	if (*val == '\0' && k->k_type != CT_STR && k->k_type != CT_LIST) {
+		snprintf(err, errlen, "%s:%d: %s: missing value", name, lineno, key);
+		return -1;
+	}
+	if (config_set(conf, k, val, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s:%d: %s: %s", name, lineno, key, why);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+config_parse_text(struct rt_config *conf, const char *name, const char *text,
+    size_t len, char *err, size_t errlen)
+{
+	char		 line[CONF_STR_MAX + 256];
+	size_t		 pos = 0, n;
+	const char	*nl;
+	int		 lineno = 0;
+
+	while (pos < len) {
+		lineno++;
+		nl = memchr(text + pos, '\n', len - pos);
+		n = (nl != NULL ? (size_t)(nl - text) : len) - pos;
+		if (n >= sizeof(line)) {
+			snprintf(err, errlen, "%s:%d: line too long", name, lineno);
+			return -1;
+		}
+		if (memchr(text + pos, '\0', n) != NULL) {
+			snprintf(err, errlen, "%s:%d: NUL byte in line", name, lineno);
+			return -1;
+		}
+		memcpy(line, text + pos, n);
+		line[n] = '\0';
+		if (config_line(conf, line, name, lineno, err, errlen) == -1)
+			return -1;
+		pos += n + 1;
+	}
+	return 0;
+}
+
+int
+config_apply_env(struct rt_config *conf, char *err, size_t errlen)
+{
+	char		 envname[128], why[512];
+	const char	*v;
+	int		 i, j;
+
+	for (i = 0; i < NKEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+
+		snprintf(envname, sizeof(envname), "REALTIMED_%s", k->k_name);
+		for (j = 10; envname[j] != '\0'; j++)
+			envname[j] = toupper((unsigned char)envname[j]);
+		if ((v = getenv(envname)) == NULL)
+			continue;
+		if (config_set(conf, k, v, why, sizeof(why)) == -1) {
+			snprintf(err, errlen, "environment %s: %s", envname, why);
+			return -1;
+		}
+	}
+	/* the names the product sheet's .env file uses win over everything */
+	if ((v = getenv("JWT_SECRET")) != NULL && *v != '\0')
+		config_set(conf, config_find("jwt_secret"), v, why, sizeof(why));
+	if ((v = getenv("REDIS_URL")) != NULL && *v != '\0')
+		config_set(conf, config_find("redis_url"), v, why, sizeof(why));
+	return 0;
+}
+
+int
+config_validate(struct rt_config *conf, char *err, size_t errlen)
+{
+	const char	*alg = conf->c_jwt_algorithm;
+
+	if (conf->c_heartbeat_timeout == 0)
+		conf->c_heartbeat_timeout = 2 * conf->c_heartbeat_interval;
+	if (conf->c_heartbeat_timeout < conf->c_heartbeat_interval) {
+		snprintf(err, errlen, "%s: heartbeat_timeout must not be shorter than heartbeat_interval",
+		    conf->c_file ? conf->c_file : "config");
+		return -1;
+	}
+	if (conf->c_ws_path[0] != '/' ||
+	    (conf->c_echo_path[0] != '\0' && conf->c_echo_path[0] != '/')) {
+		snprintf(err, errlen, "%s: ws_path and echo_path must start with '/'",
+		    conf->c_file ? conf->c_file : "config");
+		return -1;
+	}
+	if (strncasecmp(alg, "HS", 2) != 0 && strncasecmp(alg, "RS", 2) != 0 &&
+	    strncasecmp(alg, "ES", 2) != 0) {
+		snprintf(err, errlen, "%s: jwt_algorithm '%s' is not one of HS256, HS384, HS512, RS256, ES256",
+		    conf->c_file ? conf->c_file : "config", alg);
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_parse_string(struct rt_config *conf, const char *name, const char *text,
+    size_t len, char *err, size_t errlen)
+{
+	config_defaults(conf);
+	if ((conf->c_file = strdup(name)) == NULL)
+		fatal("strdup");
+	if (config_parse_text(conf, name, text, len, err, errlen) == -1)
+		return -1;
+	return 0;
+}
+
+int
+config_load(struct rt_config *conf, const char *path, char *err, size_t errlen)
+{
+	FILE	*fp;
+	char	*buf = NULL;
+	size_t	 len = 0, cap = 0, n;
+	int	 rv;
+
+	if (path == NULL) {
+		config_defaults(conf);
+		if (config_apply_env(conf, err, errlen) == -1)
+			return -1;
+		return config_validate(conf, err, errlen);
+	}
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		config_defaults(conf);
+		return -1;
+	}
+	for (;;) {
+		if (len + 4096 > cap) {
+			if (cap >= 16 * 1024 * 1024) {
+				snprintf(err, errlen, "%s: file too large", path);
+				fclose(fp);
+				free(buf);
+				config_defaults(conf);
+				return -1;
+			}
+			cap = cap ? cap * 2 : 8192;
+			if ((buf = realloc(buf, cap)) == NULL)
+				fatal("realloc");
+		}
+		if ((n = fread(buf + len, 1, cap - len, fp)) == 0)
+			break;
+		len += n;
+	}
+	fclose(fp);
+	rv = config_parse_string(conf, path, buf ? buf : "", len, err, errlen);
+	free(buf);
+	if (rv == 0)
+		rv = config_apply_env(conf, err, errlen);
+	if (rv == 0)
+		rv = config_validate(conf, err, errlen);
+	return rv;
+}
+
+void
+config_dump(const struct rt_config *conf, void (*emit)(const char *, void *), void *arg)
+{
+	char		 line[CONF_STR_MAX + 256];
+	int		 i, j, n;
+
+	for (i = 0; i < NKEYS; i++) {
+		const struct conf_key	*k = &conf_keys[i];
+		const void		*field = (const char *)conf + k->k_off;
+
+		n = snprintf(line, sizeof(line), "%s ", k->k_name);
+		switch (k->k_type) {
+		case CT_STR:
+			snprintf(line + n, sizeof(line) - n, "%s",
+			    (k->k_flags & F_SECRET) && **(char *const *)field ? "(set)" :
+			    *(char *const *)field);
+			break;
+		case CT_INT:
+			snprintf(line + n, sizeof(line) - n, "%d", *(const int *)field);
+			break;
+		case CT_SIZE:
+		case CT_DURATION:
+			snprintf(line + n, sizeof(line) - n, "%lld%s",
+			    (long long)*(const int64_t *)field,
+			    k->k_type == CT_DURATION ? "ms" : "");
+			break;
+		case CT_BOOL:
+			snprintf(line + n, sizeof(line) - n, "%s",
+			    *(const int *)field ? "yes" : "no");
+			break;
+		case CT_LIST: {
+			const struct rt_strlist *l = field;
+
+			for (j = 0; j < l->sl_count && (size_t)n < sizeof(line); j++)
+				n += snprintf(line + n, sizeof(line) - n, "%s%s",
+				    j ? " " : "", l->sl_items[j]);
+			break;
+		}
+		case CT_LOGLEVEL:
+			snprintf(line + n, sizeof(line) - n, "%s",
+			    log_level_name(*(const int *)field));
+			break;
+		}
+		emit(line, arg);
+	}
+}

@@ -1,0 +1,593 @@
+/*
+ * HTTP/1.1 request heads (RFC 7230 3.1-3.3) and the server side of the
+ * WebSocket opening handshake (RFC 6455 4.2.1).
+ *
+ * Nothing here allocates or does I/O: the parser only looks at the bytes
+ * the caller already has, and every name and value it returns points into
+ * them.  It is stricter than RFC 7230 requires wherever a lenient reading
+ * could let two parsers disagree about where a header starts or ends
+ * (bare CR, obs-fold, whitespace before the colon, repeated singletons).
+ */
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "http.h"
+#include "util.h"
+
+/* A next_item state keeps the header index in its low bits. */
+#define HTTP_ITEM_SHIFT	7
+#define HTTP_ITEM_MASK	((size_t)(1 << HTTP_ITEM_SHIFT) - 1)
+
+_Static_assert(HTTP_MAX_HEADERS < (1 << HTTP_ITEM_SHIFT),
+    "header index must fit the next_item state");
+
+/* Headers whose repetition would let two readers pick different values. */
+static const char *const http_singletons[] = {
+	"Host", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Upgrade",
+	"Authorization", "Origin", "Content-Length",
+};
+
+static int	http_is_tchar(unsigned char);
+static int	http_is_ows(char);
+static int	http_hexval(char);
+static size_t	http_head_end(const char *, size_t);
+static size_t	http_next_line(const char *, size_t, size_t, const char **,
+		    size_t *);
+static int	http_parse_reqline(struct http_request *, const char *, size_t);
+static void	http_set_target(struct http_request *, const char *, size_t);
+static int	http_parse_version(struct http_request *, const char *, size_t);
+static int	http_parse_field(struct http_request *, const char *, size_t);
+static int	http_check_fields(const struct http_request *);
+static int	http_header_count(const struct http_request *, const char *);
+static size_t	http_item(const char *, size_t, size_t, const char **,
+		    size_t *);
+static long	http_pct_decode(const char *, size_t, char *, size_t);
+static int	http_key_valid(const char *, size_t);
+static int	http_put(char *, size_t, size_t *, const char *, size_t);
+static int	http_puts(char *, size_t, size_t *, const char *);
+
+/* RFC 7230 3.2.6 tchar */
+static int
+http_is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9'))
+		return 1;
+	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int
+http_is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static int
+http_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Offset just past the empty line that ends the head, or 0 if there is
+ * none yet.  Only LF ends a line (bare LF is accepted, as nginx does); a CR
+ * anywhere but right before that LF is left in the line for the field
+ * checks to reject, so a bare CR can never act as a line break.  An empty
+ * first line ends the head too and then fails as a request line.
+ */
+static size_t
+http_head_end(const char *buf, size_t len)
+{
+	const char	*lf;
+	size_t		 start = 0, n;
+
+	while (start < len &&
+	    (lf = memchr(buf + start, '\n', len - start)) != NULL) {
+		n = (size_t)(lf - (buf + start));
+		if (n == 0 || (n == 1 && buf[start] == '\r'))
+			return start + n + 1;
+		start += n + 1;
+	}
+	return 0;
+}
+
+/* Line at pos (which ends before end) without its LF or CRLF. */
+static size_t
+http_next_line(const char *buf, size_t pos, size_t end, const char **line,
+    size_t *n)
+{
+	const char	*lf;
+
+	lf = memchr(buf + pos, '\n', end - pos);
+	*line = buf + pos;
+	*n = (size_t)(lf - *line);
+	if (*n > 0 && (*line)[*n - 1] == '\r')
+		(*n)--;
+	return (size_t)(lf - buf) + 1;
+}
+
+int
+http_parse_request(const char *buf, size_t len, size_t max_size,
+    struct http_request *req, size_t *consumed)
+{
+	const char	*line;
+	size_t		 end, pos, n;
+	int		 rv;
+
+	memset(req, 0, sizeof(*req));
+	*consumed = 0;
+	end = http_head_end(buf, len < max_size ? len : max_size);
+	if (end == 0)
+		return len >= max_size ? HTTP_PARSE_TOO_LARGE :
+		    HTTP_PARSE_INCOMPLETE;
+
+	pos = http_next_line(buf, 0, end, &line, &n);
+	if ((rv = http_parse_reqline(req, line, n)) != HTTP_PARSE_DONE)
+		return rv;
+	while (pos < end) {
+		pos = http_next_line(buf, pos, end, &line, &n);
+		if (n == 0)
+			break;
+		if ((rv = http_parse_field(req, line, n)) != HTTP_PARSE_DONE)
+			return rv;
+	}
+	if ((rv = http_check_fields(req)) != HTTP_PARSE_DONE)
+		return rv;
+	*consumed = end;
+	return HTTP_PARSE_DONE;
+}
+
+/*
+ * method SP request-target SP HTTP-version, single spaces only.  Only
+ * origin-form targets: we serve no proxy (absolute-form), CONNECT
+ * (authority-form) or OPTIONS * (asterisk-form).
+ */
+static int
+http_parse_reqline(struct http_request *req, const char *p, size_t n)
+{
+	size_t	 i, start;
+
+	for (i = 0; i < n && http_is_tchar((unsigned char)p[i]); i++)
+		;
+	if (i == 0 || i == n || p[i] != ' ')
+		return HTTP_PARSE_BAD;
+	req->r_method = p;
+	req->r_method_len = i;
+
+	start = ++i;
+	while (i < n && (unsigned char)p[i] > 0x20 && (unsigned char)p[i] < 0x7f)
+		i++;
+	if (i == start || i == n || p[i] != ' ' || p[start] != '/')
+		return HTTP_PARSE_BAD;
+	http_set_target(req, p + start, i - start);
+	return http_parse_version(req, p + i + 1, n - i - 1);
+}
+
+static void
+http_set_target(struct http_request *req, const char *t, size_t n)
+{
+	const char	*q;
+
+	req->r_target = t;
+	req->r_target_len = n;
+	req->r_path = t;
+	if ((q = memchr(t, '?', n)) == NULL) {
+		req->r_path_len = n;
+		return;
+	}
+	req->r_path_len = (size_t)(q - t);
+	req->r_query = q + 1;
+	req->r_query_len = n - req->r_path_len - 1;
+}
+
+/*
+ * "HTTP/" 1*DIGIT [ "." 1*DIGIT ] is a version; anything else is garbage
+ * (400).  A version other than HTTP/1.x gets 505 so the client learns why.
+ */
+static int
+http_parse_version(struct http_request *req, const char *p, size_t n)
+{
+	size_t	 i, dot = 0;
+
+	if (n < 6 || memcmp(p, "HTTP/", 5) != 0)
+		return HTTP_PARSE_BAD;
+	for (i = 5; i < n; i++) {
+		if (p[i] == '.' && dot == 0 && i > 5 && i + 1 < n)
+			dot = i;
+		else if (p[i] < '0' || p[i] > '9')
+			return HTTP_PARSE_BAD;
+	}
+	if (n != 8 || dot != 6 || p[5] != '1')
+		return HTTP_PARSE_VERSION;
+	req->r_minor = p[7] - '0';
+	return HTTP_PARSE_DONE;
+}
+
+/*
+ * name ":" OWS value OWS.  A leading SP/HTAB (obs-fold) or whitespace
+ * before the colon fails the token scan: RFC 7230 3.2.4 lets a server
+ * reject both, and both have been used for request smuggling.
+ */
+static int
+http_parse_field(struct http_request *req, const char *p, size_t n)
+{
+	struct http_header	*h;
+	unsigned char		 c;
+	size_t			 i, name_len, vs, ve;
+
+	for (i = 0; i < n && http_is_tchar((unsigned char)p[i]); i++)
+		;
+	if (i == 0 || i == n || p[i] != ':')
+		return HTTP_PARSE_BAD;
+	name_len = i;
+	for (vs = i + 1; vs < n && http_is_ows(p[vs]); vs++)
+		;
+	for (ve = n; ve > vs && http_is_ows(p[ve - 1]); ve--)
+		;
+	for (i = vs; i < ve; i++) {
+		c = (unsigned char)p[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return HTTP_PARSE_BAD;
+	}
+	if (req->r_nheaders >= HTTP_MAX_HEADERS)
+		return HTTP_PARSE_TOO_LARGE;
+	h = &req->r_headers[req->r_nheaders++];
+	h->h_name = p;
+	h->h_name_len = name_len;
+	h->h_value = p + vs;
+	h->h_value_len = ve - vs;
+	return HTTP_PARSE_DONE;
+}
+
+/* Whole-head rules, once every field is known. */
+static int
+http_check_fields(const struct http_request *req)
+{
+	const struct http_header	*h;
+	size_t				 i;
+
+	for (i = 0; i < sizeof(http_singletons) / sizeof(*http_singletons);
+	    i++)
+		if (http_header_count(req, http_singletons[i]) > 1)
+			return HTTP_PARSE_BAD;
+	if (req->r_minor >= 1 && http_header_get(req, "Host") == NULL)
+		return HTTP_PARSE_BAD;
+	/* No endpoint takes a body, and not reading one must stay safe. */
+	if (http_header_get(req, "Transfer-Encoding") != NULL)
+		return HTTP_PARSE_BAD;
+	if ((h = http_header_get(req, "Content-Length")) != NULL) {
+		if (h->h_value_len == 0)
+			return HTTP_PARSE_BAD;
+		for (i = 0; i < h->h_value_len; i++)
+			if (h->h_value[i] != '0')
+				return HTTP_PARSE_BAD;
+	}
+	return HTTP_PARSE_DONE;
+}
+
+static int
+http_header_count(const struct http_request *req, const char *name)
+{
+	int	 i, n = 0;
+
+	for (i = 0; i < req->r_nheaders; i++)
+		if (util_strncaseeq(req->r_headers[i].h_name,
+		    req->r_headers[i].h_name_len, name))
+			n++;
+	return n;
+}
+
+const struct http_header *
+http_header_get(const struct http_request *req, const char *name)
+{
+	int	 i;
+
+	for (i = 0; i < req->r_nheaders; i++)
+		if (util_strncaseeq(req->r_headers[i].h_name,
+		    req->r_headers[i].h_name_len, name))
+			return &req->r_headers[i];
+	return NULL;
+}
+
+/*
+ * The list item of v starting at off: OWS-trimmed, up to a comma outside
+ * a quoted-string (extension parameters may quote commas).  Returns the
+ * offset after the item's comma, or n.
+ */
+static size_t
+http_item(const char *v, size_t n, size_t off, const char **item,
+    size_t *len)
+{
+	size_t	 end;
+	int	 quoted = 0;
+
+	while (off < n && http_is_ows(v[off]))
+		off++;
+	for (end = off; end < n; end++) {
+		if (quoted && v[end] == '\\' && end + 1 < n)
+			end++;
+		else if (v[end] == '"')
+			quoted = !quoted;
+		else if (v[end] == ',' && !quoted)
+			break;
+	}
+	*item = v + off;
+	*len = end - off;
+	while (*len > 0 && http_is_ows((*item)[*len - 1]))
+		(*len)--;
+	return end < n ? end + 1 : n;
+}
+
+int
+http_header_next_item(const struct http_request *req, const char *name,
+    size_t *state, const char **item, size_t *len)
+{
+	const struct http_header	*h;
+	size_t				 idx, off;
+
+	idx = *state & HTTP_ITEM_MASK;
+	off = *state >> HTTP_ITEM_SHIFT;
+	for (; req->r_nheaders > 0 && idx < (size_t)req->r_nheaders;
+	    idx++, off = 0) {
+		h = &req->r_headers[idx];
+		if (!util_strncaseeq(h->h_name, h->h_name_len, name))
+			continue;
+		while (off < h->h_value_len) {
+			off = http_item(h->h_value, h->h_value_len, off, item,
+			    len);
+			if (*len == 0)
+				continue;
+			if (off > (SIZE_MAX >> HTTP_ITEM_SHIFT))
+				break;	/* cannot be resumed; no head is that big */
+			*state = (off << HTTP_ITEM_SHIFT) | idx;
+			return 1;
+		}
+	}
+	*state = idx;
+	*item = NULL;
+	*len = 0;
+	return 0;
+}
+
+int
+http_header_has_token(const struct http_request *req, const char *name,
+    const char *token)
+{
+	const char	*item;
+	size_t		 state = 0, len;
+
+	while (http_header_next_item(req, name, &state, &item, &len))
+		if (util_strncaseeq(item, len, token))
+			return 1;
+	return 0;
+}
+
+/*
+ * Names are compared as sent, undecoded: clients put "token" literally and
+ * a second spelling of the same name would only be a way to confuse us.
+ */
+long
+http_query_param(const struct http_request *req, const char *name,
+    char *out, size_t outlen)
+{
+	const char	*q, *end, *amp, *eq, *key_end;
+	size_t		 nlen = strlen(name);
+
+	if (req->r_query == NULL)
+		return -1;
+	q = req->r_query;
+	end = q + req->r_query_len;
+	for (;;) {
+		if ((amp = memchr(q, '&', (size_t)(end - q))) == NULL)
+			amp = end;
+		eq = memchr(q, '=', (size_t)(amp - q));
+		key_end = eq != NULL ? eq : amp;
+		if ((size_t)(key_end - q) == nlen && memcmp(q, name, nlen) == 0)
+			return eq == NULL ? http_pct_decode(amp, 0, out, outlen) :
+			    http_pct_decode(eq + 1, (size_t)(amp - eq - 1), out,
+			    outlen);
+		if (amp == end)
+			return -1;
+		q = amp + 1;
+	}
+}
+
+/*
+ * %XX and '+' decoding.  %00 is refused: callers use the value as a C
+ * string, and a NUL inside it would silently cut a token short.
+ */
+static long
+http_pct_decode(const char *s, size_t n, char *out, size_t outlen)
+{
+	size_t	 i, o = 0;
+	int	 hi, lo;
+	char	 c;
+
+	for (i = 0; i < n; i++) {
+		c = s[i];
+		if (c == '+')
+			c = ' ';
+		else if (c == '%') {
+			if (n - i < 3 || (hi = http_hexval(s[i + 1])) < 0 ||
+			    (lo = http_hexval(s[i + 2])) < 0 || (hi | lo) == 0)
+				goto bad;
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (o + 1 >= outlen || o >= LONG_MAX)
+			goto bad;
+		out[o++] = c;
+	}
+	if (outlen == 0)
+		return -2;
+	out[o] = '\0';
+	return (long)o;
+ bad:
+	if (outlen > 0)
+		out[0] = '\0';
+	return -2;
+}
+
+/*
+ * base64 of 16 bytes: 22 alphabet characters and "==".  The unused low
+ * bits of the last character are not checked, as Python's websockets and
+ * most decoders do not: the key is only hashed, never decoded.
+ */
+static int
+http_key_valid(const char *k, size_t n)
+{
+	size_t	 i;
+	char	 c;
+
+	if (n != 24 || k[22] != '=' || k[23] != '=')
+		return 0;
+	for (i = 0; i < 22; i++) {
+		c = k[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '+' || c == '/'))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Checked in this order so the status names the most basic problem first:
+ * method (405), HTTP/1.0 (400), Upgrade/Connection (426),
+ * Sec-WebSocket-Version (426), Sec-WebSocket-Key (400).
+ */
+int
+http_check_upgrade(const struct http_request *req, struct http_upgrade *up)
+{
+	const struct http_header	*h;
+
+	up->u_key = NULL;
+	up->u_key_len = 0;
+	/* Methods are case-sensitive (RFC 7231 4.1). */
+	if (req->r_method_len != 3 || memcmp(req->r_method, "GET", 3) != 0)
+		return 405;
+	if (req->r_minor < 1)
+		return 400;
+	if (!http_header_has_token(req, "Upgrade", "websocket") ||
+	    !http_header_has_token(req, "Connection", "Upgrade"))
+		return 426;
+	h = http_header_get(req, "Sec-WebSocket-Version");
+	if (h == NULL || h->h_value_len != 2 || memcmp(h->h_value, "13", 2) != 0)
+		return 426;
+	h = http_header_get(req, "Sec-WebSocket-Key");
+	if (h == NULL || !http_key_valid(h->h_value, h->h_value_len))
+		return 400;
+	up->u_key = h->h_value;
+	up->u_key_len = h->h_value_len;
+	return 0;
+}
+
+const char *
+http_reason(int status)
+{
+	switch (status) {
+	case 101:
+		return "Switching Protocols";
+	case 200:
+		return "OK";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 426:
+		return "Upgrade Required";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Unknown";
+	}
+}
+
+static int
+http_put(char *out, size_t outlen, size_t *off, const char *s, size_t n)
+{
+	if (n > outlen - *off)
+		return -1;
+	if (n > 0)
+		memcpy(out + *off, s, n);
+	*off += n;
+	return 0;
+}
+
+static int
+http_puts(char *out, size_t outlen, size_t *off, const char *s)
+{
+	return http_put(out, outlen, off, s, strlen(s));
+}
+
+/*
+ * A 1xx response has no body, and RFC 7230 3.3.2 forbids Content-Length
+ * on it; "Connection: close" would contradict the Upgrade of a 101.  Such
+ * responses carry only the caller's extra headers.
+ */
+int
+http_format_response(char *out, size_t outlen, int status,
+    const char *content_type, const char *extra_headers,
+    const char *body, size_t body_len)
+{
+	char	 num[96];
+	size_t	 off = 0;
+	int	 interim = status >= 100 && status < 200;
+
+	if (status < 100 || status > 999)
+		return -1;
+	if (outlen > INT_MAX)
+		outlen = INT_MAX;
+	if (body == NULL || interim)
+		body_len = 0;
+	(void)snprintf(num, sizeof(num), "HTTP/1.1 %d ", status);
+	if (http_puts(out, outlen, &off, num) == -1 ||
+	    http_puts(out, outlen, &off, http_reason(status)) == -1 ||
+	    http_puts(out, outlen, &off, "\r\n") == -1)
+		return -1;
+	if (!interim) {
+		if (content_type != NULL &&
+		    (http_puts(out, outlen, &off, "Content-Type: ") == -1 ||
+		    http_puts(out, outlen, &off, content_type) == -1 ||
+		    http_puts(out, outlen, &off, "\r\n") == -1))
+			return -1;
+		(void)snprintf(num, sizeof(num), "Content-Length: %zu\r\n"
+		    "Connection: close\r\n", body_len);
+		if (http_puts(out, outlen, &off, num) == -1)
+			return -1;
+	}
+	if (extra_headers != NULL &&
+	    http_puts(out, outlen, &off, extra_headers) == -1)
+		return -1;
+	if (http_put(out, outlen, &off, "\r\n", 2) == -1 ||
+	    http_put(out, outlen, &off, body, body_len) == -1)
+		return -1;
+	if (off < outlen)
+		out[off] = '\0';	/* a convenience, not counted */
+	return (int)off;
+}

@@ -1,0 +1,1166 @@
+/*
+ * Worker process: owns client connections on one event_base.  Accepts on the
+ * listening sockets, parses the HTTP upgrade, runs the RFC 6455 codec and the
+ * JSON protocol, and keeps the channel -> subscribers index.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/queue.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <json-c/json.h>
+
+#include "realtimed.h"
+#include "config.h"
+#include "log.h"
+#include "util.h"
+#include "wheel.h"
+#include "ws.h"
+#include "http.h"
+#include "auth.h"
+#include "channel.h"
+#include "proto.h"
+#include "worker.h"
+
+#define WORKER_TICK_MS		100
+#define WORKER_PEEK_IOV		16
+
+enum conn_state {
+	CS_HTTP,	/* reading the request head */
+	CS_OPEN,	/* WebSocket open */
+	CS_CLOSING,	/* close frame sent, waiting for the peer's */
+	CS_LINGER,	/* our last bytes flushing, then discard until EOF */
+};
+
+enum conn_route { ROUTE_PROTO, ROUTE_ECHO };
+
+struct rt_chan;
+
+struct rt_sub {
+	struct rt_conn	*s_conn;
+	struct rt_chan	*s_chan;
+	size_t		 s_idx;		/* position in s_chan->ch_subs */
+};
+
+struct rt_chan {
+	struct rt_chan	*ch_next;	/* hash chain */
+	uint32_t	 ch_hash;
+	struct rt_sub	**ch_subs;
+	size_t		 ch_nsubs;
+	size_t		 ch_cap;
+	char		 ch_name[];
+};
+
+struct rt_conn {
+	TAILQ_ENTRY(rt_conn)	 c_link;
+	struct wheel_entry	 c_timer;
+	struct rt_worker	*c_worker;
+	struct bufferevent	*c_bev;
+	struct evbuffer		*c_msg;		/* message being assembled */
+	struct auth_user	*c_user;	/* NULL: anonymous */
+	struct rt_sub		**c_subs;
+	int			 c_nsubs;
+	int			 c_subcap;
+	uint8_t			 c_state;
+	uint8_t			 c_route;
+	uint8_t			 c_close_rcvd;
+	uint8_t			 c_counted;	/* in the open-connection counters */
+	uint16_t		 c_msg_opcode;
+	uint64_t		 c_last_rx;	/* ms, monotonic */
+	uint64_t		 c_last_ping;
+	uint64_t		 c_deadline;	/* handshake / close deadline */
+	double			 c_tokens;	/* rate limit bucket */
+	uint64_t		 c_tokens_at;
+	struct ws_decoder	 c_dec;
+	char			 c_id[RT_UUID_LEN + 1];
+	char			 c_peer[INET6_ADDRSTRLEN + 8];
+};
+TAILQ_HEAD(conn_list, rt_conn);
+
+struct rt_worker {
+	struct rt_config	*w_conf;
+	int			 w_id;
+	struct event_base	*w_base;
+	struct evconnlistener	*w_listeners[8];
+	int			 w_nlisteners;
+	struct event		*w_tick;
+	struct event		*w_sigterm;
+	struct event		*w_sigint;
+	struct wheel		 w_wheel;
+	struct conn_list	 w_conns;
+	struct auth_ctx		*w_auth;
+	struct rt_chan		**w_chans;	/* hash buckets */
+	size_t			 w_nbuckets;
+	int			 w_stopping;
+	uint64_t		 w_stop_deadline;
+	struct worker_counters	 w_cnt;
+};
+
+static void	conn_read_cb(struct bufferevent *, void *);
+static void	conn_write_cb(struct bufferevent *, void *);
+static void	conn_event_cb(struct bufferevent *, short, void *);
+static void	conn_schedule(struct rt_conn *);
+static void	conn_unsubscribe_all(struct rt_conn *);
+
+/* ---- channel index --------------------------------------------------- */
+
+static uint32_t
+worker_hash(const char *s, size_t len)
+{
+	uint32_t	 h = 2166136261u;	/* FNV-1a */
+	size_t		 i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (uint8_t)s[i]) * 16777619u;
+	return h;
+}
+
+static struct rt_chan *
+worker_chan_find(struct rt_worker *w, const char *name, size_t len, uint32_t h)
+{
+	struct rt_chan	*ch;
+
+	for (ch = w->w_chans[h & (w->w_nbuckets - 1)]; ch != NULL; ch = ch->ch_next)
+		if (ch->ch_hash == h && strncmp(ch->ch_name, name, len) == 0 &&
+		    ch->ch_name[len] == '\0')
+			return ch;
+	return NULL;
+}
+
+static void
+worker_chan_grow(struct rt_worker *w)
+{
+	struct rt_chan	**nb, *ch, *next;
+	size_t		 n = w->w_nbuckets * 2, i;
+
+	if ((nb = calloc(n, sizeof(*nb))) == NULL)
+		return;		/* longer chains, still correct */
+	for (i = 0; i < w->w_nbuckets; i++)
+		for (ch = w->w_chans[i]; ch != NULL; ch = next) {
+			next = ch->ch_next;
+			ch->ch_next = nb[ch->ch_hash & (n - 1)];
+			nb[ch->ch_hash & (n - 1)] = ch;
+		}
+	free(w->w_chans);
+	w->w_chans = nb;
+	w->w_nbuckets = n;
+}
+
+static struct rt_chan *
+worker_chan_get(struct rt_worker *w, const char *name, size_t len)
+{
+	uint32_t	 h = worker_hash(name, len);
+	struct rt_chan	*ch;
+
+	if ((ch = worker_chan_find(w, name, len, h)) != NULL)
+		return ch;
+	if (w->w_cnt.wc_channels >= w->w_conf->c_max_channels)
+		return NULL;
+	if ((ch = calloc(1, sizeof(*ch) + len + 1)) == NULL)
+		return NULL;
+	memcpy(ch->ch_name, name, len);
+	ch->ch_hash = h;
+	ch->ch_next = w->w_chans[h & (w->w_nbuckets - 1)];
+	w->w_chans[h & (w->w_nbuckets - 1)] = ch;
+	if ((size_t)++w->w_cnt.wc_channels > w->w_nbuckets)
+		worker_chan_grow(w);
+	return ch;
+}
+
+static void
+worker_chan_release(struct rt_worker *w, struct rt_chan *ch)
+{
+	struct rt_chan	**pp;
+
+	if (ch->ch_nsubs > 0)
+		return;
+	for (pp = &w->w_chans[ch->ch_hash & (w->w_nbuckets - 1)]; *pp != ch;
+	    pp = &(*pp)->ch_next)
+		;
+	*pp = ch->ch_next;
+	free(ch->ch_subs);
+	free(ch);
+	w->w_cnt.wc_channels--;
+}
+
+/* ---- sending ----------------------------------------------------------- */
+
+static void
+conn_send_frame(struct rt_conn *c, int opcode, const void *data, size_t len)
+{
+	uint8_t		 hdr[WS_HEADER_MAX];
+	size_t		 hlen;
+	struct evbuffer	*out = bufferevent_get_output(c->c_bev);
+
+	hlen = ws_frame_header(hdr, opcode, 1, len);
+	evbuffer_add(out, hdr, hlen);
+	if (len > 0)
+		evbuffer_add(out, data, len);
+}
+
+static void
+conn_send_json(struct rt_conn *c, struct json_object *obj)
+{
+	const char	*s;
+	size_t		 len;
+
+	if (obj == NULL)
+		return;
+	s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
+	conn_send_frame(c, WS_OP_TEXT, s, len);
+	c->c_worker->w_cnt.wc_messages_out++;
+	json_object_put(obj);
+}
+
+static void
+conn_send_error(struct rt_conn *c, const char *msg, const char *request,
+    const char *channel)
+{
+	conn_send_json(c, proto_error(msg, request, channel, NULL));
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+static void
+conn_uncount(struct rt_conn *c)
+{
+	struct worker_counters	*wc = &c->c_worker->w_cnt;
+
+	if (!c->c_counted)
+		return;
+	c->c_counted = 0;
+	wc->wc_connections--;
+	if (c->c_user != NULL)
+		wc->wc_authenticated--;
+	else
+		wc->wc_anonymous--;
+}
+
+static void
+conn_free(struct rt_conn *c)
+{
+	struct rt_worker	*w = c->c_worker;
+
+	conn_uncount(c);
+	conn_unsubscribe_all(c);
+	wheel_cancel(&w->w_wheel, &c->c_timer);
+	TAILQ_REMOVE(&w->w_conns, c, c_link);
+	if (c->c_bev != NULL)
+		bufferevent_free(c->c_bev);
+	if (c->c_msg != NULL)
+		evbuffer_free(c->c_msg);
+	free(c->c_subs);
+	free(c->c_user);
+	free(c);
+}
+
+/*
+ * After our last bytes: half-close and read until the peer closes, so the
+ * kernel does not answer unread input with a RST that would destroy the
+ * close frame or error response before the peer reads it.
+ */
+static void
+conn_linger(struct rt_conn *c)
+{
+	c->c_state = CS_LINGER;
+	c->c_deadline = util_now_ms() + (uint64_t)c->c_worker->w_conf->c_close_timeout;
+	conn_schedule(c);
+	bufferevent_enable(c->c_bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(c->c_bev)) == 0)
+		conn_write_cb(c->c_bev, c);
+}
+
+/*
+ * Start the closing handshake.  fail: the connection is failed (protocol
+ * error), so frames the peer sends after this are not parsed.
+ */
+static void
+conn_close(struct rt_conn *c, uint16_t code, const char *reason, int fail)
+{
+	uint8_t	 frame[2 + WS_CONTROL_MAX];
+	size_t	 n;
+
+	if (c->c_state != CS_OPEN)
+		return;
+	n = ws_close_frame(frame, code, reason);
+	evbuffer_add(bufferevent_get_output(c->c_bev), frame, n);
+	conn_uncount(c);
+	conn_unsubscribe_all(c);
+	if (fail || c->c_close_rcvd) {
+		conn_linger(c);
+		return;
+	}
+	c->c_state = CS_CLOSING;
+	c->c_deadline = util_now_ms() + (uint64_t)c->c_worker->w_conf->c_close_timeout;
+	conn_schedule(c);
+}
+
+static void
+conn_http_error(struct rt_conn *c, int status, const char *extra)
+{
+	char	 buf[1024], body[128];
+	int	 n, blen;
+
+	blen = snprintf(body, sizeof(body), "%d %s\n", status, http_reason(status));
+	n = http_format_response(buf, sizeof(buf), status, "text/plain", extra,
+	    body, (size_t)blen);
+	if (n > 0)
+		bufferevent_write(c->c_bev, buf, (size_t)n);
+	if (status >= 400)
+		c->c_worker->w_cnt.wc_handshake_errors++;
+	log_debug("%s: %s: HTTP %d", __func__, c->c_peer, status);
+	conn_linger(c);
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+static void
+conn_schedule(struct rt_conn *c)
+{
+	struct rt_config	*conf = c->c_worker->w_conf;
+	uint64_t		 next;
+
+	if (c->c_state != CS_OPEN) {
+		wheel_schedule(&c->c_worker->w_wheel, &c->c_timer, c->c_deadline);
+		return;
+	}
+	next = c->c_last_ping + (uint64_t)conf->c_heartbeat_interval;
+	if (c->c_last_rx + (uint64_t)conf->c_heartbeat_timeout < next)
+		next = c->c_last_rx + (uint64_t)conf->c_heartbeat_timeout;
+	if (c->c_user != NULL && c->c_user->u_exp != 0) {
+		/* the wall clock decides expiry; map it onto the monotonic one */
+		int64_t	 left = ((int64_t)c->c_user->u_exp - (int64_t)time(NULL)) * 1000;
+		uint64_t at = util_now_ms() + (left > 0 ? (uint64_t)left : 0);
+
+		if (at < next)
+			next = at;
+	}
+	wheel_schedule(&c->c_worker->w_wheel, &c->c_timer, next);
+}
+
+static void
+conn_timer_open(struct rt_conn *c, uint64_t now)
+{
+	struct rt_config	*conf = c->c_worker->w_conf;
+
+	if (now >= c->c_last_rx + (uint64_t)conf->c_heartbeat_timeout) {
+		log_debug("%s: %s: no frame for %lld ms, dropped", __func__,
+		    c->c_peer, (long long)(now - c->c_last_rx));
+		c->c_worker->w_cnt.wc_heartbeat_drops++;
+		conn_free(c);
+		return;
+	}
+	if (c->c_user != NULL && c->c_user->u_exp != 0 &&
+	    time(NULL) >= c->c_user->u_exp) {
+		conn_send_error(c, "Token expired", NULL, NULL);
+		conn_close(c, WS_CLOSE_POLICY, "Token expired", 0);
+		return;
+	}
+	if (now >= c->c_last_ping + (uint64_t)conf->c_heartbeat_interval) {
+		conn_send_frame(c, WS_OP_PING, NULL, 0);
+		c->c_last_ping = now;
+	}
+	conn_schedule(c);
+}
+
+static void
+conn_timer_fire(struct wheel_entry *e, void *arg)
+{
+	struct rt_conn	*c = (struct rt_conn *)((char *)e - offsetof(struct rt_conn, c_timer));
+	uint64_t	 now = *(uint64_t *)arg;
+
+	switch (c->c_state) {
+	case CS_HTTP:
+		log_debug("%s: %s: handshake timeout", __func__, c->c_peer);
+		c->c_worker->w_cnt.wc_handshake_timeouts++;
+		conn_free(c);
+		break;
+	case CS_OPEN:
+		conn_timer_open(c, now);
+		break;
+	case CS_CLOSING:
+	case CS_LINGER:
+		conn_free(c);
+		break;
+	}
+}
+
+static void
+worker_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	struct rt_worker	*w = arg;
+	uint64_t		 now = util_now_ms();
+
+	(void)fd;
+	(void)ev;
+	wheel_advance(&w->w_wheel, now, conn_timer_fire, &now);
+	if (w->w_stopping && (TAILQ_EMPTY(&w->w_conns) || now >= w->w_stop_deadline))
+		event_base_loopexit(w->w_base, NULL);
+}
+
+/* ---- subscriptions ------------------------------------------------------- */
+
+static int
+conn_find_sub(struct rt_conn *c, const char *name, size_t len)
+{
+	int	 i;
+
+	for (i = 0; i < c->c_nsubs; i++)
+		if (strncmp(c->c_subs[i]->s_chan->ch_name, name, len) == 0 &&
+		    c->c_subs[i]->s_chan->ch_name[len] == '\0')
+			return i;
+	return -1;
+}
+
+static int
+chan_add_sub(struct rt_chan *ch, struct rt_sub *s)
+{
+	struct rt_sub	**n;
+
+	if (ch->ch_nsubs == ch->ch_cap) {
+		size_t cap = ch->ch_cap ? ch->ch_cap * 2 : 4;
+
+		if ((n = reallocarray(ch->ch_subs, cap, sizeof(*n))) == NULL)
+			return -1;
+		ch->ch_subs = n;
+		ch->ch_cap = cap;
+	}
+	s->s_idx = ch->ch_nsubs;
+	ch->ch_subs[ch->ch_nsubs++] = s;
+	return 0;
+}
+
+static void
+chan_del_sub(struct rt_chan *ch, struct rt_sub *s)
+{
+	struct rt_sub	*last = ch->ch_subs[--ch->ch_nsubs];
+
+	ch->ch_subs[s->s_idx] = last;
+	last->s_idx = s->s_idx;
+}
+
+/* 0 subscribed, -1 with *why set. */
+static int
+conn_subscribe(struct rt_conn *c, const char *name, size_t len, const char **why)
+{
+	struct rt_worker	*w = c->c_worker;
+	struct rt_chan		*ch;
+	struct rt_sub		*s, **n;
+
+	if (conn_find_sub(c, name, len) != -1)
+		return 0;	/* idempotent */
+	if (c->c_nsubs >= w->w_conf->c_max_subscriptions) {
+		*why = "Too many subscriptions";
+		return -1;
+	}
+	if (c->c_nsubs == c->c_subcap) {
+		int cap = c->c_subcap ? c->c_subcap * 2 : 4;
+
+		if ((n = reallocarray(c->c_subs, (size_t)cap, sizeof(*n))) == NULL)
+			goto full;
+		c->c_subs = n;
+		c->c_subcap = cap;
+	}
+	if ((ch = worker_chan_get(w, name, len)) == NULL)
+		goto full;
+	if ((s = calloc(1, sizeof(*s))) == NULL || chan_add_sub(ch, s) == -1) {
+		free(s);
+		worker_chan_release(w, ch);
+		goto full;
+	}
+	s->s_conn = c;
+	s->s_chan = ch;
+	c->c_subs[c->c_nsubs++] = s;
+	w->w_cnt.wc_subscriptions++;
+	return 0;
+ full:
+	*why = "Server channel table is full, try again later";
+	return -1;
+}
+
+static void
+conn_unsubscribe_at(struct rt_conn *c, int i)
+{
+	struct rt_sub	*s = c->c_subs[i];
+	struct rt_chan	*ch = s->s_chan;
+
+	chan_del_sub(ch, s);
+	c->c_subs[i] = c->c_subs[--c->c_nsubs];
+	c->c_worker->w_cnt.wc_subscriptions--;
+	free(s);
+	worker_chan_release(c->c_worker, ch);
+}
+
+static void
+conn_unsubscribe_all(struct rt_conn *c)
+{
+	while (c->c_nsubs > 0)
+		conn_unsubscribe_at(c, c->c_nsubs - 1);
+}
+
+/* ---- protocol messages ------------------------------------------------- */
+
+static void
+conn_proto_subscribe(struct rt_conn *c, struct proto_request *r)
+{
+	enum chan_verdict	 v;
+	const char		*why = NULL;
+
+	v = chan_authorize(r->pr_channel, r->pr_channel_len, c->c_user);
+	if (v != CHAN_OK) {
+		conn_send_error(c, chan_verdict_message(v), "subscribe", r->pr_channel);
+		return;
+	}
+	if (conn_subscribe(c, r->pr_channel, r->pr_channel_len, &why) == -1) {
+		conn_send_error(c, why, "subscribe", r->pr_channel);
+		return;
+	}
+	conn_send_json(c, proto_subscribed("subscribed", r->pr_channel, NULL));
+}
+
+static void
+conn_proto_unsubscribe(struct rt_conn *c, struct proto_request *r)
+{
+	enum chan_verdict	 v;
+	int			 i;
+
+	v = chan_authorize(r->pr_channel, r->pr_channel_len, c->c_user);
+	if (v == CHAN_INVALID || v == CHAN_UNKNOWN) {
+		conn_send_error(c, chan_verdict_message(v), "unsubscribe", r->pr_channel);
+		return;
+	}
+	if ((i = conn_find_sub(c, r->pr_channel, r->pr_channel_len)) != -1)
+		conn_unsubscribe_at(c, i);
+	conn_send_json(c, proto_subscribed("unsubscribed", r->pr_channel, NULL));
+}
+
+static void
+conn_proto_channels(struct rt_conn *c)
+{
+	struct json_object	*subs = json_object_new_array();
+	int			 i;
+
+	for (i = 0; i < c->c_nsubs; i++)
+		json_object_array_add(subs,
+		    json_object_new_string(c->c_subs[i]->s_chan->ch_name));
+	conn_send_json(c, proto_channels(c->c_user, subs, NULL));
+}
+
+static void
+conn_proto_stats(struct rt_conn *c)
+{
+	struct rt_worker	*w = c->c_worker;
+	struct proto_stats	 st;
+	struct json_object	*by = json_object_new_object();
+	struct rt_chan		*ch;
+	size_t			 i;
+
+	st.ps_total = w->w_cnt.wc_connections;
+	st.ps_authenticated = w->w_cnt.wc_authenticated;
+	st.ps_anonymous = w->w_cnt.wc_anonymous;
+	st.ps_subscriptions = w->w_cnt.wc_subscriptions;
+	for (i = 0; i < w->w_nbuckets; i++)
+		for (ch = w->w_chans[i]; ch != NULL; ch = ch->ch_next) {
+			if (c->c_user == NULL || !c->c_user->u_admin) {
+				if (chan_authorize(ch->ch_name, strlen(ch->ch_name),
+				    c->c_user) != CHAN_OK)
+					continue;
+			}
+			json_object_object_add(by, ch->ch_name,
+			    json_object_new_int64((int64_t)ch->ch_nsubs));
+		}
+	conn_send_json(c, proto_stats(&st, by, NULL));
+}
+
+/* Token bucket: max_client_messages_per_sec, client_messages_burst. */
+static int
+conn_rate_ok(struct rt_conn *c, uint64_t now)
+{
+	struct rt_config	*conf = c->c_worker->w_conf;
+
+	c->c_tokens += (double)(now - c->c_tokens_at) *
+	    conf->c_max_client_messages_per_sec / 1000.0;
+	c->c_tokens_at = now;
+	if (c->c_tokens > conf->c_client_messages_burst)
+		c->c_tokens = conf->c_client_messages_burst;
+	if (c->c_tokens < 1.0)
+		return 0;
+	c->c_tokens -= 1.0;
+	return 1;
+}
+
+static void
+conn_proto_message(struct rt_conn *c, const char *buf, size_t len)
+{
+	struct proto_request	 r;
+
+	c->c_worker->w_cnt.wc_messages_in++;
+	if (!conn_rate_ok(c, c->c_last_rx)) {
+		c->c_worker->w_cnt.wc_rate_limited++;
+		conn_send_error(c, "Rate limit exceeded", NULL, NULL);
+		conn_close(c, WS_CLOSE_POLICY, "Rate limit exceeded", 0);
+		return;
+	}
+	proto_parse(buf, len, &r);
+	switch (r.pr_type) {
+	case PROTO_SUBSCRIBE:
+		conn_proto_subscribe(c, &r);
+		break;
+	case PROTO_UNSUBSCRIBE:
+		conn_proto_unsubscribe(c, &r);
+		break;
+	case PROTO_PING:
+		conn_send_json(c, proto_pong(NULL));
+		break;
+	case PROTO_LIST_CHANNELS:
+		conn_proto_channels(c);
+		break;
+	case PROTO_STATS:
+		conn_proto_stats(c);
+		break;
+	case PROTO_INVALID:
+		conn_send_error(c, r.pr_error, r.pr_request[0] ? r.pr_request : NULL,
+		    r.pr_has_channel ? r.pr_channel : NULL);
+		break;
+	}
+}
+
+/* ---- WebSocket frames -------------------------------------------------- */
+
+static void
+conn_message_done(struct rt_conn *c, const uint8_t *data, size_t len)
+{
+	if (c->c_route == ROUTE_ECHO) {
+		conn_send_frame(c, c->c_msg_opcode, data, len);
+		return;
+	}
+	conn_proto_message(c, (const char *)data, len);
+}
+
+static void
+conn_ws_data(struct rt_conn *c, const struct ws_event *ev)
+{
+	if (ev->first) {
+		c->c_msg_opcode = (uint16_t)ev->opcode;
+		if (c->c_route == ROUTE_PROTO && ev->opcode == WS_OP_BINARY) {
+			c->c_worker->w_cnt.wc_protocol_errors++;
+			conn_close(c, WS_CLOSE_UNSUPPORTED, "Binary frames are not supported", 1);
+			return;
+		}
+	}
+	if (c->c_state != CS_OPEN)
+		return;		/* closing: the rest of a message is ignored */
+	if (ev->first && ev->last) {
+		conn_message_done(c, ev->data, ev->len);	/* no copy */
+		return;
+	}
+	if (c->c_msg == NULL && (c->c_msg = evbuffer_new()) == NULL) {
+		conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
+		return;
+	}
+	if (evbuffer_add(c->c_msg, ev->data, ev->len) == -1) {
+		conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
+		return;
+	}
+	if (ev->last) {
+		size_t	 n = evbuffer_get_length(c->c_msg);
+
+		conn_message_done(c, evbuffer_pullup(c->c_msg, -1), n);
+		evbuffer_free(c->c_msg);
+		c->c_msg = NULL;
+	}
+}
+
+static void
+conn_ws_event(struct rt_conn *c, const struct ws_event *ev)
+{
+	switch (ev->type) {
+	case WS_EV_DATA:
+		conn_ws_data(c, ev);
+		break;
+	case WS_EV_PING:
+		if (c->c_state == CS_OPEN)
+			conn_send_frame(c, WS_OP_PONG, ev->data, ev->len);
+		break;
+	case WS_EV_PONG:
+	case WS_EV_NEED_MORE:
+		break;
+	case WS_EV_CLOSE:
+		c->c_close_rcvd = 1;
+		if (c->c_state == CS_OPEN) {
+			/* echo the peer's code (none -> empty close) */
+			conn_close(c, ev->code == WS_CLOSE_NO_STATUS ? 0 : ev->code,
+			    NULL, 0);
+		} else
+			conn_linger(c);
+		break;
+	case WS_EV_ERROR:
+		log_debug("%s: %s: %s (close %u)", __func__, c->c_peer,
+		    ev->reason, ev->code);
+		c->c_worker->w_cnt.wc_protocol_errors++;
+		if (c->c_state == CS_OPEN)
+			conn_close(c, ev->code, ev->reason, 1);
+		else
+			conn_linger(c);
+		break;
+	}
+}
+
+/* Run the decoder over everything buffered, in place. */
+static void
+conn_ws_input(struct rt_conn *c)
+{
+	struct evbuffer		*in = bufferevent_get_input(c->c_bev);
+	struct evbuffer_iovec	 v[WORKER_PEEK_IOV];
+	struct ws_event		 ev;
+	size_t			 off, used, total;
+	int			 n, i;
+
+	c->c_last_rx = util_now_ms();
+	while ((n = evbuffer_peek(in, -1, NULL, v, WORKER_PEEK_IOV)) > 0) {
+		if (n > WORKER_PEEK_IOV)
+			n = WORKER_PEEK_IOV;
+		total = 0;
+		for (i = 0; i < n; i++) {
+			off = 0;
+			for (;;) {
+				if (c->c_state != CS_OPEN && c->c_state != CS_CLOSING)
+					goto out;
+				used = ws_decode(&c->c_dec, (uint8_t *)v[i].iov_base + off,
+				    v[i].iov_len - off, &ev);
+				off += used;
+				total += used;
+				if (ev.type == WS_EV_NEED_MORE)
+					break;
+				conn_ws_event(c, &ev);
+			}
+		}
+		evbuffer_drain(in, total);
+		total = 0;
+	}
+	return;
+ out:
+	evbuffer_drain(in, total);
+	if (c->c_state == CS_LINGER)
+		evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+/* ---- HTTP and the upgrade ---------------------------------------------- */
+
+static void
+conn_health(struct rt_conn *c)
+{
+	struct rt_worker	*w = c->c_worker;
+	struct json_object	*o = json_object_new_object();
+	char			 ts[RT_TIMESTAMP_LEN + 1], buf[2048];
+	const char		*body;
+	size_t			 blen;
+	int			 n;
+
+	util_timestamp(ts, sizeof(ts), NULL);
+	json_object_object_add(o, "status", json_object_new_string("ok"));
+	json_object_object_add(o, "service", json_object_new_string(RT_SERVICE));
+	json_object_object_add(o, "connections", json_object_new_int64(w->w_cnt.wc_connections));
+	json_object_object_add(o, "authenticated", json_object_new_int64(w->w_cnt.wc_authenticated));
+	json_object_object_add(o, "activeChannels", json_object_new_int64(w->w_cnt.wc_channels));
+	json_object_object_add(o, "redis", json_object_new_string("disabled"));
+	json_object_object_add(o, "workers", json_object_new_int(1));
+	json_object_object_add(o, "timestamp", json_object_new_string(ts));
+	body = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &blen);
+	n = http_format_response(buf, sizeof(buf), 200, "application/json",
+	    "Cache-Control: no-store\r\n", body, blen);
+	if (n > 0)
+		bufferevent_write(c->c_bev, buf, (size_t)n);
+	json_object_put(o);
+	conn_linger(c);
+}
+
+static int
+conn_origin_ok(struct rt_conn *c, const struct http_request *req)
+{
+	const struct rt_strlist	*l = &c->c_worker->w_conf->c_allowed_origins;
+	const struct http_header *h;
+	int			 i;
+
+	if (l->sl_count == 0 || (h = http_header_get(req, "Origin")) == NULL)
+		return 1;	/* origin checks protect browsers, which send one */
+	for (i = 0; i < l->sl_count; i++)
+		if (strcmp(l->sl_items[i], "*") == 0 ||
+		    util_strncaseeq(h->h_value, h->h_value_len, l->sl_items[i]))
+			return 1;
+	return 0;
+}
+
+static void
+conn_send_101(struct rt_conn *c, const struct http_upgrade *up, const struct auth_token *tok)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->c_bev);
+	char		 accept[64];
+
+	ws_accept_key(up->u_key, up->u_key_len, accept, sizeof(accept));
+	evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\n"
+	    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Accept: %s\r\n", accept);
+	/* browsers fail a handshake whose offered subprotocol is not echoed */
+	if (tok != NULL && tok->t_protocol != NULL)
+		evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %.*s\r\n",
+		    (int)tok->t_protocol_len, tok->t_protocol);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* After the 101: authenticate and greet, or refuse with 1008. */
+static void
+conn_greet(struct rt_conn *c, const struct auth_token *tok)
+{
+	struct rt_worker	*w = c->c_worker;
+	struct auth_user	 user;
+	char			 reason[128], msg[160];
+
+	if (w->w_cnt.wc_connections >= w->w_conf->c_max_connections) {
+		conn_send_error(c, "Server is full, try again later", NULL, NULL);
+		conn_close(c, WS_CLOSE_TRY_AGAIN, "Server full", 0);
+		return;
+	}
+	if (tok->t_source == AUTH_SRC_NONE) {
+		if (!w->w_conf->c_allow_anonymous) {
+			w->w_cnt.wc_auth_failures++;
+			conn_send_error(c, "Authentication required", NULL, NULL);
+			conn_close(c, WS_CLOSE_POLICY, "Authentication required", 0);
+			return;
+		}
+		auth_anonymous(&user);
+	} else if (tok->t_too_long || auth_verify(w->w_auth, tok->t_token, tok->t_len,
+	    time(NULL), &user, reason, sizeof(reason)) == -1) {
+		if (tok->t_too_long)
+			snprintf(reason, sizeof(reason), "token too long");
+		w->w_cnt.wc_auth_failures++;
+		log_debug("%s: %s: invalid token: %s", __func__, c->c_peer, reason);
+		snprintf(msg, sizeof(msg), "Invalid token: %s", reason);
+		conn_send_error(c, msg, NULL, NULL);
+		conn_close(c, WS_CLOSE_POLICY, "Invalid token", 0);
+		return;
+	}
+	if (user.u_authenticated) {
+		if ((c->c_user = malloc(sizeof(*c->c_user))) == NULL) {
+			conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
+			return;
+		}
+		*c->c_user = user;
+		w->w_cnt.wc_authenticated++;
+	} else
+		w->w_cnt.wc_anonymous++;
+	w->w_cnt.wc_connections++;
+	c->c_counted = 1;
+	conn_send_json(c, proto_connected(c->c_id, c->c_user, NULL));
+}
+
+static void
+conn_upgrade(struct rt_conn *c, const struct http_request *req, int route)
+{
+	struct http_upgrade	 up;
+	struct auth_token	*tok = NULL;
+	int			 status;
+
+	if ((status = http_check_upgrade(req, &up)) != 0) {
+		conn_http_error(c, status, status == 426 ?
+		    "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" : NULL);
+		return;
+	}
+	if (!conn_origin_ok(c, req)) {
+		conn_http_error(c, 403, NULL);
+		return;
+	}
+	if (route == ROUTE_PROTO) {
+		if ((tok = malloc(sizeof(*tok))) == NULL) {
+			conn_http_error(c, 503, NULL);
+			return;
+		}
+		auth_extract_token(req, tok);
+	}
+	conn_send_101(c, &up, tok);
+	c->c_state = CS_OPEN;
+	c->c_route = (uint8_t)route;
+	c->c_last_rx = c->c_last_ping = c->c_tokens_at = util_now_ms();
+	c->c_tokens = c->c_worker->w_conf->c_client_messages_burst;
+	ws_decoder_init(&c->c_dec, (uint64_t)c->c_worker->w_conf->c_max_message_size, 1);
+	if (route == ROUTE_PROTO)
+		conn_greet(c, tok);
+	free(tok);
+	if (c->c_state == CS_OPEN)
+		conn_schedule(c);
+}
+
+static void
+conn_route(struct rt_conn *c, const struct http_request *req)
+{
+	struct rt_config	*conf = c->c_worker->w_conf;
+	const char		*p = req->r_path;
+	size_t			 n = req->r_path_len;
+	int			 is_get = req->r_method_len == 3 &&
+				    memcmp(req->r_method, "GET", 3) == 0;
+
+	if (n == strlen(conf->c_ws_path) && memcmp(p, conf->c_ws_path, n) == 0)
+		conn_upgrade(c, req, ROUTE_PROTO);
+	else if (conf->c_echo_path[0] != '\0' && n == strlen(conf->c_echo_path) &&
+	    memcmp(p, conf->c_echo_path, n) == 0)
+		conn_upgrade(c, req, ROUTE_ECHO);
+	else if (n == 7 && memcmp(p, "/health", 7) == 0)
+		is_get ? conn_health(c) : conn_http_error(c, 405, "Allow: GET\r\n");
+	else
+		conn_http_error(c, 404, NULL);
+}
+
+static void
+conn_http_input(struct rt_conn *c)
+{
+	struct evbuffer		*in = bufferevent_get_input(c->c_bev);
+	size_t			 len = evbuffer_get_length(in), max, take, consumed = 0;
+	struct http_request	 req;
+	const char		*buf;
+	int			 rv;
+
+	max = (size_t)c->c_worker->w_conf->c_max_header_size;
+	take = len < max ? len : max;
+	if ((buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)take)) == NULL)
+		return;
+	rv = http_parse_request(buf, take, max, &req, &consumed);
+	switch (rv) {
+	case HTTP_PARSE_INCOMPLETE:
+		if (len >= max)
+			conn_http_error(c, 431, NULL);
+		return;
+	case HTTP_PARSE_TOO_LARGE:
+		conn_http_error(c, 431, NULL);
+		return;
+	case HTTP_PARSE_VERSION:
+		conn_http_error(c, 505, NULL);
+		return;
+	case HTTP_PARSE_BAD:
+		conn_http_error(c, 400, NULL);
+		return;
+	}
+	conn_route(c, &req);
+	/* req points into the input buffer: drain only now */
+	evbuffer_drain(in, consumed);
+	if ((c->c_state == CS_OPEN || c->c_state == CS_CLOSING) &&
+	    evbuffer_get_length(in) > 0)
+		conn_ws_input(c);
+	else if (c->c_state == CS_LINGER)
+		evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+/* ---- bufferevent callbacks ---------------------------------------------- */
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct rt_conn	*c = arg;
+	struct evbuffer	*in = bufferevent_get_input(bev);
+
+	switch (c->c_state) {
+	case CS_HTTP:
+		conn_http_input(c);
+		break;
+	case CS_OPEN:
+	case CS_CLOSING:
+		conn_ws_input(c);
+		break;
+	case CS_LINGER:
+		evbuffer_drain(in, evbuffer_get_length(in));
+		break;
+	}
+}
+
+static void
+conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct rt_conn	*c = arg;
+
+	if (c->c_state != CS_LINGER ||
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return;
+	if (c->c_close_rcvd) {
+		/* the close handshake is complete: the server closes first */
+		conn_free(c);
+		return;
+	}
+	shutdown(bufferevent_getfd(bev), SHUT_WR);
+}
+
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct rt_conn	*c = arg;
+
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		log_debug("%s: %s: %s", __func__, c->c_peer,
+		    (what & BEV_EVENT_EOF) ? "closed by peer" : "socket error");
+		conn_free(c);
+	}
+}
+
+static void
+conn_peer_name(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	char	 host[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(out, outlen, "%s:%u", host, ntohs(sin->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(out, outlen, "[%s]:%u", host, ntohs(sin6->sin6_port));
+	} else
+		snprintf(out, outlen, "local");
+}
+
+static void
+worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct rt_worker	*w = arg;
+	struct rt_conn		*c;
+	int			 one = 1;
+
+	(void)l;
+	(void)salen;
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->c_bev = bufferevent_socket_new(w->w_base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		log_warnx("%s: out of memory, connection dropped", __func__);
+		free(c);
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->c_worker = w;
+	c->c_state = CS_HTTP;
+	conn_peer_name(sa, c->c_peer, sizeof(c->c_peer));
+	if (util_uuid4(c->c_id, sizeof(c->c_id)) == -1)
+		fatalx("%s: no randomness for connection ids", __func__);
+	TAILQ_INSERT_TAIL(&w->w_conns, c, c_link);
+	c->c_deadline = util_now_ms() + (uint64_t)w->w_conf->c_handshake_timeout;
+	wheel_schedule(&w->w_wheel, &c->c_timer, c->c_deadline);
+	bufferevent_setcb(c->c_bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_enable(c->c_bev, EV_READ | EV_WRITE);
+}
+
+static void
+worker_accept_error(struct evconnlistener *l, void *arg)
+{
+	(void)l;
+	(void)arg;
+	/* EMFILE and friends: log and keep listening; the tick retries */
+	log_warn("%s: accept() failed", __func__);
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+static void
+worker_stop(evutil_socket_t sig, short ev, void *arg)
+{
+	struct rt_worker	*w = arg;
+	struct rt_conn		*c, *next;
+	int			 i;
+
+	(void)ev;
+	if (w->w_stopping)
+		return;
+	log_info("signal %d: stopping, closing %lld connections", (int)sig,
+	    (long long)w->w_cnt.wc_connections);
+	w->w_stopping = 1;
+	w->w_stop_deadline = util_now_ms() + (uint64_t)w->w_conf->c_close_timeout;
+	for (i = 0; i < w->w_nlisteners; i++)
+		evconnlistener_disable(w->w_listeners[i]);
+	for (c = TAILQ_FIRST(&w->w_conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, c_link);
+		if (c->c_state == CS_HTTP)
+			conn_free(c);
+		else if (c->c_state == CS_OPEN)
+			conn_close(c, WS_CLOSE_GOING_AWAY, "Server shutting down", 0);
+	}
+}
+
+static void
+worker_cleanup(struct rt_worker *w)
+{
+	struct rt_conn	*c;
+	int		 i;
+
+	while ((c = TAILQ_FIRST(&w->w_conns)) != NULL)
+		conn_free(c);
+	for (i = 0; i < w->w_nlisteners; i++)
+		evconnlistener_free(w->w_listeners[i]);
+	if (w->w_tick != NULL)
+		event_free(w->w_tick);
+	if (w->w_sigterm != NULL)
+		event_free(w->w_sigterm);
+	if (w->w_sigint != NULL)
+		event_free(w->w_sigint);
+	auth_free(w->w_auth);
+	free(w->w_chans);
+	if (w->w_base != NULL)
+		event_base_free(w->w_base);
+}
+
+int
+worker_run(struct rt_config *conf, int worker_id, const int *listen_fds, int nfds)
+{
+	struct rt_worker	 w;
+	struct timeval		 tick = { 0, WORKER_TICK_MS * 1000 };
+	char			 err[512];
+	int			 i;
+
+	memset(&w, 0, sizeof(w));
+	w.w_conf = conf;
+	w.w_id = worker_id;
+	TAILQ_INIT(&w.w_conns);
+	wheel_init(&w.w_wheel, WORKER_TICK_MS, util_now_ms());
+	w.w_nbuckets = 1024;
+	if ((w.w_chans = calloc(w.w_nbuckets, sizeof(*w.w_chans))) == NULL)
+		fatal("calloc");
+	if ((w.w_auth = auth_new(conf, err, sizeof(err))) == NULL) {
+		log_warnx("%s", err);
+		worker_cleanup(&w);
+		return -1;
+	}
+	if ((w.w_base = event_base_new()) == NULL)
+		fatalx("event_base_new() failed");
+	for (i = 0; i < nfds && i < 8; i++) {
+		w.w_listeners[i] = evconnlistener_new(w.w_base, worker_accept, &w,
+		    LEV_OPT_CLOSE_ON_FREE, -1, listen_fds[i]);
+		if (w.w_listeners[i] == NULL)
+			fatalx("evconnlistener_new() failed");
+		evconnlistener_set_error_cb(w.w_listeners[i], worker_accept_error);
+		w.w_nlisteners++;
+	}
+	w.w_tick = event_new(w.w_base, -1, EV_PERSIST, worker_tick, &w);
+	event_add(w.w_tick, &tick);
+	w.w_sigterm = evsignal_new(w.w_base, SIGTERM, worker_stop, &w);
+	w.w_sigint = evsignal_new(w.w_base, SIGINT, worker_stop, &w);
+	event_add(w.w_sigterm, NULL);
+	event_add(w.w_sigint, NULL);
+	log_info("worker %d ready", worker_id);
+	event_base_dispatch(w.w_base);
+	worker_cleanup(&w);
+	log_info("worker %d stopped", worker_id);
+	return 0;
+}

@@ -1,0 +1,136 @@
+"""Fixtures: a private realtimed (and redis-server when asked) on free
+loopback ports per test or per module, stopped by PID with SIGTERM; their
+logs are attached to the report of any test that fails."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import rtlib  # noqa: E402
+
+
+def _tail(text, n=200):
+    lines = text.splitlines()
+    if len(lines) > n:
+        lines = ["... (%d lines cut)" % (len(lines) - n)] + lines[-n:]
+    return "\n".join(lines)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for d in getattr(item, "_realtimed_procs", []):
+            rep.sections.append(("realtimed log %s" % d.log_path,
+                                 _tail(d.log())))
+
+
+def _register(item, d):
+    if not hasattr(item, "_realtimed_procs"):
+        item._realtimed_procs = []
+    item._realtimed_procs.append(d)
+
+
+def _check_binary():
+    b = rtlib.realtimed_bin()
+    if not (os.path.isfile(b) and os.access(b, os.X_OK)):
+        pytest.fail("realtimed binary %r not found: build it or set "
+                    "REALTIMED_BIN" % b, pytrace=False)
+
+
+class _Factory:
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.started = []
+        self.redises = []
+        self.item = None
+
+    def redis(self):
+        r = rtlib.Redis(self.workdir)
+        self.redises.append(r)
+        return r
+
+    def __call__(self, conf=None, env=None, name=None, ready=True):
+        """Start realtimed with conf (key -> value; None drops a default)."""
+        _check_binary()
+        name = name or "realtimed-%d" % len(self.started)
+        d = rtlib.Daemon(self.workdir, name, conf or {}, env=env)
+        self.started.append(d)
+        if self.item is not None:
+            _register(self.item, d)
+        if ready:
+            d.wait_ready()
+        return d
+
+    def stop_all(self):
+        for d in self.started:
+            d.stop()
+        for r in self.redises:
+            r.stop()
+
+
+@pytest.fixture
+def start_daemon(request, tmp_path):
+    """start_daemon(conf={...}, env={...}) -> a ready rtlib.Daemon."""
+    f = _Factory(str(tmp_path))
+    f.item = request.node
+    yield f
+    f.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_factory(tmp_path_factory):
+    f = _Factory(str(tmp_path_factory.mktemp("rt")))
+    yield f
+    f.stop_all()
+
+
+@pytest.fixture
+def attach(request):
+    """Register module-scoped daemons on the current test for its report."""
+    def _a(d):
+        _register(request.node, d)
+        return d
+    return _a
+
+
+@pytest.fixture
+def redis_server(start_daemon):
+    return start_daemon.redis()
+
+
+@pytest.fixture(scope="session")
+def keypairs():
+    """RSA and EC P-256 key pairs as PEM files in a temp dir."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    d = tempfile.mkdtemp(prefix="rt-keys-")
+    out = {"dir": d}
+
+    def save(name, priv):
+        pub = priv.public_key().public_bytes(
+            serialization.Encoding.PEM,
+            serialization.PublicFormat.SubjectPublicKeyInfo)
+        prv = priv.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())
+        path = os.path.join(d, name + ".pub.pem")
+        with open(path, "wb") as fh:
+            fh.write(pub)
+        out[name] = {"private": prv, "public": pub, "public_path": path}
+
+    save("rsa", rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    save("rsa_other",
+         rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    save("ec", ec.generate_private_key(ec.SECP256R1()))
+    save("ec_other", ec.generate_private_key(ec.SECP256R1()))
+    yield out
+    shutil.rmtree(d, ignore_errors=True)

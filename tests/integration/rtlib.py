@@ -1,0 +1,520 @@
+"""Helpers for the realtimed integration suite: the daemon and redis-server
+as child processes, token minting, a raw HTTP client and a hand-written
+RFC 6455 client that can send what no well-behaved library will.
+
+Every blocking call here takes a timeout; nothing waits forever.
+"""
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import re
+import select
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+import jwt
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+UUID4_RE = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+SECRET = "integration-test-secret-0123456789abcdef"
+READY_TIMEOUT = 10.0
+IO_TIMEOUT = 5.0
+
+WELL_KNOWN = {
+    "announcements": ["announcements"],
+    "apps": ["apps:created", "apps:updated", "apps:deleted", "apps:deployed",
+             "apps:status"],
+    "users": ["users:created", "users:updated", "users:deleted"],
+    "database": ["database:table_created", "database:table_updated",
+                 "database:table_deleted", "database:row_updated"],
+    "deployments": ["deployments:started", "deployments:completed",
+                    "deployments:failed", "deployments:status"],
+    "storage": ["storage:uploaded", "storage:deleted", "storage:updated"],
+    "system": ["system:health", "system:metrics", "system:alerts"],
+}
+AUTHENTICATED_FAMILIES = ["apps", "users", "database", "deployments", "storage"]
+
+
+def realtimed_bin():
+    b = os.environ.get("REALTIMED_BIN")
+    if b:
+        return b
+    return os.path.join(REPO, "src", "realtimed")
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+# --------------------------------------------------------------------- HTTP
+
+def http_raw(port, data, timeout=IO_TIMEOUT, read_all=True):
+    """Send raw bytes, return (status, headers{lower: value}, body, closed).
+
+    Reads the response head, then the body by Content-Length, then (when
+    read_all) waits briefly for the server to close.
+    """
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        if data:
+            s.sendall(data)
+        return read_http_response(s, timeout, read_all)
+    finally:
+        s.close()
+
+
+def read_http_response(s, timeout=IO_TIMEOUT, read_all=True, buf=b""):
+    deadline = time.monotonic() + timeout
+    while b"\r\n\r\n" not in buf:
+        chunk = _recv(s, deadline)
+        if not chunk:
+            raise ConnectionError("EOF before end of response head: %r" % buf)
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    m = re.match(r"^HTTP/1\.[01] (\d{3})( .*)?$", lines[0])
+    if not m:
+        raise AssertionError("bad status line %r" % lines[0])
+    status = int(m.group(1))
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        key = name.strip().lower()
+        if key in headers:
+            headers[key] += ", " + value.strip()
+        else:
+            headers[key] = value.strip()
+    closed = False
+    if status == 101:
+        return status, headers, rest, closed
+    clen = headers.get("content-length")
+    if clen is not None:
+        n = int(clen)
+        while len(rest) < n:
+            chunk = _recv(s, deadline)
+            if not chunk:
+                closed = True
+                break
+            rest += chunk
+    if read_all:
+        try:
+            while True:
+                chunk = _recv(s, deadline)
+                if not chunk:
+                    closed = True
+                    break
+                rest += chunk
+        except (socket.timeout, TimeoutError):
+            pass
+        except ConnectionResetError:
+            closed = True
+    return status, headers, rest, closed
+
+
+def _recv(s, deadline, n=65536):
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise socket.timeout("deadline passed")
+    s.settimeout(left)
+    return s.recv(n)
+
+
+def http_get(port, path, headers=None, timeout=IO_TIMEOUT):
+    lines = ["GET %s HTTP/1.1" % path, "Host: 127.0.0.1:%d" % port]
+    for k, v in (headers or {}).items():
+        lines.append("%s: %s" % (k, v))
+    req = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return http_raw(port, req, timeout)
+
+
+def health(port, timeout=IO_TIMEOUT):
+    status, headers, body, _ = http_get(port, "/health", timeout=timeout)
+    return status, headers, json.loads(body.decode())
+
+
+# ------------------------------------------------------------------ tokens
+
+def mint(claims=None, key=SECRET, alg="HS256", exp_in=3600, headers=None,
+         **kw):
+    """A JWT.  Default claims: userId u1, iat now, exp now+exp_in (None: no
+    exp).  Keyword arguments are added as claims."""
+    now = int(time.time())
+    c = {"userId": "u1", "iat": now}
+    if exp_in is not None:
+        c["exp"] = now + exp_in
+    if claims is not None:
+        c = dict(claims)
+    c.update(kw)
+    return jwt.encode(c, key, algorithm=alg, headers=headers)
+
+
+def forge_token(header, claims, signature=b""):
+    """A token built by hand (alg none, keys confusion)."""
+    def b64(d):
+        return base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+    h = b64(json.dumps(header, separators=(",", ":")).encode())
+    p = b64(json.dumps(claims, separators=(",", ":")).encode())
+    return "%s.%s.%s" % (h, p, b64(signature))
+
+
+def hs_sign_with(key_bytes, claims, alg="HS256"):
+    """HMAC-sign claims with arbitrary key bytes (PyJWT refuses PEM keys as
+    HMAC secrets, which is the point of the confusion attack)."""
+    import hmac
+    def b64(d):
+        return base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+    header = {"alg": alg, "typ": "JWT"}
+    signing_input = "%s.%s" % (
+        b64(json.dumps(header, separators=(",", ":")).encode()),
+        b64(json.dumps(claims, separators=(",", ":")).encode()))
+    digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384,
+              "HS512": hashlib.sha512}[alg]
+    sig = hmac.new(key_bytes, signing_input.encode(), digest).digest()
+    return signing_input + "." + b64(sig)
+
+
+# --------------------------------------------------------- raw WebSocket
+
+class RawWS:
+    """A hand-driven WebSocket client: frames are built byte by byte."""
+
+    def __init__(self, port, path="/ws", headers=None, timeout=IO_TIMEOUT,
+                 expect=101):
+        self.sock = socket.create_connection(("127.0.0.1", port),
+                                             timeout=timeout)
+        self.key = base64.b64encode(os.urandom(16)).decode()
+        lines = [
+            "GET %s HTTP/1.1" % path,
+            "Host: 127.0.0.1:%d" % port,
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            "Sec-WebSocket-Key: %s" % self.key,
+            "Sec-WebSocket-Version: 13",
+        ]
+        for k, v in (headers or {}).items():
+            lines.append("%s: %s" % (k, v))
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        st, hd, rest, _ = read_http_response(self.sock, timeout,
+                                             read_all=False)
+        self.status, self.headers = st, hd
+        self.buf = rest
+        if expect is not None:
+            assert st == expect, "handshake answered %d %r" % (st, hd)
+
+    def close_socket(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    # -- sending
+    def send_frame(self, opcode, payload=b"", fin=True, mask=True, rsv=0,
+                   length=None):
+        if isinstance(payload, str):
+            payload = payload.encode()
+        n = len(payload) if length is None else length
+        b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+        hdr = bytearray([b0])
+        mbit = 0x80 if mask else 0
+        if n < 126:
+            hdr.append(mbit | n)
+        elif n < 65536:
+            hdr.append(mbit | 126)
+            hdr += struct.pack("!H", n)
+        else:
+            hdr.append(mbit | 127)
+            hdr += struct.pack("!Q", n)
+        if mask:
+            key = os.urandom(4)
+            hdr += key
+            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload)) \
+                if len(payload) < 4096 else _mask_fast(payload, key)
+        self.sock.sendall(bytes(hdr) + payload)
+
+    def send_text(self, text, **kw):
+        self.send_frame(0x1, text.encode() if isinstance(text, str) else text,
+                        **kw)
+
+    def send_json(self, obj):
+        self.send_text(json.dumps(obj))
+
+    def send_close(self, code=None, reason=b""):
+        payload = b"" if code is None else struct.pack("!H", code) + reason
+        self.send_frame(0x8, payload)
+
+    # -- receiving
+    def _fill(self, n, deadline):
+        while len(self.buf) < n:
+            chunk = _recv(self.sock, deadline)
+            if not chunk:
+                raise EOFError("connection closed by server")
+            self.buf += chunk
+
+    def recv_frame(self, timeout=IO_TIMEOUT):
+        """(fin, opcode, payload) of the next server frame."""
+        deadline = time.monotonic() + timeout
+        self._fill(2, deadline)
+        b0, b1 = self.buf[0], self.buf[1]
+        assert not (b1 & 0x80), "server frame is masked"
+        assert not (b0 & 0x70), "server frame has RSV bits"
+        n = b1 & 0x7F
+        off = 2
+        if n == 126:
+            self._fill(4, deadline)
+            n = struct.unpack("!H", self.buf[2:4])[0]
+            off = 4
+        elif n == 127:
+            self._fill(10, deadline)
+            n = struct.unpack("!Q", self.buf[2:10])[0]
+            off = 10
+        self._fill(off + n, deadline)
+        payload = self.buf[off:off + n]
+        self.buf = self.buf[off + n:]
+        return bool(b0 & 0x80), b0 & 0x0F, payload
+
+    def recv_message(self, timeout=IO_TIMEOUT, answer_pings=True):
+        """(opcode, payload) of the next data message, reassembled; control
+        frames are handled on the way (pings answered, close raises)."""
+        deadline = time.monotonic() + timeout
+        parts, op = [], None
+        while True:
+            fin, opcode, payload = self.recv_frame(deadline - time.monotonic())
+            if opcode == 0x9:
+                if answer_pings:
+                    self.send_frame(0xA, payload)
+                continue
+            if opcode == 0xA:
+                continue
+            if opcode == 0x8:
+                raise ServerClosed(parse_close(payload))
+            if op is None:
+                op = opcode
+            parts.append(payload)
+            if fin:
+                return op, b"".join(parts)
+
+    def recv_json(self, timeout=IO_TIMEOUT):
+        op, payload = self.recv_message(timeout)
+        assert op == 0x1, "expected a text frame, got opcode %d" % op
+        return json.loads(payload.decode("utf-8"))
+
+    def recv_close(self, timeout=IO_TIMEOUT):
+        """Read until the server's close frame: (code, reason, messages seen
+        before it).  code None: the TCP connection ended without one."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        while True:
+            try:
+                fin, opcode, payload = self.recv_frame(
+                    deadline - time.monotonic())
+            except (EOFError, ConnectionResetError):
+                return None, None, seen
+            if opcode == 0x8:
+                code, reason = parse_close(payload)
+                return code, reason, seen
+            if opcode in (0x1, 0x2, 0x0):
+                seen.append(payload)
+
+    def wait_eof(self, timeout=IO_TIMEOUT):
+        """True if the server closes the TCP connection within timeout
+        (discarding whatever it sends before)."""
+        deadline = time.monotonic() + timeout
+        self.buf = b""
+        while True:
+            try:
+                chunk = _recv(self.sock, deadline)
+            except (socket.timeout, TimeoutError):
+                return False
+            except ConnectionResetError:
+                return True
+            if not chunk:
+                return True
+
+
+class ServerClosed(Exception):
+    def __init__(self, close):
+        super().__init__("server sent close %r" % (close,))
+        self.code, self.reason = close
+
+
+def parse_close(payload):
+    if len(payload) == 0:
+        return None, b""
+    if len(payload) == 1:
+        return -1, payload
+    return struct.unpack("!H", payload[:2])[0], payload[2:]
+
+
+def _mask_fast(payload, key):
+    n = len(payload)
+    k = (key * (n // 4 + 1))[:n]
+    a = int.from_bytes(payload, "big") ^ int.from_bytes(k, "big")
+    return a.to_bytes(n, "big")
+
+
+def accept_key(key):
+    return base64.b64encode(
+        hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+
+
+# ------------------------------------------------------- async helpers
+
+def arun(coro, timeout=20):
+    """Run a coroutine with an overall bound."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def recv_json(ws, timeout=IO_TIMEOUT):
+    msg = await asyncio.wait_for(ws.recv(), timeout)
+    assert isinstance(msg, str), "expected text, got %r" % (msg[:64],)
+    return json.loads(msg)
+
+
+async def request(ws, obj, timeout=IO_TIMEOUT):
+    await ws.send(json.dumps(obj) if not isinstance(obj, str) else obj)
+    return await recv_json(ws, timeout)
+
+
+async def recv_until_closed(ws, timeout=IO_TIMEOUT):
+    """Messages received until the server closes; returns (list, code)."""
+    import websockets
+    got = []
+    try:
+        while True:
+            m = await asyncio.wait_for(ws.recv(), timeout)
+            got.append(json.loads(m) if isinstance(m, str) else m)
+    except websockets.ConnectionClosed:
+        pass
+    return got, ws.close_code
+
+
+# ------------------------------------------------------------- processes
+
+class Daemon:
+    """One realtimed child process with its own config file and log."""
+
+    def __init__(self, workdir, name, conf, env=None, args=()):
+        self.port = free_port()
+        self.name = name
+        self.workdir = workdir
+        self.conf_path = os.path.join(workdir, "%s.conf" % name)
+        self.log_path = os.path.join(workdir, "%s.log" % name)
+        c = {
+            "listen": "127.0.0.1:%d" % self.port,
+            "workers": "1",
+            "jwt_algorithm": "HS256",
+            "jwt_secret": SECRET,
+            "log_level": "debug",
+        }
+        c.update({k: v for k, v in conf.items()})
+        self.conf = c
+        with open(self.conf_path, "w") as f:
+            f.write("# written by tests/integration\n")
+            for k, v in c.items():
+                if v is None:
+                    continue
+                f.write("%s %s\n" % (k, v))
+        e = dict(os.environ)
+        e.pop("JWT_SECRET", None)
+        e.pop("REDIS_URL", None)
+        for k in list(e):
+            if k.startswith("REALTIMED_") and k != "REALTIMED_BIN":
+                del e[k]
+        e.update(env or {})
+        self.logf = open(self.log_path, "wb")
+        binary = realtimed_bin()
+        self.proc = subprocess.Popen(
+            [binary, "-f", "-d", "-c", self.conf_path] + list(args),
+            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,
+            env=e, cwd=workdir)
+        self.url = "ws://127.0.0.1:%d/ws" % self.port
+
+    def wait_ready(self, timeout=READY_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("realtimed exited with %s during startup:\n%s"
+                                   % (self.proc.returncode, self.log()))
+            try:
+                http_get(self.port, "/health", timeout=1)
+                return self
+            except (OSError, ConnectionError, AssertionError):
+                time.sleep(0.05)
+        raise RuntimeError("realtimed not ready within %.0fs:\n%s"
+                           % (timeout, self.log()))
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout=5):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.logf.close()
+        return self.proc.returncode
+
+
+class Redis:
+    def __init__(self, workdir):
+        self.port = free_port()
+        self.log_path = os.path.join(workdir, "redis-%d.log" % self.port)
+        self.logf = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", workdir],
+            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,
+            cwd=workdir)
+        self.url = "redis://127.0.0.1:%d" % self.port
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if self.command("PING") == b"+PONG\r\n":
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def command(self, *args):
+        parts = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a.encode() if isinstance(a, str) else a
+            parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+        try:
+            s.sendall(b"".join(parts))
+            return s.recv(65536)
+        finally:
+            s.close()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.logf.close()

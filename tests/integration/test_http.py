@@ -1,0 +1,269 @@
+"""The HTTP side of realtimed, spoken over raw sockets: status codes, the
+upgrade handshake, /health (PROTOCOL.md "Endpoints", "Health")."""
+import json
+import socket
+import time
+
+import pytest
+
+import rtlib
+from rtlib import http_get, http_raw, RawWS, TS_RE
+
+
+@pytest.fixture(scope="module")
+def _rt(module_factory):
+    return module_factory({"max_header_size": "8k",
+                           "allowed_origins":
+                           "https://a.example https://b.example"})
+
+
+@pytest.fixture
+def rt(_rt, attach):
+    return attach(_rt)
+
+
+def upgrade_request(port, path="/ws", method="GET", version="13", key=None,
+                    extra=None, drop=()):
+    headers = [
+        ("Host", "127.0.0.1:%d" % port),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", key or "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", version),
+    ]
+    headers = [(k, v) for k, v in headers if k not in drop]
+    headers += list(extra or [])
+    head = "%s %s HTTP/1.1\r\n" % (method, path)
+    head += "".join("%s: %s\r\n" % kv for kv in headers)
+    return (head + "\r\n").encode()
+
+
+def test_unknown_path_returns_404(rt):
+    status, _, _, _ = http_get(rt.port, "/nope")
+    assert status == 404
+
+
+def test_root_path_returns_404(rt):
+    status, _, _, _ = http_get(rt.port, "/")
+    assert status == 404
+
+
+def test_upgrade_on_unknown_path_returns_404(rt):
+    status, _, _, _ = http_raw(rt.port, upgrade_request(rt.port, "/other"))
+    assert status == 404
+
+
+def test_plain_get_on_ws_returns_426(rt):
+    status, _, _, _ = http_get(rt.port, "/ws")
+    assert status == 426
+
+
+def test_bad_websocket_version_returns_426_with_version_header(rt):
+    status, headers, _, _ = http_raw(rt.port,
+                                     upgrade_request(rt.port, version="8"))
+    assert status == 426
+    assert headers.get("sec-websocket-version") == "13"
+
+
+def test_post_on_ws_returns_405(rt):
+    req = upgrade_request(rt.port, method="POST")
+    status, _, _, _ = http_raw(rt.port, req)
+    assert status == 405
+
+
+def test_missing_websocket_key_returns_400(rt):
+    req = upgrade_request(rt.port, drop=("Sec-WebSocket-Key",))
+    status, _, _, _ = http_raw(rt.port, req)
+    assert status == 400
+
+
+@pytest.mark.parametrize("key", ["short", "dGhpcyBpcyAxNyBieXRlcyE=",
+                                 "!!!!!!!!!!!!!!!!!!!!!!=="])
+def test_invalid_websocket_key_returns_400(rt, key):
+    status, _, _, _ = http_raw(rt.port, upgrade_request(rt.port, key=key))
+    assert status == 400
+
+
+def test_malformed_request_returns_400_and_closes(rt):
+    status, _, _, closed = http_raw(rt.port, b"THIS IS NOT HTTP\r\n\r\n")
+    assert status == 400
+    assert closed
+
+
+def test_missing_host_returns_400(rt):
+    status, _, _, _ = http_raw(rt.port, b"GET /health HTTP/1.1\r\n\r\n")
+    assert status == 400
+
+
+def test_oversized_request_head_returns_431(rt):
+    req = ("GET /ws HTTP/1.1\r\nHost: x\r\nX-Filler: %s\r\n\r\n"
+           % ("a" * 10000)).encode()
+    status, _, _, _ = http_raw(rt.port, req)
+    assert status == 431
+
+
+def test_request_head_just_under_limit_is_served(rt):
+    head = "GET /health HTTP/1.1\r\nHost: x\r\nX-Filler: %s\r\n\r\n"
+    pad = 8192 - len(head % "") - 64
+    status, _, _, _ = http_raw(rt.port, (head % ("a" * pad)).encode())
+    assert status in (200, 503)
+
+
+def test_handshake_returns_correct_accept_key(rt):
+    ws = RawWS(rt.port)
+    try:
+        assert ws.headers.get("sec-websocket-accept") == \
+            rtlib.accept_key(ws.key)
+        assert ws.headers.get("upgrade", "").lower() == "websocket"
+        assert "upgrade" in ws.headers.get("connection", "").lower()
+    finally:
+        ws.close_socket()
+
+
+def test_handshake_accept_key_matches_rfc_example(rt):
+    s = socket.create_connection(("127.0.0.1", rt.port), timeout=5)
+    try:
+        s.sendall(upgrade_request(rt.port, key="dGhlIHNhbXBsZSBub25jZQ=="))
+        status, headers, _, _ = rtlib.read_http_response(s, read_all=False)
+        assert status == 101
+        assert headers["sec-websocket-accept"] == \
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    finally:
+        s.close()
+
+
+def test_handshake_declines_offered_extensions(rt):
+    ws = RawWS(rt.port, headers={
+        "Sec-WebSocket-Extensions":
+        "permessage-deflate; client_max_window_bits"})
+    try:
+        assert "sec-websocket-extensions" not in ws.headers
+    finally:
+        ws.close_socket()
+
+
+def test_handshake_without_token_selects_no_subprotocol(rt):
+    ws = RawWS(rt.port, headers={"Sec-WebSocket-Protocol": "chat, superchat"})
+    try:
+        assert "sec-websocket-protocol" not in ws.headers
+    finally:
+        ws.close_socket()
+
+
+def test_origin_not_allowed_returns_403(rt):
+    req = upgrade_request(rt.port, extra=[("Origin", "https://evil.example")])
+    status, _, _, _ = http_raw(rt.port, req)
+    assert status == 403
+
+
+@pytest.mark.parametrize("origin", ["https://a.example", "https://b.example"])
+def test_allowed_origin_upgrades(rt, origin):
+    ws = RawWS(rt.port, headers={"Origin": origin})
+    ws.close_socket()
+
+
+def test_any_origin_allowed_when_not_configured(start_daemon):
+    d = start_daemon()
+    ws = RawWS(d.port, headers={"Origin": "https://whatever.example"})
+    ws.close_socket()
+
+
+def test_idle_connection_closed_after_handshake_timeout(start_daemon):
+    d = start_daemon({"handshake_timeout": "1s"})
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    try:
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+        t0 = time.monotonic()
+        s.settimeout(4)
+        data = b""
+        while True:
+            try:
+                chunk = s.recv(4096)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        assert time.monotonic() - t0 < 4
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------- /health
+
+def test_health_reports_ok_json_shape(start_daemon, redis_server):
+    d = start_daemon({"redis_url": redis_server.url})
+    deadline = time.monotonic() + 5
+    while True:
+        status, headers, body, _ = http_get(d.port, "/health")
+        if status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert status == 200
+    assert headers.get("content-type", "").startswith("application/json")
+    h = json.loads(body)
+    assert h["status"] == "ok"
+    assert h["service"] == "realtime"
+    assert h["redis"] == "up"
+    assert h["workers"] == 1
+    for k in ("connections", "authenticated", "activeChannels"):
+        assert isinstance(h[k], int) and not isinstance(h[k], bool), k
+        assert h[k] == 0, k
+    assert TS_RE.match(h["timestamp"]), h["timestamp"]
+
+
+def test_health_reports_worker_count(start_daemon):
+    d = start_daemon({"workers": "2"})
+    _, _, body, _ = http_get(d.port, "/health")
+    assert json.loads(body)["workers"] == 2
+
+
+def test_health_degraded_503_while_redis_unreachable(start_daemon):
+    d = start_daemon({"redis_url": "redis://127.0.0.1:%d" % rtlib.free_port()})
+    deadline = time.monotonic() + 5
+    while True:
+        status, _, body, _ = http_get(d.port, "/health")
+        if status == 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert status == 503
+    h = json.loads(body)
+    assert h["status"] == "degraded"
+    assert h["redis"] == "down"
+    assert h["service"] == "realtime"
+
+
+def _poll_health(port, pred, timeout=3):
+    deadline = time.monotonic() + timeout
+    while True:
+        _, _, body, _ = http_get(port, "/health")
+        h = json.loads(body)
+        if pred(h) or time.monotonic() > deadline:
+            return h
+        time.sleep(0.05)
+
+
+def test_health_counts_connections_and_active_channels(start_daemon):
+    d = start_daemon()
+    anon = RawWS(d.port)
+    user = RawWS(d.port + 0, path="/ws?token=" + rtlib.mint(userId="hu1"))
+    try:
+        assert anon.recv_json()["type"] == "connected"
+        assert user.recv_json()["type"] == "connected"
+        anon.send_json({"type": "subscribe", "channel": "announcements"})
+        assert anon.recv_json()["type"] == "subscribed"
+        for ch in ("announcements", "apps:created", "user:hu1"):
+            user.send_json({"type": "subscribe", "channel": ch})
+            assert user.recv_json()["type"] == "subscribed"
+        h = _poll_health(d.port, lambda h: h["connections"] == 2
+                         and h["activeChannels"] == 3)
+        assert h["connections"] == 2
+        assert h["authenticated"] == 1
+        assert h["activeChannels"] == 3
+    finally:
+        anon.close_socket()
+        user.close_socket()
+    h = _poll_health(d.port, lambda h: h["connections"] == 0
+                     and h["activeChannels"] == 0)
+    assert h["connections"] == 0
+    assert h["activeChannels"] == 0
