@@ -301,14 +301,21 @@ config_split(char *line, char **key, char **val)
 		*p++ = '\0';
 	while (*p == ' ' || *p == '\t')
 		p++;
+	/* "value" in double quotes keeps spaces and '#' */
+	if (*p == '"' && (e = strchr(p + 1, '"')) != NULL) {
+		*e = '\0';
+		*val = p + 1;
+		return 1;
+	}
+	/* a '#' after whitespace starts a comment */
+	for (e = p; *e != '\0'; e++)
+		if (*e == '#' && e > p && (e[-1] == ' ' || e[-1] == '\t')) {
+			*e = '\0';
+			break;
+		}
 	e = p + strlen(p);
 	while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
 		*--e = '\0';
-	/* "value" in double quotes keeps inner spaces and '#' */
-	if (e - p >= 2 && *p == '"' && e[-1] == '"') {
-		e[-1] = '\0';
-		p++;
-	}
 	*val = p;
 	return 1;
 }

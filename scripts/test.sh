@@ -1,0 +1,78 @@
+#!/bin/bash
+# The full test suite, as CI runs it:
+#   1. build with -Wall -Wextra -Werror and run `make check`
+#      (unit tests + integration tests with redis-server, python3-websockets,
+#      node ws);
+#   2. the same suites again under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   3. every libFuzzer target for FUZZ_SECONDS each.
+# Ends with "N passed, N failed".  Options: --no-deps, --no-asan, --no-fuzz.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+deps=1 asan=1 fuzz=1
+for a in "$@"; do
+	case $a in
+	--no-deps) deps=0 ;; --no-asan) asan=0 ;; --no-fuzz) fuzz=0 ;;
+	*) echo "usage: $0 [--no-deps] [--no-asan] [--no-fuzz]" >&2; exit 2 ;;
+	esac
+done
+[ $deps -eq 0 ] || "$top/scripts/deps.sh" || exit 1
+cd "$top" || exit 1
+autoreconf -fi >/dev/null 2>&1 || { autoreconf -fi; exit 1; }
+
+passed=0 failed=0 skipped=0
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# Add one build's results (unit test cases and the integration summary).
+tally() {
+	local dir=$1 log n f e
+	for log in "$dir"/tests/unit/test_*.log; do
+		[ -f "$log" ] || continue
+		read -r n f e < <(sed -n 's/.*Checks: \([0-9]*\), Failures: \([0-9]*\), Errors: \([0-9]*\).*/\1 \2 \3/p' "$log" | tail -1)
+		if [ -z "${n:-}" ]; then
+			echo "FAIL: $log printed no Check summary"; failed=$((failed + 1)); continue
+		fi
+		passed=$((passed + n - f - e)); failed=$((failed + f + e))
+		# a sanitizer report after the summary still fails the binary
+		if grep -q '^:test-result: FAIL' "${log%.log}.trs" && [ $((f + e)) -eq 0 ]; then
+			echo "FAIL: $log (exit status)"; failed=$((failed + 1))
+		fi
+		n=
+	done
+	log=$dir/tests/integration/run.log
+	if read -r n f s < <(sed -n 's/^integration: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' "$log" 2>/dev/null | tail -1) && [ -n "$n" ]; then
+		passed=$((passed + n)); failed=$((failed + f)); skipped=$((skipped + s))
+	else
+		echo "FAIL: integration suite printed no summary ($log)"; failed=$((failed + 1))
+	fi
+}
+
+run_build() {
+	local dir=$1; shift
+	rm -rf "$dir"; mkdir -p "$dir"
+	echo "== build in $dir $*"
+	if ! (cd "$dir" && "$top/configure" -q --enable-werror "$@" && make -j"$jobs" >make.out 2>&1); then
+		tail -50 "$dir/make.out"; echo "FAIL: build in $dir"; failed=$((failed + 1)); return
+	fi
+	echo "== make check in $dir"
+	(cd "$dir" && make -j1 check >check.out 2>&1)
+	grep -E '^(PASS|FAIL|ERROR|SKIP|XFAIL|XPASS):' "$dir/check.out"
+	for f in "$dir"/tests/unit/test_*.log "$dir"/tests/integration/run.log; do
+		[ -f "$f" ] && grep -q -E 'Failures: [1-9]|Errors: [1-9]|FAILED|ERROR|not ok|runtime error|Sanitizer' "$f" && { echo "---- $f"; tail -80 "$f"; }
+	done
+	tally "$dir"
+}
+
+run_build "$top/build"
+if [ $asan -eq 1 ]; then
+	san="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    run_build "$top/build-asan" CFLAGS="$san" LDFLAGS="-fsanitize=address,undefined"
+fi
+if [ $fuzz -eq 1 ]; then
+	echo "== fuzzers"
+	"$top/tests/fuzz/run" "$top/build-fuzz" | tee "$top/build-fuzz.out"
+	read -r n f < <(sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$top/build-fuzz.out")
+	passed=$((passed + ${n:-0})); failed=$((failed + ${f:-1}))
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

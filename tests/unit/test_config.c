@@ -1,0 +1,252 @@
+/* Config parser: every error names file:line and key; env overrides. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+
+static struct rt_config	 conf;
+static char		 err[1024];
+
+static int
+parse(const char *text)
+{
+	int	 rv;
+
+	config_free(&conf);
+	err[0] = '\0';
+	rv = config_parse_string(&conf, "test.conf", text, strlen(text), err, sizeof(err));
+	if (rv == 0)
+		rv = config_validate(&conf, err, sizeof(err));
+	return rv;
+}
+
+static void
+teardown(void)
+{
+	config_free(&conf);
+}
+
+START_TEST(test_defaults)
+{
+	ck_assert_int_eq(parse(""), 0);
+	ck_assert_str_eq(conf.c_listen, "0.0.0.0:8888");
+	ck_assert_str_eq(conf.c_ws_path, "/ws");
+	ck_assert_str_eq(conf.c_echo_path, "");
+	ck_assert_int_eq(conf.c_max_message_size, 1024 * 1024);
+	ck_assert_int_eq(conf.c_heartbeat_interval, 30000);
+	ck_assert_int_eq(conf.c_heartbeat_timeout, 60000);	/* 2 intervals */
+	ck_assert_int_eq(conf.c_allow_anonymous, 1);
+	ck_assert_int_eq(conf.c_allowed_origins.sl_count, 0);
+	ck_assert_str_eq(conf.c_jwt_algorithm, "HS256");
+	ck_assert_int_eq(conf.c_log_level, LOG_LVL_INFO);
+}
+END_TEST
+
+START_TEST(test_values_of_every_type)
+{
+	ck_assert_int_eq(parse(
+	    "# comment\n"
+	    "   \n"
+	    "listen 127.0.0.1:9000   # trailing comment\n"), 0);
+	ck_assert_str_eq(conf.c_listen, "127.0.0.1:9000");
+	ck_assert_int_eq(parse(
+	    "listen 127.0.0.1:9000\n"
+	    "\tmax_message_size 64k\n"
+	    "heartbeat_interval 500ms\r\n"
+	    "heartbeat_timeout 2s\n"
+	    "allow_anonymous no\n"
+	    "allowed_origins https://a.example https://b.example\n"
+	    "jwt_secret \"with space # hash\"\n"
+	    "workers 3\n"
+	    "log_level debug\n"), 0);
+	ck_assert_str_eq(conf.c_listen, "127.0.0.1:9000");
+	ck_assert_int_eq(conf.c_max_message_size, 65536);
+	ck_assert_int_eq(conf.c_heartbeat_interval, 500);
+	ck_assert_int_eq(conf.c_heartbeat_timeout, 2000);
+	ck_assert_int_eq(conf.c_allow_anonymous, 0);
+	ck_assert_int_eq(conf.c_allowed_origins.sl_count, 2);
+	ck_assert_str_eq(conf.c_allowed_origins.sl_items[1], "https://b.example");
+	ck_assert_str_eq(conf.c_jwt_secret, "with space # hash");
+	ck_assert_int_eq(conf.c_workers, 3);
+	ck_assert_int_eq(conf.c_log_level, LOG_LVL_DEBUG);
+}
+END_TEST
+
+START_TEST(test_unknown_key_names_file_line_key)
+{
+	ck_assert_int_eq(parse("workers 2\n\nbogus_key 1\n"), -1);
+	ck_assert_str_eq(err, "test.conf:3: unknown key 'bogus_key'");
+}
+END_TEST
+
+START_TEST(test_bad_values_name_file_line_key)
+{
+	ck_assert_int_eq(parse("workers two\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "test.conf:1: workers:"));
+	ck_assert_int_eq(parse("\nmax_message_size 12q\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "test.conf:2: max_message_size:"));
+	ck_assert_int_eq(parse("heartbeat_interval soon\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "heartbeat_interval"));
+	ck_assert_int_eq(parse("allow_anonymous maybe\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "allow_anonymous"));
+	ck_assert_int_eq(parse("log_level loud\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "log_level"));
+	ck_assert_int_eq(parse("workers\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "missing value"));
+}
+END_TEST
+
+START_TEST(test_out_of_range)
+{
+	ck_assert_int_eq(parse("max_subscriptions 0\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "out of range"));
+	ck_assert_int_eq(parse("max_message_size 99999999999999999999\n"), -1);
+	ck_assert_int_eq(parse("workers -1\n"), -1);
+	ck_assert_int_eq(parse("heartbeat_interval 1ms\n"), -1);
+}
+END_TEST
+
+START_TEST(test_cross_key_checks)
+{
+	ck_assert_int_eq(parse("heartbeat_interval 10s\nheartbeat_timeout 5s\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "heartbeat_timeout"));
+	ck_assert_int_eq(parse("jwt_algorithm none\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "jwt_algorithm"));
+	ck_assert_int_eq(parse("ws_path ws\n"), -1);
+}
+END_TEST
+
+START_TEST(test_hostile_lines)
+{
+	char	 big[4096];
+
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	ck_assert_int_eq(parse(big), -1);
+	ck_assert_ptr_nonnull(strstr(err, "line too long"));
+	config_free(&conf);
+	ck_assert_int_eq(config_parse_string(&conf, "t", "workers 1\0x\n", 12,
+	    err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "NUL"));
+}
+END_TEST
+
+START_TEST(test_units)
+{
+	int64_t	 v;
+
+	ck_assert_int_eq(config_parse_duration("1500ms", &v), 0);
+	ck_assert_int_eq(v, 1500);
+	ck_assert_int_eq(config_parse_duration("2m", &v), 0);
+	ck_assert_int_eq(v, 120000);
+	ck_assert_int_eq(config_parse_duration("7", &v), 0);
+	ck_assert_int_eq(v, 7000);
+	ck_assert_int_eq(config_parse_duration("-1s", &v), -1);
+	ck_assert_int_eq(config_parse_duration("", &v), -1);
+	ck_assert_int_eq(config_parse_size("1m", &v), 0);
+	ck_assert_int_eq(v, 1048576);
+	ck_assert_int_eq(config_parse_size("3kb", &v), 0);
+	ck_assert_int_eq(v, 3072);
+	ck_assert_int_eq(config_parse_size("1t", &v), -1);
+}
+END_TEST
+
+START_TEST(test_environment_overrides)
+{
+	setenv("JWT_SECRET", "from-env", 1);
+	setenv("REDIS_URL", "redis://10.0.0.1:6380/2", 1);
+	setenv("REALTIMED_MAX_SUBSCRIPTIONS", "7", 1);
+	ck_assert_int_eq(parse("jwt_secret from-file\nmax_subscriptions 3\n"), 0);
+	ck_assert_int_eq(config_apply_env(&conf, err, sizeof(err)), 0);
+	ck_assert_str_eq(conf.c_jwt_secret, "from-env");
+	ck_assert_str_eq(conf.c_redis_url, "redis://10.0.0.1:6380/2");
+	ck_assert_int_eq(conf.c_max_subscriptions, 7);
+	setenv("REALTIMED_WORKERS", "many", 1);
+	ck_assert_int_eq(config_apply_env(&conf, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "REALTIMED_WORKERS"));
+	unsetenv("JWT_SECRET");
+	unsetenv("REDIS_URL");
+	unsetenv("REALTIMED_MAX_SUBSCRIPTIONS");
+	unsetenv("REALTIMED_WORKERS");
+}
+END_TEST
+
+START_TEST(test_missing_file)
+{
+	config_free(&conf);
+	ck_assert_int_eq(config_load(&conf, "/nonexistent/realtimed.conf", err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "/nonexistent/realtimed.conf"));
+}
+END_TEST
+
+static void
+dump_line(const char *line, void *arg)
+{
+	int	*n = arg;
+
+	(*n)++;
+	ck_assert_ptr_null(strstr(line, "topsecret"));
+}
+
+START_TEST(test_dump_masks_secrets)
+{
+	int	 n = 0;
+
+	ck_assert_int_eq(parse("jwt_secret topsecret\n"), 0);
+	config_dump(&conf, dump_line, &n);
+	ck_assert_int_eq(n, config_key_count());
+}
+END_TEST
+
+/* Every key of the table is documented in the sample configuration. */
+START_TEST(test_every_key_in_sample_config)
+{
+	FILE	*fp = fopen(TEST_SRCDIR "/../etc/realtimed.conf", "r");
+	char	 text[65536], pat[128];
+	size_t	 n;
+	int	 i;
+
+	ck_assert_ptr_nonnull(fp);
+	n = fread(text, 1, sizeof(text) - 1, fp);
+	text[n] = '\0';
+	fclose(fp);
+	for (i = 0; i < config_key_count(); i++) {
+		snprintf(pat, sizeof(pat), "#%s", config_key_name(i));
+		if (strstr(text, pat) == NULL)
+			ck_abort_msg("key %s missing from etc/realtimed.conf", config_key_name(i));
+	}
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("config");
+	TCase	*tc = tcase_create("core");
+	SRunner	*sr;
+	int	 failed;
+
+	log_init("test", 1, LOG_LVL_ERR);
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_values_of_every_type);
+	tcase_add_test(tc, test_unknown_key_names_file_line_key);
+	tcase_add_test(tc, test_bad_values_name_file_line_key);
+	tcase_add_test(tc, test_out_of_range);
+	tcase_add_test(tc, test_cross_key_checks);
+	tcase_add_test(tc, test_hostile_lines);
+	tcase_add_test(tc, test_units);
+	tcase_add_test(tc, test_environment_overrides);
+	tcase_add_test(tc, test_missing_file);
+	tcase_add_test(tc, test_dump_masks_secrets);
+	tcase_add_test(tc, test_every_key_in_sample_config);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
