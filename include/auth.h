@@ -38,7 +38,9 @@ struct auth_token {
 	enum auth_source t_source;
 	char		 t_token[AUTH_TOKEN_MAX + 1];
 	size_t		 t_len;
-	int		 t_too_long;	/* a token was present but over the limit */
+	int		 t_too_long;	/* a token was present but over the limit
+				 * (or, for ?token=, not percent-decodable):
+				 * refuse it as invalid, do not go anonymous */
 	/*
 	 * The subprotocol to echo in Sec-WebSocket-Protocol: the offered
 	 * "token-<jwt>" item exactly as sent, whenever one was offered (even
@@ -71,7 +73,9 @@ void	auth_free(struct auth_ctx *ctx);
  * short human reason in reason ("signature verification failed",
  * "token expired", "token not yet valid", "algorithm not allowed",
  * "malformed token", "missing userId or sub claim", "issuer mismatch",
- * "audience mismatch") otherwise.  The reason never contains the token.
+ * "audience mismatch", "token too long", "invalid exp claim",
+ * "invalid nbf claim", "invalid claim type", "claim too long",
+ * "empty user id") otherwise.  The reason never contains the token.
  */
 int	auth_verify(struct auth_ctx *ctx, const char *token, size_t len, time_t now,
 	    struct auth_user *user, char *reason, size_t reasonlen);

@@ -52,8 +52,15 @@ struct rt_config {
 	int		 c_allow_anonymous;
 	struct rt_strlist c_allowed_origins;	/* empty = any */
 
-	/* redis */
+	/* redis and the bridge */
 	char		*c_redis_url;
+	int64_t		 c_canary_interval;	/* 0 = off */
+	int64_t		 c_ipc_max_buffer;	/* bridge -> worker high-water mark */
+	int64_t		 c_redis_reconnect_max;	/* backoff ceiling */
+
+	/* supervision */
+	int64_t		 c_child_timeout;	/* a silent child is killed */
+	int64_t		 c_shutdown_timeout;
 
 	/* logging */
 	int		 c_log_level;

@@ -12,7 +12,6 @@
  * public key context can be cached there later without an API change.
  */
 #include <errno.h>
-#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,28 +102,40 @@ auth_alg_lookup(const char *name, jwt_alg_t *alg, int *pkey_type)
 	return -1;
 }
 
-/* Read the whole file; NUL-terminated (libjwt's PEM reader wants that). */
+/*
+ * Read the whole file, NUL-terminated (libjwt's PEM reader wants that).
+ * NULL with *why set on failure.
+ */
 static unsigned char *
-auth_read_file(const char *path, size_t *lenp)
+auth_read_file(const char *path, size_t *lenp, const char **why)
 {
 	FILE		*fp;
 	unsigned char	*buf;
 	size_t		 n;
 
-	if ((fp = fopen(path, "r")) == NULL)
+	if ((fp = fopen(path, "r")) == NULL) {
+		*why = strerror(errno);
 		return NULL;
+	}
 	if ((buf = malloc(AUTH_PEM_MAX + 1)) == NULL) {
+		*why = "out of memory";
 		fclose(fp);
 		return NULL;
 	}
 	n = fread(buf, 1, AUTH_PEM_MAX + 1, fp);
-	if (ferror(fp) || n == 0 || n > AUTH_PEM_MAX) {
-		fclose(fp);
+	if (ferror(fp))
+		*why = strerror(errno);		/* e.g. a directory */
+	else if (n == 0)
+		*why = "empty file";
+	else if (n > AUTH_PEM_MAX)
+		*why = "too large for a public key";
+	else
+		*why = NULL;
+	fclose(fp);
+	if (*why != NULL) {
 		free(buf);
-		errno = n > AUTH_PEM_MAX ? EFBIG : EIO;
 		return NULL;
 	}
-	fclose(fp);
 	buf[n] = '\0';
 	*lenp = n;
 	return buf;
@@ -144,7 +155,7 @@ auth_check_pem(const unsigned char *pem, size_t len, int pkey_type)
 	BIO_free(bio);
 	if (pkey == NULL)
 		return -1;
-	ok = EVP_PKEY_get_base_id(pkey) == pkey_type;
+	ok = EVP_PKEY_base_id(pkey) == pkey_type;
 	EVP_PKEY_free(pkey);
 	return ok ? 0 : -1;
 }
@@ -153,16 +164,15 @@ static int
 auth_load_pubkey(struct auth_ctx *ctx, const struct rt_config *conf,
     int pkey_type, char *err, size_t errlen)
 {
-	const char	*path = conf->c_jwt_public_key;
+	const char	*path = conf->c_jwt_public_key, *why;
 
 	if (!auth_set(path)) {
 		snprintf(err, errlen, "jwt_algorithm %s needs jwt_public_key",
 		    conf->c_jwt_algorithm);
 		return -1;
 	}
-	if ((ctx->a_key = auth_read_file(path, &ctx->a_keylen)) == NULL) {
-		snprintf(err, errlen, "jwt_public_key %s: %s", path,
-		    strerror(errno));
+	if ((ctx->a_key = auth_read_file(path, &ctx->a_keylen, &why)) == NULL) {
+		snprintf(err, errlen, "jwt_public_key %s: %s", path, why);
 		return -1;
 	}
 	if (auth_check_pem(ctx->a_key, ctx->a_keylen, pkey_type) == -1) {
@@ -246,26 +256,26 @@ auth_anonymous(struct auth_user *user)
 }
 
 /*
- * A grant as JSON text (libjwt allocates it), or NULL if absent.  Used
- * only off the common path, to tell "absent" from "of another type".
+ * Claims are read with json-c from the whole payload object: libjwt 1.10's
+ * jwt_get_grant_int() answers 0 for a float, a boolean or null alike, which
+ * cannot tell "exp": null from "exp": 0.  The checks below depend only on
+ * that object, so a faster signature path can feed them later.
  */
-static int
-auth_grant_is(jwt_t *jwt, const char *name, const char *json)
+static struct json_object *
+auth_claims(jwt_t *jwt)
 {
-	char	*s;
-	int	 eq;
+	struct json_object	*o;
+	char			*s;
 
-	if ((s = jwt_get_grants_json(jwt, name)) == NULL)
-		return json == NULL;
-	eq = json != NULL && strcmp(s, json) == 0;
+	if ((s = jwt_get_grants_json(jwt, NULL)) == NULL)
+		return NULL;
+	o = json_tokener_parse(s);
 	free(s);
-	return eq;
-}
-
-static int
-auth_grant_present(jwt_t *jwt, const char *name)
-{
-	return !auth_grant_is(jwt, name, NULL);
+	if (o != NULL && !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		o = NULL;
+	}
+	return o;
 }
 
 /*
@@ -273,32 +283,28 @@ auth_grant_present(jwt_t *jwt, const char *name)
  * Non-integral dates (RFC 7519 allows them) are truncated.
  */
 static int
-auth_numeric_date(jwt_t *jwt, const char *name, int64_t *v)
+auth_numeric_date(struct json_object *claims, const char *name, int64_t *v)
 {
 	struct json_object	*o;
-	char			*s;
-	int			 rv = -1;
+	double			 d;
 
-	errno = 0;
-	*v = jwt_get_grant_int(jwt, name);
-	if (errno == 0)
-		return 1;
-	if ((s = jwt_get_grants_json(jwt, name)) == NULL)
+	if (!json_object_object_get_ex(claims, name, &o))
 		return 0;
-	if ((o = json_tokener_parse(s)) != NULL &&
-	    json_object_is_type(o, json_type_double)) {
-		double d = json_object_get_double(o);
-		if (d > -9.2e15 && d < 9.2e15) {	/* fits in ms, too */
-			*v = (int64_t)d;
-			rv = 1;
-		}
+	if (json_object_is_type(o, json_type_int)) {
+		*v = json_object_get_int64(o);
+		return 1;
 	}
-	json_object_put(o);
-	free(s);
-	return rv;
+	if (!json_object_is_type(o, json_type_double))
+		return -1;
+	d = json_object_get_double(o);
+	if (!(d > -9.2e15 && d < 9.2e15))	/* also NaN */
+		*v = d > 0 ? INT64_MAX : INT64_MIN;
+	else
+		*v = (int64_t)d;
+	return 1;
 }
 
-/* Seconds to milliseconds without overflow; dates past year 292M clamp. */
+/* Seconds to milliseconds without overflow; absurd dates clamp. */
 static int64_t
 auth_ms(int64_t s)
 {
@@ -310,20 +316,20 @@ auth_ms(int64_t s)
 }
 
 static const char *
-auth_check_times(struct auth_ctx *ctx, jwt_t *jwt, time_t now,
+auth_check_times(struct auth_ctx *ctx, struct json_object *claims, time_t now,
     struct auth_user *user)
 {
 	int64_t	 exp, nbf, now_ms = auth_ms(now);
 	int	 rv;
 
-	if ((rv = auth_numeric_date(jwt, "exp", &exp)) == -1)
+	if ((rv = auth_numeric_date(claims, "exp", &exp)) == -1)
 		return "invalid exp claim";
 	if (rv == 1) {
 		if (auth_ms(exp) + ctx->a_leeway <= now_ms)
 			return "token expired";
 		user->u_exp = (time_t)exp;
 	}
-	if ((rv = auth_numeric_date(jwt, "nbf", &nbf)) == -1)
+	if ((rv = auth_numeric_date(claims, "nbf", &nbf)) == -1)
 		return "invalid nbf claim";
 	if (rv == 1 && auth_ms(nbf) > now_ms + ctx->a_leeway)
 		return "token not yet valid";
@@ -331,49 +337,43 @@ auth_check_times(struct auth_ctx *ctx, jwt_t *jwt, time_t now,
 }
 
 static int
-auth_aud_array_has(const char *json, const char *want)
+auth_str_is(struct json_object *o, const char *want)
 {
-	struct json_object	*o, *e;
-	size_t			 i, n;
-	int			 found = 0;
+	return json_object_is_type(o, json_type_string) &&
+	    (size_t)json_object_get_string_len(o) == strlen(want) &&
+	    strcmp(json_object_get_string(o), want) == 0;
+}
 
-	if ((o = json_tokener_parse(json)) == NULL)
+/* aud: the configured audience, or an array holding it (RFC 7519 4.1.3). */
+static int
+auth_aud_ok(struct json_object *aud, const char *want)
+{
+	size_t	 i, n;
+
+	if (auth_str_is(aud, want))
+		return 1;
+	if (!json_object_is_type(aud, json_type_array))
 		return 0;
-	if (json_object_is_type(o, json_type_array)) {
-		n = json_object_array_length(o);
-		for (i = 0; i < n && !found; i++) {
-			e = json_object_array_get_idx(o, i);
-			found = json_object_is_type(e, json_type_string) &&
-			    strcmp(json_object_get_string(e), want) == 0;
-		}
-	}
-	json_object_put(o);
-	return found;
+	n = json_object_array_length(aud);
+	for (i = 0; i < n; i++)
+		if (auth_str_is(json_object_array_get_idx(aud, i), want))
+			return 1;
+	return 0;
 }
 
 static const char *
-auth_check_iss_aud(struct auth_ctx *ctx, jwt_t *jwt)
+auth_check_iss_aud(struct auth_ctx *ctx, struct json_object *claims)
 {
-	const char	*s;
-	char		*json;
-	int		 ok;
+	struct json_object	*o;
 
-	if (ctx->a_issuer != NULL) {
-		s = jwt_get_grant(jwt, "iss");
-		if (s == NULL || strcmp(s, ctx->a_issuer) != 0)
-			return "issuer mismatch";
-	}
-	if (ctx->a_audience != NULL) {
-		if ((s = jwt_get_grant(jwt, "aud")) != NULL)
-			ok = strcmp(s, ctx->a_audience) == 0;
-		else if ((json = jwt_get_grants_json(jwt, "aud")) != NULL) {
-			ok = auth_aud_array_has(json, ctx->a_audience);
-			free(json);
-		} else
-			ok = 0;
-		if (!ok)
-			return "audience mismatch";
-	}
+	if (ctx->a_issuer != NULL &&
+	    (!json_object_object_get_ex(claims, "iss", &o) ||
+	    !auth_str_is(o, ctx->a_issuer)))
+		return "issuer mismatch";
+	if (ctx->a_audience != NULL &&
+	    (!json_object_object_get_ex(claims, "aud", &o) ||
+	    !auth_aud_ok(o, ctx->a_audience)))
+		return "audience mismatch";
 	return NULL;
 }
 
@@ -382,22 +382,24 @@ auth_check_iss_aud(struct auth_ctx *ctx, jwt_t *jwt)
  * there; JSON null counts as absent), else the reason.
  */
 static const char *
-auth_opt_string(jwt_t *jwt, const char *name, char *out, size_t outlen,
-    int *has)
+auth_opt_string(struct json_object *claims, const char *name, char *out,
+    size_t outlen, int *has)
 {
-	const char	*s;
+	struct json_object	*o;
+	size_t			 len;
 
 	*has = 0;
 	*out = '\0';
-	if ((s = jwt_get_grant(jwt, name)) == NULL) {
-		if (auth_grant_present(jwt, name) &&
-		    !auth_grant_is(jwt, name, "null"))
-			return "invalid claim type";
+	if (!json_object_object_get_ex(claims, name, &o) || o == NULL)
 		return NULL;
-	}
-	if (strlen(s) >= outlen)
+	if (!json_object_is_type(o, json_type_string))
+		return "invalid claim type";
+	len = (size_t)json_object_get_string_len(o);
+	if (len >= outlen)
 		return "claim too long";
-	memcpy(out, s, strlen(s) + 1);
+	if (memchr(json_object_get_string(o), '\0', len) != NULL)
+		return "invalid claim type";
+	memcpy(out, json_object_get_string(o), len + 1);
 	*has = 1;
 	return NULL;
 }
@@ -407,55 +409,74 @@ auth_opt_string(jwt_t *jwt, const char *name, char *out, size_t outlen,
  * written in decimal.  1 found, 0 absent (or null), -1 invalid (*why).
  */
 static int
-auth_id_claim(jwt_t *jwt, const char *name, struct auth_user *user,
-    const char **why)
+auth_id_claim(struct json_object *claims, const char *name,
+    struct auth_user *user, const char **why)
 {
-	const char	*s;
-	long		 n;
+	struct json_object	*o;
+	int			 has;
 
 	*why = NULL;
-	if ((s = jwt_get_grant(jwt, name)) != NULL) {
-		if (*s == '\0')
-			*why = "empty user id";
-		else if (strlen(s) > RT_USERID_MAX)
-			*why = "claim too long";
-		else
-			memcpy(user->u_id, s, strlen(s) + 1);
-		return *why == NULL ? 1 : -1;
-	}
-	errno = 0;
-	n = jwt_get_grant_int(jwt, name);
-	if (errno == 0) {
-		snprintf(user->u_id, sizeof(user->u_id), "%ld", n);
+	if (json_object_object_get_ex(claims, name, &o) &&
+	    json_object_is_type(o, json_type_int)) {
+		/* json-c prints the integer it stored, signed or not */
+		snprintf(user->u_id, sizeof(user->u_id), "%s",
+		    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 		return 1;
 	}
-	if (!auth_grant_present(jwt, name) || auth_grant_is(jwt, name, "null"))
-		return 0;
-	*why = "invalid claim type";
-	return -1;
+	if ((*why = auth_opt_string(claims, name, user->u_id,
+	    sizeof(user->u_id), &has)) != NULL)
+		return -1;
+	if (has && user->u_id[0] == '\0') {
+		*why = "empty user id";
+		return -1;
+	}
+	return has;
 }
 
 static const char *
-auth_fill_user(jwt_t *jwt, struct auth_user *user)
+auth_fill_user(struct json_object *claims, struct auth_user *user)
 {
 	const char	*why;
 	int		 rv;
 
-	if ((rv = auth_id_claim(jwt, "userId", user, &why)) == 0)
-		rv = auth_id_claim(jwt, "sub", user, &why);
+	if ((rv = auth_id_claim(claims, "userId", user, &why)) == 0)
+		rv = auth_id_claim(claims, "sub", user, &why);
 	if (rv == -1)
 		return why;
 	if (rv == 0)
 		return "missing userId or sub claim";
-	if ((why = auth_opt_string(jwt, "email", user->u_email,
+	if ((why = auth_opt_string(claims, "email", user->u_email,
 	    sizeof(user->u_email), &user->u_has_email)) != NULL)
 		return why;
-	if ((why = auth_opt_string(jwt, "role", user->u_role,
+	if ((why = auth_opt_string(claims, "role", user->u_role,
 	    sizeof(user->u_role), &user->u_has_role)) != NULL)
 		return why;
 	user->u_admin = user->u_has_role && strcmp(user->u_role, "admin") == 0;
 	user->u_authenticated = 1;
 	return NULL;
+}
+
+/* Everything after the signature; the claims alone decide. */
+static const char *
+auth_check_claims(struct auth_ctx *ctx, struct json_object *claims,
+    time_t now, struct auth_user *user)
+{
+	const char	*why;
+
+	if ((why = auth_check_times(ctx, claims, now, user)) != NULL ||
+	    (why = auth_check_iss_aud(ctx, claims)) != NULL)
+		return why;
+	return auth_fill_user(claims, user);
+}
+
+/* The header's "alg" is exactly the configured one (never "none"). */
+static int
+auth_alg_ok(struct auth_ctx *ctx, jwt_t *jwt)
+{
+	const char	*alg = jwt_get_header(jwt, "alg");
+
+	return alg != NULL && ctx->a_alg != JWT_ALG_NONE &&
+	    strcmp(alg, jwt_alg_str(ctx->a_alg)) == 0;
 }
 
 /*
@@ -470,10 +491,8 @@ auth_decode_failure(struct auth_ctx *ctx, const char *tok)
 
 	if (jwt_decode(&jwt, tok, NULL, 0) != 0 || jwt == NULL)
 		return "malformed token";
-	if (jwt_get_alg(jwt) != ctx->a_alg)
-		why = "algorithm not allowed";
-	else
-		why = "signature verification failed";
+	why = auth_alg_ok(ctx, jwt) ? "signature verification failed" :
+	    "algorithm not allowed";
 	jwt_free(jwt);
 	return why;
 }
@@ -482,8 +501,9 @@ static const char *
 auth_check(struct auth_ctx *ctx, const char *tok, time_t now,
     struct auth_user *user)
 {
-	jwt_t		*jwt = NULL;
-	const char	*why;
+	jwt_t			*jwt = NULL;
+	struct json_object	*claims;
+	const char		*why;
 
 	if (jwt_decode(&jwt, tok, ctx->a_key, (int)ctx->a_keylen) != 0 ||
 	    jwt == NULL) {
@@ -491,11 +511,14 @@ auth_check(struct auth_ctx *ctx, const char *tok, time_t now,
 		return auth_decode_failure(ctx, tok);
 	}
 	/* The confusion check: libjwt verified with whatever alg was sent. */
-	if (jwt_get_alg(jwt) != ctx->a_alg || jwt_get_alg(jwt) == JWT_ALG_NONE)
+	if (jwt_get_alg(jwt) != ctx->a_alg || !auth_alg_ok(ctx, jwt))
 		why = "algorithm not allowed";
-	else if ((why = auth_check_times(ctx, jwt, now, user)) == NULL &&
-	    (why = auth_check_iss_aud(ctx, jwt)) == NULL)
-		why = auth_fill_user(jwt, user);
+	else if ((claims = auth_claims(jwt)) == NULL)
+		why = "malformed token";
+	else {
+		why = auth_check_claims(ctx, claims, now, user);
+		json_object_put(claims);
+	}
 	jwt_free(jwt);
 	return why;
 }

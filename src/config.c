@@ -60,6 +60,11 @@ static const struct conf_key conf_keys[] = {
 	{ "allow_anonymous", CT_BOOL, OFF(c_allow_anonymous), "yes", 0, 0, F_RELOAD },
 	{ "allowed_origins", CT_LIST, OFF(c_allowed_origins), "", 0, 0, F_RELOAD },
 	{ "redis_url", CT_STR, OFF(c_redis_url), "redis://127.0.0.1:6379", 0, 0, 0 },
+	{ "canary_interval", CT_DURATION, OFF(c_canary_interval), "5s", 0, DAY, 0 },
+	{ "ipc_max_buffer", CT_SIZE, OFF(c_ipc_max_buffer), "64m", 65536, 16 * GB, F_RELOAD },
+	{ "redis_reconnect_max", CT_DURATION, OFF(c_redis_reconnect_max), "5s", 100, DAY, F_RELOAD },
+	{ "child_timeout", CT_DURATION, OFF(c_child_timeout), "10s", 500, DAY, F_RELOAD },
+	{ "shutdown_timeout", CT_DURATION, OFF(c_shutdown_timeout), "10s", 0, DAY, F_RELOAD },
 	{ "log_level", CT_LOGLEVEL, OFF(c_log_level), "info", 0, 0, F_RELOAD },
 };
 #define NKEYS	((int)(sizeof(conf_keys) / sizeof(conf_keys[0])))

@@ -18,74 +18,13 @@
 #include "config.h"
 #include "realtimed.h"
 #include "log.h"
-#include "worker.h"
+#include "master.h"
 
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: %s [-dftv] [-c file]\n", RT_NAME);
 	exit(1);
-}
-
-/* "HOST:PORT", "[V6]:PORT", "*:PORT" or "PORT" into host and port. */
-static int
-listen_split(const char *spec, char *host, size_t hostlen, char *port, size_t portlen)
-{
-	const char	*colon;
-
-	if (spec[0] == '[') {
-		const char *close = strchr(spec, ']');
-
-		if (close == NULL || close[1] != ':')
-			return -1;
-		snprintf(host, hostlen, "%.*s", (int)(close - spec - 1), spec + 1);
-		snprintf(port, portlen, "%s", close + 2);
-		return 0;
-	}
-	if ((colon = strrchr(spec, ':')) == NULL) {
-		snprintf(host, hostlen, "*");
-		snprintf(port, portlen, "%s", spec);
-		return 0;
-	}
-	snprintf(host, hostlen, "%.*s", (int)(colon - spec), spec);
-	snprintf(port, portlen, "%s", colon + 1);
-	return 0;
-}
-
-/* Bind one listening socket; -1 with a message in err. */
-static int
-listen_open(const char *spec, char *err, size_t errlen)
-{
-	struct addrinfo	 hints, *res = NULL;
-	char		 host[256], port[32];
-	int		 fd, one = 1, rv;
-
-	if (listen_split(spec, host, sizeof(host), port, sizeof(port)) == -1) {
-		snprintf(err, errlen, "listen %s: expected HOST:PORT", spec);
-		return -1;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((rv = getaddrinfo(strcmp(host, "*") == 0 || host[0] == '\0' ? NULL : host,
-	    port, &hints, &res)) != 0) {
-		snprintf(err, errlen, "listen %s: %s", spec, gai_strerror(rv));
-		return -1;
-	}
-	if ((fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    res->ai_protocol)) == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
-	    listen(fd, 4096) == -1) {
-		snprintf(err, errlen, "listen %s: %s", spec, strerror(errno));
-		if (fd != -1)
-			close(fd);
-		freeaddrinfo(res);
-		return -1;
-	}
-	freeaddrinfo(res);
-	return fd;
 }
 
 static void
@@ -101,7 +40,7 @@ main(int argc, char *argv[])
 	struct rt_config	 conf;
 	const char		*file = RT_CONFIG_FILE;
 	char			 err[1024];
-	int			 ch, debug = 0, test = 0, verbose = 0, fd, rv;
+	int			 ch, debug = 0, test = 0, verbose = 0, rv;
 
 	while ((ch = getopt(argc, argv, "c:dftvh")) != -1) {
 		switch (ch) {
@@ -144,13 +83,8 @@ main(int argc, char *argv[])
 	}
 	log_setlevel(debug ? LOG_LVL_DEBUG : conf.c_log_level);
 	signal(SIGPIPE, SIG_IGN);
-	if ((fd = listen_open(conf.c_listen, err, sizeof(err))) == -1) {
-		log_warnx("%s", err);
-		config_free(&conf);
-		return 1;
-	}
-	log_info("listening on %s", conf.c_listen);
-	rv = worker_run(&conf, 0, &fd, 1);
+	proc_title_init(argc, argv);
+	rv = master_start(&conf);
 	config_free(&conf);
-	return rv == 0 ? 0 : 1;
+	return rv;
 }

@@ -34,7 +34,12 @@
 #include "auth.h"
 #include "channel.h"
 #include "proto.h"
+#include "ipc.h"
+#include "registry.h"
 #include "worker.h"
+
+#define STAT_ADD(w, f, n)	atomic_fetch_add_explicit(&(w)->w_rw->f, (n), memory_order_relaxed)
+#define STAT_GET(w, f)		atomic_load_explicit(&(w)->w_rw->f, memory_order_relaxed)
 
 #define WORKER_TICK_MS		100
 #define WORKER_PEEK_IOV		16
@@ -79,6 +84,7 @@ struct rt_conn {
 	uint8_t			 c_route;
 	uint8_t			 c_close_rcvd;
 	uint8_t			 c_counted;	/* in the open-connection counters */
+	int32_t			 c_slot;	/* registry connection slot, -1 none */
 	uint16_t		 c_msg_opcode;
 	uint64_t		 c_last_rx;	/* ms, monotonic */
 	uint64_t		 c_last_ping;
@@ -99,7 +105,6 @@ struct rt_worker {
 	int			 w_nlisteners;
 	struct event		*w_tick;
 	struct event		*w_sigterm;
-	struct event		*w_sigint;
 	struct wheel		 w_wheel;
 	struct conn_list	 w_conns;
 	struct auth_ctx		*w_auth;
@@ -107,7 +112,12 @@ struct rt_worker {
 	size_t			 w_nbuckets;
 	int			 w_stopping;
 	uint64_t		 w_stop_deadline;
-	struct worker_counters	 w_cnt;
+	int64_t			 w_nchans;	/* local channels */
+	struct registry		*w_reg;
+	struct reg_worker	*w_rw;		/* our counters, shared */
+	int			 w_master_fd;
+	struct event		*w_master_ev;
+	struct bufferevent	*w_bridge;
 };
 
 static void	conn_read_cb(struct bufferevent *, void *);
@@ -168,7 +178,7 @@ worker_chan_get(struct rt_worker *w, const char *name, size_t len)
 
 	if ((ch = worker_chan_find(w, name, len, h)) != NULL)
 		return ch;
-	if (w->w_cnt.wc_channels >= w->w_conf->c_max_channels)
+	if (w->w_nchans >= w->w_conf->c_max_channels)
 		return NULL;
 	if ((ch = calloc(1, sizeof(*ch) + len + 1)) == NULL)
 		return NULL;
@@ -176,7 +186,7 @@ worker_chan_get(struct rt_worker *w, const char *name, size_t len)
 	ch->ch_hash = h;
 	ch->ch_next = w->w_chans[h & (w->w_nbuckets - 1)];
 	w->w_chans[h & (w->w_nbuckets - 1)] = ch;
-	if ((size_t)++w->w_cnt.wc_channels > w->w_nbuckets)
+	if ((size_t)++w->w_nchans > w->w_nbuckets)
 		worker_chan_grow(w);
 	return ch;
 }
@@ -194,7 +204,7 @@ worker_chan_release(struct rt_worker *w, struct rt_chan *ch)
 	*pp = ch->ch_next;
 	free(ch->ch_subs);
 	free(ch);
-	w->w_cnt.wc_channels--;
+	w->w_nchans--;
 }
 
 /* ---- sending ----------------------------------------------------------- */
@@ -222,7 +232,7 @@ conn_send_json(struct rt_conn *c, struct json_object *obj)
 		return;
 	s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
 	conn_send_frame(c, WS_OP_TEXT, s, len);
-	c->c_worker->w_cnt.wc_messages_out++;
+	STAT_ADD(c->c_worker, rw_messages_out, 1);
 	json_object_put(obj);
 }
 
@@ -238,16 +248,18 @@ conn_send_error(struct rt_conn *c, const char *msg, const char *request,
 static void
 conn_uncount(struct rt_conn *c)
 {
-	struct worker_counters	*wc = &c->c_worker->w_cnt;
+	struct rt_worker	*w = c->c_worker;
 
 	if (!c->c_counted)
 		return;
 	c->c_counted = 0;
-	wc->wc_connections--;
+	STAT_ADD(w, rw_connections, -1);
 	if (c->c_user != NULL)
-		wc->wc_authenticated--;
+		STAT_ADD(w, rw_authenticated, -1);
 	else
-		wc->wc_anonymous--;
+		STAT_ADD(w, rw_anonymous, -1);
+	reg_conn_del(w->w_reg, c->c_slot);
+	c->c_slot = -1;
 }
 
 static void
@@ -321,7 +333,7 @@ conn_http_error(struct rt_conn *c, int status, const char *extra)
 	if (n > 0)
 		bufferevent_write(c->c_bev, buf, (size_t)n);
 	if (status >= 400)
-		c->c_worker->w_cnt.wc_handshake_errors++;
+		STAT_ADD(c->c_worker, rw_handshake_errors, 1);
 	log_debug("%s: %s: HTTP %d", __func__, c->c_peer, status);
 	conn_linger(c);
 }
@@ -360,7 +372,7 @@ conn_timer_open(struct rt_conn *c, uint64_t now)
 	if (now >= c->c_last_rx + (uint64_t)conf->c_heartbeat_timeout) {
 		log_debug("%s: %s: no frame for %lld ms, dropped", __func__,
 		    c->c_peer, (long long)(now - c->c_last_rx));
-		c->c_worker->w_cnt.wc_heartbeat_drops++;
+		STAT_ADD(c->c_worker, rw_heartbeat_drops, 1);
 		conn_free(c);
 		return;
 	}
@@ -386,7 +398,7 @@ conn_timer_fire(struct wheel_entry *e, void *arg)
 	switch (c->c_state) {
 	case CS_HTTP:
 		log_debug("%s: %s: handshake timeout", __func__, c->c_peer);
-		c->c_worker->w_cnt.wc_handshake_timeouts++;
+		STAT_ADD(c->c_worker, rw_handshake_timeouts, 1);
 		conn_free(c);
 		break;
 	case CS_OPEN:
@@ -407,6 +419,7 @@ worker_tick(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
+	atomic_store(&w->w_rw->rw_tick, now);
 	wheel_advance(&w->w_wheel, now, conn_timer_fire, &now);
 	if (w->w_stopping && (TAILQ_EMPTY(&w->w_conns) || now >= w->w_stop_deadline))
 		event_base_loopexit(w->w_base, NULL);
@@ -482,10 +495,17 @@ conn_subscribe(struct rt_conn *c, const char *name, size_t len, const char **why
 		worker_chan_release(w, ch);
 		goto full;
 	}
+	if (reg_chan_add(w->w_reg, w->w_id, name, len, 1) == -1) {
+		chan_del_sub(ch, s);
+		free(s);
+		worker_chan_release(w, ch);
+		goto full;
+	}
 	s->s_conn = c;
 	s->s_chan = ch;
 	c->c_subs[c->c_nsubs++] = s;
-	w->w_cnt.wc_subscriptions++;
+	STAT_ADD(w, rw_subscriptions, 1);
+	reg_conn_set_nsubs(w->w_reg, c->c_slot, c->c_nsubs);
 	return 0;
  full:
 	*why = "Server channel table is full, try again later";
@@ -500,7 +520,10 @@ conn_unsubscribe_at(struct rt_conn *c, int i)
 
 	chan_del_sub(ch, s);
 	c->c_subs[i] = c->c_subs[--c->c_nsubs];
-	c->c_worker->w_cnt.wc_subscriptions--;
+	STAT_ADD(c->c_worker, rw_subscriptions, -1);
+	reg_chan_add(c->c_worker->w_reg, c->c_worker->w_id, ch->ch_name,
+	    strlen(ch->ch_name), -1);
+	reg_conn_set_nsubs(c->c_worker->w_reg, c->c_slot, c->c_nsubs);
 	free(s);
 	worker_chan_release(c->c_worker, ch);
 }
@@ -560,30 +583,40 @@ conn_proto_channels(struct rt_conn *c)
 	conn_send_json(c, proto_channels(c->c_user, subs, NULL));
 }
 
+struct stats_filter {
+	const struct auth_user	*sf_user;
+	struct json_object	*sf_obj;
+};
+
+static void
+stats_add_channel(const char *name, int64_t subscribers, void *arg)
+{
+	struct stats_filter	*sf = arg;
+
+	/* non-admins see only channels they could subscribe to themselves */
+	if ((sf->sf_user == NULL || !sf->sf_user->u_admin) &&
+	    chan_authorize(name, strlen(name), sf->sf_user) != CHAN_OK)
+		return;
+	json_object_object_add(sf->sf_obj, name, json_object_new_int64(subscribers));
+}
+
 static void
 conn_proto_stats(struct rt_conn *c)
 {
 	struct rt_worker	*w = c->c_worker;
 	struct proto_stats	 st;
-	struct json_object	*by = json_object_new_object();
-	struct rt_chan		*ch;
-	size_t			 i;
+	struct reg_totals	 t;
+	struct stats_filter	 sf;
 
-	st.ps_total = w->w_cnt.wc_connections;
-	st.ps_authenticated = w->w_cnt.wc_authenticated;
-	st.ps_anonymous = w->w_cnt.wc_anonymous;
-	st.ps_subscriptions = w->w_cnt.wc_subscriptions;
-	for (i = 0; i < w->w_nbuckets; i++)
-		for (ch = w->w_chans[i]; ch != NULL; ch = ch->ch_next) {
-			if (c->c_user == NULL || !c->c_user->u_admin) {
-				if (chan_authorize(ch->ch_name, strlen(ch->ch_name),
-				    c->c_user) != CHAN_OK)
-					continue;
-			}
-			json_object_object_add(by, ch->ch_name,
-			    json_object_new_int64((int64_t)ch->ch_nsubs));
-		}
-	conn_send_json(c, proto_stats(&st, by, NULL));
+	reg_totals(w->w_reg, &t);
+	st.ps_total = t.t_connections;
+	st.ps_authenticated = t.t_authenticated;
+	st.ps_anonymous = t.t_anonymous;
+	st.ps_subscriptions = t.t_subscriptions;
+	sf.sf_user = c->c_user;
+	sf.sf_obj = json_object_new_object();
+	reg_chan_foreach(w->w_reg, stats_add_channel, &sf);
+	conn_send_json(c, proto_stats(&st, sf.sf_obj, NULL));
 }
 
 /* Token bucket: max_client_messages_per_sec, client_messages_burst. */
@@ -608,9 +641,9 @@ conn_proto_message(struct rt_conn *c, const char *buf, size_t len)
 {
 	struct proto_request	 r;
 
-	c->c_worker->w_cnt.wc_messages_in++;
+	STAT_ADD(c->c_worker, rw_messages_in, 1);
 	if (!conn_rate_ok(c, c->c_last_rx)) {
-		c->c_worker->w_cnt.wc_rate_limited++;
+		STAT_ADD(c->c_worker, rw_rate_limited, 1);
 		conn_send_error(c, "Rate limit exceeded", NULL, NULL);
 		conn_close(c, WS_CLOSE_POLICY, "Rate limit exceeded", 0);
 		return;
@@ -657,7 +690,7 @@ conn_ws_data(struct rt_conn *c, const struct ws_event *ev)
 	if (ev->first) {
 		c->c_msg_opcode = (uint16_t)ev->opcode;
 		if (c->c_route == ROUTE_PROTO && ev->opcode == WS_OP_BINARY) {
-			c->c_worker->w_cnt.wc_protocol_errors++;
+			STAT_ADD(c->c_worker, rw_protocol_errors, 1);
 			conn_close(c, WS_CLOSE_UNSUPPORTED, "Binary frames are not supported", 1);
 			return;
 		}
@@ -711,7 +744,7 @@ conn_ws_event(struct rt_conn *c, const struct ws_event *ev)
 	case WS_EV_ERROR:
 		log_debug("%s: %s: %s (close %u)", __func__, c->c_peer,
 		    ev->reason, ev->code);
-		c->c_worker->w_cnt.wc_protocol_errors++;
+		STAT_ADD(c->c_worker, rw_protocol_errors, 1);
 		if (c->c_state == CS_OPEN)
 			conn_close(c, ev->code, ev->reason, 1);
 		else
@@ -761,27 +794,62 @@ conn_ws_input(struct rt_conn *c)
 
 /* ---- HTTP and the upgrade ---------------------------------------------- */
 
+/*
+ * Why the host cannot prove delivery right now, or NULL.  Redis must be
+ * subscribed, and every running worker must have seen the last canary but
+ * one that the bridge published (one interval of slack).
+ */
+static const char *
+worker_degraded(struct rt_worker *w, char *buf, size_t len)
+{
+	struct reg_bridge	*rb = &w->w_reg->r_hdr->rh_bridge;
+	struct reg_worker	*rw;
+	uint64_t		 sent = atomic_load(&rb->rb_canary_sent);
+	int			 i;
+
+	if (!atomic_load(&rb->rb_redis_up))
+		return "redis unreachable";
+	if (w->w_conf->c_canary_interval == 0 || sent < 2)
+		return NULL;
+	for (i = 0; i < w->w_reg->r_hdr->rh_nworkers; i++) {
+		rw = reg_worker(w->w_reg, i);
+		if (atomic_load(&rw->rw_state) != REG_PROC_RUNNING)
+			continue;
+		if (atomic_load(&rw->rw_canary_seq) + 1 < sent) {
+			snprintf(buf, len, "canary from redis not received by worker %d", i);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
 static void
 conn_health(struct rt_conn *c)
 {
 	struct rt_worker	*w = c->c_worker;
 	struct json_object	*o = json_object_new_object();
-	char			 ts[RT_TIMESTAMP_LEN + 1], buf[2048];
-	const char		*body;
+	struct reg_totals	 t;
+	char			 ts[RT_TIMESTAMP_LEN + 1], buf[2048], why[128];
+	const char		*body, *reason;
 	size_t			 blen;
-	int			 n;
+	int			 n, up;
 
+	reg_totals(w->w_reg, &t);
+	reason = worker_degraded(w, why, sizeof(why));
+	up = atomic_load(&w->w_reg->r_hdr->rh_bridge.rb_redis_up);
 	util_timestamp(ts, sizeof(ts), NULL);
-	json_object_object_add(o, "status", json_object_new_string("ok"));
+	json_object_object_add(o, "status", json_object_new_string(reason ? "degraded" : "ok"));
 	json_object_object_add(o, "service", json_object_new_string(RT_SERVICE));
-	json_object_object_add(o, "connections", json_object_new_int64(w->w_cnt.wc_connections));
-	json_object_object_add(o, "authenticated", json_object_new_int64(w->w_cnt.wc_authenticated));
-	json_object_object_add(o, "activeChannels", json_object_new_int64(w->w_cnt.wc_channels));
-	json_object_object_add(o, "redis", json_object_new_string("disabled"));
-	json_object_object_add(o, "workers", json_object_new_int(1));
+	json_object_object_add(o, "connections", json_object_new_int64(t.t_connections));
+	json_object_object_add(o, "authenticated", json_object_new_int64(t.t_authenticated));
+	json_object_object_add(o, "activeChannels", json_object_new_int64(t.t_channels));
+	json_object_object_add(o, "redis", json_object_new_string(up ? "up" : "down"));
+	json_object_object_add(o, "workers", json_object_new_int(t.t_workers));
+	if (reason != NULL)
+		json_object_object_add(o, "reason", json_object_new_string(reason));
 	json_object_object_add(o, "timestamp", json_object_new_string(ts));
 	body = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &blen);
-	n = http_format_response(buf, sizeof(buf), 200, "application/json",
+	n = http_format_response(buf, sizeof(buf), reason ? 503 : 200, "application/json",
 	    "Cache-Control: no-store\r\n", body, blen);
 	if (n > 0)
 		bufferevent_write(c->c_bev, buf, (size_t)n);
@@ -830,14 +898,9 @@ conn_greet(struct rt_conn *c, const struct auth_token *tok)
 	struct auth_user	 user;
 	char			 reason[128], msg[160];
 
-	if (w->w_cnt.wc_connections >= w->w_conf->c_max_connections) {
-		conn_send_error(c, "Server is full, try again later", NULL, NULL);
-		conn_close(c, WS_CLOSE_TRY_AGAIN, "Server full", 0);
-		return;
-	}
 	if (tok->t_source == AUTH_SRC_NONE) {
 		if (!w->w_conf->c_allow_anonymous) {
-			w->w_cnt.wc_auth_failures++;
+			STAT_ADD(w, rw_auth_failures, 1);
 			conn_send_error(c, "Authentication required", NULL, NULL);
 			conn_close(c, WS_CLOSE_POLICY, "Authentication required", 0);
 			return;
@@ -847,23 +910,34 @@ conn_greet(struct rt_conn *c, const struct auth_token *tok)
 	    time(NULL), &user, reason, sizeof(reason)) == -1) {
 		if (tok->t_too_long)
 			snprintf(reason, sizeof(reason), "token too long");
-		w->w_cnt.wc_auth_failures++;
+		STAT_ADD(w, rw_auth_failures, 1);
 		log_debug("%s: %s: invalid token: %s", __func__, c->c_peer, reason);
 		snprintf(msg, sizeof(msg), "Invalid token: %s", reason);
 		conn_send_error(c, msg, NULL, NULL);
 		conn_close(c, WS_CLOSE_POLICY, "Invalid token", 0);
 		return;
 	}
+	c->c_slot = reg_conn_add(w->w_reg, w->w_id, c->c_id,
+	    user.u_authenticated ? user.u_id : NULL, user.u_admin, c->c_peer, (int64_t)time(NULL));
+	if (c->c_slot == -1) {
+		/* max_connections, host-wide */
+		STAT_ADD(w, rw_full_refusals, 1);
+		conn_send_error(c, "Server is full, try again later", NULL, NULL);
+		conn_close(c, WS_CLOSE_TRY_AGAIN, "Server full", 0);
+		return;
+	}
 	if (user.u_authenticated) {
 		if ((c->c_user = malloc(sizeof(*c->c_user))) == NULL) {
+			reg_conn_del(w->w_reg, c->c_slot);
+			c->c_slot = -1;
 			conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
 			return;
 		}
 		*c->c_user = user;
-		w->w_cnt.wc_authenticated++;
+		STAT_ADD(w, rw_authenticated, 1);
 	} else
-		w->w_cnt.wc_anonymous++;
-	w->w_cnt.wc_connections++;
+		STAT_ADD(w, rw_anonymous, 1);
+	STAT_ADD(w, rw_connections, 1);
 	c->c_counted = 1;
 	conn_send_json(c, proto_connected(c->c_id, c->c_user, NULL));
 }
@@ -1053,6 +1127,7 @@ worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->c_worker = w;
 	c->c_state = CS_HTTP;
+	c->c_slot = -1;
 	conn_peer_name(sa, c->c_peer, sizeof(c->c_peer));
 	if (util_uuid4(c->c_id, sizeof(c->c_id)) == -1)
 		fatalx("%s: no randomness for connection ids", __func__);
@@ -1072,6 +1147,155 @@ worker_accept_error(struct evconnlistener *l, void *arg)
 	log_warn("%s: accept() failed", __func__);
 }
 
+/* ---- events from the bridge, messages from the master ------------------ */
+
+/*
+ * Queue one event frame on every subscriber.  The bytes arrive complete
+ * from the bridge; a subscriber whose output is over max_output_buffer is
+ * a slow consumer and is closed with 4000 (after the loop: closing edits
+ * the channel's subscriber array).
+ */
+static void
+worker_event(struct rt_worker *w, const uint8_t *p, size_t len)
+{
+	struct rt_chan	*ch;
+	struct rt_conn	*c, **slow = NULL;
+	struct evbuffer	*out;
+	const char	*name;
+	const uint8_t	*frame;
+	size_t		 chlen, flen, i, nslow = 0;
+	size_t		 max = (size_t)w->w_conf->c_max_output_buffer;
+
+	if (ipc_event_split(p, len, &name, &chlen, &frame, &flen) == -1)
+		fatalx("%s: malformed event from the bridge", __func__);
+	if ((ch = worker_chan_find(w, name, chlen, worker_hash(name, chlen))) == NULL)
+		return;
+	for (i = 0; i < ch->ch_nsubs; i++) {
+		c = ch->ch_subs[i]->s_conn;
+		if (c->c_state != CS_OPEN)
+			continue;
+		out = bufferevent_get_output(c->c_bev);
+		if (evbuffer_get_length(out) + flen > max) {
+			struct rt_conn **n = reallocarray(slow, nslow + 1, sizeof(*n));
+
+			if (n != NULL) {
+				slow = n;
+				slow[nslow++] = c;
+			}
+			continue;
+		}
+		evbuffer_add(out, frame, flen);
+		STAT_ADD(w, rw_events_out, 1);
+		STAT_ADD(w, rw_bytes_out, (int64_t)flen);
+	}
+	for (i = 0; i < nslow; i++) {
+		log_debug("%s: %s: slow consumer, output over %zu bytes", __func__,
+		    slow[i]->c_peer, max);
+		STAT_ADD(w, rw_slow_closes, 1);
+		conn_close(slow[i], WS_CLOSE_SLOW, "Slow consumer", 1);
+	}
+	free(slow);
+}
+
+static void
+worker_bridge_read(struct bufferevent *bev, void *arg)
+{
+	struct rt_worker	*w = arg;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct ipc_hdr		 hdr;
+	uint8_t			 raw[sizeof(hdr)];
+	const uint8_t		*p;
+	uint64_t		 seq;
+	size_t			 len;
+	int			 rv;
+
+	while ((len = evbuffer_get_length(in)) >= sizeof(hdr)) {
+		evbuffer_copyout(in, raw, sizeof(raw));
+		if ((rv = ipc_parse(raw, len, &hdr)) == IPC_PARSE_NEED_MORE)
+			return;
+		if (rv == IPC_PARSE_BAD)
+			fatalx("%s: malformed message from the bridge", __func__);
+		p = evbuffer_pullup(in, (ev_ssize_t)(sizeof(hdr) + hdr.len)) + sizeof(hdr);
+		switch (hdr.type) {
+		case IPC_EVENT:
+			worker_event(w, p, hdr.len);
+			break;
+		case IPC_CANARY:
+			if (hdr.len != sizeof(seq))
+				fatalx("%s: malformed canary", __func__);
+			memcpy(&seq, p, sizeof(seq));
+			atomic_store(&w->w_rw->rw_canary_seq, seq);
+			atomic_store(&w->w_rw->rw_canary_seen, util_now_ms());
+			break;
+		default:
+			fatalx("%s: unexpected message %u from the bridge", __func__, hdr.type);
+		}
+		evbuffer_drain(in, sizeof(hdr) + hdr.len);
+	}
+}
+
+static void
+worker_bridge_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct rt_worker	*w = arg;
+
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		log_debug("%s: the bridge went away", __func__);
+		bufferevent_free(w->w_bridge);
+		w->w_bridge = NULL;
+	}
+}
+
+static void
+worker_attach_bridge(struct rt_worker *w, int fd)
+{
+	if (fd == -1)
+		fatalx("%s: no socket from the master", __func__);
+	if (w->w_bridge != NULL)
+		bufferevent_free(w->w_bridge);
+	evutil_make_socket_nonblocking(fd);
+	if ((w->w_bridge = bufferevent_socket_new(w->w_base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		fatalx("%s: bufferevent_socket_new() failed", __func__);
+	bufferevent_setcb(w->w_bridge, worker_bridge_read, NULL, worker_bridge_event, w);
+	bufferevent_enable(w->w_bridge, EV_READ);
+}
+
+static void	worker_stop(evutil_socket_t, short, void *);
+
+static void
+worker_dispatch_master(evutil_socket_t fd, short ev, void *arg)
+{
+	struct rt_worker	*w = arg;
+	struct ipc_hdr		 hdr;
+	char			 buf[256];
+	ssize_t			 n;
+	int			 rfd;
+
+	(void)ev;
+	while ((n = ipc_recv(fd, &hdr, buf, sizeof(buf), &rfd)) > 0) {
+		switch (hdr.type) {
+		case IPC_BRIDGE_FD:
+			worker_attach_bridge(w, rfd);
+			break;
+		case IPC_SHUTDOWN:
+			if (rfd != -1)
+				close(rfd);
+			worker_stop(SIGTERM, 0, w);
+			break;
+		default:
+			fatalx("%s: unexpected message %u from the master", __func__, hdr.type);
+		}
+	}
+	if (n == 0) {
+		/* the master died: nobody supervises us, so leave now */
+		log_warnx("the master went away: exiting");
+		event_del(w->w_master_ev);
+		event_base_loopexit(w->w_base, NULL);
+	} else if (errno != EAGAIN)
+		fatal("%s: control socket", __func__);
+}
+
 /* ---- start and stop ------------------------------------------------------ */
 
 static void
@@ -1084,10 +1308,11 @@ worker_stop(evutil_socket_t sig, short ev, void *arg)
 	(void)ev;
 	if (w->w_stopping)
 		return;
-	log_info("signal %d: stopping, closing %lld connections", (int)sig,
-	    (long long)w->w_cnt.wc_connections);
+	log_info("stopping (%d): closing %lld connections", (int)sig,
+	    (long long)STAT_GET(w, rw_connections));
 	w->w_stopping = 1;
-	w->w_stop_deadline = util_now_ms() + (uint64_t)w->w_conf->c_close_timeout;
+	atomic_store(&w->w_rw->rw_state, REG_PROC_STOPPING);
+	w->w_stop_deadline = util_now_ms() + (uint64_t)w->w_conf->c_shutdown_timeout;
 	for (i = 0; i < w->w_nlisteners; i++)
 		evconnlistener_disable(w->w_listeners[i]);
 	for (c = TAILQ_FIRST(&w->w_conns); c != NULL; c = next) {
@@ -1113,8 +1338,10 @@ worker_cleanup(struct rt_worker *w)
 		event_free(w->w_tick);
 	if (w->w_sigterm != NULL)
 		event_free(w->w_sigterm);
-	if (w->w_sigint != NULL)
-		event_free(w->w_sigint);
+	if (w->w_master_ev != NULL)
+		event_free(w->w_master_ev);
+	if (w->w_bridge != NULL)
+		bufferevent_free(w->w_bridge);
 	auth_free(w->w_auth);
 	free(w->w_chans);
 	if (w->w_base != NULL)
@@ -1122,7 +1349,8 @@ worker_cleanup(struct rt_worker *w)
 }
 
 int
-worker_run(struct rt_config *conf, int worker_id, const int *listen_fds, int nfds)
+worker_run(struct rt_config *conf, struct registry *reg, int worker_id, int master_fd,
+    const int *listen_fds, int nfds)
 {
 	struct rt_worker	 w;
 	struct timeval		 tick = { 0, WORKER_TICK_MS * 1000 };
@@ -1132,6 +1360,9 @@ worker_run(struct rt_config *conf, int worker_id, const int *listen_fds, int nfd
 	memset(&w, 0, sizeof(w));
 	w.w_conf = conf;
 	w.w_id = worker_id;
+	w.w_reg = reg;
+	w.w_rw = reg_worker(reg, worker_id);
+	w.w_master_fd = master_fd;
 	TAILQ_INIT(&w.w_conns);
 	wheel_init(&w.w_wheel, WORKER_TICK_MS, util_now_ms());
 	w.w_nbuckets = 1024;
@@ -1155,12 +1386,20 @@ worker_run(struct rt_config *conf, int worker_id, const int *listen_fds, int nfd
 	w.w_tick = event_new(w.w_base, -1, EV_PERSIST, worker_tick, &w);
 	event_add(w.w_tick, &tick);
 	w.w_sigterm = evsignal_new(w.w_base, SIGTERM, worker_stop, &w);
-	w.w_sigint = evsignal_new(w.w_base, SIGINT, worker_stop, &w);
 	event_add(w.w_sigterm, NULL);
-	event_add(w.w_sigint, NULL);
-	log_info("worker %d ready", worker_id);
+	w.w_master_ev = event_new(w.w_base, master_fd, EV_READ | EV_PERSIST,
+	    worker_dispatch_master, &w);
+	event_add(w.w_master_ev, NULL);
+	atomic_store(&w.w_rw->rw_pid, (int32_t)getpid());
+	atomic_store(&w.w_rw->rw_started, (uint64_t)time(NULL));
+	atomic_store(&w.w_rw->rw_tick, util_now_ms());
+	atomic_store(&w.w_rw->rw_state, REG_PROC_RUNNING);
+	ipc_send(master_fd, IPC_HELLO, (uint32_t)worker_id, NULL, 0, -1);
+	log_debug("worker %d ready", worker_id);
 	event_base_dispatch(w.w_base);
+	atomic_store(&w.w_rw->rw_state, REG_PROC_STOPPING);
 	worker_cleanup(&w);
-	log_info("worker %d stopped", worker_id);
+	log_debug("worker %d stopped", worker_id);
+	close(master_fd);
 	return 0;
 }

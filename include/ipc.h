@@ -1,0 +1,81 @@
+#ifndef RT_IPC_H
+#define RT_IPC_H
+
+/*
+ * Framed messages between our processes over socketpair(AF_UNIX,
+ * SOCK_STREAM): a fixed header, then len bytes.  A malformed message from
+ * one of our own processes is a bug: the receiver logs it and exits, and the
+ * master respawns it.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define IPC_VERSION		1
+#define IPC_MAX_PAYLOAD		(1U << 30)	/* 1 GiB: events can be megabytes */
+
+struct ipc_hdr {
+	uint32_t	 type;
+	uint32_t	 len;		/* payload bytes after the header */
+	uint32_t	 peerid;	/* worker index, or 0 */
+	uint32_t	 pid;		/* sender */
+};
+
+enum ipc_type {
+	/* process control, master <-> children */
+	IPC_HELLO		= 1,	/* child -> master: running; payload ipc_hello */
+	IPC_SHUTDOWN		= 2,	/* master -> child: graceful stop */
+	IPC_BRIDGE_FD		= 3,	/* master -> worker: new bridge socket (SCM_RIGHTS) */
+	IPC_WORKER_FD		= 4,	/* master -> bridge: socket of worker peerid */
+
+	/* configuration */
+	IPC_CFG_RELOAD		= 100,	/* master -> child: re-read the config */
+
+	/* admin and control */
+	IPC_CTL_KICK		= 200,	/* master -> worker: close connection id */
+
+	/* events, bridge -> worker */
+	IPC_EVENT		= 300,	/* uint16 channel length, channel, frame */
+	IPC_CANARY		= 301,	/* uint64 sequence number */
+};
+
+struct ipc_hello {
+	uint32_t	 ih_version;
+	uint32_t	 ih_role;	/* 0 worker, 1 bridge */
+};
+
+/* What ipc_parse() found at the front of a buffer. */
+enum ipc_parse_result {
+	IPC_PARSE_NEED_MORE = 0,
+	IPC_PARSE_OK = 1,
+	IPC_PARSE_BAD = -1,	/* unknown type or oversized length */
+};
+
+/*
+ * Check the header at the front of buf (len bytes available): on OK, *hdr
+ * is filled and the whole message (sizeof header + hdr->len) is available.
+ */
+int	ipc_parse(const void *buf, size_t len, struct ipc_hdr *hdr);
+/* 1 if type is one of the enum's values. */
+int	ipc_type_known(uint32_t type);
+/* Fill a header. */
+void	ipc_hdr_init(struct ipc_hdr *h, uint32_t type, uint32_t len, uint32_t peerid);
+
+/*
+ * Control messages between the master and a child travel whole over a
+ * SOCK_SEQPACKET socketpair, optionally with one fd (SCM_RIGHTS).
+ * ipc_send: 0 or -1.  ipc_recv (non-blocking): bytes received including
+ * the header (payload length is hdr->len), 0 on EOF,
+ * -1 with errno (EAGAIN: nothing yet; EBADMSG: malformed).  *fd is the
+ * received descriptor or -1.
+ */
+int	ipc_send(int sock, uint32_t type, uint32_t peerid, const void *data,
+	    size_t len, int fd);
+ssize_t	ipc_recv(int sock, struct ipc_hdr *hdr, void *buf, size_t buflen, int *fd);
+
+/* Event payload: encode the channel prefix, decode it back. */
+size_t	ipc_event_prefix(uint8_t *out, const char *channel, size_t chlen);
+int	ipc_event_split(const uint8_t *p, size_t len, const char **channel,
+	    size_t *chlen, const uint8_t **frame, size_t *framelen);
+
+#endif

@@ -1,0 +1,22 @@
+#ifndef RT_MASTER_H
+#define RT_MASTER_H
+
+#include <stddef.h>
+
+struct rt_config;
+
+/*
+ * Run the master: bind the listeners, create the registry, fork the bridge
+ * and the workers and supervise them until SIGTERM/SIGINT.  Returns the
+ * process exit status.
+ */
+int	master_start(struct rt_config *conf);
+
+/* Set the title ps(1) shows ("realtimed: worker 3"). */
+void	proc_title_init(int argc, char **argv);
+void	proc_title(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Open a listening socket for "HOST:PORT"; -1 with err filled. */
+int	listen_open(const char *spec, int reuseport, char *err, size_t errlen);
+
+#endif

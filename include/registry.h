@@ -1,0 +1,176 @@
+#ifndef RT_REGISTRY_H
+#define RT_REGISTRY_H
+
+/*
+ * The shared-memory registry: one MAP_SHARED|MAP_ANONYMOUS region created by
+ * the master before it forks, so every process sees the same bytes at the
+ * same address.  The layout is fixed and versioned; sections are found by
+ * offsets in the header (never pointers), sized from the configuration.
+ *
+ *   header | bridge slot | worker slots | connection slots | channel slots
+ *
+ * Worker and bridge counters are C11 atomics written only by their owner.
+ * The connection and channel tables change under one process-shared robust
+ * mutex, so a process that dies holding it cannot wedge the host.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "realtimed.h"
+
+#define REGISTRY_MAGIC		0x52544452u	/* "RTDR" */
+#define REGISTRY_VERSION	1
+#define REG_MAX_WORKERS		64
+#define REG_PEER_MAX		48
+
+enum reg_proc_state {
+	REG_PROC_NONE = 0,
+	REG_PROC_STARTING,
+	REG_PROC_RUNNING,
+	REG_PROC_STOPPING,
+};
+
+/* Per-worker figures; written by the worker, read by everyone. */
+struct reg_worker {
+	_Atomic int32_t		 rw_pid;
+	_Atomic int32_t		 rw_state;
+	_Atomic uint64_t	 rw_tick;		/* liveness, monotonic ms */
+	_Atomic uint64_t	 rw_started;		/* wall clock s */
+	_Atomic int64_t		 rw_connections;
+	_Atomic int64_t		 rw_authenticated;
+	_Atomic int64_t		 rw_anonymous;
+	_Atomic int64_t		 rw_subscriptions;
+	_Atomic int64_t		 rw_messages_in;
+	_Atomic int64_t		 rw_messages_out;
+	_Atomic int64_t		 rw_events_out;		/* event frames queued */
+	_Atomic int64_t		 rw_bytes_out;
+	_Atomic int64_t		 rw_slow_closes;	/* 4000 */
+	_Atomic int64_t		 rw_auth_failures;
+	_Atomic int64_t		 rw_handshake_errors;
+	_Atomic int64_t		 rw_handshake_timeouts;
+	_Atomic int64_t		 rw_heartbeat_drops;
+	_Atomic int64_t		 rw_rate_limited;
+	_Atomic int64_t		 rw_protocol_errors;
+	_Atomic int64_t		 rw_full_refusals;	/* 1013 */
+	_Atomic uint64_t	 rw_canary_seen;	/* ms of the last canary */
+	_Atomic uint64_t	 rw_canary_seq;
+};
+
+/* The bridge's figures. */
+struct reg_bridge {
+	_Atomic int32_t		 rb_pid;
+	_Atomic int32_t		 rb_state;
+	_Atomic uint64_t	 rb_tick;
+	_Atomic int32_t		 rb_redis_up;		/* subscribed and healthy */
+	_Atomic int64_t		 rb_redis_reconnects;
+	_Atomic int64_t		 rb_events_in;		/* Redis messages */
+	_Atomic int64_t		 rb_events_routed;	/* IPC writes to workers */
+	_Atomic int64_t		 rb_events_unrouted;	/* nobody subscribed */
+	_Atomic int64_t		 rb_ipc_drops;		/* a worker over its high-water mark */
+	_Atomic int64_t		 rb_canary_sent;
+	_Atomic uint64_t	 rb_canary_sent_at;	/* ms */
+	_Atomic int64_t		 rb_canary_misses;
+	_Atomic int64_t		 rb_invalid_json;
+	_Atomic uint64_t	 rb_redis_since;	/* ms when state last changed */
+};
+
+struct reg_conn {
+	uint8_t			 rc_used;
+	uint8_t			 rc_admin;
+	int16_t			 rc_worker;
+	int32_t			 rc_nsubs;
+	int64_t			 rc_started;		/* wall clock s */
+	char			 rc_id[RT_UUID_LEN + 1];
+	char			 rc_user[RT_USERID_MAX + 1];	/* "" = anonymous */
+	char			 rc_peer[REG_PEER_MAX];
+};
+
+enum reg_chan_state { REG_CHAN_EMPTY = 0, REG_CHAN_USED, REG_CHAN_DELETED };
+
+/* Followed by nworkers int32 subscriber counts (ch_counts). */
+struct reg_chan {
+	uint32_t		 ch_state;
+	uint32_t		 ch_hash;
+	int64_t			 ch_total;
+	char			 ch_name[RT_CHANNEL_MAX + 1];
+	_Alignas(8) int32_t	 ch_counts[];
+};
+
+struct reg_header {
+	uint32_t		 rh_magic;
+	uint32_t		 rh_version;
+	uint64_t		 rh_size;
+	int32_t			 rh_nworkers;
+	int32_t			 rh_max_conns;
+	int32_t			 rh_chan_slots;		/* power of two */
+	int32_t			 rh_max_chans;
+	uint64_t		 rh_chan_stride;
+	uint64_t		 rh_off_workers;
+	uint64_t		 rh_off_conns;
+	uint64_t		 rh_off_chans;
+	pthread_mutex_t		 rh_lock;		/* tables below */
+	int32_t			 rh_nconns;		/* used connection slots */
+	int32_t			 rh_nchans;		/* channels with subscribers */
+	int32_t			 rh_conn_hint;		/* next slot to try */
+	_Atomic int64_t		 rh_conn_table_full;	/* refusals, counted */
+	_Atomic int64_t		 rh_chan_table_full;
+	_Atomic int64_t		 rh_lock_recoveries;	/* owner died holding it */
+	struct reg_bridge	 rh_bridge;
+};
+
+struct registry {
+	struct reg_header	*r_hdr;
+	size_t			 r_size;
+};
+
+/* Create a region for nworkers, max_conns connections, max_chans channels. */
+int	reg_create(struct registry *r, int nworkers, int max_conns, int max_chans);
+void	reg_destroy(struct registry *r);
+
+struct reg_worker *reg_worker(struct registry *r, int w);
+struct reg_conn	*reg_conn_slot(struct registry *r, int i);
+struct reg_chan	*reg_chan_slot(struct registry *r, int i);
+
+void	reg_lock(struct registry *r);
+void	reg_unlock(struct registry *r);
+
+/* A connection slot for worker w; -1 when the table is full (counted). */
+int	reg_conn_add(struct registry *r, int w, const char *id, const char *user,
+	    int admin, const char *peer, int64_t started);
+void	reg_conn_del(struct registry *r, int slot);
+void	reg_conn_set_nsubs(struct registry *r, int slot, int nsubs);
+
+/*
+ * Add delta (+1/-1) to worker w's subscriber count of a channel, creating
+ * or deleting the table entry as needed.  -1 when a new channel does not fit
+ * (counted).
+ */
+int	reg_chan_add(struct registry *r, int w, const char *name, size_t len, int delta);
+
+/*
+ * Which workers have subscribers to name: fills mask (bit per worker) and
+ * returns the host-wide subscriber count.
+ */
+int64_t	reg_chan_route(struct registry *r, const char *name, size_t len, uint64_t *mask);
+
+/* Forget everything worker w owned (it died): counts, connections. */
+void	reg_worker_clear(struct registry *r, int w);
+
+/* Host-wide sums of the worker counters. */
+struct reg_totals {
+	int64_t	 t_connections;
+	int64_t	 t_authenticated;
+	int64_t	 t_anonymous;
+	int64_t	 t_subscriptions;
+	int64_t	 t_channels;
+	int	 t_workers;		/* running */
+};
+void	reg_totals(struct registry *r, struct reg_totals *t);
+
+/* Call fn for each channel with subscribers (under the lock). */
+void	reg_chan_foreach(struct registry *r,
+	    void (*fn)(const char *name, int64_t subscribers, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,681 @@
+/*
+ * The bridge: the only process that talks to Redis.  It subscribes to the
+ * channel families, builds each event's WebSocket frame once, and writes it
+ * to the workers that have subscribers.  A canary published on a private
+ * channel proves the whole path Redis -> bridge -> every worker.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libevent.h>
+#include <openssl/rand.h>
+
+#include "realtimed.h"
+#include "bridge.h"
+#include "channel.h"
+#include "config.h"
+#include "ipc.h"
+#include "log.h"
+#include "proto.h"
+#include "registry.h"
+#include "util.h"
+#include "ws.h"
+
+#define BRIDGE_TICK_MS		250
+#define BRIDGE_CONNECT_MS	5000	/* a connect that takes longer is retried */
+
+/* Channel families: exact names SUBSCRIBEd, prefixes PSUBSCRIBEd. */
+static const char *const bridge_exact[] = { "announcements" };
+static const char *const bridge_patterns[] = {
+	"apps:*", "users:*", "user:*", "database:*", "deployments:*",
+	"storage:*", "system:*",
+};
+#define NEXACT		(sizeof(bridge_exact) / sizeof(bridge_exact[0]))
+#define NPATTERNS	(sizeof(bridge_patterns) / sizeof(bridge_patterns[0]))
+
+struct rt_bridge {
+	struct rt_config	*b_conf;
+	struct registry		*b_reg;
+	struct reg_bridge	*b_rb;
+	struct event_base	*b_base;
+	struct redis_url	 b_url;
+	redisAsyncContext	*b_sub;		/* SUBSCRIBE connection */
+	redisAsyncContext	*b_cmd;		/* PUBLISH connection (canary) */
+	int			 b_sub_acks;	/* subscriptions confirmed */
+	int			 b_sub_expect;	/* acks that mean subscribed */
+	uint64_t		 b_sub_started;	/* ms, connect attempt */
+	uint64_t		 b_backoff;
+	uint64_t		 b_retry_at;
+	struct bufferevent	*b_workers[REG_MAX_WORKERS];
+	int			 b_master_fd;
+	struct event		*b_master_ev;
+	struct event		*b_tick;
+	char			 b_canary[64];	/* private channel name */
+	uint64_t		 b_canary_sent;
+	uint64_t		 b_canary_seen;
+	uint64_t		 b_canary_at;
+	int			 b_canary_missed;	/* in a row */
+	int			 b_stopping;
+	struct evbuffer		*b_json;	/* scratch */
+};
+
+static void	bridge_connect(struct rt_bridge *);
+
+/* ---- redis_url ------------------------------------------------------------- */
+
+static int
+url_copy(char *dst, size_t dstlen, const char *src, size_t len)
+{
+	if (len >= dstlen)
+		return -1;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+	return 0;
+}
+
+static int
+url_number(const char *s, size_t len, long max, long *out)
+{
+	long	 v = 0;
+	size_t	 i;
+
+	if (len == 0 || len > 10)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+url_unix(const char *s, struct redis_url *u, char *err, size_t errlen)
+{
+	const char	*path = s + 5, *q;
+	long		 db;
+
+	if (strncmp(path, "//", 2) == 0)
+		path += 2;
+	if (*path != '/') {
+		snprintf(err, errlen, "unix: needs an absolute socket path");
+		return -1;
+	}
+	q = strchr(path, '?');
+	if (url_copy(u->ru_host, sizeof(u->ru_host), path, q ? (size_t)(q - path) : strlen(path))) {
+		snprintf(err, errlen, "socket path too long");
+		return -1;
+	}
+	if (q != NULL) {
+		if (strncmp(q, "?db=", 4) != 0 || url_number(q + 4, strlen(q + 4), 1 << 20, &db)) {
+			snprintf(err, errlen, "unix: only ?db=N may follow the path");
+			return -1;
+		}
+		u->ru_db = (int)db;
+	}
+	u->ru_unix = 1;
+	return 0;
+}
+
+static int
+url_auth(const char *s, size_t len, struct redis_url *u)
+{
+	const char	*colon = memchr(s, ':', len);
+
+	if (colon == NULL)	/* "password@" as some clients write it */
+		return url_copy(u->ru_password, sizeof(u->ru_password), s, len);
+	if (url_copy(u->ru_user, sizeof(u->ru_user), s, (size_t)(colon - s)))
+		return -1;
+	return url_copy(u->ru_password, sizeof(u->ru_password), colon + 1,
+	    len - (size_t)(colon - s) - 1);
+}
+
+int
+redis_url_parse(const char *s, struct redis_url *u, char *err, size_t errlen)
+{
+	const char	*p, *at, *slash, *colon, *hostend;
+	long		 v;
+
+	memset(u, 0, sizeof(*u));
+	u->ru_port = 6379;
+	if (strncmp(s, "unix:", 5) == 0)
+		return url_unix(s, u, err, errlen);
+	if (strncmp(s, "rediss://", 9) == 0) {
+		snprintf(err, errlen, "rediss:// (TLS) is not supported by this hiredis");
+		return -1;
+	}
+	if (strncmp(s, "redis://", 8) != 0) {
+		snprintf(err, errlen, "expected redis://host:port or unix:/path");
+		return -1;
+	}
+	p = s + 8;
+	slash = strchr(p, '/');
+	hostend = slash ? slash : p + strlen(p);
+	at = NULL;
+	for (const char *q = p; q < hostend; q++)
+		if (*q == '@')
+			at = q;
+	if (at != NULL) {
+		if (url_auth(p, (size_t)(at - p), u) == -1) {
+			snprintf(err, errlen, "credentials too long");
+			return -1;
+		}
+		p = at + 1;
+	}
+	if (*p == '[') {
+		const char *close = memchr(p, ']', (size_t)(hostend - p));
+
+		if (close == NULL || url_copy(u->ru_host, sizeof(u->ru_host), p + 1,
+		    (size_t)(close - p - 1))) {
+			snprintf(err, errlen, "bad IPv6 host");
+			return -1;
+		}
+		colon = close + 1 < hostend && close[1] == ':' ? close + 1 : NULL;
+		if (colon == NULL && close + 1 != hostend) {
+			snprintf(err, errlen, "bad IPv6 host");
+			return -1;
+		}
+	} else {
+		colon = memchr(p, ':', (size_t)(hostend - p));
+		if (url_copy(u->ru_host, sizeof(u->ru_host), p,
+		    (size_t)((colon ? colon : hostend) - p))) {
+			snprintf(err, errlen, "host name too long");
+			return -1;
+		}
+	}
+	if (u->ru_host[0] == '\0')
+		snprintf(u->ru_host, sizeof(u->ru_host), "127.0.0.1");
+	if (colon != NULL) {
+		if (url_number(colon + 1, (size_t)(hostend - colon - 1), 65535, &v) || v == 0) {
+			snprintf(err, errlen, "bad port");
+			return -1;
+		}
+		u->ru_port = (int)v;
+	}
+	if (slash != NULL && slash[1] != '\0') {
+		if (url_number(slash + 1, strlen(slash + 1), 1 << 20, &v)) {
+			snprintf(err, errlen, "bad database number");
+			return -1;
+		}
+		u->ru_db = (int)v;
+	}
+	return 0;
+}
+
+/* ---- state ----------------------------------------------------------------- */
+
+static void
+bridge_set_up(struct rt_bridge *b, int up)
+{
+	if (atomic_load(&b->b_rb->rb_redis_up) == up)
+		return;
+	atomic_store(&b->b_rb->rb_redis_up, up);
+	atomic_store(&b->b_rb->rb_redis_since, util_now_ms());
+	if (up)
+		log_info("redis %s:%d: subscribed, delivering events",
+		    b->b_url.ru_host, b->b_url.ru_port);
+	else
+		log_warnx("redis %s:%d: down, reconnecting", b->b_url.ru_host,
+		    b->b_url.ru_port);
+}
+
+static void
+bridge_schedule_retry(struct rt_bridge *b)
+{
+	uint64_t	 max = (uint64_t)b->b_conf->c_redis_reconnect_max;
+
+	b->b_backoff = b->b_backoff == 0 ? 100 : b->b_backoff * 2;
+	if (b->b_backoff > max)
+		b->b_backoff = max;
+	if (b->b_retry_at == 0)
+		b->b_retry_at = util_now_ms() + b->b_backoff;
+}
+
+/* Forget a context (freed by hiredis or by us) and plan a reconnect. */
+static void
+bridge_lost(struct rt_bridge *b, const redisAsyncContext *ac)
+{
+	if (ac == b->b_sub) {
+		b->b_sub = NULL;
+		b->b_sub_expect = 0;
+		bridge_set_up(b, 0);
+	} else if (ac == b->b_cmd)
+		b->b_cmd = NULL;
+	else
+		return;
+	if (!b->b_stopping)
+		bridge_schedule_retry(b);
+}
+
+static void
+bridge_drop(struct rt_bridge *b, redisAsyncContext *ac)
+{
+	if (ac == NULL)
+		return;
+	bridge_lost(b, ac);
+	redisAsyncFree(ac);
+}
+
+static void
+bridge_on_connect(const redisAsyncContext *ac, int status)
+{
+	struct rt_bridge	*b = ac->data;
+
+	if (status != REDIS_OK) {
+		log_debug("%s: redis connect failed: %s", __func__, ac->errstr);
+		bridge_lost(b, ac);	/* hiredis frees it */
+		return;
+	}
+	log_debug("%s: connected to redis", __func__);
+}
+
+static void
+bridge_on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct rt_bridge	*b = ac->data;
+
+	if (status != REDIS_OK)
+		log_debug("%s: redis connection lost: %s", __func__, ac->errstr);
+	bridge_lost(b, ac);
+	atomic_fetch_add(&b->b_rb->rb_redis_reconnects, 1);
+}
+
+static void
+bridge_on_auth(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct rt_bridge	*b = priv;
+	redisReply		*reply = r;
+
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+		log_warnx("redis AUTH failed: %s", reply->str);
+		bridge_drop(b, ac);
+	}
+}
+
+/* ---- events ---------------------------------------------------------------- */
+
+static void
+bridge_send(struct rt_bridge *b, int w, uint32_t type, const void *a, size_t alen,
+    const void *c, size_t clen)
+{
+	struct evbuffer	*out;
+	struct ipc_hdr	 h;
+
+	if (b->b_workers[w] == NULL) {
+		atomic_fetch_add(&b->b_rb->rb_ipc_drops, 1);
+		return;
+	}
+	out = bufferevent_get_output(b->b_workers[w]);
+	/* a stuck worker must not grow the bridge without bound */
+	if (evbuffer_get_length(out) > (size_t)b->b_conf->c_ipc_max_buffer) {
+		atomic_fetch_add(&b->b_rb->rb_ipc_drops, 1);
+		return;
+	}
+	ipc_hdr_init(&h, type, (uint32_t)(alen + clen), (uint32_t)w);
+	evbuffer_add(out, &h, sizeof(h));
+	evbuffer_add(out, a, alen);
+	if (clen > 0)
+		evbuffer_add(out, c, clen);
+}
+
+static void
+bridge_route(struct rt_bridge *b, const char *ch, size_t chlen, const char *data, size_t len)
+{
+	uint8_t		 pre[2 + RT_CHANNEL_MAX + WS_HEADER_MAX];
+	size_t		 plen, jlen;
+	uint64_t	 mask;
+	const void	*json;
+	int		 w;
+
+	atomic_fetch_add(&b->b_rb->rb_events_in, 1);
+	if (!chan_name_valid(ch, chlen) || reg_chan_route(b->b_reg, ch, chlen, &mask) == 0 ||
+	    mask == 0) {
+		atomic_fetch_add(&b->b_rb->rb_events_unrouted, 1);
+		return;
+	}
+	/* the frame is built once, whatever the number of subscribers */
+	evbuffer_drain(b->b_json, evbuffer_get_length(b->b_json));
+	if (proto_event(b->b_json, ch, chlen, data, len, NULL) == -1)
+		return;
+	jlen = evbuffer_get_length(b->b_json);
+	json = evbuffer_pullup(b->b_json, -1);
+	plen = ipc_event_prefix(pre, ch, chlen);
+	plen += ws_frame_header(pre + plen, WS_OP_TEXT, 1, jlen);
+	for (w = 0; w < b->b_reg->r_hdr->rh_nworkers; w++)
+		if (mask & ((uint64_t)1 << w)) {
+			bridge_send(b, w, IPC_EVENT, pre, plen, json, jlen);
+			atomic_fetch_add(&b->b_rb->rb_events_routed, 1);
+		}
+}
+
+static void
+bridge_canary_seen(struct rt_bridge *b, const char *data, size_t len)
+{
+	char		 buf[32];
+	uint64_t	 seq;
+	int		 w;
+
+	if (len == 0 || len >= sizeof(buf))
+		return;
+	memcpy(buf, data, len);
+	buf[len] = '\0';
+	seq = strtoull(buf, NULL, 10);
+	if (seq > b->b_canary_seen)
+		b->b_canary_seen = seq;
+	b->b_canary_missed = 0;
+	for (w = 0; w < b->b_reg->r_hdr->rh_nworkers; w++)
+		bridge_send(b, w, IPC_CANARY, &seq, sizeof(seq), NULL, 0);
+}
+
+static void
+bridge_on_message(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct rt_bridge	*b = priv;
+	redisReply		*reply = r, **e;
+	size_t			 n;
+
+	(void)ac;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
+		return;
+	e = reply->element;
+	n = reply->elements;
+	if (e[0]->type != REDIS_REPLY_STRING)
+		return;
+	if (!strcmp(e[0]->str, "subscribe") || !strcmp(e[0]->str, "psubscribe")) {
+		if (++b->b_sub_acks == b->b_sub_expect) {
+			b->b_backoff = 0;
+			bridge_set_up(b, 1);
+		}
+		return;
+	}
+	if (!strcmp(e[0]->str, "message") && n == 3 && e[1]->type == REDIS_REPLY_STRING &&
+	    e[2]->type == REDIS_REPLY_STRING) {
+		if (strcmp(e[1]->str, b->b_canary) == 0)
+			bridge_canary_seen(b, e[2]->str, e[2]->len);
+		else
+			bridge_route(b, e[1]->str, e[1]->len, e[2]->str, e[2]->len);
+	} else if (!strcmp(e[0]->str, "pmessage") && n == 4 &&
+	    e[2]->type == REDIS_REPLY_STRING && e[3]->type == REDIS_REPLY_STRING)
+		bridge_route(b, e[2]->str, e[2]->len, e[3]->str, e[3]->len);
+}
+
+/* ---- connections ----------------------------------------------------------- */
+
+static redisAsyncContext *
+bridge_open(struct rt_bridge *b)
+{
+	redisAsyncContext	*ac;
+
+	if (b->b_url.ru_unix)
+		ac = redisAsyncConnectUnix(b->b_url.ru_host);
+	else
+		ac = redisAsyncConnect(b->b_url.ru_host, b->b_url.ru_port);
+	if (ac == NULL)
+		return NULL;
+	if (ac->err) {
+		log_debug("%s: %s", __func__, ac->errstr);
+		redisAsyncFree(ac);
+		return NULL;
+	}
+	ac->data = b;
+	redisLibeventAttach(ac, b->b_base);
+	redisAsyncSetConnectCallback(ac, bridge_on_connect);
+	redisAsyncSetDisconnectCallback(ac, bridge_on_disconnect);
+	if (b->b_url.ru_password[0] != '\0') {
+		if (b->b_url.ru_user[0] != '\0')
+			redisAsyncCommand(ac, bridge_on_auth, b, "AUTH %s %s",
+			    b->b_url.ru_user, b->b_url.ru_password);
+		else
+			redisAsyncCommand(ac, bridge_on_auth, b, "AUTH %s",
+			    b->b_url.ru_password);
+	}
+	return ac;
+}
+
+static void
+bridge_connect(struct rt_bridge *b)
+{
+	size_t	 i;
+
+	b->b_retry_at = 0;
+	if (b->b_sub == NULL && (b->b_sub = bridge_open(b)) != NULL) {
+		b->b_sub_started = util_now_ms();
+		b->b_sub_acks = 0;
+		b->b_sub_expect = 0;
+		for (i = 0; i < NEXACT; i++, b->b_sub_expect++)
+			redisAsyncCommand(b->b_sub, bridge_on_message, b, "SUBSCRIBE %s",
+			    bridge_exact[i]);
+		if (b->b_conf->c_canary_interval > 0) {
+			redisAsyncCommand(b->b_sub, bridge_on_message, b, "SUBSCRIBE %s",
+			    b->b_canary);
+			b->b_sub_expect++;
+		}
+		for (i = 0; i < NPATTERNS; i++, b->b_sub_expect++)
+			redisAsyncCommand(b->b_sub, bridge_on_message, b, "PSUBSCRIBE %s",
+			    bridge_patterns[i]);
+	}
+	if (b->b_cmd == NULL && b->b_conf->c_canary_interval > 0)
+		b->b_cmd = bridge_open(b);
+	if (b->b_sub == NULL || (b->b_cmd == NULL && b->b_conf->c_canary_interval > 0))
+		bridge_schedule_retry(b);
+}
+
+static void
+bridge_canary(struct rt_bridge *b, uint64_t now)
+{
+	uint64_t	 iv = (uint64_t)b->b_conf->c_canary_interval;
+
+	if (iv == 0 || b->b_cmd == NULL || !atomic_load(&b->b_rb->rb_redis_up) ||
+	    now - b->b_canary_at < iv)
+		return;
+	if (b->b_canary_sent > b->b_canary_seen) {
+		atomic_fetch_add(&b->b_rb->rb_canary_misses, 1);
+		log_warnx("canary %llu did not come back from redis within %llu ms",
+		    (unsigned long long)b->b_canary_sent, (unsigned long long)iv);
+		if (++b->b_canary_missed >= 2) {
+			/* a wedged subscription: start it again */
+			log_warnx("redis subscription lost events: resubscribing");
+			b->b_canary_missed = 0;
+			bridge_drop(b, b->b_sub);
+			return;
+		}
+	}
+	b->b_canary_at = now;
+	b->b_canary_sent++;
+	atomic_store(&b->b_rb->rb_canary_sent, b->b_canary_sent);
+	atomic_store(&b->b_rb->rb_canary_sent_at, now);
+	redisAsyncCommand(b->b_cmd, NULL, NULL, "PUBLISH %s %llu", b->b_canary,
+	    (unsigned long long)b->b_canary_sent);
+}
+
+static void
+bridge_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	struct rt_bridge	*b = arg;
+	uint64_t		 now = util_now_ms();
+
+	(void)fd;
+	(void)ev;
+	atomic_store(&b->b_rb->rb_tick, now);
+	if (b->b_stopping)
+		return;
+	if (b->b_sub != NULL && !atomic_load(&b->b_rb->rb_redis_up) &&
+	    now - b->b_sub_started > BRIDGE_CONNECT_MS) {
+		log_warnx("redis %s:%d: no answer in %d ms", b->b_url.ru_host,
+		    b->b_url.ru_port, BRIDGE_CONNECT_MS);
+		bridge_drop(b, b->b_sub);
+	}
+	if (b->b_retry_at != 0 && now >= b->b_retry_at)
+		bridge_connect(b);
+	bridge_canary(b, now);
+}
+
+/* ---- workers and the master --------------------------------------------- */
+
+static void
+bridge_worker_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct rt_bridge	*b = arg;
+	int			 w;
+
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	for (w = 0; w < REG_MAX_WORKERS; w++)
+		if (b->b_workers[w] == bev) {
+			log_debug("%s: worker %d went away", __func__, w);
+			bufferevent_free(bev);
+			b->b_workers[w] = NULL;
+		}
+}
+
+static void
+bridge_worker_read(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer	*in = bufferevent_get_input(bev);
+
+	(void)arg;
+	/* workers send nothing on this socket today */
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void
+bridge_attach_worker(struct rt_bridge *b, uint32_t w, int fd)
+{
+	if (w >= (uint32_t)b->b_reg->r_hdr->rh_nworkers || fd == -1)
+		fatalx("%s: bad worker socket from the master", __func__);
+	if (b->b_workers[w] != NULL)
+		bufferevent_free(b->b_workers[w]);
+	evutil_make_socket_nonblocking(fd);
+	b->b_workers[w] = bufferevent_socket_new(b->b_base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (b->b_workers[w] == NULL)
+		fatalx("%s: bufferevent_socket_new() failed", __func__);
+	bufferevent_setcb(b->b_workers[w], bridge_worker_read, NULL, bridge_worker_event, b);
+	bufferevent_enable(b->b_workers[w], EV_READ);
+}
+
+static void
+bridge_stop(struct rt_bridge *b)
+{
+	b->b_stopping = 1;
+	event_base_loopexit(b->b_base, NULL);
+}
+
+static void
+bridge_dispatch_master(evutil_socket_t fd, short ev, void *arg)
+{
+	struct rt_bridge	*b = arg;
+	struct ipc_hdr		 hdr;
+	char			 buf[256];
+	ssize_t			 n;
+	int			 rfd;
+
+	(void)ev;
+	while ((n = ipc_recv(fd, &hdr, buf, sizeof(buf), &rfd)) > 0) {
+		switch (hdr.type) {
+		case IPC_WORKER_FD:
+			bridge_attach_worker(b, hdr.peerid, rfd);
+			break;
+		case IPC_SHUTDOWN:
+			if (rfd != -1)
+				close(rfd);
+			bridge_stop(b);
+			break;
+		default:
+			fatalx("%s: unexpected message %u from the master", __func__, hdr.type);
+		}
+	}
+	if (n == 0) {
+		log_warnx("the master went away: exiting");
+		bridge_stop(b);
+	} else if (errno != EAGAIN)
+		fatal("%s: control socket", __func__);
+}
+
+static void
+bridge_canary_name(struct rt_bridge *b)
+{
+	unsigned char	 r[8];
+	int		 i, n;
+
+	if (RAND_bytes(r, sizeof(r)) != 1)
+		fatalx("%s: no randomness", __func__);
+	n = snprintf(b->b_canary, sizeof(b->b_canary), "__realtimed:canary:");
+	for (i = 0; i < 8; i++)
+		n += snprintf(b->b_canary + n, sizeof(b->b_canary) - (size_t)n, "%02x", r[i]);
+}
+
+static void
+bridge_cleanup(struct rt_bridge *b)
+{
+	int	 w;
+
+	b->b_stopping = 1;
+	if (b->b_sub != NULL)
+		bridge_drop(b, b->b_sub);
+	if (b->b_cmd != NULL)
+		bridge_drop(b, b->b_cmd);
+	for (w = 0; w < REG_MAX_WORKERS; w++)
+		if (b->b_workers[w] != NULL)
+			bufferevent_free(b->b_workers[w]);
+	if (b->b_master_ev != NULL)
+		event_free(b->b_master_ev);
+	if (b->b_tick != NULL)
+		event_free(b->b_tick);
+	if (b->b_json != NULL)
+		evbuffer_free(b->b_json);
+	if (b->b_base != NULL)
+		event_base_free(b->b_base);
+}
+
+int
+bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
+{
+	struct rt_bridge	 b;
+	struct timeval		 tick = { 0, BRIDGE_TICK_MS * 1000 };
+	char			 err[256];
+
+	memset(&b, 0, sizeof(b));
+	b.b_conf = conf;
+	b.b_reg = reg;
+	b.b_rb = &reg->r_hdr->rh_bridge;
+	b.b_master_fd = master_fd;
+	if (redis_url_parse(conf->c_redis_url, &b.b_url, err, sizeof(err)) == -1)
+		fatalx("redis_url: %s", err);
+	bridge_canary_name(&b);
+	atomic_store(&b.b_rb->rb_pid, (int32_t)getpid());
+	atomic_store(&b.b_rb->rb_redis_up, 0);
+	atomic_store(&b.b_rb->rb_tick, util_now_ms());
+	/* the sequence goes on across respawns, so workers' figures stay comparable */
+	b.b_canary_sent = b.b_canary_seen = atomic_load(&b.b_rb->rb_canary_sent);
+	if ((b.b_base = event_base_new()) == NULL || (b.b_json = evbuffer_new()) == NULL)
+		fatalx("%s: out of memory", __func__);
+	b.b_master_ev = event_new(b.b_base, master_fd, EV_READ | EV_PERSIST,
+	    bridge_dispatch_master, &b);
+	event_add(b.b_master_ev, NULL);
+	b.b_tick = event_new(b.b_base, -1, EV_PERSIST, bridge_tick, &b);
+	event_add(b.b_tick, &tick);
+	atomic_store(&b.b_rb->rb_state, REG_PROC_RUNNING);
+	ipc_send(master_fd, IPC_HELLO, 0, NULL, 0, -1);
+	bridge_connect(&b);
+	event_base_dispatch(b.b_base);
+	atomic_store(&b.b_rb->rb_state, REG_PROC_STOPPING);
+	bridge_cleanup(&b);
+	close(master_fd);
+	return 0;
+}

@@ -1,0 +1,155 @@
+/*
+ * IPC framing; see ipc.h.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ipc.h"
+#include "realtimed.h"
+
+int
+ipc_type_known(uint32_t type)
+{
+	switch (type) {
+	case IPC_HELLO:
+	case IPC_SHUTDOWN:
+	case IPC_BRIDGE_FD:
+	case IPC_WORKER_FD:
+	case IPC_CFG_RELOAD:
+	case IPC_CTL_KICK:
+	case IPC_EVENT:
+	case IPC_CANARY:
+		return 1;
+	}
+	return 0;
+}
+
+void
+ipc_hdr_init(struct ipc_hdr *h, uint32_t type, uint32_t len, uint32_t peerid)
+{
+	h->type = type;
+	h->len = len;
+	h->peerid = peerid;
+	h->pid = (uint32_t)getpid();
+}
+
+int
+ipc_parse(const void *buf, size_t len, struct ipc_hdr *hdr)
+{
+	if (len < sizeof(*hdr))
+		return IPC_PARSE_NEED_MORE;
+	memcpy(hdr, buf, sizeof(*hdr));
+	if (!ipc_type_known(hdr->type) || hdr->len > IPC_MAX_PAYLOAD)
+		return IPC_PARSE_BAD;
+	if (len - sizeof(*hdr) < hdr->len)
+		return IPC_PARSE_NEED_MORE;
+	return IPC_PARSE_OK;
+}
+
+int
+ipc_send(int sock, uint32_t type, uint32_t peerid, const void *data, size_t len, int fd)
+{
+	struct ipc_hdr	 h;
+	struct msghdr	 msg;
+	struct iovec	 iov[2];
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	} cmsgbuf;
+	struct cmsghdr	*cmsg;
+	ssize_t		 n;
+
+	ipc_hdr_init(&h, type, (uint32_t)len, peerid);
+	memset(&msg, 0, sizeof(msg));
+	memset(&cmsgbuf, 0, sizeof(cmsgbuf));
+	iov[0].iov_base = &h;
+	iov[0].iov_len = sizeof(h);
+	iov[1].iov_base = (void *)(uintptr_t)data;
+	iov[1].iov_len = len;
+	msg.msg_iov = iov;
+	msg.msg_iovlen = len > 0 ? 2 : 1;
+	if (fd != -1) {
+		msg.msg_control = cmsgbuf.buf;
+		msg.msg_controllen = sizeof(cmsgbuf.buf);
+		cmsg = CMSG_FIRSTHDR(&msg);
+		cmsg->cmsg_level = SOL_SOCKET;
+		cmsg->cmsg_type = SCM_RIGHTS;
+		cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+	}
+	do {
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	} while (n == -1 && errno == EINTR);
+	return n == (ssize_t)(sizeof(h) + len) ? 0 : -1;
+}
+
+ssize_t
+ipc_recv(int sock, struct ipc_hdr *hdr, void *buf, size_t buflen, int *fd)
+{
+	struct msghdr	 msg;
+	struct iovec	 iov[2];
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	} cmsgbuf;
+	struct cmsghdr	*cmsg;
+	ssize_t		 n;
+
+	*fd = -1;
+	memset(&msg, 0, sizeof(msg));
+	iov[0].iov_base = hdr;
+	iov[0].iov_len = sizeof(*hdr);
+	iov[1].iov_base = buf;
+	iov[1].iov_len = buflen;
+	msg.msg_iov = iov;
+	msg.msg_iovlen = 2;
+	msg.msg_control = cmsgbuf.buf;
+	msg.msg_controllen = sizeof(cmsgbuf.buf);
+	do {
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	} while (n == -1 && errno == EINTR);
+	for (cmsg = CMSG_FIRSTHDR(&msg); n > 0 && cmsg != NULL;
+	    cmsg = CMSG_NXTHDR(&msg, cmsg))
+		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
+			memcpy(fd, CMSG_DATA(cmsg), sizeof(int));
+	if (n <= 0)
+		return n;
+	if ((size_t)n < sizeof(*hdr) || (msg.msg_flags & MSG_TRUNC) ||
+	    !ipc_type_known(hdr->type) || hdr->len != (size_t)n - sizeof(*hdr)) {
+		errno = EBADMSG;
+		return -1;
+	}
+	return n;
+}
+
+size_t
+ipc_event_prefix(uint8_t *out, const char *channel, size_t chlen)
+{
+	out[0] = (uint8_t)(chlen >> 8);
+	out[1] = (uint8_t)chlen;
+	memcpy(out + 2, channel, chlen);
+	return 2 + chlen;
+}
+
+int
+ipc_event_split(const uint8_t *p, size_t len, const char **channel,
+    size_t *chlen, const uint8_t **frame, size_t *framelen)
+{
+	size_t	 n;
+
+	if (len < 2)
+		return -1;
+	n = ((size_t)p[0] << 8) | p[1];
+	if (n == 0 || n > RT_CHANNEL_MAX || len - 2 < n)
+		return -1;
+	*channel = (const char *)p + 2;
+	*chlen = n;
+	*frame = p + 2 + n;
+	*framelen = len - 2 - n;
+	return 0;
+}

@@ -1,0 +1,595 @@
+/*
+ * The master: listeners, registry, and the cycle of forking and supervising
+ * the bridge and the workers (nginx's master process cycle).  Only the
+ * master acts on signals; it tells the children over their control sockets.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "realtimed.h"
+#include "bridge.h"
+#include "config.h"
+#include "ipc.h"
+#include "log.h"
+#include "master.h"
+#include "registry.h"
+#include "util.h"
+#include "worker.h"
+
+#define MASTER_TICK_MS		250
+#define RESPAWN_MIN_MS		100
+#define RESPAWN_MAX_MS		30000
+#define FAST_DEATH_MS		5000	/* a child dying sooner is crash-looping */
+
+enum child_role { ROLE_WORKER, ROLE_BRIDGE };
+
+struct master_child {
+	int		 mc_role;
+	int		 mc_index;
+	pid_t		 mc_pid;		/* 0: not running */
+	int		 mc_fd;			/* control socket, master's end */
+	struct event	*mc_ev;
+	uint64_t	 mc_started;
+	uint64_t	 mc_respawn_at;		/* 0: none pending */
+	int		 mc_fast_deaths;
+	int		 mc_hello;		/* said IPC_HELLO */
+};
+
+struct rt_master {
+	struct rt_config	*m_conf;
+	struct event_base	*m_base;
+	struct registry		 m_reg;
+	int			 m_nworkers;
+	int			*m_listen;		/* one socket per worker */
+	struct master_child	 m_bridge;
+	struct master_child	*m_workers;
+	struct event		*m_tick;
+	struct event		*m_sig[4];
+	int			 m_stopping;
+	uint64_t		 m_stop_deadline;
+};
+
+/* The master's base, freed by each child right after fork. */
+static struct event_base *master_base;
+
+static void	master_spawn(struct rt_master *, struct master_child *);
+
+/* ---- process titles ---------------------------------------------------- */
+
+static char	*title_base;
+static size_t	 title_len;
+
+void
+proc_title_init(int argc, char **argv)
+{
+	if (argc < 1 || argv[0] == NULL)
+		return;
+	title_base = argv[0];
+	title_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) - argv[0]) + 1;
+}
+
+void
+proc_title(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (title_base == NULL || title_len < 2)
+		return;
+	memset(title_base, 0, title_len);
+	va_start(ap, fmt);
+	vsnprintf(title_base, title_len, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- listeners ----------------------------------------------------------- */
+
+static int
+listen_split(const char *spec, char *host, size_t hostlen, char *port, size_t portlen)
+{
+	const char	*colon, *close;
+
+	if (spec[0] == '[') {
+		if ((close = strchr(spec, ']')) == NULL || close[1] != ':')
+			return -1;
+		snprintf(host, hostlen, "%.*s", (int)(close - spec - 1), spec + 1);
+		snprintf(port, portlen, "%s", close + 2);
+		return 0;
+	}
+	if ((colon = strrchr(spec, ':')) == NULL) {
+		snprintf(host, hostlen, "*");
+		snprintf(port, portlen, "%s", spec);
+		return 0;
+	}
+	snprintf(host, hostlen, "%.*s", (int)(colon - spec), spec);
+	snprintf(port, portlen, "%s", colon + 1);
+	return 0;
+}
+
+int
+listen_open(const char *spec, int reuseport, char *err, size_t errlen)
+{
+	struct addrinfo	 hints, *res = NULL;
+	char		 host[256], port[32];
+	int		 fd = -1, one = 1, rv;
+
+	if (listen_split(spec, host, sizeof(host), port, sizeof(port)) == -1 ||
+	    port[0] == '\0') {
+		snprintf(err, errlen, "listen %s: expected HOST:PORT", spec);
+		return -1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((rv = getaddrinfo(strcmp(host, "*") == 0 || host[0] == '\0' ? NULL : host,
+	    port, &hints, &res)) != 0) {
+		snprintf(err, errlen, "listen %s: %s", spec, gai_strerror(rv));
+		return -1;
+	}
+	if ((fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    res->ai_protocol)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1) ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
+	    listen(fd, 4096) == -1) {
+		snprintf(err, errlen, "listen %s: %s", spec, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		freeaddrinfo(res);
+		return -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+/* ---- children ------------------------------------------------------------ */
+
+static const char *
+child_name(const struct master_child *mc, char *buf, size_t len)
+{
+	if (mc->mc_role == ROLE_BRIDGE)
+		snprintf(buf, len, "bridge");
+	else
+		snprintf(buf, len, "worker %d", mc->mc_index);
+	return buf;
+}
+
+/* Give worker i and the bridge a fresh socketpair, when both run. */
+static void
+master_connect(struct rt_master *m, int i)
+{
+	struct master_child	*w = &m->m_workers[i], *b = &m->m_bridge;
+	int			 sv[2];
+
+	if (w->mc_pid == 0 || b->mc_pid == 0 || m->m_stopping)
+		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_warn("%s: socketpair() failed", __func__);
+		return;
+	}
+	if (ipc_send(w->mc_fd, IPC_BRIDGE_FD, (uint32_t)i, NULL, 0, sv[0]) == -1 ||
+	    ipc_send(b->mc_fd, IPC_WORKER_FD, (uint32_t)i, NULL, 0, sv[1]) == -1)
+		log_warn("%s: passing the bridge socket to worker %d failed", __func__, i);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void
+master_child_msg(evutil_socket_t fd, short ev, void *arg)
+{
+	struct master_child	*mc = arg;
+	struct ipc_hdr		 hdr;
+	char			 buf[256], name[32];
+	ssize_t			 n;
+	int			 rfd;
+
+	(void)ev;
+	while ((n = ipc_recv(fd, &hdr, buf, sizeof(buf), &rfd)) > 0) {
+		if (rfd != -1)
+			close(rfd);
+		switch (hdr.type) {
+		case IPC_HELLO:
+			mc->mc_hello = 1;
+			log_debug("%s: %s (pid %d) running", __func__,
+			    child_name(mc, name, sizeof(name)), (int)hdr.pid);
+			break;
+		default:
+			log_warnx("%s: unexpected message %u from %s", __func__,
+			    hdr.type, child_name(mc, name, sizeof(name)));
+			break;
+		}
+	}
+	if (n == 0 || (n == -1 && errno != EAGAIN)) {
+		/* the child is gone or broken; SIGCHLD does the rest */
+		event_del(mc->mc_ev);
+	}
+}
+
+/* In the child: forget the master's state. */
+static void
+child_setup(struct rt_master *m, struct master_child *self)
+{
+	int	 i;
+
+	event_base_free(master_base);
+	master_base = NULL;
+	signal(SIGINT, SIG_IGN);	/* the master coordinates a Ctrl-C */
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL);
+	for (i = 0; i < m->m_nworkers; i++) {
+		if (m->m_workers[i].mc_fd != -1 && &m->m_workers[i] != self)
+			close(m->m_workers[i].mc_fd);
+		if (self->mc_role != ROLE_WORKER || i != self->mc_index)
+			close(m->m_listen[i]);
+	}
+	if (m->m_bridge.mc_fd != -1 && &m->m_bridge != self)
+		close(m->m_bridge.mc_fd);
+}
+
+static void
+child_main(struct rt_master *m, struct master_child *mc, int fd)
+{
+	int	 rv;
+
+	child_setup(m, mc);
+	if (mc->mc_role == ROLE_BRIDGE) {
+		log_settag("realtimed/bridge");
+		proc_title("realtimed: bridge");
+		rv = bridge_run(m->m_conf, &m->m_reg, fd);
+	} else {
+		char tag[64];
+
+		snprintf(tag, sizeof(tag), "realtimed/worker%d", mc->mc_index);
+		log_settag(tag);
+		proc_title("realtimed: worker %d", mc->mc_index);
+		rv = worker_run(m->m_conf, &m->m_reg, mc->mc_index, fd,
+		    &m->m_listen[mc->mc_index], 1);
+	}
+	free(m->m_workers);
+	free(m->m_listen);
+	config_free(m->m_conf);
+	exit(rv == 0 ? 0 : 1);
+}
+
+static void
+master_spawn(struct rt_master *m, struct master_child *mc)
+{
+	int	 sv[2], i;
+	pid_t	 pid;
+	char	 name[32];
+
+	mc->mc_respawn_at = 0;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_warn("%s: socketpair() failed", __func__);
+		mc->mc_respawn_at = util_now_ms() + 1000;
+		return;
+	}
+	if (mc->mc_role == ROLE_WORKER) {
+		reg_worker_clear(&m->m_reg, mc->mc_index);
+		atomic_store(&reg_worker(&m->m_reg, mc->mc_index)->rw_canary_seq,
+		    atomic_load(&m->m_reg.r_hdr->rh_bridge.rb_canary_sent));
+	}
+	switch ((pid = fork())) {
+	case -1:
+		log_warn("%s: fork() failed", __func__);
+		close(sv[0]);
+		close(sv[1]);
+		mc->mc_respawn_at = util_now_ms() + 1000;
+		return;
+	case 0:
+		close(sv[0]);
+		mc->mc_fd = -1;
+		child_main(m, mc, sv[1]);
+		/* NOTREACHED */
+	}
+	close(sv[1]);
+	mc->mc_pid = pid;
+	mc->mc_fd = sv[0];
+	mc->mc_hello = 0;
+	mc->mc_started = util_now_ms();
+	mc->mc_ev = event_new(m->m_base, mc->mc_fd, EV_READ | EV_PERSIST,
+	    master_child_msg, mc);
+	event_add(mc->mc_ev, NULL);
+	log_debug("%s: %s started, pid %d", __func__, child_name(mc, name, sizeof(name)),
+	    (int)pid);
+	if (mc->mc_role == ROLE_BRIDGE) {
+		for (i = 0; i < m->m_nworkers; i++)
+			master_connect(m, i);
+	} else
+		master_connect(m, mc->mc_index);
+}
+
+static void
+master_child_gone(struct rt_master *m, struct master_child *mc, int status)
+{
+	uint64_t	 now = util_now_ms(), delay;
+	char		 name[32];
+
+	if (mc->mc_ev != NULL) {
+		event_free(mc->mc_ev);
+		mc->mc_ev = NULL;
+	}
+	close(mc->mc_fd);
+	mc->mc_fd = -1;
+	mc->mc_pid = 0;
+	if (mc->mc_role == ROLE_WORKER)
+		reg_worker_clear(&m->m_reg, mc->mc_index);
+	else {
+		atomic_store(&m->m_reg.r_hdr->rh_bridge.rb_redis_up, 0);
+		atomic_store(&m->m_reg.r_hdr->rh_bridge.rb_pid, 0);
+	}
+	if (m->m_stopping)
+		return;
+	if (now - mc->mc_started < FAST_DEATH_MS)
+		mc->mc_fast_deaths++;
+	else
+		mc->mc_fast_deaths = 0;
+	delay = RESPAWN_MIN_MS;
+	if (mc->mc_fast_deaths > 1) {
+		delay <<= (mc->mc_fast_deaths > 9 ? 9 : mc->mc_fast_deaths - 1);
+		if (delay > RESPAWN_MAX_MS)
+			delay = RESPAWN_MAX_MS;
+	}
+	mc->mc_respawn_at = now + delay;
+	if (WIFSIGNALED(status))
+		log_warnx("%s exited on signal %d; respawning in %llu ms%s",
+		    child_name(mc, name, sizeof(name)), WTERMSIG(status),
+		    (unsigned long long)delay, mc->mc_fast_deaths > 2 ? " (crash loop)" : "");
+	else
+		log_warnx("%s exited with status %d; respawning in %llu ms%s",
+		    child_name(mc, name, sizeof(name)), WEXITSTATUS(status),
+		    (unsigned long long)delay, mc->mc_fast_deaths > 2 ? " (crash loop)" : "");
+}
+
+static struct master_child *
+master_find(struct rt_master *m, pid_t pid)
+{
+	int	 i;
+
+	if (m->m_bridge.mc_pid == pid)
+		return &m->m_bridge;
+	for (i = 0; i < m->m_nworkers; i++)
+		if (m->m_workers[i].mc_pid == pid)
+			return &m->m_workers[i];
+	return NULL;
+}
+
+static int
+master_running(struct rt_master *m)
+{
+	int	 i, n = m->m_bridge.mc_pid != 0;
+
+	for (i = 0; i < m->m_nworkers; i++)
+		n += m->m_workers[i].mc_pid != 0;
+	return n;
+}
+
+static void
+master_reap(struct rt_master *m)
+{
+	struct master_child	*mc;
+	pid_t			 pid;
+	int			 status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		if ((mc = master_find(m, pid)) != NULL)
+			master_child_gone(m, mc, status);
+	if (m->m_stopping && master_running(m) == 0)
+		event_base_loopexit(m->m_base, NULL);
+}
+
+/* A child that stopped ticking is hung: kill it, SIGCHLD respawns it. */
+static void
+master_watchdog(struct rt_master *m, struct master_child *mc, uint64_t tick, uint64_t now)
+{
+	char	 name[32];
+
+	if (mc->mc_pid == 0 || tick == 0 || now - mc->mc_started < (uint64_t)m->m_conf->c_child_timeout)
+		return;
+	if (now > tick && now - tick > (uint64_t)m->m_conf->c_child_timeout) {
+		log_warnx("%s (pid %d) silent for %llu ms: killing it",
+		    child_name(mc, name, sizeof(name)), (int)mc->mc_pid,
+		    (unsigned long long)(now - tick));
+		kill(mc->mc_pid, SIGKILL);
+	}
+}
+
+static void
+master_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	struct rt_master	*m = arg;
+	uint64_t		 now = util_now_ms();
+	int			 i;
+
+	(void)fd;
+	(void)ev;
+	master_reap(m);
+	if (m->m_stopping) {
+		if (now >= m->m_stop_deadline) {
+			log_warnx("shutdown_timeout passed: killing the remaining children");
+			if (m->m_bridge.mc_pid != 0)
+				kill(m->m_bridge.mc_pid, SIGKILL);
+			for (i = 0; i < m->m_nworkers; i++)
+				if (m->m_workers[i].mc_pid != 0)
+					kill(m->m_workers[i].mc_pid, SIGKILL);
+		}
+		return;
+	}
+	master_watchdog(m, &m->m_bridge,
+	    atomic_load(&m->m_reg.r_hdr->rh_bridge.rb_tick), now);
+	for (i = 0; i < m->m_nworkers; i++)
+		master_watchdog(m, &m->m_workers[i],
+		    atomic_load(&reg_worker(&m->m_reg, i)->rw_tick), now);
+	if (m->m_bridge.mc_pid == 0 && m->m_bridge.mc_respawn_at != 0 &&
+	    now >= m->m_bridge.mc_respawn_at)
+		master_spawn(m, &m->m_bridge);
+	for (i = 0; i < m->m_nworkers; i++)
+		if (m->m_workers[i].mc_pid == 0 && m->m_workers[i].mc_respawn_at != 0 &&
+		    now >= m->m_workers[i].mc_respawn_at)
+			master_spawn(m, &m->m_workers[i]);
+}
+
+static void
+master_stop(struct rt_master *m, int sig)
+{
+	int	 i;
+
+	if (m->m_stopping)
+		return;
+	log_info("signal %d: stopping", sig);
+	m->m_stopping = 1;
+	m->m_stop_deadline = util_now_ms() + (uint64_t)m->m_conf->c_shutdown_timeout + 2000;
+	for (i = 0; i < m->m_nworkers; i++)
+		if (m->m_workers[i].mc_pid != 0)
+			ipc_send(m->m_workers[i].mc_fd, IPC_SHUTDOWN, 0, NULL, 0, -1);
+	if (m->m_bridge.mc_pid != 0)
+		ipc_send(m->m_bridge.mc_fd, IPC_SHUTDOWN, 0, NULL, 0, -1);
+	if (master_running(m) == 0)
+		event_base_loopexit(m->m_base, NULL);
+}
+
+static void
+master_signal(evutil_socket_t sig, short ev, void *arg)
+{
+	struct rt_master	*m = arg;
+
+	(void)ev;
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		master_stop(m, (int)sig);
+		break;
+	case SIGCHLD:
+		master_reap(m);
+		break;
+	case SIGHUP:
+		log_info("SIGHUP: reload is not supported yet; restart to apply changes");
+		break;
+	}
+}
+
+static int
+master_setup(struct rt_master *m)
+{
+	struct event_config	*cfg;
+	static const int	 sigs[4] = { SIGTERM, SIGINT, SIGCHLD, SIGHUP };
+	struct timeval		 tick = { 0, MASTER_TICK_MS * 1000 };
+	char			 err[512];
+	int			 i;
+
+	m->m_nworkers = m->m_conf->c_workers;
+	if (m->m_nworkers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		m->m_nworkers = n < 1 ? 1 : n > REG_MAX_WORKERS ? REG_MAX_WORKERS : (int)n;
+	}
+	if (m->m_nworkers > REG_MAX_WORKERS) {
+		log_warnx("workers %d: at most %d", m->m_nworkers, REG_MAX_WORKERS);
+		return -1;
+	}
+	if ((m->m_listen = calloc((size_t)m->m_nworkers, sizeof(int))) == NULL ||
+	    (m->m_workers = calloc((size_t)m->m_nworkers, sizeof(*m->m_workers))) == NULL)
+		fatal("calloc");
+	/* one SO_REUSEPORT socket per worker: no thundering herd, and a
+	 * respawned worker takes over the same accept queue */
+	for (i = 0; i < m->m_nworkers; i++)
+		if ((m->m_listen[i] = listen_open(m->m_conf->c_listen, 1, err, sizeof(err))) == -1) {
+			log_warnx("%s", err);
+			while (--i >= 0)
+				close(m->m_listen[i]);
+			return -1;
+		}
+	if (reg_create(&m->m_reg, m->m_nworkers, m->m_conf->c_max_connections,
+	    m->m_conf->c_max_channels) == -1) {
+		log_warn("cannot create the shared registry");
+		return -1;
+	}
+	/* poll, not epoll: an epoll set would be shared with forked children */
+	if ((cfg = event_config_new()) == NULL)
+		fatalx("event_config_new() failed");
+	event_config_avoid_method(cfg, "epoll");
+	m->m_base = master_base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	if (m->m_base == NULL)
+		fatalx("event_base_new_with_config() failed");
+	for (i = 0; i < 4; i++) {
+		m->m_sig[i] = evsignal_new(m->m_base, sigs[i], master_signal, m);
+		event_add(m->m_sig[i], NULL);
+	}
+	m->m_tick = event_new(m->m_base, -1, EV_PERSIST, master_tick, m);
+	event_add(m->m_tick, &tick);
+	return 0;
+}
+
+static void
+master_cleanup(struct rt_master *m)
+{
+	int	 i;
+
+	for (i = 0; i < 4; i++)
+		if (m->m_sig[i] != NULL)
+			event_free(m->m_sig[i]);
+	if (m->m_tick != NULL)
+		event_free(m->m_tick);
+	if (m->m_bridge.mc_ev != NULL)
+		event_free(m->m_bridge.mc_ev);
+	for (i = 0; m->m_workers != NULL && i < m->m_nworkers; i++) {
+		if (m->m_workers[i].mc_ev != NULL)
+			event_free(m->m_workers[i].mc_ev);
+		if (m->m_workers[i].mc_fd != -1)
+			close(m->m_workers[i].mc_fd);
+		close(m->m_listen[i]);
+	}
+	if (m->m_bridge.mc_fd != -1)
+		close(m->m_bridge.mc_fd);
+	if (m->m_base != NULL)
+		event_base_free(m->m_base);
+	master_base = NULL;
+	reg_destroy(&m->m_reg);
+	free(m->m_workers);
+	free(m->m_listen);
+}
+
+int
+master_start(struct rt_config *conf)
+{
+	struct rt_master	 m;
+	int			 i;
+
+	memset(&m, 0, sizeof(m));
+	m.m_conf = conf;
+	m.m_bridge.mc_role = ROLE_BRIDGE;
+	m.m_bridge.mc_fd = -1;
+	if (master_setup(&m) == -1) {
+		master_cleanup(&m);
+		return 1;
+	}
+	for (i = 0; i < m.m_nworkers; i++) {
+		m.m_workers[i].mc_role = ROLE_WORKER;
+		m.m_workers[i].mc_index = i;
+		m.m_workers[i].mc_fd = -1;
+	}
+	proc_title("realtimed: master");
+	log_info("listening on %s with %d workers", conf->c_listen, m.m_nworkers);
+	master_spawn(&m, &m.m_bridge);
+	for (i = 0; i < m.m_nworkers; i++)
+		master_spawn(&m, &m.m_workers[i]);
+	event_base_dispatch(m.m_base);
+	master_cleanup(&m);
+	log_info("stopped");
+	return 0;
+}

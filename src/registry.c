@@ -1,0 +1,344 @@
+/*
+ * The shared-memory registry; see registry.h for the layout.
+ */
+#include <sys/mman.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "registry.h"
+
+#define ALIGN64(x)	(((x) + 63) & ~(uint64_t)63)
+
+static uint32_t
+reg_hash(const char *s, size_t len)
+{
+	uint32_t	 h = 2166136261u;	/* FNV-1a */
+	size_t		 i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (uint8_t)s[i]) * 16777619u;
+	return h;
+}
+
+int
+reg_create(struct registry *r, int nworkers, int max_conns, int max_chans)
+{
+	struct reg_header	*h;
+	pthread_mutexattr_t	 ma;
+	uint64_t		 off, stride;
+	int32_t			 slots = 16;
+	void			*p;
+
+	if (nworkers < 1 || nworkers > REG_MAX_WORKERS || max_conns < 1 || max_chans < 1)
+		return -1;
+	while (slots < max_chans + max_chans / 3 + 1)	/* load factor <= 3/4 */
+		slots *= 2;
+	stride = ALIGN64(sizeof(struct reg_chan) + sizeof(int32_t) * (size_t)nworkers);
+	off = ALIGN64(sizeof(struct reg_header));
+	r->r_size = off;
+	r->r_size += ALIGN64(sizeof(struct reg_worker) * (size_t)nworkers);
+	r->r_size += ALIGN64(sizeof(struct reg_conn) * (size_t)max_conns);
+	r->r_size += stride * (uint64_t)slots;
+	p = mmap(NULL, r->r_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	h = r->r_hdr = p;
+	h->rh_magic = REGISTRY_MAGIC;
+	h->rh_version = REGISTRY_VERSION;
+	h->rh_size = r->r_size;
+	h->rh_nworkers = nworkers;
+	h->rh_max_conns = max_conns;
+	h->rh_max_chans = max_chans;
+	h->rh_chan_slots = slots;
+	h->rh_chan_stride = stride;
+	h->rh_off_workers = off;
+	h->rh_off_conns = off + ALIGN64(sizeof(struct reg_worker) * (size_t)nworkers);
+	h->rh_off_chans = h->rh_off_conns + ALIGN64(sizeof(struct reg_conn) * (size_t)max_conns);
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+	if (pthread_mutex_init(&h->rh_lock, &ma) != 0) {
+		pthread_mutexattr_destroy(&ma);
+		munmap(p, r->r_size);
+		return -1;
+	}
+	pthread_mutexattr_destroy(&ma);
+	return 0;
+}
+
+void
+reg_destroy(struct registry *r)
+{
+	if (r->r_hdr == NULL)
+		return;
+	munmap(r->r_hdr, r->r_size);
+	r->r_hdr = NULL;
+}
+
+struct reg_worker *
+reg_worker(struct registry *r, int w)
+{
+	return (struct reg_worker *)((char *)r->r_hdr + r->r_hdr->rh_off_workers) + w;
+}
+
+struct reg_conn *
+reg_conn_slot(struct registry *r, int i)
+{
+	return (struct reg_conn *)((char *)r->r_hdr + r->r_hdr->rh_off_conns) + i;
+}
+
+struct reg_chan *
+reg_chan_slot(struct registry *r, int i)
+{
+	return (struct reg_chan *)((char *)r->r_hdr + r->r_hdr->rh_off_chans +
+	    r->r_hdr->rh_chan_stride * (uint64_t)i);
+}
+
+void
+reg_lock(struct registry *r)
+{
+	int	 rv = pthread_mutex_lock(&r->r_hdr->rh_lock);
+
+	if (rv == EOWNERDEAD) {
+		/*
+		 * The owner died mid-change.  Every change below leaves the
+		 * tables usable at each store (counts are fixed up by the
+		 * master's reg_worker_clear), so mark the mutex consistent.
+		 */
+		atomic_fetch_add(&r->r_hdr->rh_lock_recoveries, 1);
+		pthread_mutex_consistent(&r->r_hdr->rh_lock);
+	} else if (rv != 0)
+		fatalx("registry lock: %s", strerror(rv));
+}
+
+void
+reg_unlock(struct registry *r)
+{
+	pthread_mutex_unlock(&r->r_hdr->rh_lock);
+}
+
+int
+reg_conn_add(struct registry *r, int w, const char *id, const char *user,
+    int admin, const char *peer, int64_t started)
+{
+	struct reg_header	*h = r->r_hdr;
+	struct reg_conn		*c;
+	int			 i, n, slot = -1;
+
+	reg_lock(r);
+	for (n = 0, i = h->rh_conn_hint; n < h->rh_max_conns; n++, i++) {
+		if (i >= h->rh_max_conns)
+			i = 0;
+		if (!reg_conn_slot(r, i)->rc_used) {
+			slot = i;
+			break;
+		}
+	}
+	if (slot == -1) {
+		reg_unlock(r);
+		atomic_fetch_add(&h->rh_conn_table_full, 1);
+		return -1;
+	}
+	c = reg_conn_slot(r, slot);
+	memset(c, 0, sizeof(*c));
+	c->rc_worker = (int16_t)w;
+	c->rc_admin = (uint8_t)admin;
+	c->rc_started = started;
+	snprintf(c->rc_id, sizeof(c->rc_id), "%s", id);
+	snprintf(c->rc_user, sizeof(c->rc_user), "%s", user ? user : "");
+	snprintf(c->rc_peer, sizeof(c->rc_peer), "%s", peer);
+	c->rc_used = 1;
+	h->rh_nconns++;
+	h->rh_conn_hint = slot + 1;
+	reg_unlock(r);
+	return slot;
+}
+
+void
+reg_conn_del(struct registry *r, int slot)
+{
+	struct reg_conn	*c;
+
+	if (slot < 0 || slot >= r->r_hdr->rh_max_conns)
+		return;
+	reg_lock(r);
+	c = reg_conn_slot(r, slot);
+	if (c->rc_used) {
+		c->rc_used = 0;
+		r->r_hdr->rh_nconns--;
+	}
+	reg_unlock(r);
+}
+
+void
+reg_conn_set_nsubs(struct registry *r, int slot, int nsubs)
+{
+	if (slot >= 0 && slot < r->r_hdr->rh_max_conns)
+		reg_conn_slot(r, slot)->rc_nsubs = nsubs;
+}
+
+/* Slot of name, or -1; *free_slot gets the first reusable slot seen. */
+static int
+reg_chan_find(struct registry *r, const char *name, size_t len, uint32_t hash,
+    int *free_slot)
+{
+	struct reg_header	*h = r->r_hdr;
+	struct reg_chan		*ch;
+	int32_t			 mask = h->rh_chan_slots - 1, i, n;
+
+	if (free_slot != NULL)
+		*free_slot = -1;
+	for (n = 0, i = (int32_t)(hash & (uint32_t)mask); n < h->rh_chan_slots;
+	    n++, i = (i + 1) & mask) {
+		ch = reg_chan_slot(r, i);
+		if (ch->ch_state == REG_CHAN_EMPTY) {
+			if (free_slot != NULL && *free_slot == -1)
+				*free_slot = i;
+			return -1;
+		}
+		if (ch->ch_state == REG_CHAN_DELETED) {
+			if (free_slot != NULL && *free_slot == -1)
+				*free_slot = i;
+			continue;
+		}
+		if (ch->ch_hash == hash && strncmp(ch->ch_name, name, len) == 0 &&
+		    ch->ch_name[len] == '\0')
+			return i;
+	}
+	return -1;
+}
+
+int
+reg_chan_add(struct registry *r, int w, const char *name, size_t len, int delta)
+{
+	struct reg_header	*h = r->r_hdr;
+	struct reg_chan		*ch;
+	uint32_t		 hash = reg_hash(name, len);
+	int			 i, free_slot;
+
+	if (len > RT_CHANNEL_MAX || w < 0 || w >= h->rh_nworkers)
+		return -1;
+	reg_lock(r);
+	if ((i = reg_chan_find(r, name, len, hash, &free_slot)) == -1) {
+		if (delta < 0 || free_slot == -1 || h->rh_nchans >= h->rh_max_chans) {
+			reg_unlock(r);
+			if (delta > 0)
+				atomic_fetch_add(&h->rh_chan_table_full, 1);
+			return delta > 0 ? -1 : 0;
+		}
+		i = free_slot;
+		ch = reg_chan_slot(r, i);
+		memset(ch, 0, h->rh_chan_stride);
+		memcpy(ch->ch_name, name, len);
+		ch->ch_hash = hash;
+		ch->ch_state = REG_CHAN_USED;
+		h->rh_nchans++;
+	}
+	ch = reg_chan_slot(r, i);
+	if (ch->ch_counts[w] + delta >= 0) {
+		ch->ch_counts[w] += delta;
+		ch->ch_total += delta;
+	}
+	if (ch->ch_total <= 0) {
+		ch->ch_state = REG_CHAN_DELETED;
+		h->rh_nchans--;
+	}
+	reg_unlock(r);
+	return 0;
+}
+
+int64_t
+reg_chan_route(struct registry *r, const char *name, size_t len, uint64_t *mask)
+{
+	struct reg_chan	*ch;
+	int64_t		 total = 0;
+	int		 i, w;
+
+	*mask = 0;
+	reg_lock(r);
+	if ((i = reg_chan_find(r, name, len, reg_hash(name, len), NULL)) != -1) {
+		ch = reg_chan_slot(r, i);
+		for (w = 0; w < r->r_hdr->rh_nworkers; w++)
+			if (ch->ch_counts[w] > 0)
+				*mask |= (uint64_t)1 << w;
+		total = ch->ch_total;
+	}
+	reg_unlock(r);
+	return total;
+}
+
+void
+reg_worker_clear(struct registry *r, int w)
+{
+	struct reg_header	*h = r->r_hdr;
+	struct reg_worker	*rw = reg_worker(r, w);
+	struct reg_chan		*ch;
+	struct reg_conn		*c;
+	int			 i;
+
+	reg_lock(r);
+	for (i = 0; i < h->rh_chan_slots; i++) {
+		ch = reg_chan_slot(r, i);
+		if (ch->ch_state != REG_CHAN_USED || ch->ch_counts[w] == 0)
+			continue;
+		ch->ch_total -= ch->ch_counts[w];
+		ch->ch_counts[w] = 0;
+		if (ch->ch_total <= 0) {
+			ch->ch_state = REG_CHAN_DELETED;
+			h->rh_nchans--;
+		}
+	}
+	for (i = 0; i < h->rh_max_conns; i++) {
+		c = reg_conn_slot(r, i);
+		if (c->rc_used && c->rc_worker == w) {
+			c->rc_used = 0;
+			h->rh_nconns--;
+		}
+	}
+	reg_unlock(r);
+	atomic_store(&rw->rw_connections, 0);
+	atomic_store(&rw->rw_authenticated, 0);
+	atomic_store(&rw->rw_anonymous, 0);
+	atomic_store(&rw->rw_subscriptions, 0);
+	atomic_store(&rw->rw_state, REG_PROC_NONE);
+	atomic_store(&rw->rw_pid, 0);
+}
+
+void
+reg_totals(struct registry *r, struct reg_totals *t)
+{
+	struct reg_worker	*rw;
+	int			 w;
+
+	memset(t, 0, sizeof(*t));
+	for (w = 0; w < r->r_hdr->rh_nworkers; w++) {
+		rw = reg_worker(r, w);
+		t->t_connections += atomic_load(&rw->rw_connections);
+		t->t_authenticated += atomic_load(&rw->rw_authenticated);
+		t->t_anonymous += atomic_load(&rw->rw_anonymous);
+		t->t_subscriptions += atomic_load(&rw->rw_subscriptions);
+		if (atomic_load(&rw->rw_state) == REG_PROC_RUNNING)
+			t->t_workers++;
+	}
+	t->t_channels = r->r_hdr->rh_nchans;
+}
+
+void
+reg_chan_foreach(struct registry *r,
+    void (*fn)(const char *, int64_t, void *), void *arg)
+{
+	struct reg_chan	*ch;
+	int		 i;
+
+	reg_lock(r);
+	for (i = 0; i < r->r_hdr->rh_chan_slots; i++) {
+		ch = reg_chan_slot(r, i);
+		if (ch->ch_state == REG_CHAN_USED && ch->ch_total > 0)
+			fn(ch->ch_name, ch->ch_total, arg);
+	}
+	reg_unlock(r);
+}
