@@ -1,0 +1,38 @@
+/* libFuzzer: IPC stream framing and event payload decoding. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipc.h"
+#include "realtimed.h"
+
+int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct ipc_hdr	 h;
+	const char	*ch;
+	const uint8_t	*frame;
+	size_t		 off = 0, chlen, flen;
+	int		 rv;
+
+	/* walk the buffer as a stream of messages, as a worker does */
+	while ((rv = ipc_parse(data + off, size - off, &h)) == IPC_PARSE_OK) {
+		if (sizeof(h) + h.len > size - off)
+			abort();
+		if (h.type == IPC_EVENT &&
+		    ipc_event_split(data + off + sizeof(h), h.len, &ch, &chlen, &frame,
+		    &flen) == 0) {
+			if (chlen == 0 || chlen > RT_CHANNEL_MAX ||
+			    (const uint8_t *)ch + chlen != frame ||
+			    frame + flen != data + off + sizeof(h) + h.len)
+				abort();
+		}
+		off += sizeof(h) + h.len;
+	}
+	if (rv == IPC_PARSE_NEED_MORE && size - off >= sizeof(h) &&
+	    h.len <= size - off - sizeof(h))
+		abort();	/* claimed incomplete but it was all there */
+	return 0;
+}

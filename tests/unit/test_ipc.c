@@ -1,0 +1,147 @@
+/* IPC framing: headers, partial reads, bad types, fd passing. */
+#include <sys/socket.h>
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ipc.h"
+
+START_TEST(test_parse_needs_whole_message)
+{
+	uint8_t		 buf[sizeof(struct ipc_hdr) + 5];
+	struct ipc_hdr	 h, out;
+	size_t		 i;
+
+	ipc_hdr_init(&h, IPC_EVENT, 5, 3);
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), "hello", 5);
+	for (i = 0; i < sizeof(buf); i++)
+		ck_assert_int_eq(ipc_parse(buf, i, &out), IPC_PARSE_NEED_MORE);
+	ck_assert_int_eq(ipc_parse(buf, sizeof(buf), &out), IPC_PARSE_OK);
+	ck_assert_uint_eq(out.type, IPC_EVENT);
+	ck_assert_uint_eq(out.len, 5);
+	ck_assert_uint_eq(out.peerid, 3);
+	ck_assert_uint_eq(out.pid, (uint32_t)getpid());
+}
+END_TEST
+
+START_TEST(test_parse_rejects_unknown_and_oversized)
+{
+	struct ipc_hdr	 h, out;
+
+	ipc_hdr_init(&h, 9999, 0, 0);
+	ck_assert_int_eq(ipc_parse(&h, sizeof(h), &out), IPC_PARSE_BAD);
+	ipc_hdr_init(&h, IPC_EVENT, IPC_MAX_PAYLOAD + 1, 0);
+	ck_assert_int_eq(ipc_parse(&h, sizeof(h), &out), IPC_PARSE_BAD);
+	ck_assert_int_eq(ipc_type_known(IPC_CANARY), 1);
+	ck_assert_int_eq(ipc_type_known(0), 0);
+}
+END_TEST
+
+START_TEST(test_event_prefix_round_trip)
+{
+	uint8_t		 buf[2 + 200 + 10];
+	const char	*ch;
+	const uint8_t	*frame;
+	size_t		 chlen, flen, n;
+
+	n = ipc_event_prefix(buf, "apps:created", 12);
+	memcpy(buf + n, "FRAME", 5);
+	ck_assert_int_eq(ipc_event_split(buf, n + 5, &ch, &chlen, &frame, &flen), 0);
+	ck_assert_uint_eq(chlen, 12);
+	ck_assert_int_eq(memcmp(ch, "apps:created", 12), 0);
+	ck_assert_uint_eq(flen, 5);
+	ck_assert_int_eq(memcmp(frame, "FRAME", 5), 0);
+	/* truncated, empty and over-long channel names are malformed */
+	ck_assert_int_eq(ipc_event_split(buf, 1, &ch, &chlen, &frame, &flen), -1);
+	ck_assert_int_eq(ipc_event_split(buf, 10, &ch, &chlen, &frame, &flen), -1);
+	buf[0] = 0;
+	buf[1] = 0;
+	ck_assert_int_eq(ipc_event_split(buf, 10, &ch, &chlen, &frame, &flen), -1);
+	buf[0] = 0;
+	buf[1] = 201;
+	ck_assert_int_eq(ipc_event_split(buf, sizeof(buf), &ch, &chlen, &frame, &flen), -1);
+}
+END_TEST
+
+START_TEST(test_control_messages_with_fd)
+{
+	int		 sv[2], pp[2], fd;
+	struct ipc_hdr	 h;
+	char		 buf[64];
+	ssize_t		 n;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	ck_assert_int_eq(pipe(pp), 0);
+	/* nothing yet: EAGAIN, not a block */
+	n = ipc_recv(sv[1], &h, buf, sizeof(buf), &fd);
+	ck_assert_int_eq(n, -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	ck_assert_int_eq(ipc_send(sv[0], IPC_BRIDGE_FD, 7, "abc", 3, pp[1]), 0);
+	ck_assert_int_eq(ipc_send(sv[0], IPC_SHUTDOWN, 0, NULL, 0, -1), 0);
+	n = ipc_recv(sv[1], &h, buf, sizeof(buf), &fd);
+	ck_assert_int_eq(n, (ssize_t)sizeof(h) + 3);
+	ck_assert_uint_eq(h.type, IPC_BRIDGE_FD);
+	ck_assert_uint_eq(h.peerid, 7);
+	ck_assert_int_eq(memcmp(buf, "abc", 3), 0);
+	ck_assert_int_ge(fd, 0);
+	/* the passed descriptor is the pipe's write end */
+	ck_assert_int_eq(write(fd, "z", 1), 1);
+	ck_assert_int_eq(read(pp[0], buf, 1), 1);
+	ck_assert_int_eq(buf[0], 'z');
+	close(fd);
+	n = ipc_recv(sv[1], &h, buf, sizeof(buf), &fd);
+	ck_assert_int_eq(n, (ssize_t)sizeof(h));
+	ck_assert_uint_eq(h.type, IPC_SHUTDOWN);
+	ck_assert_int_eq(fd, -1);
+	close(sv[0]);
+	ck_assert_int_eq(ipc_recv(sv[1], &h, buf, sizeof(buf), &fd), 0);	/* EOF */
+	close(sv[1]);
+	close(pp[0]);
+	close(pp[1]);
+}
+END_TEST
+
+START_TEST(test_malformed_control_message)
+{
+	int		 sv[2], fd;
+	struct ipc_hdr	 h;
+	char		 buf[8];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	ck_assert_int_eq(write(sv[0], "short", 5), 5);
+	ck_assert_int_eq(ipc_recv(sv[1], &h, buf, sizeof(buf), &fd), -1);
+	ck_assert_int_eq(errno, EBADMSG);
+	/* a payload larger than the receiver's buffer is truncated: refused */
+	ck_assert_int_eq(ipc_send(sv[0], IPC_HELLO, 0, "0123456789abcdef", 16, -1), 0);
+	ck_assert_int_eq(ipc_recv(sv[1], &h, buf, sizeof(buf), &fd), -1);
+	ck_assert_int_eq(errno, EBADMSG);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("ipc");
+	TCase	*tc = tcase_create("core");
+	SRunner	*sr;
+	int	 failed;
+
+	tcase_add_test(tc, test_parse_needs_whole_message);
+	tcase_add_test(tc, test_parse_rejects_unknown_and_oversized);
+	tcase_add_test(tc, test_event_prefix_round_trip);
+	tcase_add_test(tc, test_control_messages_with_fd);
+	tcase_add_test(tc, test_malformed_control_message);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

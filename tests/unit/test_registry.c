@@ -1,0 +1,281 @@
+/* Shared registry: tables, limits, clearing a dead worker, robust lock. */
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "registry.h"
+
+static struct registry	 reg;
+
+static void
+setup(void)
+{
+	ck_assert_int_eq(reg_create(&reg, 4, 8, 16), 0);
+}
+
+static void
+teardown(void)
+{
+	reg_destroy(&reg);
+}
+
+START_TEST(test_layout_is_versioned)
+{
+	ck_assert_uint_eq(reg.r_hdr->rh_magic, REGISTRY_MAGIC);
+	ck_assert_uint_eq(reg.r_hdr->rh_version, REGISTRY_VERSION);
+	ck_assert_int_eq(reg.r_hdr->rh_nworkers, 4);
+	/* sections do not overlap and stay inside the mapping */
+	ck_assert_uint_lt(reg.r_hdr->rh_off_workers, reg.r_hdr->rh_off_conns);
+	ck_assert_uint_lt(reg.r_hdr->rh_off_conns, reg.r_hdr->rh_off_chans);
+	ck_assert_uint_le(reg.r_hdr->rh_off_chans +
+	    reg.r_hdr->rh_chan_stride * (uint64_t)reg.r_hdr->rh_chan_slots, reg.r_size);
+	ck_assert_int_ge(reg.r_hdr->rh_chan_slots, 16 + 16 / 3);
+}
+END_TEST
+
+START_TEST(test_bad_sizes_refused)
+{
+	struct registry	 r;
+
+	ck_assert_int_eq(reg_create(&r, 0, 8, 8), -1);
+	ck_assert_int_eq(reg_create(&r, REG_MAX_WORKERS + 1, 8, 8), -1);
+	ck_assert_int_eq(reg_create(&r, 1, 0, 8), -1);
+}
+END_TEST
+
+START_TEST(test_channel_counts_route_and_delete)
+{
+	uint64_t	 mask;
+
+	ck_assert_int_eq(reg_chan_add(&reg, 0, "apps:created", 12, 1), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 2, "apps:created", 12, 1), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 2, "apps:created", 12, 1), 0);
+	ck_assert_int_eq(reg_chan_route(&reg, "apps:created", 12, &mask), 3);
+	ck_assert_uint_eq(mask, (1u << 0) | (1u << 2));
+	ck_assert_int_eq(reg.r_hdr->rh_nchans, 1);
+	/* a prefix or a longer name is another channel */
+	ck_assert_int_eq(reg_chan_route(&reg, "apps:create", 11, &mask), 0);
+	ck_assert_uint_eq(mask, 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 0, "apps:created", 12, -1), 0);
+	ck_assert_int_eq(reg_chan_route(&reg, "apps:created", 12, &mask), 2);
+	ck_assert_uint_eq(mask, 1u << 2);
+	ck_assert_int_eq(reg_chan_add(&reg, 2, "apps:created", 12, -1), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 2, "apps:created", 12, -1), 0);
+	ck_assert_int_eq(reg_chan_route(&reg, "apps:created", 12, &mask), 0);
+	ck_assert_int_eq(reg.r_hdr->rh_nchans, 0);
+	/* a decrement of an unknown channel is harmless */
+	ck_assert_int_eq(reg_chan_add(&reg, 1, "nope", 4, -1), 0);
+	ck_assert_int_eq(reg.r_hdr->rh_nchans, 0);
+}
+END_TEST
+
+START_TEST(test_channel_table_full_is_counted)
+{
+	char		 name[32];
+	uint64_t	 mask;
+	int		 i;
+
+	for (i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "apps:c%d", i);
+		ck_assert_int_eq(reg_chan_add(&reg, 1, name, strlen(name), 1), 0);
+	}
+	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:one-too-many", 17, 1), -1);
+	ck_assert_int_eq(reg.r_hdr->rh_chan_table_full, 1);
+	/* existing channels still count, and every one still routes */
+	ck_assert_int_eq(reg_chan_add(&reg, 3, "apps:c5", 7, 1), 0);
+	for (i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "apps:c%d", i);
+		ck_assert_int_ge(reg_chan_route(&reg, name, strlen(name), &mask), 1);
+	}
+	/* deleting frees room (tombstones are reused) */
+	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:c0", 7, -1), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:one-too-many", 17, 1), 0);
+}
+END_TEST
+
+START_TEST(test_churn_keeps_lookups_right)
+{
+	char		 name[32];
+	uint64_t	 mask;
+	int		 i, round;
+
+	for (round = 0; round < 50; round++) {
+		for (i = 0; i < 12; i++) {
+			snprintf(name, sizeof(name), "user:%d-%d", round, i);
+			ck_assert_int_eq(reg_chan_add(&reg, i % 4, name, strlen(name), 1), 0);
+		}
+		for (i = 0; i < 12; i++) {
+			snprintf(name, sizeof(name), "user:%d-%d", round, i);
+			ck_assert_int_eq(reg_chan_route(&reg, name, strlen(name), &mask), 1);
+			ck_assert_uint_eq(mask, 1u << (i % 4));
+			ck_assert_int_eq(reg_chan_add(&reg, i % 4, name, strlen(name), -1), 0);
+		}
+	}
+	ck_assert_int_eq(reg.r_hdr->rh_nchans, 0);
+}
+END_TEST
+
+START_TEST(test_connection_table)
+{
+	int	 slots[8], i;
+
+	for (i = 0; i < 8; i++) {
+		slots[i] = reg_conn_add(&reg, i % 4, "id", i ? "u1" : NULL, 0, "127.0.0.1:1", 0);
+		ck_assert_int_ge(slots[i], 0);
+	}
+	ck_assert_int_eq(reg_conn_add(&reg, 0, "id", NULL, 0, "p", 0), -1);
+	ck_assert_int_eq(reg.r_hdr->rh_conn_table_full, 1);
+	ck_assert_str_eq(reg_conn_slot(&reg, slots[0])->rc_user, "");
+	ck_assert_str_eq(reg_conn_slot(&reg, slots[1])->rc_user, "u1");
+	reg_conn_del(&reg, slots[3]);
+	reg_conn_del(&reg, slots[3]);	/* twice is harmless */
+	ck_assert_int_eq(reg.r_hdr->rh_nconns, 7);
+	ck_assert_int_eq(reg_conn_add(&reg, 1, "id2", NULL, 0, "p", 0), slots[3]);
+}
+END_TEST
+
+START_TEST(test_worker_clear_forgets_only_that_worker)
+{
+	uint64_t	 mask;
+	int		 i;
+
+	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:a", 6, 1), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:b", 6, 1), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 2, "apps:b", 6, 1), 0);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_ge(reg_conn_add(&reg, i % 2 ? 1 : 2, "id", NULL, 0, "p", 0), 0);
+	atomic_store(&reg_worker(&reg, 1)->rw_connections, 2);
+	atomic_store(&reg_worker(&reg, 2)->rw_connections, 2);
+	reg_worker_clear(&reg, 1);
+	ck_assert_int_eq(reg_chan_route(&reg, "apps:a", 6, &mask), 0);
+	ck_assert_int_eq(reg_chan_route(&reg, "apps:b", 6, &mask), 1);
+	ck_assert_uint_eq(mask, 1u << 2);
+	ck_assert_int_eq(reg.r_hdr->rh_nchans, 1);
+	ck_assert_int_eq(reg.r_hdr->rh_nconns, 2);
+	ck_assert_int_eq(atomic_load(&reg_worker(&reg, 1)->rw_connections), 0);
+	ck_assert_int_eq(atomic_load(&reg_worker(&reg, 2)->rw_connections), 2);
+}
+END_TEST
+
+/* A process that dies holding the lock must not wedge everyone else. */
+START_TEST(test_writer_dying_with_the_lock)
+{
+	pid_t	 pid;
+	int	 status, p[2];
+	char	 c;
+	uint64_t mask;
+
+	ck_assert_int_eq(pipe(p), 0);
+	if ((pid = fork()) == 0) {
+		reg_lock(&reg);
+		/* half a change: the count written, then death */
+		(void)write(p[1], "x", 1);
+		for (;;)
+			pause();
+	}
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	/* each of these takes the lock; none may hang */
+	ck_assert_int_eq(reg_chan_add(&reg, 0, "apps:x", 6, 1), 0);
+	ck_assert_int_eq(reg_chan_route(&reg, "apps:x", 6, &mask), 1);
+	ck_assert_int_ge(reg_conn_add(&reg, 0, "id", NULL, 0, "p", 0), 0);
+	ck_assert_int_eq(atomic_load(&reg.r_hdr->rh_lock_recoveries), 1);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+/* A forked child sees the parent's registry and its writes come back. */
+START_TEST(test_shared_across_fork)
+{
+	pid_t		 pid;
+	int		 status;
+	uint64_t	 mask;
+
+	if ((pid = fork()) == 0) {
+		reg_chan_add(&reg, 3, "system:alerts", 13, 1);
+		atomic_fetch_add(&reg_worker(&reg, 3)->rw_connections, 5);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	ck_assert_int_eq(reg_chan_route(&reg, "system:alerts", 13, &mask), 1);
+	ck_assert_uint_eq(mask, 1u << 3);
+	ck_assert_int_eq(atomic_load(&reg_worker(&reg, 3)->rw_connections), 5);
+}
+END_TEST
+
+struct seen {
+	int	 n;
+	int64_t	 total;
+};
+
+static void
+count_chan(const char *name, int64_t subs, void *arg)
+{
+	struct seen	*s = arg;
+
+	(void)name;
+	s->n++;
+	s->total += subs;
+}
+
+START_TEST(test_totals_and_foreach)
+{
+	struct reg_totals	 t;
+	struct seen		 s = { 0, 0 };
+
+	atomic_store(&reg_worker(&reg, 0)->rw_connections, 3);
+	atomic_store(&reg_worker(&reg, 0)->rw_anonymous, 1);
+	atomic_store(&reg_worker(&reg, 0)->rw_authenticated, 2);
+	atomic_store(&reg_worker(&reg, 0)->rw_state, REG_PROC_RUNNING);
+	atomic_store(&reg_worker(&reg, 3)->rw_connections, 4);
+	atomic_store(&reg_worker(&reg, 3)->rw_authenticated, 4);
+	atomic_store(&reg_worker(&reg, 3)->rw_state, REG_PROC_RUNNING);
+	reg_chan_add(&reg, 0, "announcements", 13, 1);
+	reg_chan_add(&reg, 3, "announcements", 13, 1);
+	reg_chan_add(&reg, 3, "apps:created", 12, 1);
+	reg_totals(&reg, &t);
+	ck_assert_int_eq(t.t_connections, 7);
+	ck_assert_int_eq(t.t_authenticated, 6);
+	ck_assert_int_eq(t.t_anonymous, 1);
+	ck_assert_int_eq(t.t_channels, 2);
+	ck_assert_int_eq(t.t_workers, 2);
+	reg_chan_foreach(&reg, count_chan, &s);
+	ck_assert_int_eq(s.n, 2);
+	ck_assert_int_eq(s.total, 3);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("registry");
+	TCase	*tc = tcase_create("core");
+	SRunner	*sr;
+	int	 failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_layout_is_versioned);
+	tcase_add_test(tc, test_bad_sizes_refused);
+	tcase_add_test(tc, test_channel_counts_route_and_delete);
+	tcase_add_test(tc, test_channel_table_full_is_counted);
+	tcase_add_test(tc, test_churn_keeps_lookups_right);
+	tcase_add_test(tc, test_connection_table);
+	tcase_add_test(tc, test_worker_clear_forgets_only_that_worker);
+	tcase_add_test(tc, test_writer_dying_with_the_lock);
+	tcase_add_test(tc, test_shared_across_fork);
+	tcase_add_test(tc, test_totals_and_foreach);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
