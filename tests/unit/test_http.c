@@ -142,6 +142,16 @@ START_TEST(test_mixed_crlf_and_lf_accepted)
 }
 END_TEST
 
+START_TEST(test_one_char_line_does_not_end_head)
+{
+	/* Only the final empty line makes the head complete. */
+	ck_assert_int_eq(parse("GET / HTTP/1.1\nHost: a\nX\nY: z\n"),
+	    HTTP_PARSE_INCOMPLETE);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\nHost: a\nX\nY: z\n\n"),
+	    HTTP_PARSE_BAD);
+}
+END_TEST
+
 START_TEST(test_bare_cr_in_request_line_bad)
 {
 	ck_assert_int_eq(parse("GET / HTTP/1.1\rHost: a\r\n\r\n"),
@@ -836,6 +846,8 @@ START_TEST(test_upgrade_other_ws_version_426)
 	    UP_CONN, "Sec-WebSocket-Version: 13, 8\r\n", UP_KEY)), 426);
 	ck_assert_int_eq(upgrade_status(UP_HEAD("GET", "1.1", UP_UPGRADE,
 	    UP_CONN, "Sec-WebSocket-Version: 013\r\n", UP_KEY)), 426);
+	ck_assert_int_eq(upgrade_status(UP_HEAD("GET", "1.1", UP_UPGRADE,
+	    UP_CONN, "Sec-WebSocket-Version: 12\r\n", UP_KEY)), 426);
 }
 END_TEST
 
@@ -858,6 +870,7 @@ START_TEST(test_upgrade_invalid_keys_400)
 		"dGhlIHNhbXBsZSBub25j-Q==",	/* URL-safe alphabet */
 		"dGhlIHNhbXBs ZSBub25jZQ==",	/* inner space */
 		"dGhlIHNhbXBsZSBub25jZQ=x",
+		"dGhlIHNhbXBsZSBub25jZQA=",	/* 17 bytes */
 	};
 	char	 head[512];
 	size_t	 i;
@@ -1026,6 +1039,7 @@ http_suite(void)
 	tcase_add_test(tc, test_target_query_splits_at_first_question_mark);
 	tcase_add_test(tc, test_bare_lf_line_endings_accepted);
 	tcase_add_test(tc, test_mixed_crlf_and_lf_accepted);
+	tcase_add_test(tc, test_one_char_line_does_not_end_head);
 	tcase_add_test(tc, test_bare_cr_in_request_line_bad);
 	tcase_add_test(tc, test_bare_cr_as_line_break_bad);
 	tcase_add_test(tc, test_double_cr_before_lf_bad);

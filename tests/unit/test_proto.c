@@ -1,0 +1,666 @@
+/*
+ * Client message parsing, reply builders, the event writer and the JSON
+ * validator behind it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <check.h>
+#include <event2/buffer.h>
+#include <json-c/json.h>
+
+#include "realtimed.h"
+#include "auth.h"
+#include "proto.h"
+
+#define TS	"\"timestamp\":\"2025-11-25T12:00:00.123Z\""
+
+static const struct timeval	 tv = { 1764072000, 123456 };
+
+/* ---- proto_parse ---------------------------------------------------- */
+
+static struct proto_request	 req;
+
+static void
+parse(const char *s)
+{
+	proto_parse(s, strlen(s), &req);
+}
+
+static void
+expect_error(const char *msg, const char *error, const char *request)
+{
+	parse(msg);
+	ck_assert_msg(req.pr_type == PROTO_INVALID, "accepted %s", msg);
+	ck_assert_ptr_nonnull(req.pr_error);
+	ck_assert_msg(strcmp(req.pr_error, error) == 0, "%s: got \"%s\"", msg,
+	    req.pr_error);
+	ck_assert_msg(strcmp(req.pr_request, request) == 0,
+	    "%s: request \"%s\"", msg, req.pr_request);
+}
+
+START_TEST(test_parse_simple_types)
+{
+	parse("{\"type\":\"ping\"}");
+	ck_assert_int_eq(req.pr_type, PROTO_PING);
+	ck_assert_ptr_null(req.pr_error);
+	ck_assert_str_eq(req.pr_request, "ping");
+	parse("{\"type\":\"list_channels\"}");
+	ck_assert_int_eq(req.pr_type, PROTO_LIST_CHANNELS);
+	parse(" \n{ \"type\" : \"stats\" , \"extra\": [1, {\"x\":null}] }\r\n");
+	ck_assert_int_eq(req.pr_type, PROTO_STATS);
+	/* other fields, even a bad channel, do not matter to ping */
+	parse("{\"channel\":5,\"type\":\"ping\"}");
+	ck_assert_int_eq(req.pr_type, PROTO_PING);
+}
+END_TEST
+
+START_TEST(test_parse_subscribe_and_unsubscribe)
+{
+	parse("{\"type\":\"subscribe\",\"channel\":\"apps:created\"}");
+	ck_assert_int_eq(req.pr_type, PROTO_SUBSCRIBE);
+	ck_assert_str_eq(req.pr_channel, "apps:created");
+	ck_assert_uint_eq(req.pr_channel_len, 12);
+	ck_assert_str_eq(req.pr_request, "subscribe");
+	parse("{\"channel\":\"user:u1\",\"type\":\"unsubscribe\"}");
+	ck_assert_int_eq(req.pr_type, PROTO_UNSUBSCRIBE);
+	ck_assert_str_eq(req.pr_channel, "user:u1");
+	/* unknown families parse fine: policy is channel.c's */
+	parse("{\"type\":\"subscribe\",\"channel\":\"nope\"}");
+	ck_assert_int_eq(req.pr_type, PROTO_SUBSCRIBE);
+	ck_assert_str_eq(req.pr_channel, "nope");
+	/* escapes are decoded before the name is judged */
+	parse("{\"type\":\"subscribe\",\"channel\":\"apps\\u003acreated\"}");
+	ck_assert_int_eq(req.pr_type, PROTO_SUBSCRIBE);
+	ck_assert_str_eq(req.pr_channel, "apps:created");
+}
+END_TEST
+
+START_TEST(test_parse_invalid_json)
+{
+	const char	*bad[] = { "", " ", "{", "}", "{\"type\":\"ping\"",
+	    "{\"type\":\"ping\"}x", "{\"type\":\"ping\"}{}",
+	    "{'type':'ping'}", "{type:\"ping\"}", "{\"type\":\"ping\",}",
+	    "[1,]", "nul", "{\"type\":\"ping\"} //", "/* */{}", "\xef\xbb\xbf{}",
+	    "{\"type\":\"p\x01ng\"}", "{\"a\":01}", "{\"a\":NaN}",
+	    "{\"type\":\"\xff\"}" };
+	size_t		 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_error(bad[i], "Invalid JSON", "");
+	proto_parse(NULL, 0, &req);
+	ck_assert_str_eq(req.pr_error, "Invalid JSON");
+	/* the length counts: a NUL inside is not the end */
+	proto_parse("{}\0{}", 5, &req);
+	ck_assert_str_eq(req.pr_error, "Invalid JSON");
+}
+END_TEST
+
+START_TEST(test_parse_non_object)
+{
+	const char	*bad[] = { "[]", "[{\"type\":\"ping\"}]", "1", "-0.5e3",
+	    "\"ping\"", "null", "true", " false " };
+	size_t		 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_error(bad[i], "Message must be a JSON object", "");
+}
+END_TEST
+
+START_TEST(test_parse_missing_or_invalid_type)
+{
+	const char	*bad[] = { "{}", "{\"Type\":\"ping\"}",
+	    "{\"type\":null}", "{\"type\":1}", "{\"type\":[\"ping\"]}",
+	    "{\"type\":{}}", "{\"type\":true}" };
+	size_t		 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_error(bad[i], "Missing or invalid type", "");
+}
+END_TEST
+
+START_TEST(test_parse_unknown_type_is_named)
+{
+	expect_error("{\"type\":\"publish\"}", "Unknown message type", "publish");
+	expect_error("{\"type\":\"PING\"}", "Unknown message type", "PING");
+	expect_error("{\"type\":\"\"}", "Unknown message type", "");
+	expect_error("{\"type\":\"ping \"}", "Unknown message type", "ping ");
+	/* too long to name whole: not named at all */
+	expect_error("{\"type\":\"abcdefghijklmnopqrstuvwxyz0123456789\"}",
+	    "Unknown message type", "");
+	expect_error("{\"type\":\"pi\\u0000ng\"}", "Unknown message type", "");
+}
+END_TEST
+
+START_TEST(test_parse_bad_channel)
+{
+	char	 msg[512];
+
+	expect_error("{\"type\":\"subscribe\"}", "Missing or invalid channel",
+	    "subscribe");
+	ck_assert(!req.pr_has_channel);
+	expect_error("{\"type\":\"unsubscribe\"}", "Missing or invalid channel",
+	    "unsubscribe");
+	expect_error("{\"type\":\"subscribe\",\"channel\":null}",
+	    "Missing or invalid channel", "subscribe");
+	expect_error("{\"type\":\"subscribe\",\"channel\":7}",
+	    "Missing or invalid channel", "subscribe");
+	expect_error("{\"type\":\"subscribe\",\"channel\":[\"apps:created\"]}",
+	    "Missing or invalid channel", "subscribe");
+	expect_error("{\"type\":\"subscribe\",\"channel\":\"\"}",
+	    "Missing or invalid channel", "subscribe");
+	ck_assert(!req.pr_has_channel);
+	/* a bad but echoable name is kept to say which one */
+	expect_error("{\"type\":\"subscribe\",\"channel\":\"apps:a b\"}",
+	    "Missing or invalid channel", "subscribe");
+	ck_assert(req.pr_has_channel);
+	ck_assert_str_eq(req.pr_channel, "apps:a b");
+	expect_error("{\"type\":\"unsubscribe\",\"channel\":\"x\\u0000y\"}",
+	    "Missing or invalid channel", "unsubscribe");
+	ck_assert(!req.pr_has_channel);
+
+	memset(msg, 0, sizeof(msg));
+	strcpy(msg, "{\"type\":\"subscribe\",\"channel\":\"apps:");
+	memset(msg + strlen(msg), 'a', RT_CHANNEL_MAX - 5);
+	strcat(msg, "\"}");
+	parse(msg);
+	ck_assert_int_eq(req.pr_type, PROTO_SUBSCRIBE);
+	ck_assert_uint_eq(req.pr_channel_len, RT_CHANNEL_MAX);
+	msg[strlen(msg) - 2] = '\0';
+	strcat(msg, "a\"}");
+	expect_error(msg, "Missing or invalid channel", "subscribe");
+	ck_assert(!req.pr_has_channel);
+}
+END_TEST
+
+START_TEST(test_parse_deep_nesting_is_refused_quietly)
+{
+	char	*msg;
+	size_t	 n = 5000, i, off;
+
+	ck_assert_ptr_nonnull(msg = malloc(2 * n + 64));
+	off = (size_t)sprintf(msg, "{\"type\":\"ping\",\"x\":");
+	for (i = 0; i < n; i++)
+		msg[off++] = '[';
+	for (i = 0; i < n; i++)
+		msg[off++] = ']';
+	msg[off++] = '}';
+	msg[off] = '\0';
+	parse(msg);
+	ck_assert_str_eq(req.pr_error, "Invalid JSON");
+	free(msg);
+}
+END_TEST
+
+/* ---- proto_json_valid ----------------------------------------------- */
+
+static const char *const json_good[] = {
+	"0", "-0", "1", "-1", "123", "0.5", "-0.5", "1e5", "1E5", "1e+5",
+	"1e-5", "1.25E-10", "\"\"", "\"abc\"", "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
+	"\"\\u0000\\uABCD\\uabcd\"", "\"\\ud800\"", "\"\xc3\xa9\"",
+	"\"\xe2\x82\xac\"", "\"\xf0\x9f\x98\x80\"", "\"\xef\xbf\xbf\"",
+	"\"\xf4\x8f\xbf\xbf\"", "\"\x7f\"", "true", "false", "null", "[]", "{}",
+	"[1,2,3]", "{\"a\":1}", "{\"a\":{\"b\":[true,false,null]}}",
+	" \t\r\n[ 1 , { \"k\" : \"v\" } ] \t\r\n", "[[],{},[{}]]",
+	"{\"\":\"\"}", "{\"a\":1,\"a\":2}",
+};
+
+static const char *const json_bad[] = {
+	"", " ", "01", "-", "+1", ".5", "1.", "1.e5", "1e", "1e+", "0x10",
+	"-01", "Infinity", "NaN", "--1", "1 2", "\"", "\"abc", "\"\\x\"",
+	"\"\\u12\"", "\"\\u12G4\"", "\"\t\"", "\"\n\"", "\"\x01\"",
+	"\"\x80\"", "\"\xc0\x80\"", "\"\xc1\xbf\"", "\"\xe0\x80\x80\"",
+	"\"\xed\xa0\x80\"", "\"\xf5\x80\x80\x80\"", "\"\xf4\x90\x80\x80\"",
+	"\"\xe2\x82\"", "\"\xff\"", "tru", "truee", "nul", "True", "[", "]",
+	"[1,]", "[,1]", "[1 2]", "{", "}", "{\"a\"}", "{\"a\":}", "{a:1}",
+	"{\"a\":1,}", "{,}", "{\"a\" 1}", "[}", "{]", "[1]]", "{}}",
+	"\x0b" "1", "1\x0b", "\xc2\xa0" "1", "'a'", "[1]x", "\xef\xbb\xbf[]",
+	"{\"a\":1}{}", "[\"a\",]", "{1:2}", "{null:1}",
+};
+
+START_TEST(test_json_valid_accepts)
+{
+	const char	*s = json_good[_i];
+
+	ck_assert_msg(proto_json_valid(s, strlen(s)), "refused %s", s);
+}
+END_TEST
+
+START_TEST(test_json_valid_refuses)
+{
+	const char	*s = json_bad[_i];
+
+	ck_assert_msg(!proto_json_valid(s, strlen(s)), "accepted %s", s);
+}
+END_TEST
+
+START_TEST(test_json_valid_counts_length_not_nul)
+{
+	ck_assert(proto_json_valid("[1]xyz", 3));
+	ck_assert(!proto_json_valid("[1]\0", 4));
+	ck_assert(!proto_json_valid("\"a\0b\"", 5));
+	ck_assert(!proto_json_valid(NULL, 0));
+	ck_assert(!proto_json_valid("[1]", 2));
+}
+END_TEST
+
+static char *
+nested(size_t depth, int objects)
+{
+	char	*s, *p;
+	size_t	 i;
+
+	ck_assert_ptr_nonnull(s = malloc(depth * 6 + 8));
+	p = s;
+	for (i = 0; i < depth; i++) {
+		if (objects && i % 2 == 1)
+			p += sprintf(p, "{\"k\":");
+		else
+			*p++ = '[';
+	}
+	*p++ = '1';
+	for (i = depth; i-- > 0;)
+		*p++ = objects && i % 2 == 1 ? '}' : ']';
+	*p = '\0';
+	return s;
+}
+
+START_TEST(test_json_valid_depth_limit)
+{
+	char	*s;
+
+	s = nested(1024, 0);
+	ck_assert(proto_json_valid(s, strlen(s)));
+	free(s);
+	s = nested(1025, 0);
+	ck_assert(!proto_json_valid(s, strlen(s)));
+	free(s);
+	s = nested(1024, 1);
+	ck_assert(proto_json_valid(s, strlen(s)));
+	free(s);
+	s = nested(1025, 1);
+	ck_assert(!proto_json_valid(s, strlen(s)));
+	free(s);
+	/* very deep input costs no stack */
+	s = nested(1000000, 0);
+	ck_assert(!proto_json_valid(s, strlen(s)));
+	free(s);
+}
+END_TEST
+
+START_TEST(test_json_valid_closers_must_match_openers)
+{
+	ck_assert(proto_json_valid("[{\"a\":[{}]}]", 12));
+	ck_assert(!proto_json_valid("[{\"a\":[{}}]]", 12));
+	ck_assert(!proto_json_valid("{\"a\":[1}]", 9));
+}
+END_TEST
+
+/* ---- reply builders ------------------------------------------------- */
+
+static void
+expect_json(struct json_object *o, const char *want)
+{
+	ck_assert_ptr_nonnull(o);
+	ck_assert_str_eq(json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN), want);
+	json_object_put(o);
+}
+
+START_TEST(test_timestamp_format)
+{
+	char			 ts[RT_TIMESTAMP_LEN + 1];
+	struct timeval		 t = { 0, 999999 };
+
+	proto_timestamp(ts, sizeof(ts), &tv);
+	ck_assert_str_eq(ts, "2025-11-25T12:00:00.123Z");
+	proto_timestamp(ts, sizeof(ts), &t);
+	ck_assert_str_eq(ts, "1970-01-01T00:00:00.999Z");
+	proto_timestamp(ts, sizeof(ts), NULL);
+	ck_assert_uint_eq(strlen(ts), RT_TIMESTAMP_LEN);
+	ck_assert_int_eq(ts[10], 'T');
+	ck_assert_int_eq(ts[23], 'Z');
+}
+END_TEST
+
+START_TEST(test_connected_anonymous)
+{
+	struct auth_user	 u;
+
+	auth_anonymous(&u);
+	expect_json(proto_connected("8f0c3f0e-1d2b-4c6e-9a1b-2b3c4d5e6f70", &u,
+	    &tv), "{\"type\":\"connected\","
+	    "\"connectionId\":\"8f0c3f0e-1d2b-4c6e-9a1b-2b3c4d5e6f70\","
+	    "\"user\":null,\"authorizedChannels\":[\"announcements\"]," TS "}");
+	expect_json(proto_connected("c", NULL, &tv), "{\"type\":\"connected\","
+	    "\"connectionId\":\"c\",\"user\":null,"
+	    "\"authorizedChannels\":[\"announcements\"]," TS "}");
+}
+END_TEST
+
+START_TEST(test_connected_user_with_email_and_role)
+{
+	struct auth_user	 u;
+	struct json_object	*o, *user, *v, *chans;
+	size_t			 n;
+
+	auth_anonymous(&u);
+	u.u_authenticated = 1;
+	strcpy(u.u_id, "u1");
+	strcpy(u.u_email, "a@b.c");
+	strcpy(u.u_role, "admin");
+	u.u_has_email = u.u_has_role = u.u_admin = 1;
+	o = proto_connected("c", &u, &tv);
+	ck_assert_ptr_nonnull(o);
+	ck_assert(json_object_object_get_ex(o, "user", &user));
+	ck_assert_str_eq(json_object_to_json_string_ext(user,
+	    JSON_C_TO_STRING_PLAIN),
+	    "{\"userId\":\"u1\",\"email\":\"a@b.c\",\"role\":\"admin\"}");
+	ck_assert(json_object_object_get_ex(o, "authorizedChannels", &chans));
+	n = json_object_array_length(chans);
+	ck_assert_str_eq(json_object_get_string(
+	    json_object_array_get_idx(chans, 0)), "apps:created");
+	ck_assert_str_eq(json_object_get_string(
+	    json_object_array_get_idx(chans, n - 1)), "user:u1");
+	ck_assert(json_object_object_get_ex(o, "timestamp", &v));
+	json_object_put(o);
+}
+END_TEST
+
+START_TEST(test_connected_user_without_optional_claims)
+{
+	struct auth_user	 u;
+	struct json_object	*o, *user;
+
+	auth_anonymous(&u);
+	u.u_authenticated = 1;
+	strcpy(u.u_id, "42");
+	o = proto_connected("c", &u, &tv);
+	ck_assert(json_object_object_get_ex(o, "user", &user));
+	ck_assert_str_eq(json_object_to_json_string_ext(user,
+	    JSON_C_TO_STRING_PLAIN), "{\"userId\":\"42\"}");
+	json_object_put(o);
+}
+END_TEST
+
+START_TEST(test_subscribed_unsubscribed_pong)
+{
+	expect_json(proto_subscribed("subscribed", "apps:created", &tv),
+	    "{\"type\":\"subscribed\",\"channel\":\"apps:created\"," TS "}");
+	expect_json(proto_subscribed("unsubscribed", "apps:created", &tv),
+	    "{\"type\":\"unsubscribed\",\"channel\":\"apps:created\"," TS "}");
+	expect_json(proto_pong(&tv), "{\"type\":\"pong\"," TS "}");
+}
+END_TEST
+
+START_TEST(test_channels_reply)
+{
+	struct json_object	*sub;
+
+	expect_json(proto_channels(NULL, NULL, &tv), "{\"type\":\"channels\","
+	    "\"authorizedChannels\":[\"announcements\"],"
+	    "\"subscribedChannels\":[]," TS "}");
+	sub = json_object_new_array();
+	json_object_array_add(sub, json_object_new_string("announcements"));
+	expect_json(proto_channels(NULL, sub, &tv), "{\"type\":\"channels\","
+	    "\"authorizedChannels\":[\"announcements\"],"
+	    "\"subscribedChannels\":[\"announcements\"]," TS "}");
+}
+END_TEST
+
+START_TEST(test_stats_reply)
+{
+	struct proto_stats	 st = { 10, 8, 2, 45 };
+	struct json_object	*by;
+
+	by = json_object_new_object();
+	json_object_object_add(by, "apps:created", json_object_new_int(5));
+	expect_json(proto_stats(&st, by, &tv), "{\"type\":\"stats\",\"data\":{"
+	    "\"totalConnections\":10,\"authenticatedConnections\":8,"
+	    "\"anonymousConnections\":2,\"totalSubscriptions\":45,"
+	    "\"connectionsByChannel\":{\"apps:created\":5}}," TS "}");
+	expect_json(proto_stats(&st, NULL, &tv), "{\"type\":\"stats\",\"data\":{"
+	    "\"totalConnections\":10,\"authenticatedConnections\":8,"
+	    "\"anonymousConnections\":2,\"totalSubscriptions\":45,"
+	    "\"connectionsByChannel\":{}}," TS "}");
+}
+END_TEST
+
+START_TEST(test_error_reply)
+{
+	expect_json(proto_error("Not authorized to subscribe to this channel",
+	    NULL, NULL, &tv), "{\"type\":\"error\",\"message\":"
+	    "\"Not authorized to subscribe to this channel\"," TS "}");
+	expect_json(proto_error("Unknown channel", "subscribe", "nope", &tv),
+	    "{\"type\":\"error\",\"message\":\"Unknown channel\","
+	    "\"request\":\"subscribe\",\"channel\":\"nope\"," TS "}");
+	expect_json(proto_error("Invalid JSON", "", "", &tv),
+	    "{\"type\":\"error\",\"message\":\"Invalid JSON\"," TS "}");
+	/* echoed client text is escaped */
+	expect_json(proto_error("Missing or invalid channel", "subscribe",
+	    "a\"b\\c\n", &tv), "{\"type\":\"error\",\"message\":"
+	    "\"Missing or invalid channel\",\"request\":\"subscribe\","
+	    "\"channel\":\"a\\\"b\\\\c\\n\"," TS "}");
+}
+END_TEST
+
+/* ---- proto_event ---------------------------------------------------- */
+
+static char *
+event(const char *ch, size_t chlen, const char *payload, size_t plen)
+{
+	struct evbuffer	*b = evbuffer_new();
+	char		*s;
+	size_t		 n;
+
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(proto_event(b, ch, chlen, payload, plen, &tv), 0);
+	n = evbuffer_get_length(b);
+	ck_assert_ptr_nonnull(s = malloc(n + 1));
+	evbuffer_remove(b, s, n);
+	s[n] = '\0';
+	evbuffer_free(b);
+	/* whatever went in, json-c reads it back as one object */
+	{
+		struct json_tokener	*tok = json_tokener_new_ex(2000);
+		struct json_object	*o;
+
+		o = json_tokener_parse_ex(tok, s, (int)n);
+		ck_assert_msg(o != NULL && json_tokener_get_parse_end(tok) == n,
+		    "not JSON: %s", s);
+		ck_assert(json_object_is_type(o, json_type_object));
+		json_object_put(o);
+		json_tokener_free(tok);
+	}
+	return s;
+}
+
+static void
+expect_event(const char *payload, size_t plen, const char *data)
+{
+	char	*got, want[4096];
+
+	snprintf(want, sizeof(want), "{\"type\":\"event\",\"channel\":"
+	    "\"apps:created\",\"data\":%s," TS "}", data);
+	got = event("apps:created", 12, payload, plen);
+	ck_assert_str_eq(got, want);
+	free(got);
+}
+
+#define EV(p, d)	expect_event(p, sizeof(p) - 1, d)
+
+START_TEST(test_event_embeds_json_bytes_verbatim)
+{
+	EV("{\"id\":\"a1\",  \"n\":1.50, \"list\":[1,2]}",
+	    "{\"id\":\"a1\",  \"n\":1.50, \"list\":[1,2]}");
+	EV("[]", "[]");
+	EV("42", "42");
+	EV("-1.5e+300", "-1.5e+300");
+	EV("\"str\\u00e9\"", "\"str\\u00e9\"");
+	EV("null", "null");
+	EV("{\"k\":\"\xf0\x9f\x98\x80\"}", "{\"k\":\"\xf0\x9f\x98\x80\"}");
+}
+END_TEST
+
+START_TEST(test_event_trims_surrounding_whitespace)
+{
+	EV("  {\"a\":1}\n", "{\"a\":1}");
+	EV("\r\n\t7 ", "7");
+}
+END_TEST
+
+START_TEST(test_event_non_json_becomes_string)
+{
+	EV("hello world", "\"hello world\"");
+	EV("", "\"\"");
+	EV("   ", "\"   \"");
+	EV("{\"a\":1", "\"{\\\"a\\\":1\"");
+	EV("{\"a\":1} trailing", "\"{\\\"a\\\":1} trailing\"");
+	EV("back\\slash", "\"back\\\\slash\"");
+	EV("caf\xc3\xa9 \xe2\x82\xac", "\"caf\xc3\xa9 \xe2\x82\xac\"");
+	EV("01", "\"01\"");
+}
+END_TEST
+
+START_TEST(test_event_escapes_control_characters)
+{
+	EV("a\nb\tc\x01\x1f\x7f", "\"a\\u000ab\\u0009c\\u0001\\u001f\x7f\"");
+	EV("nul\0here", "\"nul\\u0000here\"");
+}
+END_TEST
+
+START_TEST(test_event_replaces_invalid_utf8)
+{
+	EV("a\xff" "b", "\"a\xef\xbf\xbd" "b\"");
+	EV("\xc0\x80", "\"\xef\xbf\xbd\xef\xbf\xbd\"");
+	EV("\xed\xa0\x80", "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+	EV("\xe2\x82", "\"\xef\xbf\xbd\xef\xbf\xbd\"");
+	EV("{\"a\":\"\xff\"}", "\"{\\\"a\\\":\\\"\xef\xbf\xbd\\\"}\"");
+}
+END_TEST
+
+START_TEST(test_event_escapes_channel_anyway)
+{
+	char	*got;
+
+	got = event("a\"b\\c\n", 6, "1", 1);
+	ck_assert_str_eq(got, "{\"type\":\"event\",\"channel\":"
+	    "\"a\\\"b\\\\c\\u000a\",\"data\":1," TS "}");
+	free(got);
+}
+END_TEST
+
+START_TEST(test_event_appends_to_buffer)
+{
+	struct evbuffer	*b = evbuffer_new();
+	char		 s[256];
+	size_t		 n;
+
+	evbuffer_add(b, "XY", 2);
+	ck_assert_int_eq(proto_event(b, "announcements", 13, "{}", 2, &tv), 0);
+	ck_assert_int_eq(proto_event(b, "announcements", 13, "x", 1, &tv), 0);
+	n = evbuffer_get_length(b);
+	ck_assert_uint_lt(n, sizeof(s));
+	evbuffer_remove(b, s, n);
+	s[n] = '\0';
+	ck_assert_str_eq(s, "XY"
+	    "{\"type\":\"event\",\"channel\":\"announcements\",\"data\":{}," TS "}"
+	    "{\"type\":\"event\",\"channel\":\"announcements\",\"data\":\"x\","
+	    TS "}");
+	evbuffer_free(b);
+}
+END_TEST
+
+START_TEST(test_event_large_payloads)
+{
+	size_t	 n = 1 << 20, i;
+	char	*p, *got;
+
+	ck_assert_ptr_nonnull(p = malloc(n));
+	p[0] = '[';
+	for (i = 1; i < n - 1; i += 2) {
+		p[i] = '1';
+		p[i + 1] = ',';
+	}
+	p[n - 2] = '1';
+	p[n - 1] = ']';
+	got = event("apps:x", 6, p, n);
+	i = strlen("{\"type\":\"event\",\"channel\":\"apps:x\",\"data\":");
+	ck_assert(memcmp(got + i, p, n) == 0);
+	ck_assert_str_eq(got + i + n, "," TS "}");
+	free(got);
+	/* too deep to embed: goes as a string, still valid JSON */
+	free(p);
+	p = nested(2000, 0);
+	got = event("apps:x", 6, p, strlen(p));
+	ck_assert(strstr(got, "\"data\":\"[[[") != NULL);
+	free(got);
+	free(p);
+}
+END_TEST
+
+static Suite *
+proto_suite(void)
+{
+	Suite	*s = suite_create("proto");
+	TCase	*tc;
+
+	tc = tcase_create("parse");
+	tcase_add_test(tc, test_parse_simple_types);
+	tcase_add_test(tc, test_parse_subscribe_and_unsubscribe);
+	tcase_add_test(tc, test_parse_invalid_json);
+	tcase_add_test(tc, test_parse_non_object);
+	tcase_add_test(tc, test_parse_missing_or_invalid_type);
+	tcase_add_test(tc, test_parse_unknown_type_is_named);
+	tcase_add_test(tc, test_parse_bad_channel);
+	tcase_add_test(tc, test_parse_deep_nesting_is_refused_quietly);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("json_valid");
+	tcase_add_loop_test(tc, test_json_valid_accepts, 0,
+	    (int)(sizeof(json_good) / sizeof(json_good[0])));
+	tcase_add_loop_test(tc, test_json_valid_refuses, 0,
+	    (int)(sizeof(json_bad) / sizeof(json_bad[0])));
+	tcase_add_test(tc, test_json_valid_counts_length_not_nul);
+	tcase_add_test(tc, test_json_valid_depth_limit);
+	tcase_add_test(tc, test_json_valid_closers_must_match_openers);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("replies");
+	tcase_add_test(tc, test_timestamp_format);
+	tcase_add_test(tc, test_connected_anonymous);
+	tcase_add_test(tc, test_connected_user_with_email_and_role);
+	tcase_add_test(tc, test_connected_user_without_optional_claims);
+	tcase_add_test(tc, test_subscribed_unsubscribed_pong);
+	tcase_add_test(tc, test_channels_reply);
+	tcase_add_test(tc, test_stats_reply);
+	tcase_add_test(tc, test_error_reply);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("event");
+	tcase_add_test(tc, test_event_embeds_json_bytes_verbatim);
+	tcase_add_test(tc, test_event_trims_surrounding_whitespace);
+	tcase_add_test(tc, test_event_non_json_becomes_string);
+	tcase_add_test(tc, test_event_escapes_control_characters);
+	tcase_add_test(tc, test_event_replaces_invalid_utf8);
+	tcase_add_test(tc, test_event_escapes_channel_anyway);
+	tcase_add_test(tc, test_event_appends_to_buffer);
+	tcase_add_test(tc, test_event_large_payloads);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner	*sr;
+	int	 failed;
+
+	sr = srunner_create(proto_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
