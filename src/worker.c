@@ -292,8 +292,9 @@ conn_linger(struct rt_conn *c)
 	c->c_deadline = util_now_ms() + (uint64_t)c->c_worker->w_conf->c_close_timeout;
 	conn_schedule(c);
 	bufferevent_enable(c->c_bev, EV_READ);
+	/* deferred: callers up the stack still hold c */
 	if (evbuffer_get_length(bufferevent_get_output(c->c_bev)) == 0)
-		conn_write_cb(c->c_bev, c);
+		bufferevent_trigger(c->c_bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 /*

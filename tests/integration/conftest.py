@@ -69,10 +69,23 @@ class _Factory:
         return d
 
     def stop_all(self):
+        """Stop everything; a daemon that died early or did not exit 0 on
+        SIGTERM (a sanitizer report, a leak) fails the test."""
+        problems = []
         for d in self.started:
-            d.stop()
+            problems += d.deaths
+            if not d.alive():
+                problems.append("%s died with status %s before SIGTERM"
+                                % (d.name, d.proc.returncode))
+            rc = d.stop()
+            if rc != 0 and not problems:
+                problems.append("%s exited with status %s on SIGTERM"
+                                % (d.name, rc))
+            if problems:
+                problems.append(_tail(d.log(), 60))
         for r in self.redises:
             r.stop()
+        return problems
 
 
 @pytest.fixture
@@ -81,23 +94,43 @@ def start_daemon(request, tmp_path):
     f = _Factory(str(tmp_path))
     f.item = request.node
     yield f
-    f.stop_all()
+    problems = f.stop_all()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 @pytest.fixture(scope="module")
 def module_factory(tmp_path_factory):
     f = _Factory(str(tmp_path_factory.mktemp("rt")))
     yield f
-    f.stop_all()
+    problems = f.stop_all()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 @pytest.fixture
 def attach(request):
-    """Register module-scoped daemons on the current test for its report."""
+    """Use a module-scoped daemon in the current test: respawn it if an
+    earlier test killed it, attach its log to this test's report, and fail
+    this test if the daemon dies during it."""
+    used = []
+
     def _a(d):
+        if not d.alive():
+            d.respawn()
         _register(request.node, d)
+        used.append(d)
         return d
-    return _a
+    yield _a
+    for d in used:
+        try:
+            d.proc.wait(0.02)   # a crash may trail the last reply a little
+        except subprocess.TimeoutExpired:
+            pass
+        if not d.alive():
+            pytest.fail("realtimed (%s) died during this test with status "
+                        "%s:\n%s" % (d.name, d.proc.returncode,
+                                      _tail(d.log(), 60)), pytrace=False)
 
 
 @pytest.fixture

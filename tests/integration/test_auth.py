@@ -40,8 +40,14 @@ def handshake(url, **kw):
     return arun(_handshake(url, **kw))
 
 
-def assert_rejected(out, token=None):
+def assert_rejected(out, token=None, why=None):
+    """why: words of which one must appear in the reason (the reasons of
+    include/auth.h), so a token is refused for the right cause."""
     assert out.first["type"] == "error", out.first
+    if why:
+        words = (why,) if isinstance(why, str) else why
+        assert any(w in out.first["message"].lower() for w in words), \
+            "reason %r names none of %r" % (out.first["message"], words)
     assert out.first["message"].startswith("Invalid token: "), out.first
     assert len(out.first["message"]) > len("Invalid token: ")
     assert rtlib.TS_RE.match(out.first["timestamp"])
@@ -153,14 +159,14 @@ def test_userid_preferred_over_sub(hs):
 def test_missing_userid_and_sub_closes_1008(hs):
     tok = mint(claims={"email": "x@example.com",
                        "exp": int(time.time()) + 60})
-    assert_rejected(handshake(q(hs, tok)), tok)
+    assert_rejected(handshake(q(hs, tok)), tok, why="userid")
 
 
 # ----------------------------------------------------------- rejections
 
 def test_expired_token_closes_1008(hs):
     tok = mint(exp_in=-60)
-    assert_rejected(handshake(q(hs, tok)), tok)
+    assert_rejected(handshake(q(hs, tok)), tok, why="expired")
 
 
 def test_expired_within_leeway_connects(hs):
@@ -170,7 +176,7 @@ def test_expired_within_leeway_connects(hs):
 
 def test_nbf_in_future_closes_1008(hs):
     tok = mint(nbf=int(time.time()) + 120)
-    assert_rejected(handshake(q(hs, tok)), tok)
+    assert_rejected(handshake(q(hs, tok)), tok, why="not yet valid")
 
 
 def test_nbf_within_leeway_connects(hs):
@@ -180,27 +186,27 @@ def test_nbf_within_leeway_connects(hs):
 
 def test_wrong_signature_closes_1008(hs):
     tok = mint(key="not-the-secret")
-    assert_rejected(handshake(q(hs, tok)), tok)
+    assert_rejected(handshake(q(hs, tok)), tok, why="signature")
 
 
 def test_tampered_payload_closes_1008(hs):
     good = mint(userId="victim").split(".")
     evil = mint(userId="admin1", role="admin").split(".")
     tok = ".".join([good[0], evil[1], good[2]])
-    assert_rejected(handshake(q(hs, tok)), tok)
+    assert_rejected(handshake(q(hs, tok)), tok, why="signature")
 
 
 def test_alg_none_token_closes_1008(hs):
     tok = rtlib.forge_token({"alg": "none", "typ": "JWT"},
                             {"userId": "u1",
                              "exp": int(time.time()) + 60})
-    assert_rejected(handshake(q(hs, tok)))
+    assert_rejected(handshake(q(hs, tok)), why=("algorithm", "malformed"))
 
 
 @pytest.mark.parametrize("alg", ["HS384", "HS512"])
 def test_other_hmac_algorithm_closes_1008(hs, alg):
     tok = mint(alg=alg)
-    assert_rejected(handshake(q(hs, tok)), tok)
+    assert_rejected(handshake(q(hs, tok)), tok, why="algorithm")
 
 
 @pytest.mark.parametrize("tok", ["abc", "a.b.c", "a.b", "....",
@@ -315,22 +321,22 @@ def test_audience_list_containing_configured_connects(issaud):
 
 def test_issuer_mismatch_closes_1008(issaud):
     tok = mint(iss="https://evil.example", aud=AUDIENCE)
-    assert_rejected(handshake(q(issaud, tok)), tok)
+    assert_rejected(handshake(q(issaud, tok)), tok, why="issuer")
 
 
 def test_missing_issuer_closes_1008(issaud):
     tok = mint(aud=AUDIENCE)
-    assert_rejected(handshake(q(issaud, tok)), tok)
+    assert_rejected(handshake(q(issaud, tok)), tok, why="issuer")
 
 
 def test_audience_mismatch_closes_1008(issaud):
     tok = mint(iss=ISSUER, aud="someone-else")
-    assert_rejected(handshake(q(issaud, tok)), tok)
+    assert_rejected(handshake(q(issaud, tok)), tok, why="audience")
 
 
 def test_missing_audience_closes_1008(issaud):
     tok = mint(iss=ISSUER)
-    assert_rejected(handshake(q(issaud, tok)), tok)
+    assert_rejected(handshake(q(issaud, tok)), tok, why="audience")
 
 
 # ------------------------------------------------- other algorithms
@@ -380,14 +386,14 @@ def test_rs256_config_accepts_rs256_token(rs, keypairs):
 
 def test_rs256_config_rejects_token_signed_by_other_key(rs, keypairs):
     tok = mint(key=keypairs["rsa_other"]["private"], alg="RS256")
-    assert_rejected(handshake(q(rs, tok)), tok)
+    assert_rejected(handshake(q(rs, tok)), tok, why="signature")
 
 
 def test_rs256_config_rejects_hs256_signed_with_public_key(rs, keypairs):
     tok = rtlib.hs_sign_with(keypairs["rsa"]["public"],
                              {"userId": "attacker", "role": "admin",
                               "exp": int(time.time()) + 60})
-    assert_rejected(handshake(q(rs, tok)), tok)
+    assert_rejected(handshake(q(rs, tok)), tok, why="algorithm")
 
 
 def test_rs256_config_rejects_hs256_with_shared_secret(rs):
@@ -402,7 +408,7 @@ def test_rs256_config_rejects_alg_none(rs):
 
 def test_rs256_config_rejects_expired_token(rs, keypairs):
     tok = mint(key=keypairs["rsa"]["private"], alg="RS256", exp_in=-120)
-    assert_rejected(handshake(q(rs, tok)), tok)
+    assert_rejected(handshake(q(rs, tok)), tok, why="expired")
 
 
 def test_es256_config_accepts_es256_token(es, keypairs):
@@ -414,12 +420,12 @@ def test_es256_config_accepts_es256_token(es, keypairs):
 
 def test_es256_config_rejects_token_signed_by_other_key(es, keypairs):
     tok = mint(key=keypairs["ec_other"]["private"], alg="ES256")
-    assert_rejected(handshake(q(es, tok)), tok)
+    assert_rejected(handshake(q(es, tok)), tok, why="signature")
 
 
 def test_es256_config_rejects_rs256_token(es, keypairs):
     tok = mint(key=keypairs["rsa"]["private"], alg="RS256")
-    assert_rejected(handshake(q(es, tok)), tok)
+    assert_rejected(handshake(q(es, tok)), tok, why="algorithm")
 
 
 def test_es256_config_rejects_hs256_signed_with_public_key(es, keypairs):
@@ -427,3 +433,35 @@ def test_es256_config_rejects_hs256_signed_with_public_key(es, keypairs):
                              {"userId": "attacker",
                               "exp": int(time.time()) + 60})
     assert_rejected(handshake(q(es, tok)), tok)
+
+
+def test_bearer_scheme_is_case_insensitive(hs):
+    # RFC 7235: the auth-scheme token is case-insensitive
+    out = handshake(hs.url, headers={"Authorization":
+                                     "bearer " + mint(userId="lower")})
+    assert out.connected
+    assert out.first["user"]["userId"] == "lower"
+
+
+def test_non_bearer_authorization_is_ignored(hs):
+    out = handshake(hs.url, headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert out.connected
+    assert out.first["user"] is None
+
+
+def test_client_answering_rejection_close_keeps_daemon_alive(start_daemon):
+    # the normal closing handshake: the server closes 1008, the client
+    # answers with its own close frame, then the server drops the TCP
+    d = start_daemon()
+    for _ in range(5):
+        ws = RawWS(d.port, path="/ws?token=" + mint(key="wrong"))
+        try:
+            code, _, seen = ws.recv_close()
+            assert code == 1008
+            ws.send_close(1008)
+            assert ws.wait_eof(5)
+        finally:
+            ws.close_socket()
+    time.sleep(0.1)
+    assert d.alive(), "realtimed died after a client answered its close"
+    assert rtlib.http_get(d.port, "/health")[0] == 200

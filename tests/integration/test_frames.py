@@ -456,3 +456,67 @@ def test_server_stop_closes_clients_with_1001(start_daemon):
         assert code == 1001
     finally:
         ws.close_socket()
+
+
+def test_frame_sent_byte_by_byte_is_reassembled(rt):
+    ws = echo(rt)
+    try:
+        ws.sock.setsockopt(rtlib.socket.IPPROTO_TCP,
+                           rtlib.socket.TCP_NODELAY, 1)
+        key = os.urandom(4)
+        data = "slow ☃ text".encode()
+        masked = bytes(b ^ key[i % 4] for i, b in enumerate(data))
+        for b in bytes([0x81, 0x80 | len(data)]) + key + masked:
+            ws.sock.send(bytes([b]))
+        assert ws.recv_message() == (0x1, data)
+    finally:
+        ws.close_socket()
+
+
+def test_many_frames_in_one_write_are_all_echoed(rt):
+    ws = echo(rt)
+    try:
+        blob = b""
+        for i in range(100):
+            data = b"m%03d" % i
+            key = os.urandom(4)
+            blob += bytes([0x81, 0x84]) + key + bytes(
+                b ^ key[j % 4] for j, b in enumerate(data))
+        ws.sock.sendall(blob)
+        for i in range(100):
+            assert ws.recv_message() == (0x1, b"m%03d" % i)
+    finally:
+        ws.close_socket()
+
+
+def test_protocol_error_close_is_followed_by_tcp_close(rt):
+    ws = echo(rt)
+    try:
+        ws.send_frame(0x1, b"x", mask=False)
+        expect_close(ws, 1002)
+        ws.send_close(1002)
+        assert ws.wait_eof(5)
+    finally:
+        ws.close_socket()
+
+
+def test_server_closes_tcp_even_if_client_never_answers_close(rt):
+    ws = echo(rt)
+    try:
+        ws.send_frame(0x1, b"x", mask=False)
+        expect_close(ws, 1002)
+        assert ws.wait_eof(8), "server kept the connection after its close"
+    finally:
+        ws.close_socket()
+
+
+def test_data_after_close_is_ignored(rt):
+    ws = echo(rt)
+    try:
+        ws.send_close(1000)
+        ws.send_text("late")
+        code, _, seen = ws.recv_close()
+        assert code == 1000
+        assert b"late" not in seen
+    finally:
+        ws.close_socket()

@@ -193,6 +193,7 @@ def test_idle_connection_closed_after_handshake_timeout(start_daemon):
 
 def test_health_reports_ok_json_shape(start_daemon, redis_server):
     d = start_daemon({"redis_url": redis_server.url})
+    rtlib.skip_if_redis_disabled(d.port)
     deadline = time.monotonic() + 5
     while True:
         status, headers, body, _ = http_get(d.port, "/health")
@@ -214,12 +215,14 @@ def test_health_reports_ok_json_shape(start_daemon, redis_server):
 
 def test_health_reports_worker_count(start_daemon):
     d = start_daemon({"workers": "2"})
+    rtlib.skip_if_single_worker(d.port, 2)
     _, _, body, _ = http_get(d.port, "/health")
     assert json.loads(body)["workers"] == 2
 
 
 def test_health_degraded_503_while_redis_unreachable(start_daemon):
     d = start_daemon({"redis_url": "redis://127.0.0.1:%d" % rtlib.free_port()})
+    rtlib.skip_if_redis_disabled(d.port)
     deadline = time.monotonic() + 5
     while True:
         status, _, body, _ = http_get(d.port, "/health")
@@ -241,6 +244,16 @@ def _poll_health(port, pred, timeout=3):
         if pred(h) or time.monotonic() > deadline:
             return h
         time.sleep(0.05)
+
+
+def test_health_without_redis_url_is_200(start_daemon):
+    d = start_daemon()
+    status, _, body, _ = http_get(d.port, "/health")
+    h = json.loads(body)
+    assert status == 200
+    assert h["status"] == "ok"
+    assert h["service"] == "realtime"
+    assert TS_RE.match(h["timestamp"])
 
 
 def test_health_counts_connections_and_active_channels(start_daemon):
@@ -267,3 +280,87 @@ def test_health_counts_connections_and_active_channels(start_daemon):
                      and h["activeChannels"] == 0)
     assert h["connections"] == 0
     assert h["activeChannels"] == 0
+
+
+# ------------------------------------------------- handshake robustness
+
+def test_426_carries_upgrade_websocket_header(rt):
+    status, headers, _, _ = http_get(rt.port, "/ws")
+    assert status == 426
+    assert headers.get("upgrade", "").lower() == "websocket"
+
+
+def test_http10_upgrade_returns_400(rt):
+    req = upgrade_request(rt.port).replace(b"HTTP/1.1", b"HTTP/1.0", 1)
+    status, _, _, _ = http_raw(rt.port, req)
+    assert status == 400
+
+
+def test_firefox_style_connection_header_upgrades(rt):
+    req = upgrade_request(rt.port, drop=("Connection",),
+                          extra=[("Connection", "keep-alive, Upgrade")])
+    status, headers, _, _ = http_raw(rt.port, req, read_all=False)
+    assert status == 101
+
+
+def test_header_names_and_upgrade_token_are_case_insensitive(rt):
+    req = (b"GET /ws HTTP/1.1\r\nhost: x\r\nupgrade: WebSocket\r\n"
+           b"connection: upgrade\r\nsec-websocket-key: "
+           b"dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n")
+    status, headers, _, _ = http_raw(rt.port, req, read_all=False)
+    assert status == 101
+    assert headers["sec-websocket-accept"] == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def test_handshake_sent_byte_by_byte_upgrades(rt):
+    s = socket.create_connection(("127.0.0.1", rt.port), timeout=5)
+    try:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for b in upgrade_request(rt.port):
+            s.send(bytes([b]))
+        status, _, rest, _ = rtlib.read_http_response(s, read_all=False)
+        assert status == 101
+    finally:
+        s.close()
+
+
+def test_first_frame_in_same_packet_as_handshake_is_processed(rt):
+    s = socket.create_connection(("127.0.0.1", rt.port), timeout=5)
+    try:
+        frame = bytes([0x81, 0x80 | 15]) + b"\x00\x00\x00\x00" + \
+            b'{"type":"ping"}'
+        s.sendall(upgrade_request(rt.port) + frame)
+        status, _, rest, _ = rtlib.read_http_response(s, read_all=False)
+        assert status == 101
+        ws = RawWS.__new__(RawWS)
+        ws.sock, ws.buf = s, rest
+        assert ws.recv_json()["type"] == "connected"
+        assert ws.recv_json()["type"] == "pong"
+    finally:
+        s.close()
+
+
+def test_query_token_among_other_parameters_is_found(rt):
+    ws = RawWS(rt.port, path="/ws?v=2&token=%s&x=y" % rtlib.mint(userId="qp"))
+    try:
+        hello = ws.recv_json()
+        assert hello["type"] == "connected"
+        assert hello["user"]["userId"] == "qp"
+    finally:
+        ws.close_socket()
+
+
+def test_health_rejects_post_or_answers_it(rt):
+    req = b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    status, _, _, _ = http_raw(rt.port, req)
+    assert status in (200, 405)
+
+
+def test_many_connections_in_a_row_do_not_leak(start_daemon):
+    d = start_daemon()
+    for _ in range(50):
+        ws = RawWS(d.port)
+        assert ws.recv_json()["type"] == "connected"
+        ws.close_socket()
+    h = _poll_health(d.port, lambda h: h["connections"] == 0)
+    assert h["connections"] == 0
