@@ -172,7 +172,7 @@ ws_check_byte0(struct ws_decoder *d)
 	return WS_E_NONE;
 }
 
-/* Second byte: masking direction and the short length of control frames. */
+/* Second byte: a client masks, a server does not (RFC 6455 5.1). */
 static enum ws_err
 ws_check_byte1(struct ws_decoder *d)
 {
@@ -182,12 +182,13 @@ ws_check_byte1(struct ws_decoder *d)
 		return ws_fail(d, WS_E_UNMASKED);
 	if (!d->wd_server && (b & WS_MASKBIT))
 		return ws_fail(d, WS_E_MASKED);
-	if (ws_is_control(d->wd_hdr[0]) && (b & WS_LENMASK) > WS_CONTROL_MAX)
-		return ws_fail(d, WS_E_CTL_LEN);
 	return WS_E_NONE;
 }
 
-/* Complete length: refuse a too-big message before any payload arrives. */
+/*
+ * Complete length: refuse a too-big message before any payload arrives.
+ * Lengths are judged by value, so a non-minimal encoding is accepted.
+ */
 static enum ws_err
 ws_check_length(struct ws_decoder *d)
 {
@@ -195,7 +196,9 @@ ws_check_length(struct ws_decoder *d)
 
 	if (n >> 63)
 		return ws_fail(d, WS_E_LEN64);
-	if (ws_is_control(d->wd_hdr[0]) || max == 0)
+	if (ws_is_control(d->wd_hdr[0]))
+		return n > WS_CONTROL_MAX ? ws_fail(d, WS_E_CTL_LEN) : WS_E_NONE;
+	if (max == 0)
 		return WS_E_NONE;
 	/* wd_msg_len <= max always holds, so this cannot wrap. */
 	if (n > max - d->wd_msg_len)
@@ -505,7 +508,8 @@ ws_accept_key(const char *key, size_t keylen, char *out, size_t outlen)
 	out[0] = '\0';
 	if (keylen > WS_KEY_MAX || outlen < sizeof(b64))
 		return;
-	memcpy(buf, key, keylen);
+	if (keylen > 0)
+		memcpy(buf, key, keylen);
 	memcpy(buf + keylen, WS_GUID, sizeof(WS_GUID) - 1);
 	if (SHA1(buf, keylen + sizeof(WS_GUID) - 1, md) == NULL)
 		return;

@@ -246,12 +246,20 @@ def _poll_health(port, pred, timeout=3):
         time.sleep(0.05)
 
 
-def test_health_without_redis_url_is_200(start_daemon):
-    d = start_daemon()
-    status, _, body, _ = http_get(d.port, "/health")
+def test_health_ok_200_when_redis_is_up(start_daemon):
+    r = start_daemon.redis()
+    d = start_daemon(conf={"redis_url": "redis://127.0.0.1:%d" % r.port})
+    deadline = time.monotonic() + 10
+    while True:
+        status, _, body, _ = http_get(d.port, "/health")
+        if status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     h = json.loads(body)
     assert status == 200
     assert h["status"] == "ok"
+    assert h["redis"] == "up"
+    assert "reason" not in h
     assert h["service"] == "realtime"
     assert TS_RE.match(h["timestamp"])
 
