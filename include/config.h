@@ -26,6 +26,17 @@ struct rt_config {
 	char		*c_echo_path;		/* "" = off */
 	char		*c_ws_path;		/* "/ws" */
 
+	/* TLS */
+	char		*c_listen_tls;		/* "HOST:PORT", "" = off */
+	char		*c_tls_certificate;	/* full chain PEM, "" = no TLS */
+	char		*c_tls_certificate_key;	/* "" = in the certificate file */
+	char		*c_tls_protocols;
+	char		*c_tls_ciphers;		/* TLS 1.2 */
+	char		*c_tls_ciphersuites;	/* TLS 1.3 */
+	int64_t		 c_tls_handshake_timeout;
+	int64_t		 c_tls_session_timeout;
+	int		 c_tls_session_cache_size;
+
 	/* limits */
 	int64_t		 c_max_message_size;
 	int64_t		 c_max_header_size;
@@ -88,6 +99,21 @@ int	config_key_count(void);
 const char *config_key_name(int i);
 /* Print "key value" for every key (secrets masked). */
 void	config_dump(const struct rt_config *conf, void (*emit)(const char *line, void *arg), void *arg);
+
+/*
+ * The whole configuration as "key value" text, secrets included, that
+ * config_parse_string() reads back exactly (for the master to push
+ * settings to its children).  malloc'd.
+ */
+char	*config_serialize(const struct rt_config *conf, size_t *len);
+/*
+ * Copy every reloadable key that differs from next into live; with report,
+ * log each change and each restart-only key that differs.  Returns the
+ * number of restart-only keys that differ.
+ */
+int	config_merge_reloadable(struct rt_config *live, const struct rt_config *next,
+	    int report);
+int	config_key_reloadable(int i);
 
 /* Value parsers shared with the environment code; 0 ok, -1 bad. */
 int	config_parse_duration(const char *s, int64_t *ms);

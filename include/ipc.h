@@ -13,6 +13,7 @@
 
 #define IPC_VERSION		1
 #define IPC_MAX_PAYLOAD		(1U << 30)	/* 1 GiB: events can be megabytes */
+#define IPC_CTL_MAX		(192 * 1024)	/* a master <-> child message */
 
 struct ipc_hdr {
 	uint32_t	 type;
@@ -29,7 +30,8 @@ enum ipc_type {
 	IPC_WORKER_FD		= 4,	/* master -> bridge: socket of worker peerid */
 
 	/* configuration */
-	IPC_CFG_RELOAD		= 100,	/* master -> child: re-read the config */
+	IPC_CFG_RELOAD		= 100,	/* master -> child: new settings (config text) */
+	IPC_CFG_TLS		= 101,	/* master -> worker: uint32 certlen, cert PEM, key PEM */
 
 	/* admin and control */
 	IPC_CTL_KICK		= 200,	/* master -> worker: close connection id */

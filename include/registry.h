@@ -54,6 +54,8 @@ struct reg_worker {
 	_Atomic int64_t		 rw_rate_limited;
 	_Atomic int64_t		 rw_protocol_errors;
 	_Atomic int64_t		 rw_full_refusals;	/* 1013 */
+	_Atomic int64_t		 rw_tls_handshakes;
+	_Atomic int64_t		 rw_tls_errors;		/* failed or timed-out handshakes */
 	_Atomic uint64_t	 rw_canary_seen;	/* ms of the last canary */
 	_Atomic uint64_t	 rw_canary_seq;
 };

@@ -577,11 +577,25 @@ bridge_stop(struct rt_bridge *b)
 }
 
 static void
+bridge_reload(struct rt_bridge *b, const char *p, size_t len)
+{
+	struct rt_config	 nc;
+	char			 err[512];
+
+	if (config_parse_string(&nc, b->b_conf->c_file, p, len, err, sizeof(err)) == -1 ||
+	    config_validate(&nc, err, sizeof(err)) == -1)
+		fatalx("%s: bad settings from the master: %s", __func__, err);
+	config_merge_reloadable(b->b_conf, &nc, 0);
+	log_setlevel(b->b_conf->c_log_level);
+	config_free(&nc);
+}
+
+static void
 bridge_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 {
 	struct rt_bridge	*b = arg;
 	struct ipc_hdr		 hdr;
-	char			 buf[256];
+	static char		 buf[IPC_CTL_MAX];
 	ssize_t			 n;
 	int			 rfd;
 
@@ -590,6 +604,9 @@ bridge_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 		switch (hdr.type) {
 		case IPC_WORKER_FD:
 			bridge_attach_worker(b, hdr.peerid, rfd);
+			break;
+		case IPC_CFG_RELOAD:
+			bridge_reload(b, buf, hdr.len);
 			break;
 		case IPC_SHUTDOWN:
 			if (rfd != -1)

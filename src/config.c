@@ -39,6 +39,20 @@ static const struct conf_key conf_keys[] = {
 	{ "workers", CT_INT, OFF(c_workers), "0", 0, 1024, 0 },
 	{ "ws_path", CT_STR, OFF(c_ws_path), "/ws", 0, 0, 0 },
 	{ "echo_path", CT_STR, OFF(c_echo_path), "", 0, 0, 0 },
+	{ "listen_tls", CT_STR, OFF(c_listen_tls), "0.0.0.0:8443", 0, 0, 0 },
+	{ "tls_certificate", CT_STR, OFF(c_tls_certificate), "", 0, 0, F_RELOAD },
+	{ "tls_certificate_key", CT_STR, OFF(c_tls_certificate_key), "", 0, 0, F_RELOAD },
+	{ "tls_protocols", CT_STR, OFF(c_tls_protocols), "TLSv1.2 TLSv1.3", 0, 0, F_RELOAD },
+	{ "tls_ciphers", CT_STR, OFF(c_tls_ciphers),
+	    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+	    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+	    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305", 0, 0, F_RELOAD },
+	{ "tls_ciphersuites", CT_STR, OFF(c_tls_ciphersuites),
+	    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256",
+	    0, 0, F_RELOAD },
+	{ "tls_handshake_timeout", CT_DURATION, OFF(c_tls_handshake_timeout), "10s", 100, DAY, F_RELOAD },
+	{ "tls_session_timeout", CT_DURATION, OFF(c_tls_session_timeout), "5m", 1000, DAY, F_RELOAD },
+	{ "tls_session_cache_size", CT_INT, OFF(c_tls_session_cache_size), "20480", 0, 10000000, F_RELOAD },
 	{ "max_message_size", CT_SIZE, OFF(c_max_message_size), "1m", 126, GB, F_RELOAD },
 	{ "max_header_size", CT_SIZE, OFF(c_max_header_size), "8k", 512, 1024 * 1024, F_RELOAD },
 	{ "max_output_buffer", CT_SIZE, OFF(c_max_output_buffer), "4m", 4096, 4 * GB, F_RELOAD },
@@ -306,11 +320,21 @@ config_split(char *line, char **key, char **val)
 		*p++ = '\0';
 	while (*p == ' ' || *p == '\t')
 		p++;
-	/* "value" in double quotes keeps spaces and '#' */
-	if (*p == '"' && (e = strchr(p + 1, '"')) != NULL) {
-		*e = '\0';
-		*val = p + 1;
-		return 1;
+	/* "value" in double quotes keeps spaces and '#'; \" and \\ escape */
+	if (*p == '"') {
+		char	*d = p;
+
+		for (e = p + 1; *e != '\0' && *e != '"'; e++) {
+			if (*e == '\\' && (e[1] == '"' || e[1] == '\\'))
+				e++;
+			*d++ = *e;
+		}
+		if (*e == '"') {
+			*d = '\0';
+			*val = p;
+			return 1;
+		}
+		return -1;	/* no closing quote */
 	}
 	/* a '#' after whitespace starts a comment */
 	for (e = p; *e != '\0'; e++)
@@ -332,8 +356,13 @@ config_line(struct rt_config *conf, char *line, const char *name, int lineno,
 	const struct conf_key	*k;
 	char			*key, *val, why[512];
 
-	if (!config_split(line, &key, &val))
+	switch (config_split(line, &key, &val)) {
+	case 0:
 		return 0;
+	case -1:
+		snprintf(err, errlen, "%s:%d: %s: unterminated quoted value", name, lineno, key);
+		return -1;
+	}
 	if ((k = config_find(key)) == NULL) {
 		snprintf(err, errlen, "%s:%d: unknown key '%.64s'", name, lineno, key);
 		return -1;
@@ -425,6 +454,12 @@ config_validate(struct rt_config *conf, char *err, size_t errlen)
 		    conf->c_file ? conf->c_file : "config");
 		return -1;
 	}
+	if (conf->c_listen[0] == '\0' &&
+	    (conf->c_listen_tls[0] == '\0' || conf->c_tls_certificate[0] == '\0')) {
+		snprintf(err, errlen, "%s: no listener: set listen, or listen_tls and tls_certificate",
+		    conf->c_file ? conf->c_file : "config");
+		return -1;
+	}
 	if (strncasecmp(alg, "HS", 2) != 0 && strncasecmp(alg, "RS", 2) != 0 &&
 	    strncasecmp(alg, "ES", 2) != 0) {
 		snprintf(err, errlen, "%s: jwt_algorithm '%s' is not one of HS256, HS384, HS512, RS256, ES256",
@@ -492,8 +527,67 @@ config_load(struct rt_config *conf, const char *path, char *err, size_t errlen)
 	return rv;
 }
 
+/* Append v to line, quoted and escaped when it needs to be. */
+static int
+config_quote(char *out, size_t outlen, const char *v)
+{
+	size_t	 n = 0;
+
+	if (v[0] != '\0' && strpbrk(v, " \t#\"\\") == NULL)
+		return snprintf(out, outlen, "%s", v);
+	if (outlen < 3)
+		return 0;
+	out[n++] = '"';
+	for (; *v != '\0' && n + 3 < outlen; v++) {
+		if (*v == '"' || *v == '\\')
+			out[n++] = '\\';
+		out[n++] = *v;
+	}
+	out[n++] = '"';
+	out[n] = '\0';
+	return (int)n;
+}
+
+static void
+config_emit(const struct rt_config *conf, int secrets,
+    void (*emit)(const char *, void *), void *arg);
+
 void
 config_dump(const struct rt_config *conf, void (*emit)(const char *, void *), void *arg)
+{
+	config_emit(conf, 0, emit, arg);
+}
+
+static void
+config_text_line(const char *line, void *arg)
+{
+	struct { char *buf; size_t len, cap; } *t = arg;
+	size_t	 n = strlen(line);
+
+	if (t->len + n + 2 > t->cap) {
+		t->cap = (t->len + n + 2) * 2;
+		if ((t->buf = realloc(t->buf, t->cap)) == NULL)
+			fatal("realloc");
+	}
+	memcpy(t->buf + t->len, line, n);
+	t->len += n;
+	t->buf[t->len++] = '\n';
+	t->buf[t->len] = '\0';
+}
+
+char *
+config_serialize(const struct rt_config *conf, size_t *len)
+{
+	struct { char *buf; size_t len, cap; } t = { NULL, 0, 0 };
+
+	config_emit(conf, 1, config_text_line, &t);
+	*len = t.len;
+	return t.buf;
+}
+
+static void
+config_emit(const struct rt_config *conf, int secrets,
+    void (*emit)(const char *, void *), void *arg)
 {
 	char		 line[CONF_STR_MAX + 256];
 	int		 i, j, n;
@@ -505,9 +599,10 @@ config_dump(const struct rt_config *conf, void (*emit)(const char *, void *), vo
 		n = snprintf(line, sizeof(line), "%s ", k->k_name);
 		switch (k->k_type) {
 		case CT_STR:
-			snprintf(line + n, sizeof(line) - n, "%s",
-			    (k->k_flags & F_SECRET) && **(char *const *)field ? "(set)" :
-			    *(char *const *)field);
+			if (!secrets && (k->k_flags & F_SECRET) && **(char *const *)field)
+				snprintf(line + n, sizeof(line) - n, "(set)");
+			else
+				config_quote(line + n, sizeof(line) - n, *(char *const *)field);
 			break;
 		case CT_INT:
 			snprintf(line + n, sizeof(line) - n, "%d", *(const int *)field);
@@ -528,6 +623,8 @@ config_dump(const struct rt_config *conf, void (*emit)(const char *, void *), vo
 			for (j = 0; j < l->sl_count && (size_t)n < sizeof(line); j++)
 				n += snprintf(line + n, sizeof(line) - n, "%s%s",
 				    j ? " " : "", l->sl_items[j]);
+			if (l->sl_count == 0)
+				snprintf(line + n, sizeof(line) - n, "\"\"");
 			break;
 		}
 		case CT_LOGLEVEL:
@@ -537,4 +634,103 @@ config_dump(const struct rt_config *conf, void (*emit)(const char *, void *), vo
 		}
 		emit(line, arg);
 	}
+}
+
+/* Compare one key's value in two configurations. */
+static int
+config_same(const struct conf_key *k, const struct rt_config *a, const struct rt_config *b)
+{
+	const void	*fa = (const char *)a + k->k_off, *fb = (const char *)b + k->k_off;
+	int		 i;
+
+	switch (k->k_type) {
+	case CT_STR:
+		return strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
+	case CT_INT:
+	case CT_BOOL:
+	case CT_LOGLEVEL:
+		return *(const int *)fa == *(const int *)fb;
+	case CT_SIZE:
+	case CT_DURATION:
+		return *(const int64_t *)fa == *(const int64_t *)fb;
+	case CT_LIST: {
+		const struct rt_strlist *la = fa, *lb = fb;
+
+		if (la->sl_count != lb->sl_count)
+			return 0;
+		for (i = 0; i < la->sl_count; i++)
+			if (strcmp(la->sl_items[i], lb->sl_items[i]) != 0)
+				return 0;
+		return 1;
+	}
+	}
+	return 0;
+}
+
+/* Copy one key's value from src into dst (strings duplicated). */
+static void
+config_copy(const struct conf_key *k, struct rt_config *dst, const struct rt_config *src)
+{
+	void		*fd = (char *)dst + k->k_off;
+	const void	*fs = (const char *)src + k->k_off;
+	int		 i;
+
+	switch (k->k_type) {
+	case CT_STR:
+		free(*(char **)fd);
+		if ((*(char **)fd = strdup(*(char *const *)fs)) == NULL)
+			fatal("strdup");
+		break;
+	case CT_INT:
+	case CT_BOOL:
+	case CT_LOGLEVEL:
+		*(int *)fd = *(const int *)fs;
+		break;
+	case CT_SIZE:
+	case CT_DURATION:
+		*(int64_t *)fd = *(const int64_t *)fs;
+		break;
+	case CT_LIST: {
+		struct rt_strlist	*ld = fd;
+		const struct rt_strlist	*ls = fs;
+
+		config_list_free(ld);
+		for (i = 0; i < ls->sl_count; i++)
+			if ((ld->sl_items[ld->sl_count++] = strdup(ls->sl_items[i])) == NULL)
+				fatal("strdup");
+		break;
+	}
+	}
+}
+
+int
+config_merge_reloadable(struct rt_config *live, const struct rt_config *next, int report)
+{
+	int	 i, restart = 0;
+
+	for (i = 0; i < NKEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+
+		if (config_same(k, live, next))
+			continue;
+		if (k->k_flags & F_RELOAD) {
+			config_copy(k, live, next);
+			if (report)
+				log_info("reload: %s changed", k->k_name);
+		} else {
+			restart++;
+			if (report)
+				log_warnx("reload: %s changed, but takes effect only after a restart",
+				    k->k_name);
+		}
+	}
+	/* derived values follow their sources */
+	live->c_heartbeat_timeout = next->c_heartbeat_timeout;
+	return restart;
+}
+
+int
+config_key_reloadable(int i)
+{
+	return (i >= 0 && i < NKEYS) ? (conf_keys[i].k_flags & F_RELOAD) != 0 : 0;
 }

@@ -21,6 +21,7 @@ ipc_type_known(uint32_t type)
 	case IPC_BRIDGE_FD:
 	case IPC_WORKER_FD:
 	case IPC_CFG_RELOAD:
+	case IPC_CFG_TLS:
 	case IPC_CTL_KICK:
 	case IPC_EVENT:
 	case IPC_CANARY:

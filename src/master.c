@@ -26,6 +26,7 @@
 #include "log.h"
 #include "master.h"
 #include "registry.h"
+#include "tls.h"
 #include "util.h"
 #include "worker.h"
 
@@ -53,7 +54,9 @@ struct rt_master {
 	struct event_base	*m_base;
 	struct registry		 m_reg;
 	int			 m_nworkers;
-	int			*m_listen;		/* one socket per worker */
+	int			*m_listen;		/* one socket per worker, or -1 */
+	int			*m_listen_tls;		/* the same for wss */
+	SSL_CTX			*m_ssl_ctx;		/* inherited by workers */
 	struct master_child	 m_bridge;
 	struct master_child	*m_workers;
 	struct event		*m_tick;
@@ -233,8 +236,12 @@ child_setup(struct rt_master *m, struct master_child *self)
 	for (i = 0; i < m->m_nworkers; i++) {
 		if (m->m_workers[i].mc_fd != -1 && &m->m_workers[i] != self)
 			close(m->m_workers[i].mc_fd);
-		if (self->mc_role != ROLE_WORKER || i != self->mc_index)
-			close(m->m_listen[i]);
+		if (self->mc_role != ROLE_WORKER || i != self->mc_index) {
+			if (m->m_listen[i] != -1)
+				close(m->m_listen[i]);
+			if (m->m_listen_tls[i] != -1)
+				close(m->m_listen_tls[i]);
+		}
 	}
 	if (m->m_bridge.mc_fd != -1 && &m->m_bridge != self)
 		close(m->m_bridge.mc_fd);
@@ -257,10 +264,14 @@ child_main(struct rt_master *m, struct master_child *mc, int fd)
 		log_settag(tag);
 		proc_title("realtimed: worker %d", mc->mc_index);
 		rv = worker_run(m->m_conf, &m->m_reg, mc->mc_index, fd,
-		    &m->m_listen[mc->mc_index], 1);
+		    m->m_listen[mc->mc_index], m->m_listen_tls[mc->mc_index], m->m_ssl_ctx);
+		m->m_ssl_ctx = NULL;	/* the worker freed it */
 	}
+	if (m->m_ssl_ctx != NULL)
+		SSL_CTX_free(m->m_ssl_ctx);
 	free(m->m_workers);
 	free(m->m_listen);
+	free(m->m_listen_tls);
 	config_free(m->m_conf);
 	exit(rv == 0 ? 0 : 1);
 }
@@ -463,6 +474,98 @@ master_stop(struct rt_master *m, int sig)
 }
 
 static void
+master_broadcast(struct rt_master *m, int workers_only, uint32_t type,
+    const void *data, size_t len)
+{
+	int	 i;
+
+	for (i = 0; i < m->m_nworkers; i++)
+		if (m->m_workers[i].mc_pid != 0 &&
+		    ipc_send(m->m_workers[i].mc_fd, type, 0, data, len, -1) == -1)
+			log_warn("reload: cannot reach worker %d", i);
+	if (!workers_only && m->m_bridge.mc_pid != 0 &&
+	    ipc_send(m->m_bridge.mc_fd, type, 0, data, len, -1) == -1)
+		log_warn("reload: cannot reach the bridge");
+}
+
+/* The certificate of the new configuration, to every worker. */
+static int
+master_reload_tls(struct rt_master *m, struct rt_config *nc)
+{
+	struct tls_pem	 pem;
+	SSL_CTX		*ctx;
+	char		 err[512], *msg;
+	size_t		 len;
+	uint32_t	 certlen;
+
+	if (tls_pem_read(nc, &pem, err, sizeof(err)) == -1 ||
+	    (ctx = tls_ctx_new(nc, &pem, err, sizeof(err))) == NULL) {
+		log_warnx("reload: TLS: %s; keeping the old configuration", err);
+		tls_pem_free(&pem);
+		return -1;
+	}
+	len = sizeof(certlen) + pem.tp_certlen + pem.tp_keylen;
+	if (len > IPC_CTL_MAX) {
+		log_warnx("reload: TLS: certificate and key larger than %d bytes", IPC_CTL_MAX);
+		SSL_CTX_free(ctx);
+		tls_pem_free(&pem);
+		return -1;
+	}
+	if ((msg = malloc(len)) == NULL)
+		fatal("malloc");
+	certlen = (uint32_t)pem.tp_certlen;
+	memcpy(msg, &certlen, sizeof(certlen));
+	memcpy(msg + sizeof(certlen), pem.tp_cert, pem.tp_certlen);
+	memcpy(msg + sizeof(certlen) + pem.tp_certlen, pem.tp_key, pem.tp_keylen);
+	master_broadcast(m, 1, IPC_CFG_TLS, msg, len);
+	OPENSSL_cleanse(msg, len);
+	free(msg);
+	tls_pem_free(&pem);
+	/* respawned workers start from the new certificate */
+	if (m->m_ssl_ctx != NULL)
+		SSL_CTX_free(m->m_ssl_ctx);
+	m->m_ssl_ctx = ctx;
+	return 0;
+}
+
+/*
+ * SIGHUP: a transaction.  Parse and validate the file again; on any error
+ * keep everything as it is.  Otherwise push the settings to every child,
+ * which apply what may change live; nothing is restarted.
+ */
+static void
+master_reload(struct rt_master *m)
+{
+	struct rt_config	 nc;
+	char			 err[1024], *text;
+	size_t			 len;
+
+	log_info("SIGHUP: reloading %s", m->m_conf->c_file);
+	if (config_load(&nc, m->m_conf->c_file, err, sizeof(err)) == -1) {
+		log_warnx("reload failed: %s; keeping the old configuration", err);
+		config_free(&nc);
+		return;
+	}
+	if (m->m_ssl_ctx != NULL && tls_enabled(&nc) && master_reload_tls(m, &nc) == -1) {
+		config_free(&nc);
+		return;
+	}
+	if ((text = config_serialize(&nc, &len)) == NULL || len > IPC_CTL_MAX) {
+		log_warnx("reload failed: configuration too large to pass on");
+		free(text);
+		config_free(&nc);
+		return;
+	}
+	config_merge_reloadable(m->m_conf, &nc, 1);
+	log_setlevel(m->m_conf->c_log_level);
+	master_broadcast(m, 0, IPC_CFG_RELOAD, text, len);
+	OPENSSL_cleanse(text, len);
+	free(text);
+	config_free(&nc);
+	log_info("reload complete");
+}
+
+static void
 master_signal(evutil_socket_t sig, short ev, void *arg)
 {
 	struct rt_master	*m = arg;
@@ -477,9 +580,27 @@ master_signal(evutil_socket_t sig, short ev, void *arg)
 		master_reap(m);
 		break;
 	case SIGHUP:
-		log_info("SIGHUP: reload is not supported yet; restart to apply changes");
+		master_reload(m);
 		break;
 	}
+}
+
+/* Read, check and install the certificate; -1 (logged) if it is unusable. */
+static int
+master_tls_load(struct rt_master *m)
+{
+	struct tls_pem	 pem;
+	char		 err[512];
+
+	tls_ticket_keys_init();
+	if (tls_pem_read(m->m_conf, &pem, err, sizeof(err)) == -1 ||
+	    (m->m_ssl_ctx = tls_ctx_new(m->m_conf, &pem, err, sizeof(err))) == NULL) {
+		log_warnx("TLS: %s", err);
+		tls_pem_free(&pem);
+		return -1;
+	}
+	tls_pem_free(&pem);
+	return 0;
 }
 
 static int
@@ -502,17 +623,27 @@ master_setup(struct rt_master *m)
 		return -1;
 	}
 	if ((m->m_listen = calloc((size_t)m->m_nworkers, sizeof(int))) == NULL ||
+	    (m->m_listen_tls = calloc((size_t)m->m_nworkers, sizeof(int))) == NULL ||
 	    (m->m_workers = calloc((size_t)m->m_nworkers, sizeof(*m->m_workers))) == NULL)
 		fatal("calloc");
+	for (i = 0; i < m->m_nworkers; i++)
+		m->m_listen[i] = m->m_listen_tls[i] = -1;
+	if (tls_enabled(m->m_conf) && master_tls_load(m) == -1)
+		return -1;
 	/* one SO_REUSEPORT socket per worker: no thundering herd, and a
 	 * respawned worker takes over the same accept queue */
-	for (i = 0; i < m->m_nworkers; i++)
-		if ((m->m_listen[i] = listen_open(m->m_conf->c_listen, 1, err, sizeof(err))) == -1) {
+	for (i = 0; i < m->m_nworkers; i++) {
+		if (m->m_conf->c_listen[0] != '\0' && (m->m_listen[i] =
+		    listen_open(m->m_conf->c_listen, 1, err, sizeof(err))) == -1) {
 			log_warnx("%s", err);
-			while (--i >= 0)
-				close(m->m_listen[i]);
 			return -1;
 		}
+		if (m->m_ssl_ctx != NULL && (m->m_listen_tls[i] =
+		    listen_open(m->m_conf->c_listen_tls, 1, err, sizeof(err))) == -1) {
+			log_warnx("%s", err);
+			return -1;
+		}
+	}
 	if (reg_create(&m->m_reg, m->m_nworkers, m->m_conf->c_max_connections,
 	    m->m_conf->c_max_channels) == -1) {
 		log_warn("cannot create the shared registry");
@@ -550,10 +681,16 @@ master_cleanup(struct rt_master *m)
 	for (i = 0; m->m_workers != NULL && i < m->m_nworkers; i++) {
 		if (m->m_workers[i].mc_ev != NULL)
 			event_free(m->m_workers[i].mc_ev);
-		if (m->m_workers[i].mc_fd != -1)
+		if (m->m_workers[i].mc_fd > 0)
 			close(m->m_workers[i].mc_fd);
-		close(m->m_listen[i]);
+		if (m->m_listen[i] != -1)
+			close(m->m_listen[i]);
+		if (m->m_listen_tls[i] != -1)
+			close(m->m_listen_tls[i]);
 	}
+	if (m->m_ssl_ctx != NULL)
+		SSL_CTX_free(m->m_ssl_ctx);
+	free(m->m_listen_tls);
 	if (m->m_bridge.mc_fd != -1)
 		close(m->m_bridge.mc_fd);
 	if (m->m_base != NULL)

@@ -19,6 +19,7 @@
 #include "realtimed.h"
 #include "log.h"
 #include "master.h"
+#include "tls.h"
 
 static void
 usage(void)
@@ -75,6 +76,20 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (test) {
+		if (tls_enabled(&conf)) {
+			struct tls_pem	 pem;
+			SSL_CTX		*ctx;
+
+			if (tls_pem_read(&conf, &pem, err, sizeof(err)) == -1 ||
+			    (ctx = tls_ctx_new(&conf, &pem, err, sizeof(err))) == NULL) {
+				fprintf(stderr, "%s: TLS: %s\n", RT_NAME, err);
+				tls_pem_free(&pem);
+				config_free(&conf);
+				return 1;
+			}
+			SSL_CTX_free(ctx);
+			tls_pem_free(&pem);
+		}
 		if (verbose)
 			config_dump(&conf, print_line, NULL);
 		fprintf(stderr, "%s: configuration file %s test is successful\n", RT_NAME, file);

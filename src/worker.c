@@ -22,6 +22,9 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <json-c/json.h>
 
 #include "realtimed.h"
@@ -36,6 +39,7 @@
 #include "proto.h"
 #include "ipc.h"
 #include "registry.h"
+#include "tls.h"
 #include "worker.h"
 
 #define STAT_ADD(w, f, n)	atomic_fetch_add_explicit(&(w)->w_rw->f, (n), memory_order_relaxed)
@@ -82,6 +86,8 @@ struct rt_conn {
 	int			 c_subcap;
 	uint8_t			 c_state;
 	uint8_t			 c_route;
+	uint8_t			 c_tls;		/* wss: an OpenSSL bufferevent */
+	uint8_t			 c_tls_done;	/* TLS handshake complete */
 	uint8_t			 c_close_rcvd;
 	uint8_t			 c_counted;	/* in the open-connection counters */
 	int32_t			 c_slot;	/* registry connection slot, -1 none */
@@ -118,6 +124,7 @@ struct rt_worker {
 	int			 w_master_fd;
 	struct event		*w_master_ev;
 	struct bufferevent	*w_bridge;
+	SSL_CTX			*w_ssl_ctx;	/* this generation's; NULL: no TLS */
 };
 
 static void	conn_read_cb(struct bufferevent *, void *);
@@ -398,7 +405,10 @@ conn_timer_fire(struct wheel_entry *e, void *arg)
 
 	switch (c->c_state) {
 	case CS_HTTP:
-		log_debug("%s: %s: handshake timeout", __func__, c->c_peer);
+		log_debug("%s: %s: %s timeout", __func__, c->c_peer,
+		    c->c_tls && !c->c_tls_done ? "TLS handshake" : "handshake");
+		if (c->c_tls && !c->c_tls_done)
+			STAT_ADD(c->c_worker, rw_tls_errors, 1);
 		STAT_ADD(c->c_worker, rw_handshake_timeouts, 1);
 		conn_free(c);
 		break;
@@ -1068,8 +1078,12 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	if (c->c_state != CS_LINGER ||
 	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return;
-	if (c->c_close_rcvd) {
-		/* the close handshake is complete: the server closes first */
+	if (c->c_close_rcvd || c->c_tls) {
+		/*
+		 * The close handshake is complete (the server closes first), or
+		 * TLS, where a half-close would skip close_notify: freeing the
+		 * bufferevent sends it and closes.
+		 */
 		conn_free(c);
 		return;
 	}
@@ -1081,12 +1095,33 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct rt_conn	*c = arg;
 
-	(void)bev;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+	char		 buf[256];
+	unsigned long	 e;
+
+	if ((what & BEV_EVENT_CONNECTED) && c->c_tls) {
+		/* TLS is up: the request head gets its own deadline now */
+		c->c_tls_done = 1;
+		STAT_ADD(c->c_worker, rw_tls_handshakes, 1);
+		c->c_deadline = util_now_ms() + (uint64_t)c->c_worker->w_conf->c_handshake_timeout;
+		conn_schedule(c);
+		return;
+	}
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	if (c->c_tls && (e = bufferevent_get_openssl_error(bev)) != 0) {
+		if (!c->c_tls_done)
+			STAT_ADD(c->c_worker, rw_tls_errors, 1);
+		log_debug("%s: %s: TLS: %s", __func__, c->c_peer,
+		    tls_error_string(e, buf, sizeof(buf)));
+		while (bufferevent_get_openssl_error(bev) != 0)
+			;
+	} else if (c->c_tls && !c->c_tls_done) {
+		STAT_ADD(c->c_worker, rw_tls_errors, 1);
+		log_debug("%s: %s: closed during the TLS handshake", __func__, c->c_peer);
+	} else
 		log_debug("%s: %s: %s", __func__, c->c_peer,
 		    (what & BEV_EVENT_EOF) ? "closed by peer" : "socket error");
-		conn_free(c);
-	}
+	conn_free(c);
 }
 
 static void
@@ -1109,22 +1144,28 @@ conn_peer_name(const struct sockaddr *sa, char *out, size_t outlen)
 }
 
 static void
-worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+worker_accept_conn(struct rt_worker *w, evutil_socket_t fd, struct sockaddr *sa, int tls)
 {
-	struct rt_worker	*w = arg;
 	struct rt_conn		*c;
+	SSL			*ssl;
 	int			 one = 1;
+	uint64_t		 timeout;
 
-	(void)l;
-	(void)salen;
-	if ((c = calloc(1, sizeof(*c))) == NULL ||
-	    (c->c_bev = bufferevent_socket_new(w->w_base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
-		log_warnx("%s: out of memory, connection dropped", __func__);
-		free(c);
-		close(fd);
-		return;
-	}
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		goto fail;
+	if (tls) {
+		if ((ssl = SSL_new(w->w_ssl_ctx)) == NULL)
+			goto fail;
+		c->c_bev = bufferevent_openssl_socket_new(w->w_base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+		if (c->c_bev == NULL)
+			goto fail;
+		/* clients rarely send close_notify; EOF is EOF */
+		bufferevent_openssl_set_allow_dirty_shutdown(c->c_bev, 1);
+		c->c_tls = 1;
+	} else if ((c->c_bev = bufferevent_socket_new(w->w_base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		goto fail;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->c_worker = w;
 	c->c_state = CS_HTTP;
@@ -1133,10 +1174,39 @@ worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	if (util_uuid4(c->c_id, sizeof(c->c_id)) == -1)
 		fatalx("%s: no randomness for connection ids", __func__);
 	TAILQ_INSERT_TAIL(&w->w_conns, c, c_link);
-	c->c_deadline = util_now_ms() + (uint64_t)w->w_conf->c_handshake_timeout;
+	timeout = (uint64_t)(tls ? w->w_conf->c_tls_handshake_timeout :
+	    w->w_conf->c_handshake_timeout);
+	c->c_deadline = util_now_ms() + timeout;
 	wheel_schedule(&w->w_wheel, &c->c_timer, c->c_deadline);
 	bufferevent_setcb(c->c_bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_enable(c->c_bev, EV_READ | EV_WRITE);
+	return;
+ fail:
+	log_warnx("%s: out of memory, connection dropped", __func__);
+	/* (an SSL that bufferevent_openssl_socket_new() refused is its to free) */
+	if (c == NULL || c->c_bev == NULL)
+		close(fd);
+	else
+		bufferevent_free(c->c_bev);
+	free(c);
+}
+
+static void
+worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	(void)l;
+	(void)salen;
+	worker_accept_conn(arg, fd, sa, 0);
+}
+
+static void
+worker_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	(void)l;
+	(void)salen;
+	worker_accept_conn(arg, fd, sa, 1);
 }
 
 static void
@@ -1264,12 +1334,65 @@ worker_attach_bridge(struct rt_worker *w, int fd)
 
 static void	worker_stop(evutil_socket_t, short, void *);
 
+/* A new certificate the master read and validated: new connections use it. */
+static void
+worker_tls_reload(struct rt_worker *w, const char *p, size_t len)
+{
+	struct tls_pem	 pem;
+	SSL_CTX		*ctx;
+	uint32_t	 certlen;
+	char		 err[512];
+
+	if (len < sizeof(certlen))
+		fatalx("%s: malformed TLS message from the master", __func__);
+	memcpy(&certlen, p, sizeof(certlen));
+	if (certlen > len - sizeof(certlen))
+		fatalx("%s: malformed TLS message from the master", __func__);
+	pem.tp_cert = (char *)(uintptr_t)(p + sizeof(certlen));
+	pem.tp_certlen = certlen;
+	pem.tp_key = (char *)(uintptr_t)(p + sizeof(certlen) + certlen);
+	pem.tp_keylen = len - sizeof(certlen) - certlen;
+	if ((ctx = tls_ctx_new(w->w_conf, &pem, err, sizeof(err))) == NULL) {
+		log_warnx("TLS reload: %s; keeping the old certificate", err);
+		return;
+	}
+	/* established connections hold their own reference to the old one */
+	if (w->w_ssl_ctx != NULL)
+		SSL_CTX_free(w->w_ssl_ctx);
+	w->w_ssl_ctx = ctx;
+	OPENSSL_cleanse((void *)(uintptr_t)pem.tp_key, pem.tp_keylen);
+	log_debug("%s: new TLS certificate in use", __func__);
+}
+
+/* New settings from the master: apply what may change live. */
+static void
+worker_reload(struct rt_worker *w, const char *p, size_t len)
+{
+	struct rt_config	 nc;
+	struct auth_ctx		*auth;
+	char			 err[512];
+
+	if (config_parse_string(&nc, w->w_conf->c_file, p, len, err, sizeof(err)) == -1 ||
+	    config_validate(&nc, err, sizeof(err)) == -1)
+		fatalx("%s: bad settings from the master: %s", __func__, err);
+	if ((auth = auth_new(&nc, err, sizeof(err))) == NULL) {
+		log_warnx("reload: %s; keeping the old JWT settings", err);
+		config_free(&nc);
+		return;
+	}
+	config_merge_reloadable(w->w_conf, &nc, 0);
+	auth_free(w->w_auth);
+	w->w_auth = auth;
+	log_setlevel(w->w_conf->c_log_level);
+	config_free(&nc);
+}
+
 static void
 worker_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 {
 	struct rt_worker	*w = arg;
 	struct ipc_hdr		 hdr;
-	char			 buf[256];
+	static char		 buf[IPC_CTL_MAX];
 	ssize_t			 n;
 	int			 rfd;
 
@@ -1283,6 +1406,12 @@ worker_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 			if (rfd != -1)
 				close(rfd);
 			worker_stop(SIGTERM, 0, w);
+			break;
+		case IPC_CFG_TLS:
+			worker_tls_reload(w, buf, hdr.len);
+			break;
+		case IPC_CFG_RELOAD:
+			worker_reload(w, buf, hdr.len);
 			break;
 		default:
 			fatalx("%s: unexpected message %u from the master", __func__, hdr.type);
@@ -1326,6 +1455,17 @@ worker_stop(evutil_socket_t sig, short ev, void *arg)
 }
 
 static void
+worker_listen(struct rt_worker *w, int fd, evconnlistener_cb cb)
+{
+	struct evconnlistener	*l;
+
+	if ((l = evconnlistener_new(w->w_base, cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd)) == NULL)
+		fatalx("evconnlistener_new() failed");
+	evconnlistener_set_error_cb(l, worker_accept_error);
+	w->w_listeners[w->w_nlisteners++] = l;
+}
+
+static void
 worker_cleanup(struct rt_worker *w)
 {
 	struct rt_conn	*c;
@@ -1344,6 +1484,8 @@ worker_cleanup(struct rt_worker *w)
 	if (w->w_bridge != NULL)
 		bufferevent_free(w->w_bridge);
 	auth_free(w->w_auth);
+	if (w->w_ssl_ctx != NULL)
+		SSL_CTX_free(w->w_ssl_ctx);
 	free(w->w_chans);
 	if (w->w_base != NULL)
 		event_base_free(w->w_base);
@@ -1351,12 +1493,11 @@ worker_cleanup(struct rt_worker *w)
 
 int
 worker_run(struct rt_config *conf, struct registry *reg, int worker_id, int master_fd,
-    const int *listen_fds, int nfds)
+    int plain_fd, int tls_fd, SSL_CTX *ssl_ctx)
 {
 	struct rt_worker	 w;
 	struct timeval		 tick = { 0, WORKER_TICK_MS * 1000 };
 	char			 err[512];
-	int			 i;
 
 	memset(&w, 0, sizeof(w));
 	w.w_conf = conf;
@@ -1376,14 +1517,11 @@ worker_run(struct rt_config *conf, struct registry *reg, int worker_id, int mast
 	}
 	if ((w.w_base = event_base_new()) == NULL)
 		fatalx("event_base_new() failed");
-	for (i = 0; i < nfds && i < 8; i++) {
-		w.w_listeners[i] = evconnlistener_new(w.w_base, worker_accept, &w,
-		    LEV_OPT_CLOSE_ON_FREE, -1, listen_fds[i]);
-		if (w.w_listeners[i] == NULL)
-			fatalx("evconnlistener_new() failed");
-		evconnlistener_set_error_cb(w.w_listeners[i], worker_accept_error);
-		w.w_nlisteners++;
-	}
+	w.w_ssl_ctx = ssl_ctx;
+	if (plain_fd != -1)
+		worker_listen(&w, plain_fd, worker_accept);
+	if (tls_fd != -1 && ssl_ctx != NULL)
+		worker_listen(&w, tls_fd, worker_accept_tls);
 	w.w_tick = event_new(w.w_base, -1, EV_PERSIST, worker_tick, &w);
 	event_add(w.w_tick, &tick);
 	w.w_sigterm = evsignal_new(w.w_base, SIGTERM, worker_stop, &w);
