@@ -75,6 +75,16 @@ struct rt_config {
 
 	/* logging */
 	int		 c_log_level;
+
+	/* the daemon */
+	char		*c_user;		/* "" = stay as started */
+	char		*c_group;
+	char		*c_pidfile;		/* "" = none */
+	char		*c_admin_socket;	/* "" = off */
+	char		*c_admin_socket_mode;	/* octal */
+	char		*c_jwt_secret_file;
+	struct rt_strlist c_metrics_allow;	/* addresses / CIDRs */
+	int64_t		 c_drain_period;
 };
 
 /*

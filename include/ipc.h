@@ -34,7 +34,10 @@ enum ipc_type {
 	IPC_CFG_TLS		= 101,	/* master -> worker: uint32 certlen, cert PEM, key PEM */
 
 	/* admin and control */
-	IPC_CTL_KICK		= 200,	/* master -> worker: close connection id */
+	IPC_CTL_KICK		= 200,	/* master -> worker: close connection (id) */
+	IPC_CTL_KICK_USER	= 201,	/* master -> worker: close a user's connections */
+	IPC_CTL_PUBLISH		= 202,	/* master -> bridge: peerid = request; uint16 len, channel, JSON */
+	IPC_CTL_PUBLISH_REPLY	= 203,	/* bridge -> master: int64 receivers, or error text */
 
 	/* events, bridge -> worker */
 	IPC_EVENT		= 300,	/* uint16 channel length, channel, frame */

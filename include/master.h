@@ -10,7 +10,7 @@ struct rt_config;
  * and the workers and supervise them until SIGTERM/SIGINT.  Returns the
  * process exit status.
  */
-int	master_start(struct rt_config *conf);
+int	master_start(struct rt_config *conf, int foreground);
 
 /* Set the title ps(1) shows ("realtimed: worker 3"). */
 void	proc_title_init(int argc, char **argv);

@@ -47,7 +47,10 @@ struct reg_worker {
 	_Atomic int64_t		 rw_events_out;		/* event frames queued */
 	_Atomic int64_t		 rw_bytes_out;
 	_Atomic int64_t		 rw_slow_closes;	/* 4000 */
-	_Atomic int64_t		 rw_auth_failures;
+	_Atomic int64_t		 rw_auth_failures;	/* invalid tokens */
+	_Atomic int64_t		 rw_auth_required;	/* no token, anonymous off */
+	_Atomic int64_t		 rw_token_expired;	/* expired while connected */
+	_Atomic int64_t		 rw_kicked;
 	_Atomic int64_t		 rw_handshake_errors;
 	_Atomic int64_t		 rw_handshake_timeouts;
 	_Atomic int64_t		 rw_heartbeat_drops;

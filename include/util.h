@@ -14,4 +14,11 @@ uint64_t util_now_ms(void);
 /* Case-insensitive compare of a counted string with a C string. */
 int	util_strncaseeq(const char *a, size_t alen, const char *b);
 
+struct sockaddr;
+struct rt_strlist;
+/* 1 if the peer address is in one of the "ADDR[/BITS]" entries. */
+int	util_addr_allowed(const struct sockaddr *sa, const struct rt_strlist *list);
+/* 1 if entry is a valid "ADDR[/BITS]". */
+int	util_cidr_valid(const char *entry);
+
 #endif

@@ -470,9 +470,10 @@ bridge_connect(struct rt_bridge *b)
 			redisAsyncCommand(b->b_sub, bridge_on_message, b, "PSUBSCRIBE %s",
 			    bridge_patterns[i]);
 	}
-	if (b->b_cmd == NULL && b->b_conf->c_canary_interval > 0)
+	/* the command connection: canaries and the admin's publish */
+	if (b->b_cmd == NULL)
 		b->b_cmd = bridge_open(b);
-	if (b->b_sub == NULL || (b->b_cmd == NULL && b->b_conf->c_canary_interval > 0))
+	if (b->b_sub == NULL || b->b_cmd == NULL)
 		bridge_schedule_retry(b);
 }
 
@@ -577,6 +578,51 @@ bridge_stop(struct rt_bridge *b)
 }
 
 static void
+bridge_publish_reply(struct rt_bridge *b, uint32_t reqid, int64_t n, const char *error)
+{
+	if (error != NULL)
+		ipc_send(b->b_master_fd, IPC_CTL_PUBLISH_REPLY, reqid, error, strlen(error), -1);
+	else
+		ipc_send(b->b_master_fd, IPC_CTL_PUBLISH_REPLY, reqid, &n, sizeof(n), -1);
+}
+
+static void
+bridge_on_publish(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct rt_bridge	*b = ac->data;
+	redisReply		*reply = r;
+	uint32_t		 reqid = (uint32_t)(uintptr_t)priv;
+
+	if (reply == NULL)
+		bridge_publish_reply(b, reqid, 0, "redis connection lost");
+	else if (reply->type == REDIS_REPLY_INTEGER)
+		bridge_publish_reply(b, reqid, (int64_t)reply->integer, NULL);
+	else
+		bridge_publish_reply(b, reqid, 0, reply->type == REDIS_REPLY_ERROR ?
+		    reply->str : "unexpected reply from redis");
+}
+
+/* The admin's publish: to Redis like any backend, so every node hears it. */
+static void
+bridge_publish(struct rt_bridge *b, uint32_t reqid, const char *p, size_t len)
+{
+	uint16_t	 chlen;
+
+	if (len < sizeof(chlen))
+		fatalx("%s: malformed publish from the master", __func__);
+	memcpy(&chlen, p, sizeof(chlen));
+	if (chlen == 0 || chlen > len - sizeof(chlen))
+		fatalx("%s: malformed publish from the master", __func__);
+	if (b->b_cmd == NULL || !atomic_load(&b->b_rb->rb_redis_up)) {
+		bridge_publish_reply(b, reqid, 0, "redis is down");
+		return;
+	}
+	redisAsyncCommand(b->b_cmd, bridge_on_publish, (void *)(uintptr_t)reqid,
+	    "PUBLISH %b %b", p + sizeof(chlen), (size_t)chlen,
+	    p + sizeof(chlen) + chlen, len - sizeof(chlen) - chlen);
+}
+
+static void
 bridge_reload(struct rt_bridge *b, const char *p, size_t len)
 {
 	struct rt_config	 nc;
@@ -607,6 +653,9 @@ bridge_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 			break;
 		case IPC_CFG_RELOAD:
 			bridge_reload(b, buf, hdr.len);
+			break;
+		case IPC_CTL_PUBLISH:
+			bridge_publish(b, hdr.peerid, buf, hdr.len);
 			break;
 		case IPC_SHUTDOWN:
 			if (rfd != -1)

@@ -14,6 +14,11 @@
 
 #include "config.h"
 #include "log.h"
+#include "util.h"
+
+#ifndef RUNSTATEDIR
+#define RUNSTATEDIR	"/run"
+#endif
 
 enum conf_type { CT_STR, CT_INT, CT_SIZE, CT_DURATION, CT_BOOL, CT_LIST, CT_LOGLEVEL };
 
@@ -79,6 +84,14 @@ static const struct conf_key conf_keys[] = {
 	{ "redis_reconnect_max", CT_DURATION, OFF(c_redis_reconnect_max), "5s", 100, DAY, F_RELOAD },
 	{ "child_timeout", CT_DURATION, OFF(c_child_timeout), "10s", 500, DAY, F_RELOAD },
 	{ "shutdown_timeout", CT_DURATION, OFF(c_shutdown_timeout), "10s", 0, DAY, F_RELOAD },
+	{ "user", CT_STR, OFF(c_user), "", 0, 0, 0 },
+	{ "group", CT_STR, OFF(c_group), "", 0, 0, 0 },
+	{ "pidfile", CT_STR, OFF(c_pidfile), RUNSTATEDIR "/realtimed/realtimed.pid", 0, 0, 0 },
+	{ "admin_socket", CT_STR, OFF(c_admin_socket), RUNSTATEDIR "/realtimed/realtimed.sock", 0, 0, 0 },
+	{ "admin_socket_mode", CT_STR, OFF(c_admin_socket_mode), "0660", 0, 0, 0 },
+	{ "jwt_secret_file", CT_STR, OFF(c_jwt_secret_file), "", 0, 0, F_RELOAD },
+	{ "metrics_allow", CT_LIST, OFF(c_metrics_allow), "127.0.0.1 ::1", 0, 0, F_RELOAD },
+	{ "drain_period", CT_DURATION, OFF(c_drain_period), "5s", 0, DAY, F_RELOAD },
 	{ "log_level", CT_LOGLEVEL, OFF(c_log_level), "info", 0, 0, F_RELOAD },
 };
 #define NKEYS	((int)(sizeof(conf_keys) / sizeof(conf_keys[0])))
@@ -436,6 +449,38 @@ config_apply_env(struct rt_config *conf, char *err, size_t errlen)
 	return 0;
 }
 
+/* jwt_secret_file, when jwt_secret (or $JWT_SECRET) left the secret empty. */
+static int
+config_read_secret(struct rt_config *conf, char *err, size_t errlen)
+{
+	FILE	*fp;
+	char	 buf[CONF_STR_MAX + 2];
+	size_t	 n;
+
+	if (conf->c_jwt_secret[0] != '\0' || conf->c_jwt_secret_file[0] == '\0')
+		return 0;
+	if ((fp = fopen(conf->c_jwt_secret_file, "r")) == NULL) {
+		snprintf(err, errlen, "jwt_secret_file %s: %s", conf->c_jwt_secret_file,
+		    strerror(errno));
+		return -1;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	if (n == 0 || n > CONF_STR_MAX || memchr(buf, '\0', n) != NULL) {
+		snprintf(err, errlen, "jwt_secret_file %s: empty, too long or binary",
+		    conf->c_jwt_secret_file);
+		return -1;
+	}
+	free(conf->c_jwt_secret);
+	if ((conf->c_jwt_secret = strdup(buf)) == NULL)
+		fatal("strdup");
+	explicit_bzero(buf, sizeof(buf));
+	return 0;
+}
+
 int
 config_validate(struct rt_config *conf, char *err, size_t errlen)
 {
@@ -454,6 +499,12 @@ config_validate(struct rt_config *conf, char *err, size_t errlen)
 		    conf->c_file ? conf->c_file : "config");
 		return -1;
 	}
+	for (int i = 0; i < conf->c_metrics_allow.sl_count; i++)
+		if (!util_cidr_valid(conf->c_metrics_allow.sl_items[i])) {
+			snprintf(err, errlen, "%s: metrics_allow: '%s' is not an address or CIDR block",
+			    conf->c_file ? conf->c_file : "config", conf->c_metrics_allow.sl_items[i]);
+			return -1;
+		}
 	if (conf->c_listen[0] == '\0' &&
 	    (conf->c_listen_tls[0] == '\0' || conf->c_tls_certificate[0] == '\0')) {
 		snprintf(err, errlen, "%s: no listener: set listen, or listen_tls and tls_certificate",
@@ -522,6 +573,8 @@ config_load(struct rt_config *conf, const char *path, char *err, size_t errlen)
 	free(buf);
 	if (rv == 0)
 		rv = config_apply_env(conf, err, errlen);
+	if (rv == 0)
+		rv = config_read_secret(conf, err, errlen);
 	if (rv == 0)
 		rv = config_validate(conf, err, errlen);
 	return rv;

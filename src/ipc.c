@@ -23,6 +23,9 @@ ipc_type_known(uint32_t type)
 	case IPC_CFG_RELOAD:
 	case IPC_CFG_TLS:
 	case IPC_CTL_KICK:
+	case IPC_CTL_KICK_USER:
+	case IPC_CTL_PUBLISH:
+	case IPC_CTL_PUBLISH_REPLY:
 	case IPC_EVENT:
 	case IPC_CANARY:
 		return 1;

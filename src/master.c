@@ -19,7 +19,10 @@
 
 #include <event2/event.h>
 
+#include "autoconf.h"
 #include "realtimed.h"
+#include "admin.h"
+#include "daemon.h"
 #include "bridge.h"
 #include "config.h"
 #include "ipc.h"
@@ -47,6 +50,7 @@ struct master_child {
 	uint64_t	 mc_respawn_at;		/* 0: none pending */
 	int		 mc_fast_deaths;
 	int		 mc_hello;		/* said IPC_HELLO */
+	struct rt_master *mc_master;
 };
 
 struct rt_master {
@@ -60,9 +64,12 @@ struct rt_master {
 	struct master_child	 m_bridge;
 	struct master_child	*m_workers;
 	struct event		*m_tick;
-	struct event		*m_sig[4];
+	struct event		*m_sig[5];
 	int			 m_stopping;
 	uint64_t		 m_stop_deadline;
+	struct admin		*m_admin;
+	int			 m_uid;			/* after dropping, -1 = same */
+	int			 m_gid;
 };
 
 /* The master's base, freed by each child right after fork. */
@@ -191,6 +198,23 @@ master_connect(struct rt_master *m, int i)
 }
 
 static void
+master_publish_reply(struct rt_master *m, const struct ipc_hdr *hdr, const char *buf)
+{
+	int64_t	 n;
+	char	 err[200];
+
+	if (m->m_admin == NULL)
+		return;
+	if (hdr->len == sizeof(n)) {
+		memcpy(&n, buf, sizeof(n));
+		admin_publish_done(m->m_admin, hdr->peerid, n, NULL);
+	} else {
+		snprintf(err, sizeof(err), "%.*s", (int)(hdr->len < 199 ? hdr->len : 199), buf);
+		admin_publish_done(m->m_admin, hdr->peerid, -1, err);
+	}
+}
+
+static void
 master_child_msg(evutil_socket_t fd, short ev, void *arg)
 {
 	struct master_child	*mc = arg;
@@ -204,6 +228,9 @@ master_child_msg(evutil_socket_t fd, short ev, void *arg)
 		if (rfd != -1)
 			close(rfd);
 		switch (hdr.type) {
+		case IPC_CTL_PUBLISH_REPLY:
+			master_publish_reply(mc->mc_master, &hdr, buf);
+			break;
 		case IPC_HELLO:
 			mc->mc_hello = 1;
 			log_debug("%s: %s (pid %d) running", __func__,
@@ -227,6 +254,7 @@ child_setup(struct rt_master *m, struct master_child *self)
 {
 	int	 i;
 
+	admin_close_fd_in_child(m->m_admin);
 	event_base_free(master_base);
 	master_base = NULL;
 	signal(SIGINT, SIG_IGN);	/* the master coordinates a Ctrl-C */
@@ -533,28 +561,34 @@ master_reload_tls(struct rt_master *m, struct rt_config *nc)
  * keep everything as it is.  Otherwise push the settings to every child,
  * which apply what may change live; nothing is restarted.
  */
-static void
-master_reload(struct rt_master *m)
+static int
+master_reload(struct rt_master *m, char *err, size_t errlen)
 {
 	struct rt_config	 nc;
-	char			 err[1024], *text;
+	char			*text;
 	size_t			 len;
 
-	log_info("SIGHUP: reloading %s", m->m_conf->c_file);
-	if (config_load(&nc, m->m_conf->c_file, err, sizeof(err)) == -1) {
+	log_info("reloading %s", m->m_conf->c_file);
+	daemon_notify("RELOADING=1");
+	if (config_load(&nc, m->m_conf->c_file, err, errlen) == -1) {
 		log_warnx("reload failed: %s; keeping the old configuration", err);
 		config_free(&nc);
-		return;
+		daemon_notify("READY=1");
+		return -1;
 	}
 	if (m->m_ssl_ctx != NULL && tls_enabled(&nc) && master_reload_tls(m, &nc) == -1) {
+		snprintf(err, errlen, "the new TLS certificate is unusable (see the log)");
 		config_free(&nc);
-		return;
+		daemon_notify("READY=1");
+		return -1;
 	}
 	if ((text = config_serialize(&nc, &len)) == NULL || len > IPC_CTL_MAX) {
 		log_warnx("reload failed: configuration too large to pass on");
+		snprintf(err, errlen, "configuration too large to pass on");
 		free(text);
 		config_free(&nc);
-		return;
+		daemon_notify("READY=1");
+		return -1;
 	}
 	config_merge_reloadable(m->m_conf, &nc, 1);
 	log_setlevel(m->m_conf->c_log_level);
@@ -563,6 +597,8 @@ master_reload(struct rt_master *m)
 	free(text);
 	config_free(&nc);
 	log_info("reload complete");
+	daemon_notify("READY=1");
+	return 0;
 }
 
 static void
@@ -579,8 +615,15 @@ master_signal(evutil_socket_t sig, short ev, void *arg)
 	case SIGCHLD:
 		master_reap(m);
 		break;
-	case SIGHUP:
-		master_reload(m);
+	case SIGHUP: {
+		char err[1024];
+
+		master_reload(m, err, sizeof(err));
+		break;
+	}
+	case SIGUSR1:
+		log_info("SIGUSR1: logging goes to %s; nothing to reopen",
+		    log_getlevel() >= 0 && getppid() != 1 ? "stderr or syslog" : "syslog");
 		break;
 	}
 }
@@ -607,7 +650,7 @@ static int
 master_setup(struct rt_master *m)
 {
 	struct event_config	*cfg;
-	static const int	 sigs[4] = { SIGTERM, SIGINT, SIGCHLD, SIGHUP };
+	static const int	 sigs[5] = { SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1 };
 	struct timeval		 tick = { 0, MASTER_TICK_MS * 1000 };
 	char			 err[512];
 	int			 i;
@@ -657,7 +700,7 @@ master_setup(struct rt_master *m)
 	event_config_free(cfg);
 	if (m->m_base == NULL)
 		fatalx("event_base_new_with_config() failed");
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < 5; i++) {
 		m->m_sig[i] = evsignal_new(m->m_base, sigs[i], master_signal, m);
 		event_add(m->m_sig[i], NULL);
 	}
@@ -671,7 +714,8 @@ master_cleanup(struct rt_master *m)
 {
 	int	 i;
 
-	for (i = 0; i < 4; i++)
+	admin_close(m->m_admin);
+	for (i = 0; i < 5; i++)
 		if (m->m_sig[i] != NULL)
 			event_free(m->m_sig[i]);
 	if (m->m_tick != NULL)
@@ -701,17 +745,109 @@ master_cleanup(struct rt_master *m)
 	free(m->m_listen);
 }
 
+/* ---- the admin socket's requests ---------------------------------------- */
+
+static int
+master_admin_reload(void *arg, char *err, size_t errlen)
+{
+	return master_reload(arg, err, errlen);
+}
+
+static int
+master_admin_kick(void *arg, const char *id, const char *user)
+{
+	struct rt_master	*m = arg;
+	struct registry		*reg = &m->m_reg;
+	struct reg_conn		*rc;
+	uint64_t		 workers = 0;
+	int			 i, n = 0;
+
+	reg_lock(reg);
+	for (i = 0; i < reg->r_hdr->rh_max_conns; i++) {
+		rc = reg_conn_slot(reg, i);
+		if (!rc->rc_used || (id != NULL && strcmp(rc->rc_id, id) != 0) ||
+		    (user != NULL && strcmp(rc->rc_user, user) != 0))
+			continue;
+		workers |= (uint64_t)1 << rc->rc_worker;
+		n++;
+	}
+	reg_unlock(reg);
+	for (i = 0; i < m->m_nworkers; i++)
+		if ((workers & ((uint64_t)1 << i)) && m->m_workers[i].mc_pid != 0)
+			ipc_send(m->m_workers[i].mc_fd, id ? IPC_CTL_KICK : IPC_CTL_KICK_USER,
+			    0, id ? id : user, strlen(id ? id : user), -1);
+	return n;
+}
+
+static int
+master_admin_publish(void *arg, uint32_t reqid, const char *channel, const char *json,
+    size_t len)
+{
+	struct rt_master	*m = arg;
+	char			*msg;
+	uint16_t		 chlen = (uint16_t)strlen(channel);
+	size_t			 n = sizeof(chlen) + chlen + len;
+	int			 rv;
+
+	if (m->m_bridge.mc_pid == 0 || n > IPC_CTL_MAX)
+		return -1;
+	if ((msg = malloc(n)) == NULL)
+		return -1;
+	memcpy(msg, &chlen, sizeof(chlen));
+	memcpy(msg + sizeof(chlen), channel, chlen);
+	memcpy(msg + sizeof(chlen) + chlen, json, len);
+	rv = ipc_send(m->m_bridge.mc_fd, IPC_CTL_PUBLISH, reqid, msg, n, -1);
+	free(msg);
+	return rv;
+}
+
+static struct json_object *
+master_admin_health(void *arg)
+{
+	struct rt_master	*m = arg;
+	int			 healthy;
+
+	return admin_health_json(&m->m_reg, m->m_conf->c_canary_interval, &healthy);
+}
+
+/* Everything that needs root, and may fail loudly, before detaching. */
+static int
+master_privileged(struct rt_master *m)
+{
+	struct admin_ops	 ops = { m, master_admin_reload, master_admin_kick,
+				    master_admin_publish, master_admin_health };
+	char			 err[512];
+	int			 uid, gid;
+
+	if (daemon_lookup_ids(m->m_conf->c_user, m->m_conf->c_group, &uid, &gid,
+	    err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	if (m->m_conf->c_admin_socket[0] != '\0' &&
+	    (m->m_admin = admin_open(m->m_base, &m->m_reg, &ops, m->m_conf->c_admin_socket,
+	    m->m_conf->c_admin_socket_mode, uid, gid, err, sizeof(err))) == NULL) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	/* a worker may end up with any share of max_connections */
+	daemon_raise_nofile((long)m->m_conf->c_max_connections + 1024);
+	return 0;
+}
+
 int
-master_start(struct rt_config *conf)
+master_start(struct rt_config *conf, int foreground)
 {
 	struct rt_master	 m;
+	char			 err[512];
 	int			 i;
 
 	memset(&m, 0, sizeof(m));
 	m.m_conf = conf;
 	m.m_bridge.mc_role = ROLE_BRIDGE;
 	m.m_bridge.mc_fd = -1;
-	if (master_setup(&m) == -1) {
+	m.m_bridge.mc_master = &m;
+	if (master_setup(&m) == -1 || master_privileged(&m) == -1) {
 		master_cleanup(&m);
 		return 1;
 	}
@@ -719,14 +855,33 @@ master_start(struct rt_config *conf)
 		m.m_workers[i].mc_role = ROLE_WORKER;
 		m.m_workers[i].mc_index = i;
 		m.m_workers[i].mc_fd = -1;
+		m.m_workers[i].mc_master = &m;
+	}
+	if (!foreground) {
+		if (daemon_detach() == -1)
+			fatal("cannot become a daemon");
+		log_init(RT_NAME, 0, log_getlevel());
+		if (event_reinit(m.m_base) == -1)
+			fatalx("event_reinit() failed");
+	}
+	daemon_pidfile_write();
+	if (daemon_drop_privileges(conf->c_user, conf->c_group, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		master_cleanup(&m);
+		return 1;
 	}
 	proc_title("realtimed: master");
-	log_info("listening on %s with %d workers", conf->c_listen, m.m_nworkers);
+	log_info("realtimed %s: %d workers, listening on%s%s%s%s", PACKAGE_VERSION,
+	    m.m_nworkers, conf->c_listen[0] ? " ws://" : "", conf->c_listen,
+	    m.m_ssl_ctx ? " wss://" : "", m.m_ssl_ctx ? conf->c_listen_tls : "");
 	master_spawn(&m, &m.m_bridge);
 	for (i = 0; i < m.m_nworkers; i++)
 		master_spawn(&m, &m.m_workers[i]);
+	daemon_notify("READY=1");
 	event_base_dispatch(m.m_base);
+	daemon_notify("STOPPING=1");
 	master_cleanup(&m);
+	daemon_pidfile_remove();
 	log_info("stopped");
 	return 0;
 }

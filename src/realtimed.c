@@ -18,6 +18,7 @@
 #include "config.h"
 #include "realtimed.h"
 #include "log.h"
+#include "daemon.h"
 #include "master.h"
 #include "tls.h"
 
@@ -41,7 +42,7 @@ main(int argc, char *argv[])
 	struct rt_config	 conf;
 	const char		*file = RT_CONFIG_FILE;
 	char			 err[1024];
-	int			 ch, debug = 0, test = 0, verbose = 0, rv;
+	int			 ch, debug = 0, test = 0, verbose = 0, foreground = 0, rv;
 
 	while ((ch = getopt(argc, argv, "c:dftvh")) != -1) {
 		switch (ch) {
@@ -50,9 +51,11 @@ main(int argc, char *argv[])
 			break;
 		case 'd':
 			debug = 1;
+			foreground = 1;
 			break;
 		case 'f':
-			break;	/* the foreground is all there is until daemon mode */
+			foreground = 1;
+			break;
 		case 't':
 			test = 1;
 			break;
@@ -99,7 +102,13 @@ main(int argc, char *argv[])
 	log_setlevel(debug ? LOG_LVL_DEBUG : conf.c_log_level);
 	signal(SIGPIPE, SIG_IGN);
 	proc_title_init(argc, argv);
-	rv = master_start(&conf);
+	if (daemon_pidfile_open(conf.c_pidfile, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		config_free(&conf);
+		return 1;
+	}
+	rv = master_start(&conf, foreground);
+	daemon_pidfile_remove();
 	config_free(&conf);
 	return rv;
 }

@@ -2,14 +2,19 @@
  * Small helpers shared by every process: timestamps, ids, clocks.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 #include <sys/time.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <openssl/rand.h>
 
 #include "realtimed.h"
+#include "config.h"
 #include "util.h"
 
 void
@@ -57,4 +62,75 @@ int
 util_strncaseeq(const char *a, size_t alen, const char *b)
 {
 	return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
+}
+
+/* Does addr (4 or 16 bytes) fall in "ADDR[/BITS]"?  -1: bad entry. */
+static int
+util_cidr_match(const char *entry, const unsigned char *addr, int family)
+{
+	unsigned char	 net[16];
+	char		 host[64], *slash;
+	int		 bits, len = family == AF_INET ? 4 : 16, i, nf;
+	long		 v;
+
+	snprintf(host, sizeof(host), "%s", entry);
+	if ((slash = strchr(host, '/')) != NULL)
+		*slash++ = '\0';
+	if (inet_pton(AF_INET, host, net) == 1)
+		nf = AF_INET;
+	else if (inet_pton(AF_INET6, host, net) == 1)
+		nf = AF_INET6;
+	else
+		return -1;
+	bits = nf == AF_INET ? 32 : 128;
+	if (slash != NULL) {
+		char *end;
+
+		v = strtol(slash, &end, 10);
+		if (*slash == '\0' || *end != '\0' || v < 0 || v > bits)
+			return -1;
+		bits = (int)v;
+	}
+	if (nf != family)
+		return 0;
+	for (i = 0; i < len && bits > 0; i++, bits -= 8) {
+		unsigned char mask = bits >= 8 ? 0xff : (unsigned char)(0xff << (8 - bits));
+
+		if ((addr[i] & mask) != (net[i] & mask))
+			return 0;
+	}
+	return 1;
+}
+
+int
+util_addr_allowed(const struct sockaddr *sa, const struct rt_strlist *list)
+{
+	const unsigned char	*addr;
+	int			 family, i;
+	static const unsigned char v4mapped[12] = { 0,0,0,0,0,0,0,0,0,0,0xff,0xff };
+
+	if (sa->sa_family == AF_INET) {
+		addr = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+		family = AF_INET;
+	} else if (sa->sa_family == AF_INET6) {
+		addr = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+		family = AF_INET6;
+		if (memcmp(addr, v4mapped, sizeof(v4mapped)) == 0) {
+			addr += 12;	/* ::ffff:a.b.c.d is an IPv4 peer */
+			family = AF_INET;
+		}
+	} else
+		return 0;
+	for (i = 0; i < list->sl_count; i++)
+		if (util_cidr_match(list->sl_items[i], addr, family) == 1)
+			return 1;
+	return 0;
+}
+
+int
+util_cidr_valid(const char *entry)
+{
+	unsigned char	 any[16] = { 0 };
+
+	return util_cidr_match(entry, any, AF_INET) != -1;
 }

@@ -37,6 +37,7 @@
 #include "auth.h"
 #include "channel.h"
 #include "proto.h"
+#include "admin.h"
 #include "ipc.h"
 #include "registry.h"
 #include "tls.h"
@@ -119,6 +120,8 @@ struct rt_worker {
 	int			 w_stopping;
 	uint64_t		 w_stop_deadline;
 	int64_t			 w_nchans;	/* local channels */
+	int64_t			 w_drain_total;	/* open when the stop began */
+	uint64_t		 w_drain_start;
 	struct registry		*w_reg;
 	struct reg_worker	*w_rw;		/* our counters, shared */
 	int			 w_master_fd;
@@ -132,6 +135,7 @@ static void	conn_write_cb(struct bufferevent *, void *);
 static void	conn_event_cb(struct bufferevent *, short, void *);
 static void	conn_schedule(struct rt_conn *);
 static void	conn_unsubscribe_all(struct rt_conn *);
+static void	worker_drain(struct rt_worker *, uint64_t);
 
 /* ---- channel index --------------------------------------------------- */
 
@@ -386,6 +390,7 @@ conn_timer_open(struct rt_conn *c, uint64_t now)
 	}
 	if (c->c_user != NULL && c->c_user->u_exp != 0 &&
 	    time(NULL) >= c->c_user->u_exp) {
+		STAT_ADD(c->c_worker, rw_token_expired, 1);
 		conn_send_error(c, "Token expired", NULL, NULL);
 		conn_close(c, WS_CLOSE_POLICY, "Token expired", 0);
 		return;
@@ -432,8 +437,11 @@ worker_tick(evutil_socket_t fd, short ev, void *arg)
 	(void)ev;
 	atomic_store(&w->w_rw->rw_tick, now);
 	wheel_advance(&w->w_wheel, now, conn_timer_fire, &now);
-	if (w->w_stopping && (TAILQ_EMPTY(&w->w_conns) || now >= w->w_stop_deadline))
-		event_base_loopexit(w->w_base, NULL);
+	if (w->w_stopping) {
+		worker_drain(w, now);
+		if (TAILQ_EMPTY(&w->w_conns) || now >= w->w_stop_deadline)
+			event_base_loopexit(w->w_base, NULL);
+	}
 }
 
 /* ---- subscriptions ------------------------------------------------------- */
@@ -805,66 +813,50 @@ conn_ws_input(struct rt_conn *c)
 
 /* ---- HTTP and the upgrade ---------------------------------------------- */
 
-/*
- * Why the host cannot prove delivery right now, or NULL.  Redis must be
- * subscribed, and every running worker must have seen the last canary but
- * one that the bridge published (one interval of slack).
- */
-static const char *
-worker_degraded(struct rt_worker *w, char *buf, size_t len)
-{
-	struct reg_bridge	*rb = &w->w_reg->r_hdr->rh_bridge;
-	struct reg_worker	*rw;
-	uint64_t		 sent = atomic_load(&rb->rb_canary_sent);
-	int			 i;
-
-	if (!atomic_load(&rb->rb_redis_up))
-		return "redis unreachable";
-	if (w->w_conf->c_canary_interval == 0 || sent < 2)
-		return NULL;
-	for (i = 0; i < w->w_reg->r_hdr->rh_nworkers; i++) {
-		rw = reg_worker(w->w_reg, i);
-		if (atomic_load(&rw->rw_state) != REG_PROC_RUNNING)
-			continue;
-		if (atomic_load(&rw->rw_canary_seq) + 1 < sent) {
-			snprintf(buf, len, "canary from redis not received by worker %d", i);
-			return buf;
-		}
-	}
-	return NULL;
-}
-
 static void
 conn_health(struct rt_conn *c)
 {
 	struct rt_worker	*w = c->c_worker;
-	struct json_object	*o = json_object_new_object();
-	struct reg_totals	 t;
-	char			 ts[RT_TIMESTAMP_LEN + 1], buf[2048], why[128];
-	const char		*body, *reason;
+	struct json_object	*o;
+	char			 buf[2048];
+	const char		*body;
 	size_t			 blen;
-	int			 n, up;
+	int			 n, healthy;
 
-	reg_totals(w->w_reg, &t);
-	reason = worker_degraded(w, why, sizeof(why));
-	up = atomic_load(&w->w_reg->r_hdr->rh_bridge.rb_redis_up);
-	util_timestamp(ts, sizeof(ts), NULL);
-	json_object_object_add(o, "status", json_object_new_string(reason ? "degraded" : "ok"));
-	json_object_object_add(o, "service", json_object_new_string(RT_SERVICE));
-	json_object_object_add(o, "connections", json_object_new_int64(t.t_connections));
-	json_object_object_add(o, "authenticated", json_object_new_int64(t.t_authenticated));
-	json_object_object_add(o, "activeChannels", json_object_new_int64(t.t_channels));
-	json_object_object_add(o, "redis", json_object_new_string(up ? "up" : "down"));
-	json_object_object_add(o, "workers", json_object_new_int(t.t_workers));
-	if (reason != NULL)
-		json_object_object_add(o, "reason", json_object_new_string(reason));
-	json_object_object_add(o, "timestamp", json_object_new_string(ts));
+	o = admin_health_json(w->w_reg, w->w_conf->c_canary_interval, &healthy);
 	body = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &blen);
-	n = http_format_response(buf, sizeof(buf), reason ? 503 : 200, "application/json",
+	n = http_format_response(buf, sizeof(buf), healthy ? 200 : 503, "application/json",
 	    "Cache-Control: no-store\r\n", body, blen);
 	if (n > 0)
 		bufferevent_write(c->c_bev, buf, (size_t)n);
 	json_object_put(o);
+	conn_linger(c);
+}
+
+/* Prometheus text, for the addresses in metrics_allow only. */
+static void
+conn_metrics(struct rt_conn *c)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen = sizeof(ss);
+	struct evbuffer		*body, *out = bufferevent_get_output(c->c_bev);
+
+	if (getpeername(bufferevent_getfd(c->c_bev), (struct sockaddr *)&ss, &sslen) == -1 ||
+	    !util_addr_allowed((struct sockaddr *)&ss, &c->c_worker->w_conf->c_metrics_allow)) {
+		conn_http_error(c, 403, NULL);
+		return;
+	}
+	if ((body = evbuffer_new()) == NULL) {
+		conn_http_error(c, 503, NULL);
+		return;
+	}
+	admin_metrics(c->c_worker->w_reg, body);
+	evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\n"
+	    "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+	    "Content-Length: %zu\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+	    evbuffer_get_length(body));
+	evbuffer_add_buffer(out, body);
+	evbuffer_free(body);
 	conn_linger(c);
 }
 
@@ -911,7 +903,7 @@ conn_greet(struct rt_conn *c, const struct auth_token *tok)
 
 	if (tok->t_source == AUTH_SRC_NONE) {
 		if (!w->w_conf->c_allow_anonymous) {
-			STAT_ADD(w, rw_auth_failures, 1);
+			STAT_ADD(w, rw_auth_required, 1);
 			conn_send_error(c, "Authentication required", NULL, NULL);
 			conn_close(c, WS_CLOSE_POLICY, "Authentication required", 0);
 			return;
@@ -1005,6 +997,8 @@ conn_route(struct rt_conn *c, const struct http_request *req)
 		conn_upgrade(c, req, ROUTE_ECHO);
 	else if (n == 7 && memcmp(p, "/health", 7) == 0)
 		is_get ? conn_health(c) : conn_http_error(c, 405, "Allow: GET\r\n");
+	else if (n == 8 && memcmp(p, "/metrics", 8) == 0)
+		is_get ? conn_metrics(c) : conn_http_error(c, 405, "Allow: GET\r\n");
 	else
 		conn_http_error(c, 404, NULL);
 }
@@ -1364,6 +1358,27 @@ worker_tls_reload(struct rt_worker *w, const char *p, size_t len)
 	log_debug("%s: new TLS certificate in use", __func__);
 }
 
+/* The admin closes a connection, or all of a user's. */
+static void
+worker_kick(struct rt_worker *w, int by_user, const char *p, size_t len)
+{
+	struct rt_conn	*c, *next;
+
+	for (c = TAILQ_FIRST(&w->w_conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, c_link);
+		if (c->c_state != CS_OPEN || !c->c_counted)
+			continue;
+		if (by_user ? (c->c_user == NULL || strlen(c->c_user->u_id) != len ||
+		    memcmp(c->c_user->u_id, p, len) != 0) :
+		    (len != RT_UUID_LEN || memcmp(c->c_id, p, len) != 0))
+			continue;
+		log_info("%s: connection %s closed by an administrator", c->c_peer, c->c_id);
+		STAT_ADD(w, rw_kicked, 1);
+		conn_send_error(c, "Disconnected by an administrator", NULL, NULL);
+		conn_close(c, WS_CLOSE_POLICY, "Disconnected by an administrator", 0);
+	}
+}
+
 /* New settings from the master: apply what may change live. */
 static void
 worker_reload(struct rt_worker *w, const char *p, size_t len)
@@ -1413,6 +1428,10 @@ worker_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 		case IPC_CFG_RELOAD:
 			worker_reload(w, buf, hdr.len);
 			break;
+		case IPC_CTL_KICK:
+		case IPC_CTL_KICK_USER:
+			worker_kick(w, hdr.type == IPC_CTL_KICK_USER, buf, hdr.len);
+			break;
 		default:
 			fatalx("%s: unexpected message %u from the master", __func__, hdr.type);
 		}
@@ -1427,6 +1446,39 @@ worker_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 }
 
 /* ---- start and stop ------------------------------------------------------ */
+
+/*
+ * Close open connections with 1001, spread evenly over drain_period, so a
+ * host's clients do not all reconnect to the next node in the same second.
+ */
+static void
+worker_drain(struct rt_worker *w, uint64_t now)
+{
+	struct rt_conn	*c, *next;
+	uint64_t	 period = (uint64_t)w->w_conf->c_drain_period, elapsed;
+	int64_t		 due, closed;
+
+	elapsed = now - w->w_drain_start;
+	if (period == 0 || elapsed >= period)
+		due = w->w_drain_total;
+	else
+		due = (int64_t)((uint64_t)w->w_drain_total * (elapsed + WORKER_TICK_MS) / period);
+	closed = w->w_drain_total - (int64_t)STAT_GET(w, rw_connections);
+	for (c = TAILQ_FIRST(&w->w_conns); c != NULL && closed < due; c = next) {
+		next = TAILQ_NEXT(c, c_link);
+		if (c->c_state != CS_OPEN)
+			continue;
+		conn_close(c, WS_CLOSE_GOING_AWAY, "Server shutting down", 0);
+		closed++;
+	}
+	/* late arrivals: connections that were still upgrading */
+	if (due >= w->w_drain_total)
+		for (c = TAILQ_FIRST(&w->w_conns); c != NULL; c = next) {
+			next = TAILQ_NEXT(c, c_link);
+			if (c->c_state == CS_OPEN)
+				conn_close(c, WS_CLOSE_GOING_AWAY, "Server shutting down", 0);
+		}
+}
 
 static void
 worker_stop(evutil_socket_t sig, short ev, void *arg)
@@ -1449,9 +1501,10 @@ worker_stop(evutil_socket_t sig, short ev, void *arg)
 		next = TAILQ_NEXT(c, c_link);
 		if (c->c_state == CS_HTTP)
 			conn_free(c);
-		else if (c->c_state == CS_OPEN)
-			conn_close(c, WS_CLOSE_GOING_AWAY, "Server shutting down", 0);
 	}
+	w->w_drain_total = (int64_t)STAT_GET(w, rw_connections);
+	w->w_drain_start = util_now_ms();
+	worker_drain(w, w->w_drain_start);
 }
 
 static void

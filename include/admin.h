@@ -1,0 +1,84 @@
+#ifndef RT_ADMIN_H
+#define RT_ADMIN_H
+
+/*
+ * The admin socket: a Unix stream socket served by the master.  One command
+ * per line, one JSON object per reply line ({"ok":true,...} or
+ * {"ok":false,"error":"..."}).  See realtimectl(8).
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#define ADMIN_LINE_MAX		(160 * 1024)	/* publish carries a payload */
+#define ADMIN_CLIENTS_MAX	64
+
+struct event_base;
+struct registry;
+struct json_object;
+
+enum admin_cmd {
+	ADM_INVALID = 0,
+	ADM_HELP,
+	ADM_STATS,
+	ADM_HEALTH,
+	ADM_WORKERS,
+	ADM_CHANNELS,		/* [prefix] */
+	ADM_CONNECTIONS,	/* [user ID] */
+	ADM_KICK,		/* CONNECTION-ID */
+	ADM_KICK_USER,		/* USER-ID */
+	ADM_PUBLISH,		/* CHANNEL JSON */
+	ADM_RELOAD,
+};
+
+struct admin_request {
+	enum admin_cmd	 ar_cmd;
+	const char	*ar_arg;	/* first argument, NUL-terminated, or NULL */
+	const char	*ar_rest;	/* publish: the payload (rest of the line) */
+	size_t		 ar_rest_len;
+	const char	*ar_error;	/* ADM_INVALID: why */
+};
+
+/* Parse one command line in place (pure).  Always fills req. */
+void	admin_parse(char *line, struct admin_request *req);
+
+/* What the admin server asks of the master. */
+struct admin_ops {
+	void	*ao_arg;
+	/* reload: 0, or -1 with err */
+	int	(*ao_reload)(void *arg, char *err, size_t errlen);
+	/* close connections: by id (user NULL) or by user id (id NULL); count */
+	int	(*ao_kick)(void *arg, const char *id, const char *user);
+	/* publish via the bridge; reply later with admin_publish_done(reqid) */
+	int	(*ao_publish)(void *arg, uint32_t reqid, const char *channel,
+		    const char *json, size_t len);
+	/* the health object (as /health serves it), new reference */
+	struct json_object *(*ao_health)(void *arg);
+};
+
+struct admin;
+
+/* Listen on path with mode and owner (-1 = keep); NULL with err. */
+struct admin *admin_open(struct event_base *base, struct registry *reg,
+	    const struct admin_ops *ops, const char *path, const char *mode,
+	    int uid, int gid, char *err, size_t errlen);
+void	admin_close(struct admin *a);
+void	admin_close_fd_in_child(struct admin *a);
+/* The bridge answered publish reqid: receivers >= 0, or -1 with error. */
+void	admin_publish_done(struct admin *a, uint32_t reqid, int64_t receivers,
+	    const char *error);
+
+/* Host-wide figures for stats and metrics, as JSON (new reference). */
+struct json_object *admin_stats_json(struct registry *reg);
+
+struct evbuffer;
+/* Prometheus text exposition of the registry's figures into out. */
+void	admin_metrics(struct registry *reg, struct evbuffer *out);
+
+/*
+ * The /health object (new reference); *healthy 0 when degraded: Redis is
+ * not subscribed, or a running worker missed the canary before the last.
+ */
+struct json_object *admin_health_json(struct registry *reg, int64_t canary_interval,
+	    int *healthy);
+
+#endif
