@@ -451,6 +451,9 @@ class Daemon:
             "jwt_algorithm": "HS256",
             "jwt_secret": SECRET,
             "log_level": "debug",
+            # private run-time files, not /run/realtimed
+            "pidfile": os.path.join(workdir, "%s.pid" % name),
+            "admin_socket": os.path.join(workdir, "%s.sock" % name),
         }
         c.update({k: v for k, v in conf.items()})
         self.conf = c

@@ -45,6 +45,8 @@ async function startDaemon(conf = {}, opts = {}) {
     jwt_algorithm: 'HS256',
     jwt_secret: SECRET,
     log_level: 'debug',
+    pidfile: path.join(dir, 'realtimed.pid'),
+    admin_socket: path.join(dir, 'realtimed.sock'),
   }, conf);
   const confPath = path.join(dir, 'realtimed.conf');
   fs.writeFileSync(confPath, Object.entries(settings)
