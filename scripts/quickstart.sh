@@ -26,6 +26,9 @@ echo_path /echo
 jwt_secret $secret
 redis_url redis://127.0.0.1:6379
 log_level info
+pidfile $top/build/realtimed.pid
+admin_socket $top/build/realtimed.sock
+drain_period 0
 CONF
 
 # A development token (HS256, 24 h): header.payload.signature, base64url.
@@ -47,6 +50,8 @@ Try it from another terminal:
   /usr/bin/python3 -m websockets "ws://localhost:8888/ws?token=$token"
 then type {"type":"subscribe","channel":"apps:created"} and, in a third one:
   redis-cli PUBLISH apps:created '{"id":"app-1","name":"my-app"}'
+Operate it with:
+  build/src/realtimectl -s build/realtimed.sock stats
 
 MSG
 exec "$top/build/src/realtimed" -f -c "$conf"

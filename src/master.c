@@ -371,8 +371,15 @@ master_child_gone(struct rt_master *m, struct master_child *mc, int status)
 		atomic_store(&m->m_reg.r_hdr->rh_bridge.rb_redis_up, 0);
 		atomic_store(&m->m_reg.r_hdr->rh_bridge.rb_pid, 0);
 	}
-	if (m->m_stopping)
+	if (m->m_stopping) {
+		if (WIFSIGNALED(status))
+			log_warnx("%s exited on signal %d while stopping",
+			    child_name(mc, name, sizeof(name)), WTERMSIG(status));
+		else if (WEXITSTATUS(status) != 0)
+			log_warnx("%s exited with status %d while stopping",
+			    child_name(mc, name, sizeof(name)), WEXITSTATUS(status));
 		return;
+	}
 	if (now - mc->mc_started < FAST_DEATH_MS)
 		mc->mc_fast_deaths++;
 	else

@@ -2,6 +2,7 @@
 loopback ports per test or per module, stopped by PID with SIGTERM; their
 logs are attached to the report of any test that fails."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,23 @@ def pytest_runtest_makereport(item, call):
         for d in getattr(item, "_realtimed_procs", []):
             rep.sections.append(("realtimed log %s" % d.log_path,
                                  _tail(d.log())))
+
+
+# The master exits 0 even when a child died, so look at what it logged:
+# sanitizer reports (a child's LeakSanitizer exit shows as status 23) and
+# children that died other than by the tests' own SIGKILL.
+_BAD_LOG = re.compile(
+    r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:|"
+    r"exited on signal (?!9;)\d+|exited with status [1-9]")
+
+
+def _sanitizer_or_crash(text):
+    m = _BAD_LOG.search(text)
+    if not m:
+        return None
+    line_start = text.rfind("\n", 0, m.start()) + 1
+    line_end = text.find("\n", m.end())
+    return text[line_start:line_end if line_end != -1 else None]
 
 
 def _register(item, d):
@@ -81,6 +99,9 @@ class _Factory:
             if rc != 0 and not problems:
                 problems.append("%s exited with status %s on SIGTERM"
                                 % (d.name, rc))
+            bad = _sanitizer_or_crash(d.log())
+            if bad:
+                problems.append("%s: %s" % (d.name, bad))
             if problems:
                 problems.append(_tail(d.log(), 60))
         for r in self.redises:

@@ -454,6 +454,7 @@ class Daemon:
             # private run-time files, not /run/realtimed
             "pidfile": os.path.join(workdir, "%s.pid" % name),
             "admin_socket": os.path.join(workdir, "%s.sock" % name),
+            "drain_period": "0",    # tests that measure draining set it
         }
         c.update({k: v for k, v in conf.items()})
         self.conf = c
