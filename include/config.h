@@ -42,6 +42,7 @@ struct rt_config {
 	int64_t		 c_max_header_size;
 	int64_t		 c_max_output_buffer;
 	int		 c_max_connections;
+	int		 c_max_connections_per_ip;	/* 0 = no limit */
 	int		 c_max_channels;
 	int		 c_max_subscriptions;
 	int64_t		 c_handshake_timeout;

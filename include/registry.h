@@ -24,6 +24,7 @@
 #define REGISTRY_VERSION	1
 #define REG_MAX_WORKERS		64
 #define REG_PEER_MAX		48
+#define REG_IP_SLOTS		65536	/* per-address counters, twice (count-min), per worker */
 
 enum reg_proc_state {
 	REG_PROC_NONE = 0,
@@ -51,6 +52,7 @@ struct reg_worker {
 	_Atomic int64_t		 rw_auth_required;	/* no token, anonymous off */
 	_Atomic int64_t		 rw_token_expired;	/* expired while connected */
 	_Atomic int64_t		 rw_kicked;
+	_Atomic int64_t		 rw_ip_limited;		/* max_connections_per_ip */
 	_Atomic int64_t		 rw_handshake_errors;
 	_Atomic int64_t		 rw_handshake_timeouts;
 	_Atomic int64_t		 rw_heartbeat_drops;
@@ -115,6 +117,7 @@ struct reg_header {
 	uint64_t		 rh_off_workers;
 	uint64_t		 rh_off_conns;
 	uint64_t		 rh_off_chans;
+	uint64_t		 rh_off_ips;		/* nworkers x 2 x REG_IP_SLOTS int32 */
 	pthread_mutex_t		 rh_lock;		/* tables below */
 	int32_t			 rh_nconns;		/* used connection slots */
 	int32_t			 rh_nchans;		/* channels with subscribers */
@@ -159,6 +162,18 @@ int	reg_chan_add(struct registry *r, int w, const char *name, size_t len, int de
  * returns the host-wide subscriber count.
  */
 int64_t	reg_chan_route(struct registry *r, const char *name, size_t len, uint64_t *mask);
+
+/*
+ * Connections per client address, host-wide, without a lock: each worker
+ * keeps two counters per address (a count-min sketch, so a collision can
+ * only overstate a count) and the host-wide figure is the sum over workers.
+ * reg_ip_acquire: 0 and *key set when under limit (and counted), -1 when
+ * the address is at it.  reg_ip_release undoes it.  A dead worker's
+ * counters are zeroed by reg_worker_clear().
+ */
+int	reg_ip_acquire(struct registry *r, int w, const void *addr, size_t len, int limit,
+	    uint32_t *key);
+void	reg_ip_release(struct registry *r, int w, uint32_t key);
 
 /* Forget everything worker w owned (it died): counts, connections. */
 void	reg_worker_clear(struct registry *r, int w);

@@ -201,6 +201,7 @@ admin_stats_json(struct registry *reg)
 		sum[11] += atomic_load(&rw->rw_full_refusals);
 		sum[12] += atomic_load(&rw->rw_tls_handshakes);
 		sum[13] += atomic_load(&rw->rw_tls_errors);
+		sum[14] += atomic_load(&rw->rw_ip_limited);
 	}
 	J_INT(o, "connections", t.t_connections);
 	J_INT(o, "authenticated", t.t_authenticated);
@@ -222,6 +223,7 @@ admin_stats_json(struct registry *reg)
 	J_INT(o, "server_full_refusals", sum[11]);
 	J_INT(o, "tls_handshakes", sum[12]);
 	J_INT(o, "tls_errors", sum[13]);
+	J_INT(o, "ip_limited", sum[14]);
 	J_INT(o, "connection_table_full", atomic_load(&reg->r_hdr->rh_conn_table_full));
 	J_INT(o, "channel_table_full", atomic_load(&reg->r_hdr->rh_chan_table_full));
 	b = json_object_new_object();
@@ -706,6 +708,7 @@ static const struct metric worker_metrics[] = {
 	{ "realtimed_tls_handshakes_total", "counter", "Completed TLS handshakes.", WOFF(rw_tls_handshakes) },
 	{ "realtimed_tls_errors_total", "counter", "Failed or timed-out TLS handshakes.", WOFF(rw_tls_errors) },
 	{ "realtimed_kicked_total", "counter", "Connections closed by an administrator.", WOFF(rw_kicked) },
+	{ "realtimed_ip_limited_total", "counter", "Connections refused 503 (max_connections_per_ip).", WOFF(rw_ip_limited) },
 };
 
 static int64_t

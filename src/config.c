@@ -62,6 +62,7 @@ static const struct conf_key conf_keys[] = {
 	{ "max_header_size", CT_SIZE, OFF(c_max_header_size), "8k", 512, 1024 * 1024, F_RELOAD },
 	{ "max_output_buffer", CT_SIZE, OFF(c_max_output_buffer), "4m", 4096, 4 * GB, F_RELOAD },
 	{ "max_connections", CT_INT, OFF(c_max_connections), "100000", 1, 10000000, 0 },
+	{ "max_connections_per_ip", CT_INT, OFF(c_max_connections_per_ip), "0", 0, 10000000, F_RELOAD },
 	{ "max_channels", CT_INT, OFF(c_max_channels), "65536", 16, 10000000, 0 },
 	{ "max_subscriptions", CT_INT, OFF(c_max_subscriptions), "100", 1, 100000, F_RELOAD },
 	{ "handshake_timeout", CT_DURATION, OFF(c_handshake_timeout), "10s", 100, DAY, F_RELOAD },

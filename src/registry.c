@@ -24,6 +24,8 @@ reg_hash(const char *s, size_t len)
 	return h;
 }
 
+static _Atomic int32_t *reg_ips(struct registry *, int);
+
 int
 reg_create(struct registry *r, int nworkers, int max_conns, int max_chans)
 {
@@ -43,6 +45,7 @@ reg_create(struct registry *r, int nworkers, int max_conns, int max_chans)
 	r->r_size += ALIGN64(sizeof(struct reg_worker) * (size_t)nworkers);
 	r->r_size += ALIGN64(sizeof(struct reg_conn) * (size_t)max_conns);
 	r->r_size += stride * (uint64_t)slots;
+	r->r_size += ALIGN64(sizeof(int32_t) * 2 * REG_IP_SLOTS * (size_t)nworkers);
 	p = mmap(NULL, r->r_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -1;
@@ -58,6 +61,7 @@ reg_create(struct registry *r, int nworkers, int max_conns, int max_chans)
 	h->rh_off_workers = off;
 	h->rh_off_conns = off + ALIGN64(sizeof(struct reg_worker) * (size_t)nworkers);
 	h->rh_off_chans = h->rh_off_conns + ALIGN64(sizeof(struct reg_conn) * (size_t)max_conns);
+	h->rh_off_ips = h->rh_off_chans + stride * (uint64_t)slots;
 	pthread_mutexattr_init(&ma);
 	pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
 	pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
@@ -300,6 +304,8 @@ reg_worker_clear(struct registry *r, int w)
 		}
 	}
 	reg_unlock(r);
+	for (i = 0; i < 2 * REG_IP_SLOTS; i++)
+		atomic_store_explicit(&reg_ips(r, w)[i], 0, memory_order_relaxed);
 	atomic_store(&rw->rw_connections, 0);
 	atomic_store(&rw->rw_authenticated, 0);
 	atomic_store(&rw->rw_anonymous, 0);
@@ -341,4 +347,53 @@ reg_chan_foreach(struct registry *r,
 			fn(ch->ch_name, ch->ch_total, arg);
 	}
 	reg_unlock(r);
+}
+
+/* Worker w's half of the per-address counters. */
+static _Atomic int32_t *
+reg_ips(struct registry *r, int w)
+{
+	return (_Atomic int32_t *)((char *)r->r_hdr + r->r_hdr->rh_off_ips) +
+	    (size_t)w * 2 * REG_IP_SLOTS;
+}
+
+static int32_t
+reg_ip_count(struct registry *r, uint32_t slot)
+{
+	int32_t	 n = 0;
+	int	 w;
+
+	for (w = 0; w < r->r_hdr->rh_nworkers; w++)
+		n += atomic_load_explicit(&reg_ips(r, w)[slot], memory_order_relaxed);
+	return n;
+}
+
+int
+reg_ip_acquire(struct registry *r, int w, const void *addr, size_t len, int limit,
+    uint32_t *key)
+{
+	_Atomic int32_t	*mine = reg_ips(r, w);
+	uint32_t	 h = reg_hash((const char *)addr, len), a, b;
+	int32_t		 ca, cb;
+
+	a = h & (REG_IP_SLOTS - 1);
+	/* a second index from the other half of the hash, mixed again */
+	b = REG_IP_SLOTS + (((h >> 16) ^ (h * 2654435761u)) & (REG_IP_SLOTS - 1));
+	ca = reg_ip_count(r, a);
+	cb = reg_ip_count(r, b);
+	if ((ca < cb ? ca : cb) >= limit)
+		return -1;
+	atomic_fetch_add_explicit(&mine[a], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mine[b], 1, memory_order_relaxed);
+	*key = (a << 16) | (b - REG_IP_SLOTS);
+	return 0;
+}
+
+void
+reg_ip_release(struct registry *r, int w, uint32_t key)
+{
+	_Atomic int32_t	*mine = reg_ips(r, w);
+
+	atomic_fetch_sub_explicit(&mine[key >> 16], 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&mine[REG_IP_SLOTS + (key & 0xffff)], 1, memory_order_relaxed);
 }

@@ -92,6 +92,8 @@ struct rt_conn {
 	uint8_t			 c_close_rcvd;
 	uint8_t			 c_counted;	/* in the open-connection counters */
 	int32_t			 c_slot;	/* registry connection slot, -1 none */
+	uint32_t		 c_ipkey;	/* per-address counters held */
+	uint8_t			 c_ip_counted;
 	uint16_t		 c_msg_opcode;
 	uint64_t		 c_last_rx;	/* ms, monotonic */
 	uint64_t		 c_last_ping;
@@ -136,6 +138,7 @@ static void	conn_event_cb(struct bufferevent *, short, void *);
 static void	conn_schedule(struct rt_conn *);
 static void	conn_unsubscribe_all(struct rt_conn *);
 static void	worker_drain(struct rt_worker *, uint64_t);
+static void	worker_ip_limit(struct rt_worker *, struct rt_conn *, const struct sockaddr *);
 
 /* ---- channel index --------------------------------------------------- */
 
@@ -280,6 +283,8 @@ conn_free(struct rt_conn *c)
 
 	conn_uncount(c);
 	conn_unsubscribe_all(c);
+	if (c->c_ip_counted)
+		reg_ip_release(w->w_reg, w->w_id, c->c_ipkey);
 	wheel_cancel(&w->w_wheel, &c->c_timer);
 	TAILQ_REMOVE(&w->w_conns, c, c_link);
 	if (c->c_bev != NULL)
@@ -1174,6 +1179,7 @@ worker_accept_conn(struct rt_worker *w, evutil_socket_t fd, struct sockaddr *sa,
 	wheel_schedule(&w->w_wheel, &c->c_timer, c->c_deadline);
 	bufferevent_setcb(c->c_bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_enable(c->c_bev, EV_READ | EV_WRITE);
+	worker_ip_limit(w, c, sa);
 	return;
  fail:
 	log_warnx("%s: out of memory, connection dropped", __func__);
@@ -1183,6 +1189,33 @@ worker_accept_conn(struct rt_worker *w, evutil_socket_t fd, struct sockaddr *sa,
 	else
 		bufferevent_free(c->c_bev);
 	free(c);
+}
+
+/* max_connections_per_ip: count this address, or refuse with 503. */
+static void
+worker_ip_limit(struct rt_worker *w, struct rt_conn *c, const struct sockaddr *sa)
+{
+	const void	*addr;
+	size_t		 len;
+	int		 limit = w->w_conf->c_max_connections_per_ip;
+
+	if (limit <= 0)
+		return;
+	if (sa->sa_family == AF_INET) {
+		addr = &((const struct sockaddr_in *)sa)->sin_addr;
+		len = 4;
+	} else if (sa->sa_family == AF_INET6) {
+		addr = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		len = 16;
+	} else
+		return;
+	if (reg_ip_acquire(w->w_reg, w->w_id, addr, len, limit, &c->c_ipkey) == 0) {
+		c->c_ip_counted = 1;
+		return;
+	}
+	STAT_ADD(w, rw_ip_limited, 1);
+	log_debug("%s: %s: over max_connections_per_ip", __func__, c->c_peer);
+	conn_http_error(c, 503, "Retry-After: 10\r\n");
 }
 
 static void
