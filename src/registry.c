@@ -216,6 +216,26 @@ reg_chan_find(struct registry *r, const char *name, size_t len, uint32_t hash,
 	return -1;
 }
 
+/*
+ * Delete slot i.  A tombstone is needed only when a probe chain runs
+ * through it; when the next slot is empty, it and the tombstones before it
+ * become empty again, so churn does not fill the table with tombstones.
+ */
+static void
+reg_chan_delete(struct registry *r, int32_t i)
+{
+	int32_t	 mask = r->r_hdr->rh_chan_slots - 1;
+
+	if (reg_chan_slot(r, (i + 1) & mask)->ch_state != REG_CHAN_EMPTY) {
+		reg_chan_slot(r, i)->ch_state = REG_CHAN_DELETED;
+		return;
+	}
+	reg_chan_slot(r, i)->ch_state = REG_CHAN_EMPTY;
+	for (i = (i - 1) & mask; reg_chan_slot(r, i)->ch_state == REG_CHAN_DELETED;
+	    i = (i - 1) & mask)
+		reg_chan_slot(r, i)->ch_state = REG_CHAN_EMPTY;
+}
+
 int
 reg_chan_add(struct registry *r, int w, const char *name, size_t len, int delta)
 {
@@ -248,7 +268,7 @@ reg_chan_add(struct registry *r, int w, const char *name, size_t len, int delta)
 		ch->ch_total += delta;
 	}
 	if (ch->ch_total <= 0) {
-		ch->ch_state = REG_CHAN_DELETED;
+		reg_chan_delete(r, i);
 		h->rh_nchans--;
 	}
 	reg_unlock(r);
@@ -292,6 +312,7 @@ reg_worker_clear(struct registry *r, int w)
 		ch->ch_total -= ch->ch_counts[w];
 		ch->ch_counts[w] = 0;
 		if (ch->ch_total <= 0) {
+			/* a tombstone: the sweep goes on past it */
 			ch->ch_state = REG_CHAN_DELETED;
 			h->rh_nchans--;
 		}

@@ -118,6 +118,9 @@ START_TEST(test_churn_keeps_lookups_right)
 		}
 	}
 	ck_assert_int_eq(reg.r_hdr->rh_nchans, 0);
+	/* churn leaves no tombstones behind once every channel is gone */
+	for (i = 0; i < reg.r_hdr->rh_chan_slots; i++)
+		ck_assert_uint_eq(reg_chan_slot(&reg, i)->ch_state, REG_CHAN_EMPTY);
 }
 END_TEST
 
