@@ -62,7 +62,7 @@ struct admin *admin_open(struct event_base *base, struct registry *reg,
 	    const struct admin_ops *ops, const char *path, const char *mode,
 	    int uid, int gid, char *err, size_t errlen);
 void	admin_close(struct admin *a);
-void	admin_close_fd_in_child(struct admin *a);
+void	admin_free_in_child(struct admin *a);
 /* The bridge answered publish reqid: receivers >= 0, or -1 with error. */
 void	admin_publish_done(struct admin *a, uint32_t reqid, int64_t receivers,
 	    const char *error);

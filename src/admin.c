@@ -668,18 +668,19 @@ admin_close(struct admin *a)
 	free(a);
 }
 
-/* In a freshly forked child: drop the descriptors, keep the memory. */
+/* In a freshly forked child: let go of everything, but leave the socket file. */
 void
-admin_close_fd_in_child(struct admin *a)
+admin_free_in_child(struct admin *a)
 {
 	int	 i;
 
 	if (a == NULL)
 		return;
-	close(evconnlistener_get_fd(a->a_listener));
 	for (i = 0; i < ADMIN_CLIENTS_MAX; i++)
 		if (a->a_clients[i] != NULL)
-			close(bufferevent_getfd(a->a_clients[i]->ac_bev));
+			admin_client_free(a->a_clients[i]);
+	evconnlistener_free(a->a_listener);
+	free(a);
 }
 
 /* ---- /metrics ------------------------------------------------------------- */

@@ -254,9 +254,29 @@ child_setup(struct rt_master *m, struct master_child *self)
 {
 	int	 i;
 
-	admin_close_fd_in_child(m->m_admin);
+	/* the master's events and admin clients, freed here (poll: no kernel state) */
+	for (i = 0; i < m->m_nworkers; i++)
+		if (m->m_workers[i].mc_ev != NULL) {
+			event_free(m->m_workers[i].mc_ev);
+			m->m_workers[i].mc_ev = NULL;
+		}
+	if (m->m_bridge.mc_ev != NULL) {
+		event_free(m->m_bridge.mc_ev);
+		m->m_bridge.mc_ev = NULL;
+	}
+	for (i = 0; i < 5; i++)
+		if (m->m_sig[i] != NULL) {
+			event_free(m->m_sig[i]);
+			m->m_sig[i] = NULL;
+		}
+	if (m->m_tick != NULL) {
+		event_free(m->m_tick);
+		m->m_tick = NULL;
+	}
+	admin_free_in_child(m->m_admin);
+	m->m_admin = NULL;
 	event_base_free(master_base);
-	master_base = NULL;
+	master_base = m->m_base = NULL;
 	signal(SIGINT, SIG_IGN);	/* the master coordinates a Ctrl-C */
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
