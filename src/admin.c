@@ -249,10 +249,22 @@ admin_degraded(struct registry *reg, int64_t canary_interval, char *buf, size_t 
 	uint64_t		 sent = atomic_load(&rb->rb_canary_sent);
 	int			 i;
 
+	uint64_t		 now = util_now_ms(), at, tick;
+
 	if (!atomic_load(&rb->rb_redis_up))
 		return "redis unreachable";
+	/* a stalled bridge stops counting: judge it by its own clock too */
+	tick = atomic_load(&rb->rb_tick);
+	if (tick != 0 && now > tick && now - tick > 3000)
+		return "bridge not responding";
 	if (canary_interval == 0 || sent < 2)
 		return NULL;
+	at = atomic_load(&rb->rb_canary_sent_at);
+	if (at != 0 && now > at && now - at > 2 * (uint64_t)canary_interval + 1000) {
+		snprintf(buf, len, "no canary published for %llu ms",
+		    (unsigned long long)(now - at));
+		return buf;
+	}
 	/* one interval of slack: the canary before the last must be in */
 	for (i = 0; i < reg->r_hdr->rh_nworkers; i++) {
 		rw = reg_worker(reg, i);

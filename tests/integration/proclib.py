@@ -1,0 +1,415 @@
+"""Helpers for the process-model tests (test_delivery.py, test_faults.py):
+the daemon's processes as seen in /proc, waiting for a settled daemon,
+publishing to Redis over raw RESP (pipelined), redis-server on a fixed
+port, and a fast asyncio WebSocket client for many connections.
+
+Every wait here is bounded.
+"""
+import asyncio
+import base64
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import time
+
+import rtlib
+
+
+# ------------------------------------------------------------ /proc view
+
+def _ppid(pid):
+    with open("/proc/%d/stat" % pid, "rb") as f:
+        stat = f.read().decode("latin-1")
+    # the comm field may hold spaces and parentheses: split after the last ')'
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def _title(pid):
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        raw = f.read()
+    return raw.replace(b"\0", b" ").decode("latin-1").strip()
+
+
+def children(master_pid):
+    """{pid: process title} of the live (non-zombie) children of master."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        try:
+            if _ppid(pid) != master_pid:
+                continue
+            with open("/proc/%d/stat" % pid, "rb") as f:
+                state = f.read().decode("latin-1")
+            state = state[state.rindex(")") + 2:].split()[0]
+            if state == "Z":
+                continue
+            out[pid] = _title(pid)
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def roles(master_pid):
+    """{title: pid}, e.g. {"realtimed: bridge": 12, "realtimed: worker 0": 13}."""
+    return {t: p for p, t in children(master_pid).items()}
+
+
+def worker_title(i):
+    return "realtimed: worker %d" % i
+
+
+BRIDGE = "realtimed: bridge"
+
+
+def expected_titles(nworkers):
+    return {BRIDGE} | {worker_title(i) for i in range(nworkers)}
+
+
+def wait_for(pred, timeout, what, interval=0.05):
+    """Poll pred() until it returns something truthy; return that value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = pred()
+        except (OSError, ConnectionError, ValueError, AssertionError) as e:
+            last = e
+            if time.monotonic() >= deadline:
+                raise AssertionError("timed out (%.1fs) waiting for %s; "
+                                     "last: %r" % (timeout, what, last))
+            time.sleep(interval)
+            continue
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out (%.1fs) waiting for %s; last: %r"
+                                 % (timeout, what, last))
+        time.sleep(interval)
+
+
+def health_json(port, timeout=2):
+    status, _, body = rtlib.health(port, timeout=timeout)
+    return status, body
+
+
+def wait_settled(d, nworkers, redis=True, timeout=10):
+    """Wait until the master has its bridge and nworkers workers, and
+    /health says ok with that many workers (and Redis up when asked).
+    Returns the {title: pid} map."""
+    want = expected_titles(nworkers)
+
+    def procs_ok():
+        r = roles(d.proc.pid)
+        return r if set(r) == want else None
+    wait_for(procs_ok, timeout, "bridge + %d workers under master %d"
+             % (nworkers, d.proc.pid))
+
+    def health_ok():
+        st, h = health_json(d.port)
+        if st != 200 or h.get("status") != "ok" or h.get("workers") != nworkers:
+            return None
+        if redis and h.get("redis") != "up":
+            return None
+        return h
+    wait_for(health_ok, timeout, "/health 200 ok with %d workers" % nworkers)
+    return roles(d.proc.pid)
+
+
+def rss_kib(pids):
+    """Sum of VmRSS (KiB) over pids."""
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
+def daemon_rss_kib(d):
+    return rss_kib([d.proc.pid] + list(children(d.proc.pid)))
+
+
+# ----------------------------------------------------------------- Redis
+
+def resp_command(*args):
+    parts = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a.encode() if isinstance(a, str) else a
+        parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(parts)
+
+
+def publish_many(port, messages, timeout=30):
+    """PUBLISH every (channel, payload) over one pipelined connection; return
+    the list of integer replies (receivers per message)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(b"".join(resp_command("PUBLISH", ch, p)
+                           for ch, p in messages))
+        replies = []
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while len(replies) < len(messages):
+            while b"\r\n" not in buf:
+                s.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise ConnectionError("redis closed the connection")
+                buf += chunk
+            line, buf = buf.split(b"\r\n", 1)
+            if not line.startswith(b":"):
+                raise AssertionError("unexpected redis reply %r" % line)
+            replies.append(int(line[1:]))
+        return replies
+    finally:
+        s.close()
+
+
+def publish(port, channel, payload):
+    return publish_many(port, [(channel, payload)])[0]
+
+
+def cli_publish(port, channel, payload):
+    """PUBLISH with redis-cli, as an operator or a shell script would."""
+    p = subprocess.run(["redis-cli", "-p", str(port), "PUBLISH", channel,
+                        payload], capture_output=True, timeout=10,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    return int(p.stdout.strip())
+
+
+class PortRedis(rtlib.Redis):
+    """rtlib.Redis on a given port (to restart Redis where it was)."""
+
+    def __init__(self, workdir, port):
+        self.port = port
+        self.log_path = os.path.join(workdir, "redis-%d-%d.log"
+                                     % (port, int(time.time() * 1000)))
+        self.logf = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", workdir],
+            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,
+            cwd=workdir)
+        self.url = "redis://127.0.0.1:%d" % port
+        deadline = time.monotonic() + rtlib.READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("redis-server exited with %s"
+                                   % self.proc.returncode)
+            try:
+                if self.command("PING") == b"+PONG\r\n":
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start on port %d" % port)
+
+
+# ----------------------------------------------- a lean asyncio client
+
+class Closed(Exception):
+    def __init__(self, code=None, reason=b""):
+        super().__init__("closed (code %r, reason %r)" % (code, reason))
+        self.code, self.reason = code, reason
+
+
+class FastWS:
+    """A minimal asyncio WebSocket client for many connections: raw frames,
+    no per-message overhead beyond parsing (server frames are unmasked)."""
+
+    def __init__(self, reader, writer):
+        self.r, self.w = reader, writer
+        self.buf = bytearray()
+        self.hello = None
+
+    @classmethod
+    async def connect(cls, port, token=None, timeout=rtlib.IO_TIMEOUT):
+        path = "/ws" if token is None else "/ws?token=" + token
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port), timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+                      "\r\n" % (path, port, key)).encode())
+        self = cls(reader, writer)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        self.hello = await self.recv_json(timeout)
+        assert self.hello["type"] == "connected", self.hello
+        return self
+
+    async def _fill(self, n):
+        while len(self.buf) < n:
+            chunk = await self.r.read(262144)
+            if not chunk:
+                raise Closed(None)
+            self.buf += chunk
+
+    async def recv_frame(self):
+        await self._fill(2)
+        b0, b1 = self.buf[0], self.buf[1]
+        n, off = b1 & 0x7F, 2
+        if n == 126:
+            await self._fill(4)
+            n, off = struct.unpack_from("!H", self.buf, 2)[0], 4
+        elif n == 127:
+            await self._fill(10)
+            n, off = struct.unpack_from("!Q", self.buf, 2)[0], 10
+        await self._fill(off + n)
+        payload = bytes(self.buf[off:off + n])
+        del self.buf[:off + n]
+        return b0 & 0x0F, payload
+
+    async def recv_text(self):
+        """The next text message (pings answered, close raises Closed)."""
+        while True:
+            op, payload = await self.recv_frame()
+            if op == 0x9:
+                self.send_frame(0xA, payload)
+                continue
+            if op == 0x8:
+                code, reason = rtlib.parse_close(payload)
+                raise Closed(code, reason)
+            if op == 0x1:
+                return payload
+            if op == 0xA:
+                continue
+            raise AssertionError("unexpected opcode %d" % op)
+
+    async def recv_json(self, timeout=rtlib.IO_TIMEOUT):
+        return json.loads(await asyncio.wait_for(self.recv_text(), timeout))
+
+    def send_frame(self, opcode, payload):
+        n = len(payload)
+        hdr = bytearray([0x80 | opcode])
+        if n < 126:
+            hdr.append(0x80 | n)
+        elif n < 65536:
+            hdr.append(0x80 | 126)
+            hdr += struct.pack("!H", n)
+        else:
+            hdr.append(0x80 | 127)
+            hdr += struct.pack("!Q", n)
+        key = os.urandom(4)
+        hdr += key
+        self.w.write(bytes(hdr) + rtlib._mask_fast(payload, key))
+
+    def send_json(self, obj):
+        self.send_frame(0x1, json.dumps(obj).encode())
+
+    async def request(self, obj, timeout=rtlib.IO_TIMEOUT):
+        self.send_json(obj)
+        await self.w.drain()
+        return await self.recv_json(timeout)
+
+    async def subscribe(self, channel, timeout=rtlib.IO_TIMEOUT):
+        m = await self.request({"type": "subscribe", "channel": channel},
+                               timeout)
+        assert m["type"] == "subscribed" and m["channel"] == channel, m
+        return m
+
+    def abort(self):
+        try:
+            self.w.transport.abort()
+        except Exception:
+            pass
+
+
+async def open_many(port, n, token=None, channel=None, concurrency=50,
+                    timeout=30):
+    """n FastWS connections (subscribed to channel when given), opened with
+    bounded concurrency. token: None (anonymous), a string, or f(i)."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(i):
+        async with sem:
+            tok = token(i) if callable(token) else token
+            c = await FastWS.connect(port, tok)
+            if channel is not None:
+                await c.subscribe(channel)
+            return c
+    return await asyncio.wait_for(
+        asyncio.gather(*(one(i) for i in range(n))), timeout)
+
+
+EVENT_SEQ_RE = re.compile(rb'"seq":(\d+)')
+
+
+def raw_ws_small_rcvbuf(port, token=None, rcvbuf=4096, timeout=rtlib.IO_TIMEOUT):
+    """An rtlib.RawWS whose socket got a small SO_RCVBUF before connect()
+    (so the kernel cannot absorb much of what the server sends)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(timeout)
+    s.connect(("127.0.0.1", port))
+    ws = rtlib.RawWS.__new__(rtlib.RawWS)
+    ws.sock = s
+    ws.key = base64.b64encode(os.urandom(16)).decode()
+    path = "/ws" if token is None else "/ws?token=" + token
+    s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+               % (path, port, ws.key)).encode())
+    st, hd, rest, _ = rtlib.read_http_response(s, timeout, read_all=False)
+    assert st == 101, (st, hd)
+    ws.status, ws.headers, ws.buf = st, hd, rest
+    return ws
+
+
+def read_to_eof(sock, timeout):
+    """(bytes, how) read until the peer ends the connection: how is "eof",
+    "reset" or "timeout"."""
+    deadline = time.monotonic() + timeout
+    data = bytearray()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return bytes(data), "timeout"
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(1 << 20)
+        except (socket.timeout, TimeoutError):
+            return bytes(data), "timeout"
+        except ConnectionResetError:
+            return bytes(data), "reset"
+        if not chunk:
+            return bytes(data), "eof"
+        data += chunk
+
+
+def split_frames(data):
+    """Server frames in data: ([(opcode, payload)], trailing bytes of an
+    incomplete frame, or None when the stream is not a frame sequence)."""
+    frames, off = [], 0
+    while off < len(data):
+        if len(data) - off < 2:
+            return frames, data[off:]
+        b0, b1 = data[off], data[off + 1]
+        if b1 & 0x80 or b0 & 0x70 or (b0 & 0x0F) not in (0, 1, 2, 8, 9, 10):
+            return frames, None
+        n, h = b1 & 0x7F, 2
+        if n == 126:
+            if len(data) - off < 4:
+                return frames, data[off:]
+            n, h = struct.unpack_from("!H", data, off + 2)[0], 4
+        elif n == 127:
+            if len(data) - off < 10:
+                return frames, data[off:]
+            n, h = struct.unpack_from("!Q", data, off + 2)[0], 10
+        if len(data) - off < h + n:
+            return frames, data[off:]
+        frames.append((b0 & 0x0F, bytes(data[off + h:off + h + n])))
+        off += h + n
+    return frames, b""
