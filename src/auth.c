@@ -43,6 +43,9 @@ struct auth_ctx {
 	char		*a_audience;	/* NULL: not checked */
 	EVP_MAC_CTX	*a_mac;		/* HS*: keyed once, re-initialised per token */
 	size_t		 a_maclen;
+	struct json_tokener *a_tok;	/* reused for every payload */
+	char		 a_hdr[128];	/* last header segment seen to be right */
+	size_t		 a_hdrlen;
 };
 
 static const struct {
@@ -89,6 +92,8 @@ auth_free(struct auth_ctx *ctx)
 	free(ctx->a_issuer);
 	free(ctx->a_audience);
 	EVP_MAC_CTX_free(ctx->a_mac);
+	if (ctx->a_tok != NULL)
+		json_tokener_free(ctx->a_tok);
 	free(ctx);
 }
 
@@ -256,6 +261,10 @@ auth_mac_new(struct auth_ctx *ctx, char *err, size_t errlen)
 	}
 	EVP_MAC_free(mac);
 	ctx->a_maclen = EVP_MAC_CTX_get_mac_size(ctx->a_mac);
+	if ((ctx->a_tok = json_tokener_new()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	return 0;
 }
 
@@ -625,10 +634,17 @@ auth_check_hmac(struct auth_ctx *ctx, const char *tok, time_t now, struct auth_u
 	if ((d1 = strchr(tok, '.')) == NULL || (d2 = strchr(d1 + 1, '.')) == NULL ||
 	    strchr(d2 + 1, '.') != NULL)
 		return "malformed token";
-	if (auth_header_alg(tok, alg, sizeof(alg)) == -1)
-		return "malformed token";
-	if (strcmp(alg, jwt_alg_str(ctx->a_alg)) != 0)
-		return "algorithm not allowed";
+	/* one issuer sends one header: decode it only when it changes */
+	if ((size_t)(d1 - tok) != ctx->a_hdrlen || memcmp(tok, ctx->a_hdr, ctx->a_hdrlen) != 0) {
+		if (auth_header_alg(tok, alg, sizeof(alg)) == -1)
+			return "malformed token";
+		if (strcmp(alg, jwt_alg_str(ctx->a_alg)) != 0)
+			return "algorithm not allowed";
+		if ((size_t)(d1 - tok) <= sizeof(ctx->a_hdr)) {
+			ctx->a_hdrlen = (size_t)(d1 - tok);
+			memcpy(ctx->a_hdr, tok, ctx->a_hdrlen);
+		}
+	}
 	siglen = auth_b64url(d2 + 1, strlen(d2 + 1), sig, sizeof(sig));
 	if (EVP_MAC_init(ctx->a_mac, NULL, 0, NULL) != 1 ||
 	    EVP_MAC_update(ctx->a_mac, (const unsigned char *)tok, (size_t)(d2 - tok)) != 1 ||
@@ -638,8 +654,8 @@ auth_check_hmac(struct auth_ctx *ctx, const char *tok, time_t now, struct auth_u
 		return "signature verification failed";
 	if ((plen = auth_b64url(d1 + 1, (size_t)(d2 - d1 - 1), payload, sizeof(payload))) < 0)
 		return "malformed token";
-	if ((jt = json_tokener_new()) == NULL)
-		return "out of memory";
+	jt = ctx->a_tok;
+	json_tokener_reset(jt);
 	claims = json_tokener_parse_ex(jt, (const char *)payload, (int)plen);
 	if (claims == NULL || json_tokener_get_parse_end(jt) != (size_t)plen ||
 	    !json_object_is_type(claims, json_type_object))
@@ -647,7 +663,6 @@ auth_check_hmac(struct auth_ctx *ctx, const char *tok, time_t now, struct auth_u
 	else
 		why = auth_check_claims(ctx, claims, now, user);
 	json_object_put(claims);
-	json_tokener_free(jt);
 	return why;
 }
 
