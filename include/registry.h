@@ -121,7 +121,7 @@ struct reg_header {
 	pthread_mutex_t		 rh_lock;		/* tables below */
 	int32_t			 rh_nconns;		/* used connection slots */
 	int32_t			 rh_nchans;		/* channels with subscribers */
-	int32_t			 rh_conn_hint;		/* next slot to try */
+	int32_t			 rh_conn_hint[REG_MAX_WORKERS];	/* next slot to try, per worker */
 	_Atomic int64_t		 rh_conn_table_full;	/* refusals, counted */
 	_Atomic int64_t		 rh_chan_table_full;
 	_Atomic int64_t		 rh_lock_recoveries;	/* owner died holding it */

@@ -134,7 +134,14 @@ reg_conn_add(struct registry *r, int w, const char *id, const char *user,
 	int			 i, n, slot = -1;
 
 	reg_lock(r);
-	for (n = 0, i = h->rh_conn_hint; n < h->rh_max_conns; n++, i++) {
+	/*
+	 * Each worker starts in its own stretch of the table, so its slots
+	 * share pages with nobody else's (shared pages count in the RSS of
+	 * every process that touched them).
+	 */
+	if (h->rh_conn_hint[w] == 0)
+		h->rh_conn_hint[w] = (int32_t)((int64_t)h->rh_max_conns * w / h->rh_nworkers);
+	for (n = 0, i = h->rh_conn_hint[w]; n < h->rh_max_conns; n++, i++) {
 		if (i >= h->rh_max_conns)
 			i = 0;
 		if (!reg_conn_slot(r, i)->rc_used) {
@@ -157,7 +164,7 @@ reg_conn_add(struct registry *r, int w, const char *id, const char *user,
 	snprintf(c->rc_peer, sizeof(c->rc_peer), "%s", peer);
 	c->rc_used = 1;
 	h->rh_nconns++;
-	h->rh_conn_hint = slot + 1;
+	h->rh_conn_hint[w] = slot + 1 < h->rh_max_conns ? slot + 1 : 0;
 	reg_unlock(r);
 	return slot;
 }
