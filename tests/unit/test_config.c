@@ -221,6 +221,31 @@ START_TEST(test_every_key_in_sample_config)
 }
 END_TEST
 
+/* Every key of the table is documented in realtimed.conf(5). */
+START_TEST(test_every_key_in_manual)
+{
+	FILE	*fp = fopen(TEST_SRCDIR "/../man/realtimed.conf.5", "r");
+	static char text[262144];
+	char	 pat[128];
+	size_t	 n;
+	int	 i;
+
+	ck_assert_ptr_nonnull(fp);
+	n = fread(text, 1, sizeof(text) - 1, fp);
+	text[n] = '\0';
+	fclose(fp);
+	for (i = 0; i < config_key_count(); i++) {
+		snprintf(pat, sizeof(pat), ".It Ic %s ", config_key_name(i));
+		if (strstr(text, pat) == NULL) {
+			snprintf(pat, sizeof(pat), ".It Ic %s\n", config_key_name(i));
+			if (strstr(text, pat) == NULL)
+				ck_abort_msg("key %s has no entry in man/realtimed.conf.5",
+				    config_key_name(i));
+		}
+	}
+}
+END_TEST
+
 int
 main(void)
 {
@@ -243,6 +268,7 @@ main(void)
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_dump_masks_secrets);
 	tcase_add_test(tc, test_every_key_in_sample_config);
+	tcase_add_test(tc, test_every_key_in_manual);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
