@@ -11,6 +11,8 @@ struct rt_config;
  * process exit status.
  */
 int	master_start(struct rt_config *conf, int foreground);
+/* The checks a child would otherwise fail on: JWT keys, redis_url, TLS. */
+int	master_check_config(const struct rt_config *conf, char *err, size_t errlen);
 
 /* Set the title ps(1) shows ("realtimed: worker 3"). */
 void	proc_title_init(int argc, char **argv);

@@ -41,7 +41,7 @@ struct conf_key {
 
 static const struct conf_key conf_keys[] = {
 	{ "listen", CT_STR, OFF(c_listen), "0.0.0.0:8888", 0, 0, 0 },
-	{ "workers", CT_INT, OFF(c_workers), "0", 0, 1024, 0 },
+	{ "workers", CT_INT, OFF(c_workers), "0", 0, 64, 0 },
 	{ "ws_path", CT_STR, OFF(c_ws_path), "/ws", 0, 0, 0 },
 	{ "echo_path", CT_STR, OFF(c_echo_path), "", 0, 0, 0 },
 	{ "listen_tls", CT_STR, OFF(c_listen_tls), "0.0.0.0:8443", 0, 0, 0 },
@@ -506,14 +506,20 @@ config_validate(struct rt_config *conf, char *err, size_t errlen)
 			    conf->c_file ? conf->c_file : "config", conf->c_metrics_allow.sl_items[i]);
 			return -1;
 		}
+	if (conf->c_drain_period > conf->c_shutdown_timeout) {
+		snprintf(err, errlen, "%s: drain_period must not be longer than shutdown_timeout",
+		    conf->c_file ? conf->c_file : "config");
+		return -1;
+	}
 	if (conf->c_listen[0] == '\0' &&
 	    (conf->c_listen_tls[0] == '\0' || conf->c_tls_certificate[0] == '\0')) {
 		snprintf(err, errlen, "%s: no listener: set listen, or listen_tls and tls_certificate",
 		    conf->c_file ? conf->c_file : "config");
 		return -1;
 	}
-	if (strncasecmp(alg, "HS", 2) != 0 && strncasecmp(alg, "RS", 2) != 0 &&
-	    strncasecmp(alg, "ES", 2) != 0) {
+	if (strcmp(alg, "HS256") && strcmp(alg, "HS384") && strcmp(alg, "HS512") &&
+	    strcmp(alg, "RS256") && strcmp(alg, "RS384") && strcmp(alg, "RS512") &&
+	    strcmp(alg, "ES256") && strcmp(alg, "ES384") && strcmp(alg, "ES512")) {
 		snprintf(err, errlen, "%s: jwt_algorithm '%s' is not one of HS256, HS384, HS512, RS256, ES256",
 		    conf->c_file ? conf->c_file : "config", alg);
 		return -1;

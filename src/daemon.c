@@ -151,7 +151,9 @@ daemon_drop_privileges(const char *user, const char *group, char *err, size_t er
 		return -1;
 	if (gid != -1) {
 		g = (gid_t)gid;
-		if (setgroups(1, &g) == -1 || setresgid(g, g, g) == -1) {
+		/* the user's supplementary groups too (ssl-cert for key files) */
+		if ((uid != -1 ? initgroups(user, g) : setgroups(1, &g)) == -1 ||
+		    setresgid(g, g, g) == -1) {
 			snprintf(err, errlen, "cannot switch to group %d: %s", gid, strerror(errno));
 			return -1;
 		}

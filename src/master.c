@@ -22,6 +22,7 @@
 #include "autoconf.h"
 #include "realtimed.h"
 #include "admin.h"
+#include "auth.h"
 #include "daemon.h"
 #include "bridge.h"
 #include "config.h"
@@ -543,9 +544,12 @@ master_broadcast(struct rt_master *m, int workers_only, uint32_t type,
 		log_warn("reload: cannot reach the bridge");
 }
 
-/* The certificate of the new configuration, to every worker. */
+/*
+ * The certificate of the new configuration: a context for respawned
+ * workers, and the PEM message for the running ones.  -1 (logged) if unusable.
+ */
 static int
-master_reload_tls(struct rt_master *m, struct rt_config *nc)
+master_reload_tls(struct rt_master *m, struct rt_config *nc, char **msgp, size_t *lenp)
 {
 	struct tls_pem	 pem;
 	SSL_CTX		*ctx;
@@ -572,54 +576,64 @@ master_reload_tls(struct rt_master *m, struct rt_config *nc)
 	memcpy(msg, &certlen, sizeof(certlen));
 	memcpy(msg + sizeof(certlen), pem.tp_cert, pem.tp_certlen);
 	memcpy(msg + sizeof(certlen) + pem.tp_certlen, pem.tp_key, pem.tp_keylen);
-	master_broadcast(m, 1, IPC_CFG_TLS, msg, len);
-	OPENSSL_cleanse(msg, len);
-	free(msg);
 	tls_pem_free(&pem);
 	/* respawned workers start from the new certificate */
 	if (m->m_ssl_ctx != NULL)
 		SSL_CTX_free(m->m_ssl_ctx);
 	m->m_ssl_ctx = ctx;
+	*msgp = msg;
+	*lenp = len;
 	return 0;
 }
 
+static int
+master_reload_fail(char *err, size_t errlen, const char *why, struct rt_config *nc)
+{
+	if (why != NULL)
+		snprintf(err, errlen, "%s", why);
+	log_warnx("reload failed: %s; keeping the old configuration", err);
+	config_free(nc);
+	daemon_notify("READY=1");
+	return -1;
+}
+
 /*
- * SIGHUP: a transaction.  Parse and validate the file again; on any error
- * keep everything as it is.  Otherwise push the settings to every child,
+ * SIGHUP: a transaction.  Parse and validate the file again (JWT keys,
+ * Redis URL, certificate included); on any error keep everything as it
+ * is.  Otherwise push the settings, then the certificate, to every child,
  * which apply what may change live; nothing is restarted.
  */
 static int
 master_reload(struct rt_master *m, char *err, size_t errlen)
 {
 	struct rt_config	 nc;
-	char			*text;
-	size_t			 len;
+	char			*text, *tlsmsg = NULL;
+	size_t			 len, tlslen = 0;
 
 	log_info("reloading %s", m->m_conf->c_file);
 	daemon_notify("RELOADING=1");
-	if (config_load(&nc, m->m_conf->c_file, err, errlen) == -1) {
-		log_warnx("reload failed: %s; keeping the old configuration", err);
-		config_free(&nc);
-		daemon_notify("READY=1");
-		return -1;
-	}
-	if (m->m_ssl_ctx != NULL && tls_enabled(&nc) && master_reload_tls(m, &nc) == -1) {
-		snprintf(err, errlen, "the new TLS certificate is unusable (see the log)");
-		config_free(&nc);
-		daemon_notify("READY=1");
-		return -1;
-	}
+	if (config_load(&nc, m->m_conf->c_file, err, errlen) == -1 ||
+	    master_check_config(&nc, err, errlen) == -1)
+		return master_reload_fail(err, errlen, NULL, &nc);
+	if ((m->m_ssl_ctx != NULL) != tls_enabled(&nc))
+		log_warnx("reload: turning the TLS listener %s takes a restart",
+		    m->m_ssl_ctx != NULL ? "off" : "on");
+	else if (m->m_ssl_ctx != NULL && master_reload_tls(m, &nc, &tlsmsg, &tlslen) == -1)
+		return master_reload_fail(err, errlen, "the new TLS certificate is unusable", &nc);
 	if ((text = config_serialize(&nc, &len)) == NULL || len > IPC_CTL_MAX) {
-		log_warnx("reload failed: configuration too large to pass on");
-		snprintf(err, errlen, "configuration too large to pass on");
 		free(text);
-		config_free(&nc);
-		daemon_notify("READY=1");
-		return -1;
+		free(tlsmsg);
+		return master_reload_fail(err, errlen, "configuration too large to pass on", &nc);
 	}
 	config_merge_reloadable(m->m_conf, &nc, 1);
 	log_setlevel(m->m_conf->c_log_level);
+	/* settings first: workers build the new TLS context from them */
 	master_broadcast(m, 0, IPC_CFG_RELOAD, text, len);
+	if (tlsmsg != NULL) {
+		master_broadcast(m, 1, IPC_CFG_TLS, tlsmsg, tlslen);
+		OPENSSL_cleanse(tlsmsg, tlslen);
+		free(tlsmsg);
+	}
 	OPENSSL_cleanse(text, len);
 	free(text);
 	config_free(&nc);
@@ -653,6 +667,42 @@ master_signal(evutil_socket_t sig, short ev, void *arg)
 		    log_getlevel() >= 0 && getppid() != 1 ? "stderr or syslog" : "syslog");
 		break;
 	}
+}
+
+/*
+ * Everything a child would otherwise find out too late (and crash-loop on):
+ * the JWT keys, the Redis URL, the TLS certificate.  0, or -1 with err.
+ */
+int
+master_check_config(const struct rt_config *conf, char *err, size_t errlen)
+{
+	struct auth_ctx		*auth;
+	struct redis_url	 url;
+	struct tls_pem		 pem;
+	SSL_CTX			*ctx;
+	char			 why[512];
+
+	if ((auth = auth_new(conf, why, sizeof(why))) == NULL) {
+		snprintf(err, errlen, "%s: %s", conf->c_file ? conf->c_file : "config", why);
+		return -1;
+	}
+	auth_free(auth);
+	if (redis_url_parse(conf->c_redis_url, &url, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s: redis_url: %s", conf->c_file ? conf->c_file : "config",
+		    why);
+		return -1;
+	}
+	if (!tls_enabled(conf))
+		return 0;
+	if (tls_pem_read(conf, &pem, why, sizeof(why)) == -1 ||
+	    (ctx = tls_ctx_new(conf, &pem, why, sizeof(why))) == NULL) {
+		snprintf(err, errlen, "TLS: %s", why);
+		tls_pem_free(&pem);
+		return -1;
+	}
+	SSL_CTX_free(ctx);
+	tls_pem_free(&pem);
+	return 0;
 }
 
 /* Read, check and install the certificate; -1 (logged) if it is unusable. */
@@ -874,6 +924,10 @@ master_start(struct rt_config *conf, int foreground)
 	m.m_bridge.mc_role = ROLE_BRIDGE;
 	m.m_bridge.mc_fd = -1;
 	m.m_bridge.mc_master = &m;
+	if (master_check_config(conf, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return 1;
+	}
 	if (master_setup(&m) == -1 || master_privileged(&m) == -1) {
 		master_cleanup(&m);
 		return 1;

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,7 +42,7 @@ main(int argc, char *argv[])
 {
 	struct rt_config	 conf;
 	const char		*file = RT_CONFIG_FILE;
-	char			 err[1024];
+	char			 err[1024], abspath[PATH_MAX];
 	int			 ch, debug = 0, test = 0, verbose = 0, foreground = 0, rv;
 
 	while ((ch = getopt(argc, argv, "c:dftvh")) != -1) {
@@ -73,25 +74,19 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	log_init(RT_NAME, 1, LOG_LVL_INFO);
+	/* reloads happen after chdir("/"): remember where the file is */
+	if (realpath(file, abspath) != NULL)
+		file = abspath;
 	if (config_load(&conf, file, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s: %s\n", RT_NAME, err);
 		config_free(&conf);
 		return 1;
 	}
 	if (test) {
-		if (tls_enabled(&conf)) {
-			struct tls_pem	 pem;
-			SSL_CTX		*ctx;
-
-			if (tls_pem_read(&conf, &pem, err, sizeof(err)) == -1 ||
-			    (ctx = tls_ctx_new(&conf, &pem, err, sizeof(err))) == NULL) {
-				fprintf(stderr, "%s: TLS: %s\n", RT_NAME, err);
-				tls_pem_free(&pem);
-				config_free(&conf);
-				return 1;
-			}
-			SSL_CTX_free(ctx);
-			tls_pem_free(&pem);
+		if (master_check_config(&conf, err, sizeof(err)) == -1) {
+			fprintf(stderr, "%s: %s\n", RT_NAME, err);
+			config_free(&conf);
+			return 1;
 		}
 		if (verbose)
 			config_dump(&conf, print_line, NULL);
