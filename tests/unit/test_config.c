@@ -6,6 +6,11 @@
 
 #include "config.h"
 #include "log.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 static struct rt_config	 conf;
 static char		 err[1024];
@@ -116,6 +121,15 @@ START_TEST(test_cross_key_checks)
 	ck_assert_int_eq(parse("jwt_algorithm none\n"), -1);
 	ck_assert_ptr_nonnull(strstr(err, "jwt_algorithm"));
 	ck_assert_int_eq(parse("ws_path ws\n"), -1);
+	ck_assert_int_eq(parse("jwt_algorithm hs256\n"), -1);
+	ck_assert_int_eq(parse("jwt_algorithm RS256\n"), 0);
+	ck_assert_int_eq(parse("drain_period 20s\nshutdown_timeout 10s\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "drain_period"));
+	ck_assert_int_eq(parse("workers 65\n"), -1);
+	ck_assert_int_eq(parse("metrics_allow 10.0.0.0/33\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "metrics_allow"));
+	ck_assert_int_eq(parse("listen \"\"\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "no listener"));
 }
 END_TEST
 
@@ -246,6 +260,48 @@ START_TEST(test_every_key_in_manual)
 }
 END_TEST
 
+static int
+allowed(const char *addr, const char *list)
+{
+	struct sockaddr_in6	 s6;
+	struct sockaddr_in	 s4;
+	int			 rv;
+
+	ck_assert_int_eq(parse(list), 0);
+	memset(&s4, 0, sizeof(s4));
+	memset(&s6, 0, sizeof(s6));
+	if (inet_pton(AF_INET, addr, &s4.sin_addr) == 1) {
+		s4.sin_family = AF_INET;
+		rv = util_addr_allowed((struct sockaddr *)&s4, &conf.c_metrics_allow);
+	} else {
+		ck_assert_int_eq(inet_pton(AF_INET6, addr, &s6.sin6_addr), 1);
+		s6.sin6_family = AF_INET6;
+		rv = util_addr_allowed((struct sockaddr *)&s6, &conf.c_metrics_allow);
+	}
+	return rv;
+}
+
+/* metrics_allow: addresses and CIDR blocks, v4, v6 and v4-mapped v6. */
+START_TEST(test_metrics_allow_matching)
+{
+	ck_assert_int_eq(allowed("127.0.0.1", ""), 1);		/* the default */
+	ck_assert_int_eq(allowed("::1", ""), 1);
+	ck_assert_int_eq(allowed("10.1.2.3", ""), 0);
+	ck_assert_int_eq(allowed("10.1.2.3", "metrics_allow 10.0.0.0/8\n"), 1);
+	ck_assert_int_eq(allowed("11.1.2.3", "metrics_allow 10.0.0.0/8\n"), 0);
+	ck_assert_int_eq(allowed("192.168.1.77", "metrics_allow 192.168.1.64/27\n"), 1);
+	ck_assert_int_eq(allowed("192.168.1.96", "metrics_allow 192.168.1.64/27\n"), 0);
+	ck_assert_int_eq(allowed("::ffff:10.9.9.9", "metrics_allow 10.0.0.0/8\n"), 1);
+	ck_assert_int_eq(allowed("2001:db8::5", "metrics_allow 2001:db8::/32\n"), 1);
+	ck_assert_int_eq(allowed("2001:db9::5", "metrics_allow 2001:db8::/32\n"), 0);
+	ck_assert_int_eq(allowed("127.0.0.1", "metrics_allow 10.0.0.0/8\n"), 0);
+	ck_assert_int_eq(allowed("8.8.8.8", "metrics_allow 0.0.0.0/0\n"), 1);
+	ck_assert_int_eq(util_cidr_valid("1.2.3.4/x"), 0);
+	ck_assert_int_eq(util_cidr_valid("::1/129"), 0);
+	ck_assert_int_eq(util_cidr_valid("localhost"), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -269,6 +325,7 @@ main(void)
 	tcase_add_test(tc, test_dump_masks_secrets);
 	tcase_add_test(tc, test_every_key_in_sample_config);
 	tcase_add_test(tc, test_every_key_in_manual);
+	tcase_add_test(tc, test_metrics_allow_matching);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
