@@ -198,16 +198,23 @@ tls_load_key(SSL_CTX *ctx, const struct tls_pem *pem, char *err, size_t errlen)
 		fatalx("BIO_new_mem_buf() failed");
 	k = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
 	BIO_free(bio);
-	if (k == NULL || SSL_CTX_use_PrivateKey(ctx, k) != 1) {
-		snprintf(err, errlen, "no usable private key in the key file");
+	if (k == NULL) {
+		snprintf(err, errlen, "no usable private key in the file");
+		return -1;
+	}
+	/* say "does not match" whatever the key type, before OpenSSL says less */
+	if (SSL_CTX_get0_certificate(ctx) == NULL ||
+	    X509_check_private_key(SSL_CTX_get0_certificate(ctx), k) != 1) {
+		snprintf(err, errlen, "the private key does not match the certificate");
+		EVP_PKEY_free(k);
+		return -1;
+	}
+	if (SSL_CTX_use_PrivateKey(ctx, k) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(err, errlen, "the private key cannot be used with the certificate");
 		EVP_PKEY_free(k);
 		return -1;
 	}
 	EVP_PKEY_free(k);
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		snprintf(err, errlen, "the private key does not match the certificate");
-		return -1;
-	}
 	return 0;
 }
 
@@ -260,12 +267,18 @@ tls_ctx_new(const struct rt_config *conf, const struct tls_pem *pem, char *err, 
 		return NULL;
 	}
 	if (tls_ctx_settings(ctx, conf, why, sizeof(why)) == -1 ||
-	    tls_load_chain(ctx, pem, why, sizeof(why)) == -1 ||
-	    tls_load_key(ctx, pem, why, sizeof(why)) == -1) {
+	    tls_load_chain(ctx, pem, why, sizeof(why)) == -1) {
 		snprintf(err, errlen, "%s: %s", conf->c_tls_certificate, why);
-		SSL_CTX_free(ctx);
-		ERR_clear_error();
-		return NULL;
+		goto fail;
+	}
+	if (tls_load_key(ctx, pem, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s: %s", conf->c_tls_certificate_key[0] != '\0' ?
+		    conf->c_tls_certificate_key : conf->c_tls_certificate, why);
+		goto fail;
 	}
 	return ctx;
+ fail:
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	return NULL;
 }

@@ -89,6 +89,7 @@ struct rt_conn {
 	uint8_t			 c_route;
 	uint8_t			 c_tls;		/* wss: an OpenSSL bufferevent */
 	uint8_t			 c_tls_done;	/* TLS handshake complete */
+	uint8_t			 c_tls_failed;	/* a TLS error: the session is not reusable */
 	uint8_t			 c_close_rcvd;
 	uint8_t			 c_counted;	/* in the open-connection counters */
 	int32_t			 c_slot;	/* registry connection slot, -1 none */
@@ -287,6 +288,16 @@ conn_free(struct rt_conn *c)
 		reg_ip_release(w->w_reg, w->w_id, c->c_ipkey);
 	wheel_cancel(&w->w_wheel, &c->c_timer);
 	TAILQ_REMOVE(&w->w_conns, c, c_link);
+	if (c->c_bev != NULL && c->c_tls && c->c_tls_done && !c->c_tls_failed) {
+		/*
+		 * close_notify, one try: a session freed without it counts as
+		 * broken and OpenSSL drops it from the cache (no resumption).
+		 */
+		SSL	*ssl = bufferevent_openssl_get_ssl(c->c_bev);
+
+		if (ssl != NULL && SSL_shutdown(ssl) < 0)
+			ERR_clear_error();
+	}
 	if (c->c_bev != NULL)
 		bufferevent_free(c->c_bev);
 	if (c->c_msg != NULL)
@@ -1107,6 +1118,8 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
 		return;
+	if (c->c_tls && (what & BEV_EVENT_ERROR))
+		c->c_tls_failed = 1;
 	if (c->c_tls && (e = bufferevent_get_openssl_error(bev)) != 0) {
 		if (!c->c_tls_done)
 			STAT_ADD(c->c_worker, rw_tls_errors, 1);
