@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +208,8 @@ main(int argc, char *argv[])
 
 	if (path == NULL)
 		path = CTL_SOCKET;
+	/* a daemon that hangs up mid-command is an error to report, not a kill */
+	signal(SIGPIPE, SIG_IGN);
 	while ((ch = getopt_long(argc, argv, "+js:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'j':
@@ -236,7 +239,14 @@ main(int argc, char *argv[])
 	}
 	if ((fd = ctl_connect(path)) == -1)
 		return 3;
-	if (ctl_write(fd, line, strlen(line)) == -1 || (reply = ctl_read_line(fd)) == NULL) {
+	if (ctl_write(fd, line, strlen(line)) == -1) {
+		/* the daemon may have refused (a line too long): show why */
+		if ((reply = ctl_read_line(fd)) == NULL) {
+			fprintf(stderr, "realtimectl: %s: %s\n", path, strerror(EPIPE));
+			close(fd);
+			return 3;
+		}
+	} else if ((reply = ctl_read_line(fd)) == NULL) {
 		fprintf(stderr, "realtimectl: %s: no reply\n", path);
 		close(fd);
 		return 3;
