@@ -65,7 +65,8 @@ run_build() {
 run_build "$top/build"
 if [ $asan -eq 1 ]; then
 	san="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=32 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 REALTIMED_SANITIZED=1 \
 	    run_build "$top/build-asan" CFLAGS="$san" LDFLAGS="-fsanitize=address,undefined"
 fi
 if [ $fuzz -eq 1 ]; then

@@ -191,6 +191,26 @@ print_reply(const char *cmd, struct json_object *o)
 	}
 }
 
+/* Send one command line, read one reply line; NULL with *rv = 3 on failure. */
+static char *
+ctl_exchange(const char *path, const char *line, int *rv)
+{
+	char	*reply;
+	int	 fd;
+
+	*rv = 3;
+	if ((fd = ctl_connect(path)) == -1)
+		return NULL;
+	if (ctl_write(fd, line, strlen(line)) == -1) {
+		/* the daemon may have refused (a line too long): show why */
+		if ((reply = ctl_read_line(fd)) == NULL)
+			fprintf(stderr, "realtimectl: %s: %s\n", path, strerror(EPIPE));
+	} else if ((reply = ctl_read_line(fd)) == NULL)
+		fprintf(stderr, "realtimectl: %s: no reply\n", path);
+	close(fd);
+	return reply;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -204,7 +224,7 @@ main(int argc, char *argv[])
 	char			*line, *reply;
 	struct json_object	*o, *ok;
 	size_t			 len = 0;
-	int			 ch, json = 0, fd, i, rv;
+	int			 ch, json = 0, i, rv;
 
 	if (path == NULL)
 		path = CTL_SOCKET;
@@ -232,30 +252,21 @@ main(int argc, char *argv[])
 	for (i = optind; i < argc; i++) {
 		if (strchr(argv[i], '\n') != NULL) {
 			fprintf(stderr, "realtimectl: arguments may not contain newlines\n");
+			free(line);
 			return 2;
 		}
 		strcat(line, argv[i]);
 		strcat(line, i + 1 < argc ? " " : "\n");
 	}
-	if ((fd = ctl_connect(path)) == -1)
-		return 3;
-	if (ctl_write(fd, line, strlen(line)) == -1) {
-		/* the daemon may have refused (a line too long): show why */
-		if ((reply = ctl_read_line(fd)) == NULL) {
-			fprintf(stderr, "realtimectl: %s: %s\n", path, strerror(EPIPE));
-			close(fd);
-			return 3;
-		}
-	} else if ((reply = ctl_read_line(fd)) == NULL) {
-		fprintf(stderr, "realtimectl: %s: no reply\n", path);
-		close(fd);
-		return 3;
-	}
-	close(fd);
+	reply = ctl_exchange(path, line, &rv);
 	free(line);
+	if (reply == NULL)
+		return rv;
 	if ((o = json_tokener_parse(reply)) == NULL ||
 	    !json_object_object_get_ex(o, "ok", &ok)) {
 		fprintf(stderr, "realtimectl: malformed reply: %s\n", reply);
+		json_object_put(o);
+		free(reply);
 		return 3;
 	}
 	rv = json_object_get_boolean(ok) ? 0 : 1;
