@@ -568,6 +568,8 @@ bridge_attach_worker(struct rt_bridge *b, uint32_t w, int fd)
 		fatalx("%s: bufferevent_socket_new() failed", __func__);
 	bufferevent_setcb(b->b_workers[w], bridge_worker_read, NULL, bridge_worker_event, b);
 	bufferevent_enable(b->b_workers[w], EV_READ);
+	/* events for this worker now have a way in: it may take clients */
+	bridge_send(b, (int)w, IPC_HELLO, "", 0, NULL, 0);
 }
 
 static void

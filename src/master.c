@@ -191,8 +191,9 @@ master_connect(struct rt_master *m, int i)
 		log_warn("%s: socketpair() failed", __func__);
 		return;
 	}
-	if (ipc_send(w->mc_fd, IPC_BRIDGE_FD, (uint32_t)i, NULL, 0, sv[0]) == -1 ||
-	    ipc_send(b->mc_fd, IPC_WORKER_FD, (uint32_t)i, NULL, 0, sv[1]) == -1)
+	/* the bridge first: it greets the worker once the socket is attached */
+	if (ipc_send(b->mc_fd, IPC_WORKER_FD, (uint32_t)i, NULL, 0, sv[1]) == -1 ||
+	    ipc_send(w->mc_fd, IPC_BRIDGE_FD, (uint32_t)i, NULL, 0, sv[0]) == -1)
 		log_warn("%s: passing the bridge socket to worker %d failed", __func__, i);
 	close(sv[0]);
 	close(sv[1]);

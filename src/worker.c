@@ -48,6 +48,7 @@
 
 #define WORKER_TICK_MS		100
 #define WORKER_PEEK_IOV		16
+#define WORKER_BRIDGE_WAIT_MS	1000
 
 enum conn_state {
 	CS_HTTP,	/* reading the request head */
@@ -125,6 +126,8 @@ struct rt_worker {
 	int64_t			 w_nchans;	/* local channels */
 	int64_t			 w_drain_total;	/* open when the stop began */
 	uint64_t		 w_drain_start;
+	int			 w_accepting;
+	uint64_t		 w_started;
 	struct registry		*w_reg;
 	struct reg_worker	*w_rw;		/* our counters, shared */
 	int			 w_master_fd;
@@ -139,6 +142,7 @@ static void	conn_event_cb(struct bufferevent *, short, void *);
 static void	conn_schedule(struct rt_conn *);
 static void	conn_unsubscribe_all(struct rt_conn *);
 static void	worker_drain(struct rt_worker *, uint64_t);
+static void	worker_accepting(struct rt_worker *, const char *);
 static void	worker_ip_limit(struct rt_worker *, struct rt_conn *, const struct sockaddr *);
 
 /* ---- channel index --------------------------------------------------- */
@@ -235,6 +239,26 @@ conn_send_frame(struct rt_conn *c, int opcode, const void *data, size_t len)
 	evbuffer_add(out, hdr, hlen);
 	if (len > 0)
 		evbuffer_add(out, data, len);
+}
+
+/* Replies and pongs obey max_output_buffer like events: a client that asks
+ * but never reads is a slow consumer too. */
+static int
+conn_output_full(struct rt_conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->c_bev)) >
+	    (size_t)c->c_worker->w_conf->c_max_output_buffer;
+}
+
+static void	conn_close(struct rt_conn *, uint16_t, const char *, int);
+
+static void
+conn_slow(struct rt_conn *c)
+{
+	log_debug("%s: %s: slow consumer, output over %lld bytes", __func__, c->c_peer,
+	    (long long)c->c_worker->w_conf->c_max_output_buffer);
+	STAT_ADD(c->c_worker, rw_slow_closes, 1);
+	conn_close(c, WS_CLOSE_SLOW, "Slow consumer", 1);
 }
 
 static void
@@ -452,6 +476,8 @@ worker_tick(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	atomic_store(&w->w_rw->rw_tick, now);
+	if (!w->w_accepting && now - w->w_started >= WORKER_BRIDGE_WAIT_MS)
+		worker_accepting(w, "no bridge yet");
 	wheel_advance(&w->w_wheel, now, conn_timer_fire, &now);
 	if (w->w_stopping) {
 		worker_drain(w, now);
@@ -677,6 +703,10 @@ conn_proto_message(struct rt_conn *c, const char *buf, size_t len)
 	struct proto_request	 r;
 
 	STAT_ADD(c->c_worker, rw_messages_in, 1);
+	if (conn_output_full(c)) {
+		conn_slow(c);
+		return;
+	}
 	if (!conn_rate_ok(c, c->c_last_rx)) {
 		STAT_ADD(c->c_worker, rw_rate_limited, 1);
 		conn_send_error(c, "Rate limit exceeded", NULL, NULL);
@@ -761,7 +791,18 @@ conn_ws_event(struct rt_conn *c, const struct ws_event *ev)
 		conn_ws_data(c, ev);
 		break;
 	case WS_EV_PING:
-		if (c->c_state == CS_OPEN)
+		if (c->c_state != CS_OPEN)
+			break;
+		/* pings cost replies: flooding them is flooding */
+		if (c->c_route == ROUTE_PROTO && !conn_rate_ok(c, c->c_last_rx)) {
+			STAT_ADD(c->c_worker, rw_rate_limited, 1);
+			conn_send_error(c, "Rate limit exceeded", NULL, NULL);
+			conn_close(c, WS_CLOSE_POLICY, "Rate limit exceeded", 0);
+			break;
+		}
+		if (conn_output_full(c))
+			conn_slow(c);
+		else
 			conn_send_frame(c, WS_OP_PONG, ev->data, ev->len);
 		break;
 	case WS_EV_PONG:
@@ -1299,13 +1340,27 @@ worker_event(struct rt_worker *w, const uint8_t *p, size_t len)
 		STAT_ADD(w, rw_events_out, 1);
 		STAT_ADD(w, rw_bytes_out, (int64_t)flen);
 	}
-	for (i = 0; i < nslow; i++) {
-		log_debug("%s: %s: slow consumer, output over %zu bytes", __func__,
-		    slow[i]->c_peer, max);
-		STAT_ADD(w, rw_slow_closes, 1);
-		conn_close(slow[i], WS_CLOSE_SLOW, "Slow consumer", 1);
-	}
+	for (i = 0; i < nslow; i++)
+		conn_slow(slow[i]);
 	free(slow);
+}
+
+/*
+ * Take clients only once the bridge holds our socket, so that no
+ * subscription is acknowledged while its events would still be dropped;
+ * after WORKER_BRIDGE_WAIT_MS without a bridge, take them anyway.
+ */
+static void
+worker_accepting(struct rt_worker *w, const char *why)
+{
+	int	 i;
+
+	if (w->w_accepting || w->w_stopping)
+		return;
+	w->w_accepting = 1;
+	for (i = 0; i < w->w_nlisteners; i++)
+		evconnlistener_enable(w->w_listeners[i]);
+	log_debug("worker %d accepting: %s", w->w_id, why);
 }
 
 static void
@@ -1330,6 +1385,9 @@ worker_bridge_read(struct bufferevent *bev, void *arg)
 		switch (hdr.type) {
 		case IPC_EVENT:
 			worker_event(w, p, hdr.len);
+			break;
+		case IPC_HELLO:
+			worker_accepting(w, "the bridge is connected");
 			break;
 		case IPC_CANARY:
 			if (hdr.len != sizeof(seq))
@@ -1558,7 +1616,8 @@ worker_listen(struct rt_worker *w, int fd, evconnlistener_cb cb)
 {
 	struct evconnlistener	*l;
 
-	if ((l = evconnlistener_new(w->w_base, cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd)) == NULL)
+	if ((l = evconnlistener_new(w->w_base, cb, w, LEV_OPT_CLOSE_ON_FREE |
+	    LEV_OPT_DISABLED, -1, fd)) == NULL)
 		fatalx("evconnlistener_new() failed");
 	evconnlistener_set_error_cb(l, worker_accept_error);
 	w->w_listeners[w->w_nlisteners++] = l;
@@ -1602,6 +1661,7 @@ worker_run(struct rt_config *conf, struct registry *reg, int worker_id, int mast
 	w.w_conf = conf;
 	w.w_id = worker_id;
 	w.w_reg = reg;
+	w.w_started = util_now_ms();
 	w.w_rw = reg_worker(reg, worker_id);
 	w.w_master_fd = master_fd;
 	TAILQ_INIT(&w.w_conns);
