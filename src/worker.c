@@ -6,6 +6,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/queue.h>
+#include <sys/uio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -76,6 +77,12 @@ struct rt_chan {
 	char		 ch_name[];
 };
 
+struct worker_pend {
+	const uint8_t	*wp_frame;	/* into the bridge batch block */
+	uint32_t	 wp_len;
+	uint32_t	 wp_next;	/* UINT32_MAX: last of its connection */
+};
+
 struct rt_conn {
 	TAILQ_ENTRY(rt_conn)	 c_link;
 	struct wheel_entry	 c_timer;
@@ -95,6 +102,10 @@ struct rt_conn {
 	uint8_t			 c_counted;	/* in the open-connection counters */
 	int32_t			 c_slot;	/* registry connection slot, -1 none */
 	uint32_t		 c_ipkey;	/* per-address counters held */
+	uint32_t		 c_pend_batch;	/* frames pending in batch w_batch */
+	uint32_t		 c_pend_first;	/* index in w_pend */
+	uint32_t		 c_pend_last;
+	uint32_t		 c_pend_bytes;
 	uint8_t			 c_ip_counted;
 	uint16_t		 c_msg_opcode;
 	uint64_t		 c_last_rx;	/* ms, monotonic */
@@ -127,6 +138,15 @@ struct rt_worker {
 	int64_t			 w_drain_total;	/* open when the stop began */
 	uint64_t		 w_drain_start;
 	int			 w_accepting;
+	/* event frames for plain sockets whose output was empty, written
+	 * with one writev per connection at the end of a bridge read */
+	uint32_t		 w_batch;
+	struct worker_pend	*w_pend;
+	uint32_t		 w_npend;
+	uint32_t		 w_pendcap;
+	struct rt_conn		**w_pconns;
+	uint32_t		 w_npconns;
+	uint32_t		 w_pconncap;
 	uint64_t		 w_started;
 	struct registry		*w_reg;
 	struct reg_worker	*w_rw;		/* our counters, shared */
@@ -1301,11 +1321,113 @@ worker_accept_error(struct evconnlistener *l, void *arg)
 
 /* ---- events from the bridge, messages from the master ------------------ */
 
+#define WORKER_PEND_MAX		65536	/* frames pending before a forced flush */
+#define WORKER_WRITEV_MAX	64
+
+/*
+ * Write a connection's pending frames with writev, straight from the
+ * bridge's batch block: no copy, no epoll round trip.  What the socket
+ * does not take goes to the bufferevent, which finishes the job.
+ */
+static void
+worker_flush_conn(struct rt_worker *w, struct rt_conn *c)
+{
+	struct iovec	 iov[WORKER_WRITEV_MAX];
+	struct evbuffer	*out = bufferevent_get_output(c->c_bev);
+	uint32_t	 e = c->c_pend_first, f;
+	ssize_t		 n;
+	size_t		 want;
+	int		 cnt, fd = bufferevent_getfd(c->c_bev), blocked = 0;
+
+	while (e != UINT32_MAX) {
+		for (cnt = 0, want = 0, f = e; f != UINT32_MAX && cnt < WORKER_WRITEV_MAX;
+		    f = w->w_pend[f].wp_next, cnt++) {
+			iov[cnt].iov_base = (void *)(uintptr_t)w->w_pend[f].wp_frame;
+			iov[cnt].iov_len = w->w_pend[f].wp_len;
+			want += w->w_pend[f].wp_len;
+		}
+		n = blocked ? -1 : writev(fd, iov, cnt);
+		if (n < 0)
+			n = 0;	/* EAGAIN, or an error the bufferevent will report */
+		if ((size_t)n < want)
+			blocked = 1;
+		/* the unwritten tail of this group, then the rest, to the buffer */
+		for (cnt = 0; e != f; e = w->w_pend[e].wp_next, cnt++) {
+			if ((size_t)n >= iov[cnt].iov_len) {
+				n -= (ssize_t)iov[cnt].iov_len;
+				continue;
+			}
+			evbuffer_add(out, (const uint8_t *)iov[cnt].iov_base + n,
+			    iov[cnt].iov_len - (size_t)n);
+			n = 0;
+		}
+	}
+	c->c_pend_batch = 0;
+	c->c_pend_bytes = 0;
+}
+
+static void
+worker_flush(struct rt_worker *w)
+{
+	uint32_t	 i;
+
+	for (i = 0; i < w->w_npconns; i++)
+		if (w->w_pconns[i]->c_pend_batch == w->w_batch)
+			worker_flush_conn(w, w->w_pconns[i]);
+	w->w_npend = 0;
+	w->w_npconns = 0;
+	/* a new batch: nobody is pending in it */
+	if (++w->w_batch == 0)
+		w->w_batch = 1;
+}
+
+/* Remember frame for c; -1 when the arrays cannot grow. */
+static int
+worker_pend(struct rt_worker *w, struct rt_conn *c, const uint8_t *frame, size_t flen)
+{
+	struct worker_pend	*e;
+
+	if (w->w_npend == w->w_pendcap) {
+		uint32_t cap = w->w_pendcap ? w->w_pendcap * 2 : 1024;
+		struct worker_pend *n = reallocarray(w->w_pend, cap, sizeof(*n));
+
+		if (n == NULL)
+			return -1;
+		w->w_pend = n;
+		w->w_pendcap = cap;
+	}
+	if (c->c_pend_batch != w->w_batch) {
+		if (w->w_npconns == w->w_pconncap) {
+			uint32_t cap = w->w_pconncap ? w->w_pconncap * 2 : 256;
+			struct rt_conn **n = reallocarray(w->w_pconns, cap, sizeof(*n));
+
+			if (n == NULL)
+				return -1;
+			w->w_pconns = n;
+			w->w_pconncap = cap;
+		}
+		w->w_pconns[w->w_npconns++] = c;
+		c->c_pend_batch = w->w_batch;
+		c->c_pend_first = w->w_npend;
+		c->c_pend_bytes = 0;
+	} else
+		w->w_pend[c->c_pend_last].wp_next = w->w_npend;
+	e = &w->w_pend[w->w_npend];
+	e->wp_frame = frame;
+	e->wp_len = (uint32_t)flen;
+	e->wp_next = UINT32_MAX;
+	c->c_pend_last = w->w_npend++;
+	c->c_pend_bytes += (uint32_t)flen;
+	return 0;
+}
+
 /*
  * Queue one event frame on every subscriber.  The bytes arrive complete
- * from the bridge; a subscriber whose output is over max_output_buffer is
- * a slow consumer and is closed with 4000 (after the loop: closing edits
- * the channel's subscriber array).
+ * from the bridge.  A plain socket with nothing queued gets the frame at
+ * the end of this batch by writev (coalesced with the batch's other
+ * frames for it); otherwise the frame joins its output buffer.  A
+ * subscriber over max_output_buffer is a slow consumer, closed with 4000
+ * after the loop (closing edits the channel's subscriber array).
  */
 static void
 worker_event(struct rt_worker *w, const uint8_t *p, size_t len)
@@ -1315,19 +1437,24 @@ worker_event(struct rt_worker *w, const uint8_t *p, size_t len)
 	struct evbuffer	*out;
 	const char	*name;
 	const uint8_t	*frame;
-	size_t		 chlen, flen, i, nslow = 0;
+	size_t		 chlen, flen, i, olen, nslow = 0;
 	size_t		 max = (size_t)w->w_conf->c_max_output_buffer;
 
 	if (ipc_event_split(p, len, &name, &chlen, &frame, &flen) == -1)
 		fatalx("%s: malformed event from the bridge", __func__);
 	if ((ch = worker_chan_find(w, name, chlen, worker_hash(name, chlen))) == NULL)
 		return;
+	if (w->w_npend + ch->ch_nsubs > WORKER_PEND_MAX)
+		worker_flush(w);
 	for (i = 0; i < ch->ch_nsubs; i++) {
 		c = ch->ch_subs[i]->s_conn;
 		if (c->c_state != CS_OPEN)
 			continue;
 		out = bufferevent_get_output(c->c_bev);
-		if (evbuffer_get_length(out) + flen > max) {
+		olen = evbuffer_get_length(out);
+		if (c->c_pend_batch == w->w_batch)
+			olen += c->c_pend_bytes;
+		if (olen + flen > max) {
 			struct rt_conn **n = reallocarray(slow, nslow + 1, sizeof(*n));
 
 			if (n != NULL) {
@@ -1336,12 +1463,19 @@ worker_event(struct rt_worker *w, const uint8_t *p, size_t len)
 			}
 			continue;
 		}
-		evbuffer_add(out, frame, flen);
+		if (c->c_tls || olen != 0 || worker_pend(w, c, frame, flen) == -1) {
+			if (c->c_pend_batch == w->w_batch)
+				worker_pend(w, c, frame, flen);	/* stays behind its others */
+			else
+				evbuffer_add(out, frame, flen);
+		}
 		STAT_ADD(w, rw_events_out, 1);
 		STAT_ADD(w, rw_bytes_out, (int64_t)flen);
 	}
-	for (i = 0; i < nslow; i++)
+	for (i = 0; i < nslow; i++) {
+		slow[i]->c_pend_batch = 0;	/* its pending frames are dropped */
 		conn_slow(slow[i]);
+	}
 	free(slow);
 }
 
@@ -1370,21 +1504,28 @@ worker_bridge_read(struct bufferevent *bev, void *arg)
 	struct evbuffer		*in = bufferevent_get_input(bev);
 	struct ipc_hdr		 hdr;
 	uint8_t			 raw[sizeof(hdr)];
-	const uint8_t		*p;
+	const uint8_t		*p, *m;
 	uint64_t		 seq;
-	size_t			 len;
+	size_t			 len, off = 0;
 	int			 rv;
 
-	while ((len = evbuffer_get_length(in)) >= sizeof(hdr)) {
-		evbuffer_copyout(in, raw, sizeof(raw));
-		if ((rv = ipc_parse(raw, len, &hdr)) == IPC_PARSE_NEED_MORE)
-			return;
+	len = evbuffer_get_length(in);
+	if (len < sizeof(hdr))
+		return;
+	evbuffer_copyout(in, raw, sizeof(raw));
+	if ((rv = ipc_parse(raw, len, &hdr)) == IPC_PARSE_NEED_MORE)
+		return;		/* no whole message yet: no pullup either */
+	/* one contiguous block for the batch: frames leave straight from it */
+	p = evbuffer_pullup(in, (ev_ssize_t)len);
+	while (len - off >= sizeof(hdr)) {
+		if ((rv = ipc_parse(p + off, len - off, &hdr)) == IPC_PARSE_NEED_MORE)
+			break;
 		if (rv == IPC_PARSE_BAD)
 			fatalx("%s: malformed message from the bridge", __func__);
-		p = evbuffer_pullup(in, (ev_ssize_t)(sizeof(hdr) + hdr.len)) + sizeof(hdr);
+		m = p + off + sizeof(hdr);
 		switch (hdr.type) {
 		case IPC_EVENT:
-			worker_event(w, p, hdr.len);
+			worker_event(w, m, hdr.len);
 			break;
 		case IPC_HELLO:
 			worker_accepting(w, "the bridge is connected");
@@ -1392,15 +1533,17 @@ worker_bridge_read(struct bufferevent *bev, void *arg)
 		case IPC_CANARY:
 			if (hdr.len != sizeof(seq))
 				fatalx("%s: malformed canary", __func__);
-			memcpy(&seq, p, sizeof(seq));
+			memcpy(&seq, m, sizeof(seq));
 			atomic_store(&w->w_rw->rw_canary_seq, seq);
 			atomic_store(&w->w_rw->rw_canary_seen, util_now_ms());
 			break;
 		default:
 			fatalx("%s: unexpected message %u from the bridge", __func__, hdr.type);
 		}
-		evbuffer_drain(in, sizeof(hdr) + hdr.len);
+		off += sizeof(hdr) + hdr.len;
 	}
+	worker_flush(w);
+	evbuffer_drain(in, off);
 }
 
 static void
@@ -1641,6 +1784,8 @@ worker_cleanup(struct rt_worker *w)
 		event_free(w->w_master_ev);
 	if (w->w_bridge != NULL)
 		bufferevent_free(w->w_bridge);
+	free(w->w_pend);
+	free(w->w_pconns);
 	auth_free(w->w_auth);
 	if (w->w_ssl_ctx != NULL)
 		SSL_CTX_free(w->w_ssl_ctx);
@@ -1662,6 +1807,7 @@ worker_run(struct rt_config *conf, struct registry *reg, int worker_id, int mast
 	w.w_id = worker_id;
 	w.w_reg = reg;
 	w.w_started = util_now_ms();
+	w.w_batch = 1;
 	w.w_rw = reg_worker(reg, worker_id);
 	w.w_master_fd = master_fd;
 	TAILQ_INIT(&w.w_conns);
