@@ -189,6 +189,9 @@ struct reg_totals {
 };
 void	reg_totals(struct registry *r, struct reg_totals *t);
 
+/* Call fn for each used connection slot (under the lock). */
+void	reg_conn_foreach(struct registry *r, void (*fn)(struct reg_conn *, void *), void *arg);
+
 /* Call fn for each channel with subscribers (under the lock). */
 void	reg_chan_foreach(struct registry *r,
 	    void (*fn)(const char *name, int64_t subscribers, void *arg), void *arg);

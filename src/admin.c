@@ -370,32 +370,39 @@ admin_channels(struct admin_client *ac, const char *prefix)
 	admin_reply(ac, o);
 }
 
+struct conn_list {
+	const char		*cl_user;
+	struct json_object	*cl_arr;
+};
+
+static void
+admin_conn_add(struct reg_conn *rc, void *arg)
+{
+	struct conn_list	*cl = arg;
+	struct json_object	*c;
+
+	if (cl->cl_user != NULL && strcmp(rc->rc_user, cl->cl_user) != 0)
+		return;
+	c = json_object_new_object();
+	json_object_object_add(c, "id", json_object_new_string(rc->rc_id));
+	J_INT(c, "worker", rc->rc_worker);
+	json_object_object_add(c, "user", rc->rc_user[0] ?
+	    json_object_new_string(rc->rc_user) : NULL);
+	json_object_object_add(c, "admin", json_object_new_boolean(rc->rc_admin));
+	json_object_object_add(c, "peer", json_object_new_string(rc->rc_peer));
+	J_INT(c, "since", rc->rc_started);
+	J_INT(c, "subscriptions", rc->rc_nsubs);
+	json_object_array_add(cl->cl_arr, c);
+}
+
 static void
 admin_connections(struct admin_client *ac, const char *user)
 {
-	struct registry		*reg = ac->ac_admin->a_reg;
-	struct json_object	*o = admin_ok(), *arr = json_object_new_array(), *c;
-	struct reg_conn		*rc;
-	int			 i;
+	struct json_object	*o = admin_ok();
+	struct conn_list	 cl = { user, json_object_new_array() };
 
-	reg_lock(reg);
-	for (i = 0; i < reg->r_hdr->rh_max_conns; i++) {
-		rc = reg_conn_slot(reg, i);
-		if (!rc->rc_used || (user != NULL && strcmp(rc->rc_user, user) != 0))
-			continue;
-		c = json_object_new_object();
-		json_object_object_add(c, "id", json_object_new_string(rc->rc_id));
-		J_INT(c, "worker", rc->rc_worker);
-		json_object_object_add(c, "user", rc->rc_user[0] ?
-		    json_object_new_string(rc->rc_user) : NULL);
-		json_object_object_add(c, "admin", json_object_new_boolean(rc->rc_admin));
-		json_object_object_add(c, "peer", json_object_new_string(rc->rc_peer));
-		J_INT(c, "since", rc->rc_started);
-		J_INT(c, "subscriptions", rc->rc_nsubs);
-		json_object_array_add(arr, c);
-	}
-	reg_unlock(reg);
-	json_object_object_add(o, "connections", arr);
+	reg_conn_foreach(ac->ac_admin->a_reg, admin_conn_add, &cl);
+	json_object_object_add(o, "connections", cl.cl_arr);
 	admin_reply(ac, o);
 }
 

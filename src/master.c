@@ -831,30 +831,38 @@ master_admin_reload(void *arg, char *err, size_t errlen)
 	return master_reload(arg, err, errlen);
 }
 
+struct kick_scan {
+	const char	*ks_id;
+	const char	*ks_user;
+	uint64_t	 ks_workers;
+	int		 ks_n;
+};
+
+static void
+master_kick_scan(struct reg_conn *rc, void *arg)
+{
+	struct kick_scan	*ks = arg;
+
+	if ((ks->ks_id != NULL && strcmp(rc->rc_id, ks->ks_id) != 0) ||
+	    (ks->ks_user != NULL && strcmp(rc->rc_user, ks->ks_user) != 0))
+		return;
+	ks->ks_workers |= (uint64_t)1 << rc->rc_worker;
+	ks->ks_n++;
+}
+
 static int
 master_admin_kick(void *arg, const char *id, const char *user)
 {
 	struct rt_master	*m = arg;
-	struct registry		*reg = &m->m_reg;
-	struct reg_conn		*rc;
-	uint64_t		 workers = 0;
-	int			 i, n = 0;
+	struct kick_scan	 ks = { id, user, 0, 0 };
+	int			 i;
 
-	reg_lock(reg);
-	for (i = 0; i < reg->r_hdr->rh_max_conns; i++) {
-		rc = reg_conn_slot(reg, i);
-		if (!rc->rc_used || (id != NULL && strcmp(rc->rc_id, id) != 0) ||
-		    (user != NULL && strcmp(rc->rc_user, user) != 0))
-			continue;
-		workers |= (uint64_t)1 << rc->rc_worker;
-		n++;
-	}
-	reg_unlock(reg);
+	reg_conn_foreach(&m->m_reg, master_kick_scan, &ks);
 	for (i = 0; i < m->m_nworkers; i++)
-		if ((workers & ((uint64_t)1 << i)) && m->m_workers[i].mc_pid != 0)
+		if ((ks.ks_workers & ((uint64_t)1 << i)) && m->m_workers[i].mc_pid != 0)
 			ipc_send(m->m_workers[i].mc_fd, id ? IPC_CTL_KICK : IPC_CTL_KICK_USER,
 			    0, id ? id : user, strlen(id ? id : user), -1);
-	return n;
+	return ks.ks_n;
 }
 
 static int

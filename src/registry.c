@@ -3,6 +3,9 @@
  */
 #include <sys/mman.h>
 
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -26,6 +29,53 @@ reg_hash(const char *s, size_t len)
 
 static _Atomic int32_t *reg_ips(struct registry *, int);
 
+/*
+ * Table pages that were never written are not resident and hold zeroes
+ * only, and reading shared anonymous memory allocates it: a scan that
+ * touched every page would make the whole table resident in every process
+ * that scans.  mincore() says which pages to look at.
+ */
+struct reg_scan {
+	unsigned char	*rs_vec;	/* NULL: look at everything */
+	uintptr_t	 rs_base;
+	size_t		 rs_pages;
+};
+
+static void
+reg_scan_begin(struct reg_scan *sc, const void *start, size_t len)
+{
+	size_t		 pg = (size_t)sysconf(_SC_PAGESIZE);
+	uintptr_t	 a = (uintptr_t)start & ~(uintptr_t)(pg - 1);
+	uintptr_t	 e = ((uintptr_t)start + len + pg - 1) & ~(uintptr_t)(pg - 1);
+
+	sc->rs_base = a;
+	sc->rs_pages = (e - a) / pg;
+	if ((sc->rs_vec = malloc(sc->rs_pages)) != NULL &&
+	    mincore((void *)a, e - a, sc->rs_vec) == -1) {
+		free(sc->rs_vec);
+		sc->rs_vec = NULL;
+	}
+}
+
+/* 1 if the page holding p may hold data. */
+static int
+reg_scan_resident(const struct reg_scan *sc, const void *p)
+{
+	static size_t	 pg;
+
+	if (sc->rs_vec == NULL)
+		return 1;
+	if (pg == 0)
+		pg = (size_t)sysconf(_SC_PAGESIZE);
+	return sc->rs_vec[((uintptr_t)p - sc->rs_base) / pg] & 1;
+}
+
+static void
+reg_scan_end(struct reg_scan *sc)
+{
+	free(sc->rs_vec);
+}
+
 int
 reg_create(struct registry *r, int nworkers, int max_conns, int max_chans)
 {
@@ -45,7 +95,8 @@ reg_create(struct registry *r, int nworkers, int max_conns, int max_chans)
 	r->r_size += ALIGN64(sizeof(struct reg_worker) * (size_t)nworkers);
 	r->r_size += ALIGN64(sizeof(struct reg_conn) * (size_t)max_conns);
 	r->r_size += stride * (uint64_t)slots;
-	r->r_size += ALIGN64(sizeof(int32_t) * 2 * REG_IP_SLOTS * (size_t)nworkers);
+	r->r_size = ((r->r_size + 4095) & ~(uint64_t)4095) +
+	    sizeof(int32_t) * 2 * REG_IP_SLOTS * (size_t)nworkers;
 	p = mmap(NULL, r->r_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -1;
@@ -61,7 +112,7 @@ reg_create(struct registry *r, int nworkers, int max_conns, int max_chans)
 	h->rh_off_workers = off;
 	h->rh_off_conns = off + ALIGN64(sizeof(struct reg_worker) * (size_t)nworkers);
 	h->rh_off_chans = h->rh_off_conns + ALIGN64(sizeof(struct reg_conn) * (size_t)max_conns);
-	h->rh_off_ips = h->rh_off_chans + stride * (uint64_t)slots;
+	h->rh_off_ips = (h->rh_off_chans + stride * (uint64_t)slots + 4095) & ~(uint64_t)4095;
 	pthread_mutexattr_init(&ma);
 	pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
 	pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
@@ -309,12 +360,15 @@ reg_worker_clear(struct registry *r, int w)
 	struct reg_worker	*rw = reg_worker(r, w);
 	struct reg_chan		*ch;
 	struct reg_conn		*c;
+	struct reg_scan		 sc;
 	int			 i;
 
 	reg_lock(r);
+	reg_scan_begin(&sc, reg_chan_slot(r, 0), h->rh_chan_stride * (size_t)h->rh_chan_slots);
 	for (i = 0; i < h->rh_chan_slots; i++) {
 		ch = reg_chan_slot(r, i);
-		if (ch->ch_state != REG_CHAN_USED || ch->ch_counts[w] == 0)
+		if (!reg_scan_resident(&sc, ch) || ch->ch_state != REG_CHAN_USED ||
+		    ch->ch_counts[w] == 0)
 			continue;
 		ch->ch_total -= ch->ch_counts[w];
 		ch->ch_counts[w] = 0;
@@ -324,16 +378,23 @@ reg_worker_clear(struct registry *r, int w)
 			h->rh_nchans--;
 		}
 	}
+	reg_scan_end(&sc);
+	reg_scan_begin(&sc, reg_conn_slot(r, 0), sizeof(*c) * (size_t)h->rh_max_conns);
 	for (i = 0; i < h->rh_max_conns; i++) {
 		c = reg_conn_slot(r, i);
-		if (c->rc_used && c->rc_worker == w) {
+		if (reg_scan_resident(&sc, c) && c->rc_used && c->rc_worker == w) {
 			c->rc_used = 0;
 			h->rh_nconns--;
 		}
 	}
+	reg_scan_end(&sc);
 	reg_unlock(r);
-	for (i = 0; i < 2 * REG_IP_SLOTS; i++)
-		atomic_store_explicit(&reg_ips(r, w)[i], 0, memory_order_relaxed);
+	/* zero pages by giving them back (page-aligned region) */
+	if (madvise((char *)r->r_hdr + r->r_hdr->rh_off_ips +
+	    (size_t)w * 2 * REG_IP_SLOTS * sizeof(int32_t),
+	    sizeof(int32_t) * 2 * REG_IP_SLOTS, MADV_REMOVE) == -1)
+		for (i = 0; i < 2 * REG_IP_SLOTS; i++)
+			atomic_store_explicit(&reg_ips(r, w)[i], 0, memory_order_relaxed);
 	atomic_store(&rw->rw_connections, 0);
 	atomic_store(&rw->rw_authenticated, 0);
 	atomic_store(&rw->rw_anonymous, 0);
@@ -366,14 +427,37 @@ reg_chan_foreach(struct registry *r,
     void (*fn)(const char *, int64_t, void *), void *arg)
 {
 	struct reg_chan	*ch;
+	struct reg_scan	 sc;
 	int		 i;
 
 	reg_lock(r);
+	reg_scan_begin(&sc, reg_chan_slot(r, 0),
+	    r->r_hdr->rh_chan_stride * (size_t)r->r_hdr->rh_chan_slots);
 	for (i = 0; i < r->r_hdr->rh_chan_slots; i++) {
 		ch = reg_chan_slot(r, i);
-		if (ch->ch_state == REG_CHAN_USED && ch->ch_total > 0)
+		if (reg_scan_resident(&sc, ch) && ch->ch_state == REG_CHAN_USED &&
+		    ch->ch_total > 0)
 			fn(ch->ch_name, ch->ch_total, arg);
 	}
+	reg_scan_end(&sc);
+	reg_unlock(r);
+}
+
+void
+reg_conn_foreach(struct registry *r, void (*fn)(struct reg_conn *, void *), void *arg)
+{
+	struct reg_conn	*c;
+	struct reg_scan	 sc;
+	int		 i;
+
+	reg_lock(r);
+	reg_scan_begin(&sc, reg_conn_slot(r, 0), sizeof(*c) * (size_t)r->r_hdr->rh_max_conns);
+	for (i = 0; i < r->r_hdr->rh_max_conns; i++) {
+		c = reg_conn_slot(r, i);
+		if (reg_scan_resident(&sc, c) && c->rc_used)
+			fn(c, arg);
+	}
+	reg_scan_end(&sc);
 	reg_unlock(r);
 }
 
