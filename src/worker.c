@@ -83,13 +83,20 @@ struct worker_pend {
 	uint32_t	 wp_next;	/* UINT32_MAX: last of its connection */
 };
 
+/* What a connection keeps of its token: a few bytes, not a struct auth_user. */
+struct conn_user {
+	time_t		 cu_exp;	/* 0: none */
+	uint8_t		 cu_admin;
+	char		 cu_id[];
+};
+
 struct rt_conn {
 	TAILQ_ENTRY(rt_conn)	 c_link;
 	struct wheel_entry	 c_timer;
 	struct rt_worker	*c_worker;
 	struct bufferevent	*c_bev;
 	struct evbuffer		*c_msg;		/* message being assembled */
-	struct auth_user	*c_user;	/* NULL: anonymous */
+	struct conn_user	*c_user;	/* NULL: anonymous */
 	struct rt_sub		**c_subs;
 	int			 c_nsubs;
 	int			 c_subcap;
@@ -425,9 +432,9 @@ conn_schedule(struct rt_conn *c)
 	next = c->c_last_ping + (uint64_t)conf->c_heartbeat_interval;
 	if (c->c_last_rx + (uint64_t)conf->c_heartbeat_timeout < next)
 		next = c->c_last_rx + (uint64_t)conf->c_heartbeat_timeout;
-	if (c->c_user != NULL && c->c_user->u_exp != 0) {
+	if (c->c_user != NULL && c->c_user->cu_exp != 0) {
 		/* the wall clock decides expiry; map it onto the monotonic one */
-		int64_t	 left = ((int64_t)c->c_user->u_exp - (int64_t)time(NULL)) * 1000;
+		int64_t	 left = ((int64_t)c->c_user->cu_exp - (int64_t)time(NULL)) * 1000;
 		uint64_t at = util_now_ms() + (left > 0 ? (uint64_t)left : 0);
 
 		if (at < next)
@@ -448,8 +455,8 @@ conn_timer_open(struct rt_conn *c, uint64_t now)
 		conn_free(c);
 		return;
 	}
-	if (c->c_user != NULL && c->c_user->u_exp != 0 &&
-	    time(NULL) >= c->c_user->u_exp) {
+	if (c->c_user != NULL && c->c_user->cu_exp != 0 &&
+	    time(NULL) >= c->c_user->cu_exp) {
 		STAT_ADD(c->c_worker, rw_token_expired, 1);
 		conn_send_error(c, "Token expired", NULL, NULL);
 		conn_close(c, WS_CLOSE_POLICY, "Token expired", 0);
@@ -504,6 +511,20 @@ worker_tick(evutil_socket_t fd, short ev, void *arg)
 		if (TAILQ_EMPTY(&w->w_conns) || now >= w->w_stop_deadline)
 			event_base_loopexit(w->w_base, NULL);
 	}
+}
+
+/* The policy's view of a connection's user (NULL: anonymous), in tmp. */
+static const struct auth_user *
+conn_auth_user(const struct rt_conn *c, struct auth_user *tmp)
+{
+	if (c->c_user == NULL)
+		return NULL;
+	auth_anonymous(tmp);
+	tmp->u_authenticated = 1;
+	tmp->u_admin = c->c_user->cu_admin;
+	tmp->u_exp = c->c_user->cu_exp;
+	snprintf(tmp->u_id, sizeof(tmp->u_id), "%s", c->c_user->cu_id);
+	return tmp;
 }
 
 /* ---- subscriptions ------------------------------------------------------- */
@@ -621,10 +642,11 @@ conn_unsubscribe_all(struct rt_conn *c)
 static void
 conn_proto_subscribe(struct rt_conn *c, struct proto_request *r)
 {
+	struct auth_user	 u;
 	enum chan_verdict	 v;
 	const char		*why = NULL;
 
-	v = chan_authorize(r->pr_channel, r->pr_channel_len, c->c_user);
+	v = chan_authorize(r->pr_channel, r->pr_channel_len, conn_auth_user(c, &u));
 	if (v != CHAN_OK) {
 		conn_send_error(c, chan_verdict_message(v), "subscribe", r->pr_channel);
 		return;
@@ -639,10 +661,11 @@ conn_proto_subscribe(struct rt_conn *c, struct proto_request *r)
 static void
 conn_proto_unsubscribe(struct rt_conn *c, struct proto_request *r)
 {
+	struct auth_user	 u;
 	enum chan_verdict	 v;
 	int			 i;
 
-	v = chan_authorize(r->pr_channel, r->pr_channel_len, c->c_user);
+	v = chan_authorize(r->pr_channel, r->pr_channel_len, conn_auth_user(c, &u));
 	if (v == CHAN_INVALID || v == CHAN_UNKNOWN) {
 		conn_send_error(c, chan_verdict_message(v), "unsubscribe", r->pr_channel);
 		return;
@@ -655,13 +678,14 @@ conn_proto_unsubscribe(struct rt_conn *c, struct proto_request *r)
 static void
 conn_proto_channels(struct rt_conn *c)
 {
+	struct auth_user	 u;
 	struct json_object	*subs = json_object_new_array();
 	int			 i;
 
 	for (i = 0; i < c->c_nsubs; i++)
 		json_object_array_add(subs,
 		    json_object_new_string(c->c_subs[i]->s_chan->ch_name));
-	conn_send_json(c, proto_channels(c->c_user, subs, NULL));
+	conn_send_json(c, proto_channels(conn_auth_user(c, &u), subs, NULL));
 }
 
 struct stats_filter {
@@ -684,6 +708,7 @@ stats_add_channel(const char *name, int64_t subscribers, void *arg)
 static void
 conn_proto_stats(struct rt_conn *c)
 {
+	struct auth_user	 u;
 	struct rt_worker	*w = c->c_worker;
 	struct proto_stats	 st;
 	struct reg_totals	 t;
@@ -694,7 +719,7 @@ conn_proto_stats(struct rt_conn *c)
 	st.ps_authenticated = t.t_authenticated;
 	st.ps_anonymous = t.t_anonymous;
 	st.ps_subscriptions = t.t_subscriptions;
-	sf.sf_user = c->c_user;
+	sf.sf_user = conn_auth_user(c, &u);
 	sf.sf_obj = json_object_new_object();
 	reg_chan_foreach(w->w_reg, stats_add_channel, &sf);
 	conn_send_json(c, proto_stats(&st, sf.sf_obj, NULL));
@@ -1007,19 +1032,21 @@ conn_greet(struct rt_conn *c, const struct auth_token *tok)
 		return;
 	}
 	if (user.u_authenticated) {
-		if ((c->c_user = malloc(sizeof(*c->c_user))) == NULL) {
+		if ((c->c_user = malloc(sizeof(*c->c_user) + strlen(user.u_id) + 1)) == NULL) {
 			reg_conn_del(w->w_reg, c->c_slot);
 			c->c_slot = -1;
 			conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
 			return;
 		}
-		*c->c_user = user;
+		c->c_user->cu_exp = user.u_exp;
+		c->c_user->cu_admin = (uint8_t)user.u_admin;
+		memcpy(c->c_user->cu_id, user.u_id, strlen(user.u_id) + 1);
 		STAT_ADD(w, rw_authenticated, 1);
 	} else
 		STAT_ADD(w, rw_anonymous, 1);
 	STAT_ADD(w, rw_connections, 1);
 	c->c_counted = 1;
-	conn_send_json(c, proto_connected(c->c_id, c->c_user, NULL));
+	conn_send_json(c, proto_connected(c->c_id, user.u_authenticated ? &user : NULL, NULL));
 }
 
 static void
@@ -1615,8 +1642,8 @@ worker_kick(struct rt_worker *w, int by_user, const char *p, size_t len)
 		next = TAILQ_NEXT(c, c_link);
 		if (c->c_state != CS_OPEN || !c->c_counted)
 			continue;
-		if (by_user ? (c->c_user == NULL || strlen(c->c_user->u_id) != len ||
-		    memcmp(c->c_user->u_id, p, len) != 0) :
+		if (by_user ? (c->c_user == NULL || strlen(c->c_user->cu_id) != len ||
+		    memcmp(c->c_user->cu_id, p, len) != 0) :
 		    (len != RT_UUID_LEN || memcmp(c->c_id, p, len) != 0))
 			continue;
 		log_info("%s: connection %s closed by an administrator", c->c_peer, c->c_id);
