@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,8 @@
 #define WORKER_TICK_MS		100
 #define WORKER_PEEK_IOV		16
 #define WORKER_BRIDGE_WAIT_MS	1000
+#define WORKER_TRIM_MS		5000
+#define WORKER_TRIM_FREE	(4 * 1024 * 1024)
 
 enum conn_state {
 	CS_HTTP,	/* reading the request head */
@@ -145,6 +148,7 @@ struct rt_worker {
 	int64_t			 w_drain_total;	/* open when the stop began */
 	uint64_t		 w_drain_start;
 	int			 w_accepting;
+	uint64_t		 w_trimmed;
 	/* event frames for plain sockets whose output was empty, written
 	 * with one writev per connection at the end of a bridge read */
 	uint32_t		 w_batch;
@@ -494,6 +498,21 @@ conn_timer_fire(struct wheel_entry *e, void *arg)
 	}
 }
 
+/*
+ * A connect storm leaves the heap full of freed handshake buffers that
+ * glibc keeps: give whole free pages back, so idle connections cost what
+ * they hold, not what their handshakes once held.
+ */
+static void
+worker_trim(struct rt_worker *w)
+{
+	struct mallinfo2	 mi = mallinfo2();
+
+	(void)w;
+	if (mi.fordblks > WORKER_TRIM_FREE)
+		malloc_trim(64 * 1024);
+}
+
 static void
 worker_tick(evutil_socket_t fd, short ev, void *arg)
 {
@@ -503,6 +522,10 @@ worker_tick(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	atomic_store(&w->w_rw->rw_tick, now);
+	if (now - w->w_trimmed >= WORKER_TRIM_MS) {
+		worker_trim(w);
+		w->w_trimmed = now;
+	}
 	if (!w->w_accepting && now - w->w_started >= WORKER_BRIDGE_WAIT_MS)
 		worker_accepting(w, "no bridge yet");
 	wheel_advance(&w->w_wheel, now, conn_timer_fire, &now);
