@@ -5,6 +5,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <glob.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -36,6 +37,7 @@ struct conf_key {
 };
 
 #define OFF(m)	offsetof(struct rt_config, m)
+#define CONF_INCLUDE_DEPTH	8
 #define GB	(1024LL * 1024 * 1024)
 #define DAY	(86400LL * 1000)
 
@@ -363,9 +365,12 @@ config_split(char *line, char **key, char **val)
 	return 1;
 }
 
+static int	config_include(struct rt_config *, const char *, const char *, int, int,
+		    char *, size_t);
+
 static int
 config_line(struct rt_config *conf, char *line, const char *name, int lineno,
-    char *err, size_t errlen)
+    int depth, char *err, size_t errlen)
 {
 	const struct conf_key	*k;
 	char			*key, *val, why[512];
@@ -376,6 +381,13 @@ config_line(struct rt_config *conf, char *line, const char *name, int lineno,
 	case -1:
 		snprintf(err, errlen, "%s:%d: %s: unterminated quoted value", name, lineno, key);
 		return -1;
+	}
+	if (strcmp(key, "include") == 0) {
+		if (*val == '\0') {
+			snprintf(err, errlen, "%s:%d: include: missing file", name, lineno);
+			return -1;
+		}
+		return config_include(conf, val, name, lineno, depth, err, errlen);
 	}
 	if ((k = config_find(key)) == NULL) {
 		snprintf(err, errlen, "%s:%d: unknown key '%.64s'", name, lineno, key);
@@ -394,7 +406,7 @@ config_line(struct rt_config *conf, char *line, const char *name, int lineno,
 
 static int
 config_parse_text(struct rt_config *conf, const char *name, const char *text,
-    size_t len, char *err, size_t errlen)
+    size_t len, int depth, char *err, size_t errlen)
 {
 	char		 line[CONF_STR_MAX + 256];
 	size_t		 pos = 0, n;
@@ -415,7 +427,7 @@ config_parse_text(struct rt_config *conf, const char *name, const char *text,
 		}
 		memcpy(line, text + pos, n);
 		line[n] = '\0';
-		if (config_line(conf, line, name, lineno, err, errlen) == -1)
+		if (config_line(conf, line, name, lineno, depth, err, errlen) == -1)
 			return -1;
 		pos += n + 1;
 	}
@@ -534,28 +546,22 @@ config_parse_string(struct rt_config *conf, const char *name, const char *text,
 	config_defaults(conf);
 	if ((conf->c_file = strdup(name)) == NULL)
 		fatal("strdup");
-	if (config_parse_text(conf, name, text, len, err, errlen) == -1)
+	/* text from a string (IPC, tests, fuzzing) may not pull in files */
+	if (config_parse_text(conf, name, text, len, -1, err, errlen) == -1)
 		return -1;
 	return 0;
 }
 
-int
-config_load(struct rt_config *conf, const char *path, char *err, size_t errlen)
+/* The whole file into a malloc'd buffer; -1 with "path: reason". */
+static int
+config_read_file(const char *path, char **bufp, size_t *lenp, char *err, size_t errlen)
 {
 	FILE	*fp;
 	char	*buf = NULL;
 	size_t	 len = 0, cap = 0, n;
-	int	 rv;
 
-	if (path == NULL) {
-		config_defaults(conf);
-		if (config_apply_env(conf, err, errlen) == -1)
-			return -1;
-		return config_validate(conf, err, errlen);
-	}
 	if ((fp = fopen(path, "r")) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		config_defaults(conf);
 		return -1;
 	}
 	for (;;) {
@@ -564,7 +570,6 @@ config_load(struct rt_config *conf, const char *path, char *err, size_t errlen)
 				snprintf(err, errlen, "%s: file too large", path);
 				fclose(fp);
 				free(buf);
-				config_defaults(conf);
 				return -1;
 			}
 			cap = cap ? cap * 2 : 8192;
@@ -575,8 +580,80 @@ config_load(struct rt_config *conf, const char *path, char *err, size_t errlen)
 			break;
 		len += n;
 	}
+	if (ferror(fp)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		fclose(fp);
+		free(buf);
+		return -1;
+	}
 	fclose(fp);
-	rv = config_parse_string(conf, path, buf ? buf : "", len, err, errlen);
+	*bufp = buf;
+	*lenp = len;
+	return 0;
+}
+
+/*
+ * "include PATTERN": every file the glob matches, in order, relative to
+ * the directory of the file that includes it.  Nesting is bounded.
+ */
+static int
+config_include(struct rt_config *conf, const char *pattern, const char *name, int lineno,
+    int depth, char *err, size_t errlen)
+{
+	char	 full[CONF_STR_MAX + 256], *buf;
+	const char *slash;
+	glob_t	 g;
+	size_t	 i, len;
+	int	 rv = 0, grv;
+
+	if (depth < 0) {
+		snprintf(err, errlen, "%s:%d: include is not allowed here", name, lineno);
+		return -1;
+	}
+	if (depth >= CONF_INCLUDE_DEPTH) {
+		snprintf(err, errlen, "%s:%d: include nested more than %d deep", name, lineno,
+		    CONF_INCLUDE_DEPTH);
+		return -1;
+	}
+	if (pattern[0] != '/' && (slash = strrchr(name, '/')) != NULL)
+		snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - name), name, pattern);
+	else
+		snprintf(full, sizeof(full), "%s", pattern);
+	if ((grv = glob(full, 0, NULL, &g)) == GLOB_NOMATCH)
+		return 0;	/* an empty conf.d is fine */
+	if (grv != 0) {
+		snprintf(err, errlen, "%s:%d: include %s: cannot read", name, lineno, full);
+		return -1;
+	}
+	for (i = 0; i < g.gl_pathc && rv == 0; i++) {
+		if ((rv = config_read_file(g.gl_pathv[i], &buf, &len, err, errlen)) == -1)
+			break;
+		rv = config_parse_text(conf, g.gl_pathv[i], buf ? buf : "", len, depth + 1,
+		    err, errlen);
+		free(buf);
+	}
+	globfree(&g);
+	return rv;
+}
+
+int
+config_load(struct rt_config *conf, const char *path, char *err, size_t errlen)
+{
+	char	*buf = NULL;
+	size_t	 len = 0;
+	int	 rv;
+
+	config_defaults(conf);
+	if (path == NULL) {
+		if (config_apply_env(conf, err, errlen) == -1)
+			return -1;
+		return config_validate(conf, err, errlen);
+	}
+	if ((conf->c_file = strdup(path)) == NULL)
+		fatal("strdup");
+	if (config_read_file(path, &buf, &len, err, errlen) == -1)
+		return -1;
+	rv = config_parse_text(conf, path, buf ? buf : "", len, 0, err, errlen);
 	free(buf);
 	if (rv == 0)
 		rv = config_apply_env(conf, err, errlen);

@@ -1,6 +1,7 @@
 /* Config parser: every error names file:line and key; env overrides. */
 #include <check.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -302,6 +303,54 @@ START_TEST(test_metrics_allow_matching)
 }
 END_TEST
 
+static void
+write_file(const char *dir, const char *name, const char *text)
+{
+	char	 path[512];
+	FILE	*fp;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	fputs(text, fp);
+	fclose(fp);
+}
+
+/* include: globs relative to the including file, in order, nested, bounded. */
+START_TEST(test_include_files)
+{
+	char	 dir[] = "/tmp/rtconf.XXXXXX", path[512];
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/conf.d", dir);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	write_file(dir, "main.conf", "jwt_secret s\nworkers 1\ninclude conf.d/*.conf\n"
+	    "include none.d/*.conf\n");
+	write_file(dir, "conf.d/10-a.conf", "workers 2\nmax_subscriptions 7\n");
+	write_file(dir, "conf.d/20-b.conf", "workers 3\ninclude ../nested.inc\n");
+	write_file(dir, "nested.inc", "max_channels 1000\n");
+	snprintf(path, sizeof(path), "%s/main.conf", dir);
+	config_free(&conf);
+	ck_assert_int_eq(config_load(&conf, path, err, sizeof(err)), 0);
+	ck_assert_int_eq(conf.c_workers, 3);		/* the last one read wins */
+	ck_assert_int_eq(conf.c_max_subscriptions, 7);
+	ck_assert_int_eq(conf.c_max_channels, 1000);
+	/* an error inside an included file names that file and line */
+	write_file(dir, "conf.d/30-bad.conf", "\nworkers lots\n");
+	config_free(&conf);
+	ck_assert_int_eq(config_load(&conf, path, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "30-bad.conf:2: workers"));
+	/* a file that includes itself stops at the depth limit */
+	write_file(dir, "loop.conf", "include loop.conf\n");
+	snprintf(path, sizeof(path), "%s/loop.conf", dir);
+	config_free(&conf);
+	ck_assert_int_eq(config_load(&conf, path, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "nested"));
+	/* text that did not come from a file may not pull files in */
+	ck_assert_int_eq(parse("include /etc/passwd\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "not allowed"));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -326,6 +375,7 @@ main(void)
 	tcase_add_test(tc, test_every_key_in_sample_config);
 	tcase_add_test(tc, test_every_key_in_manual);
 	tcase_add_test(tc, test_metrics_allow_matching);
+	tcase_add_test(tc, test_include_files);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
