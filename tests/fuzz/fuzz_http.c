@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "http.h"
 #include "util.h"
 
@@ -170,6 +171,23 @@ check_headers(const struct http_request *req, const char *buf, size_t head)
 	}
 }
 
+/* Token extraction: bounded, NUL-terminated, the echo inside the request. */
+static void
+check_token(const struct http_request *req, const char *buf, size_t head)
+{
+	static struct auth_token tok;
+
+	memset(&tok, 0x5a, sizeof(tok));
+	auth_extract_token(req, &tok);
+	check(tok.t_source >= AUTH_SRC_NONE && tok.t_source <= AUTH_SRC_PROTOCOL);
+	check(tok.t_len <= AUTH_TOKEN_MAX && tok.t_token[tok.t_len] == '\0');
+	check(tok.t_source != AUTH_SRC_NONE || tok.t_len == 0);
+	if (tok.t_protocol != NULL) {
+		check(inside(tok.t_protocol, tok.t_protocol_len, buf, head));
+		check(tok.t_protocol_len >= 6 && memcmp(tok.t_protocol, "token-", 6) == 0);
+	}
+}
+
 static void
 check_done(const struct http_request *req, const char *buf, size_t len,
     size_t max_size, size_t consumed)
@@ -196,6 +214,7 @@ check_done(const struct http_request *req, const char *buf, size_t len,
 		check_items(req, names[i], buf, consumed);
 	check_upgrade(req, buf, consumed);
 	check_query_names(req);
+	check_token(req, buf, consumed);
 }
 
 static int
