@@ -125,7 +125,9 @@ struct rt_conn {
 	uint64_t		 c_tokens_at;
 	struct ws_decoder	 c_dec;
 	char			 c_id[RT_UUID_LEN + 1];
-	char			 c_peer[INET6_ADDRSTRLEN + 8];
+	uint8_t			 c_peer_family;	/* the peer, compact: */
+	uint16_t		 c_peer_port;	/* formatted only to log */
+	uint8_t			 c_peer_addr[16];
 };
 TAILQ_HEAD(conn_list, rt_conn);
 
@@ -173,6 +175,7 @@ static void	conn_event_cb(struct bufferevent *, short, void *);
 static void	conn_schedule(struct rt_conn *);
 static void	conn_unsubscribe_all(struct rt_conn *);
 static void	worker_drain(struct rt_worker *, uint64_t);
+static const char *conn_peer(const struct rt_conn *);
 static void	worker_accepting(struct rt_worker *, const char *);
 static void	worker_ip_limit(struct rt_worker *, struct rt_conn *, const struct sockaddr *);
 
@@ -286,7 +289,7 @@ static void	conn_close(struct rt_conn *, uint16_t, const char *, int);
 static void
 conn_slow(struct rt_conn *c)
 {
-	log_debug("%s: %s: slow consumer, output over %lld bytes", __func__, c->c_peer,
+	log_debug("%s: %s: slow consumer, output over %lld bytes", __func__, conn_peer(c),
 	    (long long)c->c_worker->w_conf->c_max_output_buffer);
 	STAT_ADD(c->c_worker, rw_slow_closes, 1);
 	conn_close(c, WS_CLOSE_SLOW, "Slow consumer", 1);
@@ -417,7 +420,7 @@ conn_http_error(struct rt_conn *c, int status, const char *extra)
 		bufferevent_write(c->c_bev, buf, (size_t)n);
 	if (status >= 400)
 		STAT_ADD(c->c_worker, rw_handshake_errors, 1);
-	log_debug("%s: %s: HTTP %d", __func__, c->c_peer, status);
+	log_debug("%s: %s: HTTP %d", __func__, conn_peer(c), status);
 	conn_linger(c);
 }
 
@@ -454,7 +457,7 @@ conn_timer_open(struct rt_conn *c, uint64_t now)
 
 	if (now >= c->c_last_rx + (uint64_t)conf->c_heartbeat_timeout) {
 		log_debug("%s: %s: no frame for %lld ms, dropped", __func__,
-		    c->c_peer, (long long)(now - c->c_last_rx));
+		    conn_peer(c), (long long)(now - c->c_last_rx));
 		STAT_ADD(c->c_worker, rw_heartbeat_drops, 1);
 		conn_free(c);
 		return;
@@ -481,7 +484,7 @@ conn_timer_fire(struct wheel_entry *e, void *arg)
 
 	switch (c->c_state) {
 	case CS_HTTP:
-		log_debug("%s: %s: %s timeout", __func__, c->c_peer,
+		log_debug("%s: %s: %s timeout", __func__, conn_peer(c),
 		    c->c_tls && !c->c_tls_done ? "TLS handshake" : "handshake");
 		if (c->c_tls && !c->c_tls_done)
 			STAT_ADD(c->c_worker, rw_tls_errors, 1);
@@ -886,7 +889,7 @@ conn_ws_event(struct rt_conn *c, const struct ws_event *ev)
 			conn_linger(c);
 		break;
 	case WS_EV_ERROR:
-		log_debug("%s: %s: %s (close %u)", __func__, c->c_peer,
+		log_debug("%s: %s: %s (close %u)", __func__, conn_peer(c),
 		    ev->reason, ev->code);
 		STAT_ADD(c->c_worker, rw_protocol_errors, 1);
 		if (c->c_state == CS_OPEN)
@@ -1039,14 +1042,14 @@ conn_greet(struct rt_conn *c, const struct auth_token *tok)
 		if (tok->t_too_long)
 			snprintf(reason, sizeof(reason), "token too long");
 		STAT_ADD(w, rw_auth_failures, 1);
-		log_debug("%s: %s: invalid token: %s", __func__, c->c_peer, reason);
+		log_debug("%s: %s: invalid token: %s", __func__, conn_peer(c), reason);
 		snprintf(msg, sizeof(msg), "Invalid token: %s", reason);
 		conn_send_error(c, msg, NULL, NULL);
 		conn_close(c, WS_CLOSE_POLICY, "Invalid token", 0);
 		return;
 	}
 	c->c_slot = reg_conn_add(w->w_reg, w->w_id, c->c_id,
-	    user.u_authenticated ? user.u_id : NULL, user.u_admin, c->c_peer, (int64_t)time(NULL));
+	    user.u_authenticated ? user.u_id : NULL, user.u_admin, conn_peer(c), (int64_t)time(NULL));
 	if (c->c_slot == -1) {
 		/* max_connections, host-wide */
 		STAT_ADD(w, rw_full_refusals, 1);
@@ -1234,36 +1237,52 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (c->c_tls && (e = bufferevent_get_openssl_error(bev)) != 0) {
 		if (!c->c_tls_done)
 			STAT_ADD(c->c_worker, rw_tls_errors, 1);
-		log_debug("%s: %s: TLS: %s", __func__, c->c_peer,
+		log_debug("%s: %s: TLS: %s", __func__, conn_peer(c),
 		    tls_error_string(e, buf, sizeof(buf)));
 		while (bufferevent_get_openssl_error(bev) != 0)
 			;
 	} else if (c->c_tls && !c->c_tls_done) {
 		STAT_ADD(c->c_worker, rw_tls_errors, 1);
-		log_debug("%s: %s: closed during the TLS handshake", __func__, c->c_peer);
+		log_debug("%s: %s: closed during the TLS handshake", __func__, conn_peer(c));
 	} else
-		log_debug("%s: %s: %s", __func__, c->c_peer,
+		log_debug("%s: %s: %s", __func__, conn_peer(c),
 		    (what & BEV_EVENT_EOF) ? "closed by peer" : "socket error");
 	conn_free(c);
 }
 
 static void
-conn_peer_name(const struct sockaddr *sa, char *out, size_t outlen)
+conn_peer_set(struct rt_conn *c, const struct sockaddr *sa)
 {
-	char	 host[INET6_ADDRSTRLEN];
-
+	c->c_peer_family = (uint8_t)sa->sa_family;
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
 
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-		snprintf(out, outlen, "%s:%u", host, ntohs(sin->sin_port));
+		memcpy(c->c_peer_addr, &sin->sin_addr, 4);
+		c->c_peer_port = ntohs(sin->sin_port);
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
 
-		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-		snprintf(out, outlen, "[%s]:%u", host, ntohs(sin6->sin6_port));
+		memcpy(c->c_peer_addr, &sin6->sin6_addr, 16);
+		c->c_peer_port = ntohs(sin6->sin6_port);
+	}
+}
+
+/* "address:port" of the peer, in a static buffer (for one log line). */
+static const char *
+conn_peer(const struct rt_conn *c)
+{
+	static char	 buf[INET6_ADDRSTRLEN + 8];
+	char		 host[INET6_ADDRSTRLEN];
+
+	if (c->c_peer_family == AF_INET) {
+		inet_ntop(AF_INET, c->c_peer_addr, host, sizeof(host));
+		snprintf(buf, sizeof(buf), "%s:%u", host, c->c_peer_port);
+	} else if (c->c_peer_family == AF_INET6) {
+		inet_ntop(AF_INET6, c->c_peer_addr, host, sizeof(host));
+		snprintf(buf, sizeof(buf), "[%s]:%u", host, c->c_peer_port);
 	} else
-		snprintf(out, outlen, "local");
+		snprintf(buf, sizeof(buf), "local");
+	return buf;
 }
 
 static void
@@ -1293,7 +1312,7 @@ worker_accept_conn(struct rt_worker *w, evutil_socket_t fd, struct sockaddr *sa,
 	c->c_worker = w;
 	c->c_state = CS_HTTP;
 	c->c_slot = -1;
-	conn_peer_name(sa, c->c_peer, sizeof(c->c_peer));
+	conn_peer_set(c, sa);
 	if (util_uuid4(c->c_id, sizeof(c->c_id)) == -1)
 		fatalx("%s: no randomness for connection ids", __func__);
 	TAILQ_INSERT_TAIL(&w->w_conns, c, c_link);
@@ -1338,7 +1357,7 @@ worker_ip_limit(struct rt_worker *w, struct rt_conn *c, const struct sockaddr *s
 		return;
 	}
 	STAT_ADD(w, rw_ip_limited, 1);
-	log_debug("%s: %s: over max_connections_per_ip", __func__, c->c_peer);
+	log_debug("%s: %s: over max_connections_per_ip", __func__, conn_peer(c));
 	conn_http_error(c, 503, "Retry-After: 10\r\n");
 }
 
@@ -1669,7 +1688,7 @@ worker_kick(struct rt_worker *w, int by_user, const char *p, size_t len)
 		    memcmp(c->c_user->cu_id, p, len) != 0) :
 		    (len != RT_UUID_LEN || memcmp(c->c_id, p, len) != 0))
 			continue;
-		log_info("%s: connection %s closed by an administrator", c->c_peer, c->c_id);
+		log_info("%s: connection %s closed by an administrator", conn_peer(c), c->c_id);
 		STAT_ADD(w, rw_kicked, 1);
 		conn_send_error(c, "Disconnected by an administrator", NULL, NULL);
 		conn_close(c, WS_CLOSE_POLICY, "Disconnected by an administrator", 0);
