@@ -453,7 +453,9 @@ def test_ping_flood_from_a_non_reader_keeps_memory_bounded(start_daemon):
     ws.close_socket()
     print("ping flood: %d pings sent, RSS %d -> %d KiB, connection %s" % (
         sent, rss0, rss1, "closed" if closed else "still open"))
-    assert rss1 - rss0 < 16 * 1024, \
+    # ASan's quarantine keeps freed memory (scripts/test.sh marks that run)
+    bound = (96 if os.environ.get("REALTIMED_SANITIZED") else 16) * 1024
+    assert rss1 - rss0 < bound, \
         "daemon RSS grew %d KiB under a ping flood of %d pings from a " \
         "client that never reads (max_output_buffer 64k); connection %s" % (
             rss1 - rss0, sent, "closed" if closed else "still open")
