@@ -7,7 +7,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 autoreconf -fi >/dev/null 2>&1
 mkdir -p build
-(cd build && { [ -f Makefile ] || ../configure -q; } && make -j"$(nproc)" -s src/realtimed)
+(cd build && { [ -f Makefile ] || ../configure -q; } && make -j"$(nproc)" -s src/realtimed src/realtimectl)
 
 if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
 	echo "starting a local redis-server on 127.0.0.1:6379"
