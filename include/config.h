@@ -125,6 +125,9 @@ char	*config_serialize(const struct rt_config *conf, size_t *len);
 int	config_merge_reloadable(struct rt_config *live, const struct rt_config *next,
 	    int report);
 int	config_key_reloadable(int i);
+/* Read back what config_serialize() wrote (pushed by the master); exits on error. */
+void	config_from_master(struct rt_config *nc, const char *name, const char *text,
+	    size_t len);
 
 /* Value parsers shared with the environment code; 0 ok, -1 bad. */
 int	config_parse_duration(const char *s, int64_t *ms);

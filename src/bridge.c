@@ -628,11 +628,8 @@ static void
 bridge_reload(struct rt_bridge *b, const char *p, size_t len)
 {
 	struct rt_config	 nc;
-	char			 err[512];
 
-	if (config_parse_string(&nc, b->b_conf->c_file, p, len, err, sizeof(err)) == -1 ||
-	    config_validate(&nc, err, sizeof(err)) == -1)
-		fatalx("%s: bad settings from the master: %s", __func__, err);
+	config_from_master(&nc, b->b_conf->c_file, p, len);
 	config_merge_reloadable(b->b_conf, &nc, 0);
 	log_setlevel(b->b_conf->c_log_level);
 	config_free(&nc);

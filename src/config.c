@@ -871,3 +871,14 @@ config_key_reloadable(int i)
 {
 	return (i >= 0 && i < NKEYS) ? (conf_keys[i].k_flags & F_RELOAD) != 0 : 0;
 }
+
+void
+config_from_master(struct rt_config *nc, const char *name, const char *text, size_t len)
+{
+	char	 err[512];
+
+	/* our own serialization: failing to read it back is a bug, so exit */
+	if (config_parse_string(nc, name, text, len, err, sizeof(err)) == -1 ||
+	    config_validate(nc, err, sizeof(err)) == -1)
+		fatalx("bad settings from the master: %s", err);
+}

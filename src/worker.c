@@ -1703,9 +1703,7 @@ worker_reload(struct rt_worker *w, const char *p, size_t len)
 	struct auth_ctx		*auth;
 	char			 err[512];
 
-	if (config_parse_string(&nc, w->w_conf->c_file, p, len, err, sizeof(err)) == -1 ||
-	    config_validate(&nc, err, sizeof(err)) == -1)
-		fatalx("%s: bad settings from the master: %s", __func__, err);
+	config_from_master(&nc, w->w_conf->c_file, p, len);
 	if ((auth = auth_new(&nc, err, sizeof(err))) == NULL) {
 		log_warnx("reload: %s; keeping the old JWT settings", err);
 		config_free(&nc);
