@@ -616,9 +616,13 @@ config_include(struct rt_config *conf, const char *pattern, const char *name, in
 		return -1;
 	}
 	if (pattern[0] != '/' && (slash = strrchr(name, '/')) != NULL)
-		snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - name), name, pattern);
+		grv = snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - name), name, pattern);
 	else
-		snprintf(full, sizeof(full), "%s", pattern);
+		grv = snprintf(full, sizeof(full), "%s", pattern);
+	if (grv < 0 || (size_t)grv >= sizeof(full)) {
+		snprintf(err, errlen, "%s:%d: include: path too long", name, lineno);
+		return -1;
+	}
 	if ((grv = glob(full, 0, NULL, &g)) == GLOB_NOMATCH)
 		return 0;	/* an empty conf.d is fine */
 	if (grv != 0) {

@@ -583,8 +583,15 @@ def test_chaos_soak(start_daemon):
                 (s["end"] is None or s["end"] > e["t"] - 0.5)]
         dropped = [i for i, s in live
                    if s["end"] is not None and s["end"] < e["t"] + 3]
+        # a client of another worker "kept" its connection unless only
+        # that worker's own later kill (soon after this one) ended it
+        def ended_by_its_own_kill(s, e=e):
+            return s["end"] is not None and s["worker"] is not None and any(
+                x["kind"] == "worker-kill" and x is not e and
+                x["worker"] == s["worker"] and e["t"] < x["t"] <= s["end"] + 0.5
+                for x in timeline)
         kept = [i for i, s in live if s["end"] is None or
-                s["end"] >= e["t"] + 3]
+                s["end"] >= e["t"] + 3 or ended_by_its_own_kill(s)]
         assert kept, "worker %d killed at %.2fs: no client kept its " \
             "connection" % (e["worker"], e["t"])
         assert all(s["worker"] != e["worker"] for i, s in live
