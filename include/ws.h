@@ -81,20 +81,22 @@ struct ws_decoder {
 	uint8_t		 wd_msg_started;	/* first chunk reported */
 	uint64_t	 wd_msg_len;
 	uint32_t	 wd_utf8;
-	/* control frame payload */
-	uint8_t		 wd_ctl[WS_CONTROL_MAX];
+	/* a control frame payload split across reads (allocated on demand) */
+	uint8_t		*wd_ctl;
 	uint8_t		 wd_ctl_len;
 	uint8_t		 wd_failed;		/* sticky after WS_EV_ERROR */
 };
 
 void	ws_decoder_init(struct ws_decoder *d, uint64_t max_message, int server);
+/* Release what the decoder allocated (a split control frame's buffer). */
+void	ws_decoder_free(struct ws_decoder *d);
 
 /*
  * Consume bytes from buf (len bytes; unmasked in place, hence not const)
  * until one event is ready or the input is used up.  Returns the number of
  * bytes consumed and fills ev.  Call again with the rest of the buffer while
  * ev->type != WS_EV_NEED_MORE.  DATA chunks point into buf; control
- * payloads point into the decoder.  After WS_EV_ERROR every call returns
+ * payloads point into buf or into the decoder, valid until the next call.  After WS_EV_ERROR every call returns
  * the same error and consumes nothing.
  */
 size_t	ws_decode(struct ws_decoder *d, uint8_t *buf, size_t len, struct ws_event *ev);

@@ -360,6 +360,7 @@ conn_free(struct rt_conn *c)
 		bufferevent_free(c->c_bev);
 	if (c->c_msg != NULL)
 		evbuffer_free(c->c_msg);
+	ws_decoder_free(&c->c_dec);
 	free(c->c_subs);
 	free(c->c_user);
 	free(c);

@@ -6,6 +6,7 @@
  * byte arrives, so a hostile peer is refused before it sends a payload.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -46,6 +47,7 @@ enum ws_err {
 	WS_E_CLOSE_LEN,
 	WS_E_CLOSE_CODE,
 	WS_E_CLOSE_UTF8,
+	WS_E_NOMEM,
 };
 
 static const struct {
@@ -67,6 +69,7 @@ static const struct {
 	[WS_E_CLOSE_LEN] =	{ WS_CLOSE_PROTOCOL, "invalid close payload" },
 	[WS_E_CLOSE_CODE] =	{ WS_CLOSE_PROTOCOL, "invalid close code" },
 	[WS_E_CLOSE_UTF8] =	{ WS_CLOSE_BAD_DATA, "invalid UTF-8 in close reason" },
+	[WS_E_NOMEM] =		{ WS_CLOSE_INTERNAL, "out of memory" },
 };
 
 static int
@@ -325,11 +328,8 @@ ws_read_data(struct ws_decoder *d, uint8_t *buf, size_t len,
 }
 
 static enum ws_err
-ws_parse_close(struct ws_decoder *d, struct ws_event *ev)
+ws_parse_close(struct ws_decoder *d, const uint8_t *p, size_t n, struct ws_event *ev)
 {
-	const uint8_t	*p = d->wd_ctl;
-	size_t		 n = d->wd_ctl_len;
-
 	ev->code = WS_CLOSE_NO_STATUS;
 	if (n == 0)
 		return WS_E_NONE;
@@ -345,18 +345,35 @@ ws_parse_close(struct ws_decoder *d, struct ws_event *ev)
 	return WS_E_NONE;
 }
 
-/* A control payload is small and must be whole: collect it, then report. */
+/*
+ * A control payload is small and must be whole.  When all of it is in this
+ * buffer it is unmasked in place and reported from there; only a payload
+ * split across reads is collected, in a buffer allocated the first time
+ * one is (most connections never need it).
+ */
 static size_t
-ws_read_control(struct ws_decoder *d, const uint8_t *buf, size_t len,
-    struct ws_event *ev)
+ws_read_control(struct ws_decoder *d, uint8_t *buf, size_t len, struct ws_event *ev)
 {
-	size_t	 n = len;
+	const uint8_t	*payload;
+	size_t		 n = len, plen;
 
 	if (n > d->wd_remaining)
 		n = d->wd_remaining;
-	memcpy(d->wd_ctl + d->wd_ctl_len, buf, n);
-	ws_unmask(d, d->wd_ctl + d->wd_ctl_len, n);
-	d->wd_ctl_len += n;
+	if (d->wd_ctl_len == 0 && n == d->wd_remaining) {
+		ws_unmask(d, buf, n);
+		payload = buf;
+		plen = n;
+	} else {
+		if (d->wd_ctl == NULL && (d->wd_ctl = malloc(WS_CONTROL_MAX)) == NULL) {
+			ws_fail(d, WS_E_NOMEM);	/* ws_decode reports it */
+			return 0;
+		}
+		memcpy(d->wd_ctl + d->wd_ctl_len, buf, n);
+		ws_unmask(d, d->wd_ctl + d->wd_ctl_len, n);
+		d->wd_ctl_len += n;
+		payload = d->wd_ctl;
+		plen = d->wd_ctl_len;
+	}
 	d->wd_remaining -= n;
 	if (d->wd_remaining > 0)
 		return n;
@@ -370,14 +387,21 @@ ws_read_control(struct ws_decoder *d, const uint8_t *buf, size_t len,
 		break;
 	default:
 		ev->type = WS_EV_CLOSE;
-		if (ws_parse_close(d, ev) != WS_E_NONE)
+		if (ws_parse_close(d, payload, plen, ev) != WS_E_NONE)
 			return n;
 		break;
 	}
 	ev->opcode = d->wd_opcode;
-	ev->data = d->wd_ctl;
-	ev->len = d->wd_ctl_len;
+	ev->data = payload;
+	ev->len = plen;
 	return n;
+}
+
+void
+ws_decoder_free(struct ws_decoder *d)
+{
+	free(d->wd_ctl);
+	d->wd_ctl = NULL;
 }
 
 size_t

@@ -7,7 +7,9 @@
  * Input: first byte n, then n % 32 bytes of channel name, then the
  * payload; the whole input is also parsed as a client message.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE		/* memmem() */
+#endif
 
 #include <stddef.h>
 #include <stdint.h>

@@ -199,6 +199,7 @@ decode(struct run *r, uint8_t cfg, uint32_t seed, const uint8_t *data,
 	}
 	free(buf);
 	free(r->msg);
+	ws_decoder_free(&d);
 }
 
 /* Whatever we put in a close frame, a client reads back intact. */
@@ -228,6 +229,7 @@ check_close_frame(const uint8_t *data, size_t size)
 	/* cut short only where the next character would not fit */
 	if (ev.close_reason_len < rlen)
 		CHECK(ev.close_reason_len + 4 > WS_CONTROL_MAX - 2);
+	ws_decoder_free(&d);
 }
 
 int

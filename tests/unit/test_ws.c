@@ -254,6 +254,7 @@ run(const struct wire *w, uint64_t max, int server, size_t step,
 	}
 	rec_drop_open(r);
 	free(buf);
+	ws_decoder_free(&d);
 }
 
 static void
@@ -463,6 +464,7 @@ START_TEST(test_unmasked_client_frame_fails_1002)
 	ws_decoder_init(&d, 0, 1);
 	ck_assert_uint_eq(ws_decode(&d, b, 2, &ev), 2);
 	ck_assert_int_eq(ev.type, WS_EV_ERROR);
+	ws_decoder_free(&d);
 }
 END_TEST
 
@@ -695,6 +697,7 @@ START_TEST(test_control_between_fragments_reported_in_order)
 	ck_assert_uint_eq(ws_decode(&d, p, 0, &ev), 0);
 	ck_assert_int_eq(ev.type, WS_EV_NEED_MORE);
 	w_free(&w);
+	ws_decoder_free(&d);
 }
 END_TEST
 
@@ -799,6 +802,7 @@ START_TEST(test_empty_fin_frame_gives_empty_last_chunk)
 	expect_data(&d, &p, &left, 0, 1, "");
 	ck_assert_uint_eq(left, 0);
 	w_free(&w);
+	ws_decoder_free(&d);
 }
 END_TEST
 
@@ -824,6 +828,7 @@ START_TEST(test_empty_text_message_gives_first_last_chunk)
 	expect_data(&d, &p, &left, 1, 1, "");
 	ck_assert_uint_eq(left, 0);
 	w_free(&w);
+	ws_decoder_free(&d);
 }
 END_TEST
 
@@ -843,6 +848,7 @@ START_TEST(test_empty_nonfinal_frames_report_nothing)
 	expect_data(&d, &p, &left, 1, 1, "a");
 	ck_assert_uint_eq(left, 0);
 	w_free(&w);
+	ws_decoder_free(&d);
 }
 END_TEST
 
@@ -873,6 +879,7 @@ START_TEST(test_partial_frame_reported_as_it_arrives)
 	ck_assert_uint_eq(ws_decode(&d, p, 0, &ev), 0);
 	ck_assert_int_eq(ev.type, WS_EV_NEED_MORE);
 	w_free(&w);
+	ws_decoder_free(&d);
 }
 END_TEST
 
@@ -889,6 +896,7 @@ START_TEST(test_payload_unmasked_in_place)
 	ck_assert_ptr_eq(ev.data, w.b + 6);
 	ck_assert(memcmp(w.b + 6, "in place", 8) == 0);
 	w_free(&w);
+	ws_decoder_free(&d);
 }
 END_TEST
 
@@ -915,10 +923,12 @@ START_TEST(test_mask_position_kept_across_calls)
 			ck_assert(feed_piece(&d, buf + b, w.len - b, &r));
 			rec_equal(&whole, &r, a * 100 + b);
 			rec_free(&r);
+			ws_decoder_free(&d);
 		}
 	free(buf);
 	rec_free(&whole);
 	w_free(&w);
+	ws_decoder_free(&d);
 }
 END_TEST
 
@@ -961,6 +971,7 @@ START_TEST(test_frame_over_limit_fails_1009_at_header)
 	ck_assert_int_eq(ev.type, WS_EV_ERROR);
 	ck_assert_uint_eq(ev.code, WS_CLOSE_TOO_BIG);
 	w_free(&w);
+	ws_decoder_free(&d);
 }
 END_TEST
 
@@ -997,6 +1008,7 @@ START_TEST(test_huge_declared_length_fails_1009_without_payload)
 	ck_assert_uint_eq(ws_decode(&d, b + i, 1, &ev), 1);
 	ck_assert_int_eq(ev.type, WS_EV_ERROR);
 	ck_assert_uint_eq(ev.code, WS_CLOSE_TOO_BIG);
+	ws_decoder_free(&d);
 }
 END_TEST
 
@@ -1076,6 +1088,7 @@ START_TEST(test_text_invalid_utf8_fails_before_frame_ends)
 	ck_assert_int_eq(ev.type, WS_EV_ERROR);
 	ck_assert_uint_eq(ev.code, WS_CLOSE_BAD_DATA);
 	w_free(&w);
+	ws_decoder_free(&d);
 }
 END_TEST
 
@@ -1312,6 +1325,7 @@ START_TEST(test_error_is_sticky)
 	ck_assert_str_eq(ev.reason, "unexpected continuation");
 	w_free(&w);
 	w_free(&ok);
+	ws_decoder_free(&d);
 }
 END_TEST
 
