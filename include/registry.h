@@ -21,9 +21,10 @@
 #include "realtimed.h"
 
 #define REGISTRY_MAGIC		0x52544452u	/* "RTDR" */
-#define REGISTRY_VERSION	1
+#define REGISTRY_VERSION	2
 #define REG_MAX_WORKERS		64
 #define REG_PEER_MAX		48
+#define REG_USER_MAX		63
 #define REG_IP_SLOTS		65536	/* per-address counters, twice (count-min), per worker */
 
 enum reg_proc_state {
@@ -90,7 +91,12 @@ struct reg_conn {
 	int32_t			 rc_nsubs;
 	int64_t			 rc_started;		/* wall clock s */
 	char			 rc_id[RT_UUID_LEN + 1];
-	char			 rc_user[RT_USERID_MAX + 1];	/* "" = anonymous */
+	/*
+	 * The user id, "" = anonymous.  Longer ids (up to RT_USERID_MAX) keep
+	 * their first REG_USER_MAX bytes: listings show the prefix, and
+	 * kick-user matches it here and exactly in the worker.
+	 */
+	char			 rc_user[REG_USER_MAX + 1];
 	char			 rc_peer[REG_PEER_MAX];
 };
 
@@ -188,6 +194,9 @@ struct reg_totals {
 	int	 t_workers;		/* running */
 };
 void	reg_totals(struct registry *r, struct reg_totals *t);
+
+/* 1 if slot user rc_user may be user (exact, or its stored prefix). */
+int	reg_user_match(const char *rc_user, const char *user);
 
 /* Call fn for each used connection slot (under the lock). */
 void	reg_conn_foreach(struct registry *r, void (*fn)(struct reg_conn *, void *), void *arg);

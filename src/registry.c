@@ -509,3 +509,13 @@ reg_ip_release(struct registry *r, int w, uint32_t key)
 	atomic_fetch_sub_explicit(&mine[key >> 16], 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&mine[REG_IP_SLOTS + (key & 0xffff)], 1, memory_order_relaxed);
 }
+
+int
+reg_user_match(const char *rc_user, const char *user)
+{
+	size_t	 n = strlen(rc_user);
+
+	if (n < REG_USER_MAX)
+		return strcmp(rc_user, user) == 0;
+	return strncmp(rc_user, user, n) == 0;	/* stored truncated */
+}

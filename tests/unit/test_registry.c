@@ -143,6 +143,28 @@ START_TEST(test_connection_table)
 }
 END_TEST
 
+/* Long user ids keep a prefix in the table and still match their owner. */
+START_TEST(test_long_user_ids)
+{
+	char	 longid[RT_USERID_MAX + 1], other[RT_USERID_MAX + 1];
+	int	 slot;
+
+	memset(longid, 'u', RT_USERID_MAX);
+	longid[RT_USERID_MAX] = '\0';
+	memcpy(other, longid, sizeof(other));
+	other[RT_USERID_MAX - 1] = 'v';		/* differs after the prefix */
+	slot = reg_conn_add(&reg, 0, "id", longid, 0, "p", 0);
+	ck_assert_int_ge(slot, 0);
+	ck_assert_uint_eq(strlen(reg_conn_slot(&reg, slot)->rc_user), REG_USER_MAX);
+	ck_assert_int_eq(reg_user_match(reg_conn_slot(&reg, slot)->rc_user, longid), 1);
+	/* the table cannot tell: the worker compares the whole id */
+	ck_assert_int_eq(reg_user_match(reg_conn_slot(&reg, slot)->rc_user, other), 1);
+	ck_assert_int_eq(reg_user_match("short", "short"), 1);
+	ck_assert_int_eq(reg_user_match("short", "shorter"), 0);
+	ck_assert_int_eq(reg_user_match("", "x"), 0);
+}
+END_TEST
+
 START_TEST(test_worker_clear_forgets_only_that_worker)
 {
 	uint64_t	 mask;
@@ -272,6 +294,7 @@ main(void)
 	tcase_add_test(tc, test_churn_keeps_lookups_right);
 	tcase_add_test(tc, test_connection_table);
 	tcase_add_test(tc, test_worker_clear_forgets_only_that_worker);
+	tcase_add_test(tc, test_long_user_ids);
 	tcase_add_test(tc, test_writer_dying_with_the_lock);
 	tcase_add_test(tc, test_shared_across_fork);
 	tcase_add_test(tc, test_totals_and_foreach);
