@@ -565,3 +565,21 @@ class Redis:
                 self.proc.kill()
                 self.proc.wait(5)
         self.logf.close()
+
+
+def admin_request(sock, line, timeout=5):
+    """One command on the admin socket at path sock; its JSON reply."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(sock)
+        s.sendall(line.encode() + b"\n")
+        buf = b""
+        while b"\n" not in buf:
+            b = s.recv(65536)
+            if not b:
+                break
+            buf += b
+    finally:
+        s.close()
+    return json.loads(buf.split(b"\n")[0])

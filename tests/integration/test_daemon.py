@@ -59,21 +59,7 @@ def ctl(sock, *args):
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
-def admin(sock, line, timeout=5):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(sock)
-        s.sendall(line.encode() + b"\n")
-        buf = b""
-        while b"\n" not in buf:
-            b = s.recv(65536)
-            if not b:
-                break
-            buf += b
-    finally:
-        s.close()
-    return json.loads(buf.split(b"\n")[0])
+admin = rtlib.admin_request
 
 
 def wait_for(pred, timeout=5.0, what="condition", interval=0.05):

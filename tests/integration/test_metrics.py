@@ -7,7 +7,6 @@ out, kicks, HTTP errors).
 canary_interval is 0 in these tests so the bridge's own canaries do not move
 the event counters.
 """
-import json
 import os
 import re
 import signal
@@ -132,21 +131,7 @@ def metrics(port):
     return parse(get_metrics(port)[1])[1]
 
 
-def admin(sock, line, timeout=5):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(sock)
-        s.sendall(line.encode() + b"\n")
-        buf = b""
-        while b"\n" not in buf:
-            b = s.recv(65536)
-            if not b:
-                break
-            buf += b
-    finally:
-        s.close()
-    return json.loads(buf.split(b"\n")[0])
+admin = rtlib.admin_request
 
 
 class Client:
