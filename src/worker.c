@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
@@ -43,6 +44,7 @@
 #include "ipc.h"
 #include "registry.h"
 #include "tls.h"
+#include "outq.h"
 #include "worker.h"
 
 #define STAT_ADD(w, f, n)	atomic_fetch_add_explicit(&(w)->w_rw->f, (n), memory_order_relaxed)
@@ -53,6 +55,7 @@
 #define WORKER_BRIDGE_WAIT_MS	1000
 #define WORKER_TRIM_MS		5000
 #define WORKER_TRIM_FREE	(4 * 1024 * 1024)
+#define WORKER_READ_MAX		(64 * 1024)	/* one read() of a plain socket */
 
 enum conn_state {
 	CS_HTTP,	/* reading the request head */
@@ -80,9 +83,15 @@ struct rt_chan {
 	char		 ch_name[];
 };
 
+/* An event frame of the bridge batch being delivered. */
+struct worker_frame {
+	const uint8_t	*wf_p;		/* into the bridge's input */
+	uint32_t	 wf_len;
+	struct rt_blk	*wf_blk;	/* a copy, made once when a frame must wait */
+};
+
 struct worker_pend {
-	const uint8_t	*wp_frame;	/* into the bridge batch block */
-	uint32_t	 wp_len;
+	uint32_t	 wp_frame;	/* index in w_frames */
 	uint32_t	 wp_next;	/* UINT32_MAX: last of its connection */
 };
 
@@ -97,7 +106,10 @@ struct rt_conn {
 	TAILQ_ENTRY(rt_conn)	 c_link;
 	struct wheel_entry	 c_timer;
 	struct rt_worker	*c_worker;
-	struct bufferevent	*c_bev;
+	struct bufferevent	*c_bev;		/* wss only */
+	struct event		 c_ev;		/* plain: readable, or output to flush */
+	struct event		*c_wev;		/* plain: waiting for room to write */
+	struct outq		*c_out;		/* plain: bytes waiting; NULL: none */
 	struct evbuffer		*c_msg;		/* message being assembled */
 	struct conn_user	*c_user;	/* NULL: anonymous */
 	struct rt_sub		**c_subs;
@@ -110,6 +122,7 @@ struct rt_conn {
 	uint8_t			 c_tls_failed;	/* a TLS error: the session is not reusable */
 	uint8_t			 c_close_rcvd;
 	uint8_t			 c_counted;	/* in the open-connection counters */
+	uint8_t			 c_io_err;	/* plain: a write failed, free soon */
 	int32_t			 c_slot;	/* registry connection slot, -1 none */
 	uint32_t		 c_ipkey;	/* per-address counters held */
 	uint32_t		 c_pend_batch;	/* frames pending in batch w_batch */
@@ -154,6 +167,9 @@ struct rt_worker {
 	/* event frames for plain sockets whose output was empty, written
 	 * with one writev per connection at the end of a bridge read */
 	uint32_t		 w_batch;
+	struct worker_frame	*w_frames;
+	uint32_t		 w_nframes;
+	uint32_t		 w_framecap;
 	struct worker_pend	*w_pend;
 	uint32_t		 w_npend;
 	uint32_t		 w_pendcap;
@@ -170,6 +186,7 @@ struct rt_worker {
 };
 
 static void	conn_read_cb(struct bufferevent *, void *);
+static void	conn_sock_cb(evutil_socket_t, short, void *);
 static void	conn_write_cb(struct bufferevent *, void *);
 static void	conn_event_cb(struct bufferevent *, short, void *);
 static void	conn_schedule(struct rt_conn *);
@@ -260,19 +277,98 @@ worker_chan_release(struct rt_worker *w, struct rt_chan *ch)
 	w->w_nchans--;
 }
 
-/* ---- sending ----------------------------------------------------------- */
+/* ---- socket I/O ---------------------------------------------------------- */
+
+/*
+ * A wss connection is an OpenSSL bufferevent.  A plain one is its socket,
+ * one embedded read event and, only while it has bytes waiting, an output
+ * queue of shared blocks (outq.h): an idle connection holds no buffers.
+ */
+
+static int
+conn_fd(const struct rt_conn *c)
+{
+	return c->c_tls ? (int)bufferevent_getfd(c->c_bev) : (int)event_get_fd(&c->c_ev);
+}
+
+static size_t
+conn_outlen(const struct rt_conn *c)
+{
+	if (c->c_tls)
+		return evbuffer_get_length(bufferevent_get_output(c->c_bev));
+	return outq_len(c->c_out);
+}
+
+/* A write to a plain socket failed: the socket callback frees c soon. */
+static void
+conn_io_fail(struct rt_conn *c, int err)
+{
+	if (c->c_io_err)
+		return;
+	c->c_io_err = 1;
+	errno = err;
+	log_debug("%s: %s: write: %s", __func__, conn_peer(c), strerror(err));
+	outq_free(&c->c_out);
+	/* deferred: callers up the stack still hold c */
+	event_active(&c->c_ev, EV_WRITE, 0);
+}
+
+/* Flush c's queue when this loop turn's callbacks are done. */
+static void
+conn_want_flush(struct rt_conn *c)
+{
+	if (c->c_wev == NULL || !event_pending(c->c_wev, EV_WRITE, NULL))
+		event_active(&c->c_ev, EV_WRITE, 0);
+}
+
+/* The socket is full: resume when it has room. */
+static void
+conn_want_room(struct rt_conn *c)
+{
+	if (c->c_wev == NULL && (c->c_wev = event_new(c->c_worker->w_base, conn_fd(c),
+	    EV_WRITE | EV_PERSIST, conn_sock_cb, c)) == NULL) {
+		conn_io_fail(c, ENOMEM);
+		return;
+	}
+	if (!event_pending(c->c_wev, EV_WRITE, NULL))
+		event_add(c->c_wev, NULL);
+}
+
+/* Queue a then b (either may be empty) for the peer. */
+static void
+conn_write2(struct rt_conn *c, const void *a, size_t alen, const void *b, size_t blen)
+{
+	if (c->c_tls) {
+		struct evbuffer	*out = bufferevent_get_output(c->c_bev);
+
+		if (alen > 0)
+			evbuffer_add(out, a, alen);
+		if (blen > 0)
+			evbuffer_add(out, b, blen);
+		return;
+	}
+	if (c->c_io_err)
+		return;
+	if (c->c_out == NULL)
+		conn_want_flush(c);
+	if (outq_add_copy(&c->c_out, a, alen, b, blen) == -1)
+		conn_io_fail(c, ENOMEM);
+}
+
+static void
+conn_write(struct rt_conn *c, const void *data, size_t len)
+{
+	conn_write2(c, data, len, NULL, 0);
+}
 
 static void
 conn_send_frame(struct rt_conn *c, int opcode, const void *data, size_t len)
 {
 	uint8_t		 hdr[WS_HEADER_MAX];
 	size_t		 hlen;
-	struct evbuffer	*out = bufferevent_get_output(c->c_bev);
 
 	hlen = ws_frame_header(hdr, opcode, 1, len);
-	evbuffer_add(out, hdr, hlen);
-	if (len > 0)
-		evbuffer_add(out, data, len);
+	conn_write2(c, hdr, hlen, data, len);
 }
 
 /* Replies and pongs obey max_output_buffer like events: a client that asks
@@ -280,8 +376,7 @@ conn_send_frame(struct rt_conn *c, int opcode, const void *data, size_t len)
 static int
 conn_output_full(struct rt_conn *c)
 {
-	return evbuffer_get_length(bufferevent_get_output(c->c_bev)) >
-	    (size_t)c->c_worker->w_conf->c_max_output_buffer;
+	return conn_outlen(c) > (size_t)c->c_worker->w_conf->c_max_output_buffer;
 }
 
 static void	conn_close(struct rt_conn *, uint16_t, const char *, int);
@@ -358,6 +453,13 @@ conn_free(struct rt_conn *c)
 	}
 	if (c->c_bev != NULL)
 		bufferevent_free(c->c_bev);
+	if (!c->c_tls && event_initialized(&c->c_ev)) {
+		event_del(&c->c_ev);
+		if (c->c_wev != NULL)
+			event_free(c->c_wev);
+		outq_free(&c->c_out);
+		close(event_get_fd(&c->c_ev));
+	}
 	if (c->c_msg != NULL)
 		evbuffer_free(c->c_msg);
 	ws_decoder_free(&c->c_dec);
@@ -377,6 +479,10 @@ conn_linger(struct rt_conn *c)
 	c->c_state = CS_LINGER;
 	c->c_deadline = util_now_ms() + (uint64_t)c->c_worker->w_conf->c_close_timeout;
 	conn_schedule(c);
+	if (!c->c_tls) {
+		conn_want_flush(c);	/* ends in conn_drained() */
+		return;
+	}
 	bufferevent_enable(c->c_bev, EV_READ);
 	/* deferred: callers up the stack still hold c */
 	if (evbuffer_get_length(bufferevent_get_output(c->c_bev)) == 0)
@@ -396,7 +502,7 @@ conn_close(struct rt_conn *c, uint16_t code, const char *reason, int fail)
 	if (c->c_state != CS_OPEN)
 		return;
 	n = ws_close_frame(frame, code, reason);
-	evbuffer_add(bufferevent_get_output(c->c_bev), frame, n);
+	conn_write(c, frame, n);
 	conn_uncount(c);
 	conn_unsubscribe_all(c);
 	if (fail || c->c_close_rcvd) {
@@ -418,7 +524,7 @@ conn_http_error(struct rt_conn *c, int status, const char *extra)
 	n = http_format_response(buf, sizeof(buf), status, "text/plain", extra,
 	    body, (size_t)blen);
 	if (n > 0)
-		bufferevent_write(c->c_bev, buf, (size_t)n);
+		conn_write(c, buf, (size_t)n);
 	if (status >= 400)
 		STAT_ADD(c->c_worker, rw_handshake_errors, 1);
 	log_debug("%s: %s: HTTP %d", __func__, conn_peer(c), status);
@@ -469,6 +575,11 @@ conn_timer_open(struct rt_conn *c, uint64_t now)
 		conn_send_error(c, "Token expired", NULL, NULL);
 		conn_close(c, WS_CLOSE_POLICY, "Token expired", 0);
 		return;
+	}
+	if (c->c_wev != NULL && c->c_out == NULL) {
+		/* idle again: the write event goes until the next backlog */
+		event_free(c->c_wev);
+		c->c_wev = NULL;
 	}
 	if (now >= c->c_last_ping + (uint64_t)conf->c_heartbeat_interval) {
 		conn_send_frame(c, WS_OP_PING, NULL, 0);
@@ -901,37 +1012,42 @@ conn_ws_event(struct rt_conn *c, const struct ws_event *ev)
 	}
 }
 
-/* Run the decoder over everything buffered, in place. */
+/* Decode len bytes at p in place; returns the bytes used (fewer once c stops reading). */
+static size_t
+conn_ws_feed(struct rt_conn *c, uint8_t *p, size_t len)
+{
+	struct ws_event	 ev;
+	size_t		 off = 0;
+
+	c->c_last_rx = util_now_ms();
+	while (c->c_state == CS_OPEN || c->c_state == CS_CLOSING) {
+		off += ws_decode(&c->c_dec, p + off, len - off, &ev);
+		if (ev.type == WS_EV_NEED_MORE)
+			break;
+		conn_ws_event(c, &ev);
+	}
+	return off;
+}
+
+/* wss: run the decoder over everything buffered, in place. */
 static void
 conn_ws_input(struct rt_conn *c)
 {
 	struct evbuffer		*in = bufferevent_get_input(c->c_bev);
 	struct evbuffer_iovec	 v[WORKER_PEEK_IOV];
-	struct ws_event		 ev;
-	size_t			 off, used, total;
+	size_t			 used, total;
 	int			 n, i;
 
-	c->c_last_rx = util_now_ms();
 	while ((n = evbuffer_peek(in, -1, NULL, v, WORKER_PEEK_IOV)) > 0) {
 		if (n > WORKER_PEEK_IOV)
 			n = WORKER_PEEK_IOV;
-		total = 0;
-		for (i = 0; i < n; i++) {
-			off = 0;
-			for (;;) {
-				if (c->c_state != CS_OPEN && c->c_state != CS_CLOSING)
-					goto out;
-				used = ws_decode(&c->c_dec, (uint8_t *)v[i].iov_base + off,
-				    v[i].iov_len - off, &ev);
-				off += used;
-				total += used;
-				if (ev.type == WS_EV_NEED_MORE)
-					break;
-				conn_ws_event(c, &ev);
-			}
+		for (i = 0, total = 0; i < n; i++) {
+			used = conn_ws_feed(c, v[i].iov_base, v[i].iov_len);
+			total += used;
+			if (used < v[i].iov_len)
+				goto out;
 		}
 		evbuffer_drain(in, total);
-		total = 0;
 	}
 	return;
  out:
@@ -957,7 +1073,7 @@ conn_health(struct rt_conn *c)
 	n = http_format_response(buf, sizeof(buf), healthy ? 200 : 503, "application/json",
 	    "Cache-Control: no-store\r\n", body, blen);
 	if (n > 0)
-		bufferevent_write(c->c_bev, buf, (size_t)n);
+		conn_write(c, buf, (size_t)n);
 	json_object_put(o);
 	conn_linger(c);
 }
@@ -968,9 +1084,11 @@ conn_metrics(struct rt_conn *c)
 {
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen = sizeof(ss);
-	struct evbuffer		*body, *out = bufferevent_get_output(c->c_bev);
+	struct evbuffer		*body;
+	char			 head[256];
+	int			 n;
 
-	if (getpeername(bufferevent_getfd(c->c_bev), (struct sockaddr *)&ss, &sslen) == -1 ||
+	if (getpeername(conn_fd(c), (struct sockaddr *)&ss, &sslen) == -1 ||
 	    !util_addr_allowed((struct sockaddr *)&ss, &c->c_worker->w_conf->c_metrics_allow)) {
 		conn_http_error(c, 403, NULL);
 		return;
@@ -980,11 +1098,11 @@ conn_metrics(struct rt_conn *c)
 		return;
 	}
 	admin_metrics(c->c_worker->w_reg, body);
-	evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\n"
+	n = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n"
 	    "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
 	    "Content-Length: %zu\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
 	    evbuffer_get_length(body));
-	evbuffer_add_buffer(out, body);
+	conn_write2(c, head, (size_t)n, evbuffer_pullup(body, -1), evbuffer_get_length(body));
 	evbuffer_free(body);
 	conn_linger(c);
 }
@@ -1008,18 +1126,20 @@ conn_origin_ok(struct rt_conn *c, const struct http_request *req)
 static void
 conn_send_101(struct rt_conn *c, const struct http_upgrade *up, const struct auth_token *tok)
 {
-	struct evbuffer	*out = bufferevent_get_output(c->c_bev);
-	char		 accept[64];
+	char		 accept[64], buf[256];
+	int		 n;
 
 	ws_accept_key(up->u_key, up->u_key_len, accept, sizeof(accept));
-	evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\n"
+	n = snprintf(buf, sizeof(buf), "HTTP/1.1 101 Switching Protocols\r\n"
 	    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
 	    "Sec-WebSocket-Accept: %s\r\n", accept);
+	conn_write(c, buf, (size_t)n);
 	/* browsers fail a handshake whose offered subprotocol is not echoed */
-	if (tok != NULL && tok->t_protocol != NULL)
-		evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %.*s\r\n",
-		    (int)tok->t_protocol_len, tok->t_protocol);
-	evbuffer_add(out, "\r\n", 2);
+	if (tok != NULL && tok->t_protocol != NULL) {
+		conn_write(c, "Sec-WebSocket-Protocol: ", 24);
+		conn_write2(c, tok->t_protocol, tok->t_protocol_len, "\r\n", 2);
+	}
+	conn_write(c, "\r\n", 2);
 }
 
 /* After the 101: authenticate and greet, or refuse with 1008. */
@@ -1134,37 +1254,49 @@ conn_route(struct rt_conn *c, const struct http_request *req)
 		conn_http_error(c, 404, NULL);
 }
 
-static void
-conn_http_input(struct rt_conn *c)
+/*
+ * Parse a request head and answer it.  Returns the bytes it used; 0 with
+ * c still in CS_HTTP means the head is not complete yet.
+ */
+static size_t
+conn_http_parse(struct rt_conn *c, const char *buf, size_t len)
 {
-	struct evbuffer		*in = bufferevent_get_input(c->c_bev);
-	size_t			 len = evbuffer_get_length(in), max, take, consumed = 0;
 	struct http_request	 req;
-	const char		*buf;
-	int			 rv;
+	size_t			 max, consumed = 0;
 
 	max = (size_t)c->c_worker->w_conf->c_max_header_size;
-	take = len < max ? len : max;
-	if ((buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)take)) == NULL)
-		return;
-	rv = http_parse_request(buf, take, max, &req, &consumed);
-	switch (rv) {
+	switch (http_parse_request(buf, len < max ? len : max, max, &req, &consumed)) {
 	case HTTP_PARSE_INCOMPLETE:
 		if (len >= max)
 			conn_http_error(c, 431, NULL);
-		return;
+		return 0;
 	case HTTP_PARSE_TOO_LARGE:
 		conn_http_error(c, 431, NULL);
-		return;
+		return 0;
 	case HTTP_PARSE_VERSION:
 		conn_http_error(c, 505, NULL);
-		return;
+		return 0;
 	case HTTP_PARSE_BAD:
 		conn_http_error(c, 400, NULL);
-		return;
+		return 0;
 	}
 	conn_route(c, &req);
-	/* req points into the input buffer: drain only now */
+	return consumed;
+}
+
+/* wss: the head from the bufferevent's input. */
+static void
+conn_http_input(struct rt_conn *c)
+{
+	struct evbuffer	*in = bufferevent_get_input(c->c_bev);
+	size_t		 len = evbuffer_get_length(in), max, consumed;
+	const char	*buf;
+
+	max = (size_t)c->c_worker->w_conf->c_max_header_size;
+	if ((buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(len < max ? len : max))) == NULL)
+		return;
+	consumed = conn_http_parse(c, buf, len);
+	/* the request points into the input buffer: drain only now */
 	evbuffer_drain(in, consumed);
 	if ((c->c_state == CS_OPEN || c->c_state == CS_CLOSING) &&
 	    evbuffer_get_length(in) > 0)
@@ -1173,7 +1305,122 @@ conn_http_input(struct rt_conn *c)
 		evbuffer_drain(in, evbuffer_get_length(in));
 }
 
-/* ---- bufferevent callbacks ---------------------------------------------- */
+/*
+ * Plain: the head from one read.  A head split over reads waits in c_msg
+ * (which holds WebSocket messages only after the upgrade).
+ */
+static void
+conn_http_plain(struct rt_conn *c, uint8_t *buf, size_t len)
+{
+	struct evbuffer	*held = c->c_msg;
+	size_t		 used;
+
+	if (held != NULL) {
+		if (evbuffer_add(held, buf, len) == -1) {
+			conn_http_error(c, 503, NULL);
+			return;
+		}
+		len = evbuffer_get_length(held);
+		buf = evbuffer_pullup(held, -1);
+	}
+	used = conn_http_parse(c, (const char *)buf, len);
+	if (c->c_state == CS_HTTP) {
+		/* incomplete, and under max_header_size */
+		if (held == NULL && ((c->c_msg = evbuffer_new()) == NULL ||
+		    evbuffer_add(c->c_msg, buf, len) == -1))
+			conn_http_error(c, 503, NULL);
+		return;
+	}
+	c->c_msg = NULL;	/* the decoder's from now on */
+	if ((c->c_state == CS_OPEN || c->c_state == CS_CLOSING) && used < len)
+		conn_ws_feed(c, buf + used, len - used);
+	if (held != NULL)
+		evbuffer_free(held);
+}
+
+/* ---- plain socket callback ---------------------------------------------- */
+
+/* Nothing left to write: a lingering connection half-closes, or ends. */
+static int
+conn_drained(struct rt_conn *c)
+{
+	if (c->c_state != CS_LINGER)
+		return 0;
+	if (c->c_close_rcvd) {
+		/* the close handshake is complete: the server closes first */
+		conn_free(c);
+		return -1;
+	}
+	shutdown(conn_fd(c), SHUT_WR);
+	return 0;
+}
+
+/* Write what is queued; -1 when c is gone. */
+static int
+conn_flush(struct rt_conn *c)
+{
+	if (c->c_out != NULL && outq_write(&c->c_out, conn_fd(c)) == -1) {
+		log_debug("%s: %s: write: %s", __func__, conn_peer(c), strerror(errno));
+		conn_free(c);
+		return -1;
+	}
+	if (c->c_out != NULL) {
+		conn_want_room(c);
+		return 0;
+	}
+	if (c->c_wev != NULL)
+		event_del(c->c_wev);
+	return conn_drained(c);
+}
+
+static void
+conn_sock_read(struct rt_conn *c)
+{
+	static uint8_t	 buf[WORKER_READ_MAX];
+	ssize_t		 n;
+
+	if ((n = read(conn_fd(c), buf, sizeof(buf))) == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		log_debug("%s: %s: socket error: %s", __func__, conn_peer(c), strerror(errno));
+		conn_free(c);
+		return;
+	}
+	if (n == 0) {
+		log_debug("%s: %s: closed by peer", __func__, conn_peer(c));
+		conn_free(c);
+		return;
+	}
+	switch (c->c_state) {
+	case CS_HTTP:
+		conn_http_plain(c, buf, (size_t)n);
+		break;
+	case CS_OPEN:
+	case CS_CLOSING:
+		conn_ws_feed(c, buf, (size_t)n);
+		break;
+	case CS_LINGER:
+		break;	/* discarded */
+	}
+}
+
+static void
+conn_sock_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rt_conn	*c = arg;
+
+	(void)fd;
+	if (c->c_io_err) {
+		conn_free(c);
+		return;
+	}
+	if ((what & EV_WRITE) && conn_flush(c) == -1)
+		return;
+	if (what & EV_READ)
+		conn_sock_read(c);
+}
+
+/* ---- bufferevent callbacks (wss) ---------------------------------------- */
 
 static void
 conn_read_cb(struct bufferevent *bev, void *arg)
@@ -1200,19 +1447,13 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct rt_conn	*c = arg;
 
-	if (c->c_state != CS_LINGER ||
-	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
-		return;
-	if (c->c_close_rcvd || c->c_tls) {
-		/*
-		 * The close handshake is complete (the server closes first), or
-		 * TLS, where a half-close would skip close_notify: freeing the
-		 * bufferevent sends it and closes.
-		 */
+	(void)bev;
+	/*
+	 * Freeing the bufferevent sends close_notify and closes: a TLS
+	 * half-close would skip it.
+	 */
+	if (c->c_state == CS_LINGER && conn_outlen(c) == 0)
 		conn_free(c);
-		return;
-	}
-	shutdown(bufferevent_getfd(bev), SHUT_WR);
 }
 
 static void
@@ -1223,7 +1464,7 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	char		 buf[256];
 	unsigned long	 e;
 
-	if ((what & BEV_EVENT_CONNECTED) && c->c_tls) {
+	if (what & BEV_EVENT_CONNECTED) {
 		/* TLS is up: the request head gets its own deadline now */
 		c->c_tls_done = 1;
 		STAT_ADD(c->c_worker, rw_tls_handshakes, 1);
@@ -1233,16 +1474,16 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
 		return;
-	if (c->c_tls && (what & BEV_EVENT_ERROR))
+	if (what & BEV_EVENT_ERROR)
 		c->c_tls_failed = 1;
-	if (c->c_tls && (e = bufferevent_get_openssl_error(bev)) != 0) {
+	if ((e = bufferevent_get_openssl_error(bev)) != 0) {
 		if (!c->c_tls_done)
 			STAT_ADD(c->c_worker, rw_tls_errors, 1);
 		log_debug("%s: %s: TLS: %s", __func__, conn_peer(c),
 		    tls_error_string(e, buf, sizeof(buf)));
 		while (bufferevent_get_openssl_error(bev) != 0)
 			;
-	} else if (c->c_tls && !c->c_tls_done) {
+	} else if (!c->c_tls_done) {
 		STAT_ADD(c->c_worker, rw_tls_errors, 1);
 		log_debug("%s: %s: closed during the TLS handshake", __func__, conn_peer(c));
 	} else
@@ -1306,8 +1547,8 @@ worker_accept_conn(struct rt_worker *w, evutil_socket_t fd, struct sockaddr *sa,
 		/* clients rarely send close_notify; EOF is EOF */
 		bufferevent_openssl_set_allow_dirty_shutdown(c->c_bev, 1);
 		c->c_tls = 1;
-	} else if ((c->c_bev = bufferevent_socket_new(w->w_base, fd,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+	} else if (event_assign(&c->c_ev, w->w_base, fd, EV_READ | EV_PERSIST,
+	    conn_sock_cb, c) == -1)
 		goto fail;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->c_worker = w;
@@ -1321,8 +1562,11 @@ worker_accept_conn(struct rt_worker *w, evutil_socket_t fd, struct sockaddr *sa,
 	    w->w_conf->c_handshake_timeout);
 	c->c_deadline = util_now_ms() + timeout;
 	wheel_schedule(&w->w_wheel, &c->c_timer, c->c_deadline);
-	bufferevent_setcb(c->c_bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-	bufferevent_enable(c->c_bev, EV_READ | EV_WRITE);
+	if (tls) {
+		bufferevent_setcb(c->c_bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+		bufferevent_enable(c->c_bev, EV_READ | EV_WRITE);
+	} else
+		event_add(&c->c_ev, NULL);
 	worker_ip_limit(w, c, sa);
 	return;
  fail:
@@ -1394,46 +1638,75 @@ worker_accept_error(struct evconnlistener *l, void *arg)
 #define WORKER_PEND_MAX		65536	/* frames pending before a forced flush */
 #define WORKER_WRITEV_MAX	64
 
+/* Frame i of the batch as a shared block: copied once, for every subscriber. */
+static struct rt_blk *
+worker_frame_blk(struct rt_worker *w, uint32_t i)
+{
+	struct worker_frame	*f = &w->w_frames[i];
+
+	if (f->wf_blk == NULL)
+		f->wf_blk = blk_copy(f->wf_p, f->wf_len);
+	return f->wf_blk;
+}
+
+/* Queue the bytes of frame i from off on c, sharing the frame's block. */
+static void
+conn_queue_frame(struct rt_conn *c, uint32_t i, size_t off)
+{
+	struct rt_worker	*w = c->c_worker;
+	struct rt_blk		*b;
+
+	if (c->c_io_err)
+		return;
+	if ((b = worker_frame_blk(w, i)) == NULL ||
+	    outq_add_ref(&c->c_out, b, b->b_data + off, w->w_frames[i].wf_len - off) == -1)
+		conn_io_fail(c, ENOMEM);
+}
+
 /*
  * Write a connection's pending frames with writev, straight from the
  * bridge's batch block: no copy, no epoll round trip.  What the socket
- * does not take goes to the bufferevent, which finishes the job.
+ * does not take waits in its queue, sharing the frames' blocks.
  */
 static void
 worker_flush_conn(struct rt_worker *w, struct rt_conn *c)
 {
 	struct iovec	 iov[WORKER_WRITEV_MAX];
-	struct evbuffer	*out = bufferevent_get_output(c->c_bev);
-	uint32_t	 e = c->c_pend_first, f;
+	uint32_t	 e = c->c_pend_first, f, fr[WORKER_WRITEV_MAX];
 	ssize_t		 n;
 	size_t		 want;
-	int		 cnt, fd = bufferevent_getfd(c->c_bev), blocked = 0;
+	int		 cnt, fd = conn_fd(c), blocked = 0;
 
 	while (e != UINT32_MAX) {
 		for (cnt = 0, want = 0, f = e; f != UINT32_MAX && cnt < WORKER_WRITEV_MAX;
 		    f = w->w_pend[f].wp_next, cnt++) {
-			iov[cnt].iov_base = (void *)(uintptr_t)w->w_pend[f].wp_frame;
-			iov[cnt].iov_len = w->w_pend[f].wp_len;
-			want += w->w_pend[f].wp_len;
+			fr[cnt] = w->w_pend[f].wp_frame;
+			iov[cnt].iov_base = (void *)(uintptr_t)w->w_frames[fr[cnt]].wf_p;
+			iov[cnt].iov_len = w->w_frames[fr[cnt]].wf_len;
+			want += iov[cnt].iov_len;
 		}
-		n = blocked ? -1 : writev(fd, iov, cnt);
-		if (n < 0)
-			n = 0;	/* EAGAIN, or an error the bufferevent will report */
+		n = blocked ? 0 : writev(fd, iov, cnt);
+		if (n == -1) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				conn_io_fail(c, errno);
+			n = 0;
+		}
 		if ((size_t)n < want)
 			blocked = 1;
-		/* the unwritten tail of this group, then the rest, to the buffer */
+		/* the unwritten tail of this group, then the rest, to the queue */
 		for (cnt = 0; e != f; e = w->w_pend[e].wp_next, cnt++) {
 			if ((size_t)n >= iov[cnt].iov_len) {
 				n -= (ssize_t)iov[cnt].iov_len;
 				continue;
 			}
-			evbuffer_add(out, (const uint8_t *)iov[cnt].iov_base + n,
-			    iov[cnt].iov_len - (size_t)n);
+			conn_queue_frame(c, fr[cnt], (size_t)n);
 			n = 0;
 		}
 	}
 	c->c_pend_batch = 0;
 	c->c_pend_bytes = 0;
+	if (c->c_out != NULL)
+		conn_want_room(c);
 }
 
 static void
@@ -1444,6 +1717,10 @@ worker_flush(struct rt_worker *w)
 	for (i = 0; i < w->w_npconns; i++)
 		if (w->w_pconns[i]->c_pend_batch == w->w_batch)
 			worker_flush_conn(w, w->w_pconns[i]);
+	/* queues hold their own references to the frames they share */
+	for (i = 0; i < w->w_nframes; i++)
+		blk_unref(w->w_frames[i].wf_blk);
+	w->w_nframes = 0;
 	w->w_npend = 0;
 	w->w_npconns = 0;
 	/* a new batch: nobody is pending in it */
@@ -1451,9 +1728,31 @@ worker_flush(struct rt_worker *w)
 		w->w_batch = 1;
 }
 
-/* Remember frame for c; -1 when the arrays cannot grow. */
+/* Remember an event frame of this batch; its index, or -1. */
+static int64_t
+worker_frame_add(struct rt_worker *w, const uint8_t *frame, size_t flen)
+{
+	struct worker_frame	*f;
+
+	if (w->w_nframes == w->w_framecap) {
+		uint32_t cap = w->w_framecap ? w->w_framecap * 2 : 256;
+		struct worker_frame *n = reallocarray(w->w_frames, cap, sizeof(*n));
+
+		if (n == NULL)
+			return -1;
+		w->w_frames = n;
+		w->w_framecap = cap;
+	}
+	f = &w->w_frames[w->w_nframes];
+	f->wf_p = frame;
+	f->wf_len = (uint32_t)flen;
+	f->wf_blk = NULL;
+	return w->w_nframes++;
+}
+
+/* Remember frame i for c; -1 when the arrays cannot grow. */
 static int
-worker_pend(struct rt_worker *w, struct rt_conn *c, const uint8_t *frame, size_t flen)
+worker_pend(struct rt_worker *w, struct rt_conn *c, uint32_t i)
 {
 	struct worker_pend	*e;
 
@@ -1483,19 +1782,19 @@ worker_pend(struct rt_worker *w, struct rt_conn *c, const uint8_t *frame, size_t
 	} else
 		w->w_pend[c->c_pend_last].wp_next = w->w_npend;
 	e = &w->w_pend[w->w_npend];
-	e->wp_frame = frame;
-	e->wp_len = (uint32_t)flen;
+	e->wp_frame = i;
 	e->wp_next = UINT32_MAX;
 	c->c_pend_last = w->w_npend++;
-	c->c_pend_bytes += (uint32_t)flen;
+	c->c_pend_bytes += w->w_frames[i].wf_len;
 	return 0;
 }
 
 /*
- * Queue one event frame on every subscriber.  The bytes arrive complete
+ * Deliver one event frame to every subscriber.  The bytes arrive complete
  * from the bridge.  A plain socket with nothing queued gets the frame at
  * the end of this batch by writev (coalesced with the batch's other
- * frames for it); otherwise the frame joins its output buffer.  A
+ * frames for it); a plain socket with bytes waiting queues a reference to
+ * the frame's one shared copy; wss copies it into the bufferevent.  A
  * subscriber over max_output_buffer is a slow consumer, closed with 4000
  * after the loop (closing edits the channel's subscriber array).
  */
@@ -1504,11 +1803,11 @@ worker_event(struct rt_worker *w, const uint8_t *p, size_t len)
 {
 	struct rt_chan	*ch;
 	struct rt_conn	*c, **slow = NULL;
-	struct evbuffer	*out;
 	const char	*name;
 	const uint8_t	*frame;
 	size_t		 chlen, flen, i, olen, nslow = 0;
 	size_t		 max = (size_t)w->w_conf->c_max_output_buffer;
+	int64_t		 fi;
 
 	if (ipc_event_split(p, len, &name, &chlen, &frame, &flen) == -1)
 		fatalx("%s: malformed event from the bridge", __func__);
@@ -1516,12 +1815,12 @@ worker_event(struct rt_worker *w, const uint8_t *p, size_t len)
 		return;
 	if (w->w_npend + ch->ch_nsubs > WORKER_PEND_MAX)
 		worker_flush(w);
+	fi = worker_frame_add(w, frame, flen);
 	for (i = 0; i < ch->ch_nsubs; i++) {
 		c = ch->ch_subs[i]->s_conn;
-		if (c->c_state != CS_OPEN)
+		if (c->c_state != CS_OPEN || c->c_io_err)
 			continue;
-		out = bufferevent_get_output(c->c_bev);
-		olen = evbuffer_get_length(out);
+		olen = conn_outlen(c);
 		if (c->c_pend_batch == w->w_batch)
 			olen += c->c_pend_bytes;
 		if (olen + flen > max) {
@@ -1533,12 +1832,16 @@ worker_event(struct rt_worker *w, const uint8_t *p, size_t len)
 			}
 			continue;
 		}
-		if (c->c_tls || olen != 0 || worker_pend(w, c, frame, flen) == -1) {
-			if (c->c_pend_batch == w->w_batch)
-				worker_pend(w, c, frame, flen);	/* stays behind its others */
-			else
-				evbuffer_add(out, frame, flen);
-		}
+		if (c->c_tls)
+			evbuffer_add(bufferevent_get_output(c->c_bev), frame, flen);
+		else if (fi == -1)
+			conn_io_fail(c, ENOMEM);
+		else if (c->c_pend_batch == w->w_batch || c->c_out == NULL) {
+			/* behind its other frames of this batch, or the first */
+			if (worker_pend(w, c, (uint32_t)fi) == -1)
+				conn_io_fail(c, ENOMEM);
+		} else
+			conn_queue_frame(c, (uint32_t)fi, 0);
 		STAT_ADD(w, rw_events_out, 1);
 		STAT_ADD(w, rw_bytes_out, (int64_t)flen);
 	}
@@ -1854,6 +2157,7 @@ worker_cleanup(struct rt_worker *w)
 		bufferevent_free(w->w_bridge);
 	free(w->w_pend);
 	free(w->w_pconns);
+	free(w->w_frames);
 	auth_free(w->w_auth);
 	if (w->w_ssl_ctx != NULL)
 		SSL_CTX_free(w->w_ssl_ctx);
