@@ -7,7 +7,8 @@
  * same address.  The layout is fixed and versioned; sections are found by
  * offsets in the header (never pointers), sized from the configuration.
  *
- *   header | bridge slot | worker slots | connection slots | channel slots
+ *   header | worker slots | connection slots | channel index | channel records
+ *   | per-address counters
  *
  * Worker and bridge counters are C11 atomics written only by their owner.
  * The connection and channel tables change under one process-shared robust
@@ -21,7 +22,7 @@
 #include "realtimed.h"
 
 #define REGISTRY_MAGIC		0x52544452u	/* "RTDR" */
-#define REGISTRY_VERSION	2
+#define REGISTRY_VERSION	3
 #define REG_MAX_WORKERS		64
 #define REG_PEER_MAX		48
 #define REG_USER_MAX		63
@@ -100,12 +101,27 @@ struct reg_conn {
 	char			 rc_peer[REG_PEER_MAX];
 };
 
-enum reg_chan_state { REG_CHAN_EMPTY = 0, REG_CHAN_USED, REG_CHAN_DELETED };
+enum reg_chan_state { REG_CHAN_FREE = 0, REG_CHAN_USED };
+
+/*
+ * Channels: an open-addressing index of small buckets (the hash and a
+ * record number) over dense records taken from a free list, so a process
+ * that routes or counts some channels touches the index and those
+ * records' pages, not one page per channel.
+ */
+#define REG_IDX_EMPTY		0u		/* ci_rec: never used */
+#define REG_IDX_DELETED		UINT32_MAX	/* ci_rec: a tombstone */
+
+struct reg_chan_idx {
+	uint32_t		 ci_hash;
+	uint32_t		 ci_rec;		/* record + 1, or the above */
+};
 
 /* Followed by nworkers int32 subscriber counts (ch_counts). */
 struct reg_chan {
 	uint32_t		 ch_state;
 	uint32_t		 ch_hash;
+	int32_t			 ch_next_free;		/* free list, when REG_CHAN_FREE */
 	int64_t			 ch_total;
 	char			 ch_name[RT_CHANNEL_MAX + 1];
 	_Alignas(8) int32_t	 ch_counts[];
@@ -117,16 +133,19 @@ struct reg_header {
 	uint64_t		 rh_size;
 	int32_t			 rh_nworkers;
 	int32_t			 rh_max_conns;
-	int32_t			 rh_chan_slots;		/* power of two */
-	int32_t			 rh_max_chans;
+	int32_t			 rh_chan_slots;		/* index buckets, a power of two */
+	int32_t			 rh_max_chans;		/* records */
 	uint64_t		 rh_chan_stride;
 	uint64_t		 rh_off_workers;
 	uint64_t		 rh_off_conns;
+	uint64_t		 rh_off_chan_idx;
 	uint64_t		 rh_off_chans;
 	uint64_t		 rh_off_ips;		/* nworkers x 2 x REG_IP_SLOTS int32 */
 	pthread_mutex_t		 rh_lock;		/* tables below */
 	int32_t			 rh_nconns;		/* used connection slots */
 	int32_t			 rh_nchans;		/* channels with subscribers */
+	int32_t			 rh_chan_hiwat;		/* records ever used */
+	int32_t			 rh_chan_free;		/* a free record, -1 none */
 	int32_t			 rh_conn_hint[REG_MAX_WORKERS];	/* next slot to try, per worker */
 	_Atomic int64_t		 rh_conn_table_full;	/* refusals, counted */
 	_Atomic int64_t		 rh_chan_table_full;
@@ -145,7 +164,8 @@ void	reg_destroy(struct registry *r);
 
 struct reg_worker *reg_worker(struct registry *r, int w);
 struct reg_conn	*reg_conn_slot(struct registry *r, int i);
-struct reg_chan	*reg_chan_slot(struct registry *r, int i);
+struct reg_chan	*reg_chan_slot(struct registry *r, int i);		/* a record */
+struct reg_chan_idx *reg_chan_bucket(struct registry *r, int i);
 
 void	reg_lock(struct registry *r);
 void	reg_unlock(struct registry *r);

@@ -70,10 +70,17 @@ reg_scan_resident(const struct reg_scan *sc, const void *p)
 	return sc->rs_vec[((uintptr_t)p - sc->rs_base) / pg] & 1;
 }
 
+/*
+ * Done: drop this process's mappings of the pages it looked at.  The bytes
+ * stay (shared memory); only our RSS forgets them, so an admin listing does
+ * not leave the master holding every page of the table.
+ */
 static void
 reg_scan_end(struct reg_scan *sc)
 {
 	free(sc->rs_vec);
+	madvise((void *)sc->rs_base, sc->rs_pages * (size_t)sysconf(_SC_PAGESIZE),
+	    MADV_DONTNEED);
 }
 
 int
@@ -94,7 +101,8 @@ reg_create(struct registry *r, int nworkers, int max_conns, int max_chans)
 	r->r_size = off;
 	r->r_size += ALIGN64(sizeof(struct reg_worker) * (size_t)nworkers);
 	r->r_size += ALIGN64(sizeof(struct reg_conn) * (size_t)max_conns);
-	r->r_size += stride * (uint64_t)slots;
+	r->r_size += ALIGN64(sizeof(struct reg_chan_idx) * (size_t)slots);
+	r->r_size += stride * (uint64_t)max_chans;
 	r->r_size = ((r->r_size + 4095) & ~(uint64_t)4095) +
 	    sizeof(int32_t) * 2 * REG_IP_SLOTS * (size_t)nworkers;
 	p = mmap(NULL, r->r_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -111,8 +119,10 @@ reg_create(struct registry *r, int nworkers, int max_conns, int max_chans)
 	h->rh_chan_stride = stride;
 	h->rh_off_workers = off;
 	h->rh_off_conns = off + ALIGN64(sizeof(struct reg_worker) * (size_t)nworkers);
-	h->rh_off_chans = h->rh_off_conns + ALIGN64(sizeof(struct reg_conn) * (size_t)max_conns);
-	h->rh_off_ips = (h->rh_off_chans + stride * (uint64_t)slots + 4095) & ~(uint64_t)4095;
+	h->rh_off_chan_idx = h->rh_off_conns + ALIGN64(sizeof(struct reg_conn) * (size_t)max_conns);
+	h->rh_off_chans = h->rh_off_chan_idx + ALIGN64(sizeof(struct reg_chan_idx) * (size_t)slots);
+	h->rh_off_ips = (h->rh_off_chans + stride * (uint64_t)max_chans + 4095) & ~(uint64_t)4095;
+	h->rh_chan_free = -1;
 	pthread_mutexattr_init(&ma);
 	pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
 	pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
@@ -151,6 +161,12 @@ reg_chan_slot(struct registry *r, int i)
 {
 	return (struct reg_chan *)((char *)r->r_hdr + r->r_hdr->rh_off_chans +
 	    r->r_hdr->rh_chan_stride * (uint64_t)i);
+}
+
+struct reg_chan_idx *
+reg_chan_bucket(struct registry *r, int i)
+{
+	return (struct reg_chan_idx *)((char *)r->r_hdr + r->r_hdr->rh_off_chan_idx) + i;
 }
 
 void
@@ -243,55 +259,83 @@ reg_conn_set_nsubs(struct registry *r, int slot, int nsubs)
 		reg_conn_slot(r, slot)->rc_nsubs = nsubs;
 }
 
-/* Slot of name, or -1; *free_slot gets the first reusable slot seen. */
+/* Bucket of name, or -1; *free_bucket gets the first reusable bucket seen. */
 static int
 reg_chan_find(struct registry *r, const char *name, size_t len, uint32_t hash,
-    int *free_slot)
+    int *free_bucket)
 {
 	struct reg_header	*h = r->r_hdr;
+	struct reg_chan_idx	*b;
 	struct reg_chan		*ch;
 	int32_t			 mask = h->rh_chan_slots - 1, i, n;
 
-	if (free_slot != NULL)
-		*free_slot = -1;
+	if (free_bucket != NULL)
+		*free_bucket = -1;
 	for (n = 0, i = (int32_t)(hash & (uint32_t)mask); n < h->rh_chan_slots;
 	    n++, i = (i + 1) & mask) {
-		ch = reg_chan_slot(r, i);
-		if (ch->ch_state == REG_CHAN_EMPTY) {
-			if (free_slot != NULL && *free_slot == -1)
-				*free_slot = i;
+		b = reg_chan_bucket(r, i);
+		if (b->ci_rec == REG_IDX_EMPTY) {
+			if (free_bucket != NULL && *free_bucket == -1)
+				*free_bucket = i;
 			return -1;
 		}
-		if (ch->ch_state == REG_CHAN_DELETED) {
-			if (free_slot != NULL && *free_slot == -1)
-				*free_slot = i;
+		if (b->ci_rec == REG_IDX_DELETED) {
+			if (free_bucket != NULL && *free_bucket == -1)
+				*free_bucket = i;
 			continue;
 		}
-		if (ch->ch_hash == hash && strncmp(ch->ch_name, name, len) == 0 &&
-		    ch->ch_name[len] == '\0')
+		if (b->ci_hash != hash)
+			continue;
+		ch = reg_chan_slot(r, (int)(b->ci_rec - 1));
+		if (strncmp(ch->ch_name, name, len) == 0 && ch->ch_name[len] == '\0')
 			return i;
 	}
 	return -1;
 }
 
+/* A record from the free list or the never-used tail; -1 when none. */
+static int
+reg_chan_alloc(struct registry *r)
+{
+	struct reg_header	*h = r->r_hdr;
+	int			 i;
+
+	if ((i = h->rh_chan_free) != -1) {
+		h->rh_chan_free = reg_chan_slot(r, i)->ch_next_free;
+		return i;
+	}
+	if (h->rh_chan_hiwat < h->rh_max_chans)
+		return h->rh_chan_hiwat++;
+	return -1;
+}
+
 /*
- * Delete slot i.  A tombstone is needed only when a probe chain runs
- * through it; when the next slot is empty, it and the tombstones before it
- * become empty again, so churn does not fill the table with tombstones.
+ * Remove the channel at bucket i and free its record.  A tombstone is
+ * needed only when a probe chain runs through the bucket; when the next
+ * one is empty, it and the tombstones before it become empty again, so
+ * churn does not fill the index with tombstones.
  */
 static void
-reg_chan_delete(struct registry *r, int32_t i)
+reg_chan_remove(struct registry *r, int32_t i)
 {
-	int32_t	 mask = r->r_hdr->rh_chan_slots - 1;
+	struct reg_header	*h = r->r_hdr;
+	struct reg_chan		*ch;
+	int32_t			 mask = h->rh_chan_slots - 1, rec;
 
-	if (reg_chan_slot(r, (i + 1) & mask)->ch_state != REG_CHAN_EMPTY) {
-		reg_chan_slot(r, i)->ch_state = REG_CHAN_DELETED;
+	rec = (int32_t)(reg_chan_bucket(r, i)->ci_rec - 1);
+	ch = reg_chan_slot(r, rec);
+	ch->ch_state = REG_CHAN_FREE;
+	ch->ch_next_free = h->rh_chan_free;
+	h->rh_chan_free = rec;
+	h->rh_nchans--;
+	if (reg_chan_bucket(r, (i + 1) & mask)->ci_rec != REG_IDX_EMPTY) {
+		reg_chan_bucket(r, i)->ci_rec = REG_IDX_DELETED;
 		return;
 	}
-	reg_chan_slot(r, i)->ch_state = REG_CHAN_EMPTY;
-	for (i = (i - 1) & mask; reg_chan_slot(r, i)->ch_state == REG_CHAN_DELETED;
+	reg_chan_bucket(r, i)->ci_rec = REG_IDX_EMPTY;
+	for (i = (i - 1) & mask; reg_chan_bucket(r, i)->ci_rec == REG_IDX_DELETED;
 	    i = (i - 1) & mask)
-		reg_chan_slot(r, i)->ch_state = REG_CHAN_EMPTY;
+		reg_chan_bucket(r, i)->ci_rec = REG_IDX_EMPTY;
 }
 
 int
@@ -300,35 +344,36 @@ reg_chan_add(struct registry *r, int w, const char *name, size_t len, int delta)
 	struct reg_header	*h = r->r_hdr;
 	struct reg_chan		*ch;
 	uint32_t		 hash = reg_hash(name, len);
-	int			 i, free_slot;
+	int			 i, rec, free_bucket;
 
 	if (len > RT_CHANNEL_MAX || w < 0 || w >= h->rh_nworkers)
 		return -1;
 	reg_lock(r);
-	if ((i = reg_chan_find(r, name, len, hash, &free_slot)) == -1) {
-		if (delta < 0 || free_slot == -1 || h->rh_nchans >= h->rh_max_chans) {
+	if ((i = reg_chan_find(r, name, len, hash, &free_bucket)) == -1) {
+		if (delta < 0 || free_bucket == -1 || h->rh_nchans >= h->rh_max_chans ||
+		    (rec = reg_chan_alloc(r)) == -1) {
 			reg_unlock(r);
 			if (delta > 0)
 				atomic_fetch_add(&h->rh_chan_table_full, 1);
 			return delta > 0 ? -1 : 0;
 		}
-		i = free_slot;
-		ch = reg_chan_slot(r, i);
+		ch = reg_chan_slot(r, rec);
 		memset(ch, 0, h->rh_chan_stride);
 		memcpy(ch->ch_name, name, len);
 		ch->ch_hash = hash;
 		ch->ch_state = REG_CHAN_USED;
+		i = free_bucket;
+		reg_chan_bucket(r, i)->ci_hash = hash;
+		reg_chan_bucket(r, i)->ci_rec = (uint32_t)rec + 1;
 		h->rh_nchans++;
 	}
-	ch = reg_chan_slot(r, i);
+	ch = reg_chan_slot(r, (int)(reg_chan_bucket(r, i)->ci_rec - 1));
 	if (ch->ch_counts[w] + delta >= 0) {
 		ch->ch_counts[w] += delta;
 		ch->ch_total += delta;
 	}
-	if (ch->ch_total <= 0) {
-		reg_chan_delete(r, i);
-		h->rh_nchans--;
-	}
+	if (ch->ch_total <= 0)
+		reg_chan_remove(r, i);
 	reg_unlock(r);
 	return 0;
 }
@@ -343,7 +388,7 @@ reg_chan_route(struct registry *r, const char *name, size_t len, uint64_t *mask)
 	*mask = 0;
 	reg_lock(r);
 	if ((i = reg_chan_find(r, name, len, reg_hash(name, len), NULL)) != -1) {
-		ch = reg_chan_slot(r, i);
+		ch = reg_chan_slot(r, (int)(reg_chan_bucket(r, i)->ci_rec - 1));
 		for (w = 0; w < r->r_hdr->rh_nworkers; w++)
 			if (ch->ch_counts[w] > 0)
 				*mask |= (uint64_t)1 << w;
@@ -361,22 +406,20 @@ reg_worker_clear(struct registry *r, int w)
 	struct reg_chan		*ch;
 	struct reg_conn		*c;
 	struct reg_scan		 sc;
-	int			 i;
+	int			 i, b;
 
 	reg_lock(r);
-	reg_scan_begin(&sc, reg_chan_slot(r, 0), h->rh_chan_stride * (size_t)h->rh_chan_slots);
-	for (i = 0; i < h->rh_chan_slots; i++) {
+	reg_scan_begin(&sc, reg_chan_slot(r, 0), h->rh_chan_stride * (size_t)h->rh_chan_hiwat);
+	for (i = 0; i < h->rh_chan_hiwat; i++) {
 		ch = reg_chan_slot(r, i);
-		if (!reg_scan_resident(&sc, ch) || ch->ch_state != REG_CHAN_USED ||
-		    ch->ch_counts[w] == 0)
+		if (ch->ch_state != REG_CHAN_USED || ch->ch_counts[w] == 0)
 			continue;
 		ch->ch_total -= ch->ch_counts[w];
 		ch->ch_counts[w] = 0;
-		if (ch->ch_total <= 0) {
-			/* a tombstone: the sweep goes on past it */
-			ch->ch_state = REG_CHAN_DELETED;
-			h->rh_nchans--;
-		}
+		/* (freeing record i while walking the records is safe) */
+		if (ch->ch_total <= 0 && (b = reg_chan_find(r, ch->ch_name,
+		    strlen(ch->ch_name), ch->ch_hash, NULL)) != -1)
+			reg_chan_remove(r, b);
 	}
 	reg_scan_end(&sc);
 	reg_scan_begin(&sc, reg_conn_slot(r, 0), sizeof(*c) * (size_t)h->rh_max_conns);
@@ -432,11 +475,10 @@ reg_chan_foreach(struct registry *r,
 
 	reg_lock(r);
 	reg_scan_begin(&sc, reg_chan_slot(r, 0),
-	    r->r_hdr->rh_chan_stride * (size_t)r->r_hdr->rh_chan_slots);
-	for (i = 0; i < r->r_hdr->rh_chan_slots; i++) {
+	    r->r_hdr->rh_chan_stride * (size_t)r->r_hdr->rh_chan_hiwat);
+	for (i = 0; i < r->r_hdr->rh_chan_hiwat; i++) {
 		ch = reg_chan_slot(r, i);
-		if (reg_scan_resident(&sc, ch) && ch->ch_state == REG_CHAN_USED &&
-		    ch->ch_total > 0)
+		if (ch->ch_state == REG_CHAN_USED && ch->ch_total > 0)
 			fn(ch->ch_name, ch->ch_total, arg);
 	}
 	reg_scan_end(&sc);

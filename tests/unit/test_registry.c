@@ -32,9 +32,12 @@ START_TEST(test_layout_is_versioned)
 	ck_assert_int_eq(reg.r_hdr->rh_nworkers, 4);
 	/* sections do not overlap and stay inside the mapping */
 	ck_assert_uint_lt(reg.r_hdr->rh_off_workers, reg.r_hdr->rh_off_conns);
-	ck_assert_uint_lt(reg.r_hdr->rh_off_conns, reg.r_hdr->rh_off_chans);
+	ck_assert_uint_lt(reg.r_hdr->rh_off_conns, reg.r_hdr->rh_off_chan_idx);
+	ck_assert_uint_le(reg.r_hdr->rh_off_chan_idx +
+	    sizeof(struct reg_chan_idx) * (uint64_t)reg.r_hdr->rh_chan_slots,
+	    reg.r_hdr->rh_off_chans);
 	ck_assert_uint_le(reg.r_hdr->rh_off_chans +
-	    reg.r_hdr->rh_chan_stride * (uint64_t)reg.r_hdr->rh_chan_slots, reg.r_size);
+	    reg.r_hdr->rh_chan_stride * (uint64_t)reg.r_hdr->rh_max_chans, reg.r_hdr->rh_off_ips);
 	ck_assert_int_ge(reg.r_hdr->rh_chan_slots, 16 + 16 / 3);
 }
 END_TEST
@@ -120,7 +123,9 @@ START_TEST(test_churn_keeps_lookups_right)
 	ck_assert_int_eq(reg.r_hdr->rh_nchans, 0);
 	/* churn leaves no tombstones behind once every channel is gone */
 	for (i = 0; i < reg.r_hdr->rh_chan_slots; i++)
-		ck_assert_uint_eq(reg_chan_slot(&reg, i)->ch_state, REG_CHAN_EMPTY);
+		ck_assert_uint_eq(reg_chan_bucket(&reg, i)->ci_rec, REG_IDX_EMPTY);
+	/* freed records are reused: the records in use stay dense */
+	ck_assert_int_le(reg.r_hdr->rh_chan_hiwat, 12);
 }
 END_TEST
 
