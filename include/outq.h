@@ -51,4 +51,8 @@ size_t	 outq_len(const struct outq *);
 ssize_t	 outq_write(struct outq **, int);
 void	 outq_free(struct outq **);
 
+/* writev for a socket: send()/sendmsg(), without SIGPIPE. */
+struct iovec;
+ssize_t	 outq_sendv(int, const struct iovec *, int);
+
 #endif

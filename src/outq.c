@@ -2,6 +2,7 @@
  * Output queue of references into refcounted blocks; see outq.h.
  */
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <errno.h>
@@ -150,6 +151,24 @@ outq_add_copy(struct outq **qp, const void *a, size_t alen, const void *b, size_
 	return 0;
 }
 
+/*
+ * writev for sockets: send() for one buffer and sendmsg() for several skip
+ * the file-position locking of the generic writev path, and a peer gone
+ * away is EPIPE, not SIGPIPE.
+ */
+ssize_t
+outq_sendv(int fd, const struct iovec *iov, int cnt)
+{
+	struct msghdr	 msg;
+
+	if (cnt == 1)
+		return send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = (struct iovec *)(uintptr_t)iov;
+	msg.msg_iovlen = (size_t)cnt;
+	return sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 /* Drop n written bytes from the head. */
 static void
 outq_consume(struct outq *q, size_t n)
@@ -189,7 +208,7 @@ outq_write(struct outq **qp, int fd)
 			iov[i].iov_len = e->oe_len;
 			want += e->oe_len;
 		}
-		if ((n = writev(fd, iov, (int)cnt)) == -1) {
+		if ((n = outq_sendv(fd, iov, (int)cnt)) == -1) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)

@@ -1685,7 +1685,7 @@ worker_flush_conn(struct rt_worker *w, struct rt_conn *c)
 			iov[cnt].iov_len = w->w_frames[fr[cnt]].wf_len;
 			want += iov[cnt].iov_len;
 		}
-		n = blocked ? 0 : writev(fd, iov, cnt);
+		n = blocked ? 0 : outq_sendv(fd, iov, cnt);
 		if (n == -1) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 				conn_io_fail(c, errno);
