@@ -16,7 +16,14 @@ const char *log_level_name(int level);
 void	log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void	log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void	log_debug_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Debug lines cost nothing, arguments included, unless debug is on. */
+extern int	log_cur_level;
+#define log_debug(...) do {					\
+	if (log_cur_level >= LOG_LVL_DEBUG)				\
+		log_debug_(__VA_ARGS__);			\
+} while (0)
 void	fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void	fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 

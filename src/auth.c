@@ -603,16 +603,28 @@ auth_b64url(const char *in, size_t len, unsigned char *out, size_t outlen)
 			    "abcdefghijklmnopqrstuvwxyz0123456789-_"[i]] = (signed char)i;
 		ready = 1;
 	}
-	if (len % 4 == 1)
+	if (len % 4 == 1 || len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0) > outlen)
 		return -1;
-	for (i = 0; i < len; i++) {
+	/* whole quanta: four characters, three bytes */
+	for (i = 0; i + 4 <= len; i += 4) {
+		v = map[(unsigned char)in[i]] | map[(unsigned char)in[i + 1]] |
+		    map[(unsigned char)in[i + 2]] | map[(unsigned char)in[i + 3]];
+		if (v < 0)
+			return -1;
+		acc = (uint32_t)map[(unsigned char)in[i]] << 18 |
+		    (uint32_t)map[(unsigned char)in[i + 1]] << 12 |
+		    (uint32_t)map[(unsigned char)in[i + 2]] << 6 |
+		    (uint32_t)map[(unsigned char)in[i + 3]];
+		out[n++] = (unsigned char)(acc >> 16);
+		out[n++] = (unsigned char)(acc >> 8);
+		out[n++] = (unsigned char)acc;
+	}
+	for (acc = 0; i < len; i++) {
 		if ((v = map[(unsigned char)in[i]]) < 0)
 			return -1;
 		acc = (acc << 6) | (uint32_t)v;
 		if ((bits += 6) >= 8) {
 			bits -= 8;
-			if (n == outlen)
-				return -1;
 			out[n++] = (unsigned char)(acc >> bits);
 		}
 	}

@@ -16,7 +16,7 @@
 #include "log.h"
 
 static int	 log_stderr = 1;
-static int	 log_level = LOG_LVL_INFO;
+int		 log_cur_level = LOG_LVL_INFO;	/* read by log_debug() */
 static char	 log_tag[64] = "realtimed";
 
 static const struct {
@@ -34,7 +34,7 @@ void
 log_init(const char *tag, int to_stderr, int level)
 {
 	log_stderr = to_stderr;
-	log_level = level;
+	log_cur_level = level;
 	log_settag(tag);
 	if (!log_stderr)
 		openlog(log_tag, LOG_PID | LOG_NDELAY, LOG_DAEMON);
@@ -49,13 +49,13 @@ log_settag(const char *tag)
 void
 log_setlevel(int level)
 {
-	log_level = level;
+	log_cur_level = level;
 }
 
 int
 log_getlevel(void)
 {
-	return log_level;
+	return log_cur_level;
 }
 
 int
@@ -88,7 +88,7 @@ log_vwrite(int pri, const char *fmt, va_list ap, const char *suffix)
 	struct tm	 tm;
 	char		 ts[32];
 
-	if (pri > log_level)
+	if (pri > log_cur_level)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (!log_stderr) {
@@ -142,7 +142,7 @@ log_info(const char *fmt, ...)
 }
 
 void
-log_debug(const char *fmt, ...)
+log_debug_(const char *fmt, ...)
 {
 	va_list	 ap;
 

@@ -29,6 +29,16 @@ reg_hash(const char *s, size_t len)
 
 static _Atomic int32_t *reg_ips(struct registry *, int);
 
+/* src into dst of size n, cut short if need be, always terminated. */
+static void
+reg_strlcpy(char *dst, const char *src, size_t n)
+{
+	size_t	 len = strnlen(src, n - 1);
+
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
 /*
  * Table pages that were never written are not resident and hold zeroes
  * only, and reading shared anonymous memory allocates it: a scan that
@@ -226,9 +236,9 @@ reg_conn_add(struct registry *r, int w, const char *id, const char *user,
 	c->rc_worker = (int16_t)w;
 	c->rc_admin = (uint8_t)admin;
 	c->rc_started = started;
-	snprintf(c->rc_id, sizeof(c->rc_id), "%s", id);
-	snprintf(c->rc_user, sizeof(c->rc_user), "%s", user ? user : "");
-	snprintf(c->rc_peer, sizeof(c->rc_peer), "%s", peer);
+	reg_strlcpy(c->rc_id, id, sizeof(c->rc_id));
+	reg_strlcpy(c->rc_user, user ? user : "", sizeof(c->rc_user));
+	reg_strlcpy(c->rc_peer, peer, sizeof(c->rc_peer));
 	c->rc_used = 1;
 	h->rh_nconns++;
 	h->rh_conn_hint[w] = slot + 1 < h->rh_max_conns ? slot + 1 : 0;

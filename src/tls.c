@@ -240,8 +240,12 @@ tls_ctx_settings(SSL_CTX *ctx, const struct rt_config *conf, char *err, size_t e
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
 	    SSL_OP_NO_COMPRESSION);
-	/* idle connections give their read/write buffers back */
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/*
+	 * Idle connections give their read/write buffers back.  The chain sent
+	 * is the certificate file's, as loaded: without NO_AUTO_CHAIN OpenSSL
+	 * would try to build one from the (empty) store on every handshake.
+	 */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
 	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select, NULL);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"realtimed", 9);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);

@@ -36,16 +36,21 @@ util_timestamp(char *out, size_t outlen, const struct timeval *tv)
 int
 util_uuid4(char *out, size_t outlen)
 {
+	static const char hex[] = "0123456789abcdef";
 	unsigned char	 b[16];
+	int		 i, o;
 
 	if (outlen < RT_UUID_LEN + 1 || RAND_bytes(b, sizeof(b)) != 1)
 		return -1;
 	b[6] = (b[6] & 0x0f) | 0x40;	/* version 4 */
 	b[8] = (b[8] & 0x3f) | 0x80;	/* variant 10 */
-	snprintf(out, outlen,
-	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-	    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-	    b[10], b[11], b[12], b[13], b[14], b[15]);
+	for (i = 0, o = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[b[i] >> 4];
+		out[o++] = hex[b[i] & 15];
+	}
+	out[o] = '\0';
 	return 0;
 }
 
