@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +247,7 @@ struct seen {
 	int64_t	 total;
 };
 
+
 static void
 count_chan(const char *name, int64_t subs, void *arg)
 {
@@ -255,6 +257,88 @@ count_chan(const char *name, int64_t subs, void *arg)
 	s->n++;
 	s->total += subs;
 }
+
+static void
+count_conn(struct reg_conn *c, void *arg)
+{
+	(*(int *)arg)++;
+	(void)c;
+}
+
+/* Pages of [p, p + len) mapped in this process (pagemap "present" bits). */
+static long
+pages_mapped(const void *p, size_t len)
+{
+	long		 pg = sysconf(_SC_PAGESIZE), n = 0, i, npages;
+	uintptr_t	 a = (uintptr_t)p & ~(uintptr_t)(pg - 1);
+	uint64_t	 e;
+	FILE		*fp;
+
+	npages = (long)(((uintptr_t)p + len - a + (size_t)pg - 1) / (size_t)pg);
+	if ((fp = fopen("/proc/self/pagemap", "rb")) == NULL)
+		return -1;
+	for (i = 0; i < npages; i++) {
+		if (fseek(fp, (long)((a / (size_t)pg + (size_t)i) * 8), SEEK_SET) != 0 ||
+		    fread(&e, sizeof(e), 1, fp) != 1) {
+			fclose(fp);
+			return -1;
+		}
+		n += (e >> 63) & 1;
+	}
+	fclose(fp);
+	return n;
+}
+
+/*
+ * A scan leaves the scanner without the pages it looked at (its RSS), and
+ * the bytes stay for everyone; channels live in dense records, so a process
+ * that counts a few channels maps a few record pages, not one per channel.
+ */
+START_TEST(test_scans_keep_data_and_drop_pages)
+{
+	struct registry	 r;
+	struct seen	 s = { 0, 0 };
+	char		 name[32];
+	int		 i, n = 0, slot;
+	long		 before, after;
+	pid_t		 pid;
+	int		 status;
+
+	ck_assert_int_eq(reg_create(&r, 2, 20000, 20000), 0);
+	/* another process writes, as a worker would */
+	if ((pid = fork()) == 0) {
+		for (i = 0; i < 5000; i++) {
+			snprintf(name, sizeof(name), "user:%d", i);
+			if (reg_chan_add(&r, 1, name, strlen(name), 1) != 0 ||
+			    reg_conn_add(&r, 1, "id", "u", 0, "p", 0) < 0)
+				_exit(1);
+		}
+		/* 5000 channels of ~256-byte records: ~320 pages, not 5000 */
+		_exit(pages_mapped(reg_chan_slot(&r, 0), r.r_hdr->rh_chan_stride *
+		    (size_t)r.r_hdr->rh_max_chans) > 400 ? 2 : 0);
+	}
+	waitpid(pid, &status, 0);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	reg_conn_foreach(&r, count_conn, &n);
+	ck_assert_int_eq(n, 5000);
+	reg_chan_foreach(&r, count_chan, &s);
+	ck_assert_int_eq(s.n, 5000);
+	/* the scans unmapped what they read */
+	before = pages_mapped(reg_conn_slot(&r, 0), sizeof(struct reg_conn) * 20000);
+	ck_assert_int_le(before, 1);
+	/* and nothing was lost */
+	n = 0;
+	reg_conn_foreach(&r, count_conn, &n);
+	ck_assert_int_eq(n, 5000);
+	slot = reg_conn_add(&r, 0, "id", "v", 0, "p", 0);
+	ck_assert_int_ge(slot, 0);
+	ck_assert_str_eq(reg_conn_slot(&r, slot)->rc_user, "v");
+	after = pages_mapped(reg_conn_slot(&r, 0), sizeof(struct reg_conn) * 20000);
+	ck_assert_int_ge(after, 1);
+	reg_destroy(&r);
+}
+END_TEST
 
 START_TEST(test_totals_and_foreach)
 {
@@ -303,6 +387,7 @@ main(void)
 	tcase_add_test(tc, test_writer_dying_with_the_lock);
 	tcase_add_test(tc, test_shared_across_fork);
 	tcase_add_test(tc, test_totals_and_foreach);
+	tcase_add_test(tc, test_scans_keep_data_and_drop_pages);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
