@@ -17,6 +17,16 @@
  *           [TLS, optionally resumed], upgrade with a JWT, wait for
  *           "connected", reset the connection
  *
+ * -N (Nchan, nginx + nchan module; tests/bench/nchan/nginx.conf.in): each
+ * connection upgrades at /sub/<prefix><channel> (no JWT, no "connected",
+ * no subscribe message: it is subscribed once the 101 arrives, so one
+ * channel per connection), and the publisher POSTs the event body over
+ * HTTP/1.1 keep-alive to /pub/<prefix><channel> on the same port (-K
+ * connections, a channel always on the same one) instead of Redis PUBLISH.
+ * Nchan delivers the posted body itself as the text frame; realtimed wraps
+ * it in {"type":"event",...}.  Both carry "seq" and "ts".  idle and fanout
+ * only.
+ *
  * Output: progress on stderr, one JSON object on stdout at the end.
  * Every loop is bounded in time (-d, connect and drain timeouts).
  */
@@ -163,6 +173,8 @@ static double	 opt_conn_timeout = 120;
 static const char *opt_pids;
 static const char *opt_path = "/ws";
 static int	 opt_quiet;
+static int	 opt_nchan;		/* -N: Nchan subscriber / HTTP publisher */
+static int	 opt_npub = 1;		/* -K: publisher connections (Nchan) */
 
 /* ---- time ---- */
 static uint64_t
@@ -481,11 +493,26 @@ conn_send_upgrade(struct conn *c)
 	for (char *p = key; *p; p++)
 		if (*p == '-') *p = '+'; else if (*p == '_') *p = '/';
 	strcat(key, "==");
-	n = snprintf(req, sizeof(req),
-	    "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
-	    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-	    "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n",
-	    opt_path, opt_host, opt_port, key, C.token);
+	if (opt_nchan) {
+		/* the channel is the path; a connection has 0 or 1 subscription */
+		long l = c->lidx;
+		char path[300];
+		if (C.sub_off[l + 1] > C.sub_off[l])
+			snprintf(path, sizeof(path), "/sub/%s%u", opt_prefix,
+			    C.sub_chan[C.sub_off[l]]);
+		else
+			snprintf(path, sizeof(path), "/sub/%snone", opt_prefix);
+		n = snprintf(req, sizeof(req),
+		    "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+		    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+		    "Sec-WebSocket-Version: 13\r\n\r\n",
+		    path, opt_host, opt_port, key);
+	} else
+		n = snprintf(req, sizeof(req),
+		    "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+		    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+		    "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n",
+		    opt_path, opt_host, opt_port, key, C.token);
 	c->state = S_HTTP;
 	if (conn_send(c, req, (size_t)n) == -1)
 		conn_fail(c, "send upgrade");
@@ -668,6 +695,11 @@ static void
 on_text(struct conn *c, const char *p, size_t n)
 {
 	if (n > 15 && memcmp(p, "{\"type\":\"event\"", 15) == 0) {
+		on_event(c, p, n);
+		return;
+	}
+	/* Nchan: the frame is the published body itself, {"seq":N,"ts":T,...} */
+	if (opt_nchan && n > 7 && memcmp(p, "{\"seq\":", 7) == 0) {
 		on_event(c, p, n);
 		return;
 	}
@@ -864,6 +896,13 @@ conn_input(struct conn *c)
 		}
 		off = (size_t)(e + 4 - buf);
 		c->state = S_WAITCONN;
+		if (opt_nchan) {	/* subscribed by the upgrade itself */
+			long l = c->lidx;
+			C.sh->connected++;
+			c->nsubs = (uint16_t)(C.sub_off[l + 1] - C.sub_off[l]);
+			C.sh->subscribed += c->nsubs;
+			conn_opened(c);
+		}
 	}
 	if (c->state >= S_WAITCONN && c->state <= S_OPEN && have > off) {
 		long r = ws_parse(c, buf + off, have - off);
@@ -1106,26 +1145,90 @@ sample_pids(struct pstat *ps)
 /* ---- publisher (parent) ---- */
 struct pub {
 	int		 fd;
+	int		 port;
 	char		*out;
 	size_t		 olen, ocap;
-	uint64_t	 replies, errors, receivers;
-	char		 rtail[64];
+	uint64_t	 sent, replies, errors, receivers, closes;
+	char		 rtail[64];	/* Redis: current reply line */
 	size_t		 rtlen;
-	uint64_t	 ts[RING];	/* publish time per seq, realtime ns */
+	char		*in;		/* HTTP: unparsed response bytes */
+	size_t		 ilen, icap;
 };
 
+static struct pub	*PB;		/* [opt_npub] (Redis: one) */
+static int		 npub;
+static uint64_t		 pub_ts[RING];	/* publish time per seq, realtime ns */
+static char		 pub_error[160];
+
 static int
-redis_connect(int port)
+tcp_connect(int port)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
 
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	inet_pton(AF_INET, opt_nchan ? opt_host : "127.0.0.1", &sa.sin_addr);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
-		die("redis connect :%d: %s", port, strerror(errno));
+		die("%s connect :%d: %s", opt_nchan ? "publisher" : "redis", port, strerror(errno));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	return fd;
+}
+
+static void
+pub_error_once(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (pub_error[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(pub_error, sizeof(pub_error), fmt, ap);
+	va_end(ap);
+	logmsg("publisher: %s", pub_error);
+}
+
+/* Nchan: complete HTTP responses in pb->in (Content-Length bodies) */
+static void
+http_parse(struct pub *pb)
+{
+	size_t off = 0;
+
+	for (;;) {
+		char *h = pb->in + off, *e, *q, *body;
+		size_t avail = pb->ilen - off, hl;
+		long clen = 0;
+		int status;
+
+		if ((e = memmem(h, avail, "\r\n\r\n", 4)) == NULL)
+			break;
+		hl = (size_t)(e + 4 - h);
+		status = avail >= 12 ? atoi(h + 9) : 0;
+		for (q = h; q < e; ) {
+			char *nl = memmem(q, (size_t)(e + 2 - q), "\r\n", 2);
+			if (nl == NULL)
+				break;
+			if (nl - q > 15 && strncasecmp(q, "content-length:", 15) == 0)
+				clen = strtol(q + 15, NULL, 10);
+			else if (nl - q > 18 && strncasecmp(q, "transfer-encoding:", 18) == 0)
+				pub_error_once("chunked publisher response not supported");
+			q = nl + 2;
+		}
+		if (avail < hl + (size_t)clen)
+			break;
+		body = h + hl;
+		pb->replies++;
+		if (status < 200 || status > 299) {
+			pb->errors++;
+			pub_error_once("publish: HTTP %d: %.*s", status,
+			    (int)(clen < 100 ? clen : 100), body);
+		} else if ((q = memmem(body, (size_t)clen, "subscribers: ", 13)) != NULL)
+			pb->receivers += strtoull(q + 13, NULL, 10);
+		off += hl + (size_t)clen;
+	}
+	if (off) {
+		memmove(pb->in, pb->in + off, pb->ilen - off);
+		pb->ilen -= off;
+	}
 }
 
 static void
@@ -1135,6 +1238,16 @@ pub_read(struct pub *pb)
 	ssize_t n;
 
 	while ((n = recv(pb->fd, buf, sizeof(buf), 0)) > 0) {
+		if (opt_nchan) {
+			if (pb->ilen + (size_t)n > pb->icap) {
+				pb->icap = (pb->ilen + (size_t)n) * 2;
+				pb->in = realloc(pb->in, pb->icap);
+			}
+			memcpy(pb->in + pb->ilen, buf, (size_t)n);
+			pb->ilen += (size_t)n;
+			http_parse(pb);
+			continue;
+		}
 		for (ssize_t i = 0; i < n; i++) {
 			char ch = buf[i];
 			if (pb->rtlen == 0 && (ch == ':' || ch == '-')) {
@@ -1152,6 +1265,18 @@ pub_read(struct pub *pb)
 			}
 		}
 	}
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+		/* the server closed the publisher connection: requests not yet
+		 * answered are gone (they show up as lost deliveries); reconnect */
+		pb->closes++;
+		pub_error_once("publisher connection closed after %lu replies (%lu sent)",
+		    (unsigned long)pb->replies, (unsigned long)pb->sent);
+		close(pb->fd);
+		pb->olen = 0;
+		pb->ilen = 0;
+		pb->rtlen = 0;
+		pb->fd = tcp_connect(pb->port);
+	}
 }
 
 static void
@@ -1166,14 +1291,25 @@ pub_flush(struct pub *pb)
 	}
 }
 
+static size_t
+pub_backlog(void)
+{
+	size_t b = 0;
+	for (int k = 0; k < npub; k++)
+		b += PB[k].olen;
+	return b;
+}
+
 static void
-pub_one(struct pub *pb, uint64_t seq)
+pub_one(uint64_t seq)
 {
 	char chan[256], pl[4096];
 	int cl, pn, need;
 	uint64_t ts = real_ns();
+	unsigned long ci = (unsigned long)((seq - 1) % (uint64_t)opt_channels);
+	struct pub *pb = &PB[ci % (unsigned long)npub];
 
-	cl = snprintf(chan, sizeof(chan), "%s%lu", opt_prefix, (unsigned long)((seq - 1) % (uint64_t)opt_channels));
+	cl = snprintf(chan, sizeof(chan), "%s%lu", opt_prefix, ci);
 	pn = snprintf(pl, sizeof(pl), "{\"seq\":%lu,\"ts\":%lu,\"pad\":\"", (unsigned long)seq, (unsigned long)ts);
 	need = opt_pad - pn - 2;
 	if (need < 0) need = 0;
@@ -1186,13 +1322,22 @@ pub_one(struct pub *pb, uint64_t seq)
 		pb->ocap = (pb->olen + 512 + (size_t)pn) * 2;
 		pb->out = realloc(pb->out, pb->ocap);
 	}
-	pb->olen += (size_t)sprintf(pb->out + pb->olen, "*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%d\r\n",
-	    cl, chan, pn);
+	if (opt_nchan)
+		pb->olen += (size_t)sprintf(pb->out + pb->olen,
+		    "POST /pub/%s HTTP/1.1\r\nHost: %s:%d\r\n"
+		    "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+		    chan, opt_host, opt_port, pn);
+	else
+		pb->olen += (size_t)sprintf(pb->out + pb->olen,
+		    "*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%d\r\n", cl, chan, pn);
 	memcpy(pb->out + pb->olen, pl, (size_t)pn);
 	pb->olen += (size_t)pn;
-	memcpy(pb->out + pb->olen, "\r\n", 2);
-	pb->olen += 2;
-	pb->ts[seq % RING] = ts;
+	if (!opt_nchan) {
+		memcpy(pb->out + pb->olen, "\r\n", 2);
+		pb->olen += 2;
+	}
+	pb->sent++;
+	pub_ts[seq % RING] = ts;
 }
 
 static void
@@ -1210,21 +1355,22 @@ usage(void)
 	    "usage: rtload [-m idle|fanout|hs] [-H host] [-p port] [-t] [-e] [-n conns] [-P procs]\n"
 	    "  [-c inflight] [-C channels] [-S subs|min-max] [-x prefix] [-d secs] [-r events/s]\n"
 	    "  [-w window] [-R redisport] [-s secret] [-T token] [-a naddr] [-L payload]\n"
-	    "  [-D drain] [-W connect-timeout] [-Z pid,pid..] [-u path] [-q]\n");
+	    "  [-D drain] [-W connect-timeout] [-Z pid,pid..] [-u path] [-q]\n"
+	    "  [-N [-K publisher-conns]]   Nchan: subscribe at /sub/<chan>, POST to /pub/<chan>\n");
 	exit(2);
 }
 
 int
 main(int argc, char **argv)
 {
-	int ch, i;
+	int ch, i, prefix_set = 0;
 	pid_t pids[MAXCHILD];
 	struct pstat ps0, ps1, psm;
 	struct rusage ru;
 	uint64_t t_ready, t_pub0 = 0, t_pub1 = 0, t_drained = 0;
 	double conn_secs;
 
-	while ((ch = getopt(argc, argv, "m:H:p:teqn:P:c:C:S:x:d:r:w:R:s:T:a:L:D:W:Z:u:")) != -1) {
+	while ((ch = getopt(argc, argv, "m:H:p:teqn:P:c:C:S:x:d:r:w:R:s:T:a:L:D:W:Z:u:NK:")) != -1) {
 		switch (ch) {
 		case 'm':
 			if (!strcmp(optarg, "idle")) opt_mode = M_IDLE;
@@ -1245,7 +1391,7 @@ main(int argc, char **argv)
 			if (sscanf(optarg, "%d-%d", &opt_smin, &opt_smax) != 2)
 				opt_smin = opt_smax = atoi(optarg);
 			break;
-		case 'x': opt_prefix = optarg; break;
+		case 'x': opt_prefix = optarg; prefix_set = 1; break;
 		case 'd': opt_dur = atof(optarg); break;
 		case 'r': opt_rate = atof(optarg); break;
 		case 'w': opt_window = atoi(optarg); break;
@@ -1258,6 +1404,8 @@ main(int argc, char **argv)
 		case 'W': opt_conn_timeout = atof(optarg); break;
 		case 'Z': opt_pids = optarg; break;
 		case 'u': opt_path = optarg; break;
+		case 'N': opt_nchan = 1; break;
+		case 'K': opt_npub = atoi(optarg); break;
 		default: usage();
 		}
 	}
@@ -1269,6 +1417,18 @@ main(int argc, char **argv)
 	}
 	if (opt_smax > opt_n)
 		die("more subscribers per channel (%d) than connections (%ld)", opt_smax, opt_n);
+	if (opt_nchan) {
+		if (opt_mode == M_HS)
+			die("-N: hs mode is not supported with Nchan");
+		if (plan_total_subs() > opt_n)
+			die("-N: Nchan subscribes one channel per connection; "
+			    "total subscriptions (%ld) exceed connections (%ld)", plan_total_subs(), opt_n);
+		if (opt_npub < 1 || opt_npub > 64)
+			usage();
+		if (!prefix_set)
+			opt_prefix = "bench";	/* nginx location regex: [A-Za-z0-9_] */
+	} else
+		opt_npub = 1;
 	if (opt_mode != M_HS && (double)plan_total_subs() / (double)opt_n > 100)
 		die("more than 100 subscriptions per connection");
 	if (opt_mode == M_HS && opt_procs * opt_conc > 20000)
@@ -1292,7 +1452,6 @@ main(int argc, char **argv)
 			die("fork");
 	}
 
-	struct pub *pb = NULL;
 	uint64_t *hist_last = calloc(NB, sizeof(uint64_t));
 	uint64_t gdone = 0, expected_total = 0, pub_stalls = 0;
 	double hold_rss = 0, hold_shm = 0, hold_pss = 0, server_cpu = -1;
@@ -1365,10 +1524,14 @@ main(int argc, char **argv)
 	}
 
 	/* fan-out: publish */
-	if (opt_rport == 0)
-		die("fanout needs -R redis port");
-	pb = calloc(1, sizeof(*pb));
-	pb->fd = redis_connect(opt_rport);
+	if (opt_rport == 0 && !opt_nchan)
+		die("fanout needs -R redis port (or -N)");
+	npub = opt_npub;
+	PB = calloc((size_t)npub, sizeof(*PB));
+	for (i = 0; i < npub; i++) {
+		PB[i].port = opt_nchan ? opt_port : opt_rport;
+		PB[i].fd = tcp_connect(PB[i].port);
+	}
 	usleep(200000);		/* let the last SUBSCRIBE reach every worker's index */
 	sample_pids(&ps0);
 	t_pub0 = mono_ns();
@@ -1398,16 +1561,21 @@ main(int argc, char **argv)
 					target = lim;
 				}
 				int batch = 0;
-				while (seq < target && batch < 2000 && pb->olen < (8u << 20)) {
+				while (seq < target && batch < 2000 && pub_backlog() < (8u << 20)) {
 					seq++;
 					batch++;
-					pub_one(pb, seq);
+					pub_one(seq);
 					expected_total += (uint64_t)subs_of_channel((long)((seq - 1) % (uint64_t)opt_channels));
 				}
 				__atomic_store_n(&G->pub_seq, seq, __ATOMIC_RELEASE);
-				pub_flush(pb);
+				for (i = 0; i < npub; i++)
+					pub_flush(&PB[i]);
 			}
-			pub_read(pb);
+			for (i = 0; i < npub; i++) {
+				if (PB[i].olen)
+					pub_flush(&PB[i]);
+				pub_read(&PB[i]);
+			}
 			/* global completion */
 			for (;;) {
 				uint64_t s = gdone + 1, mx = 0;
@@ -1420,8 +1588,8 @@ main(int argc, char **argv)
 				}
 				if (!ok)
 					break;
-				if (mx > pb->ts[s % RING])
-					hist_last[hidx((mx - pb->ts[s % RING]) / 1000)]++;
+				if (mx > pub_ts[s % RING])
+					hist_last[hidx((mx - pub_ts[s % RING]) / 1000)]++;
 				gdone = s;
 				last_progress = now;
 			}
@@ -1456,7 +1624,8 @@ main(int argc, char **argv)
 		host_busy = ps2.host_busy_s - ps0.host_busy_s;
 		pub_secs = (double)(t_pub1 - t_pub0) / 1e9;
 		usleep(100000);
-		pub_read(pb);
+		for (i = 0; i < npub; i++)
+			pub_read(&PB[i]);
 	}
 	__atomic_store_n(&G->stop, 1, __ATOMIC_RELEASE);
 
@@ -1497,7 +1666,11 @@ collect:
 			tot.hs_hist[b] += s->hs_hist[b];
 		}
 	}
+	if (!tot.first_error[0] && pub_error[0])
+		snprintf(tot.first_error, sizeof(tot.first_error), "%s", pub_error);
 	for (char *p = tot.first_error; *p; p++)
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 32) *p = '\'';
+	for (char *p = pub_error; *p; p++)
 		if (*p == '"' || *p == '\\' || (unsigned char)*p < 32) *p = '\'';
 
 	printf("{\"mode\":\"%s\",\"tls\":%d,\"resume\":%d,\"conns\":%ld,\"procs\":%d,"
@@ -1524,12 +1697,23 @@ collect:
 		double drained_secs = (double)(t_drained - t_pub0) / 1e9;
 		uint64_t seq = G->pub_seq;
 		long long lost = (long long)expected_total - (long long)tot.events;
+		uint64_t replies = 0, perrs = 0, receivers = 0, pcloses = 0;
+		for (i = 0; i < npub; i++) {
+			replies += PB[i].replies;
+			perrs += PB[i].errors;
+			receivers += PB[i].receivers;
+			pcloses += PB[i].closes;
+		}
+		/* redis_* keep their names; with -N they count HTTP responses
+		 * (non-2xx = error, receivers = "active subscribers" reported) */
+		printf("\"publisher\":\"%s\",\"pub_conns\":%d,\"pub_closes\":%lu,\"pub_error\":\"%s\",",
+		    opt_nchan ? "http" : "redis", npub, (unsigned long)pcloses, pub_error);
 		printf("\"published\":%lu,\"redis_replies\":%lu,\"redis_errors\":%lu,\"redis_receivers\":%lu,"
 		    "\"expected\":%lu,\"delivered\":%lu,\"lost\":%lld,\"late\":%lu,\"ooo\":%lu,"
 		    "\"complete_seqs\":%lu,\"pub_stalls\":%lu,\"drained_secs\":%.3f,"
 		    "\"events_per_s\":%.1f,\"deliveries_per_s\":%.1f,\"deliveries_per_server_cpu_s\":%.1f,",
-		    (unsigned long)seq, (unsigned long)pb->replies, (unsigned long)pb->errors,
-		    (unsigned long)pb->receivers, (unsigned long)expected_total,
+		    (unsigned long)seq, (unsigned long)replies, (unsigned long)perrs,
+		    (unsigned long)receivers, (unsigned long)expected_total,
 		    (unsigned long)tot.events, lost, (unsigned long)tot.late, (unsigned long)tot.ooo,
 		    (unsigned long)gdone, (unsigned long)pub_stalls, drained_secs,
 		    (double)seq / drained_secs, (double)tot.events / drained_secs,
