@@ -62,7 +62,23 @@ run_build() {
 	tally "$dir"
 }
 
+# The benchmark tools build and the JWT micro-benchmark verifies every token
+# it times (figures are for docs/PERFORMANCE.md, never checked here).
+bench_tools() {
+	local dir=$1
+	echo "== benchmark tools (tests/bench)"
+	if (cd "$dir" && make tests/bench/bench_auth >>make.out 2>&1 &&
+	    ./tests/bench/bench_auth -n 500 -r 1 >bench_auth.out 2>&1) &&
+	    CFLAGS=-Werror "$top/tests/bench/build.sh" "$dir/rtbench" >"$dir/rtbench.out" 2>&1; then
+		passed=$((passed + 1))
+	else
+		tail -20 "$dir/make.out" "$dir/bench_auth.out" "$dir/rtbench.out" 2>/dev/null
+		echo "FAIL: benchmark tools"; failed=$((failed + 1))
+	fi
+}
+
 run_build "$top/build"
+[ -f "$top/build/src/realtimed" ] && bench_tools "$top/build"
 if [ $asan -eq 1 ]; then
 	san="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 	ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=32 \

@@ -7,6 +7,6 @@ out=${1:-${RTBENCH_BUILD:-/tmp/rtbench-build}}
 mkdir -p "$out"
 CC=${CC:-gcc}
 # shellcheck disable=SC2046
-$CC -O2 -g -Wall -Wextra -Wno-unused-parameter -o "$out/rtload" "$here/rtload.c" \
+$CC -O2 -g -Wall -Wextra -Wno-unused-parameter ${CFLAGS:-} -o "$out/rtload" "$here/rtload.c" \
     $(pkg-config --cflags --libs openssl)
 echo "$out/rtload"
