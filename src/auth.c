@@ -631,10 +631,12 @@ auth_b64url(const char *in, size_t len, unsigned char *out, size_t outlen)
 	return (ssize_t)n;
 }
 
+/* HS*: tok is len bytes, no NUL among them, not terminated. */
 static const char *
-auth_check_hmac(struct auth_ctx *ctx, const char *tok, time_t now, struct auth_user *user)
+auth_check_hmac(struct auth_ctx *ctx, const char *tok, size_t len, time_t now,
+    struct auth_user *user)
 {
-	const char		*d1, *d2, *why;
+	const char		*d1, *d2, *why, *end = tok + len;
 	unsigned char		 sig[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
 	unsigned char		 payload[AUTH_TOKEN_MAX];
 	char			 alg[32];
@@ -643,8 +645,9 @@ auth_check_hmac(struct auth_ctx *ctx, const char *tok, time_t now, struct auth_u
 	ssize_t			 siglen, plen;
 	size_t			 maclen;
 
-	if ((d1 = strchr(tok, '.')) == NULL || (d2 = strchr(d1 + 1, '.')) == NULL ||
-	    strchr(d2 + 1, '.') != NULL)
+	if ((d1 = memchr(tok, '.', len)) == NULL ||
+	    (d2 = memchr(d1 + 1, '.', (size_t)(end - d1 - 1))) == NULL ||
+	    memchr(d2 + 1, '.', (size_t)(end - d2 - 1)) != NULL)
 		return "malformed token";
 	/* one issuer sends one header: decode it only when it changes */
 	if ((size_t)(d1 - tok) != ctx->a_hdrlen || memcmp(tok, ctx->a_hdr, ctx->a_hdrlen) != 0) {
@@ -657,7 +660,7 @@ auth_check_hmac(struct auth_ctx *ctx, const char *tok, time_t now, struct auth_u
 			memcpy(ctx->a_hdr, tok, ctx->a_hdrlen);
 		}
 	}
-	siglen = auth_b64url(d2 + 1, strlen(d2 + 1), sig, sizeof(sig));
+	siglen = auth_b64url(d2 + 1, (size_t)(end - d2 - 1), sig, sizeof(sig));
 	if (EVP_MAC_init(ctx->a_mac, NULL, 0, NULL) != 1 ||
 	    EVP_MAC_update(ctx->a_mac, (const unsigned char *)tok, (size_t)(d2 - tok)) != 1 ||
 	    EVP_MAC_final(ctx->a_mac, mac, &maclen, sizeof(mac)) != 1)
@@ -686,8 +689,6 @@ auth_check(struct auth_ctx *ctx, const char *tok, time_t now,
 	struct json_object	*claims;
 	const char		*why;
 
-	if (ctx->a_mac != NULL)
-		return auth_check_hmac(ctx, tok, now, user);
 	if (jwt_decode(&jwt, tok, ctx->a_key, (int)ctx->a_keylen) != 0 ||
 	    jwt == NULL) {
 		jwt_free(jwt);
@@ -718,6 +719,8 @@ auth_verify(struct auth_ctx *ctx, const char *token, size_t len, time_t now,
 		why = "token too long";
 	else if (token == NULL || len == 0 || memchr(token, '\0', len) != NULL)
 		why = "malformed token";
+	else if (ctx->a_mac != NULL)
+		why = auth_check_hmac(ctx, token, len, now, user);	/* in place */
 	else {
 		memcpy(tok, token, len);
 		tok[len] = '\0';
