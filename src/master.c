@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -154,6 +155,8 @@ listen_open(const char *spec, int reuseport, char *err, size_t errlen)
 	    res->ai_protocol)) == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
 	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1) ||
+	    /* accepted sockets inherit it: no setsockopt per connection */
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1 ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
 	    listen(fd, 4096) == -1) {
 		snprintf(err, errlen, "listen %s: %s", spec, strerror(errno));

@@ -1532,7 +1532,6 @@ worker_accept_conn(struct rt_worker *w, evutil_socket_t fd, struct sockaddr *sa,
 {
 	struct rt_conn		*c;
 	SSL			*ssl;
-	int			 one = 1;
 	uint64_t		 timeout;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -1550,7 +1549,6 @@ worker_accept_conn(struct rt_worker *w, evutil_socket_t fd, struct sockaddr *sa,
 	} else if (event_assign(&c->c_ev, w->w_base, fd, EV_READ | EV_PERSIST,
 	    conn_sock_cb, c) == -1)
 		goto fail;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->c_worker = w;
 	c->c_state = CS_HTTP;
 	c->c_slot = -1;

@@ -15,6 +15,7 @@ import websockets
 
 import proclib
 import rtlib
+from chaoslib import stats
 from proclib import FastWS
 
 WORKERS = [2, 4]
@@ -442,3 +443,72 @@ def test_stats_and_health_are_host_wide_sums_over_workers(
             for c in every:
                 c.abort()
     rtlib.arun(main(), 60)
+
+
+def _event_pad(k):
+    """The pad of event k: its size and bytes depend on k, so a frame that
+    was cut, shifted or swapped with another cannot pass for it."""
+    return chr(ord("a") + k % 26) * (1000 + (k * 37) % 2100)
+
+
+def test_backed_up_subscribers_get_every_byte_in_order(start_daemon):
+    """Subscribers that stop reading fall behind by more than the kernel
+    buffers hold, so their events wait in the daemon (one copy of each
+    frame, shared by all of them) and leave in partial writes as they
+    read again: every subscriber gets every event, whole, in order, and
+    nobody is closed as a slow consumer (under max_output_buffer)."""
+    d, r = start(start_daemon, 2, max_output_buffer="16m")
+    ch = "deployments:progress"
+    slow = []
+    for i in range(12):
+        ws = proclib.raw_ws_small_rcvbuf(d.port, rtlib.mint(userId="s%d" % i),
+                                         rcvbuf=4096)
+        assert ws.recv_json()["type"] == "connected"
+        ws.send_json({"type": "subscribe", "channel": ch})
+        assert ws.recv_json()["type"] == "subscribed"
+        slow.append(ws)
+    before = stats(d)["slow_consumer_closes"]
+    try:
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            wmem_max = min(int(f.read().split()[2]), 16 << 20)
+    except (OSError, ValueError, IndexError):
+        wmem_max = 4 << 20
+    # more than the server's socket buffer can absorb, well under 16m
+    total, n = 0, 0
+    while total < wmem_max + (3 << 20):
+        total += len(_event_pad(n)) + 40
+        n += 1
+    for k in range(0, n, 64):
+        proclib.publish_many(r.port, [
+            (ch, '{"seq":%d,"pad":"%s"}' % (j, _event_pad(j)))
+            for j in range(k, min(n, k + 64))])
+    # now they read; events for others keep being queued meanwhile
+    for i, ws in enumerate(slow):
+        buf, events = bytes(ws.buf), []
+        deadline = time.monotonic() + 60
+        while len(events) < n:
+            frames, tail = proclib.split_frames(buf)
+            assert tail is not None, "subscriber %d: not a frame sequence" % i
+            for op, p in frames:
+                assert op == 0x1, "subscriber %d: opcode %d after %d events" % (
+                    i, op, len(events))
+                events.append(p)
+            buf = tail
+            if len(events) >= n:
+                break
+            left = deadline - time.monotonic()
+            assert left > 0, "subscriber %d: %d of %d events" % (i, len(events), n)
+            ws.sock.settimeout(left)
+            chunk = ws.sock.recv(1 << 20)
+            assert chunk, "subscriber %d: closed after %d events" % (i, len(events))
+            buf += chunk
+        assert len(events) == n and buf == b"", (i, len(events), len(buf))
+        for k, p in enumerate(events):
+            m = json.loads(p)
+            assert m["type"] == "event" and m["channel"] == ch, m
+            assert m["data"] == {"seq": k, "pad": _event_pad(k)}, \
+                "subscriber %d: event %d is not the one published" % (i, k)
+    assert stats(d)["slow_consumer_closes"] == before
+    for ws in slow:
+        ws.close_socket()
+    print("%d events (%.1f MB) to %d backed-up subscribers" % (n, total / 1e6, len(slow)))
