@@ -1726,21 +1726,34 @@ worker_flush(struct rt_worker *w)
 		w->w_batch = 1;
 }
 
+/*
+ * Room for element n of the array at *(void **)arrp, whose capacity is
+ * *cap (doubling, from first); -1 when it cannot grow.
+ */
+static int
+worker_grow(void *arrp, uint32_t *cap, uint32_t n, size_t size, uint32_t first)
+{
+	void		**arr = arrp, *p;
+	uint32_t	 c;
+
+	if (n < *cap)
+		return 0;
+	c = *cap ? *cap * 2 : first;
+	if (c <= *cap || (p = reallocarray(*arr, c, size)) == NULL)
+		return -1;
+	*arr = p;
+	*cap = c;
+	return 0;
+}
+
 /* Remember an event frame of this batch; its index, or -1. */
 static int64_t
 worker_frame_add(struct rt_worker *w, const uint8_t *frame, size_t flen)
 {
 	struct worker_frame	*f;
 
-	if (w->w_nframes == w->w_framecap) {
-		uint32_t cap = w->w_framecap ? w->w_framecap * 2 : 256;
-		struct worker_frame *n = reallocarray(w->w_frames, cap, sizeof(*n));
-
-		if (n == NULL)
-			return -1;
-		w->w_frames = n;
-		w->w_framecap = cap;
-	}
+	if (worker_grow(&w->w_frames, &w->w_framecap, w->w_nframes, sizeof(*f), 256) == -1)
+		return -1;
 	f = &w->w_frames[w->w_nframes];
 	f->wf_p = frame;
 	f->wf_len = (uint32_t)flen;
@@ -1754,25 +1767,12 @@ worker_pend(struct rt_worker *w, struct rt_conn *c, uint32_t i)
 {
 	struct worker_pend	*e;
 
-	if (w->w_npend == w->w_pendcap) {
-		uint32_t cap = w->w_pendcap ? w->w_pendcap * 2 : 1024;
-		struct worker_pend *n = reallocarray(w->w_pend, cap, sizeof(*n));
-
-		if (n == NULL)
-			return -1;
-		w->w_pend = n;
-		w->w_pendcap = cap;
-	}
+	if (worker_grow(&w->w_pend, &w->w_pendcap, w->w_npend, sizeof(*e), 1024) == -1)
+		return -1;
 	if (c->c_pend_batch != w->w_batch) {
-		if (w->w_npconns == w->w_pconncap) {
-			uint32_t cap = w->w_pconncap ? w->w_pconncap * 2 : 256;
-			struct rt_conn **n = reallocarray(w->w_pconns, cap, sizeof(*n));
-
-			if (n == NULL)
-				return -1;
-			w->w_pconns = n;
-			w->w_pconncap = cap;
-		}
+		if (worker_grow(&w->w_pconns, &w->w_pconncap, w->w_npconns,
+		    sizeof(*w->w_pconns), 256) == -1)
+			return -1;
 		w->w_pconns[w->w_npconns++] = c;
 		c->c_pend_batch = w->w_batch;
 		c->c_pend_first = w->w_npend;
