@@ -44,6 +44,15 @@ int	 outq_add_copy(struct outq **, const void *, size_t, const void *, size_t);
 size_t	 outq_len(const struct outq *);
 
 /*
+ * What the queue holds in memory, for limits: its bytes plus a fixed
+ * OUTQ_ENT_COST per entry (the slot, the block header and malloc's own),
+ * so many tiny entries (pongs to a client that never reads) cannot hold
+ * far more than they count.
+ */
+#define OUTQ_ENT_COST	64
+size_t	 outq_cost(const struct outq *);
+
+/*
  * writev until the queue is empty (freed, *q = NULL) or the socket is full.
  * Returns the bytes written, or -1 with errno on a socket error (EAGAIN is
  * not one).

@@ -7,8 +7,8 @@
  * same address.  The layout is fixed and versioned; sections are found by
  * offsets in the header (never pointers), sized from the configuration.
  *
- *   header | worker slots | connection slots | channel index | channel records
- *   | per-address counters
+ *   header | worker slots | connection slots | connection group bits |
+ *   channel index | channel records | per-address counters
  *
  * Worker and bridge counters are C11 atomics written only by their owner.
  * The connection and channel tables change under one process-shared robust
@@ -27,6 +27,7 @@
 #define REG_PEER_MAX		48
 #define REG_USER_MAX		63
 #define REG_IP_SLOTS		65536	/* per-address counters, twice (count-min), per worker */
+#define REG_CONN_GROUP		16	/* connection slots per "ever used" bit */
 
 enum reg_proc_state {
 	REG_PROC_NONE = 0,
@@ -138,6 +139,7 @@ struct reg_header {
 	uint64_t		 rh_chan_stride;
 	uint64_t		 rh_off_workers;
 	uint64_t		 rh_off_conns;
+	uint64_t		 rh_off_conn_bits;	/* groups of slots ever used */
 	uint64_t		 rh_off_chan_idx;
 	uint64_t		 rh_off_chans;
 	uint64_t		 rh_off_ips;		/* nworkers x 2 x REG_IP_SLOTS int32 */

@@ -14,7 +14,7 @@
 
 #define OUTQ_MIN	8
 #define OUTQ_IOV	64
-#define BLK_MIN		256	/* copies share a block with the next reply */
+#define BLK_MIN		256	/* a first copy leaves room for the next reply */
 
 struct rt_blk *
 blk_new(size_t cap)
@@ -58,6 +58,12 @@ size_t
 outq_len(const struct outq *q)
 {
 	return q == NULL ? 0 : q->oq_bytes;
+}
+
+size_t
+outq_cost(const struct outq *q)
+{
+	return q == NULL ? 0 : q->oq_bytes + (size_t)q->oq_n * OUTQ_ENT_COST;
 }
 
 /* Room for one more entry; -1 when it cannot grow. */
@@ -136,7 +142,8 @@ outq_add_copy(struct outq **qp, const void *a, size_t alen, const void *b, size_
 		(*qp)->oq_bytes += len;
 		return 0;
 	}
-	if ((k = blk_new(len < BLK_MIN ? BLK_MIN : len)) == NULL)
+	/* room to spare only in a first block: slack is not counted */
+	if ((k = blk_new(e == NULL && len < BLK_MIN ? BLK_MIN : len)) == NULL)
 		return -1;
 	if (alen > 0)
 		memcpy(k->b_data, a, alen);

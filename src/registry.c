@@ -28,6 +28,8 @@ reg_hash(const char *s, size_t len)
 }
 
 static _Atomic int32_t *reg_ips(struct registry *, int);
+static void	reg_chan_rebuild(struct registry *);
+static void	reg_conn_count(struct registry *, int, void *);
 
 /* src into dst of size n, cut short if need be, always terminated. */
 static void
@@ -40,57 +42,57 @@ reg_strlcpy(char *dst, const char *src, size_t n)
 }
 
 /*
- * Table pages that were never written are not resident and hold zeroes
- * only, and reading shared anonymous memory allocates it: a scan that
- * touched every page would make the whole table resident in every process
- * that scans.  mincore() says which pages to look at.
+ * Reading shared anonymous memory maps it into the reader, and pages never
+ * written hold zeroes only.  So scans of the connection table visit only
+ * the groups of slots ever used (a bit each, set by reg_conn_add), and
+ * every scan ends by dropping the pages it read from the scanner's
+ * mappings (the bytes stay): an admin listing does not leave the master
+ * holding the table.
  */
 struct reg_scan {
-	unsigned char	*rs_vec;	/* NULL: look at everything */
 	uintptr_t	 rs_base;
-	size_t		 rs_pages;
+	size_t		 rs_len;
 };
 
 static void
 reg_scan_begin(struct reg_scan *sc, const void *start, size_t len)
 {
 	size_t		 pg = (size_t)sysconf(_SC_PAGESIZE);
-	uintptr_t	 a = (uintptr_t)start & ~(uintptr_t)(pg - 1);
-	uintptr_t	 e = ((uintptr_t)start + len + pg - 1) & ~(uintptr_t)(pg - 1);
 
-	sc->rs_base = a;
-	sc->rs_pages = (e - a) / pg;
-	if ((sc->rs_vec = malloc(sc->rs_pages)) != NULL &&
-	    mincore((void *)a, e - a, sc->rs_vec) == -1) {
-		free(sc->rs_vec);
-		sc->rs_vec = NULL;
-	}
+	/* whole pages strictly inside the range: neighbours stay mapped */
+	sc->rs_base = ((uintptr_t)start + pg - 1) & ~(uintptr_t)(pg - 1);
+	sc->rs_len = 0;
+	if ((uintptr_t)start + len > sc->rs_base)
+		sc->rs_len = ((uintptr_t)start + len - sc->rs_base) & ~(uintptr_t)(pg - 1);
 }
 
-/* 1 if the page holding p may hold data. */
-static int
-reg_scan_resident(const struct reg_scan *sc, const void *p)
-{
-	static size_t	 pg;
-
-	if (sc->rs_vec == NULL)
-		return 1;
-	if (pg == 0)
-		pg = (size_t)sysconf(_SC_PAGESIZE);
-	return sc->rs_vec[((uintptr_t)p - sc->rs_base) / pg] & 1;
-}
-
-/*
- * Done: drop this process's mappings of the pages it looked at.  The bytes
- * stay (shared memory); only our RSS forgets them, so an admin listing does
- * not leave the master holding every page of the table.
- */
 static void
 reg_scan_end(struct reg_scan *sc)
 {
-	free(sc->rs_vec);
-	madvise((void *)sc->rs_base, sc->rs_pages * (size_t)sysconf(_SC_PAGESIZE),
-	    MADV_DONTNEED);
+	if (sc->rs_len > 0)
+		madvise((void *)sc->rs_base, sc->rs_len, MADV_DONTNEED);
+}
+
+static uint8_t *
+reg_conn_bits(struct registry *r)
+{
+	return (uint8_t *)r->r_hdr + r->r_hdr->rh_off_conn_bits;
+}
+
+/* Call fn for each slot of the groups ever used (under the lock). */
+static void
+reg_conn_walk(struct registry *r, void (*fn)(struct registry *, int, void *), void *arg)
+{
+	uint8_t		*bits = reg_conn_bits(r);
+	int		 g, i, ngroups, max = r->r_hdr->rh_max_conns;
+
+	ngroups = (max + REG_CONN_GROUP - 1) / REG_CONN_GROUP;
+	for (g = 0; g < ngroups; g++) {
+		if (!(bits[g / 8] & (1u << (g % 8))))
+			continue;
+		for (i = g * REG_CONN_GROUP; i < (g + 1) * REG_CONN_GROUP && i < max; i++)
+			fn(r, i, arg);
+	}
 }
 
 int
@@ -111,6 +113,7 @@ reg_create(struct registry *r, int nworkers, int max_conns, int max_chans)
 	r->r_size = off;
 	r->r_size += ALIGN64(sizeof(struct reg_worker) * (size_t)nworkers);
 	r->r_size += ALIGN64(sizeof(struct reg_conn) * (size_t)max_conns);
+	r->r_size += ALIGN64(((size_t)max_conns / REG_CONN_GROUP + 8) / 8);
 	r->r_size += ALIGN64(sizeof(struct reg_chan_idx) * (size_t)slots);
 	r->r_size += stride * (uint64_t)max_chans;
 	r->r_size = ((r->r_size + 4095) & ~(uint64_t)4095) +
@@ -129,7 +132,8 @@ reg_create(struct registry *r, int nworkers, int max_conns, int max_chans)
 	h->rh_chan_stride = stride;
 	h->rh_off_workers = off;
 	h->rh_off_conns = off + ALIGN64(sizeof(struct reg_worker) * (size_t)nworkers);
-	h->rh_off_chan_idx = h->rh_off_conns + ALIGN64(sizeof(struct reg_conn) * (size_t)max_conns);
+	h->rh_off_conn_bits = h->rh_off_conns + ALIGN64(sizeof(struct reg_conn) * (size_t)max_conns);
+	h->rh_off_chan_idx = h->rh_off_conn_bits + ALIGN64(((size_t)max_conns / REG_CONN_GROUP + 8) / 8);
 	h->rh_off_chans = h->rh_off_chan_idx + ALIGN64(sizeof(struct reg_chan_idx) * (size_t)slots);
 	h->rh_off_ips = (h->rh_off_chans + stride * (uint64_t)max_chans + 4095) & ~(uint64_t)4095;
 	h->rh_chan_free = -1;
@@ -186,10 +190,13 @@ reg_lock(struct registry *r)
 
 	if (rv == EOWNERDEAD) {
 		/*
-		 * The owner died mid-change.  Every change below leaves the
-		 * tables usable at each store (counts are fixed up by the
-		 * master's reg_worker_clear), so mark the mutex consistent.
+		 * The owner died mid-change: rebuild what a change touches
+		 * from the records (the dead worker's own counts are the
+		 * master's reg_worker_clear's), then carry on.
 		 */
+		reg_chan_rebuild(r);
+		r->r_hdr->rh_nconns = 0;
+		reg_conn_walk(r, reg_conn_count, NULL);
 		atomic_fetch_add(&r->r_hdr->rh_lock_recoveries, 1);
 		pthread_mutex_consistent(&r->r_hdr->rh_lock);
 	} else if (rv != 0)
@@ -240,6 +247,7 @@ reg_conn_add(struct registry *r, int w, const char *id, const char *user,
 	reg_strlcpy(c->rc_user, user ? user : "", sizeof(c->rc_user));
 	reg_strlcpy(c->rc_peer, peer, sizeof(c->rc_peer));
 	c->rc_used = 1;
+	reg_conn_bits(r)[slot / REG_CONN_GROUP / 8] |= (uint8_t)(1u << (slot / REG_CONN_GROUP % 8));
 	h->rh_nconns++;
 	h->rh_conn_hint[w] = slot + 1 < h->rh_max_conns ? slot + 1 : 0;
 	reg_unlock(r);
@@ -332,20 +340,76 @@ reg_chan_remove(struct registry *r, int32_t i)
 	struct reg_chan		*ch;
 	int32_t			 mask = h->rh_chan_slots - 1, rec;
 
+	/* the bucket first, then the record: see reg_chan_rebuild() */
 	rec = (int32_t)(reg_chan_bucket(r, i)->ci_rec - 1);
+	h->rh_nchans--;
+	if (reg_chan_bucket(r, (i + 1) & mask)->ci_rec != REG_IDX_EMPTY)
+		reg_chan_bucket(r, i)->ci_rec = REG_IDX_DELETED;
+	else {
+		reg_chan_bucket(r, i)->ci_rec = REG_IDX_EMPTY;
+		for (i = (i - 1) & mask; reg_chan_bucket(r, i)->ci_rec == REG_IDX_DELETED;
+		    i = (i - 1) & mask)
+			reg_chan_bucket(r, i)->ci_rec = REG_IDX_EMPTY;
+	}
 	ch = reg_chan_slot(r, rec);
 	ch->ch_state = REG_CHAN_FREE;
 	ch->ch_next_free = h->rh_chan_free;
 	h->rh_chan_free = rec;
-	h->rh_nchans--;
-	if (reg_chan_bucket(r, (i + 1) & mask)->ci_rec != REG_IDX_EMPTY) {
-		reg_chan_bucket(r, i)->ci_rec = REG_IDX_DELETED;
-		return;
+}
+
+/*
+ * After a process died holding the lock: the records are the truth.  Sum
+ * each record's counts again, then rebuild the index, the free list and
+ * the counters from them, so no half-done change survives (a record on
+ * the free list and in the index, one taken but never indexed, a total
+ * that missed its last delta).  O(records ever used), and rare.
+ */
+static void
+reg_chan_rebuild(struct registry *r)
+{
+	struct reg_header	*h = r->r_hdr;
+	struct reg_chan		*ch;
+	struct reg_chan_idx	*b;
+	int32_t			 mask = h->rh_chan_slots - 1, i, j;
+	int64_t			 total;
+	int			 w;
+
+	memset(reg_chan_bucket(r, 0), 0, sizeof(*b) * (size_t)h->rh_chan_slots);
+	h->rh_chan_free = -1;
+	h->rh_nchans = 0;
+	for (i = h->rh_chan_hiwat - 1; i >= 0; i--) {
+		ch = reg_chan_slot(r, i);
+		for (w = 0, total = 0; w < h->rh_nworkers; w++) {
+			if (ch->ch_counts[w] < 0)
+				ch->ch_counts[w] = 0;
+			total += ch->ch_counts[w];
+		}
+		ch->ch_total = total;
+		if (ch->ch_state != REG_CHAN_USED || total <= 0 ||
+		    memchr(ch->ch_name, '\0', sizeof(ch->ch_name)) == NULL) {
+			ch->ch_state = REG_CHAN_FREE;
+			ch->ch_next_free = h->rh_chan_free;
+			h->rh_chan_free = i;
+			continue;
+		}
+		ch->ch_hash = reg_hash(ch->ch_name, strlen(ch->ch_name));
+		for (j = (int32_t)(ch->ch_hash & (uint32_t)mask);
+		    reg_chan_bucket(r, j)->ci_rec != REG_IDX_EMPTY; j = (j + 1) & mask)
+			;
+		b = reg_chan_bucket(r, j);
+		b->ci_hash = ch->ch_hash;
+		b->ci_rec = (uint32_t)i + 1;
+		h->rh_nchans++;
 	}
-	reg_chan_bucket(r, i)->ci_rec = REG_IDX_EMPTY;
-	for (i = (i - 1) & mask; reg_chan_bucket(r, i)->ci_rec == REG_IDX_DELETED;
-	    i = (i - 1) & mask)
-		reg_chan_bucket(r, i)->ci_rec = REG_IDX_EMPTY;
+}
+
+/* reg_conn_walk: count a used slot. */
+static void
+reg_conn_count(struct registry *r, int i, void *arg)
+{
+	(void)arg;
+	if (reg_conn_slot(r, i)->rc_used)
+		r->r_hdr->rh_nconns++;
 }
 
 int
@@ -408,13 +472,24 @@ reg_chan_route(struct registry *r, const char *name, size_t len, uint64_t *mask)
 	return total;
 }
 
+/* reg_conn_walk: free slot i if worker *(int *)arg held it. */
+static void
+reg_conn_forget(struct registry *r, int i, void *arg)
+{
+	struct reg_conn	*c = reg_conn_slot(r, i);
+
+	if (c->rc_used && c->rc_worker == *(int *)arg) {
+		c->rc_used = 0;
+		r->r_hdr->rh_nconns--;
+	}
+}
+
 void
 reg_worker_clear(struct registry *r, int w)
 {
 	struct reg_header	*h = r->r_hdr;
 	struct reg_worker	*rw = reg_worker(r, w);
 	struct reg_chan		*ch;
-	struct reg_conn		*c;
 	struct reg_scan		 sc;
 	int			 i, b;
 
@@ -432,14 +507,8 @@ reg_worker_clear(struct registry *r, int w)
 			reg_chan_remove(r, b);
 	}
 	reg_scan_end(&sc);
-	reg_scan_begin(&sc, reg_conn_slot(r, 0), sizeof(*c) * (size_t)h->rh_max_conns);
-	for (i = 0; i < h->rh_max_conns; i++) {
-		c = reg_conn_slot(r, i);
-		if (reg_scan_resident(&sc, c) && c->rc_used && c->rc_worker == w) {
-			c->rc_used = 0;
-			h->rh_nconns--;
-		}
-	}
+	reg_scan_begin(&sc, reg_conn_slot(r, 0), sizeof(struct reg_conn) * (size_t)h->rh_max_conns);
+	reg_conn_walk(r, reg_conn_forget, &w);
 	reg_scan_end(&sc);
 	reg_unlock(r);
 	/* zero pages by giving them back (page-aligned region) */
@@ -495,20 +564,30 @@ reg_chan_foreach(struct registry *r,
 	reg_unlock(r);
 }
 
+struct reg_conn_each {
+	void	(*fn)(struct reg_conn *, void *);
+	void	*arg;
+};
+
+static void
+reg_conn_each_used(struct registry *r, int i, void *arg)
+{
+	struct reg_conn_each	*e = arg;
+
+	if (reg_conn_slot(r, i)->rc_used)
+		e->fn(reg_conn_slot(r, i), e->arg);
+}
+
 void
 reg_conn_foreach(struct registry *r, void (*fn)(struct reg_conn *, void *), void *arg)
 {
-	struct reg_conn	*c;
-	struct reg_scan	 sc;
-	int		 i;
+	struct reg_conn_each	 e = { fn, arg };
+	struct reg_scan		 sc;
 
 	reg_lock(r);
-	reg_scan_begin(&sc, reg_conn_slot(r, 0), sizeof(*c) * (size_t)r->r_hdr->rh_max_conns);
-	for (i = 0; i < r->r_hdr->rh_max_conns; i++) {
-		c = reg_conn_slot(r, i);
-		if (reg_scan_resident(&sc, c) && c->rc_used)
-			fn(c, arg);
-	}
+	reg_scan_begin(&sc, reg_conn_slot(r, 0),
+	    sizeof(struct reg_conn) * (size_t)r->r_hdr->rh_max_conns);
+	reg_conn_walk(r, reg_conn_each_used, &e);
 	reg_scan_end(&sc);
 	reg_unlock(r);
 }

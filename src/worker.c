@@ -296,7 +296,7 @@ conn_outlen(const struct rt_conn *c)
 {
 	if (c->c_tls)
 		return evbuffer_get_length(bufferevent_get_output(c->c_bev));
-	return outq_len(c->c_out);
+	return outq_cost(c->c_out);	/* for limits: entries count too */
 }
 
 /* A write to a plain socket failed: the socket callback frees c soon. */
@@ -958,9 +958,13 @@ conn_ws_data(struct rt_conn *c, const struct ws_event *ev)
 		return;
 	}
 	if (ev->last) {
-		size_t	 n = evbuffer_get_length(c->c_msg);
+		size_t		 n = evbuffer_get_length(c->c_msg);
+		const uint8_t	*msg = evbuffer_pullup(c->c_msg, -1);
 
-		conn_message_done(c, evbuffer_pullup(c->c_msg, -1), n);
+		if (msg == NULL)
+			conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
+		else
+			conn_message_done(c, msg, n);
 		evbuffer_free(c->c_msg);
 		c->c_msg = NULL;
 	}
@@ -1085,6 +1089,7 @@ conn_metrics(struct rt_conn *c)
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen = sizeof(ss);
 	struct evbuffer		*body;
+	const uint8_t		*p;
 	char			 head[256];
 	int			 n;
 
@@ -1102,7 +1107,12 @@ conn_metrics(struct rt_conn *c)
 	    "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
 	    "Content-Length: %zu\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
 	    evbuffer_get_length(body));
-	conn_write2(c, head, (size_t)n, evbuffer_pullup(body, -1), evbuffer_get_length(body));
+	if ((p = evbuffer_pullup(body, -1)) == NULL && evbuffer_get_length(body) > 0) {
+		evbuffer_free(body);
+		conn_http_error(c, 503, NULL);
+		return;
+	}
+	conn_write2(c, head, (size_t)n, p, evbuffer_get_length(body));
 	evbuffer_free(body);
 	conn_linger(c);
 }
@@ -1321,7 +1331,10 @@ conn_http_plain(struct rt_conn *c, uint8_t *buf, size_t len)
 			return;
 		}
 		len = evbuffer_get_length(held);
-		buf = evbuffer_pullup(held, -1);
+		if ((buf = evbuffer_pullup(held, -1)) == NULL) {
+			conn_http_error(c, 503, NULL);
+			return;
+		}
 	}
 	used = conn_http_parse(c, (const char *)buf, len);
 	if (c->c_state == CS_HTTP) {
@@ -1887,7 +1900,10 @@ worker_bridge_read(struct bufferevent *bev, void *arg)
 	if ((rv = ipc_parse(raw, len, &hdr)) == IPC_PARSE_NEED_MORE)
 		return;		/* no whole message yet: no pullup either */
 	/* one contiguous block for the batch: frames leave straight from it */
-	p = evbuffer_pullup(in, (ev_ssize_t)len);
+	if ((p = evbuffer_pullup(in, (ev_ssize_t)len)) == NULL) {
+		log_warnx("%s: out of memory; the events wait for the next read", __func__);
+		return;
+	}
 	while (len - off >= sizeof(hdr)) {
 		if ((rv = ipc_parse(p + off, len - off, &hdr)) == IPC_PARSE_NEED_MORE)
 			break;

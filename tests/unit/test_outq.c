@@ -246,11 +246,14 @@ START_TEST(test_small_copies_coalesce)
 	ck_assert_int_eq(outq_add_copy(&q, want + at, 100, NULL, 0), 0);
 	at += 100;
 	ck_assert_uint_eq(q->oq_n, 2);
-	/* and the next small one joins that second block */
+	/* sized exactly (only a first block has slack), so the next is a third */
 	ck_assert_int_eq(outq_add_copy(&q, want + at, 50, NULL, 0), 0);
 	at += 50;
-	ck_assert_uint_eq(q->oq_n, 2);
+	ck_assert_uint_eq(q->oq_n, 3);
 	ck_assert_uint_eq(outq_len(q), 400);
+	/* what the queue holds counts its entries too */
+	ck_assert_uint_eq(outq_cost(q), 400 + 3 * OUTQ_ENT_COST);
+	ck_assert_uint_eq(outq_cost(NULL), 0);
 
 	mkpair(sv, 0);
 	ck_assert_int_eq(outq_write(&q, sv[0]), 400);
