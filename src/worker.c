@@ -8,7 +8,6 @@
 #include <sys/queue.h>
 #include <sys/uio.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
@@ -164,8 +163,8 @@ struct rt_worker {
 	uint64_t		 w_drain_start;
 	int			 w_accepting;
 	uint64_t		 w_trimmed;
-	/* event frames for plain sockets whose output was empty, written
-	 * with one writev per connection at the end of a bridge read */
+	/* event frames for plain sockets whose output was empty, sent with
+	 * one sendmsg per connection at the end of a bridge read */
 	uint32_t		 w_batch;
 	struct worker_frame	*w_frames;
 	uint32_t		 w_nframes;
@@ -1675,7 +1674,7 @@ conn_queue_frame(struct rt_conn *c, uint32_t i, size_t off)
 }
 
 /*
- * Write a connection's pending frames with writev, straight from the
+ * Send a connection's pending frames with one sendmsg, straight from the
  * bridge's batch block: no copy, no epoll round trip.  What the socket
  * does not take waits in its queue, sharing the frames' blocks.
  */
@@ -1803,7 +1802,7 @@ worker_pend(struct rt_worker *w, struct rt_conn *c, uint32_t i)
 /*
  * Deliver one event frame to every subscriber.  The bytes arrive complete
  * from the bridge.  A plain socket with nothing queued gets the frame at
- * the end of this batch by writev (coalesced with the batch's other
+ * the end of this batch by sendmsg (coalesced with the batch's other
  * frames for it); a plain socket with bytes waiting queues a reference to
  * the frame's one shared copy; wss copies it into the bufferevent.  A
  * subscriber over max_output_buffer is a slow consumer, closed with 4000
