@@ -292,19 +292,7 @@ class FastWS:
         return json.loads(await asyncio.wait_for(self.recv_text(), timeout))
 
     def send_frame(self, opcode, payload):
-        n = len(payload)
-        hdr = bytearray([0x80 | opcode])
-        if n < 126:
-            hdr.append(0x80 | n)
-        elif n < 65536:
-            hdr.append(0x80 | 126)
-            hdr += struct.pack("!H", n)
-        else:
-            hdr.append(0x80 | 127)
-            hdr += struct.pack("!Q", n)
-        key = os.urandom(4)
-        hdr += key
-        self.w.write(bytes(hdr) + rtlib._mask_fast(payload, key))
+        self.w.write(rtlib.client_frame(opcode, payload))
 
     def send_json(self, obj):
         self.send_frame(0x1, json.dumps(obj).encode())

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import re
-import select
 import signal
 import socket
 import struct
@@ -189,6 +188,41 @@ def hs_sign_with(key_bytes, claims, alg="HS256"):
 
 # --------------------------------------------------------- raw WebSocket
 
+def client_frame(opcode, payload=b"", fin=True, mask=True, rsv=0, length=None):
+    """The bytes of one client frame (masked unless mask is false; length
+    may claim another payload length than the payload's)."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    n = len(payload) if length is None else length
+    hdr = bytearray([(0x80 if fin else 0) | (rsv << 4) | opcode])
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        hdr.append(mbit | n)
+    elif n < 65536:
+        hdr.append(mbit | 126)
+        hdr += struct.pack("!H", n)
+    else:
+        hdr.append(mbit | 127)
+        hdr += struct.pack("!Q", n)
+    if mask:
+        key = os.urandom(4)
+        hdr += key
+        payload = _mask_fast(payload, key)
+    return bytes(hdr) + payload
+
+
+def wait_for(pred, timeout=5.0, what="condition", interval=0.05):
+    """Poll pred() until it returns something truthy; return that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
 class RawWS:
     """A hand-driven WebSocket client: frames are built byte by byte."""
 
@@ -224,26 +258,7 @@ class RawWS:
     # -- sending
     def send_frame(self, opcode, payload=b"", fin=True, mask=True, rsv=0,
                    length=None):
-        if isinstance(payload, str):
-            payload = payload.encode()
-        n = len(payload) if length is None else length
-        b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
-        hdr = bytearray([b0])
-        mbit = 0x80 if mask else 0
-        if n < 126:
-            hdr.append(mbit | n)
-        elif n < 65536:
-            hdr.append(mbit | 126)
-            hdr += struct.pack("!H", n)
-        else:
-            hdr.append(mbit | 127)
-            hdr += struct.pack("!Q", n)
-        if mask:
-            key = os.urandom(4)
-            hdr += key
-            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload)) \
-                if len(payload) < 4096 else _mask_fast(payload, key)
-        self.sock.sendall(bytes(hdr) + payload)
+        self.sock.sendall(client_frame(opcode, payload, fin, mask, rsv, length))
 
     def send_text(self, text, **kw):
         self.send_frame(0x1, text.encode() if isinstance(text, str) else text,
@@ -343,6 +358,46 @@ class RawWS:
                 return True
             if not chunk:
                 return True
+
+
+class ProtoClient:
+    """A protocol client on /ws over RawWS: the `connected` greeting read,
+    events seen while waiting for replies kept aside in .events."""
+
+    def __init__(self, port, token=None, expect_connected=True):
+        path = "/ws" if token is None else "/ws?token=" + token
+        self.ws = RawWS(port, path)
+        self.events = []
+        if expect_connected:
+            m = self.ws.recv_json()
+            assert m["type"] == "connected", m
+            self.id = m["connectionId"]
+            self.user = m["user"]
+
+    def reply(self, obj, timeout=IO_TIMEOUT):
+        self.ws.send_json(obj)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self.ws.recv_json(max(0.01, deadline - time.monotonic()))
+            if m.get("type") == "event":
+                self.events.append(m)
+                continue
+            return m
+
+    def subscribe(self, channel):
+        m = self.reply({"type": "subscribe", "channel": channel})
+        assert m["type"] == "subscribed", m
+        return m
+
+    def alive(self):
+        return self.reply({"type": "ping"})["type"] == "pong"
+
+    def close(self):
+        try:
+            self.ws.send_close(1000)
+        except OSError:
+            pass
+        self.ws.close_socket()
 
 
 class ServerClosed(Exception):

@@ -57,21 +57,7 @@ def upgrade_request(port, path="/ws", extra=None):
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def masked_frame(opcode, payload, fin=True):
-    if isinstance(payload, str):
-        payload = payload.encode()
-    n = len(payload)
-    hdr = bytearray([(0x80 if fin else 0) | opcode])
-    if n < 126:
-        hdr.append(0x80 | n)
-    elif n < 65536:
-        hdr.append(0x80 | 126)
-        hdr += struct.pack("!H", n)
-    else:
-        hdr.append(0x80 | 127)
-        hdr += struct.pack("!Q", n)
-    key = os.urandom(4)
-    return bytes(hdr) + key + rtlib._mask_fast(payload, key)
+masked_frame = rtlib.client_frame
 
 
 def user_ws(d, uid="abuser", **kw):

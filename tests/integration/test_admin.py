@@ -115,29 +115,12 @@ def human_table(text):
     return header, rows
 
 
-class Client:
-    """A WebSocket client on /ws: the `connected` greeting read, events seen
-    while waiting for replies kept aside."""
+class Client(rtlib.ProtoClient):
+    """rtlib.ProtoClient that remembers its subscriptions."""
 
     def __init__(self, port, token=None):
-        path = "/ws" if token is None else "/ws?token=" + token
-        self.ws = rtlib.RawWS(port, path)
-        m = self.ws.recv_json()
-        assert m["type"] == "connected", m
-        self.id = m["connectionId"]
-        self.user = m["user"]
-        self.events = []
+        super().__init__(port, token)
         self.subs = []
-
-    def reply(self, obj, timeout=rtlib.IO_TIMEOUT):
-        self.ws.send_json(obj)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = self.ws.recv_json(max(0.01, deadline - time.monotonic()))
-            if m.get("type") == "event":
-                self.events.append(m)
-                continue
-            return m
 
     def subscribe(self, channel):
         m = self.reply({"type": "subscribe", "channel": channel})
@@ -167,10 +150,6 @@ class Client:
             return False
         return True
 
-    def alive(self):
-        m = self.reply({"type": "ping"})
-        return m["type"] == "pong"
-
     def expect_close(self, timeout=rtlib.IO_TIMEOUT):
         """(code, messages before the close) and answer the close."""
         code, _, seen = self.ws.recv_close(timeout)
@@ -181,13 +160,6 @@ class Client:
                 pass
         self.ws.close_socket()
         return code, [json.loads(p) for p in seen]
-
-    def close(self):
-        try:
-            self.ws.send_close(1000)
-        except OSError:
-            pass
-        self.ws.close_socket()
 
 
 def wait_settled(d, nworkers=2, redis=True, timeout=10):

@@ -62,15 +62,7 @@ def ctl(sock, *args):
 admin = rtlib.admin_request
 
 
-def wait_for(pred, timeout=5.0, what="condition", interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
-        time.sleep(interval)
+wait_for = rtlib.wait_for
 
 
 def pid_alive(pid):
@@ -125,34 +117,7 @@ def hup(d, timeout=5):
     return d.log()
 
 
-class Client:
-    def __init__(self, port, token=None, expect_connected=True):
-        path = "/ws" if token is None else "/ws?token=" + token
-        self.ws = rtlib.RawWS(port, path)
-        self.events = []
-        if expect_connected:
-            m = self.ws.recv_json()
-            assert m["type"] == "connected", m
-            self.id = m["connectionId"]
-
-    def reply(self, obj, timeout=rtlib.IO_TIMEOUT):
-        self.ws.send_json(obj)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = self.ws.recv_json(max(0.01, deadline - time.monotonic()))
-            if m.get("type") == "event":
-                self.events.append(m)
-                continue
-            return m
-
-    def subscribe(self, channel):
-        m = self.reply({"type": "subscribe", "channel": channel})
-        assert m["type"] == "subscribed", m
-        return m
-
-    def alive(self):
-        return self.reply({"type": "ping"})["type"] == "pong"
-
+class Client(rtlib.ProtoClient):
     def events_until(self, n, timeout=10):
         deadline = time.monotonic() + timeout
         while len(self.events) < n and time.monotonic() < deadline:
@@ -170,13 +135,6 @@ class Client:
                 pass
         self.ws.close_socket()
         return code, [json.loads(p) for p in seen]
-
-    def close(self):
-        try:
-            self.ws.send_close(1000)
-        except OSError:
-            pass
-        self.ws.close_socket()
 
 
 def open_spread(d, n, token=None, sock=None):

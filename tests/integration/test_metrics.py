@@ -65,15 +65,7 @@ FAMILIES = {
 
 # ------------------------------------------------------------------ helpers
 
-def wait_for(pred, timeout=5.0, what="condition", interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
-        time.sleep(interval)
+wait_for = rtlib.wait_for
 
 
 def get_metrics(port):
