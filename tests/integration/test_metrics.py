@@ -126,36 +126,16 @@ def metrics(port):
 admin = rtlib.admin_request
 
 
-class Client:
-    def __init__(self, port, token=None):
-        self.ws = rtlib.RawWS(port, "/ws" if token is None else "/ws?token=" + token)
-        m = self.ws.recv_json()
-        assert m["type"] == "connected", m
-        self.id = m["connectionId"]
-
-    def request(self, obj):
-        self.ws.send_json(obj)
-        while True:
-            m = self.ws.recv_json()
-            if m.get("type") != "event":
-                return m
-
-    def subscribe(self, ch):
-        m = self.request({"type": "subscribe", "channel": ch})
-        assert m["type"] == "subscribed", m
+class Client(rtlib.ProtoClient):
+    request = rtlib.ProtoClient.reply
 
     def next_event(self, timeout=rtlib.IO_TIMEOUT):
+        if self.events:
+            return self.events.pop(0)
         while True:
             m = self.ws.recv_json(timeout)
             if m.get("type") == "event":
                 return m
-
-    def close(self):
-        try:
-            self.ws.send_close(1000)
-        except OSError:
-            pass
-        self.ws.close_socket()
 
 
 def settled(d, nworkers, redis=True, timeout=10):
