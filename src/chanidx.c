@@ -1,0 +1,218 @@
+/*
+ * The worker's channel index: channel name -> the local connections
+ * subscribed to it, and the registry column that tells the bridge to send
+ * this worker the channel's events.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "realtimed.h"
+#include "config.h"
+#include "util.h"
+#include "registry.h"
+#include "worker_int.h"
+
+#define CHANIDX_BUCKETS		1024	/* to start with; doubles with the channels */
+
+static uint32_t
+chanidx_hash(const char *s, size_t len)
+{
+	uint32_t	 h = 2166136261u;	/* FNV-1a */
+	size_t		 i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (uint8_t)s[i]) * 16777619u;
+	return h;
+}
+
+int
+chanidx_init(struct rt_worker *w)
+{
+	w->w_nbuckets = CHANIDX_BUCKETS;
+	if ((w->w_chans = calloc(w->w_nbuckets, sizeof(*w->w_chans))) == NULL)
+		return -1;
+	return 0;
+}
+
+static struct rt_chan *
+chanidx_lookup(struct rt_worker *w, const char *name, size_t len, uint32_t h)
+{
+	struct rt_chan	*ch;
+
+	for (ch = w->w_chans[h & (w->w_nbuckets - 1)]; ch != NULL; ch = ch->ch_next)
+		if (ch->ch_hash == h && strncmp(ch->ch_name, name, len) == 0 &&
+		    ch->ch_name[len] == '\0')
+			return ch;
+	return NULL;
+}
+
+struct rt_chan *
+chanidx_find(struct rt_worker *w, const char *name, size_t len)
+{
+	return chanidx_lookup(w, name, len, chanidx_hash(name, len));
+}
+
+static void
+chanidx_grow(struct rt_worker *w)
+{
+	struct rt_chan	**nb, *ch, *next;
+	size_t		 n = w->w_nbuckets * 2, i;
+
+	if ((nb = calloc(n, sizeof(*nb))) == NULL)
+		return;		/* longer chains, still correct */
+	for (i = 0; i < w->w_nbuckets; i++)
+		for (ch = w->w_chans[i]; ch != NULL; ch = next) {
+			next = ch->ch_next;
+			ch->ch_next = nb[ch->ch_hash & (n - 1)];
+			nb[ch->ch_hash & (n - 1)] = ch;
+		}
+	free(w->w_chans);
+	w->w_chans = nb;
+	w->w_nbuckets = n;
+}
+
+static struct rt_chan *
+chanidx_get(struct rt_worker *w, const char *name, size_t len)
+{
+	uint32_t	 h = chanidx_hash(name, len);
+	struct rt_chan	*ch;
+
+	if ((ch = chanidx_lookup(w, name, len, h)) != NULL)
+		return ch;
+	if (w->w_nchans >= w->w_conf->c_max_channels)
+		return NULL;
+	if ((ch = calloc(1, sizeof(*ch) + len + 1)) == NULL)
+		return NULL;
+	memcpy(ch->ch_name, name, len);
+	ch->ch_hash = h;
+	ch->ch_next = w->w_chans[h & (w->w_nbuckets - 1)];
+	w->w_chans[h & (w->w_nbuckets - 1)] = ch;
+	if ((size_t)++w->w_nchans > w->w_nbuckets)
+		chanidx_grow(w);
+	return ch;
+}
+
+static void
+chanidx_release(struct rt_worker *w, struct rt_chan *ch)
+{
+	struct rt_chan	**pp;
+
+	if (ch->ch_nsubs > 0)
+		return;
+	for (pp = &w->w_chans[ch->ch_hash & (w->w_nbuckets - 1)]; *pp != ch;
+	    pp = &(*pp)->ch_next)
+		;
+	*pp = ch->ch_next;
+	free(ch->ch_subs);
+	free(ch);
+	w->w_nchans--;
+}
+
+static int
+chanidx_add_sub(struct rt_chan *ch, struct rt_sub *s)
+{
+	struct rt_sub	**n;
+
+	if (ch->ch_nsubs == ch->ch_cap) {
+		size_t cap = ch->ch_cap ? ch->ch_cap * 2 : 4;
+
+		if ((n = reallocarray(ch->ch_subs, cap, sizeof(*n))) == NULL)
+			return -1;
+		ch->ch_subs = n;
+		ch->ch_cap = cap;
+	}
+	s->s_idx = ch->ch_nsubs;
+	ch->ch_subs[ch->ch_nsubs++] = s;
+	return 0;
+}
+
+static void
+chanidx_del_sub(struct rt_chan *ch, struct rt_sub *s)
+{
+	struct rt_sub	*last = ch->ch_subs[--ch->ch_nsubs];
+
+	ch->ch_subs[s->s_idx] = last;
+	last->s_idx = s->s_idx;
+}
+
+/* c's subscription to name, or -1. */
+int
+chanidx_find_sub(struct rt_conn *c, const char *name, size_t len)
+{
+	int	 i;
+
+	for (i = 0; i < c->c_nsubs; i++)
+		if (strncmp(c->c_subs[i]->s_chan->ch_name, name, len) == 0 &&
+		    c->c_subs[i]->s_chan->ch_name[len] == '\0')
+			return i;
+	return -1;
+}
+
+/* 0 subscribed, -1 with *why set. */
+int
+chanidx_subscribe(struct rt_conn *c, const char *name, size_t len, const char **why)
+{
+	struct rt_worker	*w = c->c_worker;
+	struct rt_chan		*ch;
+	struct rt_sub		*s, **n;
+
+	if (chanidx_find_sub(c, name, len) != -1)
+		return 0;	/* idempotent */
+	if (c->c_nsubs >= w->w_conf->c_max_subscriptions) {
+		*why = "Too many subscriptions";
+		return -1;
+	}
+	if (c->c_nsubs == c->c_subcap) {
+		int cap = c->c_subcap ? c->c_subcap * 2 : 4;
+
+		if ((n = reallocarray(c->c_subs, (size_t)cap, sizeof(*n))) == NULL)
+			goto full;
+		c->c_subs = n;
+		c->c_subcap = cap;
+	}
+	if ((ch = chanidx_get(w, name, len)) == NULL)
+		goto full;
+	if ((s = calloc(1, sizeof(*s))) == NULL || chanidx_add_sub(ch, s) == -1) {
+		free(s);
+		chanidx_release(w, ch);
+		goto full;
+	}
+	if (reg_chan_add(w->w_reg, w->w_id, name, len, 1) == -1) {
+		chanidx_del_sub(ch, s);
+		free(s);
+		chanidx_release(w, ch);
+		goto full;
+	}
+	s->s_conn = c;
+	s->s_chan = ch;
+	c->c_subs[c->c_nsubs++] = s;
+	STAT_ADD(w, rw_subscriptions, 1);
+	reg_conn_set_nsubs(w->w_reg, c->c_slot, c->c_nsubs);
+	return 0;
+ full:
+	*why = "Server channel table is full, try again later";
+	return -1;
+}
+
+void
+chanidx_unsubscribe_at(struct rt_conn *c, int i)
+{
+	struct rt_sub	*s = c->c_subs[i];
+	struct rt_chan	*ch = s->s_chan;
+
+	chanidx_del_sub(ch, s);
+	c->c_subs[i] = c->c_subs[--c->c_nsubs];
+	STAT_ADD(c->c_worker, rw_subscriptions, -1);
+	reg_chan_add(c->c_worker->w_reg, c->c_worker->w_id, ch->ch_name,
+	    strlen(ch->ch_name), -1);
+	reg_conn_set_nsubs(c->c_worker->w_reg, c->c_slot, c->c_nsubs);
+	free(s);
+	chanidx_release(c->c_worker, ch);
+}
+
+void
+chanidx_unsubscribe_all(struct rt_conn *c)
+{
+	while (c->c_nsubs > 0)
+		chanidx_unsubscribe_at(c, c->c_nsubs - 1);
+}

@@ -1,0 +1,453 @@
+/*
+ * A connection's life: its output (plain: an outq of shared blocks; wss: an
+ * OpenSSL bufferevent), the closing handshake, lingering, freeing, and the
+ * heartbeat and deadline timers on the worker's wheel.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <json-c/json.h>
+
+#include "realtimed.h"
+#include "config.h"
+#include "log.h"
+#include "util.h"
+#include "auth.h"
+#include "proto.h"
+#include "registry.h"
+#include "outq.h"
+#include "worker_int.h"
+
+/*
+ * A wss connection is an OpenSSL bufferevent.  A plain one is its socket,
+ * one embedded read event and, only while it has bytes waiting, an output
+ * queue of shared blocks (outq.h): an idle connection holds no buffers.
+ */
+
+int
+conn_fd(const struct rt_conn *c)
+{
+	return c->c_tls ? (int)bufferevent_getfd(c->c_bev) : (int)event_get_fd(&c->c_ev);
+}
+
+size_t
+conn_outlen(const struct rt_conn *c)
+{
+	if (c->c_tls)
+		return evbuffer_get_length(bufferevent_get_output(c->c_bev));
+	return outq_cost(c->c_out);	/* for limits: entries count too */
+}
+
+/* A write to a plain socket failed: the socket callback frees c soon. */
+void
+conn_io_fail(struct rt_conn *c, int err)
+{
+	if (c->c_io_err)
+		return;
+	c->c_io_err = 1;
+	errno = err;
+	log_debug("%s: %s: write: %s", __func__, conn_peer(c), strerror(err));
+	outq_free(&c->c_out);
+	/* deferred: callers up the stack still hold c */
+	event_active(&c->c_ev, EV_WRITE, 0);
+}
+
+/* Flush c's queue when this loop turn's callbacks are done. */
+void
+conn_want_flush(struct rt_conn *c)
+{
+	if (c->c_wev == NULL || !event_pending(c->c_wev, EV_WRITE, NULL))
+		event_active(&c->c_ev, EV_WRITE, 0);
+}
+
+/* The socket is full: resume when it has room. */
+void
+conn_want_room(struct rt_conn *c)
+{
+	if (c->c_wev == NULL && (c->c_wev = event_new(c->c_worker->w_base, conn_fd(c),
+	    EV_WRITE | EV_PERSIST, worker_sock_cb, c)) == NULL) {
+		conn_io_fail(c, ENOMEM);
+		return;
+	}
+	if (!event_pending(c->c_wev, EV_WRITE, NULL))
+		event_add(c->c_wev, NULL);
+}
+
+/* Queue a then b (either may be empty) for the peer. */
+void
+conn_write2(struct rt_conn *c, const void *a, size_t alen, const void *b, size_t blen)
+{
+	if (c->c_tls) {
+		struct evbuffer	*out = bufferevent_get_output(c->c_bev);
+
+		if (alen > 0)
+			evbuffer_add(out, a, alen);
+		if (blen > 0)
+			evbuffer_add(out, b, blen);
+		return;
+	}
+	if (c->c_io_err)
+		return;
+	if (c->c_out == NULL)
+		conn_want_flush(c);
+	if (outq_add_copy(&c->c_out, a, alen, b, blen) == -1)
+		conn_io_fail(c, ENOMEM);
+}
+
+void
+conn_write(struct rt_conn *c, const void *data, size_t len)
+{
+	conn_write2(c, data, len, NULL, 0);
+}
+
+void
+conn_send_frame(struct rt_conn *c, int opcode, const void *data, size_t len)
+{
+	uint8_t		 hdr[WS_HEADER_MAX];
+	size_t		 hlen;
+
+	hlen = ws_frame_header(hdr, opcode, 1, len);
+	conn_write2(c, hdr, hlen, data, len);
+}
+
+/* Replies and pongs obey max_output_buffer like events: a client that asks
+ * but never reads is a slow consumer too. */
+int
+conn_output_full(struct rt_conn *c)
+{
+	return conn_outlen(c) > (size_t)c->c_worker->w_conf->c_max_output_buffer;
+}
+
+
+void
+conn_slow(struct rt_conn *c)
+{
+	log_debug("%s: %s: slow consumer, output over %lld bytes", __func__, conn_peer(c),
+	    (long long)c->c_worker->w_conf->c_max_output_buffer);
+	STAT_ADD(c->c_worker, rw_slow_closes, 1);
+	conn_close(c, WS_CLOSE_SLOW, "Slow consumer", 1);
+}
+
+void
+conn_send_json(struct rt_conn *c, struct json_object *obj)
+{
+	const char	*s;
+	size_t		 len;
+
+	if (obj == NULL)
+		return;
+	s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
+	conn_send_frame(c, WS_OP_TEXT, s, len);
+	STAT_ADD(c->c_worker, rw_messages_out, 1);
+	json_object_put(obj);
+}
+
+void
+conn_send_error(struct rt_conn *c, const char *msg, const char *request,
+    const char *channel)
+{
+	conn_send_json(c, proto_error(msg, request, channel, NULL));
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+static void
+conn_uncount(struct rt_conn *c)
+{
+	struct rt_worker	*w = c->c_worker;
+
+	if (!c->c_counted)
+		return;
+	c->c_counted = 0;
+	STAT_ADD(w, rw_connections, -1);
+	if (c->c_user != NULL)
+		STAT_ADD(w, rw_authenticated, -1);
+	else
+		STAT_ADD(w, rw_anonymous, -1);
+	reg_conn_del(w->w_reg, c->c_slot);
+	c->c_slot = -1;
+}
+
+void
+conn_free(struct rt_conn *c)
+{
+	struct rt_worker	*w = c->c_worker;
+
+	conn_uncount(c);
+	chanidx_unsubscribe_all(c);
+	if (c->c_ip_counted)
+		reg_ip_release(w->w_reg, w->w_id, c->c_ipkey);
+	wheel_cancel(&w->w_wheel, &c->c_timer);
+	TAILQ_REMOVE(&w->w_conns, c, c_link);
+	if (c->c_bev != NULL && c->c_tls && c->c_tls_done && !c->c_tls_failed) {
+		/*
+		 * close_notify, one try: a session freed without it counts as
+		 * broken and OpenSSL drops it from the cache (no resumption).
+		 */
+		SSL	*ssl = bufferevent_openssl_get_ssl(c->c_bev);
+
+		if (ssl != NULL && SSL_shutdown(ssl) < 0)
+			ERR_clear_error();
+	}
+	if (c->c_bev != NULL)
+		bufferevent_free(c->c_bev);
+	if (!c->c_tls && event_initialized(&c->c_ev)) {
+		event_del(&c->c_ev);
+		if (c->c_wev != NULL)
+			event_free(c->c_wev);
+		outq_free(&c->c_out);
+		close(event_get_fd(&c->c_ev));
+	}
+	if (c->c_msg != NULL)
+		evbuffer_free(c->c_msg);
+	ws_decoder_free(&c->c_dec);
+	free(c->c_subs);
+	free(c->c_user);
+	free(c);
+}
+
+/*
+ * After our last bytes: half-close and read until the peer closes, so the
+ * kernel does not answer unread input with a RST that would destroy the
+ * close frame or error response before the peer reads it.
+ */
+void
+conn_linger(struct rt_conn *c)
+{
+	c->c_state = CS_LINGER;
+	c->c_deadline = util_now_ms() + (uint64_t)c->c_worker->w_conf->c_close_timeout;
+	conn_schedule(c);
+	if (!c->c_tls) {
+		conn_want_flush(c);	/* ends in conn_drained() */
+		return;
+	}
+	bufferevent_enable(c->c_bev, EV_READ);
+	/* deferred: callers up the stack still hold c */
+	if (evbuffer_get_length(bufferevent_get_output(c->c_bev)) == 0)
+		bufferevent_trigger(c->c_bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/*
+ * Start the closing handshake.  fail: the connection is failed (protocol
+ * error), so frames the peer sends after this are not parsed.
+ */
+void
+conn_close(struct rt_conn *c, uint16_t code, const char *reason, int fail)
+{
+	uint8_t	 frame[2 + WS_CONTROL_MAX];
+	size_t	 n;
+
+	if (c->c_state != CS_OPEN)
+		return;
+	n = ws_close_frame(frame, code, reason);
+	conn_write(c, frame, n);
+	conn_uncount(c);
+	chanidx_unsubscribe_all(c);
+	if (fail || c->c_close_rcvd) {
+		conn_linger(c);
+		return;
+	}
+	c->c_state = CS_CLOSING;
+	c->c_deadline = util_now_ms() + (uint64_t)c->c_worker->w_conf->c_close_timeout;
+	conn_schedule(c);
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+/*
+ * Milliseconds the token has left by the wall clock, with jwt_leeway as
+ * at the handshake: a token accepted within the leeway lives it out.
+ */
+static int64_t
+conn_token_left(const struct rt_conn *c)
+{
+	struct timeval	 tv;
+	int64_t		 now;
+
+	gettimeofday(&tv, NULL);
+	now = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+	return (int64_t)c->c_user->cu_exp * 1000 + c->c_worker->w_conf->c_jwt_leeway - now;
+}
+
+void
+conn_schedule(struct rt_conn *c)
+{
+	struct rt_config	*conf = c->c_worker->w_conf;
+	uint64_t		 next;
+
+	if (c->c_state != CS_OPEN) {
+		wheel_schedule(&c->c_worker->w_wheel, &c->c_timer, c->c_deadline);
+		return;
+	}
+	next = c->c_last_ping + (uint64_t)conf->c_heartbeat_interval;
+	if (c->c_last_rx + (uint64_t)conf->c_heartbeat_timeout < next)
+		next = c->c_last_rx + (uint64_t)conf->c_heartbeat_timeout;
+	if (c->c_user != NULL && c->c_user->cu_exp != 0) {
+		/* the wall clock decides expiry; map it onto the monotonic one */
+		int64_t	 left = conn_token_left(c);
+		uint64_t at = util_now_ms() + (left > 0 ? (uint64_t)left : 0);
+
+		if (at < next)
+			next = at;
+	}
+	wheel_schedule(&c->c_worker->w_wheel, &c->c_timer, next);
+}
+
+static void
+conn_timer_open(struct rt_conn *c, uint64_t now)
+{
+	struct rt_config	*conf = c->c_worker->w_conf;
+
+	if (now >= c->c_last_rx + (uint64_t)conf->c_heartbeat_timeout) {
+		log_debug("%s: %s: no frame for %lld ms, dropped", __func__,
+		    conn_peer(c), (long long)(now - c->c_last_rx));
+		STAT_ADD(c->c_worker, rw_heartbeat_drops, 1);
+		conn_free(c);
+		return;
+	}
+	if (c->c_user != NULL && c->c_user->cu_exp != 0 && conn_token_left(c) <= 0) {
+		STAT_ADD(c->c_worker, rw_token_expired, 1);
+		conn_send_error(c, "Token expired", NULL, NULL);
+		conn_close(c, WS_CLOSE_POLICY, "Token expired", 0);
+		return;
+	}
+	if (c->c_wev != NULL && c->c_out == NULL) {
+		/* idle again: the write event goes until the next backlog */
+		event_free(c->c_wev);
+		c->c_wev = NULL;
+	}
+	if (now >= c->c_last_ping + (uint64_t)conf->c_heartbeat_interval) {
+		conn_send_frame(c, WS_OP_PING, NULL, 0);
+		c->c_last_ping = now;
+	}
+	conn_schedule(c);
+}
+
+void
+conn_timer_fire(struct wheel_entry *e, void *arg)
+{
+	struct rt_conn	*c = (struct rt_conn *)((char *)e - offsetof(struct rt_conn, c_timer));
+	uint64_t	 now = *(uint64_t *)arg;
+
+	switch (c->c_state) {
+	case CS_HTTP:
+		log_debug("%s: %s: %s timeout", __func__, conn_peer(c),
+		    c->c_tls && !c->c_tls_done ? "TLS handshake" : "handshake");
+		if (c->c_tls && !c->c_tls_done)
+			STAT_ADD(c->c_worker, rw_tls_errors, 1);
+		STAT_ADD(c->c_worker, rw_handshake_timeouts, 1);
+		conn_free(c);
+		break;
+	case CS_OPEN:
+		conn_timer_open(c, now);
+		break;
+	case CS_CLOSING:
+	case CS_LINGER:
+		conn_free(c);
+		break;
+	}
+}
+
+/* The policy's view of a connection's user (NULL: anonymous), in tmp. */
+const struct auth_user *
+conn_auth_user(const struct rt_conn *c, struct auth_user *tmp)
+{
+	if (c->c_user == NULL)
+		return NULL;
+	auth_anonymous(tmp);
+	tmp->u_authenticated = 1;
+	tmp->u_admin = c->c_user->cu_admin;
+	tmp->u_exp = c->c_user->cu_exp;
+	snprintf(tmp->u_id, sizeof(tmp->u_id), "%s", c->c_user->cu_id);
+	return tmp;
+}
+
+
+/* ---- output to a plain socket ------------------------------------------ */
+
+static int
+conn_drained(struct rt_conn *c)
+{
+	if (c->c_state != CS_LINGER)
+		return 0;
+	if (c->c_close_rcvd) {
+		/* the close handshake is complete: the server closes first */
+		conn_free(c);
+		return -1;
+	}
+	shutdown(conn_fd(c), SHUT_WR);
+	return 0;
+}
+
+/* Write what is queued; -1 when c is gone. */
+int
+conn_flush(struct rt_conn *c)
+{
+	if (c->c_out != NULL && outq_write(&c->c_out, conn_fd(c)) == -1) {
+		log_debug("%s: %s: write: %s", __func__, conn_peer(c), strerror(errno));
+		conn_free(c);
+		return -1;
+	}
+	if (c->c_out != NULL) {
+		conn_want_room(c);
+		return 0;
+	}
+	if (c->c_wev != NULL)
+		event_del(c->c_wev);
+	return conn_drained(c);
+}
+
+
+/* ---- the peer ------------------------------------------------------------- */
+
+void
+conn_peer_set(struct rt_conn *c, const struct sockaddr *sa)
+{
+	c->c_peer_family = (uint8_t)sa->sa_family;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+
+		memcpy(c->c_peer_addr, &sin->sin_addr, 4);
+		c->c_peer_port = ntohs(sin->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+
+		memcpy(c->c_peer_addr, &sin6->sin6_addr, 16);
+		c->c_peer_port = ntohs(sin6->sin6_port);
+	}
+}
+
+/* "address:port" of the peer, in a static buffer (for one log line). */
+const char *
+conn_peer(const struct rt_conn *c)
+{
+	static char	 buf[INET6_ADDRSTRLEN + 8];
+	char		 host[INET6_ADDRSTRLEN];
+
+	if (c->c_peer_family == AF_INET) {
+		inet_ntop(AF_INET, c->c_peer_addr, host, sizeof(host));
+		snprintf(buf, sizeof(buf), "%s:%u", host, c->c_peer_port);
+	} else if (c->c_peer_family == AF_INET6) {
+		inet_ntop(AF_INET6, c->c_peer_addr, host, sizeof(host));
+		snprintf(buf, sizeof(buf), "[%s]:%u", host, c->c_peer_port);
+	} else
+		snprintf(buf, sizeof(buf), "local");
+	return buf;
+}
+

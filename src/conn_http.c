@@ -1,0 +1,336 @@
+/*
+ * A connection before the upgrade: the request head (plain: from reads,
+ * wss: from the bufferevent), routes, /health and /metrics, the 101 and
+ * the greeting that authenticates the client.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <json-c/json.h>
+
+#include "realtimed.h"
+#include "config.h"
+#include "log.h"
+#include "util.h"
+#include "http.h"
+#include "auth.h"
+#include "proto.h"
+#include "admin.h"
+#include "registry.h"
+#include "worker_int.h"
+
+void
+conn_http_error(struct rt_conn *c, int status, const char *extra)
+{
+	char	 buf[1024], body[128];
+	int	 n, blen;
+
+	blen = snprintf(body, sizeof(body), "%d %s\n", status, http_reason(status));
+	n = http_format_response(buf, sizeof(buf), status, "text/plain", extra,
+	    body, (size_t)blen);
+	if (n > 0)
+		conn_write(c, buf, (size_t)n);
+	if (status >= 400)
+		STAT_ADD(c->c_worker, rw_handshake_errors, 1);
+	log_debug("%s: %s: HTTP %d", __func__, conn_peer(c), status);
+	conn_linger(c);
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+
+static void
+conn_http_health(struct rt_conn *c)
+{
+	struct rt_worker	*w = c->c_worker;
+	struct json_object	*o;
+	char			 buf[2048];
+	const char		*body;
+	size_t			 blen;
+	int			 n, healthy;
+
+	o = admin_health_json(w->w_reg, w->w_conf->c_canary_interval, &healthy);
+	body = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &blen);
+	n = http_format_response(buf, sizeof(buf), healthy ? 200 : 503, "application/json",
+	    "Cache-Control: no-store\r\n", body, blen);
+	if (n > 0)
+		conn_write(c, buf, (size_t)n);
+	json_object_put(o);
+	conn_linger(c);
+}
+
+/* Prometheus text, for the addresses in metrics_allow only. */
+static void
+conn_http_metrics(struct rt_conn *c)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen = sizeof(ss);
+	struct evbuffer		*body;
+	const uint8_t		*p;
+	char			 head[256];
+	int			 n;
+
+	if (getpeername(conn_fd(c), (struct sockaddr *)&ss, &sslen) == -1 ||
+	    !util_addr_allowed((struct sockaddr *)&ss, &c->c_worker->w_conf->c_metrics_allow)) {
+		conn_http_error(c, 403, NULL);
+		return;
+	}
+	if ((body = evbuffer_new()) == NULL) {
+		conn_http_error(c, 503, NULL);
+		return;
+	}
+	admin_metrics(c->c_worker->w_reg, body);
+	n = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n"
+	    "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+	    "Content-Length: %zu\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+	    evbuffer_get_length(body));
+	if ((p = evbuffer_pullup(body, -1)) == NULL && evbuffer_get_length(body) > 0) {
+		evbuffer_free(body);
+		conn_http_error(c, 503, NULL);
+		return;
+	}
+	conn_write2(c, head, (size_t)n, p, evbuffer_get_length(body));
+	evbuffer_free(body);
+	conn_linger(c);
+}
+
+static int
+conn_http_origin_ok(struct rt_conn *c, const struct http_request *req)
+{
+	const struct rt_strlist	*l = &c->c_worker->w_conf->c_allowed_origins;
+	const struct http_header *h;
+	int			 i;
+
+	if (l->sl_count == 0 || (h = http_header_get(req, "Origin")) == NULL)
+		return 1;	/* origin checks protect browsers, which send one */
+	for (i = 0; i < l->sl_count; i++)
+		if (strcmp(l->sl_items[i], "*") == 0 ||
+		    util_strncaseeq(h->h_value, h->h_value_len, l->sl_items[i]))
+			return 1;
+	return 0;
+}
+
+static void
+conn_http_101(struct rt_conn *c, const struct http_upgrade *up, const struct auth_token *tok)
+{
+	char		 accept[64], buf[256];
+	int		 n;
+
+	ws_accept_key(up->u_key, up->u_key_len, accept, sizeof(accept));
+	n = snprintf(buf, sizeof(buf), "HTTP/1.1 101 Switching Protocols\r\n"
+	    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Accept: %s\r\n", accept);
+	conn_write(c, buf, (size_t)n);
+	/* browsers fail a handshake whose offered subprotocol is not echoed */
+	if (tok != NULL && tok->t_protocol != NULL) {
+		conn_write(c, "Sec-WebSocket-Protocol: ", 24);
+		conn_write2(c, tok->t_protocol, tok->t_protocol_len, "\r\n", 2);
+	}
+	conn_write(c, "\r\n", 2);
+}
+
+/* After the 101: authenticate and greet, or refuse with 1008. */
+static void
+conn_http_greet(struct rt_conn *c, const struct auth_token *tok)
+{
+	struct rt_worker	*w = c->c_worker;
+	struct auth_user	 user;
+	char			 reason[128], msg[160];
+
+	if (tok->t_source == AUTH_SRC_NONE) {
+		if (!w->w_conf->c_allow_anonymous) {
+			STAT_ADD(w, rw_auth_required, 1);
+			conn_send_error(c, "Authentication required", NULL, NULL);
+			conn_close(c, WS_CLOSE_POLICY, "Authentication required", 0);
+			return;
+		}
+		auth_anonymous(&user);
+	} else if (tok->t_too_long || auth_verify(w->w_auth, tok->t_token, tok->t_len,
+	    time(NULL), &user, reason, sizeof(reason)) == -1) {
+		if (tok->t_too_long)
+			snprintf(reason, sizeof(reason), "token too long");
+		STAT_ADD(w, rw_auth_failures, 1);
+		log_debug("%s: %s: invalid token: %s", __func__, conn_peer(c), reason);
+		snprintf(msg, sizeof(msg), "Invalid token: %s", reason);
+		conn_send_error(c, msg, NULL, NULL);
+		conn_close(c, WS_CLOSE_POLICY, "Invalid token", 0);
+		return;
+	}
+	c->c_slot = reg_conn_add(w->w_reg, w->w_id, c->c_id,
+	    user.u_authenticated ? user.u_id : NULL, user.u_admin, conn_peer(c), (int64_t)time(NULL));
+	if (c->c_slot == -1) {
+		/* max_connections, host-wide */
+		STAT_ADD(w, rw_full_refusals, 1);
+		conn_send_error(c, "Server is full, try again later", NULL, NULL);
+		conn_close(c, WS_CLOSE_TRY_AGAIN, "Server full", 0);
+		return;
+	}
+	if (user.u_authenticated) {
+		if ((c->c_user = malloc(sizeof(*c->c_user) + strlen(user.u_id) + 1)) == NULL) {
+			reg_conn_del(w->w_reg, c->c_slot);
+			c->c_slot = -1;
+			conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
+			return;
+		}
+		c->c_user->cu_exp = user.u_exp;
+		c->c_user->cu_admin = (uint8_t)user.u_admin;
+		memcpy(c->c_user->cu_id, user.u_id, strlen(user.u_id) + 1);
+		STAT_ADD(w, rw_authenticated, 1);
+	} else
+		STAT_ADD(w, rw_anonymous, 1);
+	STAT_ADD(w, rw_connections, 1);
+	c->c_counted = 1;
+	conn_send_json(c, proto_connected(c->c_id, user.u_authenticated ? &user : NULL, NULL));
+}
+
+static void
+conn_http_upgrade(struct rt_conn *c, const struct http_request *req, int route)
+{
+	struct http_upgrade	 up;
+	struct auth_token	*tok = NULL;
+	int			 status;
+
+	if ((status = http_check_upgrade(req, &up)) != 0) {
+		conn_http_error(c, status, status == 426 ?
+		    "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" : NULL);
+		return;
+	}
+	if (!conn_http_origin_ok(c, req)) {
+		conn_http_error(c, 403, NULL);
+		return;
+	}
+	if (route == ROUTE_PROTO) {
+		if ((tok = malloc(sizeof(*tok))) == NULL) {
+			conn_http_error(c, 503, NULL);
+			return;
+		}
+		auth_extract_token(req, tok);
+	}
+	conn_http_101(c, &up, tok);
+	c->c_state = CS_OPEN;
+	c->c_route = (uint8_t)route;
+	c->c_last_rx = c->c_last_ping = c->c_tokens_at = util_now_ms();
+	c->c_tokens = c->c_worker->w_conf->c_client_messages_burst;
+	ws_decoder_init(&c->c_dec, (uint64_t)c->c_worker->w_conf->c_max_message_size, 1);
+	if (route == ROUTE_PROTO)
+		conn_http_greet(c, tok);
+	free(tok);
+	if (c->c_state == CS_OPEN)
+		conn_schedule(c);
+}
+
+static void
+conn_http_route(struct rt_conn *c, const struct http_request *req)
+{
+	struct rt_config	*conf = c->c_worker->w_conf;
+	const char		*p = req->r_path;
+	size_t			 n = req->r_path_len;
+	int			 is_get = req->r_method_len == 3 &&
+				    memcmp(req->r_method, "GET", 3) == 0;
+
+	if (n == strlen(conf->c_ws_path) && memcmp(p, conf->c_ws_path, n) == 0)
+		conn_http_upgrade(c, req, ROUTE_PROTO);
+	else if (conf->c_echo_path[0] != '\0' && n == strlen(conf->c_echo_path) &&
+	    memcmp(p, conf->c_echo_path, n) == 0)
+		conn_http_upgrade(c, req, ROUTE_ECHO);
+	else if (n == 7 && memcmp(p, "/health", 7) == 0)
+		is_get ? conn_http_health(c) : conn_http_error(c, 405, "Allow: GET\r\n");
+	else if (n == 8 && memcmp(p, "/metrics", 8) == 0)
+		is_get ? conn_http_metrics(c) : conn_http_error(c, 405, "Allow: GET\r\n");
+	else
+		conn_http_error(c, 404, NULL);
+}
+
+/*
+ * Parse a request head and answer it.  Returns the bytes it used; 0 with
+ * c still in CS_HTTP means the head is not complete yet.
+ */
+static size_t
+conn_http_parse(struct rt_conn *c, const char *buf, size_t len)
+{
+	struct http_request	 req;
+	size_t			 max, consumed = 0;
+
+	max = (size_t)c->c_worker->w_conf->c_max_header_size;
+	switch (http_parse_request(buf, len < max ? len : max, max, &req, &consumed)) {
+	case HTTP_PARSE_INCOMPLETE:
+		if (len >= max)
+			conn_http_error(c, 431, NULL);
+		return 0;
+	case HTTP_PARSE_TOO_LARGE:
+		conn_http_error(c, 431, NULL);
+		return 0;
+	case HTTP_PARSE_VERSION:
+		conn_http_error(c, 505, NULL);
+		return 0;
+	case HTTP_PARSE_BAD:
+		conn_http_error(c, 400, NULL);
+		return 0;
+	}
+	conn_http_route(c, &req);
+	return consumed;
+}
+
+/* wss: the head from the bufferevent's input. */
+void
+conn_http_input(struct rt_conn *c)
+{
+	struct evbuffer	*in = bufferevent_get_input(c->c_bev);
+	size_t		 len = evbuffer_get_length(in), max, consumed;
+	const char	*buf;
+
+	max = (size_t)c->c_worker->w_conf->c_max_header_size;
+	if ((buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(len < max ? len : max))) == NULL)
+		return;
+	consumed = conn_http_parse(c, buf, len);
+	/* the request points into the input buffer: drain only now */
+	evbuffer_drain(in, consumed);
+	if ((c->c_state == CS_OPEN || c->c_state == CS_CLOSING) &&
+	    evbuffer_get_length(in) > 0)
+		conn_ws_input(c);
+	else if (c->c_state == CS_LINGER)
+		evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+/*
+ * Plain: the head from one read.  A head split over reads waits in c_msg
+ * (which holds WebSocket messages only after the upgrade).
+ */
+void
+conn_http_plain(struct rt_conn *c, uint8_t *buf, size_t len)
+{
+	struct evbuffer	*held = c->c_msg;
+	size_t		 used;
+
+	if (held != NULL) {
+		if (evbuffer_add(held, buf, len) == -1) {
+			conn_http_error(c, 503, NULL);
+			return;
+		}
+		len = evbuffer_get_length(held);
+		if ((buf = evbuffer_pullup(held, -1)) == NULL) {
+			conn_http_error(c, 503, NULL);
+			return;
+		}
+	}
+	used = conn_http_parse(c, (const char *)buf, len);
+	if (c->c_state == CS_HTTP) {
+		/* incomplete, and under max_header_size */
+		if (held == NULL && ((c->c_msg = evbuffer_new()) == NULL ||
+		    evbuffer_add(c->c_msg, buf, len) == -1))
+			conn_http_error(c, 503, NULL);
+		return;
+	}
+	c->c_msg = NULL;	/* the decoder's from now on */
+	if ((c->c_state == CS_OPEN || c->c_state == CS_CLOSING) && used < len)
+		conn_ws_feed(c, buf + used, len - used);
+	if (held != NULL)
+		evbuffer_free(held);
+}

@@ -1,0 +1,311 @@
+/*
+ * A connection after the upgrade: the RFC 6455 decoder's events, the JSON
+ * protocol's messages (subscribe, unsubscribe, ping, listChannels, stats)
+ * and the per-connection rate limit.
+ */
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <json-c/json.h>
+
+#include "realtimed.h"
+#include "config.h"
+#include "log.h"
+#include "util.h"
+#include "auth.h"
+#include "channel.h"
+#include "proto.h"
+#include "registry.h"
+#include "worker_int.h"
+
+#define CONN_WS_PEEK_IOV	16
+
+
+static void
+conn_ws_subscribe(struct rt_conn *c, struct proto_request *r)
+{
+	struct auth_user	 u;
+	enum chan_verdict	 v;
+	const char		*why = NULL;
+
+	v = chan_authorize(r->pr_channel, r->pr_channel_len, conn_auth_user(c, &u));
+	if (v != CHAN_OK) {
+		conn_send_error(c, chan_verdict_message(v), "subscribe", r->pr_channel);
+		return;
+	}
+	if (chanidx_subscribe(c, r->pr_channel, r->pr_channel_len, &why) == -1) {
+		conn_send_error(c, why, "subscribe", r->pr_channel);
+		return;
+	}
+	conn_send_json(c, proto_subscribed("subscribed", r->pr_channel, NULL));
+}
+
+static void
+conn_ws_unsubscribe(struct rt_conn *c, struct proto_request *r)
+{
+	struct auth_user	 u;
+	enum chan_verdict	 v;
+	int			 i;
+
+	v = chan_authorize(r->pr_channel, r->pr_channel_len, conn_auth_user(c, &u));
+	if (v == CHAN_INVALID || v == CHAN_UNKNOWN) {
+		conn_send_error(c, chan_verdict_message(v), "unsubscribe", r->pr_channel);
+		return;
+	}
+	if ((i = chanidx_find_sub(c, r->pr_channel, r->pr_channel_len)) != -1)
+		chanidx_unsubscribe_at(c, i);
+	conn_send_json(c, proto_subscribed("unsubscribed", r->pr_channel, NULL));
+}
+
+static void
+conn_ws_channels(struct rt_conn *c)
+{
+	struct auth_user	 u;
+	struct json_object	*subs = json_object_new_array();
+	int			 i;
+
+	for (i = 0; i < c->c_nsubs; i++)
+		json_object_array_add(subs,
+		    json_object_new_string(c->c_subs[i]->s_chan->ch_name));
+	conn_send_json(c, proto_channels(conn_auth_user(c, &u), subs, NULL));
+}
+
+struct conn_ws_stats_filter {
+	const struct auth_user	*sf_user;
+	struct json_object	*sf_obj;
+};
+
+static void
+conn_ws_stats_add(const char *name, int64_t subscribers, void *arg)
+{
+	struct conn_ws_stats_filter	*sf = arg;
+
+	/* non-admins see only channels they could subscribe to themselves */
+	if ((sf->sf_user == NULL || !sf->sf_user->u_admin) &&
+	    chan_authorize(name, strlen(name), sf->sf_user) != CHAN_OK)
+		return;
+	json_object_object_add(sf->sf_obj, name, json_object_new_int64(subscribers));
+}
+
+static void
+conn_ws_stats(struct rt_conn *c)
+{
+	struct auth_user	 u;
+	struct rt_worker	*w = c->c_worker;
+	struct proto_stats	 st;
+	struct reg_totals	 t;
+	struct conn_ws_stats_filter	 sf;
+
+	reg_totals(w->w_reg, &t);
+	st.ps_total = t.t_connections;
+	st.ps_authenticated = t.t_authenticated;
+	st.ps_anonymous = t.t_anonymous;
+	st.ps_subscriptions = t.t_subscriptions;
+	sf.sf_user = conn_auth_user(c, &u);
+	sf.sf_obj = json_object_new_object();
+	reg_chan_foreach(w->w_reg, conn_ws_stats_add, &sf);
+	conn_send_json(c, proto_stats(&st, sf.sf_obj, NULL));
+}
+
+/* Token bucket: max_client_messages_per_sec, client_messages_burst. */
+static int
+conn_ws_rate_ok(struct rt_conn *c, uint64_t now)
+{
+	struct rt_config	*conf = c->c_worker->w_conf;
+
+	c->c_tokens += (double)(now - c->c_tokens_at) *
+	    conf->c_max_client_messages_per_sec / 1000.0;
+	c->c_tokens_at = now;
+	if (c->c_tokens > conf->c_client_messages_burst)
+		c->c_tokens = conf->c_client_messages_burst;
+	if (c->c_tokens < 1.0)
+		return 0;
+	c->c_tokens -= 1.0;
+	return 1;
+}
+
+static void
+conn_ws_message(struct rt_conn *c, const char *buf, size_t len)
+{
+	struct proto_request	 r;
+
+	STAT_ADD(c->c_worker, rw_messages_in, 1);
+	if (conn_output_full(c)) {
+		conn_slow(c);
+		return;
+	}
+	if (!conn_ws_rate_ok(c, c->c_last_rx)) {
+		STAT_ADD(c->c_worker, rw_rate_limited, 1);
+		conn_send_error(c, "Rate limit exceeded", NULL, NULL);
+		conn_close(c, WS_CLOSE_POLICY, "Rate limit exceeded", 0);
+		return;
+	}
+	proto_parse(buf, len, &r);
+	switch (r.pr_type) {
+	case PROTO_SUBSCRIBE:
+		conn_ws_subscribe(c, &r);
+		break;
+	case PROTO_UNSUBSCRIBE:
+		conn_ws_unsubscribe(c, &r);
+		break;
+	case PROTO_PING:
+		conn_send_json(c, proto_pong(NULL));
+		break;
+	case PROTO_LIST_CHANNELS:
+		conn_ws_channels(c);
+		break;
+	case PROTO_STATS:
+		conn_ws_stats(c);
+		break;
+	case PROTO_INVALID:
+		conn_send_error(c, r.pr_error, r.pr_request[0] ? r.pr_request : NULL,
+		    r.pr_has_channel ? r.pr_channel : NULL);
+		break;
+	}
+}
+
+/* ---- WebSocket frames -------------------------------------------------- */
+
+static void
+conn_ws_message_done(struct rt_conn *c, const uint8_t *data, size_t len)
+{
+	if (c->c_route == ROUTE_ECHO) {
+		conn_send_frame(c, c->c_msg_opcode, data, len);
+		return;
+	}
+	conn_ws_message(c, (const char *)data, len);
+}
+
+static void
+conn_ws_data(struct rt_conn *c, const struct ws_event *ev)
+{
+	if (ev->first) {
+		c->c_msg_opcode = (uint16_t)ev->opcode;
+		if (c->c_route == ROUTE_PROTO && ev->opcode == WS_OP_BINARY) {
+			STAT_ADD(c->c_worker, rw_protocol_errors, 1);
+			conn_close(c, WS_CLOSE_UNSUPPORTED, "Binary frames are not supported", 1);
+			return;
+		}
+	}
+	if (c->c_state != CS_OPEN)
+		return;		/* closing: the rest of a message is ignored */
+	if (ev->first && ev->last) {
+		conn_ws_message_done(c, ev->data, ev->len);	/* no copy */
+		return;
+	}
+	if (c->c_msg == NULL && (c->c_msg = evbuffer_new()) == NULL) {
+		conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
+		return;
+	}
+	if (evbuffer_add(c->c_msg, ev->data, ev->len) == -1) {
+		conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
+		return;
+	}
+	if (ev->last) {
+		size_t		 n = evbuffer_get_length(c->c_msg);
+		const uint8_t	*msg = evbuffer_pullup(c->c_msg, -1);
+
+		if (msg == NULL)
+			conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
+		else
+			conn_ws_message_done(c, msg, n);
+		evbuffer_free(c->c_msg);
+		c->c_msg = NULL;
+	}
+}
+
+static void
+conn_ws_event(struct rt_conn *c, const struct ws_event *ev)
+{
+	switch (ev->type) {
+	case WS_EV_DATA:
+		conn_ws_data(c, ev);
+		break;
+	case WS_EV_PING:
+		if (c->c_state != CS_OPEN)
+			break;
+		/* pings cost replies: flooding them is flooding */
+		if (c->c_route == ROUTE_PROTO && !conn_ws_rate_ok(c, c->c_last_rx)) {
+			STAT_ADD(c->c_worker, rw_rate_limited, 1);
+			conn_send_error(c, "Rate limit exceeded", NULL, NULL);
+			conn_close(c, WS_CLOSE_POLICY, "Rate limit exceeded", 0);
+			break;
+		}
+		if (conn_output_full(c))
+			conn_slow(c);
+		else
+			conn_send_frame(c, WS_OP_PONG, ev->data, ev->len);
+		break;
+	case WS_EV_PONG:
+	case WS_EV_NEED_MORE:
+		break;
+	case WS_EV_CLOSE:
+		c->c_close_rcvd = 1;
+		if (c->c_state == CS_OPEN) {
+			/* echo the peer's code (none -> empty close) */
+			conn_close(c, ev->code == WS_CLOSE_NO_STATUS ? 0 : ev->code,
+			    NULL, 0);
+		} else
+			conn_linger(c);
+		break;
+	case WS_EV_ERROR:
+		log_debug("%s: %s: %s (close %u)", __func__, conn_peer(c),
+		    ev->reason, ev->code);
+		STAT_ADD(c->c_worker, rw_protocol_errors, 1);
+		if (c->c_state == CS_OPEN)
+			conn_close(c, ev->code, ev->reason, 1);
+		else
+			conn_linger(c);
+		break;
+	}
+}
+
+/* Decode len bytes at p in place; returns the bytes used (fewer once c stops reading). */
+size_t
+conn_ws_feed(struct rt_conn *c, uint8_t *p, size_t len)
+{
+	struct ws_event	 ev;
+	size_t		 off = 0;
+
+	c->c_last_rx = util_now_ms();
+	while (c->c_state == CS_OPEN || c->c_state == CS_CLOSING) {
+		off += ws_decode(&c->c_dec, p + off, len - off, &ev);
+		if (ev.type == WS_EV_NEED_MORE)
+			break;
+		conn_ws_event(c, &ev);
+	}
+	return off;
+}
+
+/* wss: run the decoder over everything buffered, in place. */
+void
+conn_ws_input(struct rt_conn *c)
+{
+	struct evbuffer		*in = bufferevent_get_input(c->c_bev);
+	struct evbuffer_iovec	 v[CONN_WS_PEEK_IOV];
+	size_t			 used, total;
+	int			 n, i;
+
+	while ((n = evbuffer_peek(in, -1, NULL, v, CONN_WS_PEEK_IOV)) > 0) {
+		if (n > CONN_WS_PEEK_IOV)
+			n = CONN_WS_PEEK_IOV;
+		for (i = 0, total = 0; i < n; i++) {
+			used = conn_ws_feed(c, v[i].iov_base, v[i].iov_len);
+			total += used;
+			if (used < v[i].iov_len)
+				goto out;
+		}
+		evbuffer_drain(in, total);
+	}
+	return;
+ out:
+	evbuffer_drain(in, total);
+	if (c->c_state == CS_LINGER)
+		evbuffer_drain(in, evbuffer_get_length(in));
+}

@@ -1,0 +1,333 @@
+/*
+ * The worker's end of the bridge link: each read is a batch of event
+ * frames, built once by the bridge.  A frame goes to every local
+ * subscriber of its channel by sendmsg straight from the batch (plain
+ * sockets with nothing queued), as a reference to one shared copy (plain
+ * sockets with bytes waiting), or into the TLS bufferevent.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "realtimed.h"
+#include "config.h"
+#include "log.h"
+#include "util.h"
+#include "ipc.h"
+#include "registry.h"
+#include "outq.h"
+#include "worker_int.h"
+
+#define FANOUT_PEND_MAX		65536	/* frames pending before a forced flush */
+#define FANOUT_WRITEV_MAX	64
+
+/* Frame i of the batch as a shared block: copied once, for every subscriber. */
+static struct rt_blk *
+fanout_frame_blk(struct rt_worker *w, uint32_t i)
+{
+	struct fanout_frame	*f = &w->w_frames[i];
+
+	if (f->ff_blk == NULL)
+		f->ff_blk = blk_copy(f->ff_p, f->ff_len);
+	return f->ff_blk;
+}
+
+/* Queue the bytes of frame i from off on c, sharing the frame's block. */
+static void
+fanout_queue(struct rt_conn *c, uint32_t i, size_t off)
+{
+	struct rt_worker	*w = c->c_worker;
+	struct rt_blk		*b;
+
+	if (c->c_io_err)
+		return;
+	if ((b = fanout_frame_blk(w, i)) == NULL ||
+	    outq_add_ref(&c->c_out, b, b->b_data + off, w->w_frames[i].ff_len - off) == -1)
+		conn_io_fail(c, ENOMEM);
+}
+
+/*
+ * Send a connection's pending frames with one sendmsg, straight from the
+ * bridge's batch block: no copy, no epoll round trip.  What the socket
+ * does not take waits in its queue, sharing the frames' blocks.
+ */
+static void
+fanout_flush_conn(struct rt_worker *w, struct rt_conn *c)
+{
+	struct iovec	 iov[FANOUT_WRITEV_MAX];
+	uint32_t	 e = c->c_pend_first, f, fr[FANOUT_WRITEV_MAX];
+	ssize_t		 n;
+	size_t		 want;
+	int		 cnt, fd = conn_fd(c), blocked = 0;
+
+	while (e != UINT32_MAX) {
+		for (cnt = 0, want = 0, f = e; f != UINT32_MAX && cnt < FANOUT_WRITEV_MAX;
+		    f = w->w_pend[f].fp_next, cnt++) {
+			fr[cnt] = w->w_pend[f].fp_frame;
+			iov[cnt].iov_base = (void *)(uintptr_t)w->w_frames[fr[cnt]].ff_p;
+			iov[cnt].iov_len = w->w_frames[fr[cnt]].ff_len;
+			want += iov[cnt].iov_len;
+		}
+		n = blocked ? 0 : outq_sendv(fd, iov, cnt);
+		if (n == -1) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				conn_io_fail(c, errno);
+			n = 0;
+		}
+		if ((size_t)n < want)
+			blocked = 1;
+		/* the unwritten tail of this group, then the rest, to the queue */
+		for (cnt = 0; e != f; e = w->w_pend[e].fp_next, cnt++) {
+			if ((size_t)n >= iov[cnt].iov_len) {
+				n -= (ssize_t)iov[cnt].iov_len;
+				continue;
+			}
+			fanout_queue(c, fr[cnt], (size_t)n);
+			n = 0;
+		}
+	}
+	c->c_pend_batch = 0;
+	c->c_pend_bytes = 0;
+	if (c->c_out != NULL)
+		conn_want_room(c);
+}
+
+static void
+fanout_flush(struct rt_worker *w)
+{
+	uint32_t	 i;
+
+	for (i = 0; i < w->w_npconns; i++)
+		if (w->w_pconns[i]->c_pend_batch == w->w_batch)
+			fanout_flush_conn(w, w->w_pconns[i]);
+	/* queues hold their own references to the frames they share */
+	for (i = 0; i < w->w_nframes; i++)
+		blk_unref(w->w_frames[i].ff_blk);
+	w->w_nframes = 0;
+	w->w_npend = 0;
+	w->w_npconns = 0;
+	/* a new batch: nobody is pending in it */
+	if (++w->w_batch == 0)
+		w->w_batch = 1;
+}
+
+/*
+ * Room for element n of the array at *(void **)arrp, whose capacity is
+ * *cap (doubling, from first); -1 when it cannot grow.
+ */
+static int
+fanout_grow(void *arrp, uint32_t *cap, uint32_t n, size_t size, uint32_t first)
+{
+	void		**arr = arrp, *p;
+	uint32_t	 c;
+
+	if (n < *cap)
+		return 0;
+	c = *cap ? *cap * 2 : first;
+	if (c <= *cap || (p = reallocarray(*arr, c, size)) == NULL)
+		return -1;
+	*arr = p;
+	*cap = c;
+	return 0;
+}
+
+/* Remember an event frame of this batch; its index, or -1. */
+static int64_t
+fanout_frame_add(struct rt_worker *w, const uint8_t *frame, size_t flen)
+{
+	struct fanout_frame	*f;
+
+	if (fanout_grow(&w->w_frames, &w->w_framecap, w->w_nframes, sizeof(*f), 256) == -1)
+		return -1;
+	f = &w->w_frames[w->w_nframes];
+	f->ff_p = frame;
+	f->ff_len = (uint32_t)flen;
+	f->ff_blk = NULL;
+	return w->w_nframes++;
+}
+
+/* Remember frame i for c; -1 when the arrays cannot grow. */
+static int
+fanout_pend(struct rt_worker *w, struct rt_conn *c, uint32_t i)
+{
+	struct fanout_pending	*e;
+
+	if (fanout_grow(&w->w_pend, &w->w_pendcap, w->w_npend, sizeof(*e), 1024) == -1)
+		return -1;
+	if (c->c_pend_batch != w->w_batch) {
+		if (fanout_grow(&w->w_pconns, &w->w_pconncap, w->w_npconns,
+		    sizeof(*w->w_pconns), 256) == -1)
+			return -1;
+		w->w_pconns[w->w_npconns++] = c;
+		c->c_pend_batch = w->w_batch;
+		c->c_pend_first = w->w_npend;
+		c->c_pend_bytes = 0;
+	} else
+		w->w_pend[c->c_pend_last].fp_next = w->w_npend;
+	e = &w->w_pend[w->w_npend];
+	e->fp_frame = i;
+	e->fp_next = UINT32_MAX;
+	c->c_pend_last = w->w_npend++;
+	c->c_pend_bytes += w->w_frames[i].ff_len;
+	return 0;
+}
+
+/*
+ * Deliver one event frame to every subscriber.  The bytes arrive complete
+ * from the bridge.  A plain socket with nothing queued gets the frame at
+ * the end of this batch by sendmsg (coalesced with the batch's other
+ * frames for it); a plain socket with bytes waiting queues a reference to
+ * the frame's one shared copy; wss copies it into the bufferevent.  A
+ * subscriber over max_output_buffer is a slow consumer, closed with 4000
+ * after the loop (closing edits the channel's subscriber array).
+ */
+static void
+fanout_event(struct rt_worker *w, const uint8_t *p, size_t len)
+{
+	struct rt_chan	*ch;
+	struct rt_conn	*c, **slow = NULL;
+	const char	*name;
+	const uint8_t	*frame;
+	size_t		 chlen, flen, i, olen, nslow = 0;
+	size_t		 max = (size_t)w->w_conf->c_max_output_buffer;
+	int64_t		 fi;
+
+	if (ipc_event_split(p, len, &name, &chlen, &frame, &flen) == -1)
+		fatalx("%s: malformed event from the bridge", __func__);
+	if ((ch = chanidx_find(w, name, chlen)) == NULL)
+		return;
+	if (w->w_npend + ch->ch_nsubs > FANOUT_PEND_MAX)
+		fanout_flush(w);
+	fi = fanout_frame_add(w, frame, flen);
+	for (i = 0; i < ch->ch_nsubs; i++) {
+		c = ch->ch_subs[i]->s_conn;
+		if (c->c_state != CS_OPEN || c->c_io_err)
+			continue;
+		olen = conn_outlen(c);
+		if (c->c_pend_batch == w->w_batch)
+			olen += c->c_pend_bytes;
+		if (olen + flen > max) {
+			struct rt_conn **n = reallocarray(slow, nslow + 1, sizeof(*n));
+
+			if (n != NULL) {
+				slow = n;
+				slow[nslow++] = c;
+			}
+			continue;
+		}
+		if (c->c_tls)
+			evbuffer_add(bufferevent_get_output(c->c_bev), frame, flen);
+		else if (fi == -1)
+			conn_io_fail(c, ENOMEM);
+		else if (c->c_pend_batch == w->w_batch || c->c_out == NULL) {
+			/* behind its other frames of this batch, or the first */
+			if (fanout_pend(w, c, (uint32_t)fi) == -1)
+				conn_io_fail(c, ENOMEM);
+		} else
+			fanout_queue(c, (uint32_t)fi, 0);
+		STAT_ADD(w, rw_events_out, 1);
+		STAT_ADD(w, rw_bytes_out, (int64_t)flen);
+	}
+	for (i = 0; i < nslow; i++) {
+		slow[i]->c_pend_batch = 0;	/* its pending frames are dropped */
+		conn_slow(slow[i]);
+	}
+	free(slow);
+}
+
+static void
+fanout_bridge_read(struct bufferevent *bev, void *arg)
+{
+	struct rt_worker	*w = arg;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct ipc_hdr		 hdr;
+	uint8_t			 raw[sizeof(hdr)];
+	const uint8_t		*p, *m;
+	uint64_t		 seq;
+	size_t			 len, off = 0;
+	int			 rv;
+
+	len = evbuffer_get_length(in);
+	if (len < sizeof(hdr))
+		return;
+	evbuffer_copyout(in, raw, sizeof(raw));
+	if ((rv = ipc_parse(raw, len, &hdr)) == IPC_PARSE_NEED_MORE)
+		return;		/* no whole message yet: no pullup either */
+	/* one contiguous block for the batch: frames leave straight from it */
+	if ((p = evbuffer_pullup(in, (ev_ssize_t)len)) == NULL) {
+		log_warnx("%s: out of memory; the events wait for the next read", __func__);
+		return;
+	}
+	while (len - off >= sizeof(hdr)) {
+		if ((rv = ipc_parse(p + off, len - off, &hdr)) == IPC_PARSE_NEED_MORE)
+			break;
+		if (rv == IPC_PARSE_BAD)
+			fatalx("%s: malformed message from the bridge", __func__);
+		m = p + off + sizeof(hdr);
+		switch (hdr.type) {
+		case IPC_EVENT:
+			fanout_event(w, m, hdr.len);
+			break;
+		case IPC_HELLO:
+			worker_accepting(w, "the bridge is connected");
+			break;
+		case IPC_CANARY:
+			if (hdr.len != sizeof(seq))
+				fatalx("%s: malformed canary", __func__);
+			memcpy(&seq, m, sizeof(seq));
+			atomic_store(&w->w_rw->rw_canary_seq, seq);
+			atomic_store(&w->w_rw->rw_canary_seen, util_now_ms());
+			break;
+		default:
+			fatalx("%s: unexpected message %u from the bridge", __func__, hdr.type);
+		}
+		off += sizeof(hdr) + hdr.len;
+	}
+	fanout_flush(w);
+	evbuffer_drain(in, off);
+}
+
+static void
+fanout_bridge_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct rt_worker	*w = arg;
+
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		log_debug("%s: the bridge went away", __func__);
+		bufferevent_free(w->w_bridge);
+		w->w_bridge = NULL;
+	}
+}
+
+void
+fanout_attach_bridge(struct rt_worker *w, int fd)
+{
+	if (fd == -1)
+		fatalx("%s: no socket from the master", __func__);
+	if (w->w_bridge != NULL)
+		bufferevent_free(w->w_bridge);
+	evutil_make_socket_nonblocking(fd);
+	if ((w->w_bridge = bufferevent_socket_new(w->w_base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		fatalx("%s: bufferevent_socket_new() failed", __func__);
+	bufferevent_setcb(w->w_bridge, fanout_bridge_read, NULL, fanout_bridge_event, w);
+	bufferevent_enable(w->w_bridge, EV_READ);
+}
+
+void
+fanout_free(struct rt_worker *w)
+{
+	if (w->w_bridge != NULL)
+		bufferevent_free(w->w_bridge);
+	w->w_bridge = NULL;
+	free(w->w_pend);
+	free(w->w_pconns);
+	free(w->w_frames);
+}

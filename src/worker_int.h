@@ -1,0 +1,225 @@
+/*
+ * The worker's state, shared by its rooms:
+ *   worker.c     accept, socket callbacks, tick, master link, drain, worker_run
+ *   conn.c       a connection's output, close/linger/free, heartbeat timers
+ *   conn_http.c  request head, routes, upgrade, greeting, /health, /metrics
+ *   conn_ws.c    WebSocket frames, protocol messages, rate limit
+ *   chanidx.c    the channel -> subscribers index, subscribe/unsubscribe
+ *   fanout.c     the bridge link: event batches, shared frames, pending sends
+ * Private to the worker process: nothing outside these files includes it.
+ */
+#ifndef RT_WORKER_INT_H
+#define RT_WORKER_INT_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+
+#include "realtimed.h"
+#include "wheel.h"
+#include "ws.h"
+
+struct json_object;
+struct http_request;
+struct proto_request;
+struct auth_user;
+struct bufferevent;
+struct evbuffer;
+
+#define STAT_ADD(w, f, n)	atomic_fetch_add_explicit(&(w)->w_rw->f, (n), memory_order_relaxed)
+#define STAT_GET(w, f)		atomic_load_explicit(&(w)->w_rw->f, memory_order_relaxed)
+
+#define WORKER_TICK_MS		100
+
+enum conn_state {
+	CS_HTTP,	/* reading the request head */
+	CS_OPEN,	/* WebSocket open */
+	CS_CLOSING,	/* close frame sent, waiting for the peer's */
+	CS_LINGER,	/* our last bytes flushing, then discard until EOF */
+};
+
+enum conn_route { ROUTE_PROTO, ROUTE_ECHO };
+
+struct rt_chan;
+
+struct rt_sub {
+	struct rt_conn	*s_conn;
+	struct rt_chan	*s_chan;
+	size_t		 s_idx;		/* position in s_chan->ch_subs */
+};
+
+struct rt_chan {
+	struct rt_chan	*ch_next;	/* hash chain */
+	uint32_t	 ch_hash;
+	struct rt_sub	**ch_subs;
+	size_t		 ch_nsubs;
+	size_t		 ch_cap;
+	char		 ch_name[];
+};
+
+/* An event frame of the bridge batch being delivered. */
+struct fanout_frame {
+	const uint8_t	*ff_p;		/* into the bridge's input */
+	uint32_t	 ff_len;
+	struct rt_blk	*ff_blk;	/* a copy, made once when a frame must wait */
+};
+
+struct fanout_pending {
+	uint32_t	 fp_frame;	/* index in w_frames */
+	uint32_t	 fp_next;	/* UINT32_MAX: last of its connection */
+};
+
+/* What a connection keeps of its token: a few bytes, not a struct auth_user. */
+struct conn_user {
+	time_t		 cu_exp;	/* 0: none */
+	uint8_t		 cu_admin;
+	char		 cu_id[];
+};
+
+struct rt_conn {
+	TAILQ_ENTRY(rt_conn)	 c_link;
+	struct wheel_entry	 c_timer;
+	struct rt_worker	*c_worker;
+	struct bufferevent	*c_bev;		/* wss only */
+	struct event		 c_ev;		/* plain: readable, or output to flush */
+	struct event		*c_wev;		/* plain: waiting for room to write */
+	struct outq		*c_out;		/* plain: bytes waiting; NULL: none */
+	struct evbuffer		*c_msg;		/* message being assembled */
+	struct conn_user	*c_user;	/* NULL: anonymous */
+	struct rt_sub		**c_subs;
+	int			 c_nsubs;
+	int			 c_subcap;
+	uint8_t			 c_state;
+	uint8_t			 c_route;
+	uint8_t			 c_tls;		/* wss: an OpenSSL bufferevent */
+	uint8_t			 c_tls_done;	/* TLS handshake complete */
+	uint8_t			 c_tls_failed;	/* a TLS error: the session is not reusable */
+	uint8_t			 c_tls_shut;	/* close_notify sent */
+	uint8_t			 c_close_rcvd;
+	uint8_t			 c_counted;	/* in the open-connection counters */
+	uint8_t			 c_io_err;	/* plain: a write failed, free soon */
+	int32_t			 c_slot;	/* registry connection slot, -1 none */
+	uint32_t		 c_ipkey;	/* per-address counters held */
+	uint32_t		 c_pend_batch;	/* frames pending in batch w_batch */
+	uint32_t		 c_pend_first;	/* index in w_pend */
+	uint32_t		 c_pend_last;
+	uint32_t		 c_pend_bytes;
+	uint8_t			 c_ip_counted;
+	uint16_t		 c_msg_opcode;
+	uint64_t		 c_last_rx;	/* ms, monotonic */
+	uint64_t		 c_last_ping;
+	uint64_t		 c_deadline;	/* handshake / close deadline */
+	double			 c_tokens;	/* rate limit bucket */
+	uint64_t		 c_tokens_at;
+	struct ws_decoder	 c_dec;
+	char			 c_id[RT_UUID_LEN + 1];
+	uint8_t			 c_peer_family;	/* the peer, compact: */
+	uint16_t		 c_peer_port;	/* formatted only to log */
+	uint8_t			 c_peer_addr[16];
+};
+TAILQ_HEAD(conn_list, rt_conn);
+
+struct rt_worker {
+	struct rt_config	*w_conf;
+	int			 w_id;
+	struct event_base	*w_base;
+	struct evconnlistener	*w_listeners[8];
+	int			 w_nlisteners;
+	struct event		*w_tick;
+	struct event		*w_sigterm;
+	struct wheel		 w_wheel;
+	struct conn_list	 w_conns;
+	struct auth_ctx		*w_auth;
+	struct rt_chan		**w_chans;	/* hash buckets */
+	size_t			 w_nbuckets;
+	int			 w_stopping;
+	uint64_t		 w_stop_deadline;
+	int64_t			 w_nchans;	/* local channels */
+	int64_t			 w_drain_total;	/* open when the stop began */
+	uint64_t		 w_drain_start;
+	int			 w_accepting;
+	uint64_t		 w_trimmed;
+	/* accept() out of descriptors: listeners paused until w_accept_resume */
+	int			 w_reserve_fd;	/* spent to refuse one client cleanly */
+	uint64_t		 w_accept_resume;	/* 0: not paused */
+	uint64_t		 w_accept_backoff;
+	uint64_t		 w_accept_logged;
+	uint64_t		 w_accept_failures;	/* since the last log line */
+	/* event frames for plain sockets whose output was empty, sent with
+	 * one sendmsg per connection at the end of a bridge read */
+	uint32_t		 w_batch;
+	struct fanout_frame	*w_frames;
+	uint32_t		 w_nframes;
+	uint32_t		 w_framecap;
+	struct fanout_pending	*w_pend;
+	uint32_t		 w_npend;
+	uint32_t		 w_pendcap;
+	struct rt_conn		**w_pconns;
+	uint32_t		 w_npconns;
+	uint32_t		 w_pconncap;
+	uint64_t		 w_started;
+	struct registry		*w_reg;
+	struct reg_worker	*w_rw;		/* our counters, shared */
+	int			 w_master_fd;
+	struct event		*w_master_ev;
+	struct bufferevent	*w_bridge;
+	SSL_CTX			*w_ssl_ctx;	/* this generation's; NULL: no TLS */
+};
+
+/* worker.c */
+void	worker_sock_cb(evutil_socket_t, short, void *);
+void	worker_accepting(struct rt_worker *, const char *);
+
+/* conn.c */
+int	conn_fd(const struct rt_conn *);
+size_t	conn_outlen(const struct rt_conn *);
+void	conn_io_fail(struct rt_conn *, int);
+void	conn_want_flush(struct rt_conn *);
+void	conn_want_room(struct rt_conn *);
+void	conn_write2(struct rt_conn *, const void *, size_t, const void *, size_t);
+void	conn_write(struct rt_conn *, const void *, size_t);
+void	conn_send_frame(struct rt_conn *, int, const void *, size_t);
+int	conn_output_full(struct rt_conn *);
+void	conn_slow(struct rt_conn *);
+void	conn_send_json(struct rt_conn *, struct json_object *);
+void	conn_send_error(struct rt_conn *, const char *, const char *, const char *);
+void	conn_free(struct rt_conn *);
+void	conn_linger(struct rt_conn *);
+void	conn_close(struct rt_conn *, uint16_t, const char *, int);
+void	conn_schedule(struct rt_conn *);
+void	conn_timer_fire(struct wheel_entry *, void *);
+int	conn_flush(struct rt_conn *);
+const struct auth_user *conn_auth_user(const struct rt_conn *, struct auth_user *);
+void	conn_peer_set(struct rt_conn *, const struct sockaddr *);
+const char *conn_peer(const struct rt_conn *);
+
+/* conn_http.c */
+void	conn_http_error(struct rt_conn *, int, const char *);
+void	conn_http_input(struct rt_conn *);
+void	conn_http_plain(struct rt_conn *, uint8_t *, size_t);
+
+/* conn_ws.c */
+size_t	conn_ws_feed(struct rt_conn *, uint8_t *, size_t);
+void	conn_ws_input(struct rt_conn *);
+
+/* chanidx.c */
+int	chanidx_init(struct rt_worker *);
+struct rt_chan *chanidx_find(struct rt_worker *, const char *, size_t);
+int	chanidx_find_sub(struct rt_conn *, const char *, size_t);
+int	chanidx_subscribe(struct rt_conn *, const char *, size_t, const char **);
+void	chanidx_unsubscribe_at(struct rt_conn *, int);
+void	chanidx_unsubscribe_all(struct rt_conn *);
+
+/* fanout.c */
+void	fanout_attach_bridge(struct rt_worker *, int);
+void	fanout_free(struct rt_worker *);
+
+#endif
