@@ -45,6 +45,8 @@ struct rt_config {
 	int		 c_max_connections_per_ip;	/* 0 = no limit */
 	int		 c_max_channels;
 	int		 c_max_subscriptions;
+	int		 c_max_channels_per_user;	/* subscriptions, host-wide; 0 = auto */
+	int		 c_stats_channels;	/* stats: channels listed, most subscribed first */
 	int64_t		 c_handshake_timeout;
 	int64_t		 c_close_timeout;
 	int		 c_max_client_messages_per_sec;

@@ -8,7 +8,7 @@
  * offsets in the header (never pointers), sized from the configuration.
  *
  *   header | worker slots | connection slots | connection group bits |
- *   channel index | channel records | per-address counters
+ *   channel index | channel records | per-address and per-user counters
  *
  * Worker and bridge counters are C11 atomics written only by their owner.
  * The connection and channel tables change under one process-shared robust
@@ -22,11 +22,11 @@
 #include "realtimed.h"
 
 #define REGISTRY_MAGIC		0x52544452u	/* "RTDR" */
-#define REGISTRY_VERSION	3
+#define REGISTRY_VERSION	4
 #define REG_MAX_WORKERS		64
 #define REG_PEER_MAX		48
 #define REG_USER_MAX		63
-#define REG_IP_SLOTS		65536	/* per-address counters, twice (count-min), per worker */
+#define REG_COUNT_SLOTS		65536	/* per kind of counter, twice (count-min), per worker */
 #define REG_CONN_GROUP		16	/* connection slots per "ever used" bit */
 
 enum reg_proc_state {
@@ -56,6 +56,8 @@ struct reg_worker {
 	_Atomic int64_t		 rw_token_expired;	/* expired while connected */
 	_Atomic int64_t		 rw_kicked;
 	_Atomic int64_t		 rw_ip_limited;		/* max_connections_per_ip */
+	_Atomic int64_t		 rw_user_limited;	/* max_channels_per_user */
+	_Atomic int64_t		 rw_accept_errors;	/* accept() failed (EMFILE...) */
 	_Atomic int64_t		 rw_handshake_errors;
 	_Atomic int64_t		 rw_handshake_timeouts;
 	_Atomic int64_t		 rw_heartbeat_drops;
@@ -142,7 +144,7 @@ struct reg_header {
 	uint64_t		 rh_off_conn_bits;	/* groups of slots ever used */
 	uint64_t		 rh_off_chan_idx;
 	uint64_t		 rh_off_chans;
-	uint64_t		 rh_off_ips;		/* nworkers x 2 x REG_IP_SLOTS int32 */
+	uint64_t		 rh_off_counts;		/* nworkers x REG_COUNT_KINDS x 2 x REG_COUNT_SLOTS int32 */
 	pthread_mutex_t		 rh_lock;		/* tables below */
 	int32_t			 rh_nconns;		/* used connection slots */
 	int32_t			 rh_nchans;		/* channels with subscribers */
@@ -192,16 +194,20 @@ int	reg_chan_add(struct registry *r, int w, const char *name, size_t len, int de
 int64_t	reg_chan_route(struct registry *r, const char *name, size_t len, uint64_t *mask);
 
 /*
- * Connections per client address, host-wide, without a lock: each worker
- * keeps two counters per address (a count-min sketch, so a collision can
- * only overstate a count) and the host-wide figure is the sum over workers.
- * reg_ip_acquire: 0 and *key set when under limit (and counted), -1 when
- * the address is at it.  reg_ip_release undoes it.  A dead worker's
- * counters are zeroed by reg_worker_clear().
+ * Host-wide counts per key (client address: connections; user id:
+ * subscriptions) without a lock: each worker keeps two counters per key (a
+ * count-min sketch, so a collision can only overstate a count) and the
+ * host-wide figure is the sum over workers.  reg_count_key() hashes a key
+ * to its two counters; reg_count_acquire() counts one more and returns 0
+ * when under limit, -1 (nothing counted) when the key is at it;
+ * reg_count_release() undoes one.  A dead worker's counters are zeroed by
+ * reg_worker_clear().
  */
-int	reg_ip_acquire(struct registry *r, int w, const void *addr, size_t len, int limit,
-	    uint32_t *key);
-void	reg_ip_release(struct registry *r, int w, uint32_t key);
+enum reg_count { REG_COUNT_IP, REG_COUNT_USER, REG_COUNT_KINDS };
+uint32_t reg_count_key(const void *key, size_t len);
+int	reg_count_acquire(struct registry *r, enum reg_count kind, int w, uint32_t key,
+	    int limit);
+void	reg_count_release(struct registry *r, enum reg_count kind, int w, uint32_t key);
 
 /* Forget everything worker w owned (it died): counts, connections. */
 void	reg_worker_clear(struct registry *r, int w);

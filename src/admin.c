@@ -180,7 +180,7 @@ admin_stats_json(struct registry *reg)
 	struct reg_bridge	*rb = &reg->r_hdr->rh_bridge;
 	struct reg_worker	*rw;
 	struct reg_totals	 t;
-	int64_t			 sum[16];
+	int64_t			 sum[17];
 	int			 w;
 
 	memset(sum, 0, sizeof(sum));
@@ -202,6 +202,8 @@ admin_stats_json(struct registry *reg)
 		sum[12] += atomic_load(&rw->rw_tls_handshakes);
 		sum[13] += atomic_load(&rw->rw_tls_errors);
 		sum[14] += atomic_load(&rw->rw_ip_limited);
+		sum[15] += atomic_load(&rw->rw_user_limited);
+		sum[16] += atomic_load(&rw->rw_accept_errors);
 	}
 	J_INT(o, "connections", t.t_connections);
 	J_INT(o, "authenticated", t.t_authenticated);
@@ -224,6 +226,8 @@ admin_stats_json(struct registry *reg)
 	J_INT(o, "tls_handshakes", sum[12]);
 	J_INT(o, "tls_errors", sum[13]);
 	J_INT(o, "ip_limited", sum[14]);
+	J_INT(o, "user_limited", sum[15]);
+	J_INT(o, "accept_errors", sum[16]);
 	J_INT(o, "connection_table_full", atomic_load(&reg->r_hdr->rh_conn_table_full));
 	J_INT(o, "channel_table_full", atomic_load(&reg->r_hdr->rh_chan_table_full));
 	b = json_object_new_object();
@@ -729,6 +733,8 @@ static const struct metric worker_metrics[] = {
 	{ "realtimed_tls_errors_total", "counter", "Failed or timed-out TLS handshakes.", WOFF(rw_tls_errors) },
 	{ "realtimed_kicked_total", "counter", "Connections closed by an administrator.", WOFF(rw_kicked) },
 	{ "realtimed_ip_limited_total", "counter", "Connections refused 503 (max_connections_per_ip).", WOFF(rw_ip_limited) },
+	{ "realtimed_user_limited_total", "counter", "Subscriptions refused (max_channels_per_user).", WOFF(rw_user_limited) },
+	{ "realtimed_accept_errors_total", "counter", "Failed accept() calls (out of descriptors or memory).", WOFF(rw_accept_errors) },
 };
 
 static int64_t

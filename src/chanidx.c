@@ -135,6 +135,22 @@ chanidx_del_sub(struct rt_chan *ch, struct rt_sub *s)
 	last->s_idx = s->s_idx;
 }
 
+/*
+ * max_channels_per_user: one user id's subscriptions over all its
+ * connections on this host.  0 is a 64th of max_channels (at least one
+ * connection's max_subscriptions), so that no user can fill the channel
+ * table for everyone else.
+ */
+static int
+chanidx_user_limit(const struct rt_config *conf)
+{
+	int	 n = conf->c_max_channels / 64;
+
+	if (conf->c_max_channels_per_user > 0)
+		return conf->c_max_channels_per_user;
+	return n > conf->c_max_subscriptions ? n : conf->c_max_subscriptions;
+}
+
 /* c's subscription to name, or -1. */
 int
 chanidx_find_sub(struct rt_conn *c, const char *name, size_t len)
@@ -160,6 +176,12 @@ chanidx_subscribe(struct rt_conn *c, const char *name, size_t len, const char **
 		return 0;	/* idempotent */
 	if (c->c_nsubs >= w->w_conf->c_max_subscriptions) {
 		*why = "Too many subscriptions";
+		return -1;
+	}
+	if (c->c_user != NULL && reg_count_acquire(w->w_reg, REG_COUNT_USER, w->w_id,
+	    c->c_userkey, chanidx_user_limit(w->w_conf)) == -1) {
+		STAT_ADD(w, rw_user_limited, 1);
+		*why = "Too many subscriptions for this user";
 		return -1;
 	}
 	if (c->c_nsubs == c->c_subcap) {
@@ -190,6 +212,8 @@ chanidx_subscribe(struct rt_conn *c, const char *name, size_t len, const char **
 	reg_conn_set_nsubs(w->w_reg, c->c_slot, c->c_nsubs);
 	return 0;
  full:
+	if (c->c_user != NULL)
+		reg_count_release(w->w_reg, REG_COUNT_USER, w->w_id, c->c_userkey);
 	*why = "Server channel table is full, try again later";
 	return -1;
 }
@@ -203,6 +227,9 @@ chanidx_unsubscribe_at(struct rt_conn *c, int i)
 	chanidx_del_sub(ch, s);
 	c->c_subs[i] = c->c_subs[--c->c_nsubs];
 	STAT_ADD(c->c_worker, rw_subscriptions, -1);
+	if (c->c_user != NULL)
+		reg_count_release(c->c_worker->w_reg, REG_COUNT_USER, c->c_worker->w_id,
+		    c->c_userkey);
 	reg_chan_add(c->c_worker->w_reg, c->c_worker->w_id, ch->ch_name,
 	    strlen(ch->ch_name), -1);
 	reg_conn_set_nsubs(c->c_worker->w_reg, c->c_slot, c->c_nsubs);

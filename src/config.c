@@ -67,6 +67,8 @@ static const struct conf_key conf_keys[] = {
 	{ "max_connections_per_ip", CT_INT, OFF(c_max_connections_per_ip), "0", 0, 10000000, F_RELOAD },
 	{ "max_channels", CT_INT, OFF(c_max_channels), "65536", 16, 10000000, 0 },
 	{ "max_subscriptions", CT_INT, OFF(c_max_subscriptions), "100", 1, 100000, F_RELOAD },
+	{ "max_channels_per_user", CT_INT, OFF(c_max_channels_per_user), "0", 0, 10000000, F_RELOAD },
+	{ "stats_channels", CT_INT, OFF(c_stats_channels), "100", 0, 100000, F_RELOAD },
 	{ "handshake_timeout", CT_DURATION, OFF(c_handshake_timeout), "10s", 100, DAY, F_RELOAD },
 	{ "close_timeout", CT_DURATION, OFF(c_close_timeout), "2s", 100, DAY, F_RELOAD },
 	{ "max_client_messages_per_sec", CT_INT, OFF(c_max_client_messages_per_sec), "50", 1, 1000000, F_RELOAD },

@@ -192,10 +192,11 @@ conn_free(struct rt_conn *c)
 	conn_uncount(c);
 	chanidx_unsubscribe_all(c);
 	if (c->c_ip_counted)
-		reg_ip_release(w->w_reg, w->w_id, c->c_ipkey);
+		reg_count_release(w->w_reg, REG_COUNT_IP, w->w_id, c->c_ipkey);
 	wheel_cancel(&w->w_wheel, &c->c_timer);
 	TAILQ_REMOVE(&w->w_conns, c, c_link);
-	if (c->c_bev != NULL && c->c_tls && c->c_tls_done && !c->c_tls_failed) {
+	if (c->c_bev != NULL && c->c_tls && c->c_tls_done && !c->c_tls_failed &&
+	    !c->c_tls_shut) {
 		/*
 		 * close_notify, one try: a session freed without it counts as
 		 * broken and OpenSSL drops it from the cache (no resumption).
@@ -378,18 +379,32 @@ conn_auth_user(const struct rt_conn *c, struct auth_user *tmp)
 	return tmp;
 }
 
+/* ---- flushing and draining ---------------------------------------------- */
 
-/* ---- output to a plain socket ------------------------------------------ */
-
-static int
+/*
+ * Nothing left to write: a lingering connection half-closes (wss: after
+ * close_notify) and reads on until EOF or close_timeout, or ends.
+ */
+int
 conn_drained(struct rt_conn *c)
 {
+	SSL	*ssl;
+
 	if (c->c_state != CS_LINGER)
 		return 0;
 	if (c->c_close_rcvd) {
 		/* the close handshake is complete: the server closes first */
 		conn_free(c);
 		return -1;
+	}
+	if (c->c_tls) {
+		if (c->c_tls_shut)
+			return 0;
+		c->c_tls_shut = 1;
+		if (c->c_tls_done && !c->c_tls_failed &&
+		    (ssl = bufferevent_openssl_get_ssl(c->c_bev)) != NULL &&
+		    SSL_shutdown(ssl) < 0)
+			ERR_clear_error();
 	}
 	shutdown(conn_fd(c), SHUT_WR);
 	return 0;

@@ -182,6 +182,7 @@ conn_http_greet(struct rt_conn *c, const struct auth_token *tok)
 		c->c_user->cu_exp = user.u_exp;
 		c->c_user->cu_admin = (uint8_t)user.u_admin;
 		memcpy(c->c_user->cu_id, user.u_id, strlen(user.u_id) + 1);
+		c->c_userkey = reg_count_key(user.u_id, strlen(user.u_id));
 		STAT_ADD(w, rw_authenticated, 1);
 	} else
 		STAT_ADD(w, rw_anonymous, 1);

@@ -76,31 +76,90 @@ conn_ws_channels(struct rt_conn *c)
 	conn_send_json(c, proto_channels(conn_auth_user(c, &u), subs, NULL));
 }
 
+/*
+ * The stats reply lists at most stats_channels channels, the most
+ * subscribed first (a min-heap of the best seen while the registry is
+ * scanned): one user's thousands of small channels must not make every
+ * stats reply megabytes long.
+ */
+struct conn_ws_top {
+	int64_t	 t_subs;
+	char	 t_name[RT_CHANNEL_MAX + 1];
+};
+
 struct conn_ws_stats_filter {
 	const struct auth_user	*sf_user;
-	struct json_object	*sf_obj;
+	struct conn_ws_top	*sf_top;
+	int			 sf_n;
+	int			 sf_max;
 };
+
+static void
+conn_ws_top_sift(struct conn_ws_top *h, int n, int i)
+{
+	struct conn_ws_top	 t;
+	int			 m, l;
+
+	for (;;) {
+		m = i;
+		l = 2 * i + 1;
+		if (l < n && h[l].t_subs < h[m].t_subs)
+			m = l;
+		if (l + 1 < n && h[l + 1].t_subs < h[m].t_subs)
+			m = l + 1;
+		if (m == i)
+			return;
+		t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
 
 static void
 conn_ws_stats_add(const char *name, int64_t subscribers, void *arg)
 {
 	struct conn_ws_stats_filter	*sf = arg;
+	struct conn_ws_top		*h = sf->sf_top;
+	int				 i;
 
 	/* non-admins see only channels they could subscribe to themselves */
 	if ((sf->sf_user == NULL || !sf->sf_user->u_admin) &&
 	    chan_authorize(name, strlen(name), sf->sf_user) != CHAN_OK)
 		return;
-	json_object_object_add(sf->sf_obj, name, json_object_new_int64(subscribers));
+	if (sf->sf_n < sf->sf_max) {
+		/* sift up */
+		for (i = sf->sf_n++; i > 0 && h[(i - 1) / 2].t_subs > subscribers; i = (i - 1) / 2)
+			h[i] = h[(i - 1) / 2];
+	} else if (sf->sf_max > 0 && subscribers > h[0].t_subs)
+		i = 0;
+	else
+		return;
+	h[i].t_subs = subscribers;
+	snprintf(h[i].t_name, sizeof(h[i].t_name), "%s", name);
+	if (i == 0 && sf->sf_n == sf->sf_max)
+		conn_ws_top_sift(h, sf->sf_n, 0);
+}
+
+static int
+conn_ws_top_cmp(const void *a, const void *b)
+{
+	const struct conn_ws_top	*x = a, *y = b;
+
+	return x->t_subs < y->t_subs ? 1 : x->t_subs > y->t_subs ? -1 :
+	    strcmp(x->t_name, y->t_name);
 }
 
 static void
 conn_ws_stats(struct rt_conn *c)
 {
-	struct auth_user	 u;
-	struct rt_worker	*w = c->c_worker;
-	struct proto_stats	 st;
-	struct reg_totals	 t;
+	struct auth_user		 u;
+	struct rt_worker		*w = c->c_worker;
+	struct proto_stats		 st;
+	struct reg_totals		 t;
 	struct conn_ws_stats_filter	 sf;
+	struct json_object		*by = json_object_new_object();
+	int				 i;
 
 	reg_totals(w->w_reg, &t);
 	st.ps_total = t.t_connections;
@@ -108,9 +167,18 @@ conn_ws_stats(struct rt_conn *c)
 	st.ps_anonymous = t.t_anonymous;
 	st.ps_subscriptions = t.t_subscriptions;
 	sf.sf_user = conn_auth_user(c, &u);
-	sf.sf_obj = json_object_new_object();
+	sf.sf_n = 0;
+	sf.sf_max = w->w_conf->c_stats_channels;
+	if ((sf.sf_top = calloc((size_t)sf.sf_max + 1, sizeof(*sf.sf_top))) == NULL)
+		sf.sf_max = 0;
 	reg_chan_foreach(w->w_reg, conn_ws_stats_add, &sf);
-	conn_send_json(c, proto_stats(&st, sf.sf_obj, NULL));
+	if (sf.sf_n > 1)
+		qsort(sf.sf_top, (size_t)sf.sf_n, sizeof(*sf.sf_top), conn_ws_top_cmp);
+	for (i = 0; i < sf.sf_n; i++)
+		json_object_object_add(by, sf.sf_top[i].t_name,
+		    json_object_new_int64(sf.sf_top[i].t_subs));
+	free(sf.sf_top);
+	conn_send_json(c, proto_stats(&st, by, NULL));
 }
 
 /* Token bucket: max_client_messages_per_sec, client_messages_burst. */

@@ -185,8 +185,9 @@ fanout_pend(struct rt_worker *w, struct rt_conn *c, uint32_t i)
  * the end of this batch by sendmsg (coalesced with the batch's other
  * frames for it); a plain socket with bytes waiting queues a reference to
  * the frame's one shared copy; wss copies it into the bufferevent.  A
- * subscriber over max_output_buffer is a slow consumer, closed with 4000
- * after the loop (closing edits the channel's subscriber array).
+ * subscriber with output waiting that this frame would take over
+ * max_output_buffer is a slow consumer, closed with 4000 after the loop
+ * (closing edits the channel's subscriber array).
  */
 static void
 fanout_event(struct rt_worker *w, const uint8_t *p, size_t len)
@@ -213,7 +214,8 @@ fanout_event(struct rt_worker *w, const uint8_t *p, size_t len)
 		olen = conn_outlen(c);
 		if (c->c_pend_batch == w->w_batch)
 			olen += c->c_pend_bytes;
-		if (olen + flen > max) {
+		/* a frame alone is never slow: the bridge caps its size */
+		if (olen > 0 && olen + flen > max) {
 			struct rt_conn **n = reallocarray(slow, nslow + 1, sizeof(*n));
 
 			if (n != NULL) {

@@ -27,7 +27,9 @@ reg_hash(const char *s, size_t len)
 	return h;
 }
 
-static _Atomic int32_t *reg_ips(struct registry *, int);
+#define REG_COUNT_BYTES	(sizeof(int32_t) * REG_COUNT_KINDS * 2 * REG_COUNT_SLOTS)
+
+static _Atomic int32_t *reg_counts(struct registry *, int, enum reg_count);
 static void	reg_chan_rebuild(struct registry *);
 static void	reg_conn_count(struct registry *, int, void *);
 
@@ -117,7 +119,7 @@ reg_create(struct registry *r, int nworkers, int max_conns, int max_chans)
 	r->r_size += ALIGN64(sizeof(struct reg_chan_idx) * (size_t)slots);
 	r->r_size += stride * (uint64_t)max_chans;
 	r->r_size = ((r->r_size + 4095) & ~(uint64_t)4095) +
-	    sizeof(int32_t) * 2 * REG_IP_SLOTS * (size_t)nworkers;
+	    REG_COUNT_BYTES * (size_t)nworkers;
 	p = mmap(NULL, r->r_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -1;
@@ -135,7 +137,7 @@ reg_create(struct registry *r, int nworkers, int max_conns, int max_chans)
 	h->rh_off_conn_bits = h->rh_off_conns + ALIGN64(sizeof(struct reg_conn) * (size_t)max_conns);
 	h->rh_off_chan_idx = h->rh_off_conn_bits + ALIGN64(((size_t)max_conns / REG_CONN_GROUP + 8) / 8);
 	h->rh_off_chans = h->rh_off_chan_idx + ALIGN64(sizeof(struct reg_chan_idx) * (size_t)slots);
-	h->rh_off_ips = (h->rh_off_chans + stride * (uint64_t)max_chans + 4095) & ~(uint64_t)4095;
+	h->rh_off_counts = (h->rh_off_chans + stride * (uint64_t)max_chans + 4095) & ~(uint64_t)4095;
 	h->rh_chan_free = -1;
 	pthread_mutexattr_init(&ma);
 	pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
@@ -512,11 +514,10 @@ reg_worker_clear(struct registry *r, int w)
 	reg_scan_end(&sc);
 	reg_unlock(r);
 	/* zero pages by giving them back (page-aligned region) */
-	if (madvise((char *)r->r_hdr + r->r_hdr->rh_off_ips +
-	    (size_t)w * 2 * REG_IP_SLOTS * sizeof(int32_t),
-	    sizeof(int32_t) * 2 * REG_IP_SLOTS, MADV_REMOVE) == -1)
-		for (i = 0; i < 2 * REG_IP_SLOTS; i++)
-			atomic_store_explicit(&reg_ips(r, w)[i], 0, memory_order_relaxed);
+	if (madvise((char *)r->r_hdr + r->r_hdr->rh_off_counts + (size_t)w * REG_COUNT_BYTES,
+	    REG_COUNT_BYTES, MADV_REMOVE) == -1)
+		for (i = 0; i < REG_COUNT_KINDS * 2 * REG_COUNT_SLOTS; i++)
+			atomic_store_explicit(&reg_counts(r, w, 0)[i], 0, memory_order_relaxed);
 	atomic_store(&rw->rw_connections, 0);
 	atomic_store(&rw->rw_authenticated, 0);
 	atomic_store(&rw->rw_anonymous, 0);
@@ -592,53 +593,59 @@ reg_conn_foreach(struct registry *r, void (*fn)(struct reg_conn *, void *), void
 	reg_unlock(r);
 }
 
-/* Worker w's half of the per-address counters. */
+/* Worker w's counters of one kind. */
 static _Atomic int32_t *
-reg_ips(struct registry *r, int w)
+reg_counts(struct registry *r, int w, enum reg_count kind)
 {
-	return (_Atomic int32_t *)((char *)r->r_hdr + r->r_hdr->rh_off_ips) +
-	    (size_t)w * 2 * REG_IP_SLOTS;
+	return (_Atomic int32_t *)((char *)r->r_hdr + r->r_hdr->rh_off_counts +
+	    (size_t)w * REG_COUNT_BYTES) + (size_t)kind * 2 * REG_COUNT_SLOTS;
 }
 
 static int32_t
-reg_ip_count(struct registry *r, uint32_t slot)
+reg_count_sum(struct registry *r, enum reg_count kind, uint32_t slot)
 {
 	int32_t	 n = 0;
 	int	 w;
 
 	for (w = 0; w < r->r_hdr->rh_nworkers; w++)
-		n += atomic_load_explicit(&reg_ips(r, w)[slot], memory_order_relaxed);
+		n += atomic_load_explicit(&reg_counts(r, w, kind)[slot], memory_order_relaxed);
 	return n;
 }
 
-int
-reg_ip_acquire(struct registry *r, int w, const void *addr, size_t len, int limit,
-    uint32_t *key)
+uint32_t
+reg_count_key(const void *key, size_t len)
 {
-	_Atomic int32_t	*mine = reg_ips(r, w);
-	uint32_t	 h = reg_hash((const char *)addr, len), a, b;
+	uint32_t	 h = reg_hash(key, len), a, b;
+
+	a = h & (REG_COUNT_SLOTS - 1);
+	/* a second index from the other half of the hash, mixed again */
+	b = ((h >> 16) ^ (h * 2654435761u)) & (REG_COUNT_SLOTS - 1);
+	return (a << 16) | b;
+}
+
+int
+reg_count_acquire(struct registry *r, enum reg_count kind, int w, uint32_t key, int limit)
+{
+	_Atomic int32_t	*mine = reg_counts(r, w, kind);
+	uint32_t	 a = key >> 16, b = REG_COUNT_SLOTS + (key & 0xffff);
 	int32_t		 ca, cb;
 
-	a = h & (REG_IP_SLOTS - 1);
-	/* a second index from the other half of the hash, mixed again */
-	b = REG_IP_SLOTS + (((h >> 16) ^ (h * 2654435761u)) & (REG_IP_SLOTS - 1));
-	ca = reg_ip_count(r, a);
-	cb = reg_ip_count(r, b);
+	ca = reg_count_sum(r, kind, a);
+	cb = reg_count_sum(r, kind, b);
 	if ((ca < cb ? ca : cb) >= limit)
 		return -1;
 	atomic_fetch_add_explicit(&mine[a], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&mine[b], 1, memory_order_relaxed);
-	*key = (a << 16) | (b - REG_IP_SLOTS);
 	return 0;
 }
 
 void
-reg_ip_release(struct registry *r, int w, uint32_t key)
+reg_count_release(struct registry *r, enum reg_count kind, int w, uint32_t key)
 {
-	_Atomic int32_t	*mine = reg_ips(r, w);
+	_Atomic int32_t	*mine = reg_counts(r, w, kind);
 
 	atomic_fetch_sub_explicit(&mine[key >> 16], 1, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&mine[REG_IP_SLOTS + (key & 0xffff)], 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&mine[REG_COUNT_SLOTS + (key & 0xffff)], 1, memory_order_relaxed);
 }
 
 int

@@ -45,10 +45,16 @@
 #define WORKER_TRIM_MS		5000
 #define WORKER_TRIM_FREE	(4 * 1024 * 1024)
 #define WORKER_READ_MAX		(64 * 1024)	/* one read() of a plain socket */
+#define WORKER_ACCEPT_BACKOFF_MIN 50		/* ms: accept() out of descriptors */
+#define WORKER_ACCEPT_BACKOFF_MAX 1000
+#define WORKER_ACCEPT_LOG_MS	1000
 
 static void	worker_drain(struct rt_worker *, uint64_t);
 static void	worker_stop(evutil_socket_t, short, void *);
+static void	worker_shutdown(struct rt_worker *, uint64_t, uint64_t);
 static void	worker_ip_limit(struct rt_worker *, struct rt_conn *, const struct sockaddr *);
+static void	worker_listeners_enable(struct rt_worker *, int);
+static void	worker_accept_resume(struct rt_worker *, uint64_t);
 
 
 /*
@@ -59,13 +65,11 @@ static void	worker_ip_limit(struct rt_worker *, struct rt_conn *, const struct s
 void
 worker_accepting(struct rt_worker *w, const char *why)
 {
-	int	 i;
-
 	if (w->w_accepting || w->w_stopping)
 		return;
 	w->w_accepting = 1;
-	for (i = 0; i < w->w_nlisteners; i++)
-		evconnlistener_enable(w->w_listeners[i]);
+	if (w->w_accept_resume == 0)
+		worker_listeners_enable(w, 1);
 	log_debug("worker %d accepting: %s", w->w_id, why);
 }
 
@@ -99,6 +103,7 @@ worker_tick(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (!w->w_accepting && now - w->w_started >= WORKER_BRIDGE_WAIT_MS)
 		worker_accepting(w, "no bridge yet");
+	worker_accept_resume(w, now);
 	wheel_advance(&w->w_wheel, now, conn_timer_fire, &now);
 	if (w->w_stopping) {
 		worker_drain(w, now);
@@ -182,12 +187,8 @@ worker_tls_write(struct bufferevent *bev, void *arg)
 	struct rt_conn	*c = arg;
 
 	(void)bev;
-	/*
-	 * Freeing the bufferevent sends close_notify and closes: a TLS
-	 * half-close would skip it.
-	 */
 	if (c->c_state == CS_LINGER && conn_outlen(c) == 0)
-		conn_free(c);
+		conn_drained(c);
 }
 
 static void
@@ -233,6 +234,7 @@ worker_accept_conn(struct rt_worker *w, evutil_socket_t fd, struct sockaddr *sa,
 	SSL			*ssl;
 	uint64_t		 timeout;
 
+	w->w_accept_backoff = 0;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		goto fail;
 	if (tls) {
@@ -294,7 +296,8 @@ worker_ip_limit(struct rt_worker *w, struct rt_conn *c, const struct sockaddr *s
 		len = 16;
 	} else
 		return;
-	if (reg_ip_acquire(w->w_reg, w->w_id, addr, len, limit, &c->c_ipkey) == 0) {
+	c->c_ipkey = reg_count_key(addr, len);
+	if (reg_count_acquire(w->w_reg, REG_COUNT_IP, w->w_id, c->c_ipkey, limit) == 0) {
 		c->c_ip_counted = 1;
 		return;
 	}
@@ -322,12 +325,64 @@ worker_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr 
 }
 
 static void
+worker_listeners_enable(struct rt_worker *w, int on)
+{
+	int	 i;
+
+	for (i = 0; i < w->w_nlisteners; i++)
+		on ? evconnlistener_enable(w->w_listeners[i]) :
+		    evconnlistener_disable(w->w_listeners[i]);
+}
+
+/*
+ * accept() failed.  Out of descriptors or memory, the connection stays
+ * queued and the listener would fire again at once, for ever: spend the
+ * reserve descriptor to take that client and close it cleanly (nginx and
+ * haproxy do the same), pause the listeners, and let the tick resume them
+ * with backoff.  What waits in the backlog is served once descriptors free
+ * up.  One log line a second says how many accepts failed.
+ */
+static void
 worker_accept_error(struct evconnlistener *l, void *arg)
 {
-	(void)l;
-	(void)arg;
-	/* EMFILE and friends: log and keep listening; the tick retries */
-	log_warn("%s: accept() failed", __func__);
+	struct rt_worker	*w = arg;
+	int			 err = EVUTIL_SOCKET_ERROR(), fd;
+	uint64_t		 now = util_now_ms();
+
+	STAT_ADD(w, rw_accept_errors, 1);
+	w->w_accept_failures++;
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		if (w->w_reserve_fd != -1) {
+			close(w->w_reserve_fd);
+			if ((fd = accept(evconnlistener_get_fd(l), NULL, NULL)) != -1)
+				close(fd);
+			w->w_reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		}
+		w->w_accept_backoff = w->w_accept_backoff == 0 ? WORKER_ACCEPT_BACKOFF_MIN :
+		    w->w_accept_backoff * 2 > WORKER_ACCEPT_BACKOFF_MAX ?
+		    WORKER_ACCEPT_BACKOFF_MAX : w->w_accept_backoff * 2;
+		w->w_accept_resume = now + w->w_accept_backoff;
+		worker_listeners_enable(w, 0);
+	}
+	if (now - w->w_accept_logged >= WORKER_ACCEPT_LOG_MS) {
+		errno = err;
+		log_warn("accept() failed (%llu since the last such line)%s",
+		    (unsigned long long)w->w_accept_failures,
+		    w->w_accept_resume ? "; new connections wait in the listen queue" : "");
+		w->w_accept_logged = now;
+		w->w_accept_failures = 0;
+	}
+}
+
+/* The tick: listeners paused by worker_accept_error() resume when due. */
+static void
+worker_accept_resume(struct rt_worker *w, uint64_t now)
+{
+	if (w->w_accept_resume == 0 || now < w->w_accept_resume)
+		return;
+	w->w_accept_resume = 0;
+	if (w->w_accepting && !w->w_stopping)
+		worker_listeners_enable(w, 1);
 }
 
 /* ---- messages from the master ------------------------------------------- */
@@ -439,10 +494,15 @@ worker_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 		}
 	}
 	if (n == 0) {
-		/* the master died: nobody supervises us, so leave now */
-		log_warnx("the master went away: exiting");
+		/*
+		 * The master died: nobody supervises us, so leave now, but
+		 * with a close frame (1001) for every client, not a bare FIN.
+		 */
+		log_warnx("the master went away: closing %lld connections and exiting",
+		    (long long)STAT_GET(w, rw_connections));
 		event_del(w->w_master_ev);
-		event_base_loopexit(w->w_base, NULL);
+		w->w_stopping = 0;	/* a drain in progress ends now */
+		worker_shutdown(w, 0, (uint64_t)w->w_conf->c_close_timeout);
 	} else if (errno != EAGAIN)
 		fatal("%s: control socket", __func__);
 }
@@ -457,7 +517,7 @@ static void
 worker_drain(struct rt_worker *w, uint64_t now)
 {
 	struct rt_conn	*c, *next;
-	uint64_t	 period = (uint64_t)w->w_conf->c_drain_period, elapsed;
+	uint64_t	 period = w->w_drain_period, elapsed;
 	int64_t		 due, closed;
 
 	elapsed = now - w->w_drain_start;
@@ -482,31 +542,44 @@ worker_drain(struct rt_worker *w, uint64_t now)
 		}
 }
 
+/*
+ * Stop accepting and close every client with 1001, spread over period ms;
+ * the tick leaves the loop when all are gone or after timeout ms.
+ */
+static void
+worker_shutdown(struct rt_worker *w, uint64_t period, uint64_t timeout)
+{
+	struct rt_conn		*c, *next;
+
+	if (w->w_stopping)
+		return;
+	w->w_stopping = 1;
+	atomic_store(&w->w_rw->rw_state, REG_PROC_STOPPING);
+	w->w_stop_deadline = util_now_ms() + timeout;
+	worker_listeners_enable(w, 0);
+	for (c = TAILQ_FIRST(&w->w_conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, c_link);
+		if (c->c_state == CS_HTTP)
+			conn_free(c);
+	}
+	w->w_drain_period = period;
+	w->w_drain_total = (int64_t)STAT_GET(w, rw_connections);
+	w->w_drain_start = util_now_ms();
+	worker_drain(w, w->w_drain_start);
+}
+
 static void
 worker_stop(evutil_socket_t sig, short ev, void *arg)
 {
 	struct rt_worker	*w = arg;
-	struct rt_conn		*c, *next;
-	int			 i;
 
 	(void)ev;
 	if (w->w_stopping)
 		return;
 	log_info("stopping (%d): closing %lld connections", (int)sig,
 	    (long long)STAT_GET(w, rw_connections));
-	w->w_stopping = 1;
-	atomic_store(&w->w_rw->rw_state, REG_PROC_STOPPING);
-	w->w_stop_deadline = util_now_ms() + (uint64_t)w->w_conf->c_shutdown_timeout;
-	for (i = 0; i < w->w_nlisteners; i++)
-		evconnlistener_disable(w->w_listeners[i]);
-	for (c = TAILQ_FIRST(&w->w_conns); c != NULL; c = next) {
-		next = TAILQ_NEXT(c, c_link);
-		if (c->c_state == CS_HTTP)
-			conn_free(c);
-	}
-	w->w_drain_total = (int64_t)STAT_GET(w, rw_connections);
-	w->w_drain_start = util_now_ms();
-	worker_drain(w, w->w_drain_start);
+	worker_shutdown(w, (uint64_t)w->w_conf->c_drain_period,
+	    (uint64_t)w->w_conf->c_shutdown_timeout);
 }
 
 static void
@@ -515,7 +588,7 @@ worker_listen(struct rt_worker *w, int fd, evconnlistener_cb cb)
 	struct evconnlistener	*l;
 
 	if ((l = evconnlistener_new(w->w_base, cb, w, LEV_OPT_CLOSE_ON_FREE |
-	    LEV_OPT_DISABLED, -1, fd)) == NULL)
+	    LEV_OPT_DISABLED, 0, fd)) == NULL)	/* 0: the master's listen() backlog stands */
 		fatalx("evconnlistener_new() failed");
 	evconnlistener_set_error_cb(l, worker_accept_error);
 	w->w_listeners[w->w_nlisteners++] = l;
@@ -537,11 +610,9 @@ worker_cleanup(struct rt_worker *w)
 		event_free(w->w_sigterm);
 	if (w->w_master_ev != NULL)
 		event_free(w->w_master_ev);
-	if (w->w_bridge != NULL)
-		bufferevent_free(w->w_bridge);
-	free(w->w_pend);
-	free(w->w_pconns);
-	free(w->w_frames);
+	fanout_free(w);
+	if (w->w_reserve_fd != -1)
+		close(w->w_reserve_fd);
 	auth_free(w->w_auth);
 	if (w->w_ssl_ctx != NULL)
 		SSL_CTX_free(w->w_ssl_ctx);
@@ -568,9 +639,10 @@ worker_run(struct rt_config *conf, struct registry *reg, int worker_id, int mast
 	w.w_master_fd = master_fd;
 	TAILQ_INIT(&w.w_conns);
 	wheel_init(&w.w_wheel, WORKER_TICK_MS, util_now_ms());
-	w.w_nbuckets = 1024;
-	if ((w.w_chans = calloc(w.w_nbuckets, sizeof(*w.w_chans))) == NULL)
+	if (chanidx_init(&w) == -1)
 		fatal("calloc");
+	/* a spare descriptor, to refuse a client cleanly when out of them */
+	w.w_reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if ((w.w_auth = auth_new(conf, err, sizeof(err))) == NULL) {
 		log_warnx("%s", err);
 		worker_cleanup(&w);

@@ -108,6 +108,7 @@ struct rt_conn {
 	uint8_t			 c_io_err;	/* plain: a write failed, free soon */
 	int32_t			 c_slot;	/* registry connection slot, -1 none */
 	uint32_t		 c_ipkey;	/* per-address counters held */
+	uint32_t		 c_userkey;	/* per-user counters (authenticated) */
 	uint32_t		 c_pend_batch;	/* frames pending in batch w_batch */
 	uint32_t		 c_pend_first;	/* index in w_pend */
 	uint32_t		 c_pend_last;
@@ -144,6 +145,7 @@ struct rt_worker {
 	uint64_t		 w_stop_deadline;
 	int64_t			 w_nchans;	/* local channels */
 	int64_t			 w_drain_total;	/* open when the stop began */
+	uint64_t		 w_drain_period;
 	uint64_t		 w_drain_start;
 	int			 w_accepting;
 	uint64_t		 w_trimmed;
@@ -197,6 +199,7 @@ void	conn_close(struct rt_conn *, uint16_t, const char *, int);
 void	conn_schedule(struct rt_conn *);
 void	conn_timer_fire(struct wheel_entry *, void *);
 int	conn_flush(struct rt_conn *);
+int	conn_drained(struct rt_conn *);
 const struct auth_user *conn_auth_user(const struct rt_conn *, struct auth_user *);
 void	conn_peer_set(struct rt_conn *, const struct sockaddr *);
 const char *conn_peer(const struct rt_conn *);

@@ -38,7 +38,7 @@ START_TEST(test_layout_is_versioned)
 	    sizeof(struct reg_chan_idx) * (uint64_t)reg.r_hdr->rh_chan_slots,
 	    reg.r_hdr->rh_off_chans);
 	ck_assert_uint_le(reg.r_hdr->rh_off_chans +
-	    reg.r_hdr->rh_chan_stride * (uint64_t)reg.r_hdr->rh_max_chans, reg.r_hdr->rh_off_ips);
+	    reg.r_hdr->rh_chan_stride * (uint64_t)reg.r_hdr->rh_max_chans, reg.r_hdr->rh_off_counts);
 	ck_assert_int_ge(reg.r_hdr->rh_chan_slots, 16 + 16 / 3);
 }
 END_TEST
