@@ -67,18 +67,4 @@ void	admin_free_in_child(struct admin *a);
 void	admin_publish_done(struct admin *a, uint32_t reqid, int64_t receivers,
 	    const char *error);
 
-/* Host-wide figures for stats and metrics, as JSON (new reference). */
-struct json_object *admin_stats_json(struct registry *reg);
-
-struct evbuffer;
-/* Prometheus text exposition of the registry's figures into out. */
-void	admin_metrics(struct registry *reg, struct evbuffer *out);
-
-/*
- * The /health object (new reference); *healthy 0 when degraded: Redis is
- * not subscribed, or a running worker missed the canary before the last.
- */
-struct json_object *admin_health_json(struct registry *reg, int64_t canary_interval,
-	    int *healthy);
-
 #endif

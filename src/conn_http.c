@@ -1,6 +1,6 @@
 /*
  * A connection before the upgrade: the request head (plain: from reads,
- * wss: from the bufferevent), routes, /health and /metrics, the 101 and
+ * wss: from the bufferevent), routes, /health[/live|/ready] and /metrics, the 101 and
  * the greeting that authenticates the client.
  */
 #include <sys/types.h>
@@ -22,7 +22,7 @@
 #include "http.h"
 #include "auth.h"
 #include "proto.h"
-#include "admin.h"
+#include "stats.h"
 #include "registry.h"
 #include "worker_int.h"
 
@@ -46,8 +46,9 @@ conn_http_error(struct rt_conn *c, int status, const char *extra)
 /* ---- timers ------------------------------------------------------------ */
 
 
+/* /health (what /health/ready says), /health/ready, /health/live. */
 static void
-conn_http_health(struct rt_conn *c)
+conn_http_health(struct rt_conn *c, int live)
 {
 	struct rt_worker	*w = c->c_worker;
 	struct json_object	*o;
@@ -56,7 +57,8 @@ conn_http_health(struct rt_conn *c)
 	size_t			 blen;
 	int			 n, healthy;
 
-	o = admin_health_json(w->w_reg, w->w_conf->c_canary_interval, &healthy);
+	o = live ? stats_live_json(w->w_reg, &healthy) :
+	    stats_health_json(w->w_reg, w->w_conf->c_canary_interval, &healthy);
 	body = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &blen);
 	n = http_format_response(buf, sizeof(buf), healthy ? 200 : 503, "application/json",
 	    "Cache-Control: no-store\r\n", body, blen);
@@ -86,7 +88,7 @@ conn_http_metrics(struct rt_conn *c)
 		conn_http_error(c, 503, NULL);
 		return;
 	}
-	admin_metrics(c->c_worker->w_reg, body);
+	stats_metrics(c->c_worker->w_reg, body);
 	n = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n"
 	    "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
 	    "Content-Length: %zu\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
@@ -241,8 +243,11 @@ conn_http_route(struct rt_conn *c, const struct http_request *req)
 	else if (conf->c_echo_path[0] != '\0' && n == strlen(conf->c_echo_path) &&
 	    memcmp(p, conf->c_echo_path, n) == 0)
 		conn_http_upgrade(c, req, ROUTE_ECHO);
-	else if (n == 7 && memcmp(p, "/health", 7) == 0)
-		is_get ? conn_http_health(c) : conn_http_error(c, 405, "Allow: GET\r\n");
+	else if ((n == 7 && memcmp(p, "/health", 7) == 0) ||
+	    (n == 13 && memcmp(p, "/health/ready", 13) == 0))
+		is_get ? conn_http_health(c, 0) : conn_http_error(c, 405, "Allow: GET\r\n");
+	else if (n == 12 && memcmp(p, "/health/live", 12) == 0)
+		is_get ? conn_http_health(c, 1) : conn_http_error(c, 405, "Allow: GET\r\n");
 	else if (n == 8 && memcmp(p, "/metrics", 8) == 0)
 		is_get ? conn_http_metrics(c) : conn_http_error(c, 405, "Allow: GET\r\n");
 	else

@@ -23,6 +23,7 @@
 #include "autoconf.h"
 #include "realtimed.h"
 #include "admin.h"
+#include "stats.h"
 #include "auth.h"
 #include "daemon.h"
 #include "bridge.h"
@@ -896,7 +897,7 @@ master_admin_health(void *arg)
 	struct rt_master	*m = arg;
 	int			 healthy;
 
-	return admin_health_json(&m->m_reg, m->m_conf->c_canary_interval, &healthy);
+	return stats_health_json(&m->m_reg, m->m_conf->c_canary_interval, &healthy);
 }
 
 /* Everything that needs root, and may fail loudly, before detaching. */

@@ -1,0 +1,316 @@
+/*
+ * The figures operators read, built from the registry for every reader:
+ * the admin socket's stats and health (master), /health and /metrics
+ * (workers).  JSON objects and Prometheus text; no sockets here.
+ */
+#include <sys/types.h>
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <json-c/json.h>
+
+#include "registry.h"
+#include "stats.h"
+#include "util.h"
+
+#define J_INT(o, k, v)	json_object_object_add((o), (k), json_object_new_int64((int64_t)(v)))
+#define WOFF(f)		offsetof(struct reg_worker, f)
+#define STATS_LIVE_MS	10000
+
+/* Worker counters summed host-wide, under their stats key. */
+static const struct {
+	const char	*sk_key;
+	size_t		 sk_off;
+} stats_keys[] = {
+	{ "messages_in", WOFF(rw_messages_in) },
+	{ "messages_out", WOFF(rw_messages_out) },
+	{ "events_out", WOFF(rw_events_out) },
+	{ "bytes_out", WOFF(rw_bytes_out) },
+	{ "slow_consumer_closes", WOFF(rw_slow_closes) },
+	{ "auth_failures", WOFF(rw_auth_failures) },
+	{ "handshake_errors", WOFF(rw_handshake_errors) },
+	{ "handshake_timeouts", WOFF(rw_handshake_timeouts) },
+	{ "heartbeat_drops", WOFF(rw_heartbeat_drops) },
+	{ "rate_limited", WOFF(rw_rate_limited) },
+	{ "protocol_errors", WOFF(rw_protocol_errors) },
+	{ "server_full_refusals", WOFF(rw_full_refusals) },
+	{ "tls_handshakes", WOFF(rw_tls_handshakes) },
+	{ "tls_errors", WOFF(rw_tls_errors) },
+	{ "ip_limited", WOFF(rw_ip_limited) },
+	{ "user_limited", WOFF(rw_user_limited) },
+	{ "accept_errors", WOFF(rw_accept_errors) },
+};
+
+static int64_t
+stats_sum(struct registry *reg, size_t off)
+{
+	int64_t	 sum = 0;
+	int	 w;
+
+	for (w = 0; w < reg->r_hdr->rh_nworkers; w++)
+		sum += atomic_load((_Atomic int64_t *)((char *)reg_worker(reg, w) + off));
+	return sum;
+}
+
+static struct json_object *
+stats_bridge_json(struct registry *reg)
+{
+	struct json_object	*b = json_object_new_object();
+	struct reg_bridge	*rb = &reg->r_hdr->rh_bridge;
+
+	json_object_object_add(b, "redis", json_object_new_string(
+	    atomic_load(&rb->rb_redis_up) ? "up" : "down"));
+	J_INT(b, "redis_reconnects", atomic_load(&rb->rb_redis_reconnects));
+	J_INT(b, "events_in", atomic_load(&rb->rb_events_in));
+	J_INT(b, "events_routed", atomic_load(&rb->rb_events_routed));
+	J_INT(b, "events_unrouted", atomic_load(&rb->rb_events_unrouted));
+	J_INT(b, "ipc_drops", atomic_load(&rb->rb_ipc_drops));
+	J_INT(b, "canary_sent", atomic_load(&rb->rb_canary_sent));
+	J_INT(b, "canary_misses", atomic_load(&rb->rb_canary_misses));
+	return b;
+}
+
+struct json_object *
+stats_json(struct registry *reg)
+{
+	struct json_object	*o = json_object_new_object();
+	struct reg_totals	 t;
+	size_t			 i;
+
+	reg_totals(reg, &t);
+	J_INT(o, "connections", t.t_connections);
+	J_INT(o, "authenticated", t.t_authenticated);
+	J_INT(o, "anonymous", t.t_anonymous);
+	J_INT(o, "subscriptions", t.t_subscriptions);
+	J_INT(o, "channels", t.t_channels);
+	J_INT(o, "workers", t.t_workers);
+	for (i = 0; i < sizeof(stats_keys) / sizeof(stats_keys[0]); i++)
+		J_INT(o, stats_keys[i].sk_key, stats_sum(reg, stats_keys[i].sk_off));
+	J_INT(o, "connection_table_full", atomic_load(&reg->r_hdr->rh_conn_table_full));
+	J_INT(o, "channel_table_full", atomic_load(&reg->r_hdr->rh_chan_table_full));
+	json_object_object_add(o, "bridge", stats_bridge_json(reg));
+	return o;
+}
+
+/* Why the host cannot prove delivery right now, or NULL. */
+static const char *
+stats_degraded(struct registry *reg, int64_t canary_interval, char *buf, size_t len)
+{
+	struct reg_bridge	*rb = &reg->r_hdr->rh_bridge;
+	struct reg_worker	*rw;
+	uint64_t		 sent = atomic_load(&rb->rb_canary_sent);
+	int			 i;
+
+	uint64_t		 now = util_now_ms(), at, tick;
+
+	if (!atomic_load(&rb->rb_redis_up))
+		return "redis unreachable";
+	/* a stalled bridge stops counting: judge it by its own clock too */
+	tick = atomic_load(&rb->rb_tick);
+	if (tick != 0 && now > tick && now - tick > 3000)
+		return "bridge not responding";
+	if (canary_interval == 0 || sent < 2)
+		return NULL;
+	at = atomic_load(&rb->rb_canary_sent_at);
+	if (at != 0 && now > at && now - at > 2 * (uint64_t)canary_interval + 1000) {
+		snprintf(buf, len, "no canary published for %llu ms",
+		    (unsigned long long)(now - at));
+		return buf;
+	}
+	/* one interval of slack: the canary before the last must be in */
+	for (i = 0; i < reg->r_hdr->rh_nworkers; i++) {
+		rw = reg_worker(reg, i);
+		if (atomic_load(&rw->rw_state) != REG_PROC_RUNNING)
+			continue;
+		if (atomic_load(&rw->rw_canary_seq) + 1 < sent) {
+			snprintf(buf, len, "canary from redis not received by worker %d", i);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Liveness, for a probe that restarts the host's processes when it fails
+ * (Kubernetes livenessProbe): only a wedged process fails it, never Redis.
+ * A running worker or the bridge whose tick is STATS_LIVE_MS old is wedged
+ * (the master replaces a wedged child sooner; this catches a master that
+ * does not).
+ */
+struct json_object *
+stats_live_json(struct registry *reg, int *alive)
+{
+	struct json_object	*o = json_object_new_object();
+	struct reg_worker	*rw;
+	uint64_t		 now = util_now_ms(), tick;
+	char			 ts[32], why[64];
+	const char		*reason = NULL;
+	int			 i;
+
+	for (i = 0; i < reg->r_hdr->rh_nworkers && reason == NULL; i++) {
+		rw = reg_worker(reg, i);
+		tick = atomic_load(&rw->rw_tick);
+		if (atomic_load(&rw->rw_state) == REG_PROC_RUNNING && tick != 0 &&
+		    now > tick && now - tick > STATS_LIVE_MS) {
+			snprintf(why, sizeof(why), "worker %d not responding", i);
+			reason = why;
+		}
+	}
+	tick = atomic_load(&reg->r_hdr->rh_bridge.rb_tick);
+	if (reason == NULL && tick != 0 && now > tick && now - tick > STATS_LIVE_MS)
+		reason = "bridge not responding";
+	util_timestamp(ts, sizeof(ts), NULL);
+	json_object_object_add(o, "status", json_object_new_string(reason ? "down" : "ok"));
+	json_object_object_add(o, "service", json_object_new_string("realtime"));
+	if (reason != NULL)
+		json_object_object_add(o, "reason", json_object_new_string(reason));
+	json_object_object_add(o, "timestamp", json_object_new_string(ts));
+	*alive = reason == NULL;
+	return o;
+}
+
+struct json_object *
+stats_health_json(struct registry *reg, int64_t canary_interval, int *healthy)
+{
+	struct json_object	*o = json_object_new_object();
+	struct reg_totals	 t;
+	char			 ts[32], why[128];
+	const char		*reason;
+
+	reg_totals(reg, &t);
+	reason = stats_degraded(reg, canary_interval, why, sizeof(why));
+	util_timestamp(ts, sizeof(ts), NULL);
+	json_object_object_add(o, "status", json_object_new_string(reason ? "degraded" : "ok"));
+	json_object_object_add(o, "service", json_object_new_string("realtime"));
+	J_INT(o, "connections", t.t_connections);
+	J_INT(o, "authenticated", t.t_authenticated);
+	J_INT(o, "activeChannels", t.t_channels);
+	json_object_object_add(o, "redis", json_object_new_string(
+	    atomic_load(&reg->r_hdr->rh_bridge.rb_redis_up) ? "up" : "down"));
+	J_INT(o, "workers", t.t_workers);
+	if (reason != NULL)
+		json_object_object_add(o, "reason", json_object_new_string(reason));
+	json_object_object_add(o, "timestamp", json_object_new_string(ts));
+	*healthy = reason == NULL;
+	return o;
+}
+
+
+struct stats_counter {
+	const char	*m_name;
+	const char	*m_type;
+	const char	*m_help;
+	size_t		 m_off;		/* in struct reg_worker */
+};
+
+static const struct stats_counter stats_worker_metrics[] = {
+	{ "realtimed_messages_in_total", "counter", "Client messages received.", WOFF(rw_messages_in) },
+	{ "realtimed_messages_out_total", "counter", "Protocol replies sent.", WOFF(rw_messages_out) },
+	{ "realtimed_events_out_total", "counter", "Event frames queued to subscribers.", WOFF(rw_events_out) },
+	{ "realtimed_event_bytes_out_total", "counter", "Bytes of event frames queued.", WOFF(rw_bytes_out) },
+	{ "realtimed_slow_consumer_closes_total", "counter", "Connections closed 4000 (output buffer limit).", WOFF(rw_slow_closes) },
+	{ "realtimed_handshake_errors_total", "counter", "HTTP requests answered with an error status.", WOFF(rw_handshake_errors) },
+	{ "realtimed_handshake_timeouts_total", "counter", "Connections that did not finish the handshake in time.", WOFF(rw_handshake_timeouts) },
+	{ "realtimed_heartbeat_drops_total", "counter", "Connections dropped for silence.", WOFF(rw_heartbeat_drops) },
+	{ "realtimed_rate_limited_total", "counter", "Connections closed 1008 for flooding.", WOFF(rw_rate_limited) },
+	{ "realtimed_protocol_errors_total", "counter", "Connections failed for RFC 6455 violations.", WOFF(rw_protocol_errors) },
+	{ "realtimed_server_full_total", "counter", "Connections refused 1013 (max_connections).", WOFF(rw_full_refusals) },
+	{ "realtimed_tls_handshakes_total", "counter", "Completed TLS handshakes.", WOFF(rw_tls_handshakes) },
+	{ "realtimed_tls_errors_total", "counter", "Failed or timed-out TLS handshakes.", WOFF(rw_tls_errors) },
+	{ "realtimed_kicked_total", "counter", "Connections closed by an administrator.", WOFF(rw_kicked) },
+	{ "realtimed_ip_limited_total", "counter", "Connections refused 503 (max_connections_per_ip).", WOFF(rw_ip_limited) },
+	{ "realtimed_user_limited_total", "counter", "Subscriptions refused (max_channels_per_user).", WOFF(rw_user_limited) },
+	{ "realtimed_accept_errors_total", "counter", "Failed accept() calls (out of descriptors or memory).", WOFF(rw_accept_errors) },
+};
+
+static void
+stats_metric_head(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
+{
+	struct reg_bridge	*rb = &reg->r_hdr->rh_bridge;
+
+	stats_metric_head(out, "realtimed_redis_up", "gauge", "1 while the bridge is subscribed to Redis.");
+	evbuffer_add_printf(out, "realtimed_redis_up %d\n", (int)atomic_load(&rb->rb_redis_up));
+	stats_metric_head(out, "realtimed_redis_reconnects_total", "counter", "Redis connections lost.");
+	evbuffer_add_printf(out, "realtimed_redis_reconnects_total %lld\n",
+	    (long long)atomic_load(&rb->rb_redis_reconnects));
+	stats_metric_head(out, "realtimed_events_in_total", "counter", "Messages received from Redis.");
+	evbuffer_add_printf(out, "realtimed_events_in_total %lld\n",
+	    (long long)atomic_load(&rb->rb_events_in));
+	stats_metric_head(out, "realtimed_events_unrouted_total", "counter",
+	    "Redis messages on channels nobody here subscribes to.");
+	evbuffer_add_printf(out, "realtimed_events_unrouted_total %lld\n",
+	    (long long)atomic_load(&rb->rb_events_unrouted));
+	stats_metric_head(out, "realtimed_drops_total", "counter", "Events dropped, by reason.");
+	evbuffer_add_printf(out, "realtimed_drops_total{reason=\"ipc_high_water\"} %lld\n",
+	    (long long)atomic_load(&rb->rb_ipc_drops));
+	evbuffer_add_printf(out, "realtimed_drops_total{reason=\"slow_consumer\"} %lld\n",
+	    (long long)stats_sum(reg, WOFF(rw_slow_closes)));
+	stats_metric_head(out, "realtimed_canary_sent_total", "counter", "Delivery canaries published.");
+	evbuffer_add_printf(out, "realtimed_canary_sent_total %lld\n",
+	    (long long)atomic_load(&rb->rb_canary_sent));
+	stats_metric_head(out, "realtimed_canary_misses_total", "counter",
+	    "Canaries that did not come back from Redis in time.");
+	evbuffer_add_printf(out, "realtimed_canary_misses_total %lld\n",
+	    (long long)atomic_load(&rb->rb_canary_misses));
+	stats_metric_head(out, "realtimed_table_full_total", "counter", "Registry table refusals.");
+	evbuffer_add_printf(out, "realtimed_table_full_total{table=\"connections\"} %lld\n",
+	    (long long)atomic_load(&reg->r_hdr->rh_conn_table_full));
+	evbuffer_add_printf(out, "realtimed_table_full_total{table=\"channels\"} %lld\n",
+	    (long long)atomic_load(&reg->r_hdr->rh_chan_table_full));
+}
+
+void
+stats_metrics(struct registry *reg, struct evbuffer *out)
+{
+	struct reg_totals	 t;
+	struct reg_worker	*rw;
+	size_t			 i;
+	int			 w;
+
+	reg_totals(reg, &t);
+	stats_metric_head(out, "realtimed_connections", "gauge", "Open WebSocket connections, by kind.");
+	evbuffer_add_printf(out, "realtimed_connections{kind=\"authenticated\"} %lld\n",
+	    (long long)t.t_authenticated);
+	evbuffer_add_printf(out, "realtimed_connections{kind=\"anonymous\"} %lld\n",
+	    (long long)t.t_anonymous);
+	stats_metric_head(out, "realtimed_subscriptions", "gauge", "Channel subscriptions.");
+	evbuffer_add_printf(out, "realtimed_subscriptions %lld\n", (long long)t.t_subscriptions);
+	stats_metric_head(out, "realtimed_channels", "gauge", "Channels with at least one subscriber.");
+	evbuffer_add_printf(out, "realtimed_channels %lld\n", (long long)t.t_channels);
+	stats_metric_head(out, "realtimed_workers", "gauge", "Running worker processes.");
+	evbuffer_add_printf(out, "realtimed_workers %d\n", t.t_workers);
+	stats_metric_head(out, "realtimed_auth_failures_total", "counter", "Refused authentications, by reason.");
+	evbuffer_add_printf(out, "realtimed_auth_failures_total{reason=\"invalid_token\"} %lld\n",
+	    (long long)stats_sum(reg, WOFF(rw_auth_failures)));
+	evbuffer_add_printf(out, "realtimed_auth_failures_total{reason=\"token_required\"} %lld\n",
+	    (long long)stats_sum(reg, WOFF(rw_auth_required)));
+	evbuffer_add_printf(out, "realtimed_auth_failures_total{reason=\"token_expired\"} %lld\n",
+	    (long long)stats_sum(reg, WOFF(rw_token_expired)));
+	for (i = 0; i < sizeof(stats_worker_metrics) / sizeof(stats_worker_metrics[0]); i++) {
+		stats_metric_head(out, stats_worker_metrics[i].m_name, stats_worker_metrics[i].m_type,
+		    stats_worker_metrics[i].m_help);
+		evbuffer_add_printf(out, "%s %lld\n", stats_worker_metrics[i].m_name,
+		    (long long)stats_sum(reg, stats_worker_metrics[i].m_off));
+	}
+	stats_metrics_bridge(reg, out);
+	stats_metric_head(out, "realtimed_worker_connections", "gauge", "Open connections per worker.");
+	for (w = 0; w < reg->r_hdr->rh_nworkers; w++) {
+		rw = reg_worker(reg, w);
+		evbuffer_add_printf(out, "realtimed_worker_connections{worker=\"%d\"} %lld\n", w,
+		    (long long)atomic_load(&rw->rw_connections));
+	}
+	stats_metric_head(out, "realtimed_worker_events_out_total", "counter", "Event frames queued per worker.");
+	for (w = 0; w < reg->r_hdr->rh_nworkers; w++)
+		evbuffer_add_printf(out, "realtimed_worker_events_out_total{worker=\"%d\"} %lld\n", w,
+		    (long long)atomic_load(&reg_worker(reg, w)->rw_events_out));
+}
