@@ -72,7 +72,7 @@ static const struct conf_key conf_keys[] = {
 	{ "handshake_timeout", CT_DURATION, OFF(c_handshake_timeout), "10s", 100, DAY, F_RELOAD },
 	{ "close_timeout", CT_DURATION, OFF(c_close_timeout), "2s", 100, DAY, F_RELOAD },
 	{ "max_client_messages_per_sec", CT_INT, OFF(c_max_client_messages_per_sec), "50", 1, 1000000, F_RELOAD },
-	{ "client_messages_burst", CT_INT, OFF(c_client_messages_burst), "100", 1, 1000000, F_RELOAD },
+	{ "client_messages_burst", CT_INT, OFF(c_client_messages_burst), "120", 1, 1000000, F_RELOAD },
 	{ "heartbeat_interval", CT_DURATION, OFF(c_heartbeat_interval), "30s", 100, DAY, F_RELOAD },
 	{ "heartbeat_timeout", CT_DURATION, OFF(c_heartbeat_timeout), "0", 0, DAY, F_RELOAD },
 	{ "jwt_algorithm", CT_STR, OFF(c_jwt_algorithm), "HS256", 0, 0, F_RELOAD },
@@ -642,6 +642,17 @@ config_include(struct rt_config *conf, const char *pattern, const char *name, in
 	return rv;
 }
 
+/* Settings that work but contradict each other: said once, at load. */
+static void
+config_warn(const struct rt_config *conf)
+{
+	if (conf->c_client_messages_burst < conf->c_max_subscriptions + 20)
+		log_warnx("%s: client_messages_burst %d is below max_subscriptions + 20 (%d): "
+		    "a client that subscribes to all its channels at once is closed for flooding",
+		    conf->c_file ? conf->c_file : "config", conf->c_client_messages_burst,
+		    conf->c_max_subscriptions + 20);
+}
+
 int
 config_load(struct rt_config *conf, const char *path, char *err, size_t errlen)
 {
@@ -667,6 +678,8 @@ config_load(struct rt_config *conf, const char *path, char *err, size_t errlen)
 		rv = config_read_secret(conf, err, errlen);
 	if (rv == 0)
 		rv = config_validate(conf, err, errlen);
+	if (rv == 0)
+		config_warn(conf);
 	return rv;
 }
 

@@ -264,3 +264,31 @@ def test_event_over_max_output_buffer_reaches_a_fast_reader(start_daemon):
     assert m["type"] == "event" and len(m["data"]["blob"]) == 100000, m["type"]
     assert c.alive()
     assert chaoslib.stats(d)["slow_consumer_closes"] == 0
+
+
+# ------------------------------------------------------- default limits
+
+def test_default_burst_lets_a_client_take_all_its_subscriptions_at_once(start_daemon):
+    """With the default limits, a client that subscribes to
+    max_subscriptions channels right after connecting, then pings, is
+    served, not closed for flooding (the burst is max_subscriptions + 20)."""
+    d, _ = start(start_daemon)
+    c = rtlib.ProtoClient(d.port, rtlib.mint())
+    for i in range(100):
+        c.ws.send_json({"type": "subscribe", "channel": "apps:a%d" % i})
+    c.ws.send_json({"type": "ping"})
+    got = [c.ws.recv_json()["type"] for _ in range(101)]
+    assert got == ["subscribed"] * 100 + ["pong"], got[-3:]
+    assert "client_messages_burst" not in d.log()
+
+
+def test_burst_below_max_subscriptions_is_warned_at_load(tmp_path):
+    import subprocess
+    conf = tmp_path / "r.conf"
+    conf.write_text("listen 127.0.0.1:%d\njwt_secret %s\nclient_messages_burst 50\n"
+                    % (rtlib.free_port(), rtlib.SECRET))
+    p = subprocess.run([rtlib.realtimed_bin(), "-t", "-c", str(conf)],
+                       capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
+    out = (p.stdout + p.stderr).decode()
+    assert p.returncode == 0, out
+    assert "client_messages_burst 50 is below max_subscriptions + 20 (120)" in out, out
