@@ -36,6 +36,25 @@ enum reg_proc_state {
 	REG_PROC_STOPPING,
 };
 
+/*
+ * A histogram of durations: counts per bucket (not cumulative; bounds in
+ * stats.c), with the count and sum, written by one process.
+ */
+#define REG_HIST_BUCKETS	14
+struct reg_hist {
+	_Atomic int64_t		 h_bucket[REG_HIST_BUCKETS];
+	_Atomic int64_t		 h_count;
+	_Atomic int64_t		 h_sum_us;
+};
+
+/* A process's own resource use, sampled by it about once a second. */
+struct reg_usage {
+	_Atomic int64_t		 u_cpu_ms;		/* user + system */
+	_Atomic int64_t		 u_rss;			/* bytes */
+	_Atomic int64_t		 u_fds;
+	_Atomic uint64_t	 u_sampled;		/* ms, monotonic */
+};
+
 /* Per-worker figures; written by the worker, read by everyone. */
 struct reg_worker {
 	_Atomic int32_t		 rw_pid;
@@ -68,6 +87,9 @@ struct reg_worker {
 	_Atomic int64_t		 rw_tls_errors;		/* failed or timed-out handshakes */
 	_Atomic uint64_t	 rw_canary_seen;	/* ms of the last canary */
 	_Atomic uint64_t	 rw_canary_seq;
+	struct reg_hist		 rw_handshake;		/* accept to the 101 */
+	struct reg_hist		 rw_delivery;		/* bridge receipt to our writes */
+	struct reg_usage	 rw_usage;
 };
 
 /* The bridge's figures. */
@@ -86,6 +108,7 @@ struct reg_bridge {
 	_Atomic int64_t		 rb_canary_misses;
 	_Atomic int64_t		 rb_invalid_json;
 	_Atomic uint64_t	 rb_redis_since;	/* ms when state last changed */
+	struct reg_usage	 rb_usage;
 };
 
 struct reg_conn {
@@ -154,6 +177,8 @@ struct reg_header {
 	_Atomic int64_t		 rh_conn_table_full;	/* refusals, counted */
 	_Atomic int64_t		 rh_chan_table_full;
 	_Atomic int64_t		 rh_lock_recoveries;	/* owner died holding it */
+	int64_t			 rh_started;		/* wall clock s, the master's start */
+	struct reg_usage	 rh_master_usage;
 	struct reg_bridge	 rh_bridge;
 };
 

@@ -30,4 +30,11 @@ struct json_object *stats_live_json(struct registry *reg, int *alive);
 /* Prometheus text exposition of the registry's figures into out. */
 void	stats_metrics(struct registry *reg, struct evbuffer *out);
 
+struct reg_hist;
+struct reg_usage;
+/* Count one duration of us microseconds. */
+void	stats_observe(struct reg_hist *h, uint64_t us);
+/* Sample this process's CPU, RSS and descriptors into u, at most every 5 s. */
+void	stats_sample(struct reg_usage *u, uint64_t now_ms);
+
 #endif

@@ -11,6 +11,8 @@ void	util_timestamp(char *out, size_t outlen, const struct timeval *tv);
 int	util_uuid4(char *out, size_t outlen);
 /* Monotonic clock in milliseconds. */
 uint64_t util_now_ms(void);
+/* The same clock (one for every process) in microseconds. */
+uint64_t util_now_us(void);
 /* Case-insensitive compare of a counted string with a C string. */
 int	util_strncaseeq(const char *a, size_t alen, const char *b);
 

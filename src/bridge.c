@@ -31,6 +31,7 @@
 #include "log.h"
 #include "proto.h"
 #include "registry.h"
+#include "stats.h"
 #include "util.h"
 #include "ws.h"
 
@@ -514,6 +515,7 @@ bridge_tick(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	atomic_store(&b->b_rb->rb_tick, now);
+	stats_sample(&b->b_rb->rb_usage, now);
 	if (b->b_stopping)
 		return;
 	if (b->b_sub != NULL && !atomic_load(&b->b_rb->rb_redis_up) &&

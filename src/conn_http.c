@@ -217,6 +217,7 @@ conn_http_upgrade(struct rt_conn *c, const struct http_request *req, int route)
 		auth_extract_token(req, tok);
 	}
 	conn_http_101(c, &up, tok);
+	stats_observe(&c->c_worker->w_rw->rw_handshake, util_now_us() - c->c_last_rx);
 	c->c_state = CS_OPEN;
 	c->c_route = (uint8_t)route;
 	c->c_last_rx = c->c_last_ping = c->c_tokens_at = util_now_ms();

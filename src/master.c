@@ -489,6 +489,7 @@ master_tick(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
+	stats_sample(&m->m_reg.r_hdr->rh_master_usage, now);
 	master_reap(m);
 	if (m->m_stopping) {
 		if (now >= m->m_stop_deadline) {

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "registry.h"
@@ -126,6 +127,7 @@ reg_create(struct registry *r, int nworkers, int max_conns, int max_chans)
 	h = r->r_hdr = p;
 	h->rh_magic = REGISTRY_MAGIC;
 	h->rh_version = REGISTRY_VERSION;
+	h->rh_started = (int64_t)time(NULL);
 	h->rh_size = r->r_size;
 	h->rh_nworkers = nworkers;
 	h->rh_max_conns = max_conns;

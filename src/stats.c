@@ -4,11 +4,14 @@
  * (workers).  JSON objects and Prometheus text; no sockets here.
  */
 #include <sys/types.h>
+#include <sys/resource.h>
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <json-c/json.h>
@@ -20,6 +23,13 @@
 #define J_INT(o, k, v)	json_object_object_add((o), (k), json_object_new_int64((int64_t)(v)))
 #define WOFF(f)		offsetof(struct reg_worker, f)
 #define STATS_LIVE_MS	10000
+#define STATS_SAMPLE_MS	5000	/* a process's CPU, RSS and descriptors */
+
+/* Histogram bucket bounds, microseconds (the last bucket is +Inf). */
+static const uint64_t stats_bounds_us[REG_HIST_BUCKETS] = {
+	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,
+	250000, 500000, 1000000, 2500000,
+};
 
 /* Worker counters summed host-wide, under their stats key. */
 static const struct {
@@ -44,6 +54,58 @@ static const struct {
 	{ "user_limited", WOFF(rw_user_limited) },
 	{ "accept_errors", WOFF(rw_accept_errors) },
 };
+
+void
+stats_observe(struct reg_hist *h, uint64_t us)
+{
+	int	 i;
+
+	for (i = 0; i < REG_HIST_BUCKETS && us > stats_bounds_us[i]; i++)
+		;
+	if (i < REG_HIST_BUCKETS)
+		atomic_fetch_add_explicit(&h->h_bucket[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->h_count, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->h_sum_us, (int64_t)us, memory_order_relaxed);
+}
+
+static int64_t
+stats_count_fds(void)
+{
+	DIR		*d;
+	struct dirent	*e;
+	int64_t		 n = 0;
+
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return -1;	/* out of descriptors, say: keep the last figure */
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;		/* not the directory's own */
+}
+
+void
+stats_sample(struct reg_usage *u, uint64_t now)
+{
+	struct rusage	 ru;
+	long		 pages = 0, rss = 0;
+	int64_t		 fds;
+	FILE		*fp;
+
+	if (atomic_load(&u->u_sampled) != 0 && now - atomic_load(&u->u_sampled) < STATS_SAMPLE_MS)
+		return;
+	atomic_store(&u->u_sampled, now);
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		atomic_store(&u->u_cpu_ms, (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+		    (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000);
+	if ((fp = fopen("/proc/self/statm", "r")) != NULL) {
+		if (fscanf(fp, "%ld %ld", &pages, &rss) == 2)
+			atomic_store(&u->u_rss, (int64_t)rss * sysconf(_SC_PAGESIZE));
+		fclose(fp);
+	}
+	if ((fds = stats_count_fds()) >= 0)
+		atomic_store(&u->u_fds, fds);
+}
 
 static int64_t
 stats_sum(struct registry *reg, size_t off)
@@ -211,7 +273,8 @@ static const struct stats_counter stats_worker_metrics[] = {
 	{ "realtimed_messages_in_total", "counter", "Client messages received.", WOFF(rw_messages_in) },
 	{ "realtimed_messages_out_total", "counter", "Protocol replies sent.", WOFF(rw_messages_out) },
 	{ "realtimed_events_out_total", "counter", "Event frames queued to subscribers.", WOFF(rw_events_out) },
-	{ "realtimed_event_bytes_out_total", "counter", "Bytes of event frames queued.", WOFF(rw_bytes_out) },
+	{ "realtimed_event_out_bytes_total", "counter", "Bytes of event frames queued.", WOFF(rw_bytes_out) },
+	{ "realtimed_event_bytes_out_total", "counter", "Deprecated, removed in the next release: realtimed_event_out_bytes_total.", WOFF(rw_bytes_out) },
 	{ "realtimed_slow_consumer_closes_total", "counter", "Connections closed 4000 (output buffer limit).", WOFF(rw_slow_closes) },
 	{ "realtimed_handshake_errors_total", "counter", "HTTP requests answered with an error status.", WOFF(rw_handshake_errors) },
 	{ "realtimed_handshake_timeouts_total", "counter", "Connections that did not finish the handshake in time.", WOFF(rw_handshake_timeouts) },
@@ -269,6 +332,85 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	    (long long)atomic_load(&reg->r_hdr->rh_chan_table_full));
 }
 
+/* A histogram summed over the workers, cumulative as Prometheus wants it. */
+static void
+stats_metrics_hist(struct registry *reg, struct evbuffer *out, const char *name,
+    const char *help, size_t off)
+{
+	struct reg_hist	*h;
+	int64_t		 b[REG_HIST_BUCKETS], count = 0, sum = 0, cum = 0;
+	int		 i, w;
+
+	memset(b, 0, sizeof(b));
+	for (w = 0; w < reg->r_hdr->rh_nworkers; w++) {
+		h = (struct reg_hist *)((char *)reg_worker(reg, w) + off);
+		for (i = 0; i < REG_HIST_BUCKETS; i++)
+			b[i] += atomic_load(&h->h_bucket[i]);
+		count += atomic_load(&h->h_count);
+		sum += atomic_load(&h->h_sum_us);
+	}
+	stats_metric_head(out, name, "histogram", help);
+	for (i = 0; i < REG_HIST_BUCKETS; i++) {
+		cum += b[i];
+		evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %lld\n", name,
+		    (double)stats_bounds_us[i] / 1e6, (long long)cum);
+	}
+	evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %lld\n", name, (long long)count);
+	evbuffer_add_printf(out, "%s_sum %.6f\n", name, (double)sum / 1e6);
+	evbuffer_add_printf(out, "%s_count %lld\n", name, (long long)count);
+}
+
+/* One process's sampled use, under the series' label process="..." */
+static void
+stats_metrics_usage(struct evbuffer *out, int which, const char *proc,
+    const struct reg_usage *u)
+{
+	switch (which) {
+	case 0:
+		evbuffer_add_printf(out, "realtimed_process_cpu_seconds_total{process=\"%s\"} %.3f\n",
+		    proc, (double)atomic_load(&u->u_cpu_ms) / 1000.0);
+		break;
+	case 1:
+		evbuffer_add_printf(out, "realtimed_process_resident_memory_bytes{process=\"%s\"} %lld\n",
+		    proc, (long long)atomic_load(&u->u_rss));
+		break;
+	default:
+		evbuffer_add_printf(out, "realtimed_process_open_fds{process=\"%s\"} %lld\n",
+		    proc, (long long)atomic_load(&u->u_fds));
+		break;
+	}
+}
+
+static void
+stats_metrics_process(struct registry *reg, struct evbuffer *out)
+{
+	static const char *const heads[3][3] = {
+		{ "realtimed_process_cpu_seconds_total", "counter", "CPU time used, by process." },
+		{ "realtimed_process_resident_memory_bytes", "gauge", "Resident memory, by process." },
+		{ "realtimed_process_open_fds", "gauge", "Open file descriptors, by process." },
+	};
+	char	 name[32];
+	int	 k, w;
+
+	stats_metric_head(out, "realtimed_build_info", "gauge", "The version running, as a label.");
+	evbuffer_add_printf(out, "realtimed_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
+	stats_metric_head(out, "realtimed_start_time_seconds", "gauge",
+	    "When the master started, seconds since the Unix epoch.");
+	evbuffer_add_printf(out, "realtimed_start_time_seconds %lld\n",
+	    (long long)reg->r_hdr->rh_started);
+	for (k = 0; k < 3; k++) {
+		stats_metric_head(out, heads[k][0], heads[k][1], heads[k][2]);
+		stats_metrics_usage(out, k, "master", &reg->r_hdr->rh_master_usage);
+		stats_metrics_usage(out, k, "bridge", &reg->r_hdr->rh_bridge.rb_usage);
+		for (w = 0; w < reg->r_hdr->rh_nworkers; w++) {
+			if (atomic_load(&reg_worker(reg, w)->rw_state) == REG_PROC_NONE)
+				continue;
+			snprintf(name, sizeof(name), "worker %d", w);
+			stats_metrics_usage(out, k, name, &reg_worker(reg, w)->rw_usage);
+		}
+	}
+}
+
 void
 stats_metrics(struct registry *reg, struct evbuffer *out)
 {
@@ -313,4 +455,11 @@ stats_metrics(struct registry *reg, struct evbuffer *out)
 	for (w = 0; w < reg->r_hdr->rh_nworkers; w++)
 		evbuffer_add_printf(out, "realtimed_worker_events_out_total{worker=\"%d\"} %lld\n", w,
 		    (long long)atomic_load(&reg_worker(reg, w)->rw_events_out));
+	stats_metrics_hist(reg, out, "realtimed_handshake_duration_seconds",
+	    "From accept to the 101 (TLS included), per connection.",
+	    offsetof(struct reg_worker, rw_handshake));
+	stats_metrics_hist(reg, out, "realtimed_delivery_latency_seconds",
+	    "From the bridge's receipt of an event to a worker's last write of it, per event and worker.",
+	    offsetof(struct reg_worker, rw_delivery));
+	stats_metrics_process(reg, out);
 }

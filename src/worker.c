@@ -38,6 +38,7 @@
 #include "registry.h"
 #include "tls.h"
 #include "outq.h"
+#include "stats.h"
 #include "worker.h"
 #include "worker_int.h"
 
@@ -97,6 +98,7 @@ worker_tick(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	atomic_store(&w->w_rw->rw_tick, now);
+	stats_sample(&w->w_rw->rw_usage, now);
 	if (now - w->w_trimmed >= WORKER_TRIM_MS) {
 		worker_trim(w);
 		w->w_trimmed = now;
@@ -252,6 +254,7 @@ worker_accept_conn(struct rt_worker *w, evutil_socket_t fd, struct sockaddr *sa,
 		goto fail;
 	c->c_worker = w;
 	c->c_state = CS_HTTP;
+	c->c_last_rx = util_now_us();	/* for the handshake histogram */
 	c->c_slot = -1;
 	conn_peer_set(c, sa);
 	if (util_uuid4(c->c_id, sizeof(c->c_id)) == -1)

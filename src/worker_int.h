@@ -115,7 +115,7 @@ struct rt_conn {
 	uint32_t		 c_pend_bytes;
 	uint8_t			 c_ip_counted;
 	uint16_t		 c_msg_opcode;
-	uint64_t		 c_last_rx;	/* ms, monotonic */
+	uint64_t		 c_last_rx;	/* ms, monotonic; CS_HTTP: accepted, us */
 	uint64_t		 c_last_ping;
 	uint64_t		 c_deadline;	/* handshake / close deadline */
 	double			 c_tokens;	/* rate limit bucket */
