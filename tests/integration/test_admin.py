@@ -368,9 +368,17 @@ def test_kick_user_closes_all_of_that_users_connections_only(pop):
     assert pop.bob.next_event()["data"] == {"n": 2}
     wait_for(pop.stats_match, 5, "stats without alice")
     assert admin(pop.sock, "connections alice")["connections"] == []
-    # a user with no connections: nothing happens to anyone
+    # a user with no connections: kicked 0, not an error (realtimectl(8):
+    # "the number of connections, which may be 0"), and nobody is closed
     r = admin(pop.sock, "kick-user nobody")
-    assert (r["ok"] is True and r["kicked"] == 0) or r["ok"] is False, r
+    assert r == {"ok": True, "kicked": 0}, r
+    rc, out, err = ctl(pop.sock, "kick-user", "nobody")
+    assert rc == 0 and human_kv(out).get("kicked") == "0", (rc, out, err)
+    rc, j = ctl_json(pop.sock, "kick-user", "nobody")
+    assert rc == 0 and j == {"ok": True, "kicked": 0}, j
+    for c in pop.open_clients():
+        assert c.alive()
+    wait_for(pop.stats_match, 5, "stats unchanged by kicking nobody")
     rc, out, err = ctl(pop.sock, "kick-user", "bob")
     assert rc == 0, err
     assert human_kv(out).get("kicked") == "1", out
