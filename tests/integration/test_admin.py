@@ -10,6 +10,7 @@ both workers holding some.  Every wait is bounded.
 """
 import json
 import os
+import select
 import shutil
 import socket
 import stat
@@ -575,15 +576,66 @@ def test_overlong_line_is_refused_and_the_connection_closed(pop):
 
 def test_many_admin_clients_do_not_wedge_the_socket(pop):
     """Idle admin connections beyond the table size are refused one by one;
-    once they go away the socket answers again."""
+    once they go away the socket answers again.
+
+    realtimectl(8): at most 64 clients at a time, any other connection is
+    closed at once (without a reply); those in the table keep being served.
+    """
+    table, extra = 64, 16
+    # the setup's own admin connections hold slots until the daemon has
+    # seen them close
+    time.sleep(0.5)
+    refusals = pop.d.log().count("admin socket: too many clients, one refused")
     held = []
     try:
-        for _ in range(80):
+        for _ in range(table + extra):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.settimeout(2)
             s.connect(pop.sock)
             held.append(s)
-        time.sleep(0.3)
+        # the refused ones see EOF (readable, nothing to read); the others
+        # have nothing to read and stay open
+        deadline = time.monotonic() + 5
+        closed = set()
+        while len(closed) < extra and time.monotonic() < deadline:
+            ready, _, _ = select.select([s for s in held if s not in closed],
+                                        [], [], 0.2)
+            for s in ready:
+                try:
+                    data = s.recv(4096)
+                except ConnectionResetError:
+                    data = b""
+                assert data == b"", "a refused admin client got %r" % data
+                closed.add(s)
+        time.sleep(0.3)     # any refusal beyond the extra ones would show now
+        ready, _, _ = select.select([s for s in held if s not in closed], [], [], 0)
+        assert len(closed) == extra and not ready, \
+            "%d of %d connections closed, %d more readable (want %d closed)" \
+            % (len(closed), len(held), len(ready), extra)
+        # refused in the order they came: the first 64 hold the table
+        assert closed == set(held[table:])
+        # ... and are served while it is full
+        for s in held[:table]:
+            s.sendall(b"help\n")
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = s.recv(65536)
+                assert chunk, "an admin client in the table was closed"
+                line += chunk
+            assert json.loads(line)["commands"] == ALL_USAGES
+        # one more while it is full: refused too
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(2)
+        s.connect(pop.sock)
+        held.append(s)
+        assert select.select([s], [], [], 2)[0], "a 65th admin client was kept"
+        try:
+            assert s.recv(4096) == b"", "a 65th admin client was answered"
+        except ConnectionResetError:
+            pass
+        wait_for(lambda: pop.d.log().count(
+            "admin socket: too many clients, one refused") == refusals + extra + 1,
+            5, "%d refusals logged" % (extra + 1))
     finally:
         for s in held:
             s.close()
