@@ -437,9 +437,11 @@ def _health_ok(port):
 
 def test_daemon_mode_reload_with_a_relative_config_path(tmp_path):
     """`realtimed -c realtimed.conf` from the config's directory, then
-    SIGHUP / realtimectl reload: the daemon must still find its file (it
-    chdir()s to / when it detaches)."""
+    realtimectl reload: the daemon must still find its file (it chdir()s
+    to / when it detaches), which shows as the new max_subscriptions
+    applying to a client already connected."""
     port, conf = _daemon_conf(tmp_path, {"max_subscriptions": "5"})
+    channels = rtlib.WELL_KNOWN["apps"] + rtlib.WELL_KNOWN["users"]
     write_conf(tmp_path / "rel.conf", conf)
     p = _launch_detached("rel.conf", str(tmp_path))
     master = None
@@ -450,10 +452,28 @@ def test_daemon_mode_reload_with_a_relative_config_path(tmp_path):
                  "the pidfile")
         master = int(pidfile.read_text().strip())
         wait_for(lambda: _health_ok(port), 10, "/health")
+        # max_subscriptions 5: a sixth subscription is refused
+        c = Client(port, rtlib.mint(userId="rel"))
+        for ch in channels[:5]:
+            c.subscribe(ch)
+        m = c.reply({"type": "subscribe", "channel": channels[5]})
+        assert m["type"] == "error" and "subscriptions" in m["message"].lower(), m
         conf["max_subscriptions"] = "6"
         write_conf(tmp_path / "rel.conf", conf)
         rc, out, err = ctl(str(tmp_path / "d.sock"), "reload")
         assert rc == 0, "realtimectl reload: exit %d: %s" % (rc, err.strip())
+        # the file was read again: 6 now, on the open connection too
+
+        def sixth():
+            m = c.reply({"type": "subscribe", "channel": channels[5]})
+            if m["type"] == "error":
+                return None
+            assert m["type"] == "subscribed", m
+            return m
+        wait_for(sixth, 5, "a sixth subscription after the reload")
+        m = c.reply({"type": "subscribe", "channel": channels[6]})
+        assert m["type"] == "error" and "subscriptions" in m["message"].lower(), m
+        c.close()
     finally:
         if master is not None:
             _stop_pid(master)
