@@ -7,10 +7,8 @@ restarts and records what Redis answered.
 Every wait here is bounded.
 """
 import asyncio
-import json
 import os
 import socket
-import subprocess
 import time
 
 import proclib
@@ -20,32 +18,22 @@ from proclib import FastWS
 
 # ------------------------------------------------------------ counters
 
-def realtimectl_bin():
-    return os.path.join(os.path.dirname(os.path.abspath(rtlib.realtimed_bin())),
-                        "realtimectl")
-
-
-def ctl(d, *args, timeout=5):
-    """realtimectl -s <admin socket> --json ARGS -> parsed JSON reply."""
-    p = subprocess.run([realtimectl_bin(), "-s", d.conf["admin_socket"],
-                        "--json"] + list(args), capture_output=True,
-                       timeout=timeout, stdin=subprocess.DEVNULL)
-    assert p.returncode == 0, "realtimectl %s: rc %d %r %r" % (
-        args, p.returncode, p.stdout, p.stderr)
-    return json.loads(p.stdout.decode())
+def _ctl_ok(d, command):
+    """realtimectl --json COMMAND on d's admin socket: what the reply holds
+    under COMMAND (exit status 0 and "ok": true required)."""
+    rc, r = rtlib.ctl_json(d.conf["admin_socket"], command, timeout=5)
+    assert rc == 0 and r.get("ok") is True, \
+        "realtimectl %s: rc %d %r" % (command, rc, r)
+    return r[command]
 
 
 def stats(d):
     """The admin `stats` object (connections, subscriptions, counters)."""
-    r = ctl(d, "stats")
-    assert r.get("ok") is True, r
-    return r["stats"]
+    return _ctl_ok(d, "stats")
 
 
 def connections(d):
-    r = ctl(d, "connections")
-    assert r.get("ok") is True, r
-    return r["connections"]
+    return _ctl_ok(d, "connections")
 
 
 def metrics(port):
@@ -76,9 +64,10 @@ METRIC_OF = {
 
 def wait_counter(d, name, at_least, timeout=5):
     """Poll admin stats until stats[name] >= at_least; return stats."""
-    return proclib.wait_for(
+    return rtlib.wait_for(
         lambda: (lambda s: s if s[name] >= at_least else None)(stats(d)),
-        timeout, "admin stats %s >= %d" % (name, at_least), interval=0.05)
+        timeout, "admin stats %s >= %d" % (name, at_least), interval=0.05,
+        tolerate=rtlib.TRANSIENT)
 
 
 # ----------------------------------------------------------- processes
@@ -93,14 +82,14 @@ def fd_count(pid):
 def fd_counts(d):
     """{title: open fds} of the master ("master") and of each child."""
     out = {"master": fd_count(d.proc.pid)}
-    for title, pid in proclib.roles(d.proc.pid).items():
+    for title, pid in rtlib.roles(d.proc.pid).items():
         out[title] = fd_count(pid)
     return out
 
 
 def rss_by_title(d):
     out = {"master": proclib.rss_kib([d.proc.pid])}
-    for title, pid in proclib.roles(d.proc.pid).items():
+    for title, pid in rtlib.roles(d.proc.pid).items():
         out[title] = proclib.rss_kib([pid])
     return out
 
@@ -124,7 +113,7 @@ def assert_serves(d, procs_before, nclients=4):
     and fresh clients connect, subscribe and ping (several, so that with
     SO_REUSEPORT they land on every worker with good odds); /health
     answers 200."""
-    now = proclib.roles(d.proc.pid)
+    now = rtlib.roles(d.proc.pid)
     assert now == procs_before, \
         "daemon processes changed: before %r, after %r" % (procs_before, now)
     for pid in procs_before.values():

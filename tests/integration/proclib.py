@@ -1,7 +1,8 @@
 """Helpers for the process-model tests (test_delivery.py, test_faults.py):
-the daemon's processes as seen in /proc, waiting for a settled daemon,
-publishing to Redis over raw RESP (pipelined), redis-server on a fixed
-port, and a fast asyncio WebSocket client for many connections.
+/health as (status, body), the daemon's memory, publishing to Redis over
+raw RESP (pipelined), redis-server on a fixed port, and a fast asyncio
+WebSocket client for many connections.  The daemon's processes in /proc
+and waiting for a settled daemon are rtlib's (roles, wait_settled).
 
 Every wait here is bounded.
 """
@@ -18,106 +19,9 @@ import time
 import rtlib
 
 
-# ------------------------------------------------------------ /proc view
-
-def _ppid(pid):
-    with open("/proc/%d/stat" % pid, "rb") as f:
-        stat = f.read().decode("latin-1")
-    # the comm field may hold spaces and parentheses: split after the last ')'
-    return int(stat[stat.rindex(")") + 2:].split()[1])
-
-
-def _title(pid):
-    with open("/proc/%d/cmdline" % pid, "rb") as f:
-        raw = f.read()
-    return raw.replace(b"\0", b" ").decode("latin-1").strip()
-
-
-def children(master_pid):
-    """{pid: process title} of the live (non-zombie) children of master."""
-    out = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        pid = int(name)
-        try:
-            if _ppid(pid) != master_pid:
-                continue
-            with open("/proc/%d/stat" % pid, "rb") as f:
-                state = f.read().decode("latin-1")
-            state = state[state.rindex(")") + 2:].split()[0]
-            if state == "Z":
-                continue
-            out[pid] = _title(pid)
-        except (OSError, ValueError):
-            continue
-    return out
-
-
-def roles(master_pid):
-    """{title: pid}, e.g. {"realtimed: bridge": 12, "realtimed: worker 0": 13}."""
-    return {t: p for p, t in children(master_pid).items()}
-
-
-def worker_title(i):
-    return "realtimed: worker %d" % i
-
-
-BRIDGE = "realtimed: bridge"
-
-
-def expected_titles(nworkers):
-    return {BRIDGE} | {worker_title(i) for i in range(nworkers)}
-
-
-def wait_for(pred, timeout, what, interval=0.05):
-    """Poll pred() until it returns something truthy; return that value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            last = pred()
-        except (OSError, ConnectionError, ValueError, AssertionError) as e:
-            last = e
-            if time.monotonic() >= deadline:
-                raise AssertionError("timed out (%.1fs) waiting for %s; "
-                                     "last: %r" % (timeout, what, last))
-            time.sleep(interval)
-            continue
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out (%.1fs) waiting for %s; last: %r"
-                                 % (timeout, what, last))
-        time.sleep(interval)
-
-
 def health_json(port, timeout=2):
     status, _, body = rtlib.health(port, timeout=timeout)
     return status, body
-
-
-def wait_settled(d, nworkers, redis=True, timeout=10):
-    """Wait until the master has its bridge and nworkers workers, and
-    /health says ok with that many workers (and Redis up when asked).
-    Returns the {title: pid} map."""
-    want = expected_titles(nworkers)
-
-    def procs_ok():
-        r = roles(d.proc.pid)
-        return r if set(r) == want else None
-    wait_for(procs_ok, timeout, "bridge + %d workers under master %d"
-             % (nworkers, d.proc.pid))
-
-    def health_ok():
-        st, h = health_json(d.port)
-        if st != 200 or h.get("status") != "ok" or h.get("workers") != nworkers:
-            return None
-        if redis and h.get("redis") != "up":
-            return None
-        return h
-    wait_for(health_ok, timeout, "/health 200 ok with %d workers" % nworkers)
-    return roles(d.proc.pid)
 
 
 def rss_kib(pids):
@@ -136,7 +40,7 @@ def rss_kib(pids):
 
 
 def daemon_rss_kib(d):
-    return rss_kib([d.proc.pid] + list(children(d.proc.pid)))
+    return rss_kib([d.proc.pid] + list(rtlib.children(d.proc.pid)))
 
 
 # ----------------------------------------------------------------- Redis

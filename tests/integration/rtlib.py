@@ -1,6 +1,8 @@
 """Helpers for the realtimed integration suite: the daemon and redis-server
-as child processes, token minting, a raw HTTP client and a hand-written
-RFC 6455 client that can send what no well-behaved library will.
+as child processes (their children in /proc, waiting until they settle),
+token minting, a raw HTTP client, a hand-written RFC 6455 client that can
+send what no well-behaved library will and the protocol client on top of
+it, polling (wait_for), the admin socket and realtimectl (ctl, ctl_json).
 
 Every blocking call here takes a timeout; nothing waits forever.
 """
@@ -211,15 +213,30 @@ def client_frame(opcode, payload=b"", fin=True, mask=True, rsv=0, length=None):
     return bytes(hdr) + payload
 
 
-def wait_for(pred, timeout=5.0, what="condition", interval=0.05):
-    """Poll pred() until it returns something truthy; return that value."""
+# errors a poll may meet while the daemon (re)starts: retried by wait_for
+# when passed as tolerate=
+TRANSIENT = (OSError, ConnectionError, ValueError, AssertionError)
+
+
+def wait_for(pred, timeout=5.0, what="condition", interval=0.05, tolerate=()):
+    """Poll pred() until it returns something truthy; return that value.
+
+    An exception of a class in tolerate counts as "not yet" (and is
+    reported as the last value if time runs out); any other propagates.
+    """
     deadline = time.monotonic() + timeout
+    last = None
     while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        try:
+            last = pred()
+        except tolerate as e:
+            last = e
+        else:
+            if last:
+                return last
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out (%.1fs) waiting for %s; last: %r"
+                                 % (timeout, what, last))
         time.sleep(interval)
 
 
@@ -360,14 +377,16 @@ class RawWS:
                 return True
 
 
-class ProtoClient:
+class Client:
     """A protocol client on /ws over RawWS: the `connected` greeting read,
-    events seen while waiting for replies kept aside in .events."""
+    events seen while waiting for replies kept aside in .events, the
+    channels it subscribed to in .subs."""
 
     def __init__(self, port, token=None, expect_connected=True):
         path = "/ws" if token is None else "/ws?token=" + token
         self.ws = RawWS(port, path)
         self.events = []
+        self.subs = []
         if expect_connected:
             m = self.ws.recv_json()
             assert m["type"] == "connected", m
@@ -375,6 +394,7 @@ class ProtoClient:
             self.user = m["user"]
 
     def reply(self, obj, timeout=IO_TIMEOUT):
+        """Send obj; the next message that is not an event."""
         self.ws.send_json(obj)
         deadline = time.monotonic() + timeout
         while True:
@@ -386,11 +406,58 @@ class ProtoClient:
 
     def subscribe(self, channel):
         m = self.reply({"type": "subscribe", "channel": channel})
-        assert m["type"] == "subscribed", m
+        assert m["type"] == "subscribed" and m["channel"] == channel, m
+        self.subs.append(channel)
         return m
 
     def alive(self):
         return self.reply({"type": "ping"})["type"] == "pong"
+
+    def next_event(self, timeout=IO_TIMEOUT):
+        """The next event (one kept aside first), within timeout."""
+        if self.events:
+            return self.events.pop(0)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self.ws.recv_json(max(0.01, deadline - time.monotonic()))
+            if m.get("type") == "event":
+                return m
+
+    def events_until(self, n, timeout=10):
+        """.events once it holds n events, or when timeout has passed."""
+        deadline = time.monotonic() + timeout
+        while len(self.events) < n and time.monotonic() < deadline:
+            m = self.ws.recv_json(max(0.01, deadline - time.monotonic()))
+            if m.get("type") == "event":
+                self.events.append(m)
+        return self.events
+
+    def no_event(self, quiet=0.3):
+        """True if no event arrives within `quiet` seconds."""
+        if self.events:
+            return False
+        try:
+            m = self.ws.recv_json(quiet)
+        except (socket.timeout, TimeoutError):
+            return True
+        if m.get("type") == "event":
+            self.events.append(m)
+            return False
+        return True
+
+    def expect_close(self, timeout=IO_TIMEOUT, answer=True):
+        """(close code, messages before the close); the close answered
+        with the same code (1000 for none) unless answer is false.  Code
+        None: the connection ended without a close frame."""
+        code, _, seen = self.ws.recv_close(timeout)
+        if answer and code is not None:
+            try:
+                self.ws.send_close(code if 1000 <= code <= 4999 and
+                                   code not in (1005, 1006) else 1000)
+            except OSError:
+                pass
+        self.ws.close_socket()
+        return code, [json.loads(p) for p in seen]
 
     def close(self):
         try:
@@ -477,6 +544,96 @@ def skip_if_single_worker(port, configured):
 
 # ------------------------------------------------------------- processes
 
+def clean_env(extra=None):
+    """os.environ without what realtimed and realtimectl would read
+    (JWT_SECRET, REDIS_URL, REALTIMED_* but REALTIMED_BIN), plus extra."""
+    e = dict(os.environ)
+    e.pop("JWT_SECRET", None)
+    e.pop("REDIS_URL", None)
+    for k in list(e):
+        if k.startswith("REALTIMED_") and k != "REALTIMED_BIN":
+            del e[k]
+    e.update(extra or {})
+    return e
+
+
+def ppid(pid):
+    """The parent PID of pid, from /proc."""
+    with open("/proc/%d/stat" % pid, "rb") as f:
+        stat = f.read().decode("latin-1")
+    # the comm field may hold spaces and parentheses: split after the last ')'
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def _title(pid):
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        raw = f.read()
+    return raw.replace(b"\0", b" ").decode("latin-1").strip()
+
+
+def children(master_pid):
+    """{pid: process title} of the live (non-zombie) children of master."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        try:
+            if ppid(pid) != master_pid:
+                continue
+            with open("/proc/%d/stat" % pid, "rb") as f:
+                state = f.read().decode("latin-1")
+            state = state[state.rindex(")") + 2:].split()[0]
+            if state == "Z":
+                continue
+            out[pid] = _title(pid)
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def roles(master_pid):
+    """{title: pid}, e.g. {"realtimed: bridge": 12, "realtimed: worker 0": 13}."""
+    return {t: p for p, t in children(master_pid).items()}
+
+
+def worker_title(i):
+    return "realtimed: worker %d" % i
+
+
+BRIDGE = "realtimed: bridge"
+
+
+def expected_titles(nworkers):
+    return {BRIDGE} | {worker_title(i) for i in range(nworkers)}
+
+
+def wait_settled(d, nworkers, redis=True, timeout=10):
+    """Wait until d's master has its bridge and nworkers workers, and
+    /health reports nworkers workers (and, when redis, Redis up and status
+    ok with 200).  Returns the {title: pid} map."""
+    want = expected_titles(nworkers)
+
+    def procs_ok():
+        r = roles(d.proc.pid)
+        return r if set(r) == want else None
+    wait_for(procs_ok, timeout, "bridge + %d workers under master %d"
+             % (nworkers, d.proc.pid), tolerate=TRANSIENT)
+
+    def health_ok():
+        st, _, h = health(d.port, timeout=1)
+        if h.get("workers") != nworkers:
+            return None
+        if redis and (st != 200 or h.get("status") != "ok" or
+                      h.get("redis") != "up"):
+            return None
+        return h
+    wait_for(health_ok, timeout, "/health with %d workers%s"
+             % (nworkers, " and redis up" if redis else ""),
+             tolerate=TRANSIENT)
+    return roles(d.proc.pid)
+
+
 class Daemon:
     """One realtimed child process with its own config file and log."""
 
@@ -519,13 +676,7 @@ class Daemon:
                 if v is None:
                     continue
                 f.write("%s %s\n" % (k, v))
-        e = dict(os.environ)
-        e.pop("JWT_SECRET", None)
-        e.pop("REDIS_URL", None)
-        for k in list(e):
-            if k.startswith("REALTIMED_") and k != "REALTIMED_BIN":
-                del e[k]
-        e.update(env or {})
+        e = clean_env(env)
         self.logf = open(self.log_path, "wb")
         binary = realtimed_bin()
         self.proc = subprocess.Popen(
@@ -622,19 +773,68 @@ class Redis:
         self.logf.close()
 
 
-def admin_request(sock, line, timeout=5):
-    """One command on the admin socket at path sock; its JSON reply."""
+# ------------------------------------------------------- the admin socket
+
+def admin_raw(path, data, nreplies=1, timeout=5.0):
+    """Send raw bytes to the admin socket at path; the first nreplies reply
+    lines, parsed.  Each reply must be exactly one JSON object on one line,
+    with a boolean "ok"."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
-        s.connect(sock)
-        s.sendall(line.encode() + b"\n")
+        s.connect(path)
+        s.sendall(data)
         buf = b""
-        while b"\n" not in buf:
-            b = s.recv(65536)
-            if not b:
+        deadline = time.monotonic() + timeout
+        while buf.count(b"\n") < nreplies:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = s.recv(65536)
+            if not chunk:
                 break
-            buf += b
+            buf += chunk
     finally:
         s.close()
-    return json.loads(buf.split(b"\n")[0])
+    lines = buf.split(b"\n")
+    assert len(lines) > nreplies, "expected %d reply lines, got %r" % (nreplies, buf[:300])
+    out = [json.loads(l) for l in lines[:nreplies]]
+    for o in out:
+        assert isinstance(o, dict) and isinstance(o.get("ok"), bool), o
+    return out
+
+
+def admin(path, line, timeout=5.0):
+    """One command on the admin socket at path; its JSON reply."""
+    return admin_raw(path, line.encode() + b"\n", timeout=timeout)[0]
+
+
+CTL_TIMEOUT = 15
+
+
+def ctl_bin():
+    """realtimectl, beside the realtimed under test."""
+    return os.path.join(os.path.dirname(os.path.abspath(realtimed_bin())),
+                        "realtimectl")
+
+
+def ctl(sock, *args, json_out=False, env=None, prefix=(), binary=None,
+        cwd=None, timeout=CTL_TIMEOUT):
+    """Run [prefix...] realtimectl [-s sock] [--json] args in clean_env(env):
+    (exit status, stdout, stderr).  sock None: no -s; binary: another
+    realtimectl than ctl_bin()."""
+    argv = list(prefix) + [binary or ctl_bin()]
+    if sock is not None:
+        argv += ["-s", sock]
+    if json_out:
+        argv.append("--json")
+    argv += list(args)
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=timeout, env=clean_env(env), cwd=cwd)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def ctl_json(sock, *args, env=None, timeout=CTL_TIMEOUT):
+    """realtimectl --json: (exit status, its one output line parsed)."""
+    rc, out, err = ctl(sock, *args, json_out=True, env=env, timeout=timeout)
+    lines = out.splitlines()
+    assert len(lines) == 1, "realtimectl --json printed %r (stderr %r)" % (out, err)
+    return rc, json.loads(lines[0])

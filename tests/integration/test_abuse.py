@@ -33,7 +33,7 @@ def start(start_daemon, **conf):
          "redis_reconnect_max": "500ms"}
     c.update({k: str(v) for k, v in conf.items()})
     d = start_daemon(conf=c)
-    procs = proclib.wait_settled(d, NWORKERS)
+    procs = rtlib.wait_settled(d, NWORKERS)
     return d, r, procs
 
 
@@ -158,14 +158,15 @@ def test_connection_flood_from_one_address_limited(start_daemon):
     finally:
         for s in socks:
             s.close()
-    proclib.wait_for(lambda: stats(d)["connections"] == 0, 5,
-                     "the flood's connections gone from the registry")
-    proclib.wait_for(lambda: proclib.health_json(d.port)[0] == 200, 5,
-                     "/health 200 after the flood")
+    rtlib.wait_for(lambda: stats(d)["connections"] == 0, 5,
+                   "the flood's connections gone from the registry",
+                   tolerate=rtlib.TRANSIENT)
+    rtlib.wait_for(lambda: proclib.health_json(d.port)[0] == 200, 5,
+                   "/health 200 after the flood", tolerate=rtlib.TRANSIENT)
     counter_moved(d, "ip_limited", before, by=n503)
     # the addresses' slots are released: new connections work
-    proclib.wait_for(lambda: proclib.health_json(d.port)[0] == 200, 5,
-                     "/health 200 after the flood")
+    rtlib.wait_for(lambda: proclib.health_json(d.port)[0] == 200, 5,
+                   "/health 200 after the flood", tolerate=rtlib.TRANSIENT)
     assert_serves(d, procs)
 
 
@@ -188,15 +189,16 @@ def test_max_connections_eleventh_gets_1013(start_daemon):
         assert stats(d)["connections"] == 10
         # one leaves: the next one gets in
         clients.pop().close_socket()
-        proclib.wait_for(lambda: stats(d)["connections"] == 9, 5,
-                         "9 connections")
+        rtlib.wait_for(lambda: stats(d)["connections"] == 9, 5,
+                       "9 connections", tolerate=rtlib.TRANSIENT)
         clients.append(user_ws(d, "twelfth"))
         clients[-1].send_json({"type": "ping"})
         assert clients[-1].recv_json()["type"] == "pong"
     finally:
         for c in clients:
             c.close_socket()
-    proclib.wait_for(lambda: stats(d)["connections"] == 0, 5, "0 connections")
+    rtlib.wait_for(lambda: stats(d)["connections"] == 0, 5, "0 connections",
+                   tolerate=rtlib.TRANSIENT)
     assert_serves(d, procs)
 
 
@@ -293,8 +295,9 @@ def test_subscribe_flood_10k_per_second_rate_limited(start_daemon):
     assert len(replies) <= 100 + 50 * took + 10, (len(replies), took)
     assert took < 2.5, "closed only after %.2fs" % took
     counter_moved(d, "rate_limited", before)
-    proclib.wait_for(lambda: stats(d)["subscriptions"] == 0, 5,
-                     "the flooder's subscription released")
+    rtlib.wait_for(lambda: stats(d)["subscriptions"] == 0, 5,
+                   "the flooder's subscription released",
+                   tolerate=rtlib.TRANSIENT)
     assert_serves(d, procs)
 
 
@@ -387,8 +390,9 @@ def test_never_reading_client_closed_4000(start_daemon):
             break
     rss1 = proclib.daemon_rss_kib(d)
     counter_moved(d, "slow_consumer_closes", before)
-    proclib.wait_for(lambda: stats(d)["connections"] == 0, 5,
-                     "the slow consumer gone from the registry")
+    rtlib.wait_for(lambda: stats(d)["connections"] == 0, 5,
+                   "the slow consumer gone from the registry",
+                   tolerate=rtlib.TRANSIENT)
     # now it reads: what was queued, then close 4000, then EOF
     data, how = proclib.read_to_eof(slow.sock, 15)
     slow.close_socket()

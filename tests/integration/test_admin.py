@@ -10,92 +10,21 @@ both workers holding some.  Every wait is bounded.
 """
 import json
 import os
-import re
+import select
 import shutil
 import socket
 import stat
-import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
 
 import rtlib
-
-CTL_TIMEOUT = 15
+from rtlib import Client, admin, admin_raw, ctl, ctl_json, wait_for, wait_settled
 
 
 # ------------------------------------------------------------------ helpers
-
-def ctl_bin():
-    return os.path.join(os.path.dirname(os.path.abspath(rtlib.realtimed_bin())),
-                        "realtimectl")
-
-
-def ctl(sock, *args, json_out=False, env=None, prefix=()):
-    """Run realtimectl: (exit status, stdout, stderr)."""
-    argv = list(prefix) + [ctl_bin()]
-    if sock is not None:
-        argv += ["-s", sock]
-    if json_out:
-        argv.append("--json")
-    argv += list(args)
-    e = dict(os.environ)
-    e.pop("REALTIMED_SOCKET", None)
-    e.update(env or {})
-    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
-                       timeout=CTL_TIMEOUT, env=e)
-    return p.returncode, p.stdout.decode(), p.stderr.decode()
-
-
-def ctl_json(sock, *args):
-    rc, out, err = ctl(sock, *args, json_out=True)
-    lines = out.splitlines()
-    assert len(lines) == 1, "realtimectl --json printed %r (stderr %r)" % (out, err)
-    return rc, json.loads(lines[0])
-
-
-def admin_raw(path, data, nreplies=1, timeout=5.0):
-    """Send raw bytes to the admin socket; the first nreplies reply lines,
-    parsed.  Each reply must be exactly one JSON object on one line."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(path)
-        s.sendall(data)
-        buf = b""
-        deadline = time.monotonic() + timeout
-        while buf.count(b"\n") < nreplies:
-            s.settimeout(max(0.01, deadline - time.monotonic()))
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    finally:
-        s.close()
-    lines = buf.split(b"\n")
-    assert len(lines) > nreplies, "expected %d reply lines, got %r" % (nreplies, buf[:300])
-    out = [json.loads(l) for l in lines[:nreplies]]
-    for o in out:
-        assert isinstance(o, dict) and isinstance(o.get("ok"), bool), o
-    return out
-
-
-def admin(path, line):
-    return admin_raw(path, line.encode() + b"\n")[0]
-
-
-def wait_for(pred, timeout=5.0, what="condition", interval=0.05):
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        last = pred()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for %s" % what)
-        time.sleep(interval)
-
 
 def human_kv(text):
     """realtimectl's "key   value" lines as a dict."""
@@ -115,63 +44,6 @@ def human_table(text):
     return header, rows
 
 
-class Client(rtlib.ProtoClient):
-    """rtlib.ProtoClient that remembers its subscriptions."""
-
-    def __init__(self, port, token=None):
-        super().__init__(port, token)
-        self.subs = []
-
-    def subscribe(self, channel):
-        m = self.reply({"type": "subscribe", "channel": channel})
-        assert m["type"] == "subscribed" and m["channel"] == channel, m
-        self.subs.append(channel)
-        return m
-
-    def next_event(self, timeout=rtlib.IO_TIMEOUT):
-        if self.events:
-            return self.events.pop(0)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = self.ws.recv_json(max(0.01, deadline - time.monotonic()))
-            if m.get("type") == "event":
-                return m
-
-    def no_event(self, quiet=0.3):
-        """True if no event arrives within `quiet` seconds."""
-        if self.events:
-            return False
-        try:
-            m = self.ws.recv_json(quiet)
-        except (socket.timeout, TimeoutError):
-            return True
-        if m.get("type") == "event":
-            self.events.append(m)
-            return False
-        return True
-
-    def expect_close(self, timeout=rtlib.IO_TIMEOUT):
-        """(code, messages before the close) and answer the close."""
-        code, _, seen = self.ws.recv_close(timeout)
-        if code is not None:
-            try:
-                self.ws.send_close(code if code not in (1005, 1006) else 1000)
-            except OSError:
-                pass
-        self.ws.close_socket()
-        return code, [json.loads(p) for p in seen]
-
-
-def wait_settled(d, nworkers=2, redis=True, timeout=10):
-    def ok():
-        try:
-            _, _, h = rtlib.health(d.port, timeout=1)
-        except (OSError, ValueError, AssertionError):
-            return False
-        return h.get("workers") == nworkers and (not redis or h.get("redis") == "up")
-    wait_for(ok, timeout, "%d workers%s in /health" % (nworkers, " and redis up" if redis else ""))
-
-
 class Pop:
     """A daemon with 2 workers, a Redis, and a known set of clients."""
 
@@ -181,7 +53,7 @@ class Pop:
         c.update(conf or {})
         self.d = start_daemon(conf=c)
         self.sock = self.d.conf["admin_socket"]
-        wait_settled(self.d)
+        wait_settled(self.d, 2)
         port = self.d.port
         self.clients = []
         self.anon = [self._add(Client(port)) for _ in range(3)]
@@ -337,11 +209,6 @@ def test_health_reports_the_host(pop):
     assert kv["health.status"] == "ok" and kv["health.workers"] == "2", out
 
 
-def _ppid(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
-
-
 def test_workers_lists_two_running_workers_with_live_pids(pop):
     wait_for(pop.stats_match, 5, "stats")
     r = admin(pop.sock, "workers")
@@ -354,7 +221,7 @@ def test_workers_lists_two_running_workers_with_live_pids(pop):
         assert w["state"] == "running", w
         assert w["pid"] > 0 and w["pid"] != master
         os.kill(w["pid"], 0)                     # exists
-        assert _ppid(w["pid"]) == master, "worker %r is not the master's child" % w
+        assert rtlib.ppid(w["pid"]) == master, "worker %r is not the master's child" % w
         assert w["uptime"] >= 0
         pids.add(w["pid"])
     assert len(pids) == 2
@@ -363,7 +230,7 @@ def test_workers_lists_two_running_workers_with_live_pids(pop):
     assert sum(w["subscriptions"] for w in ws) == pop.expected_stats()["subscriptions"]
     b = r["bridge"]
     assert b["state"] == "running" and b["redis"] == "up"
-    assert b["pid"] not in pids and _ppid(b["pid"]) == master
+    assert b["pid"] not in pids and rtlib.ppid(b["pid"]) == master
     # the connections listing agrees on who holds what
     per = {0: 0, 1: 0}
     for c in pop.conn_rows():
@@ -502,9 +369,17 @@ def test_kick_user_closes_all_of_that_users_connections_only(pop):
     assert pop.bob.next_event()["data"] == {"n": 2}
     wait_for(pop.stats_match, 5, "stats without alice")
     assert admin(pop.sock, "connections alice")["connections"] == []
-    # a user with no connections: nothing happens to anyone
+    # a user with no connections: kicked 0, not an error (realtimectl(8):
+    # "the number of connections, which may be 0"), and nobody is closed
     r = admin(pop.sock, "kick-user nobody")
-    assert (r["ok"] is True and r["kicked"] == 0) or r["ok"] is False, r
+    assert r == {"ok": True, "kicked": 0}, r
+    rc, out, err = ctl(pop.sock, "kick-user", "nobody")
+    assert rc == 0 and human_kv(out).get("kicked") == "0", (rc, out, err)
+    rc, j = ctl_json(pop.sock, "kick-user", "nobody")
+    assert rc == 0 and j == {"ok": True, "kicked": 0}, j
+    for c in pop.open_clients():
+        assert c.alive()
+    wait_for(pop.stats_match, 5, "stats unchanged by kicking nobody")
     rc, out, err = ctl(pop.sock, "kick-user", "bob")
     assert rc == 0, err
     assert human_kv(out).get("kicked") == "1", out
@@ -701,15 +576,66 @@ def test_overlong_line_is_refused_and_the_connection_closed(pop):
 
 def test_many_admin_clients_do_not_wedge_the_socket(pop):
     """Idle admin connections beyond the table size are refused one by one;
-    once they go away the socket answers again."""
+    once they go away the socket answers again.
+
+    realtimectl(8): at most 64 clients at a time, any other connection is
+    closed at once (without a reply); those in the table keep being served.
+    """
+    table, extra = 64, 16
+    # the setup's own admin connections hold slots until the daemon has
+    # seen them close
+    time.sleep(0.5)
+    refusals = pop.d.log().count("admin socket: too many clients, one refused")
     held = []
     try:
-        for _ in range(80):
+        for _ in range(table + extra):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.settimeout(2)
             s.connect(pop.sock)
             held.append(s)
-        time.sleep(0.3)
+        # the refused ones see EOF (readable, nothing to read); the others
+        # have nothing to read and stay open
+        deadline = time.monotonic() + 5
+        closed = set()
+        while len(closed) < extra and time.monotonic() < deadline:
+            ready, _, _ = select.select([s for s in held if s not in closed],
+                                        [], [], 0.2)
+            for s in ready:
+                try:
+                    data = s.recv(4096)
+                except ConnectionResetError:
+                    data = b""
+                assert data == b"", "a refused admin client got %r" % data
+                closed.add(s)
+        time.sleep(0.3)     # any refusal beyond the extra ones would show now
+        ready, _, _ = select.select([s for s in held if s not in closed], [], [], 0)
+        assert len(closed) == extra and not ready, \
+            "%d of %d connections closed, %d more readable (want %d closed)" \
+            % (len(closed), len(held), len(ready), extra)
+        # refused in the order they came: the first 64 hold the table
+        assert closed == set(held[table:])
+        # ... and are served while it is full
+        for s in held[:table]:
+            s.sendall(b"help\n")
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = s.recv(65536)
+                assert chunk, "an admin client in the table was closed"
+                line += chunk
+            assert json.loads(line)["commands"] == ALL_USAGES
+        # one more while it is full: refused too
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(2)
+        s.connect(pop.sock)
+        held.append(s)
+        assert select.select([s], [], [], 2)[0], "a 65th admin client was kept"
+        try:
+            assert s.recv(4096) == b"", "a 65th admin client was answered"
+        except ConnectionResetError:
+            pass
+        wait_for(lambda: pop.d.log().count(
+            "admin socket: too many clients, one refused") == refusals + extra + 1,
+            5, "%d refusals logged" % (extra + 1))
     finally:
         for s in held:
             s.close()
@@ -762,29 +688,35 @@ def test_realtimectl_exit_codes(pop, tmp_path):
 
 def _mock_admin(tmp_path, handler, args):
     """Run realtimectl against a fake admin socket whose one connection is
-    given to handler(conn); returns the CompletedProcess-like triple."""
+    given to handler(conn) (in a thread; what it raises is raised here);
+    returns ctl()'s triple."""
     path = str(tmp_path / "mock.sock")
     if os.path.exists(path):
         os.unlink(path)
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
     srv.listen(4)
-    srv.settimeout(CTL_TIMEOUT)
-    try:
-        p = subprocess.Popen([ctl_bin(), "-s", path] + list(args),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             stdin=subprocess.DEVNULL)
+    srv.settimeout(rtlib.CTL_TIMEOUT)
+    raised = []
+
+    def serve():
         try:
             conn, _ = srv.accept()
-            handler(conn)
-            out, err = p.communicate(timeout=CTL_TIMEOUT)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait(5)
-        return p.returncode, out.decode(), err.decode()
+            with conn:
+                handler(conn)
+        except Exception as e:      # re-raised below
+            raised.append(e)
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        res = ctl(path, *args)
+        th.join(rtlib.CTL_TIMEOUT)
     finally:
         srv.close()
+    assert not th.is_alive(), "the fake admin socket's handler did not finish"
+    if raised:
+        raise raised[0]
+    return res
 
 
 def _read_line(conn):
@@ -900,16 +832,14 @@ def test_user_outside_the_sockets_group_is_refused(start_daemon, pubdir):
     assert stat.S_IMODE(st.st_mode) == 0o660
     # realtimectl where the unprivileged user can run it
     ctlcopy = os.path.join(pubdir, "realtimectl")
-    shutil.copy2(ctl_bin(), ctlcopy)
+    shutil.copy2(rtlib.ctl_bin(), ctlcopy)
     os.chmod(ctlcopy, 0o755)
     outsider = _unused_id({st.st_uid, st.st_gid, 0})
 
     def as_ids(uid, gid, *args):
-        argv = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid, "--clear-groups",
-                ctlcopy, "-s", sock] + list(args)
-        p = subprocess.run(argv, capture_output=True, timeout=CTL_TIMEOUT,
-                           stdin=subprocess.DEVNULL, cwd=pubdir)
-        return p.returncode, p.stdout.decode(), p.stderr.decode()
+        return ctl(sock, *args, binary=ctlcopy, cwd=pubdir,
+                   prefix=["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid,
+                           "--clear-groups"])
 
     # neither the owner nor in the group: refused at connect(), exit 3
     rc, out, err = as_ids(outsider, outsider, "stats")

@@ -237,7 +237,7 @@ def authz(module_factory):
         "max_subscriptions": "1000",
         "max_message_size": "1m",
     })
-    proclib.wait_settled(d, 1)
+    rtlib.wait_settled(d, 1)
     return d, r
 
 
@@ -474,5 +474,6 @@ def test_no_event_on_a_denied_channel_ever_arrives(authz, attach):
             for c in clients.values():
                 c.abort()
     rtlib.arun(main(), 120)
-    proclib.wait_for(lambda: proclib.health_json(d.port)[1]["connections"]
-                     == 0, 5, "every authz client gone")
+    rtlib.wait_for(lambda: proclib.health_json(d.port)[1]["connections"]
+                   == 0, 5, "every authz client gone",
+                   tolerate=rtlib.TRANSIENT)

@@ -110,16 +110,16 @@ def chaos(d, rport, workdir, factory, clock, stop, timeline, seed, until):
         kind = plan[i % len(plan)] if i < 3 else \
             rnd.choice(["worker", "worker", "bridge", "redis"])
         i += 1
-        roles = proclib.roles(d.proc.pid)
+        roles = rtlib.roles(d.proc.pid)
         if kind == "worker":
             cands = [w for w in range(NWORKERS)
-                     if clock() - last_kill.get(proclib.worker_title(w), -99)
+                     if clock() - last_kill.get(rtlib.worker_title(w), -99)
                      > 6]
             if not cands:
                 stop.wait(0.2)
                 continue
             w = rnd.choice(cands)
-            title = proclib.worker_title(w)
+            title = rtlib.worker_title(w)
             pid = roles.get(title)
             if pid is None:
                 stop.wait(0.2)
@@ -131,17 +131,17 @@ def chaos(d, rport, workdir, factory, clock, stop, timeline, seed, until):
             ev["t_ready"] = _wait_role(d, title, pid, clock)
             timeline.append(ev)
         elif kind == "bridge":
-            if clock() - last_kill.get(proclib.BRIDGE, -99) <= 6:
+            if clock() - last_kill.get(rtlib.BRIDGE, -99) <= 6:
                 stop.wait(0.2)
                 continue
-            pid = roles.get(proclib.BRIDGE)
+            pid = roles.get(rtlib.BRIDGE)
             if pid is None:
                 stop.wait(0.2)
                 continue
             ev = {"kind": "bridge-kill", "pid": pid, "t": clock()}
             os.kill(pid, signal.SIGKILL)
-            last_kill[proclib.BRIDGE] = ev["t"]
-            _wait_role(d, proclib.BRIDGE, pid, clock)
+            last_kill[rtlib.BRIDGE] = ev["t"]
+            _wait_role(d, rtlib.BRIDGE, pid, clock)
             ev["t_ready"] = _wait_redis_up(d, clock)
             timeline.append(ev)
         else:
@@ -160,17 +160,18 @@ def chaos(d, rport, workdir, factory, clock, stop, timeline, seed, until):
 
 def _wait_role(d, title, old_pid, clock, timeout=10):
     def new():
-        p = proclib.roles(d.proc.pid).get(title)
+        p = rtlib.roles(d.proc.pid).get(title)
         return p if p and p != old_pid else None
-    proclib.wait_for(new, timeout, "%s respawned after SIGKILL of %d"
-                     % (title, old_pid), interval=0.02)
+    rtlib.wait_for(new, timeout, "%s respawned after SIGKILL of %d"
+                   % (title, old_pid), interval=0.02, tolerate=rtlib.TRANSIENT)
     return clock()
 
 
 def _wait_redis_up(d, clock, timeout=15):
-    proclib.wait_for(
+    rtlib.wait_for(
         lambda: chaoslib.stats(d)["bridge"]["redis"] == "up", timeout,
-        "the bridge subscribed to Redis again", interval=0.02)
+        "the bridge subscribed to Redis again", interval=0.02,
+        tolerate=rtlib.TRANSIENT)
     return clock()
 
 
@@ -431,7 +432,7 @@ def test_chaos_soak(start_daemon):
         "workers": str(NWORKERS), "redis_url": r.url,
         "redis_reconnect_max": "500ms", "canary_interval": "1s",
         "child_timeout": "10s"})
-    base_roles = proclib.wait_settled(d, NWORKERS)
+    base_roles = rtlib.wait_settled(d, NWORKERS)
     time.sleep(0.5)
     fd0 = chaoslib.fd_counts(d)
     rss0 = chaoslib.rss_by_title(d)
@@ -522,9 +523,9 @@ def test_chaos_soak(start_daemon):
             want = (NSTABLE, NSTABLE, 2 * NSTABLE, len(CHANNELS), NSTABLE,
                     NSTABLE, len(CHANNELS), NSTABLE)
             return True if got == want else None
-        await asyncio.to_thread(proclib.wait_for, counts_match, 10,
+        await asyncio.to_thread(rtlib.wait_for, counts_match, 10,
                                 "registry counting exactly the %d stable "
-                                "clients" % NSTABLE)
+                                "clients" % NSTABLE, tolerate=rtlib.TRANSIENT)
         # stable clients leave
         for t in tasks:
             t.cancel()
@@ -608,13 +609,14 @@ def test_chaos_soak(start_daemon):
     assert ok + bad > 0 and ok >= 0.8 * (ok + bad), churn_stats
 
     # --------------------------------------- after: registry, fds, memory
-    proclib.wait_for(
+    rtlib.wait_for(
         lambda: (lambda s, h: s["connections"] == 0 and
                  s["subscriptions"] == 0 and s["channels"] == 0 and
                  h[1]["connections"] == 0 and h[1]["activeChannels"] == 0)(
             chaoslib.stats(d), proclib.health_json(d.port)),
-        10, "registry back to 0 once every client is gone")
-    roles = proclib.wait_settled(d, NWORKERS)
+        10, "registry back to 0 once every client is gone",
+        tolerate=rtlib.TRANSIENT)
+    roles = rtlib.wait_settled(d, NWORKERS)
     st, h = proclib.health_json(d.port)
     assert st == 200 and h["status"] == "ok" and h["redis"] == "up", h
 
@@ -624,7 +626,8 @@ def test_chaos_soak(start_daemon):
                 if fd0.get(t) is None or n is None or n > fd0[t] + FD_SLACK}
         return now if not over else None
     try:
-        fd1 = proclib.wait_for(fds_back, 10, "fd counts back to baseline")
+        fd1 = rtlib.wait_for(fds_back, 10, "fd counts back to baseline",
+                             tolerate=rtlib.TRANSIENT)
     except AssertionError:
         raise AssertionError("fd leak: baseline %r, now %r" % (
             fd0, chaoslib.fd_counts(d)))
@@ -651,7 +654,7 @@ def test_ip_slots_and_registry_freed_when_workers_are_killed(start_daemon):
     r = start_daemon.redis()
     d = start_daemon(conf={"workers": "2", "redis_url": r.url,
                            "max_connections_per_ip": "10"})
-    proclib.wait_settled(d, 2)
+    rtlib.wait_settled(d, 2)
 
     async def main():
         for rnd in range(3):
@@ -663,15 +666,15 @@ def test_ip_slots_and_registry_freed_when_workers_are_killed(start_daemon):
                 assert s["connections"] == 10 and s["subscriptions"] == 10, s
                 holders = {c["worker"] for c in await asyncio.to_thread(
                     chaoslib.connections, d)}
-                roles = proclib.roles(d.proc.pid)
+                roles = rtlib.roles(d.proc.pid)
                 for w in holders:
-                    os.kill(roles[proclib.worker_title(w)], signal.SIGKILL)
-                await asyncio.to_thread(proclib.wait_settled, d, 2)
+                    os.kill(roles[rtlib.worker_title(w)], signal.SIGKILL)
+                await asyncio.to_thread(rtlib.wait_settled, d, 2)
                 await asyncio.to_thread(
-                    proclib.wait_for,
+                    rtlib.wait_for,
                     lambda: chaoslib.stats(d)["connections"] == 0, 5,
                     "the killed workers' connections cleared (round %d)"
-                    % rnd)
+                    % rnd, tolerate=rtlib.TRANSIENT)
                 s = await asyncio.to_thread(chaoslib.stats, d)
                 assert s["subscriptions"] == 0 and s["channels"] == 0, s
             finally:

@@ -20,6 +20,7 @@ import time
 import pytest
 
 import rtlib
+from rtlib import Client, admin, ctl, wait_for, wait_settled
 
 BIN_TIMEOUT = 15
 _BAD_LOG = re.compile(
@@ -29,40 +30,12 @@ _BAD_LOG = re.compile(
 
 # ------------------------------------------------------------------ helpers
 
-def ctl_bin():
-    return os.path.join(os.path.dirname(os.path.abspath(rtlib.realtimed_bin())),
-                        "realtimectl")
-
-
-def clean_env(extra=None):
-    e = dict(os.environ)
-    e.pop("JWT_SECRET", None)
-    e.pop("REDIS_URL", None)
-    for k in list(e):
-        if k.startswith("REALTIMED_") and k != "REALTIMED_BIN":
-            del e[k]
-    e.update(extra or {})
-    return e
-
-
 def run_test_mode(path, *flags, env=None):
     """realtimed -t [flags] -c path: (status, stdout, stderr)."""
     p = subprocess.run([rtlib.realtimed_bin(), "-t"] + list(flags) + ["-c", str(path)],
                        capture_output=True, stdin=subprocess.DEVNULL,
-                       timeout=BIN_TIMEOUT, env=clean_env(env))
+                       timeout=BIN_TIMEOUT, env=rtlib.clean_env(env))
     return p.returncode, p.stdout.decode(), p.stderr.decode()
-
-
-def ctl(sock, *args):
-    p = subprocess.run([ctl_bin(), "-s", sock] + list(args), capture_output=True,
-                       stdin=subprocess.DEVNULL, timeout=BIN_TIMEOUT, env=clean_env())
-    return p.returncode, p.stdout.decode(), p.stderr.decode()
-
-
-admin = rtlib.admin_request
-
-
-wait_for = rtlib.wait_for
 
 
 def pid_alive(pid):
@@ -75,16 +48,6 @@ def pid_alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-
-
-def wait_settled(d, nworkers=1, redis=True, timeout=10):
-    def ok():
-        try:
-            _, _, h = rtlib.health(d.port, timeout=1)
-        except (OSError, ValueError, AssertionError):
-            return False
-        return h.get("workers") == nworkers and (not redis or h.get("redis") == "up")
-    wait_for(ok, timeout, "%d workers in /health" % nworkers)
 
 
 def write_conf(path, conf):
@@ -115,26 +78,6 @@ def hup(d, timeout=5):
     wait_for(lambda: _reload_marks(d.log()) > before, timeout, "the reload to finish")
     time.sleep(0.2)     # the children apply it from their control sockets
     return d.log()
-
-
-class Client(rtlib.ProtoClient):
-    def events_until(self, n, timeout=10):
-        deadline = time.monotonic() + timeout
-        while len(self.events) < n and time.monotonic() < deadline:
-            m = self.ws.recv_json(max(0.01, deadline - time.monotonic()))
-            if m.get("type") == "event":
-                self.events.append(m)
-        return self.events
-
-    def expect_close(self, timeout=rtlib.IO_TIMEOUT, answer=True):
-        code, _, seen = self.ws.recv_close(timeout)
-        if answer and code is not None:
-            try:
-                self.ws.send_close(1000)
-            except OSError:
-                pass
-        self.ws.close_socket()
-        return code, [json.loads(p) for p in seen]
 
 
 def open_spread(d, n, token=None, sock=None):
@@ -433,8 +376,8 @@ def _stop_pid(pid, timeout=15):
 
 def _launch_detached(conf_path, cwd):
     return subprocess.run([rtlib.realtimed_bin(), "-c", conf_path], capture_output=True,
-                          stdin=subprocess.DEVNULL, timeout=BIN_TIMEOUT, env=clean_env(),
-                          cwd=cwd)
+                          stdin=subprocess.DEVNULL, timeout=BIN_TIMEOUT,
+                          env=rtlib.clean_env(), cwd=cwd)
 
 
 def test_daemon_mode_pidfile_second_instance_and_cleanup(tmp_path):
@@ -461,7 +404,8 @@ def test_daemon_mode_pidfile_second_instance_and_cleanup(tmp_path):
         assert admin(str(tmp_path / "d.sock"), "help")["ok"] is True
         # a second instance with the same pidfile refuses, and harms nothing
         p2 = subprocess.run([rtlib.realtimed_bin(), "-f", "-c", str(cp)], capture_output=True,
-                            stdin=subprocess.DEVNULL, timeout=BIN_TIMEOUT, env=clean_env())
+                            stdin=subprocess.DEVNULL, timeout=BIN_TIMEOUT,
+                            env=rtlib.clean_env())
         assert p2.returncode == 1
         err2 = p2.stderr.decode()
         assert "already running" in err2 and str(master) in err2, err2
@@ -493,9 +437,11 @@ def _health_ok(port):
 
 def test_daemon_mode_reload_with_a_relative_config_path(tmp_path):
     """`realtimed -c realtimed.conf` from the config's directory, then
-    SIGHUP / realtimectl reload: the daemon must still find its file (it
-    chdir()s to / when it detaches)."""
+    realtimectl reload: the daemon must still find its file (it chdir()s
+    to / when it detaches), which shows as the new max_subscriptions
+    applying to a client already connected."""
     port, conf = _daemon_conf(tmp_path, {"max_subscriptions": "5"})
+    channels = rtlib.WELL_KNOWN["apps"] + rtlib.WELL_KNOWN["users"]
     write_conf(tmp_path / "rel.conf", conf)
     p = _launch_detached("rel.conf", str(tmp_path))
     master = None
@@ -506,10 +452,28 @@ def test_daemon_mode_reload_with_a_relative_config_path(tmp_path):
                  "the pidfile")
         master = int(pidfile.read_text().strip())
         wait_for(lambda: _health_ok(port), 10, "/health")
+        # max_subscriptions 5: a sixth subscription is refused
+        c = Client(port, rtlib.mint(userId="rel"))
+        for ch in channels[:5]:
+            c.subscribe(ch)
+        m = c.reply({"type": "subscribe", "channel": channels[5]})
+        assert m["type"] == "error" and "subscriptions" in m["message"].lower(), m
         conf["max_subscriptions"] = "6"
         write_conf(tmp_path / "rel.conf", conf)
         rc, out, err = ctl(str(tmp_path / "d.sock"), "reload")
         assert rc == 0, "realtimectl reload: exit %d: %s" % (rc, err.strip())
+        # the file was read again: 6 now, on the open connection too
+
+        def sixth():
+            m = c.reply({"type": "subscribe", "channel": channels[5]})
+            if m["type"] == "error":
+                return None
+            assert m["type"] == "subscribed", m
+            return m
+        wait_for(sixth, 5, "a sixth subscription after the reload")
+        m = c.reply({"type": "subscribe", "channel": channels[6]})
+        assert m["type"] == "error" and "subscriptions" in m["message"].lower(), m
+        c.close()
     finally:
         if master is not None:
             _stop_pid(master)

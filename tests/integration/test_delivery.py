@@ -26,7 +26,7 @@ def start(start_daemon, nworkers, **conf):
     c = {"workers": str(nworkers), "redis_url": r.url}
     c.update(conf)
     d = start_daemon(conf=c)
-    proclib.wait_settled(d, nworkers)
+    rtlib.wait_settled(d, nworkers)
     return d, r
 
 

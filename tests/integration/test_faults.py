@@ -29,7 +29,7 @@ def start(start_daemon, nworkers, **conf):
     c = {"workers": str(nworkers), "redis_url": r.url}
     c.update(conf)
     d = start_daemon(conf=c)
-    proclib.wait_settled(d, nworkers)
+    rtlib.wait_settled(d, nworkers)
     return d, r
 
 
@@ -95,8 +95,8 @@ def host_counts(d):
 def test_killed_worker_is_respawned_and_registry_cleared(start_daemon,
                                                          nworkers):
     d, r = start(start_daemon, nworkers)
-    procs = proclib.roles(d.proc.pid)
-    victim_title = proclib.worker_title(0)
+    procs = rtlib.roles(d.proc.pid)
+    victim_title = rtlib.worker_title(0)
     victim = procs[victim_title]
     n = 40
     ch = "apps:deployed"
@@ -126,21 +126,23 @@ def test_killed_worker_is_respawned_and_registry_cleared(start_daemon,
 
             # a new worker 0: new PID, same title, same set of processes
             def respawned():
-                rl = proclib.roles(d.proc.pid)
+                rl = rtlib.roles(d.proc.pid)
                 p = rl.get(victim_title)
                 if p and p != victim and \
-                        set(rl) == proclib.expected_titles(nworkers):
+                        set(rl) == rtlib.expected_titles(nworkers):
                     return rl
-            rl = proclib.wait_for(respawned, 5, "worker 0 respawned")
+            rl = rtlib.wait_for(respawned, 5, "worker 0 respawned",
+                                tolerate=rtlib.TRANSIENT)
             for t, p in procs.items():
                 if t != victim_title:
                     assert rl[t] == p, "%s changed PID too" % t
-            proclib.wait_settled(d, nworkers)
+            rtlib.wait_settled(d, nworkers)
 
             # the dead worker's registry entries are gone
             k = len(alive)
-            proclib.wait_for(lambda: host_counts(d) == (200, (k, k, 1)), 5,
-                             "/health counting the %d survivors" % k)
+            rtlib.wait_for(lambda: host_counts(d) == (200, (k, k, 1)), 5,
+                           "/health counting the %d survivors" % k,
+                           tolerate=rtlib.TRANSIENT)
             s = await alive[0].request({"type": "stats"})
             assert s["data"]["totalConnections"] == k, s
             assert s["data"]["authenticatedConnections"] == k, s
@@ -172,8 +174,8 @@ def test_worker_killed_mid_stream_others_lose_nothing(start_daemon,
     dead worker's socketpair) survives, and the other workers' subscribers
     get every event, in order."""
     d, r = start(start_daemon, nworkers)
-    procs = proclib.roles(d.proc.pid)
-    victim = procs[proclib.worker_title(0)]
+    procs = rtlib.roles(d.proc.pid)
+    victim = procs[rtlib.worker_title(0)]
     ch = "users:updated"
     nevents, batch = 2000, 50
 
@@ -222,9 +224,9 @@ def test_worker_killed_mid_stream_others_lose_nothing(start_daemon,
         for seqs in dropped:    # what they got before, in order
             assert seqs == list(range(len(seqs)))
     rtlib.arun(main(), 60)
-    assert proclib.roles(d.proc.pid)[proclib.BRIDGE] == \
-        procs[proclib.BRIDGE], "the bridge died with the worker"
-    proclib.wait_settled(d, nworkers)
+    assert rtlib.roles(d.proc.pid)[rtlib.BRIDGE] == \
+        procs[rtlib.BRIDGE], "the bridge died with the worker"
+    rtlib.wait_settled(d, nworkers)
 
 
 @pytest.mark.parametrize("nworkers", WORKERS)
@@ -232,17 +234,18 @@ def test_killed_worker_crash_loop_still_respawned(start_daemon, nworkers):
     """kill -9 the same worker again as soon as it is back, three times:
     backoff may slow the respawns down, but each one comes back and serves."""
     d, r = start(start_daemon, nworkers)
-    title = proclib.worker_title(nworkers - 1)
-    seen = {proclib.roles(d.proc.pid)[title]}
+    title = rtlib.worker_title(nworkers - 1)
+    seen = {rtlib.roles(d.proc.pid)[title]}
     for round_ in range(3):
-        old = proclib.roles(d.proc.pid)[title]
+        old = rtlib.roles(d.proc.pid)[title]
         os.kill(old, signal.SIGKILL)
-        new = proclib.wait_for(
+        new = rtlib.wait_for(
             lambda: (lambda p: p if p and p not in seen else None)(
-                proclib.roles(d.proc.pid).get(title)), 15,
-            "%s respawned (round %d)" % (title, round_ + 1))
+                rtlib.roles(d.proc.pid).get(title)), 15,
+            "%s respawned (round %d)" % (title, round_ + 1),
+            tolerate=rtlib.TRANSIENT)
         seen.add(new)
-    proclib.wait_settled(d, nworkers, timeout=15)
+    rtlib.wait_settled(d, nworkers, timeout=15)
 
     async def main():
         cs = await proclib.open_many(
@@ -261,8 +264,8 @@ def test_killed_worker_crash_loop_still_respawned(start_daemon, nworkers):
 def test_killed_bridge_is_respawned_and_delivery_resumes(start_daemon,
                                                          nworkers):
     d, r = start(start_daemon, nworkers, redis_reconnect_max="1s")
-    procs = proclib.roles(d.proc.pid)
-    old = procs[proclib.BRIDGE]
+    procs = rtlib.roles(d.proc.pid)
+    old = procs[rtlib.BRIDGE]
     ch = "deployments:status"
 
     async def main():
@@ -274,20 +277,21 @@ def test_killed_bridge_is_respawned_and_delivery_resumes(start_daemon,
             os.kill(old, signal.SIGKILL)
 
             def respawned():
-                rl = proclib.roles(d.proc.pid)
-                p = rl.get(proclib.BRIDGE)
+                rl = rtlib.roles(d.proc.pid)
+                p = rl.get(rtlib.BRIDGE)
                 if p and p != old and \
-                        set(rl) == proclib.expected_titles(nworkers):
+                        set(rl) == rtlib.expected_titles(nworkers):
                     return rl
-            rl = proclib.wait_for(respawned, 5, "bridge respawned")
+            rl = rtlib.wait_for(respawned, 5, "bridge respawned",
+                                tolerate=rtlib.TRANSIENT)
             for t, p in procs.items():
-                if t != proclib.BRIDGE:
+                if t != rtlib.BRIDGE:
                     assert rl[t] == p, "%s changed PID too" % t
 
             # no client does anything: events flow again by themselves
             await probe_until_delivered(r.port, ch, cs[0], 10)
             await all_get_sequence(r.port, ch, cs)
-            proclib.wait_settled(d, nworkers)
+            rtlib.wait_settled(d, nworkers)
             assert host_counts(d) == (200, (24, 24, 1))
         finally:
             for c in cs:
@@ -317,7 +321,8 @@ def test_redis_outage_degrades_health_keeps_clients_and_recovers(
             def degraded():
                 st, h = proclib.health_json(d.port)
                 return (st, h) if st == 503 else None
-            st, h = proclib.wait_for(degraded, 8, "/health 503")
+            st, h = rtlib.wait_for(degraded, 8, "/health 503",
+                                   tolerate=rtlib.TRANSIENT)
             assert h["status"] == "degraded", h
             assert h["redis"] == "down", h
             assert isinstance(h.get("reason"), str) and h["reason"], h
@@ -334,9 +339,9 @@ def test_redis_outage_degrades_health_keeps_clients_and_recovers(
             # Redis back on the same port: no client does anything
             r2 = proclib.PortRedis(start_daemon.workdir, port)
             start_daemon.redises.append(r2)
-            proclib.wait_for(
+            rtlib.wait_for(
                 lambda: proclib.health_json(d.port)[0] == 200, 10,
-                "/health 200 after Redis came back")
+                "/health 200 after Redis came back", tolerate=rtlib.TRANSIENT)
             await probe_until_delivered(port, ch, cs[0], 10)
             await all_get_sequence(port, ch, cs)
             st, h = proclib.health_json(d.port)
@@ -391,7 +396,7 @@ def test_canary_keeps_health_ok_while_healthy(start_daemon, nworkers):
 def test_canary_flags_a_stopped_worker_then_recovers(start_daemon, nworkers):
     d, r = start(start_daemon, nworkers, canary_interval="1s",
                  child_timeout="60s")
-    victim = proclib.roles(d.proc.pid)[proclib.worker_title(nworkers - 1)]
+    victim = rtlib.roles(d.proc.pid)[rtlib.worker_title(nworkers - 1)]
     os.kill(victim, signal.SIGSTOP)
     try:
         # /health is answered by a running worker (a request that lands on
@@ -399,17 +404,19 @@ def test_canary_flags_a_stopped_worker_then_recovers(start_daemon, nworkers):
         def degraded():
             st, h = proclib.health_json(d.port, timeout=0.5)
             return (st, h) if st == 503 else None
-        st, h = proclib.wait_for(degraded, 10, "/health 503 with a worker "
-                                 "missing the canary", interval=0.1)
+        st, h = rtlib.wait_for(degraded, 10, "/health 503 with a worker "
+                               "missing the canary", interval=0.1,
+                               tolerate=rtlib.TRANSIENT)
         assert h["status"] == "degraded", h
         assert h["redis"] == "up", h
         assert isinstance(h.get("reason"), str) and h["reason"], h
     finally:
         os.kill(victim, signal.SIGCONT)
-    proclib.wait_for(
+    rtlib.wait_for(
         lambda: proclib.health_json(d.port)[0] == 200, 10,
-        "/health 200 after the worker resumed", interval=0.1)
-    assert proclib.roles(d.proc.pid)[proclib.worker_title(nworkers - 1)] \
+        "/health 200 after the worker resumed", interval=0.1,
+        tolerate=rtlib.TRANSIENT)
+    assert rtlib.roles(d.proc.pid)[rtlib.worker_title(nworkers - 1)] \
         == victim
 
 
@@ -421,21 +428,22 @@ def test_canary_flags_a_stopped_bridge(start_daemon, nworkers):
     once the bridge runs."""
     d, r = start(start_daemon, nworkers, canary_interval="1s",
                  child_timeout="60s")
-    bridge = proclib.roles(d.proc.pid)[proclib.BRIDGE]
+    bridge = rtlib.roles(d.proc.pid)[rtlib.BRIDGE]
     os.kill(bridge, signal.SIGSTOP)
     try:
         def degraded():
             st, h = proclib.health_json(d.port, timeout=1)
             return (st, h) if st == 503 else None
-        st, h = proclib.wait_for(degraded, 6, "/health 503 while the bridge "
-                                 "is stopped (no canary reaches any worker)",
-                                 interval=0.1)
+        st, h = rtlib.wait_for(degraded, 6, "/health 503 while the bridge "
+                               "is stopped (no canary reaches any worker)",
+                               interval=0.1, tolerate=rtlib.TRANSIENT)
         assert h["status"] == "degraded", h
         assert isinstance(h.get("reason"), str) and h["reason"], h
     finally:
         os.kill(bridge, signal.SIGCONT)
-    proclib.wait_for(lambda: proclib.health_json(d.port)[0] == 200, 10,
-                     "/health 200 after the bridge resumed", interval=0.1)
+    rtlib.wait_for(lambda: proclib.health_json(d.port)[0] == 200, 10,
+                   "/health 200 after the bridge resumed", interval=0.1,
+                   tolerate=rtlib.TRANSIENT)
 
 
 @pytest.mark.parametrize("title", ["bridge", "worker"])
@@ -446,21 +454,21 @@ def test_wedged_child_killed_after_child_timeout_and_replaced(start_daemon,
     nworkers = 2
     d, r = start(start_daemon, nworkers, child_timeout="1s",
                  canary_interval="1s", redis_reconnect_max="1s")
-    title = proclib.BRIDGE if title == "bridge" else \
-        proclib.worker_title(nworkers - 1)
-    old = proclib.roles(d.proc.pid)[title]
+    title = rtlib.BRIDGE if title == "bridge" else \
+        rtlib.worker_title(nworkers - 1)
+    old = rtlib.roles(d.proc.pid)[title]
     os.kill(old, signal.SIGSTOP)
     try:
-        proclib.wait_for(
+        rtlib.wait_for(
             lambda: (lambda p: p and p != old)(
-                proclib.roles(d.proc.pid).get(title)),
-            8, "%s (pid %d) replaced" % (title, old))
+                rtlib.roles(d.proc.pid).get(title)),
+            8, "%s (pid %d) replaced" % (title, old), tolerate=rtlib.TRANSIENT)
     finally:
         try:
             os.kill(old, signal.SIGCONT)
         except ProcessLookupError:
             pass
-    proclib.wait_settled(d, nworkers, timeout=10)
+    rtlib.wait_settled(d, nworkers, timeout=10)
 
     async def main():
         cs = await proclib.open_many(
@@ -493,10 +501,11 @@ def test_hung_redis_degrades_health_then_recovers(start_daemon, nworkers):
             os.kill(r.proc.pid, signal.SIGSTOP)
             try:
                 st, h = await asyncio.to_thread(
-                    proclib.wait_for,
+                    rtlib.wait_for,
                     lambda: (lambda x: x if x[0] == 503 else None)(
                         proclib.health_json(d.port)),
-                    8, "/health 503 with Redis hung", 0.1)
+                    8, "/health 503 with Redis hung", 0.1,
+                    tolerate=rtlib.TRANSIENT)
                 assert h["status"] == "degraded" and h.get("reason"), h
                 for c in cs:
                     m = await c.request({"type": "ping"})
@@ -504,9 +513,10 @@ def test_hung_redis_degrades_health_then_recovers(start_daemon, nworkers):
             finally:
                 os.kill(r.proc.pid, signal.SIGCONT)
             await asyncio.to_thread(
-                proclib.wait_for,
+                rtlib.wait_for,
                 lambda: proclib.health_json(d.port)[0] == 200, 10,
-                "/health 200 after Redis resumed", 0.1)
+                "/health 200 after Redis resumed", 0.1,
+                tolerate=rtlib.TRANSIENT)
             await probe_until_delivered(r.port, ch, cs[0], 10)
             await all_get_sequence(r.port, ch, cs)
         finally:
@@ -581,8 +591,9 @@ def test_slow_consumer_closed_4000_others_unaffected_memory_bounded(
             assert seqs == list(range(nevents))
             rss_after = proclib.daemon_rss_kib(d)
             # the slow one is gone from the registry; the fast one stays
-            proclib.wait_for(lambda: host_counts(d)[1][0] == 1, 5,
-                             "/health counting only the reading client")
+            rtlib.wait_for(lambda: host_counts(d)[1][0] == 1, 5,
+                           "/health counting only the reading client",
+                           tolerate=rtlib.TRANSIENT)
             m = await rtlib.request(ws, {"type": "ping"})
             assert m["type"] == "pong", m
             return rss_after

@@ -169,11 +169,20 @@ def test_any_origin_allowed_when_not_configured(start_daemon):
 
 
 def test_idle_connection_closed_after_handshake_timeout(start_daemon):
+    """A request still incomplete after handshake_timeout is dropped then,
+    not before, with nothing sent (or a 408), and counted as a handshake
+    timeout; a connection that finished its handshake meanwhile stays."""
     d = start_daemon({"handshake_timeout": "1s"})
+    sock = d.conf["admin_socket"]
+
+    def timeouts():
+        return rtlib.admin(sock, "stats")["stats"]["handshake_timeouts"]
+    assert timeouts() == 0
     s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
     try:
         s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
         t0 = time.monotonic()
+        done = rtlib.Client(d.port)     # upgraded well within the timeout
         s.settimeout(4)
         data = b""
         while True:
@@ -184,9 +193,15 @@ def test_idle_connection_closed_after_handshake_timeout(start_daemon):
             if not chunk:
                 break
             data += chunk
-        assert time.monotonic() - t0 < 4
+        elapsed = time.monotonic() - t0
     finally:
         s.close()
+    assert 0.9 <= elapsed < 4, "closed after %.2fs, handshake_timeout 1s" % elapsed
+    assert data == b"" or data.startswith(b"HTTP/1.1 408 "), data
+    rtlib.wait_for(lambda: timeouts() == 1, 2, "handshake_timeouts 1")
+    assert "handshake timeout" in d.log()
+    assert done.alive(), "an upgraded connection was closed by handshake_timeout"
+    done.close()
 
 
 # ---------------------------------------------------------------- /health

@@ -16,6 +16,7 @@ import time
 import pytest
 
 import rtlib
+from rtlib import Client, admin, wait_for, wait_settled
 
 SAMPLE_RE = re.compile(
     r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)'
@@ -64,9 +65,6 @@ FAMILIES = {
 
 
 # ------------------------------------------------------------------ helpers
-
-wait_for = rtlib.wait_for
-
 
 def get_metrics(port):
     st, hd, body, _ = rtlib.http_get(port, "/metrics")
@@ -123,37 +121,12 @@ def metrics(port):
     return parse(get_metrics(port)[1])[1]
 
 
-admin = rtlib.admin_request
-
-
-class Client(rtlib.ProtoClient):
-    request = rtlib.ProtoClient.reply
-
-    def next_event(self, timeout=rtlib.IO_TIMEOUT):
-        if self.events:
-            return self.events.pop(0)
-        while True:
-            m = self.ws.recv_json(timeout)
-            if m.get("type") == "event":
-                return m
-
-
-def settled(d, nworkers, redis=True, timeout=10):
-    def ok():
-        try:
-            _, _, h = rtlib.health(d.port, timeout=1)
-        except (OSError, ValueError, AssertionError):
-            return False
-        return h.get("workers") == nworkers and (not redis or h.get("redis") == "up")
-    wait_for(ok, timeout, "%d workers in /health" % nworkers)
-
-
 def start(start_daemon, nworkers=2, **conf):
     r = start_daemon.redis()
     c = {"workers": str(nworkers), "redis_url": r.url, "canary_interval": "0"}
     c.update(conf)
     d = start_daemon(conf=c)
-    settled(d, nworkers)
+    wait_settled(d, nworkers)
     return d, r
 
 
@@ -240,7 +213,7 @@ def test_metrics_served_to_addresses_in_metrics_allow(start_daemon, allow):
 
 def test_metrics_allow_is_reloaded_live(start_daemon):
     d = start_daemon(conf={"workers": "2"})
-    settled(d, 2, redis=False)
+    wait_settled(d, 2, redis=False)
     for _ in range(6):
         assert rtlib.http_get(d.port, "/metrics")[0] == 200
     rewrite_and_hup(d, metrics_allow="10.0.0.0/8")
@@ -354,7 +327,7 @@ def test_message_kick_and_http_error_counters_move(start_daemon):
     s0 = metrics(d.port)
     c = Client(d.port, rtlib.mint(userId="kicked"))
     for _ in range(5):
-        assert c.request({"type": "ping"})["type"] == "pong"
+        assert c.reply({"type": "ping"})["type"] == "pong"
 
     def delta(name, **labels):
         return value(metrics(d.port), name, **labels) - value(s0, name, **labels)
