@@ -28,8 +28,8 @@ def _metrics_text(port):
 def served(start_daemon):
     r = start_daemon.redis()
     d = start_daemon(conf={"workers": "2", "redis_url": r.url})
-    proclib.wait_settled(d, 2)
-    clients = [rtlib.ProtoClient(d.port, rtlib.mint(userId="u%d" % i)) for i in range(3)]
+    rtlib.wait_settled(d, 2)
+    clients = [rtlib.Client(d.port, rtlib.mint(userId="u%d" % i)) for i in range(3)]
     for c in clients:
         c.subscribe("apps:created")
     proclib.publish(r.port, "apps:created", '{"id":1}')
@@ -51,7 +51,7 @@ def test_build_start_and_process_series(served):
     m = chaoslib.metrics(served.port)
     assert m['realtimed_build_info{version="%s"}' % _version()] == 1
     assert abs(m["realtimed_start_time_seconds"] - time.time()) < 120
-    m = proclib.wait_for(lambda: (lambda x: x if all(
+    m = rtlib.wait_for(lambda: (lambda x: x if all(
         x.get('realtimed_process_resident_memory_bytes{process="%s"}' % p, 0) > 0
         for p in ("master", "bridge", "worker 0", "worker 1")) else None)(
             chaoslib.metrics(served.port)), 10, "every process sampled")

@@ -22,7 +22,7 @@ def start(start_daemon, workers=1, **conf):
     c = {"workers": str(workers), "redis_url": r.url}
     c.update({k: str(v) for k, v in conf.items()})
     d = start_daemon(conf=c)
-    proclib.wait_settled(d, workers)
+    rtlib.wait_settled(d, workers)
     return d, r
 
 
@@ -35,8 +35,8 @@ def test_one_user_cannot_take_the_channel_table(start_daemon):
     d, _ = start(start_daemon, workers=2, max_channels_per_user=6,
                  max_subscriptions=5)
     tok = rtlib.mint(userId="greedy")
-    a = rtlib.ProtoClient(d.port, tok)
-    b = rtlib.ProtoClient(d.port, tok)
+    a = rtlib.Client(d.port, tok)
+    b = rtlib.Client(d.port, tok)
     for i in range(5):
         a.subscribe("apps:junk-a-%d" % i)
     b.subscribe("apps:junk-b-0")
@@ -46,7 +46,7 @@ def test_one_user_cannot_take_the_channel_table(start_daemon):
     # a subscription already held costs nothing more (idempotent)
     assert a.reply({"type": "subscribe", "channel": "apps:junk-a-0"})["type"] == "subscribed"
     # others are not affected
-    victim = rtlib.ProtoClient(d.port, rtlib.mint(userId="victim"))
+    victim = rtlib.Client(d.port, rtlib.mint(userId="victim"))
     victim.subscribe("user:victim")
     victim.subscribe("announcements")
     s = chaoslib.wait_counter(d, "user_limited", 1)
@@ -57,7 +57,7 @@ def test_one_user_cannot_take_the_channel_table(start_daemon):
     assert a.reply({"type": "unsubscribe", "channel": "apps:junk-a-0"})["type"] == "unsubscribed"
     b.subscribe("apps:junk-b-1")
     a.close()
-    proclib.wait_for(lambda: chaoslib.stats(d)["connections"] == 2, 5, "a gone")
+    rtlib.wait_for(lambda: chaoslib.stats(d)["connections"] == 2, 5, "a gone")
     for i in range(2, 5):
         b.subscribe("apps:junk-b-%d" % i)
     m = b.reply({"type": "subscribe", "channel": "apps:junk-b-5"})
@@ -69,11 +69,11 @@ def test_stats_reply_lists_the_most_subscribed_channels_only(start_daemon):
     """stats_channels caps connectionsByChannel: the N most subscribed
     channels, most first; the totals still count everything."""
     d, _ = start(start_daemon, stats_channels=2)
-    admin = rtlib.ProtoClient(d.port, rtlib.mint(userId="ops", role="admin"))
+    admin = rtlib.Client(d.port, rtlib.mint(userId="ops", role="admin"))
     clients = []
     # apps:c3 has 3 subscribers, apps:c2 two, apps:c1 and apps:c0 one
     for n in range(3):
-        c = rtlib.ProtoClient(d.port, rtlib.mint(userId="u%d" % n))
+        c = rtlib.Client(d.port, rtlib.mint(userId="u%d" % n))
         clients.append(c)
         c.subscribe("apps:c3")
         if n < 2:
@@ -124,14 +124,14 @@ def test_worker_out_of_descriptors_pauses_and_recovers(start_daemon, tmp_path,
     s = chaoslib.wait_counter(d, "accept_errors", 1)
     lines = [ln for ln in d.log().splitlines() if "accept() failed" in ln]
     assert 1 <= len(lines) <= 6, "%d accept() log lines in 2.5 s" % len(lines)
-    worker = proclib.roles(d.proc.pid)["realtimed: worker 0"]
+    worker = rtlib.roles(d.proc.pid)["realtimed: worker 0"]
     cpu0 = _cpu_seconds(worker)
     time.sleep(1.0)
     assert _cpu_seconds(worker) - cpu0 < 0.5, "the worker spins on accept()"
     for x in socks:
         x.close()
     # the clients that waited in the listen queue, and new ones, are served
-    c = proclib.wait_for(lambda: _try_client(d.port), 10, "a client served again")
+    c = rtlib.wait_for(lambda: _try_client(d.port), 10, "a client served again")
     assert c.alive()
     assert s["accept_errors"] >= 1
 
@@ -144,7 +144,7 @@ def _cpu_seconds(pid):
 
 def _try_client(port):
     try:
-        return rtlib.ProtoClient(port, rtlib.mint())
+        return rtlib.Client(port, rtlib.mint())
     except (OSError, AssertionError, rtlib.ServerClosed):
         return None
 
@@ -202,10 +202,10 @@ def test_master_killed_closes_clients_with_1001(start_daemon, tmp_path):
     workers = []
     try:
         d.wait_ready()
-        proclib.wait_settled(d, 2)
-        clients = [rtlib.ProtoClient(d.port, rtlib.mint(userId="u%d" % i))
+        rtlib.wait_settled(d, 2)
+        clients = [rtlib.Client(d.port, rtlib.mint(userId="u%d" % i))
                    for i in range(4)]
-        workers += [p for t, p in proclib.roles(d.proc.pid).items() if "worker" in t]
+        workers += [p for t, p in rtlib.roles(d.proc.pid).items() if "worker" in t]
         assert len(workers) == 2, workers
         os.kill(d.proc.pid, signal.SIGKILL)
         d.proc.wait(5)
@@ -213,7 +213,7 @@ def test_master_killed_closes_clients_with_1001(start_daemon, tmp_path):
             code, reason, _ = c.ws.recv_close(timeout=5)
             assert code == 1001, (code, reason)
         for pid in workers:
-            proclib.wait_for(lambda: _state(pid) == "Z", 10, "worker %d gone" % pid)
+            rtlib.wait_for(lambda: _state(pid) == "Z", 10, "worker %d gone" % pid)
     finally:
         if d.alive():
             d.proc.kill()
@@ -239,7 +239,7 @@ def test_token_inside_the_leeway_lives_it_out(start_daemon):
     """A token accepted within jwt_leeway after exp is not closed at once
     as expired: it is closed 'Token expired' when the leeway runs out."""
     d, _ = start(start_daemon, jwt_leeway="3s")
-    c = rtlib.ProtoClient(d.port, rtlib.mint(exp_in=-1))
+    c = rtlib.Client(d.port, rtlib.mint(exp_in=-1))
     t0 = time.monotonic()
     time.sleep(1.0)
     assert c.alive(), "closed inside the leeway"
@@ -256,7 +256,7 @@ def test_event_over_max_output_buffer_reaches_a_fast_reader(start_daemon):
     max_output_buffer (under max_event_size) reaches a subscriber with
     nothing queued, which stays open."""
     d, r = start(start_daemon, max_output_buffer="16k")
-    c = rtlib.ProtoClient(d.port, rtlib.mint())
+    c = rtlib.Client(d.port, rtlib.mint())
     c.subscribe("apps:big")
     payload = '{"blob":"%s"}' % ("x" * 100000)
     proclib.publish(r.port, "apps:big", payload)
@@ -273,7 +273,7 @@ def test_default_burst_lets_a_client_take_all_its_subscriptions_at_once(start_da
     max_subscriptions channels right after connecting, then pings, is
     served, not closed for flooding (the burst is max_subscriptions + 20)."""
     d, _ = start(start_daemon)
-    c = rtlib.ProtoClient(d.port, rtlib.mint())
+    c = rtlib.Client(d.port, rtlib.mint())
     for i in range(100):
         c.ws.send_json({"type": "subscribe", "channel": "apps:a%d" % i})
     c.ws.send_json({"type": "ping"})

@@ -15,12 +15,12 @@ def test_redis_outage_fails_ready_not_live(start_daemon):
     r = start_daemon.redis()
     d = start_daemon(conf={"workers": "2", "redis_url": r.url,
                            "redis_reconnect_max": "500ms"})
-    proclib.wait_settled(d, 2)
+    rtlib.wait_settled(d, 2)
     for path in ("/health", "/health/ready", "/health/live"):
         st, h = _get(d.port, path)
         assert st == 200 and h["status"] == "ok", (path, st, h)
     r.stop()
-    st, h = proclib.wait_for(
+    st, h = rtlib.wait_for(
         lambda: (lambda x: x if x[0] == 503 else None)(_get(d.port, "/health/ready")),
         10, "/health/ready 503")
     assert h["status"] == "degraded" and h["reason"] == "redis unreachable", h
