@@ -89,25 +89,38 @@ def parse(text):
             assert m, "line %d is neither HELP nor TYPE: %r" % (n, line)
             name = m.group("name")
             assert name not in types, "line %d: second TYPE for %s" % (n, name)
-            assert not any(k[0] == name for k in samples), \
+            assert not any(_family(k[0], types) == name for k in samples), \
                 "line %d: TYPE %s after its samples" % (n, name)
             types[name] = m.group("type")
             continue
         m = SAMPLE_RE.match(line)
         assert m, "line %d is not `name{labels} value`: %r" % (n, line)
         name = m.group("name")
-        assert name in types, "line %d: sample of %s before (or without) its TYPE" % (n, name)
+        family = _family(name, types)
+        assert family in types, "line %d: sample of %s before (or without) its TYPE" % (n, name)
         labels = frozenset(LABEL_RE.findall(m.group("labels") or ""))
         key = (name, labels)
         assert key not in samples, "line %d: duplicate series %r" % (n, line)
         v = float(m.group("value"))
-        if types[name] == "counter":
+        if types[family] == "histogram":
+            assert v >= 0, line
+        if types[family] == "counter":
             assert name.endswith("_total"), "counter %s without _total" % name
             assert v >= 0, line
         samples[key] = v
     for name in types:
-        assert any(k[0] == name for k in samples), "TYPE %s without samples" % name
+        assert any(_family(k[0], types) == name for k in samples), \
+            "TYPE %s without samples" % name
     return types, samples
+
+
+def _family(name, types):
+    """A histogram's samples are NAME_bucket, NAME_sum and NAME_count."""
+    for suffix in ("_bucket", "_sum", "_count"):
+        base = name[:-len(suffix)]
+        if name.endswith(suffix) and types.get(base) == "histogram":
+            return base
+    return name
 
 
 def value(samples, name, **labels):
