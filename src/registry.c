@@ -13,19 +13,9 @@
 
 #include "log.h"
 #include "registry.h"
+#include "util.h"
 
 #define ALIGN64(x)	(((x) + 63) & ~(uint64_t)63)
-
-static uint32_t
-reg_hash(const char *s, size_t len)
-{
-	uint32_t	 h = 2166136261u;	/* FNV-1a */
-	size_t		 i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ (uint8_t)s[i]) * 16777619u;
-	return h;
-}
 
 static _Atomic int32_t *reg_ips(struct registry *, int);
 static void	reg_chan_rebuild(struct registry *);
@@ -392,7 +382,7 @@ reg_chan_rebuild(struct registry *r)
 			h->rh_chan_free = i;
 			continue;
 		}
-		ch->ch_hash = reg_hash(ch->ch_name, strlen(ch->ch_name));
+		ch->ch_hash = util_hash(ch->ch_name, strlen(ch->ch_name));
 		for (j = (int32_t)(ch->ch_hash & (uint32_t)mask);
 		    reg_chan_bucket(r, j)->ci_rec != REG_IDX_EMPTY; j = (j + 1) & mask)
 			;
@@ -417,7 +407,7 @@ reg_chan_add(struct registry *r, int w, const char *name, size_t len, int delta)
 {
 	struct reg_header	*h = r->r_hdr;
 	struct reg_chan		*ch;
-	uint32_t		 hash = reg_hash(name, len);
+	uint32_t		 hash = util_hash(name, len);
 	int			 i, rec, free_bucket;
 
 	if (len > RT_CHANNEL_MAX || w < 0 || w >= h->rh_nworkers)
@@ -461,7 +451,7 @@ reg_chan_route(struct registry *r, const char *name, size_t len, uint64_t *mask)
 
 	*mask = 0;
 	reg_lock(r);
-	if ((i = reg_chan_find(r, name, len, reg_hash(name, len), NULL)) != -1) {
+	if ((i = reg_chan_find(r, name, len, util_hash(name, len), NULL)) != -1) {
 		ch = reg_chan_slot(r, (int)(reg_chan_bucket(r, i)->ci_rec - 1));
 		for (w = 0; w < r->r_hdr->rh_nworkers; w++)
 			if (ch->ch_counts[w] > 0)
@@ -616,7 +606,7 @@ reg_ip_acquire(struct registry *r, int w, const void *addr, size_t len, int limi
     uint32_t *key)
 {
 	_Atomic int32_t	*mine = reg_ips(r, w);
-	uint32_t	 h = reg_hash((const char *)addr, len), a, b;
+	uint32_t	 h = util_hash((const char *)addr, len), a, b;
 	int32_t		 ca, cb;
 
 	a = h & (REG_IP_SLOTS - 1);

@@ -197,17 +197,6 @@ static void	worker_ip_limit(struct rt_worker *, struct rt_conn *, const struct s
 
 /* ---- channel index --------------------------------------------------- */
 
-static uint32_t
-worker_hash(const char *s, size_t len)
-{
-	uint32_t	 h = 2166136261u;	/* FNV-1a */
-	size_t		 i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ (uint8_t)s[i]) * 16777619u;
-	return h;
-}
-
 static struct rt_chan *
 worker_chan_find(struct rt_worker *w, const char *name, size_t len, uint32_t h)
 {
@@ -242,7 +231,7 @@ worker_chan_grow(struct rt_worker *w)
 static struct rt_chan *
 worker_chan_get(struct rt_worker *w, const char *name, size_t len)
 {
-	uint32_t	 h = worker_hash(name, len);
+	uint32_t	 h = util_hash(name, len);
 	struct rt_chan	*ch;
 
 	if ((ch = worker_chan_find(w, name, len, h)) != NULL)
@@ -1821,7 +1810,7 @@ worker_event(struct rt_worker *w, const uint8_t *p, size_t len)
 
 	if (ipc_event_split(p, len, &name, &chlen, &frame, &flen) == -1)
 		fatalx("%s: malformed event from the bridge", __func__);
-	if ((ch = worker_chan_find(w, name, chlen, worker_hash(name, chlen))) == NULL)
+	if ((ch = worker_chan_find(w, name, chlen, util_hash(name, chlen))) == NULL)
 		return;
 	if (w->w_npend + ch->ch_nsubs > WORKER_PEND_MAX)
 		worker_flush(w);
