@@ -30,6 +30,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "master.h"
+#include "redis_url.h"
 #include "registry.h"
 #include "tls.h"
 #include "util.h"
