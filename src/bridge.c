@@ -38,15 +38,6 @@
 #define BRIDGE_TICK_MS		250
 #define BRIDGE_CONNECT_MS	5000	/* a connect that takes longer is retried */
 
-/* Channel families: exact names SUBSCRIBEd, prefixes PSUBSCRIBEd. */
-static const char *const bridge_exact[] = { "announcements" };
-static const char *const bridge_patterns[] = {
-	"apps:*", "users:*", "user:*", "database:*", "deployments:*",
-	"storage:*", "system:*",
-};
-#define NEXACT		(sizeof(bridge_exact) / sizeof(bridge_exact[0]))
-#define NPATTERNS	(sizeof(bridge_patterns) / sizeof(bridge_patterns[0]))
-
 struct rt_bridge {
 	struct rt_config	*b_conf;
 	struct registry		*b_reg;
@@ -305,27 +296,30 @@ bridge_open(struct rt_bridge *b)
 	return ac;
 }
 
+/* One subscription of the channel table's (or the canary's). */
+static void
+bridge_subscribe(const char *name, int pattern, void *arg)
+{
+	struct rt_bridge	*b = arg;
+
+	if (pattern)
+		redisAsyncCommand(b->b_sub, bridge_on_message, b, "PSUBSCRIBE %s", name);
+	else
+		redisAsyncCommand(b->b_sub, bridge_on_message, b, "SUBSCRIBE %s", name);
+	b->b_sub_expect++;
+}
+
 static void
 bridge_connect(struct rt_bridge *b)
 {
-	size_t	 i;
-
 	b->b_retry_at = 0;
 	if (b->b_sub == NULL && (b->b_sub = bridge_open(b)) != NULL) {
 		b->b_sub_started = util_now_ms();
 		b->b_sub_acks = 0;
 		b->b_sub_expect = 0;
-		for (i = 0; i < NEXACT; i++, b->b_sub_expect++)
-			redisAsyncCommand(b->b_sub, bridge_on_message, b, "SUBSCRIBE %s",
-			    bridge_exact[i]);
-		if (b->b_conf->c_canary_interval > 0) {
-			redisAsyncCommand(b->b_sub, bridge_on_message, b, "SUBSCRIBE %s",
-			    b->b_canary);
-			b->b_sub_expect++;
-		}
-		for (i = 0; i < NPATTERNS; i++, b->b_sub_expect++)
-			redisAsyncCommand(b->b_sub, bridge_on_message, b, "PSUBSCRIBE %s",
-			    bridge_patterns[i]);
+		chan_redis_subscriptions(bridge_subscribe, b);
+		if (b->b_conf->c_canary_interval > 0)
+			bridge_subscribe(b->b_canary, 0, b);
 	}
 	/* the command connection: canaries and the admin's publish */
 	if (b->b_cmd == NULL)
