@@ -61,7 +61,8 @@ struct rt_bridge {
 	uint64_t		 b_canary_at;
 	int			 b_canary_missed;	/* in a row */
 	int			 b_stopping;
-	struct evbuffer		*b_json;	/* scratch */
+	char			*b_json;	/* the event being built, reused */
+	size_t			 b_jsoncap;
 };
 
 static void	bridge_connect(struct rt_bridge *);
@@ -182,13 +183,33 @@ bridge_send(struct rt_bridge *b, int w, uint32_t type, const void *a, size_t ale
 		evbuffer_add(out, c, clen);
 }
 
+/*
+ * Room for an event of need bytes.  The buffer only grows: it is as large
+ * as the largest event so far, which max_event_size bounds.
+ */
+static int
+bridge_json_grow(struct rt_bridge *b, size_t need)
+{
+	size_t	 cap = b->b_jsoncap;
+	char	*p;
+
+	while (cap < need)
+		cap = cap < 4096 ? 4096 : cap * 2;
+	if ((p = realloc(b->b_json, cap)) == NULL) {
+		log_warnx("%s: no memory for an event of %zu bytes", __func__, need);
+		return -1;
+	}
+	b->b_json = p;
+	b->b_jsoncap = cap;
+	return 0;
+}
+
 static void
 bridge_route(struct rt_bridge *b, const char *ch, size_t chlen, const char *data, size_t len)
 {
 	uint8_t		 pre[2 + RT_CHANNEL_MAX + WS_HEADER_MAX];
 	size_t		 plen, jlen;
 	uint64_t	 mask;
-	const void	*json;
 	int		 w;
 
 	atomic_fetch_add(&b->b_rb->rb_events_in, 1);
@@ -198,16 +219,17 @@ bridge_route(struct rt_bridge *b, const char *ch, size_t chlen, const char *data
 		return;
 	}
 	/* the frame is built once, whatever the number of subscribers */
-	evbuffer_drain(b->b_json, evbuffer_get_length(b->b_json));
-	if (proto_event(b->b_json, ch, chlen, data, len, NULL) == -1)
-		return;
-	jlen = evbuffer_get_length(b->b_json);
-	json = evbuffer_pullup(b->b_json, -1);
+	jlen = proto_event(b->b_json, b->b_jsoncap, ch, chlen, data, len, NULL);
+	if (jlen > b->b_jsoncap) {
+		if (bridge_json_grow(b, jlen) == -1)
+			return;
+		jlen = proto_event(b->b_json, b->b_jsoncap, ch, chlen, data, len, NULL);
+	}
 	plen = ipc_event_prefix(pre, ch, chlen);
 	plen += ws_frame_header(pre + plen, WS_OP_TEXT, 1, jlen);
 	for (w = 0; w < b->b_reg->r_hdr->rh_nworkers; w++)
 		if (mask & ((uint64_t)1 << w)) {
-			bridge_send(b, w, IPC_EVENT, pre, plen, json, jlen);
+			bridge_send(b, w, IPC_EVENT, pre, plen, b->b_json, jlen);
 			atomic_fetch_add(&b->b_rb->rb_events_routed, 1);
 		}
 }
@@ -553,8 +575,7 @@ bridge_cleanup(struct rt_bridge *b)
 		event_free(b->b_master_ev);
 	if (b->b_tick != NULL)
 		event_free(b->b_tick);
-	if (b->b_json != NULL)
-		evbuffer_free(b->b_json);
+	free(b->b_json);
 	if (b->b_base != NULL)
 		event_base_free(b->b_base);
 }
@@ -579,7 +600,7 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 	atomic_store(&b.b_rb->rb_tick, util_now_ms());
 	/* the sequence goes on across respawns, so workers' figures stay comparable */
 	b.b_canary_sent = b.b_canary_seen = atomic_load(&b.b_rb->rb_canary_sent);
-	if ((b.b_base = event_base_new()) == NULL || (b.b_json = evbuffer_new()) == NULL)
+	if ((b.b_base = event_base_new()) == NULL)
 		fatalx("%s: out of memory", __func__);
 	b.b_master_ev = event_new(b.b_base, master_fd, EV_READ | EV_PERSIST,
 	    bridge_dispatch_master, &b);
