@@ -10,7 +10,6 @@
 
 #include "realtimed.h"
 
-struct http_request;
 struct rt_config;
 
 struct auth_user {
@@ -23,39 +22,6 @@ struct auth_user {
 	int	 u_has_role;
 	time_t	 u_exp;				/* 0 if the token has none */
 };
-
-/* Where a token came from. */
-enum auth_source {
-	AUTH_SRC_NONE = 0,
-	AUTH_SRC_QUERY,		/* ?token= */
-	AUTH_SRC_HEADER,	/* Authorization: Bearer */
-	AUTH_SRC_PROTOCOL,	/* Sec-WebSocket-Protocol: token-JWT */
-};
-
-#define AUTH_TOKEN_MAX	8192	/* longer tokens are refused as invalid */
-
-struct auth_token {
-	enum auth_source t_source;
-	char		 t_token[AUTH_TOKEN_MAX + 1];
-	size_t		 t_len;
-	int		 t_too_long;	/* a token was present but over the limit
-				 * (or, for ?token=, not percent-decodable):
-				 * refuse it as invalid, do not go anonymous */
-	/*
-	 * The subprotocol to echo in Sec-WebSocket-Protocol: the offered
-	 * "token-<jwt>" item exactly as sent, whenever one was offered (even
-	 * if a query/header token won, and even when it is too long), so that
-	 * browsers accept the handshake.  NULL if none.
-	 */
-	const char	*t_protocol;	/* points into the request buffer */
-	size_t		 t_protocol_len;
-};
-
-/*
- * Find the token in a parsed request: query parameter "token" first, then
- * "Authorization: Bearer", then the first "token-" subprotocol.
- */
-void	auth_extract_token(const struct http_request *req, struct auth_token *tok);
 
 /* Prepared verification keys; opaque. */
 struct auth_ctx;

@@ -1,6 +1,5 @@
 /*
- * JWT verification at the handshake (libjwt 1.10, v1 API), and finding the
- * token in the upgrade request.
+ * JWT verification at the handshake (libjwt 1.10, v1 API).
  *
  * libjwt 1.10's jwt_decode() takes the algorithm from the token itself, so
  * the configured algorithm is enforced here: without that check an
@@ -28,7 +27,6 @@
 
 #include "realtimed.h"
 #include "config.h"
-#include "http.h"
 #include "auth.h"
 
 #define AUTH_PEM_MAX		(64 * 1024)	/* larger is not a public key */
@@ -638,7 +636,7 @@ auth_check_hmac(struct auth_ctx *ctx, const char *tok, size_t len, time_t now,
 {
 	const char		*d1, *d2, *why, *end = tok + len;
 	unsigned char		 sig[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
-	unsigned char		 payload[AUTH_TOKEN_MAX];
+	unsigned char		 payload[RT_TOKEN_MAX];
 	char			 alg[32];
 	struct json_tokener	*jt;
 	struct json_object	*claims;
@@ -711,11 +709,11 @@ int
 auth_verify(struct auth_ctx *ctx, const char *token, size_t len, time_t now,
     struct auth_user *user, char *reason, size_t reasonlen)
 {
-	char		 tok[AUTH_TOKEN_MAX + 1];
+	char		 tok[RT_TOKEN_MAX + 1];
 	const char	*why;
 
 	auth_anonymous(user);
-	if (len > AUTH_TOKEN_MAX)
+	if (len > RT_TOKEN_MAX)
 		why = "token too long";
 	else if (token == NULL || len == 0 || memchr(token, '\0', len) != NULL)
 		why = "malformed token";
@@ -731,98 +729,4 @@ auth_verify(struct auth_ctx *ctx, const char *token, size_t len, time_t now,
 	auth_anonymous(user);
 	auth_reason(reason, reasonlen, why);
 	return -1;
-}
-
-/* ---- finding the token ---------------------------------------------- */
-
-static void
-auth_take(struct auth_token *tok, enum auth_source src, const char *s,
-    size_t len)
-{
-	tok->t_source = src;
-	if (len > AUTH_TOKEN_MAX) {
-		tok->t_too_long = 1;
-		return;
-	}
-	memcpy(tok->t_token, s, len);
-	tok->t_token[len] = '\0';
-	tok->t_len = len;
-}
-
-/*
- * ?token=: -2 from http_query_param() (too long, or bad percent-encoding)
- * still means a token was sent; it is refused, not skipped.  An empty
- * value is no token (a client that writes "?token=" when logged out).
- */
-static int
-auth_from_query(const struct http_request *req, struct auth_token *tok)
-{
-	long	 n;
-
-	n = http_query_param(req, "token", tok->t_token, sizeof(tok->t_token));
-	if (n == -2) {
-		tok->t_source = AUTH_SRC_QUERY;
-		tok->t_too_long = 1;
-		tok->t_token[0] = '\0';
-		return 1;
-	}
-	if (n <= 0) {
-		tok->t_token[0] = '\0';
-		return 0;
-	}
-	tok->t_source = AUTH_SRC_QUERY;
-	tok->t_len = (size_t)n;
-	return 1;
-}
-
-/* Authorization: Bearer <jwt>; other schemes are not ours to judge. */
-static int
-auth_from_header(const struct http_request *req, struct auth_token *tok)
-{
-	const struct http_header	*h;
-	const char			*v;
-	size_t				 len, i;
-
-	if ((h = http_header_get(req, "Authorization")) == NULL)
-		return 0;
-	v = h->h_value;
-	len = h->h_value_len;
-	if (len < 7 || strncasecmp(v, "Bearer", 6) != 0 ||
-	    (v[6] != ' ' && v[6] != '\t'))
-		return 0;
-	for (i = 6; i < len && (v[i] == ' ' || v[i] == '\t'); i++)
-		;
-	if (i == len)
-		return 0;
-	auth_take(tok, AUTH_SRC_HEADER, v + i, len - i);
-	return 1;
-}
-
-static void
-auth_find_protocol(const struct http_request *req, struct auth_token *tok)
-{
-	size_t		 state = 0, len;
-	const char	*item;
-
-	while (http_header_next_item(req, "Sec-WebSocket-Protocol", &state,
-	    &item, &len)) {
-		if (len >= 6 && memcmp(item, "token-", 6) == 0) {
-			tok->t_protocol = item;
-			tok->t_protocol_len = len;
-			return;
-		}
-	}
-}
-
-void
-auth_extract_token(const struct http_request *req, struct auth_token *tok)
-{
-	memset(tok, 0, sizeof(*tok));
-	/* Found first so that it is echoed whichever source wins. */
-	auth_find_protocol(req, tok);
-	if (auth_from_query(req, tok) || auth_from_header(req, tok))
-		return;
-	if (tok->t_protocol != NULL && tok->t_protocol_len > 6)
-		auth_take(tok, AUTH_SRC_PROTOCOL, tok->t_protocol + 6,
-		    tok->t_protocol_len - 6);
 }

@@ -215,6 +215,33 @@ def test_malformed_token_closes_1008(hs, tok):
     assert_rejected(handshake(q(hs, tok)))
 
 
+@pytest.mark.parametrize("value", ["abc%zz", "ab%2", "a%00b.c.d"])
+def test_badly_percent_encoded_query_token_closes_1008(hs, value):
+    # sent as is: a client library would re-encode the '%'
+    ws = RawWS(hs.port, path="/ws?token=" + value)
+    try:
+        code, reason, seen = ws.recv_close()
+        assert code == 1008 and reason == b"Invalid token", (code, reason)
+        assert len(seen) == 1
+        msg = rtlib.json.loads(seen[0])
+        assert msg["type"] == "error"
+        assert msg["message"] == "Invalid token: malformed token encoding"
+    finally:
+        ws.close_socket()
+
+
+def test_too_long_query_token_closes_1008(start_daemon):
+    d = start_daemon({"max_header_size": "16k"})
+    ws = RawWS(d.port, path="/ws?token=" + "a" * 8193)
+    try:
+        code, _, seen = ws.recv_close()
+        assert code == 1008
+        msg = rtlib.json.loads(seen[0])
+        assert msg["message"] == "Invalid token: token too long"
+    finally:
+        ws.close_socket()
+
+
 def test_bad_bearer_token_closes_1008(hs):
     tok = mint(key="nope")
     out = handshake(hs.url, headers={"Authorization": "Bearer " + tok})

@@ -674,11 +674,11 @@ START_TEST(test_token_over_max_is_invalid)
 	size_t			 pad;
 
 	/* a genuinely valid token, stretched past the limit by a claim */
-	pad = AUTH_TOKEN_MAX;
+	pad = RT_TOKEN_MAX;
 	ck_assert_ptr_nonnull(buf = malloc(pad + 64));
 	snprintf(buf, pad + 64, "{\"sub\":\"a\",\"pad\":\"%0*d\"}", (int)pad, 0);
 	tok = mint_hs256(buf);
-	ck_assert_uint_gt(strlen(tok), AUTH_TOKEN_MAX);
+	ck_assert_uint_gt(strlen(tok), RT_TOKEN_MAX);
 	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), -1);
 	ck_assert_str_eq(reason, "token too long");
 	free(tok);
@@ -901,258 +901,23 @@ START_TEST(test_anonymous_user_is_zeroed)
 }
 END_TEST
 
-/* ---- token extraction ----------------------------------------------- */
-
-static struct http_request	 req;
-
-static void
-req_reset(const char *query)
-{
-	memset(&req, 0, sizeof(req));
-	req.r_method = "GET";
-	req.r_method_len = 3;
-	req.r_path = "/ws";
-	req.r_path_len = 3;
-	req.r_target = "/ws";
-	req.r_target_len = 3;
-	req.r_minor = 1;
-	if (query != NULL) {
-		req.r_query = query;
-		req.r_query_len = strlen(query);
-	}
-}
-
-static void
-req_header(const char *name, const char *value)
-{
-	struct http_header	*h = &req.r_headers[req.r_nheaders++];
-
-	h->h_name = name;
-	h->h_name_len = strlen(name);
-	h->h_value = value;
-	h->h_value_len = strlen(value);
-}
-
-static void
-expect_token(const struct auth_token *t, enum auth_source src, const char *tok)
-{
-	ck_assert_int_eq(t->t_source, src);
-	ck_assert_int_eq(t->t_too_long, 0);
-	ck_assert_uint_eq(t->t_len, strlen(tok));
-	ck_assert_str_eq(t->t_token, tok);
-}
-
-static void
-expect_protocol(const struct auth_token *t, const char *proto)
-{
-	if (proto == NULL) {
-		ck_assert_ptr_null(t->t_protocol);
-		return;
-	}
-	ck_assert_ptr_nonnull(t->t_protocol);
-	ck_assert_uint_eq(t->t_protocol_len, strlen(proto));
-	ck_assert(memcmp(t->t_protocol, proto, strlen(proto)) == 0);
-}
-
-START_TEST(test_extract_none)
-{
-	struct auth_token	 t;
-
-	req_reset("foo=bar");
-	req_header("Host", "x");
-	req_header("Sec-WebSocket-Protocol", "chat, superchat");
-	auth_extract_token(&req, &t);
-	ck_assert_int_eq(t.t_source, AUTH_SRC_NONE);
-	ck_assert_uint_eq(t.t_len, 0);
-	expect_protocol(&t, NULL);
-}
-END_TEST
-
-START_TEST(test_extract_query)
-{
-	struct auth_token	 t;
-
-	req_reset("a=1&token=abc.def.ghi&b=2");
-	auth_extract_token(&req, &t);
-	expect_token(&t, AUTH_SRC_QUERY, "abc.def.ghi");
-	expect_protocol(&t, NULL);
-}
-END_TEST
-
-START_TEST(test_extract_bearer_case_insensitive)
-{
-	struct auth_token	 t;
-	const char		*forms[] = { "Bearer abc.def.ghi",
-	    "bearer abc.def.ghi", "BEARER   abc.def.ghi" };
-	size_t			 i;
-
-	for (i = 0; i < 3; i++) {
-		req_reset(NULL);
-		req_header("Authorization", forms[i]);
-		auth_extract_token(&req, &t);
-		expect_token(&t, AUTH_SRC_HEADER, "abc.def.ghi");
-	}
-}
-END_TEST
-
-START_TEST(test_extract_other_schemes_ignored)
-{
-	struct auth_token	 t;
-	const char		*forms[] = { "Basic dXNlcjpwYXNz", "Bearer",
-	    "Bearerabc.def", "Token abc" };
-	size_t			 i;
-
-	for (i = 0; i < 4; i++) {
-		req_reset(NULL);
-		req_header("Authorization", forms[i]);
-		auth_extract_token(&req, &t);
-		ck_assert_msg(t.t_source == AUTH_SRC_NONE, "%s", forms[i]);
-	}
-}
-END_TEST
-
-START_TEST(test_extract_subprotocol)
-{
-	struct auth_token	 t;
-
-	req_reset(NULL);
-	req_header("Sec-WebSocket-Protocol", "chat, token-abc.def.ghi, token-x");
-	auth_extract_token(&req, &t);
-	expect_token(&t, AUTH_SRC_PROTOCOL, "abc.def.ghi");
-	expect_protocol(&t, "token-abc.def.ghi");
-}
-END_TEST
-
-START_TEST(test_extract_subprotocol_across_headers)
-{
-	struct auth_token	 t;
-
-	req_reset(NULL);
-	req_header("Sec-WebSocket-Protocol", "chat");
-	req_header("sec-websocket-protocol", "token-second");
-	auth_extract_token(&req, &t);
-	expect_token(&t, AUTH_SRC_PROTOCOL, "second");
-	expect_protocol(&t, "token-second");
-}
-END_TEST
-
-START_TEST(test_extract_query_beats_header_and_protocol_still_echoed)
-{
-	struct auth_token	 t;
-
-	req_reset("token=fromquery");
-	req_header("Authorization", "Bearer fromheader");
-	req_header("Sec-WebSocket-Protocol", "token-fromproto");
-	auth_extract_token(&req, &t);
-	expect_token(&t, AUTH_SRC_QUERY, "fromquery");
-	expect_protocol(&t, "token-fromproto");
-}
-END_TEST
-
-START_TEST(test_extract_header_beats_protocol_still_echoed)
-{
-	struct auth_token	 t;
-
-	req_reset(NULL);
-	req_header("Sec-WebSocket-Protocol", "token-fromproto");
-	req_header("Authorization", "Bearer fromheader");
-	auth_extract_token(&req, &t);
-	expect_token(&t, AUTH_SRC_HEADER, "fromheader");
-	expect_protocol(&t, "token-fromproto");
-}
-END_TEST
-
-START_TEST(test_extract_empty_query_token_is_no_token)
-{
-	struct auth_token	 t;
-
-	req_reset("token=");
-	req_header("Authorization", "Bearer fromheader");
-	auth_extract_token(&req, &t);
-	expect_token(&t, AUTH_SRC_HEADER, "fromheader");
-}
-END_TEST
-
-START_TEST(test_extract_bare_token_prefix_is_echoed_not_used)
-{
-	struct auth_token	 t;
-
-	req_reset(NULL);
-	req_header("Sec-WebSocket-Protocol", "token-");
-	auth_extract_token(&req, &t);
-	ck_assert_int_eq(t.t_source, AUTH_SRC_NONE);
-	expect_protocol(&t, "token-");
-}
-END_TEST
-
-static char *
-long_string(const char *prefix, size_t n)
-{
-	char	*s;
-
-	ck_assert_ptr_nonnull(s = malloc(strlen(prefix) + n + 1));
-	strcpy(s, prefix);
-	memset(s + strlen(prefix), 'a', n);
-	s[strlen(prefix) + n] = '\0';
-	return s;
-}
-
-START_TEST(test_extract_too_long_tokens_flagged)
-{
-	struct auth_token	 t;
-	char			*q, *h, *p;
-
-	q = long_string("token=", AUTH_TOKEN_MAX + 1);
-	h = long_string("Bearer ", AUTH_TOKEN_MAX + 1);
-	p = long_string("token-", AUTH_TOKEN_MAX + 1);
-
-	req_reset(q);
-	req_header("Sec-WebSocket-Protocol", "token-short");
-	auth_extract_token(&req, &t);
-	ck_assert_int_eq(t.t_source, AUTH_SRC_QUERY);
-	ck_assert(t.t_too_long);
-	expect_protocol(&t, "token-short");
-
-	req_reset(NULL);
-	req_header("Authorization", h);
-	auth_extract_token(&req, &t);
-	ck_assert_int_eq(t.t_source, AUTH_SRC_HEADER);
-	ck_assert(t.t_too_long);
-
-	req_reset(NULL);
-	req_header("Sec-WebSocket-Protocol", p);
-	auth_extract_token(&req, &t);
-	ck_assert_int_eq(t.t_source, AUTH_SRC_PROTOCOL);
-	ck_assert(t.t_too_long);
-	expect_protocol(&t, p);		/* echoed whole all the same */
-
-	/* exactly at the limit is fine */
-	free(h);
-	h = long_string("Bearer ", AUTH_TOKEN_MAX);
-	req_reset(NULL);
-	req_header("Authorization", h);
-	auth_extract_token(&req, &t);
-	ck_assert_int_eq(t.t_source, AUTH_SRC_HEADER);
-	ck_assert(!t.t_too_long);
-	ck_assert_uint_eq(t.t_len, AUTH_TOKEN_MAX);
-	free(q);
-	free(h);
-	free(p);
-}
-END_TEST
+/* ---- with http.c's extraction -------------------------------------- */
 
 START_TEST(test_extracted_token_verifies)
 {
 	struct auth_ctx		*ctx = hs256_ctx(0);
-	struct auth_token	 t;
+	struct http_request	 req;
+	struct http_token	 t;
 	struct auth_user	 u;
-	char			*tok, hdr[1024], reason[128];
+	char			*tok, head[1024], reason[128];
+	size_t			 used;
 
 	tok = mint_hs256("{\"userId\":\"u9\"}");
-	snprintf(hdr, sizeof(hdr), "chat, token-%s", tok);
-	req_reset(NULL);
-	req_header("Sec-WebSocket-Protocol", hdr);
-	auth_extract_token(&req, &t);
+	snprintf(head, sizeof(head), "GET /ws HTTP/1.1\r\nHost: h\r\n"
+	    "Sec-WebSocket-Protocol: chat, token-%s\r\n\r\n", tok);
+	ck_assert_int_eq(http_parse_request(head, strlen(head), sizeof(head),
+	    &req, &used), HTTP_PARSE_DONE);
+	http_extract_token(&req, &t);
 	ck_assert_int_eq(auth_verify(ctx, t.t_token, t.t_len, NOW, &u, reason,
 	    sizeof(reason)), 0);
 	ck_assert_str_eq(u.u_id, "u9");
@@ -1221,17 +986,6 @@ auth_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("extract");
-	tcase_add_test(tc, test_extract_none);
-	tcase_add_test(tc, test_extract_query);
-	tcase_add_test(tc, test_extract_bearer_case_insensitive);
-	tcase_add_test(tc, test_extract_other_schemes_ignored);
-	tcase_add_test(tc, test_extract_subprotocol);
-	tcase_add_test(tc, test_extract_subprotocol_across_headers);
-	tcase_add_test(tc, test_extract_query_beats_header_and_protocol_still_echoed);
-	tcase_add_test(tc, test_extract_header_beats_protocol_still_echoed);
-	tcase_add_test(tc, test_extract_empty_query_token_is_no_token);
-	tcase_add_test(tc, test_extract_bare_token_prefix_is_echoed_not_used);
-	tcase_add_test(tc, test_extract_too_long_tokens_flagged);
 	tcase_add_test(tc, test_extracted_token_verifies);
 	suite_add_tcase(s, tc);
 	return s;
