@@ -2,15 +2,14 @@
 #define RT_AUTH_H
 
 /*
- * JWT authentication at the handshake (libjwt 1.10).  No I/O beyond reading
- * the public key file in auth_setup().
+ * JWT authentication at the handshake (libjwt 1.10).  Pure: the key
+ * material comes in as bytes (config_auth_new() reads the files).
  */
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "realtimed.h"
-
-struct rt_config;
 
 struct auth_user {
 	int	 u_authenticated;		/* 0: anonymous */
@@ -27,11 +26,34 @@ struct auth_user {
 struct auth_ctx;
 
 /*
- * Build a context from the configuration (jwt_algorithm, jwt_secret,
- * jwt_public_key, jwt_leeway, jwt_issuer, jwt_audience).  NULL with a
- * message in err when the key material is missing or unreadable.
+ * What a context is built from.  Strings are NUL-terminated; NULL or ""
+ * means unset.  Nothing is kept: auth_new() copies what it needs.
  */
-struct auth_ctx *auth_new(const struct rt_config *conf, char *err, size_t errlen);
+struct auth_params {
+	const char	*ap_algorithm;		/* "HS256" ... "ES512" */
+	const char	*ap_secret;		/* HS*: the shared secret */
+	size_t		 ap_secretlen;
+	const char	*ap_public_key;		/* RS*, ES*: the PEM text */
+	size_t		 ap_public_keylen;
+	const char	*ap_public_key_name;	/* where the PEM came from, for messages */
+	int64_t		 ap_leeway;		/* milliseconds */
+	const char	*ap_issuer;		/* iss must be this */
+	const char	*ap_audience;		/* aud must hold this */
+	int		 ap_require_exp;	/* a token without exp is refused */
+};
+
+/*
+ * 1 if the algorithm verifies with a public key (RS*, ES*), 0 with a
+ * shared secret (HS*), -1 if it is not one we support.
+ */
+int	auth_alg_public_key(const char *alg);
+
+/*
+ * Build a context.  NULL with a message in err, worded after the
+ * configuration keys (jwt_algorithm, jwt_secret, jwt_public_key), when the
+ * algorithm is unsupported or its key is missing or unusable.
+ */
+struct auth_ctx *auth_new(const struct auth_params *p, char *err, size_t errlen);
 void	auth_free(struct auth_ctx *ctx);
 
 /*
@@ -40,6 +62,7 @@ void	auth_free(struct auth_ctx *ctx);
  * "token expired", "token not yet valid", "algorithm not allowed",
  * "malformed token", "missing userId or sub claim", "issuer mismatch",
  * "audience mismatch", "token too long", "invalid exp claim",
+ * "missing exp claim" (only when ap_require_exp),
  * "invalid nbf claim", "invalid claim type", "claim too long",
  * "empty user id") otherwise.  The reason never contains the token.
  */

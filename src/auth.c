@@ -10,7 +10,6 @@
  * All key material lives in struct auth_ctx so that a prepared HMAC or
  * public key context can be cached there later without an API change.
  */
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +25,6 @@
 #include <openssl/crypto.h>
 
 #include "realtimed.h"
-#include "config.h"
 #include "auth.h"
 
 #define AUTH_PEM_MAX		(64 * 1024)	/* larger is not a public key */
@@ -39,6 +37,7 @@ struct auth_ctx {
 	int64_t		 a_leeway;	/* milliseconds */
 	char		*a_issuer;	/* NULL: not checked */
 	char		*a_audience;	/* NULL: not checked */
+	int		 a_require_exp;
 	EVP_MAC_CTX	*a_mac;		/* HS*: keyed once, re-initialised per token */
 	size_t		 a_maclen;
 	struct json_tokener *a_tok;	/* reused for every payload */
@@ -110,43 +109,15 @@ auth_alg_lookup(const char *name, jwt_alg_t *alg, int *pkey_type)
 	return -1;
 }
 
-/*
- * Read the whole file, NUL-terminated (libjwt's PEM reader wants that).
- * NULL with *why set on failure.
- */
-static unsigned char *
-auth_read_file(const char *path, size_t *lenp, const char **why)
+int
+auth_alg_public_key(const char *name)
 {
-	FILE		*fp;
-	unsigned char	*buf;
-	size_t		 n;
+	jwt_alg_t	 alg;
+	int		 pkey_type;
 
-	if ((fp = fopen(path, "r")) == NULL) {
-		*why = strerror(errno);
-		return NULL;
-	}
-	if ((buf = malloc(AUTH_PEM_MAX + 1)) == NULL) {
-		*why = "out of memory";
-		fclose(fp);
-		return NULL;
-	}
-	n = fread(buf, 1, AUTH_PEM_MAX + 1, fp);
-	if (ferror(fp))
-		*why = strerror(errno);		/* e.g. a directory */
-	else if (n == 0)
-		*why = "empty file";
-	else if (n > AUTH_PEM_MAX)
-		*why = "too large for a public key";
-	else
-		*why = NULL;
-	fclose(fp);
-	if (*why != NULL) {
-		free(buf);
-		return NULL;
-	}
-	buf[n] = '\0';
-	*lenp = n;
-	return buf;
+	if (auth_alg_lookup(name, &alg, &pkey_type) == -1)
+		return -1;
+	return pkey_type != EVP_PKEY_NONE;
 }
 
 /* 0 if pem holds a public key of the type the algorithm needs. */
@@ -168,56 +139,70 @@ auth_check_pem(const unsigned char *pem, size_t len, int pkey_type)
 	return ok ? 0 : -1;
 }
 
+/* A NUL-terminated copy of len bytes (libjwt's PEM reader wants the NUL). */
 static int
-auth_load_pubkey(struct auth_ctx *ctx, const struct rt_config *conf,
-    int pkey_type, char *err, size_t errlen)
+auth_copy_key(struct auth_ctx *ctx, const char *key, size_t len, char *err,
+    size_t errlen)
 {
-	const char	*path = conf->c_jwt_public_key, *why;
-
-	if (!auth_set(path)) {
-		snprintf(err, errlen, "jwt_algorithm %s needs jwt_public_key",
-		    conf->c_jwt_algorithm);
-		return -1;
-	}
-	if ((ctx->a_key = auth_read_file(path, &ctx->a_keylen, &why)) == NULL) {
-		snprintf(err, errlen, "jwt_public_key %s: %s", path, why);
-		return -1;
-	}
-	if (auth_check_pem(ctx->a_key, ctx->a_keylen, pkey_type) == -1) {
-		snprintf(err, errlen, "jwt_public_key %s: not a PEM %s public key",
-		    path, pkey_type == EVP_PKEY_RSA ? "RSA" : "EC");
-		return -1;
-	}
-	return 0;
-}
-
-static int
-auth_load_secret(struct auth_ctx *ctx, const struct rt_config *conf,
-    char *err, size_t errlen)
-{
-	if (!auth_set(conf->c_jwt_secret)) {
-		snprintf(err, errlen, "jwt_algorithm %s needs a non-empty "
-		    "jwt_secret", conf->c_jwt_algorithm);
-		return -1;
-	}
-	ctx->a_keylen = strlen(conf->c_jwt_secret);
-	if ((ctx->a_key = malloc(ctx->a_keylen + 1)) == NULL) {
+	if ((ctx->a_key = malloc(len + 1)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	memcpy(ctx->a_key, conf->c_jwt_secret, ctx->a_keylen + 1);
+	memcpy(ctx->a_key, key, len);
+	ctx->a_key[len] = '\0';
+	ctx->a_keylen = len;
 	return 0;
 }
 
 static int
-auth_copy_claims(struct auth_ctx *ctx, const struct rt_config *conf,
+auth_load_pubkey(struct auth_ctx *ctx, const struct auth_params *p,
+    int pkey_type, char *err, size_t errlen)
+{
+	const char	*name = p->ap_public_key_name ? p->ap_public_key_name : "";
+	const char	*why = NULL;
+
+	if (p->ap_public_key == NULL) {
+		snprintf(err, errlen, "jwt_algorithm %s needs jwt_public_key",
+		    p->ap_algorithm);
+		return -1;
+	}
+	if (p->ap_public_keylen == 0)
+		why = "empty file";
+	else if (p->ap_public_keylen > AUTH_PEM_MAX)
+		why = "too large for a public key";
+	else if (auth_check_pem((const unsigned char *)p->ap_public_key,
+	    p->ap_public_keylen, pkey_type) == -1)
+		why = pkey_type == EVP_PKEY_RSA ? "not a PEM RSA public key" :
+		    "not a PEM EC public key";
+	if (why != NULL) {
+		snprintf(err, errlen, "jwt_public_key%s%s: %s", *name ? " " : "",
+		    name, why);
+		return -1;
+	}
+	return auth_copy_key(ctx, p->ap_public_key, p->ap_public_keylen, err, errlen);
+}
+
+static int
+auth_load_secret(struct auth_ctx *ctx, const struct auth_params *p,
     char *err, size_t errlen)
 {
-	if (auth_set(conf->c_jwt_issuer) &&
-	    (ctx->a_issuer = strdup(conf->c_jwt_issuer)) == NULL)
+	if (p->ap_secret == NULL || p->ap_secretlen == 0) {
+		snprintf(err, errlen, "jwt_algorithm %s needs a non-empty "
+		    "jwt_secret", p->ap_algorithm);
+		return -1;
+	}
+	return auth_copy_key(ctx, p->ap_secret, p->ap_secretlen, err, errlen);
+}
+
+static int
+auth_copy_claims(struct auth_ctx *ctx, const struct auth_params *p,
+    char *err, size_t errlen)
+{
+	if (auth_set(p->ap_issuer) &&
+	    (ctx->a_issuer = strdup(p->ap_issuer)) == NULL)
 		goto nomem;
-	if (auth_set(conf->c_jwt_audience) &&
-	    (ctx->a_audience = strdup(conf->c_jwt_audience)) == NULL)
+	if (auth_set(p->ap_audience) &&
+	    (ctx->a_audience = strdup(p->ap_audience)) == NULL)
 		goto nomem;
 	return 0;
  nomem:
@@ -267,16 +252,16 @@ auth_mac_new(struct auth_ctx *ctx, char *err, size_t errlen)
 }
 
 struct auth_ctx *
-auth_new(const struct rt_config *conf, char *err, size_t errlen)
+auth_new(const struct auth_params *p, char *err, size_t errlen)
 {
 	struct auth_ctx	*ctx;
 	int		 pkey_type, rv;
 	jwt_alg_t	 alg;
 
-	if (auth_alg_lookup(conf->c_jwt_algorithm, &alg, &pkey_type) == -1) {
+	if (auth_alg_lookup(p->ap_algorithm, &alg, &pkey_type) == -1) {
 		snprintf(err, errlen, "jwt_algorithm \"%s\" not supported "
 		    "(HS256/384/512, RS256/384/512, ES256/384/512)",
-		    conf->c_jwt_algorithm ? conf->c_jwt_algorithm : "");
+		    p->ap_algorithm ? p->ap_algorithm : "");
 		return NULL;
 	}
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
@@ -284,12 +269,13 @@ auth_new(const struct rt_config *conf, char *err, size_t errlen)
 		return NULL;
 	}
 	ctx->a_alg = alg;
-	ctx->a_leeway = conf->c_jwt_leeway < 0 ? 0 : conf->c_jwt_leeway;
+	ctx->a_leeway = p->ap_leeway < 0 ? 0 : p->ap_leeway;
+	ctx->a_require_exp = p->ap_require_exp;
 	if (pkey_type == EVP_PKEY_NONE)
-		rv = auth_load_secret(ctx, conf, err, errlen);
+		rv = auth_load_secret(ctx, p, err, errlen);
 	else
-		rv = auth_load_pubkey(ctx, conf, pkey_type, err, errlen);
-	if (rv == -1 || auth_copy_claims(ctx, conf, err, errlen) == -1 ||
+		rv = auth_load_pubkey(ctx, p, pkey_type, err, errlen);
+	if (rv == -1 || auth_copy_claims(ctx, p, err, errlen) == -1 ||
 	    (pkey_type == EVP_PKEY_NONE && auth_mac_new(ctx, err, errlen) == -1)) {
 		auth_free(ctx);
 		return NULL;
@@ -378,7 +364,8 @@ auth_check_times(struct auth_ctx *ctx, struct json_object *claims, time_t now,
 		if (auth_ms(exp) + ctx->a_leeway <= now_ms)
 			return "token expired";
 		user->u_exp = (time_t)exp;
-	}
+	} else if (ctx->a_require_exp)
+		return "missing exp claim";
 	if ((rv = auth_numeric_date(claims, "nbf", &nbf)) == -1)
 		return "invalid nbf claim";
 	if (rv == 1 && auth_ms(nbf) > now_ms + ctx->a_leeway)

@@ -174,6 +174,20 @@ def test_expired_within_leeway_connects(hs):
     assert out.connected
 
 
+def test_token_without_exp_connects_by_default(hs):
+    out = handshake(q(hs, mint(exp_in=None)))
+    assert out.connected
+
+
+def test_required_exp_missing_closes_1008(start_daemon):
+    d = start_daemon({"jwt_require_exp": "yes"})
+    tok = mint(exp_in=None)
+    out = handshake(q(d, tok))
+    assert_rejected(out, tok, why="missing exp")
+    assert out.first["message"] == "Invalid token: missing exp claim"
+    assert handshake(q(d, mint(exp_in=60))).connected
+
+
 def test_nbf_in_future_closes_1008(hs):
     tok = mint(nbf=int(time.time()) + 120)
     assert_rejected(handshake(q(hs, tok)), tok, why="not yet valid")

@@ -99,6 +99,58 @@ slurp(const char *path, int *len)
 	return buf;
 }
 
+/* Public key files' text, read once each (the tests pass bytes, not names). */
+static struct {
+	const char	*path;
+	char		*text;
+	int		 len;
+} pems[4];
+
+static const char *
+pem_of(const char *path, size_t *len)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(pems) / sizeof(pems[0]); i++) {
+		if (pems[i].path == NULL) {
+			pems[i].path = path;
+			pems[i].text = slurp(path, &pems[i].len);
+		}
+		if (strcmp(pems[i].path, path) == 0) {
+			*len = (size_t)pems[i].len;
+			return pems[i].text;
+		}
+	}
+	ck_abort_msg("too many key files");
+	return NULL;
+}
+
+static void
+free_pems(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(pems) / sizeof(pems[0]); i++)
+		free(pems[i].text);
+}
+
+/* Parameters for alg with secret and the public key in file pubkey. */
+static struct auth_params
+params_of(const char *alg, const char *secret, const char *pubkey)
+{
+	struct auth_params	 p;
+
+	memset(&p, 0, sizeof(p));
+	p.ap_algorithm = alg;
+	p.ap_secret = secret;
+	p.ap_secretlen = secret != NULL ? strlen(secret) : 0;
+	if (pubkey != NULL) {
+		p.ap_public_key = pem_of(pubkey, &p.ap_public_keylen);
+		p.ap_public_key_name = pubkey;
+	}
+	return p;
+}
+
 /* A zeroed config, as config.c would leave unset keys. */
 static struct rt_config
 conf_of(const char *alg, const char *secret, const char *pubkey)
@@ -113,12 +165,12 @@ conf_of(const char *alg, const char *secret, const char *pubkey)
 }
 
 static struct auth_ctx *
-ctx_of(const struct rt_config *c)
+ctx_of(const struct auth_params *p)
 {
 	struct auth_ctx	*ctx;
 	char		 err[512] = "";
 
-	ctx = auth_new(c, err, sizeof(err));
+	ctx = auth_new(p, err, sizeof(err));
 	ck_assert_msg(ctx != NULL, "auth_new: %s", err);
 	return ctx;
 }
@@ -126,9 +178,9 @@ ctx_of(const struct rt_config *c)
 static struct auth_ctx *
 hs256_ctx(int64_t leeway)
 {
-	struct rt_config	 c = conf_of("HS256", SECRET, NULL);
+	struct auth_params	 c = params_of("HS256", SECRET, NULL);
 
-	c.c_jwt_leeway = leeway;
+	c.ap_leeway = leeway;
 	return ctx_of(&c);
 }
 
@@ -222,12 +274,8 @@ accept_claims(const char *claims, struct auth_user *u)
 /* ---- auth_new ------------------------------------------------------- */
 
 static void
-expect_new_fails(const struct rt_config *c, const char *mention)
+expect_message(const struct auth_ctx *ctx, const char *err, const char *mention)
 {
-	struct auth_ctx	*ctx;
-	char		 err[512] = "";
-
-	ctx = auth_new(c, err, sizeof(err));
 	ck_assert_ptr_null(ctx);
 	ck_assert_msg(err[0] != '\0', "no message");
 	if (mention != NULL)
@@ -235,12 +283,29 @@ expect_new_fails(const struct rt_config *c, const char *mention)
 		    "\"%s\" does not mention \"%s\"", err, mention);
 }
 
+static void
+expect_new_fails(const struct auth_params *p, const char *mention)
+{
+	char	 err[512] = "";
+
+	expect_message(auth_new(p, err, sizeof(err)), err, mention);
+}
+
+/* The same through config.c, which reads jwt_public_key. */
+static void
+expect_config_fails(const struct rt_config *c, const char *mention)
+{
+	char	 err[512] = "";
+
+	expect_message(config_auth_new(c, err, sizeof(err)), err, mention);
+}
+
 START_TEST(test_new_hs_needs_secret)
 {
-	struct rt_config	 c = conf_of("HS256", NULL, NULL);
+	struct auth_params	 c = params_of("HS256", NULL, NULL);
 
 	expect_new_fails(&c, "jwt_secret");
-	c.c_jwt_secret = (char *)(uintptr_t)"";
+	c.ap_secret = "";
 	expect_new_fails(&c, "jwt_secret");
 }
 END_TEST
@@ -249,14 +314,14 @@ START_TEST(test_new_rejects_unknown_and_none)
 {
 	const char		*bad[] = { "none", "NONE", "hs256", "XS256",
 	    "", "PS256", "EdDSA" };
-	struct rt_config	 c;
+	struct auth_params	 c;
 	size_t			 i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		c = conf_of(bad[i], SECRET, rsa_pub);
+		c = params_of(bad[i], SECRET, rsa_pub);
 		expect_new_fails(&c, "jwt_algorithm");
 	}
-	c = conf_of(NULL, SECRET, NULL);
+	c = params_of(NULL, SECRET, NULL);
 	expect_new_fails(&c, "jwt_algorithm");
 }
 END_TEST
@@ -266,15 +331,15 @@ START_TEST(test_new_accepts_every_supported_algorithm)
 	const char		*hs[] = { "HS256", "HS384", "HS512" };
 	const char		*rs[] = { "RS256", "RS384", "RS512" };
 	const char		*es[] = { "ES256", "ES384", "ES512" };
-	struct rt_config	 c;
+	struct auth_params	 c;
 	int			 i;
 
 	for (i = 0; i < 3; i++) {
-		c = conf_of(hs[i], SECRET, NULL);
+		c = params_of(hs[i], SECRET, NULL);
 		auth_free(ctx_of(&c));
-		c = conf_of(rs[i], NULL, rsa_pub);
+		c = params_of(rs[i], NULL, rsa_pub);
 		auth_free(ctx_of(&c));
-		c = conf_of(es[i], NULL, ec_pub);
+		c = params_of(es[i], NULL, ec_pub);
 		auth_free(ctx_of(&c));
 	}
 	auth_free(NULL);
@@ -286,29 +351,82 @@ START_TEST(test_new_public_key_problems_name_the_file)
 	struct rt_config	 c = conf_of("RS256", SECRET, NULL);
 	char			 missing[300];
 
-	expect_new_fails(&c, "jwt_public_key");
+	expect_config_fails(&c, "jwt_public_key");
 	c.c_jwt_public_key = (char *)(uintptr_t)"";
-	expect_new_fails(&c, "jwt_public_key");
+	expect_config_fails(&c, "jwt_public_key");
 
 	snprintf(missing, sizeof(missing), "%s/nope.pem", keydir);
 	c.c_jwt_public_key = missing;
-	expect_new_fails(&c, missing);
+	expect_config_fails(&c, missing);
 	c.c_jwt_public_key = garbage_file;
-	expect_new_fails(&c, garbage_file);
+	expect_config_fails(&c, garbage_file);
 	c.c_jwt_public_key = rsa_priv;		/* a private key is not one */
-	expect_new_fails(&c, rsa_priv);
+	expect_config_fails(&c, rsa_priv);
 	c.c_jwt_public_key = keydir;		/* a directory */
-	expect_new_fails(&c, keydir);
+	expect_config_fails(&c, keydir);
 }
 END_TEST
 
 START_TEST(test_new_key_type_must_fit_algorithm)
 {
-	struct rt_config	 c = conf_of("RS256", NULL, ec_pub);
+	struct auth_params	 c = params_of("RS256", NULL, ec_pub);
 
 	expect_new_fails(&c, ec_pub);
-	c = conf_of("ES256", NULL, rsa_pub);
+	c = params_of("ES256", NULL, rsa_pub);
 	expect_new_fails(&c, rsa_pub);
+}
+END_TEST
+
+/* auth.c judges the bytes it is handed; where they came from is a label. */
+START_TEST(test_new_takes_key_bytes)
+{
+	static const char	 junk[] = "-----BEGIN PUBLIC KEY-----\nnope\n"
+	    "-----END PUBLIC KEY-----\n";
+	struct auth_params	 c = params_of("RS256", NULL, rsa_pub);
+	char			*big;
+
+	c.ap_public_key_name = NULL;
+	auth_free(ctx_of(&c));
+	c.ap_public_key = junk;
+	c.ap_public_keylen = sizeof(junk) - 1;
+	expect_new_fails(&c, "jwt_public_key: not a PEM RSA public key");
+	c.ap_public_key_name = "from-the-master";
+	expect_new_fails(&c, "jwt_public_key from-the-master: not a PEM");
+	c.ap_public_keylen = 0;
+	expect_new_fails(&c, "empty");
+	ck_assert_ptr_nonnull(big = calloc(1, 70 * 1024));
+	memset(big, 'A', 70 * 1024 - 1);
+	c.ap_public_key = big;
+	c.ap_public_keylen = 70 * 1024 - 1;
+	expect_new_fails(&c, "too large");
+	free(big);
+	/* a secret is bytes too: the length counts, not a NUL */
+	c = params_of("HS256", SECRET "tail", NULL);
+	c.ap_secretlen = strlen(SECRET);
+	{
+		struct auth_ctx		*ctx = ctx_of(&c);
+		struct auth_user	 u;
+		char			*tok = mint_hs256("{\"sub\":\"s\"}"), reason[128];
+
+		ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+		free(tok);
+		auth_free(ctx);
+	}
+}
+END_TEST
+
+/* An HS* configuration never reads jwt_public_key, even a missing one. */
+START_TEST(test_config_reads_public_key_only_when_needed)
+{
+	struct rt_config	 c = conf_of("HS256", SECRET, "/nonexistent/key.pem");
+	struct auth_ctx		*ctx;
+	char			 err[512] = "";
+
+	ck_assert_msg((ctx = config_auth_new(&c, err, sizeof(err))) != NULL, "%s", err);
+	auth_free(ctx);
+	c = conf_of("RS256", NULL, rsa_pub);
+	ck_assert_msg((ctx = config_auth_new(&c, err, sizeof(err))) != NULL, "%s", err);
+	auth_free(ctx);
 }
 END_TEST
 
@@ -347,19 +465,19 @@ END_TEST
 
 START_TEST(test_hs384_hs512_valid)
 {
-	struct rt_config	 c;
+	struct auth_params	 c;
 	struct auth_ctx		*ctx;
 	struct auth_user	 u;
 	char			*tok, reason[128];
 
-	c = conf_of("HS384", SECRET, NULL);
+	c = params_of("HS384", SECRET, NULL);
 	ctx = ctx_of(&c);
 	tok = mint(JWT_ALG_HS384, SECRET, (int)strlen(SECRET), "{\"sub\":\"s\"}");
 	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
 	free(tok);
 	auth_free(ctx);
 
-	c = conf_of("HS512", SECRET, NULL);
+	c = params_of("HS512", SECRET, NULL);
 	ctx = ctx_of(&c);
 	tok = mint(JWT_ALG_HS512, SECRET, (int)strlen(SECRET), "{\"sub\":\"s\"}");
 	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
@@ -372,7 +490,7 @@ static void
 pem_roundtrip(const char *alg_name, jwt_alg_t alg, const char *priv,
     const char *pub)
 {
-	struct rt_config	 c = conf_of(alg_name, NULL, pub);
+	struct auth_params	 c = params_of(alg_name, NULL, pub);
 	struct auth_ctx		*ctx = ctx_of(&c);
 	struct auth_user	 u;
 	char			*tok, reason[128];
@@ -445,6 +563,58 @@ START_TEST(test_exp_leeway_edges)
 	at_time(1500, "{\"sub\":\"a\",\"exp\":1764071999}", NOW, 1, NULL);
 	at_time(1500, "{\"sub\":\"a\",\"exp\":1764071998}", NOW, 0,
 	    "token expired");
+}
+END_TEST
+
+/* jwt_require_exp yes: no exp, no entry; with one, as usual. */
+START_TEST(test_require_exp_refuses_token_without_exp)
+{
+	struct auth_params	 c = params_of("HS256", SECRET, NULL);
+	struct auth_ctx		*ctx;
+	struct auth_user	 u;
+	char			*tok, reason[128];
+
+	c.ap_require_exp = 1;
+	ctx = ctx_of(&c);
+	tok = mint_hs256("{\"userId\":\"u1\"}");
+	expect_reject(ctx, tok, "missing exp claim");
+	free(tok);
+	tok = mint_hs256("{\"userId\":\"u1\",\"nbf\":1764071000}");
+	expect_reject(ctx, tok, "missing exp claim");
+	free(tok);
+	tok = mint_hs256("{\"userId\":\"u1\",\"exp\":1764075600}");
+	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(u.u_exp, 1764075600);
+	free(tok);
+	tok = mint_hs256("{\"userId\":\"u1\",\"exp\":1764071000}");
+	expect_reject(ctx, tok, "token expired");
+	free(tok);
+	auth_free(ctx);
+}
+END_TEST
+
+/* The key reaches auth.c through config_auth_new(). */
+START_TEST(test_require_exp_from_config)
+{
+	struct rt_config	 c = conf_of("HS256", SECRET, NULL);
+	struct auth_ctx		*ctx;
+	char			*tok, err[512] = "";
+
+	c.c_jwt_require_exp = 1;
+	ck_assert_msg((ctx = config_auth_new(&c, err, sizeof(err))) != NULL, "%s", err);
+	tok = mint_hs256("{\"userId\":\"u1\"}");
+	expect_reject(ctx, tok, "missing exp claim");
+	auth_free(ctx);
+	c.c_jwt_require_exp = 0;
+	ck_assert_msg((ctx = config_auth_new(&c, err, sizeof(err))) != NULL, "%s", err);
+	{
+		struct auth_user	 u;
+		char			 reason[128];
+
+		ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	}
+	free(tok);
+	auth_free(ctx);
 }
 END_TEST
 
@@ -539,7 +709,7 @@ END_TEST
 
 START_TEST(test_alg_none_rejected)
 {
-	struct rt_config	 c;
+	struct auth_params	 c;
 	struct auth_ctx		*ctx = hs256_ctx(0);
 	char			*tok;
 
@@ -550,7 +720,7 @@ START_TEST(test_alg_none_rejected)
 	expect_reject(ctx, tok, "algorithm not allowed");
 	auth_free(ctx);
 
-	c = conf_of("RS256", NULL, rsa_pub);
+	c = params_of("RS256", NULL, rsa_pub);
 	ctx = ctx_of(&c);
 	expect_reject(ctx, NONE_TOKEN, "algorithm not allowed");
 	expect_reject(ctx, tok, "algorithm not allowed");
@@ -561,7 +731,7 @@ END_TEST
 
 START_TEST(test_alg_mismatch_rejected)
 {
-	struct rt_config	 c;
+	struct auth_params	 c;
 	struct auth_ctx		*ctx = hs256_ctx(0);
 	char			*tok;
 
@@ -576,7 +746,7 @@ START_TEST(test_alg_mismatch_rejected)
 	auth_free(ctx);
 
 	/* RS256 configured, a good ES256 token, or RS512 with the same key */
-	c = conf_of("RS256", NULL, rsa_pub);
+	c = params_of("RS256", NULL, rsa_pub);
 	ctx = ctx_of(&c);
 	free(tok);
 	tok = mint_pem(JWT_ALG_ES256, ec_priv, "{\"sub\":\"a\"}");
@@ -595,14 +765,14 @@ END_TEST
  */
 START_TEST(test_hs256_signed_with_public_pem_rejected_by_rs256)
 {
-	struct rt_config	 c;
+	struct auth_params	 c;
 	struct auth_ctx		*ctx;
 	char			*pem, *tok;
 	int			 len;
 
 	pem = slurp(rsa_pub, &len);
 	tok = mint(JWT_ALG_HS256, pem, len, "{\"sub\":\"admin\",\"role\":\"admin\"}");
-	c = conf_of("RS256", NULL, rsa_pub);
+	c = params_of("RS256", NULL, rsa_pub);
 	ctx = ctx_of(&c);
 	expect_reject(ctx, tok, "algorithm not allowed");
 	auth_free(ctx);
@@ -611,7 +781,7 @@ START_TEST(test_hs256_signed_with_public_pem_rejected_by_rs256)
 
 	pem = slurp(ec_pub, &len);
 	tok = mint(JWT_ALG_HS256, pem, len, "{\"sub\":\"admin\"}");
-	c = conf_of("ES256", NULL, ec_pub);
+	c = params_of("ES256", NULL, ec_pub);
 	ctx = ctx_of(&c);
 	expect_reject(ctx, tok, "algorithm not allowed");
 	auth_free(ctx);
@@ -707,14 +877,14 @@ END_TEST
 static void
 with_iss_aud(const char *claims, int want_ok, const char *want_reason)
 {
-	struct rt_config	 c = conf_of("HS256", SECRET, NULL);
+	struct auth_params	 c = params_of("HS256", SECRET, NULL);
 	struct auth_ctx		*ctx;
 	struct auth_user	 u;
 	char			*tok, reason[128];
 	int			 rv;
 
-	c.c_jwt_issuer = (char *)(uintptr_t)"https://issuer.example";
-	c.c_jwt_audience = (char *)(uintptr_t)"realtime";
+	c.ap_issuer = "https://issuer.example";
+	c.ap_audience = "realtime";
 	ctx = ctx_of(&c);
 	tok = mint_hs256(claims);
 	rv = verify(ctx, tok, NOW, &u, reason, sizeof(reason));
@@ -938,6 +1108,8 @@ auth_suite(void)
 	tcase_add_test(tc, test_new_accepts_every_supported_algorithm);
 	tcase_add_test(tc, test_new_public_key_problems_name_the_file);
 	tcase_add_test(tc, test_new_key_type_must_fit_algorithm);
+	tcase_add_test(tc, test_new_takes_key_bytes);
+	tcase_add_test(tc, test_config_reads_public_key_only_when_needed);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("valid");
@@ -952,6 +1124,8 @@ auth_suite(void)
 	tcase_add_test(tc, test_expired_token);
 	tcase_add_test(tc, test_exp_equal_to_now_is_expired);
 	tcase_add_test(tc, test_exp_leeway_edges);
+	tcase_add_test(tc, test_require_exp_refuses_token_without_exp);
+	tcase_add_test(tc, test_require_exp_from_config);
 	tcase_add_test(tc, test_nbf_in_future);
 	tcase_add_test(tc, test_nbf_leeway_edges);
 	tcase_add_test(tc, test_fractional_and_huge_dates);
@@ -1002,6 +1176,7 @@ main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	free_pems();
 	remove_keys();
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
