@@ -69,6 +69,7 @@ struct rt_config {
 	char		*c_redis_url;
 	int64_t		 c_canary_interval;	/* 0 = off */
 	int64_t		 c_ipc_max_buffer;	/* bridge -> worker high-water mark */
+	int64_t		 c_max_event_size;	/* larger Redis messages are dropped */
 	int64_t		 c_redis_reconnect_max;	/* backoff ceiling */
 
 	/* supervision */

@@ -37,6 +37,7 @@
 
 #define BRIDGE_TICK_MS		250
 #define BRIDGE_CONNECT_MS	5000	/* a connect that takes longer is retried */
+#define BRIDGE_LOG_EVERY_MS	1000	/* one "too large" line a second at most */
 
 struct rt_bridge {
 	struct rt_config	*b_conf;
@@ -63,6 +64,10 @@ struct rt_bridge {
 	int			 b_stopping;
 	char			*b_json;	/* the event being built, reused */
 	size_t			 b_jsoncap;
+	uint64_t		 b_big_logged_at;	/* ms, the last "too large" line */
+	uint64_t		 b_big_unlogged;	/* drops since, not in a line yet */
+	size_t			 b_big_len;		/* the last of those */
+	char			 b_big_chan[RT_CHANNEL_MAX + 64];
 };
 
 static void	bridge_connect(struct rt_bridge *);
@@ -204,6 +209,56 @@ bridge_json_grow(struct rt_bridge *b, size_t need)
 	return 0;
 }
 
+/* A channel name from Redis, fit for the log. */
+static void
+bridge_chan_name(char *out, size_t outlen, const char *ch, size_t chlen)
+{
+	if (chan_name_valid(ch, chlen))
+		snprintf(out, outlen, "%.*s", (int)chlen, ch);
+	else
+		snprintf(out, outlen, "(an invalid name of %zu bytes)", chlen);
+}
+
+/*
+ * An event over max_event_size: counted, dropped before a frame is built,
+ * and logged at most once a second; the drops in between are summed up in
+ * the next line, or by the tick once the second is over.
+ */
+static void
+bridge_too_large(struct rt_bridge *b, const char *ch, size_t chlen, size_t len)
+{
+	uint64_t	 now = util_now_ms();
+	char		 name[RT_CHANNEL_MAX + 64], more[64] = "";
+
+	atomic_fetch_add(&b->b_rb->rb_events_too_large, 1);
+	if (now - b->b_big_logged_at < BRIDGE_LOG_EVERY_MS) {
+		b->b_big_unlogged++;
+		b->b_big_len = len;
+		bridge_chan_name(b->b_big_chan, sizeof(b->b_big_chan), ch, chlen);
+		return;
+	}
+	bridge_chan_name(name, sizeof(name), ch, chlen);
+	if (b->b_big_unlogged > 0)
+		snprintf(more, sizeof(more), " (and %llu more since the last report)",
+		    (unsigned long long)b->b_big_unlogged);
+	log_warnx("event of %zu bytes on %s is over max_event_size (%lld): dropped%s",
+	    len, name, (long long)b->b_conf->c_max_event_size, more);
+	b->b_big_logged_at = now;
+	b->b_big_unlogged = 0;
+}
+
+static void
+bridge_too_large_report(struct rt_bridge *b, uint64_t now)
+{
+	if (b->b_big_unlogged == 0 || now - b->b_big_logged_at < BRIDGE_LOG_EVERY_MS)
+		return;
+	log_warnx("%llu more events over max_event_size (%lld) dropped, the last of"
+	    " %zu bytes on %s", (unsigned long long)b->b_big_unlogged,
+	    (long long)b->b_conf->c_max_event_size, b->b_big_len, b->b_big_chan);
+	b->b_big_logged_at = now;
+	b->b_big_unlogged = 0;
+}
+
 static void
 bridge_route(struct rt_bridge *b, const char *ch, size_t chlen, const char *data, size_t len)
 {
@@ -213,6 +268,10 @@ bridge_route(struct rt_bridge *b, const char *ch, size_t chlen, const char *data
 	int		 w;
 
 	atomic_fetch_add(&b->b_rb->rb_events_in, 1);
+	if (len > (uint64_t)b->b_conf->c_max_event_size) {
+		bridge_too_large(b, ch, chlen, len);
+		return;
+	}
 	if (!chan_name_valid(ch, chlen) || reg_chan_route(b->b_reg, ch, chlen, &mask) == 0 ||
 	    mask == 0) {
 		atomic_fetch_add(&b->b_rb->rb_events_unrouted, 1);
@@ -398,6 +457,7 @@ bridge_tick(evutil_socket_t fd, short ev, void *arg)
 	if (b->b_retry_at != 0 && now >= b->b_retry_at)
 		bridge_connect(b);
 	bridge_canary(b, now);
+	bridge_too_large_report(b, now);
 }
 
 /* ---- workers and the master --------------------------------------------- */
