@@ -33,6 +33,7 @@ static const char *const reasons[] = {
 	"missing userId or sub claim", "issuer mismatch", "audience mismatch",
 	"token too long", "invalid exp claim", "invalid nbf claim",
 	"invalid claim type", "claim too long", "empty user id",
+	"missing exp claim",
 };
 
 static struct auth_ctx *
