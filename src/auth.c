@@ -167,7 +167,7 @@ auth_load_pubkey(struct auth_ctx *ctx, const struct auth_params *p,
 		return -1;
 	}
 	if (p->ap_public_keylen == 0)
-		why = "empty file";
+		why = "empty";
 	else if (p->ap_public_keylen > AUTH_PEM_MAX)
 		why = "too large for a public key";
 	else if (auth_check_pem((const unsigned char *)p->ap_public_key,
