@@ -2,16 +2,14 @@
 #define RT_AUTH_H
 
 /*
- * JWT authentication at the handshake (libjwt 1.10).  No I/O beyond reading
- * the public key file in auth_setup().
+ * JWT authentication at the handshake (libjwt 1.10).  Pure: the key
+ * material comes in as bytes (config_auth_new() reads the files).
  */
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "realtimed.h"
-
-struct http_request;
-struct rt_config;
 
 struct auth_user {
 	int	 u_authenticated;		/* 0: anonymous */
@@ -24,48 +22,38 @@ struct auth_user {
 	time_t	 u_exp;				/* 0 if the token has none */
 };
 
-/* Where a token came from. */
-enum auth_source {
-	AUTH_SRC_NONE = 0,
-	AUTH_SRC_QUERY,		/* ?token= */
-	AUTH_SRC_HEADER,	/* Authorization: Bearer */
-	AUTH_SRC_PROTOCOL,	/* Sec-WebSocket-Protocol: token-JWT */
-};
-
-#define AUTH_TOKEN_MAX	8192	/* longer tokens are refused as invalid */
-
-struct auth_token {
-	enum auth_source t_source;
-	char		 t_token[AUTH_TOKEN_MAX + 1];
-	size_t		 t_len;
-	int		 t_too_long;	/* a token was present but over the limit
-				 * (or, for ?token=, not percent-decodable):
-				 * refuse it as invalid, do not go anonymous */
-	/*
-	 * The subprotocol to echo in Sec-WebSocket-Protocol: the offered
-	 * "token-<jwt>" item exactly as sent, whenever one was offered (even
-	 * if a query/header token won, and even when it is too long), so that
-	 * browsers accept the handshake.  NULL if none.
-	 */
-	const char	*t_protocol;	/* points into the request buffer */
-	size_t		 t_protocol_len;
-};
-
-/*
- * Find the token in a parsed request: query parameter "token" first, then
- * "Authorization: Bearer", then the first "token-" subprotocol.
- */
-void	auth_extract_token(const struct http_request *req, struct auth_token *tok);
-
 /* Prepared verification keys; opaque. */
 struct auth_ctx;
 
 /*
- * Build a context from the configuration (jwt_algorithm, jwt_secret,
- * jwt_public_key, jwt_leeway, jwt_issuer, jwt_audience).  NULL with a
- * message in err when the key material is missing or unreadable.
+ * What a context is built from.  Strings are NUL-terminated; NULL or ""
+ * means unset.  Nothing is kept: auth_new() copies what it needs.
  */
-struct auth_ctx *auth_new(const struct rt_config *conf, char *err, size_t errlen);
+struct auth_params {
+	const char	*ap_algorithm;		/* "HS256" ... "ES512" */
+	const char	*ap_secret;		/* HS*: the shared secret */
+	size_t		 ap_secretlen;
+	const char	*ap_public_key;		/* RS*, ES*: the PEM text */
+	size_t		 ap_public_keylen;
+	const char	*ap_public_key_name;	/* where the PEM came from, for messages */
+	int64_t		 ap_leeway;		/* milliseconds */
+	const char	*ap_issuer;		/* iss must be this */
+	const char	*ap_audience;		/* aud must hold this */
+	int		 ap_require_exp;	/* a token without exp is refused */
+};
+
+/*
+ * 1 if the algorithm verifies with a public key (RS*, ES*), 0 with a
+ * shared secret (HS*), -1 if it is not one we support.
+ */
+int	auth_alg_public_key(const char *alg);
+
+/*
+ * Build a context.  NULL with a message in err, worded after the
+ * configuration keys (jwt_algorithm, jwt_secret, jwt_public_key), when the
+ * algorithm is unsupported or its key is missing or unusable.
+ */
+struct auth_ctx *auth_new(const struct auth_params *p, char *err, size_t errlen);
 void	auth_free(struct auth_ctx *ctx);
 
 /*
@@ -74,6 +62,7 @@ void	auth_free(struct auth_ctx *ctx);
  * "token expired", "token not yet valid", "algorithm not allowed",
  * "malformed token", "missing userId or sub claim", "issuer mismatch",
  * "audience mismatch", "token too long", "invalid exp claim",
+ * "missing exp claim" (only when ap_require_exp),
  * "invalid nbf claim", "invalid claim type", "claim too long",
  * "empty user id") otherwise.  The reason never contains the token.
  */

@@ -6,26 +6,6 @@
 struct rt_config;
 struct registry;
 
-#define REDIS_HOST_MAX	256
-#define REDIS_PASS_MAX	512
-
-/* A parsed redis_url. */
-struct redis_url {
-	int	 ru_unix;			/* 1: ru_host is a socket path */
-	char	 ru_host[REDIS_HOST_MAX];
-	int	 ru_port;
-	char	 ru_user[REDIS_PASS_MAX];	/* "" = none (ACL user) */
-	char	 ru_password[REDIS_PASS_MAX];	/* "" = none */
-	int	 ru_db;
-};
-
-/*
- * redis://[[user]:password@]host[:port][/db], rediss:// is refused (no TLS
- * in Debian 12's hiredis), unix:/path or unix:///path[?db=N].  Pure.
- * 0, or -1 with a reason in err.
- */
-int	redis_url_parse(const char *s, struct redis_url *u, char *err, size_t errlen);
-
 /* The bridge process: runs until told to stop.  Returns the exit status. */
 int	bridge_run(struct rt_config *conf, struct registry *reg, int master_fd);
 

@@ -37,4 +37,12 @@ const char *chan_verdict_message(enum chan_verdict v);
 void	chan_authorized_list(const struct auth_user *user,
 	    void (*emit)(const char *name, void *arg), void *arg);
 
+/*
+ * The Redis subscriptions that carry every family of the table, in table
+ * order: emit(name, pattern, arg) with pattern 1 for a PSUBSCRIBE pattern
+ * ("apps:*"), 0 for a SUBSCRIBE of an exact name ("announcements").
+ */
+void	chan_redis_subscriptions(void (*emit)(const char *name, int pattern,
+	    void *arg), void *arg);
+
 #endif

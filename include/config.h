@@ -63,6 +63,7 @@ struct rt_config {
 	int64_t		 c_jwt_leeway;
 	char		*c_jwt_issuer;
 	char		*c_jwt_audience;
+	int		 c_jwt_require_exp;	/* refuse tokens without exp */
 	int		 c_allow_anonymous;
 	struct rt_strlist c_allowed_origins;	/* empty = any */
 
@@ -70,6 +71,7 @@ struct rt_config {
 	char		*c_redis_url;
 	int64_t		 c_canary_interval;	/* 0 = off */
 	int64_t		 c_ipc_max_buffer;	/* bridge -> worker high-water mark */
+	int64_t		 c_max_event_size;	/* larger Redis messages are dropped */
 	int64_t		 c_redis_reconnect_max;	/* backoff ceiling */
 
 	/* supervision */
@@ -130,6 +132,13 @@ int	config_key_reloadable(int i);
 /* Read back what config_serialize() wrote (pushed by the master); exits on error. */
 void	config_from_master(struct rt_config *nc, const char *name, const char *text,
 	    size_t len);
+
+/*
+ * The JWT context for conf: reads jwt_public_key when the algorithm needs
+ * it and hands auth_new() the bytes.  NULL with the reason in err
+ * ("jwt_public_key FILE: No such file or directory", ...).
+ */
+struct auth_ctx *config_auth_new(const struct rt_config *conf, char *err, size_t errlen);
 
 /* Value parsers shared with the environment code; 0 ok, -1 bad. */
 int	config_parse_duration(const char *s, int64_t *ms);

@@ -8,6 +8,8 @@
  */
 #include <stddef.h>
 
+#include "realtimed.h"
+
 #define HTTP_MAX_HEADERS	64
 
 struct http_header {
@@ -70,12 +72,51 @@ int	http_header_has_token(const struct http_request *req, const char *name,
 int	http_header_next_item(const struct http_request *req, const char *name,
 	    size_t *state, const char **item, size_t *len);
 
+#define HTTP_QUERY_ABSENT	(-1)
+#define HTTP_QUERY_MALFORMED	(-2)	/* bad %-encoding, or %00 */
+#define HTTP_QUERY_TOO_LONG	(-3)	/* the decoded value does not fit out */
+
 /*
  * Query parameter value, percent- and '+'-decoded, into out (NUL-terminated).
- * Returns the decoded length, -1 if absent, -2 if malformed or too long.
+ * Returns the decoded length, or one of HTTP_QUERY_*; a value both
+ * malformed and too long is HTTP_QUERY_MALFORMED.
  */
 long	http_query_param(const struct http_request *req, const char *name,
 	    char *out, size_t outlen);
+
+/* Where a token came from. */
+enum http_token_source {
+	HTTP_TOKEN_NONE = 0,
+	HTTP_TOKEN_QUERY,	/* ?token= */
+	HTTP_TOKEN_HEADER,	/* Authorization: Bearer */
+	HTTP_TOKEN_PROTOCOL,	/* Sec-WebSocket-Protocol: token-JWT */
+};
+
+struct http_token {
+	enum http_token_source t_source;
+	char		 t_token[RT_TOKEN_MAX + 1];
+	size_t		 t_len;
+	/*
+	 * A token was sent but cannot be used ("token too long", or for
+	 * ?token= "malformed token encoding"): refuse it as invalid with this
+	 * reason, do not go anonymous.  NULL otherwise.
+	 */
+	const char	*t_error;
+	/*
+	 * The subprotocol to echo in Sec-WebSocket-Protocol: the offered
+	 * "token-<jwt>" item exactly as sent, whenever one was offered (even
+	 * if a query/header token won, and even when it is too long), so that
+	 * browsers accept the handshake.  NULL if none.
+	 */
+	const char	*t_protocol;	/* points into the request buffer */
+	size_t		 t_protocol_len;
+};
+
+/*
+ * Find the token in a parsed request: query parameter "token" first, then
+ * "Authorization: Bearer", then the first "token-" subprotocol.
+ */
+void	http_extract_token(const struct http_request *req, struct http_token *tok);
 
 /* Result of checking a request that asked for the WebSocket path. */
 struct http_upgrade {

@@ -14,7 +14,6 @@
 #include "realtimed.h"
 
 struct auth_user;
-struct evbuffer;
 
 enum proto_type {
 	PROTO_INVALID = 0,	/* see pr_error */
@@ -77,14 +76,17 @@ struct json_object *proto_error(const char *message, const char *request,
 	    const char *channel, const struct timeval *tv);
 
 /*
- * The event message for a Redis payload, as text appended to out:
+ * The event message for a Redis payload, as text into out (outlen bytes,
+ * not NUL-terminated):
  * {"type":"event","channel":"<c>","data":<payload>,"timestamp":"<ts>"}
  * The payload's bytes go in as they are when they are one valid JSON value
  * (surrounding whitespace allowed); otherwise they go in as a JSON string
- * (escaped; invalid UTF-8 bytes replaced by U+FFFD).  Returns 0, or -1 on
- * allocation failure.
+ * (escaped; invalid UTF-8 bytes replaced by U+FFFD).  Returns the
+ * message's length; when that is more than outlen, nothing is written
+ * (snprintf's way: grow the buffer and call again).  out may be NULL when
+ * outlen is 0.
  */
-int	proto_event(struct evbuffer *out, const char *channel, size_t chlen,
+size_t	proto_event(char *out, size_t outlen, const char *channel, size_t chlen,
 	    const char *payload, size_t plen, const struct timeval *tv);
 
 /* 1 if buf holds exactly one valid JSON value (RFC 8259). */

@@ -103,6 +103,7 @@ struct reg_bridge {
 	_Atomic int64_t		 rb_events_routed;	/* IPC writes to workers */
 	_Atomic int64_t		 rb_events_unrouted;	/* nobody subscribed */
 	_Atomic int64_t		 rb_ipc_drops;		/* a worker over its high-water mark */
+	_Atomic int64_t		 rb_events_too_large;	/* over max_event_size, dropped */
 	_Atomic int64_t		 rb_canary_sent;
 	_Atomic uint64_t	 rb_canary_sent_at;	/* ms */
 	_Atomic int64_t		 rb_canary_misses;

@@ -15,6 +15,8 @@ uint64_t util_now_ms(void);
 uint64_t util_now_us(void);
 /* Case-insensitive compare of a counted string with a C string. */
 int	util_strncaseeq(const char *a, size_t alen, const char *b);
+/* FNV-1a of len bytes: the one hash of every table (registry, worker index). */
+uint32_t util_hash(const char *s, size_t len);
 
 struct sockaddr;
 struct rt_strlist;

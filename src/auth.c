@@ -1,6 +1,5 @@
 /*
- * JWT verification at the handshake (libjwt 1.10, v1 API), and finding the
- * token in the upgrade request.
+ * JWT verification at the handshake (libjwt 1.10, v1 API).
  *
  * libjwt 1.10's jwt_decode() takes the algorithm from the token itself, so
  * the configured algorithm is enforced here: without that check an
@@ -11,7 +10,6 @@
  * All key material lives in struct auth_ctx so that a prepared HMAC or
  * public key context can be cached there later without an API change.
  */
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,8 +25,6 @@
 #include <openssl/crypto.h>
 
 #include "realtimed.h"
-#include "config.h"
-#include "http.h"
 #include "auth.h"
 
 #define AUTH_PEM_MAX		(64 * 1024)	/* larger is not a public key */
@@ -41,6 +37,7 @@ struct auth_ctx {
 	int64_t		 a_leeway;	/* milliseconds */
 	char		*a_issuer;	/* NULL: not checked */
 	char		*a_audience;	/* NULL: not checked */
+	int		 a_require_exp;
 	EVP_MAC_CTX	*a_mac;		/* HS*: keyed once, re-initialised per token */
 	size_t		 a_maclen;
 	struct json_tokener *a_tok;	/* reused for every payload */
@@ -112,43 +109,15 @@ auth_alg_lookup(const char *name, jwt_alg_t *alg, int *pkey_type)
 	return -1;
 }
 
-/*
- * Read the whole file, NUL-terminated (libjwt's PEM reader wants that).
- * NULL with *why set on failure.
- */
-static unsigned char *
-auth_read_file(const char *path, size_t *lenp, const char **why)
+int
+auth_alg_public_key(const char *name)
 {
-	FILE		*fp;
-	unsigned char	*buf;
-	size_t		 n;
+	jwt_alg_t	 alg;
+	int		 pkey_type;
 
-	if ((fp = fopen(path, "r")) == NULL) {
-		*why = strerror(errno);
-		return NULL;
-	}
-	if ((buf = malloc(AUTH_PEM_MAX + 1)) == NULL) {
-		*why = "out of memory";
-		fclose(fp);
-		return NULL;
-	}
-	n = fread(buf, 1, AUTH_PEM_MAX + 1, fp);
-	if (ferror(fp))
-		*why = strerror(errno);		/* e.g. a directory */
-	else if (n == 0)
-		*why = "empty file";
-	else if (n > AUTH_PEM_MAX)
-		*why = "too large for a public key";
-	else
-		*why = NULL;
-	fclose(fp);
-	if (*why != NULL) {
-		free(buf);
-		return NULL;
-	}
-	buf[n] = '\0';
-	*lenp = n;
-	return buf;
+	if (auth_alg_lookup(name, &alg, &pkey_type) == -1)
+		return -1;
+	return pkey_type != EVP_PKEY_NONE;
 }
 
 /* 0 if pem holds a public key of the type the algorithm needs. */
@@ -170,56 +139,70 @@ auth_check_pem(const unsigned char *pem, size_t len, int pkey_type)
 	return ok ? 0 : -1;
 }
 
+/* A NUL-terminated copy of len bytes (libjwt's PEM reader wants the NUL). */
 static int
-auth_load_pubkey(struct auth_ctx *ctx, const struct rt_config *conf,
-    int pkey_type, char *err, size_t errlen)
+auth_copy_key(struct auth_ctx *ctx, const char *key, size_t len, char *err,
+    size_t errlen)
 {
-	const char	*path = conf->c_jwt_public_key, *why;
-
-	if (!auth_set(path)) {
-		snprintf(err, errlen, "jwt_algorithm %s needs jwt_public_key",
-		    conf->c_jwt_algorithm);
-		return -1;
-	}
-	if ((ctx->a_key = auth_read_file(path, &ctx->a_keylen, &why)) == NULL) {
-		snprintf(err, errlen, "jwt_public_key %s: %s", path, why);
-		return -1;
-	}
-	if (auth_check_pem(ctx->a_key, ctx->a_keylen, pkey_type) == -1) {
-		snprintf(err, errlen, "jwt_public_key %s: not a PEM %s public key",
-		    path, pkey_type == EVP_PKEY_RSA ? "RSA" : "EC");
-		return -1;
-	}
-	return 0;
-}
-
-static int
-auth_load_secret(struct auth_ctx *ctx, const struct rt_config *conf,
-    char *err, size_t errlen)
-{
-	if (!auth_set(conf->c_jwt_secret)) {
-		snprintf(err, errlen, "jwt_algorithm %s needs a non-empty "
-		    "jwt_secret", conf->c_jwt_algorithm);
-		return -1;
-	}
-	ctx->a_keylen = strlen(conf->c_jwt_secret);
-	if ((ctx->a_key = malloc(ctx->a_keylen + 1)) == NULL) {
+	if ((ctx->a_key = malloc(len + 1)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	memcpy(ctx->a_key, conf->c_jwt_secret, ctx->a_keylen + 1);
+	memcpy(ctx->a_key, key, len);
+	ctx->a_key[len] = '\0';
+	ctx->a_keylen = len;
 	return 0;
 }
 
 static int
-auth_copy_claims(struct auth_ctx *ctx, const struct rt_config *conf,
+auth_load_pubkey(struct auth_ctx *ctx, const struct auth_params *p,
+    int pkey_type, char *err, size_t errlen)
+{
+	const char	*name = p->ap_public_key_name ? p->ap_public_key_name : "";
+	const char	*why = NULL;
+
+	if (p->ap_public_key == NULL) {
+		snprintf(err, errlen, "jwt_algorithm %s needs jwt_public_key",
+		    p->ap_algorithm);
+		return -1;
+	}
+	if (p->ap_public_keylen == 0)
+		why = "empty";
+	else if (p->ap_public_keylen > AUTH_PEM_MAX)
+		why = "too large for a public key";
+	else if (auth_check_pem((const unsigned char *)p->ap_public_key,
+	    p->ap_public_keylen, pkey_type) == -1)
+		why = pkey_type == EVP_PKEY_RSA ? "not a PEM RSA public key" :
+		    "not a PEM EC public key";
+	if (why != NULL) {
+		snprintf(err, errlen, "jwt_public_key%s%s: %s", *name ? " " : "",
+		    name, why);
+		return -1;
+	}
+	return auth_copy_key(ctx, p->ap_public_key, p->ap_public_keylen, err, errlen);
+}
+
+static int
+auth_load_secret(struct auth_ctx *ctx, const struct auth_params *p,
     char *err, size_t errlen)
 {
-	if (auth_set(conf->c_jwt_issuer) &&
-	    (ctx->a_issuer = strdup(conf->c_jwt_issuer)) == NULL)
+	if (p->ap_secret == NULL || p->ap_secretlen == 0) {
+		snprintf(err, errlen, "jwt_algorithm %s needs a non-empty "
+		    "jwt_secret", p->ap_algorithm);
+		return -1;
+	}
+	return auth_copy_key(ctx, p->ap_secret, p->ap_secretlen, err, errlen);
+}
+
+static int
+auth_copy_claims(struct auth_ctx *ctx, const struct auth_params *p,
+    char *err, size_t errlen)
+{
+	if (auth_set(p->ap_issuer) &&
+	    (ctx->a_issuer = strdup(p->ap_issuer)) == NULL)
 		goto nomem;
-	if (auth_set(conf->c_jwt_audience) &&
-	    (ctx->a_audience = strdup(conf->c_jwt_audience)) == NULL)
+	if (auth_set(p->ap_audience) &&
+	    (ctx->a_audience = strdup(p->ap_audience)) == NULL)
 		goto nomem;
 	return 0;
  nomem:
@@ -269,16 +252,16 @@ auth_mac_new(struct auth_ctx *ctx, char *err, size_t errlen)
 }
 
 struct auth_ctx *
-auth_new(const struct rt_config *conf, char *err, size_t errlen)
+auth_new(const struct auth_params *p, char *err, size_t errlen)
 {
 	struct auth_ctx	*ctx;
 	int		 pkey_type, rv;
 	jwt_alg_t	 alg;
 
-	if (auth_alg_lookup(conf->c_jwt_algorithm, &alg, &pkey_type) == -1) {
+	if (auth_alg_lookup(p->ap_algorithm, &alg, &pkey_type) == -1) {
 		snprintf(err, errlen, "jwt_algorithm \"%s\" not supported "
 		    "(HS256/384/512, RS256/384/512, ES256/384/512)",
-		    conf->c_jwt_algorithm ? conf->c_jwt_algorithm : "");
+		    p->ap_algorithm ? p->ap_algorithm : "");
 		return NULL;
 	}
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
@@ -286,12 +269,13 @@ auth_new(const struct rt_config *conf, char *err, size_t errlen)
 		return NULL;
 	}
 	ctx->a_alg = alg;
-	ctx->a_leeway = conf->c_jwt_leeway < 0 ? 0 : conf->c_jwt_leeway;
+	ctx->a_leeway = p->ap_leeway < 0 ? 0 : p->ap_leeway;
+	ctx->a_require_exp = p->ap_require_exp;
 	if (pkey_type == EVP_PKEY_NONE)
-		rv = auth_load_secret(ctx, conf, err, errlen);
+		rv = auth_load_secret(ctx, p, err, errlen);
 	else
-		rv = auth_load_pubkey(ctx, conf, pkey_type, err, errlen);
-	if (rv == -1 || auth_copy_claims(ctx, conf, err, errlen) == -1 ||
+		rv = auth_load_pubkey(ctx, p, pkey_type, err, errlen);
+	if (rv == -1 || auth_copy_claims(ctx, p, err, errlen) == -1 ||
 	    (pkey_type == EVP_PKEY_NONE && auth_mac_new(ctx, err, errlen) == -1)) {
 		auth_free(ctx);
 		return NULL;
@@ -380,7 +364,8 @@ auth_check_times(struct auth_ctx *ctx, struct json_object *claims, time_t now,
 		if (auth_ms(exp) + ctx->a_leeway <= now_ms)
 			return "token expired";
 		user->u_exp = (time_t)exp;
-	}
+	} else if (ctx->a_require_exp)
+		return "missing exp claim";
 	if ((rv = auth_numeric_date(claims, "nbf", &nbf)) == -1)
 		return "invalid nbf claim";
 	if (rv == 1 && auth_ms(nbf) > now_ms + ctx->a_leeway)
@@ -638,7 +623,7 @@ auth_check_hmac(struct auth_ctx *ctx, const char *tok, size_t len, time_t now,
 {
 	const char		*d1, *d2, *why, *end = tok + len;
 	unsigned char		 sig[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
-	unsigned char		 payload[AUTH_TOKEN_MAX];
+	unsigned char		 payload[RT_TOKEN_MAX];
 	char			 alg[32];
 	struct json_tokener	*jt;
 	struct json_object	*claims;
@@ -711,11 +696,11 @@ int
 auth_verify(struct auth_ctx *ctx, const char *token, size_t len, time_t now,
     struct auth_user *user, char *reason, size_t reasonlen)
 {
-	char		 tok[AUTH_TOKEN_MAX + 1];
+	char		 tok[RT_TOKEN_MAX + 1];
 	const char	*why;
 
 	auth_anonymous(user);
-	if (len > AUTH_TOKEN_MAX)
+	if (len > RT_TOKEN_MAX)
 		why = "token too long";
 	else if (token == NULL || len == 0 || memchr(token, '\0', len) != NULL)
 		why = "malformed token";
@@ -731,98 +716,4 @@ auth_verify(struct auth_ctx *ctx, const char *token, size_t len, time_t now,
 	auth_anonymous(user);
 	auth_reason(reason, reasonlen, why);
 	return -1;
-}
-
-/* ---- finding the token ---------------------------------------------- */
-
-static void
-auth_take(struct auth_token *tok, enum auth_source src, const char *s,
-    size_t len)
-{
-	tok->t_source = src;
-	if (len > AUTH_TOKEN_MAX) {
-		tok->t_too_long = 1;
-		return;
-	}
-	memcpy(tok->t_token, s, len);
-	tok->t_token[len] = '\0';
-	tok->t_len = len;
-}
-
-/*
- * ?token=: -2 from http_query_param() (too long, or bad percent-encoding)
- * still means a token was sent; it is refused, not skipped.  An empty
- * value is no token (a client that writes "?token=" when logged out).
- */
-static int
-auth_from_query(const struct http_request *req, struct auth_token *tok)
-{
-	long	 n;
-
-	n = http_query_param(req, "token", tok->t_token, sizeof(tok->t_token));
-	if (n == -2) {
-		tok->t_source = AUTH_SRC_QUERY;
-		tok->t_too_long = 1;
-		tok->t_token[0] = '\0';
-		return 1;
-	}
-	if (n <= 0) {
-		tok->t_token[0] = '\0';
-		return 0;
-	}
-	tok->t_source = AUTH_SRC_QUERY;
-	tok->t_len = (size_t)n;
-	return 1;
-}
-
-/* Authorization: Bearer <jwt>; other schemes are not ours to judge. */
-static int
-auth_from_header(const struct http_request *req, struct auth_token *tok)
-{
-	const struct http_header	*h;
-	const char			*v;
-	size_t				 len, i;
-
-	if ((h = http_header_get(req, "Authorization")) == NULL)
-		return 0;
-	v = h->h_value;
-	len = h->h_value_len;
-	if (len < 7 || strncasecmp(v, "Bearer", 6) != 0 ||
-	    (v[6] != ' ' && v[6] != '\t'))
-		return 0;
-	for (i = 6; i < len && (v[i] == ' ' || v[i] == '\t'); i++)
-		;
-	if (i == len)
-		return 0;
-	auth_take(tok, AUTH_SRC_HEADER, v + i, len - i);
-	return 1;
-}
-
-static void
-auth_find_protocol(const struct http_request *req, struct auth_token *tok)
-{
-	size_t		 state = 0, len;
-	const char	*item;
-
-	while (http_header_next_item(req, "Sec-WebSocket-Protocol", &state,
-	    &item, &len)) {
-		if (len >= 6 && memcmp(item, "token-", 6) == 0) {
-			tok->t_protocol = item;
-			tok->t_protocol_len = len;
-			return;
-		}
-	}
-}
-
-void
-auth_extract_token(const struct http_request *req, struct auth_token *tok)
-{
-	memset(tok, 0, sizeof(*tok));
-	/* Found first so that it is echoed whichever source wins. */
-	auth_find_protocol(req, tok);
-	if (auth_from_query(req, tok) || auth_from_header(req, tok))
-		return;
-	if (tok->t_protocol != NULL && tok->t_protocol_len > 6)
-		auth_take(tok, AUTH_SRC_PROTOCOL, tok->t_protocol + 6,
-		    tok->t_protocol_len - 6);
 }

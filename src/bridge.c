@@ -30,6 +30,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "proto.h"
+#include "redis_url.h"
 #include "registry.h"
 #include "stats.h"
 #include "util.h"
@@ -37,15 +38,7 @@
 
 #define BRIDGE_TICK_MS		250
 #define BRIDGE_CONNECT_MS	5000	/* a connect that takes longer is retried */
-
-/* Channel families: exact names SUBSCRIBEd, prefixes PSUBSCRIBEd. */
-static const char *const bridge_exact[] = { "announcements" };
-static const char *const bridge_patterns[] = {
-	"apps:*", "users:*", "user:*", "database:*", "deployments:*",
-	"storage:*", "system:*",
-};
-#define NEXACT		(sizeof(bridge_exact) / sizeof(bridge_exact[0]))
-#define NPATTERNS	(sizeof(bridge_patterns) / sizeof(bridge_patterns[0]))
+#define BRIDGE_LOG_EVERY_MS	1000	/* one "too large" line a second at most */
 
 struct rt_bridge {
 	struct rt_config	*b_conf;
@@ -70,154 +63,15 @@ struct rt_bridge {
 	uint64_t		 b_canary_at;
 	int			 b_canary_missed;	/* in a row */
 	int			 b_stopping;
-	struct evbuffer		*b_json;	/* scratch */
+	char			*b_json;	/* the event being built, reused */
+	size_t			 b_jsoncap;
+	uint64_t		 b_big_logged_at;	/* ms, the last "too large" line */
+	uint64_t		 b_big_unlogged;	/* drops since, not in a line yet */
+	size_t			 b_big_len;		/* the last of those */
+	char			 b_big_chan[RT_CHANNEL_MAX + 64];
 };
 
 static void	bridge_connect(struct rt_bridge *);
-
-/* ---- redis_url ------------------------------------------------------------- */
-
-static int
-url_copy(char *dst, size_t dstlen, const char *src, size_t len)
-{
-	if (len >= dstlen)
-		return -1;
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-	return 0;
-}
-
-static int
-url_number(const char *s, size_t len, long max, long *out)
-{
-	long	 v = 0;
-	size_t	 i;
-
-	if (len == 0 || len > 10)
-		return -1;
-	for (i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	if (v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int
-url_unix(const char *s, struct redis_url *u, char *err, size_t errlen)
-{
-	const char	*path = s + 5, *q;
-	long		 db;
-
-	if (strncmp(path, "//", 2) == 0)
-		path += 2;
-	if (*path != '/') {
-		snprintf(err, errlen, "unix: needs an absolute socket path");
-		return -1;
-	}
-	q = strchr(path, '?');
-	if (url_copy(u->ru_host, sizeof(u->ru_host), path, q ? (size_t)(q - path) : strlen(path))) {
-		snprintf(err, errlen, "socket path too long");
-		return -1;
-	}
-	if (q != NULL) {
-		if (strncmp(q, "?db=", 4) != 0 || url_number(q + 4, strlen(q + 4), 1 << 20, &db)) {
-			snprintf(err, errlen, "unix: only ?db=N may follow the path");
-			return -1;
-		}
-		u->ru_db = (int)db;
-	}
-	u->ru_unix = 1;
-	return 0;
-}
-
-static int
-url_auth(const char *s, size_t len, struct redis_url *u)
-{
-	const char	*colon = memchr(s, ':', len);
-
-	if (colon == NULL)	/* "password@" as some clients write it */
-		return url_copy(u->ru_password, sizeof(u->ru_password), s, len);
-	if (url_copy(u->ru_user, sizeof(u->ru_user), s, (size_t)(colon - s)))
-		return -1;
-	return url_copy(u->ru_password, sizeof(u->ru_password), colon + 1,
-	    len - (size_t)(colon - s) - 1);
-}
-
-int
-redis_url_parse(const char *s, struct redis_url *u, char *err, size_t errlen)
-{
-	const char	*p, *at, *slash, *colon, *hostend;
-	long		 v;
-
-	memset(u, 0, sizeof(*u));
-	u->ru_port = 6379;
-	if (strncmp(s, "unix:", 5) == 0)
-		return url_unix(s, u, err, errlen);
-	if (strncmp(s, "rediss://", 9) == 0) {
-		snprintf(err, errlen, "rediss:// (TLS) is not supported by this hiredis");
-		return -1;
-	}
-	if (strncmp(s, "redis://", 8) != 0) {
-		snprintf(err, errlen, "expected redis://host:port or unix:/path");
-		return -1;
-	}
-	p = s + 8;
-	slash = strchr(p, '/');
-	hostend = slash ? slash : p + strlen(p);
-	at = NULL;
-	for (const char *q = p; q < hostend; q++)
-		if (*q == '@')
-			at = q;
-	if (at != NULL) {
-		if (url_auth(p, (size_t)(at - p), u) == -1) {
-			snprintf(err, errlen, "credentials too long");
-			return -1;
-		}
-		p = at + 1;
-	}
-	if (*p == '[') {
-		const char *close = memchr(p, ']', (size_t)(hostend - p));
-
-		if (close == NULL || url_copy(u->ru_host, sizeof(u->ru_host), p + 1,
-		    (size_t)(close - p - 1))) {
-			snprintf(err, errlen, "bad IPv6 host");
-			return -1;
-		}
-		colon = close + 1 < hostend && close[1] == ':' ? close + 1 : NULL;
-		if (colon == NULL && close + 1 != hostend) {
-			snprintf(err, errlen, "bad IPv6 host");
-			return -1;
-		}
-	} else {
-		colon = memchr(p, ':', (size_t)(hostend - p));
-		if (url_copy(u->ru_host, sizeof(u->ru_host), p,
-		    (size_t)((colon ? colon : hostend) - p))) {
-			snprintf(err, errlen, "host name too long");
-			return -1;
-		}
-	}
-	if (u->ru_host[0] == '\0')
-		snprintf(u->ru_host, sizeof(u->ru_host), "127.0.0.1");
-	if (colon != NULL) {
-		if (url_number(colon + 1, (size_t)(hostend - colon - 1), 65535, &v) || v == 0) {
-			snprintf(err, errlen, "bad port");
-			return -1;
-		}
-		u->ru_port = (int)v;
-	}
-	if (slash != NULL && slash[1] != '\0') {
-		if (url_number(slash + 1, strlen(slash + 1), 1 << 20, &v)) {
-			snprintf(err, errlen, "bad database number");
-			return -1;
-		}
-		u->ru_db = (int)v;
-	}
-	return 0;
-}
 
 /* ---- state ----------------------------------------------------------------- */
 
@@ -335,32 +189,107 @@ bridge_send(struct rt_bridge *b, int w, uint32_t type, const void *a, size_t ale
 		evbuffer_add(out, c, clen);
 }
 
+/*
+ * Room for an event of need bytes.  The buffer only grows: it is as large
+ * as the largest event so far, which max_event_size bounds.
+ */
+static int
+bridge_json_grow(struct rt_bridge *b, size_t need)
+{
+	size_t	 cap = b->b_jsoncap;
+	char	*p;
+
+	while (cap < need)
+		cap = cap < 4096 ? 4096 : cap * 2;
+	if ((p = realloc(b->b_json, cap)) == NULL) {
+		log_warnx("%s: no memory for an event of %zu bytes", __func__, need);
+		return -1;
+	}
+	b->b_json = p;
+	b->b_jsoncap = cap;
+	return 0;
+}
+
+/* A channel name from Redis, fit for the log. */
+static void
+bridge_chan_name(char *out, size_t outlen, const char *ch, size_t chlen)
+{
+	if (chan_name_valid(ch, chlen))
+		snprintf(out, outlen, "%.*s", (int)chlen, ch);
+	else
+		snprintf(out, outlen, "(an invalid name of %zu bytes)", chlen);
+}
+
+/*
+ * An event over max_event_size: counted, dropped before a frame is built,
+ * and logged at most once a second; the drops in between are summed up in
+ * the next line, or by the tick once the second is over.
+ */
+static void
+bridge_too_large(struct rt_bridge *b, const char *ch, size_t chlen, size_t len)
+{
+	uint64_t	 now = util_now_ms();
+	char		 name[RT_CHANNEL_MAX + 64], more[64] = "";
+
+	atomic_fetch_add(&b->b_rb->rb_events_too_large, 1);
+	if (now - b->b_big_logged_at < BRIDGE_LOG_EVERY_MS) {
+		b->b_big_unlogged++;
+		b->b_big_len = len;
+		bridge_chan_name(b->b_big_chan, sizeof(b->b_big_chan), ch, chlen);
+		return;
+	}
+	bridge_chan_name(name, sizeof(name), ch, chlen);
+	if (b->b_big_unlogged > 0)
+		snprintf(more, sizeof(more), " (and %llu more since the last report)",
+		    (unsigned long long)b->b_big_unlogged);
+	log_warnx("event of %zu bytes on %s is over max_event_size (%lld): dropped%s",
+	    len, name, (long long)b->b_conf->c_max_event_size, more);
+	b->b_big_logged_at = now;
+	b->b_big_unlogged = 0;
+}
+
+static void
+bridge_too_large_report(struct rt_bridge *b, uint64_t now)
+{
+	if (b->b_big_unlogged == 0 || now - b->b_big_logged_at < BRIDGE_LOG_EVERY_MS)
+		return;
+	log_warnx("%llu more events over max_event_size (%lld) dropped, the last of"
+	    " %zu bytes on %s", (unsigned long long)b->b_big_unlogged,
+	    (long long)b->b_conf->c_max_event_size, b->b_big_len, b->b_big_chan);
+	b->b_big_logged_at = now;
+	b->b_big_unlogged = 0;
+}
+
 static void
 bridge_route(struct rt_bridge *b, const char *ch, size_t chlen, const char *data, size_t len)
 {
 	uint8_t		 pre[2 + RT_CHANNEL_MAX + WS_HEADER_MAX];
 	size_t		 plen, jlen;
 	uint64_t	 mask;
-	const void	*json;
 	int		 w;
 
 	atomic_fetch_add(&b->b_rb->rb_events_in, 1);
+	if (len > (uint64_t)b->b_conf->c_max_event_size) {
+		bridge_too_large(b, ch, chlen, len);
+		return;
+	}
 	if (!chan_name_valid(ch, chlen) || reg_chan_route(b->b_reg, ch, chlen, &mask) == 0 ||
 	    mask == 0) {
 		atomic_fetch_add(&b->b_rb->rb_events_unrouted, 1);
 		return;
 	}
 	/* the frame is built once, whatever the number of subscribers */
-	evbuffer_drain(b->b_json, evbuffer_get_length(b->b_json));
-	if (proto_event(b->b_json, ch, chlen, data, len, NULL) == -1)
-		return;
-	jlen = evbuffer_get_length(b->b_json);
-	json = evbuffer_pullup(b->b_json, -1);
+	jlen = proto_event(b->b_json, b->b_jsoncap, ch, chlen, data, len, NULL);
+	if (jlen > b->b_jsoncap) {
+		if (bridge_json_grow(b, jlen) == -1)
+			return;
+		jlen = proto_event(b->b_json, b->b_jsoncap, ch, chlen, data, len, NULL);
+	}
 	plen = ipc_event_prefix(pre, ch, chlen);
 	plen += ws_frame_header(pre + plen, WS_OP_TEXT, 1, jlen);
 	for (w = 0; w < b->b_reg->r_hdr->rh_nworkers; w++)
 		if (mask & ((uint64_t)1 << w)) {
-			bridge_send(b, w, IPC_EVENT, pre, plen, json, jlen);
+			bridge_send(b, w, IPC_EVENT, pre, plen, b->b_json, jlen);
 			atomic_fetch_add(&b->b_rb->rb_events_routed, 1);
 		}
 }
@@ -449,27 +378,30 @@ bridge_open(struct rt_bridge *b)
 	return ac;
 }
 
+/* One subscription of the channel table's (or the canary's). */
+static void
+bridge_subscribe(const char *name, int pattern, void *arg)
+{
+	struct rt_bridge	*b = arg;
+
+	if (pattern)
+		redisAsyncCommand(b->b_sub, bridge_on_message, b, "PSUBSCRIBE %s", name);
+	else
+		redisAsyncCommand(b->b_sub, bridge_on_message, b, "SUBSCRIBE %s", name);
+	b->b_sub_expect++;
+}
+
 static void
 bridge_connect(struct rt_bridge *b)
 {
-	size_t	 i;
-
 	b->b_retry_at = 0;
 	if (b->b_sub == NULL && (b->b_sub = bridge_open(b)) != NULL) {
 		b->b_sub_started = util_now_ms();
 		b->b_sub_acks = 0;
 		b->b_sub_expect = 0;
-		for (i = 0; i < NEXACT; i++, b->b_sub_expect++)
-			redisAsyncCommand(b->b_sub, bridge_on_message, b, "SUBSCRIBE %s",
-			    bridge_exact[i]);
-		if (b->b_conf->c_canary_interval > 0) {
-			redisAsyncCommand(b->b_sub, bridge_on_message, b, "SUBSCRIBE %s",
-			    b->b_canary);
-			b->b_sub_expect++;
-		}
-		for (i = 0; i < NPATTERNS; i++, b->b_sub_expect++)
-			redisAsyncCommand(b->b_sub, bridge_on_message, b, "PSUBSCRIBE %s",
-			    bridge_patterns[i]);
+		chan_redis_subscriptions(bridge_subscribe, b);
+		if (b->b_conf->c_canary_interval > 0)
+			bridge_subscribe(b->b_canary, 0, b);
 	}
 	/* the command connection: canaries and the admin's publish */
 	if (b->b_cmd == NULL)
@@ -527,6 +459,7 @@ bridge_tick(evutil_socket_t fd, short ev, void *arg)
 	if (b->b_retry_at != 0 && now >= b->b_retry_at)
 		bridge_connect(b);
 	bridge_canary(b, now);
+	bridge_too_large_report(b, now);
 }
 
 /* ---- workers and the master --------------------------------------------- */
@@ -704,8 +637,7 @@ bridge_cleanup(struct rt_bridge *b)
 		event_free(b->b_master_ev);
 	if (b->b_tick != NULL)
 		event_free(b->b_tick);
-	if (b->b_json != NULL)
-		evbuffer_free(b->b_json);
+	free(b->b_json);
 	if (b->b_base != NULL)
 		event_base_free(b->b_base);
 }
@@ -730,7 +662,7 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 	atomic_store(&b.b_rb->rb_tick, util_now_ms());
 	/* the sequence goes on across respawns, so workers' figures stay comparable */
 	b.b_canary_sent = b.b_canary_seen = atomic_load(&b.b_rb->rb_canary_sent);
-	if ((b.b_base = event_base_new()) == NULL || (b.b_json = evbuffer_new()) == NULL)
+	if ((b.b_base = event_base_new()) == NULL)
 		fatalx("%s: out of memory", __func__);
 	b.b_master_ev = event_new(b.b_base, master_fd, EV_READ | EV_PERSIST,
 	    bridge_dispatch_master, &b);

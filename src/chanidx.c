@@ -14,17 +14,6 @@
 
 #define CHANIDX_BUCKETS		1024	/* to start with; doubles with the channels */
 
-static uint32_t
-chanidx_hash(const char *s, size_t len)
-{
-	uint32_t	 h = 2166136261u;	/* FNV-1a */
-	size_t		 i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ (uint8_t)s[i]) * 16777619u;
-	return h;
-}
-
 int
 chanidx_init(struct rt_worker *w)
 {
@@ -49,7 +38,7 @@ chanidx_lookup(struct rt_worker *w, const char *name, size_t len, uint32_t h)
 struct rt_chan *
 chanidx_find(struct rt_worker *w, const char *name, size_t len)
 {
-	return chanidx_lookup(w, name, len, chanidx_hash(name, len));
+	return chanidx_lookup(w, name, len, util_hash(name, len));
 }
 
 static void
@@ -74,7 +63,7 @@ chanidx_grow(struct rt_worker *w)
 static struct rt_chan *
 chanidx_get(struct rt_worker *w, const char *name, size_t len)
 {
-	uint32_t	 h = chanidx_hash(name, len);
+	uint32_t	 h = util_hash(name, len);
 	struct rt_chan	*ch;
 
 	if ((ch = chanidx_lookup(w, name, len, h)) != NULL)

@@ -216,3 +216,28 @@ chan_authorized_list(const struct auth_user *user,
 	if (chan_name_valid(name, strlen(name)))
 		emit(name, arg);
 }
+
+/*
+ * A wildcard family is its prefix and a '*': the name characters
+ * chan_name_valid() allows include none of Redis' glob specials, so the
+ * prefix needs no escaping.  The pattern also matches the bare prefix,
+ * which no one may subscribe to: such an event is unrouted, not delivered.
+ */
+void
+chan_redis_subscriptions(void (*emit)(const char *name, int pattern, void *arg),
+    void *arg)
+{
+	const struct chan_family	*f;
+	char				 pat[RT_CHANNEL_MAX + 2];
+	size_t				 i;
+
+	for (i = 0; i < CHAN_NFAMILIES; i++) {
+		f = &chan_families[i];
+		if (!f->f_wildcard) {
+			emit(f->f_prefix, 0, arg);
+			continue;
+		}
+		snprintf(pat, sizeof(pat), "%s*", f->f_prefix);
+		emit(pat, 1, arg);
+	}
+}

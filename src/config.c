@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "util.h"
@@ -81,11 +82,13 @@ static const struct conf_key conf_keys[] = {
 	{ "jwt_leeway", CT_DURATION, OFF(c_jwt_leeway), "5s", 0, DAY, F_RELOAD },
 	{ "jwt_issuer", CT_STR, OFF(c_jwt_issuer), "", 0, 0, F_RELOAD },
 	{ "jwt_audience", CT_STR, OFF(c_jwt_audience), "", 0, 0, F_RELOAD },
+	{ "jwt_require_exp", CT_BOOL, OFF(c_jwt_require_exp), "no", 0, 0, F_RELOAD },
 	{ "allow_anonymous", CT_BOOL, OFF(c_allow_anonymous), "yes", 0, 0, F_RELOAD },
 	{ "allowed_origins", CT_LIST, OFF(c_allowed_origins), "", 0, 0, F_RELOAD },
 	{ "redis_url", CT_STR, OFF(c_redis_url), "redis://127.0.0.1:6379", 0, 0, 0 },
 	{ "canary_interval", CT_DURATION, OFF(c_canary_interval), "5s", 0, DAY, 0 },
 	{ "ipc_max_buffer", CT_SIZE, OFF(c_ipc_max_buffer), "64m", 65536, 16 * GB, F_RELOAD },
+	{ "max_event_size", CT_SIZE, OFF(c_max_event_size), "1m", 1024, GB, F_RELOAD },
 	{ "redis_reconnect_max", CT_DURATION, OFF(c_redis_reconnect_max), "5s", 100, DAY, F_RELOAD },
 	{ "child_timeout", CT_DURATION, OFF(c_child_timeout), "10s", 500, DAY, F_RELOAD },
 	{ "shutdown_timeout", CT_DURATION, OFF(c_shutdown_timeout), "10s", 0, DAY, F_RELOAD },
@@ -531,9 +534,7 @@ config_validate(struct rt_config *conf, char *err, size_t errlen)
 		    conf->c_file ? conf->c_file : "config");
 		return -1;
 	}
-	if (strcmp(alg, "HS256") && strcmp(alg, "HS384") && strcmp(alg, "HS512") &&
-	    strcmp(alg, "RS256") && strcmp(alg, "RS384") && strcmp(alg, "RS512") &&
-	    strcmp(alg, "ES256") && strcmp(alg, "ES384") && strcmp(alg, "ES512")) {
+	if (auth_alg_public_key(alg) == -1) {
 		snprintf(err, errlen, "%s: jwt_algorithm '%s' is not one of HS256, HS384, HS512, RS256, ES256",
 		    conf->c_file ? conf->c_file : "config", alg);
 		return -1;
@@ -681,6 +682,39 @@ config_load(struct rt_config *conf, const char *path, char *err, size_t errlen)
 	if (rv == 0)
 		config_warn(conf);
 	return rv;
+}
+
+struct auth_ctx *
+config_auth_new(const struct rt_config *conf, char *err, size_t errlen)
+{
+	struct auth_params	 p;
+	struct auth_ctx		*ctx;
+	const char		*file = conf->c_jwt_public_key;
+	char			*pem = NULL, why[512];
+	size_t			 pemlen = 0;
+
+	memset(&p, 0, sizeof(p));
+	p.ap_algorithm = conf->c_jwt_algorithm;
+	p.ap_secret = conf->c_jwt_secret;
+	p.ap_secretlen = conf->c_jwt_secret != NULL ? strlen(conf->c_jwt_secret) : 0;
+	p.ap_leeway = conf->c_jwt_leeway;
+	p.ap_issuer = conf->c_jwt_issuer;
+	p.ap_audience = conf->c_jwt_audience;
+	p.ap_require_exp = conf->c_jwt_require_exp;
+	/* a stale jwt_public_key does not matter to an HS* configuration */
+	if (auth_alg_public_key(conf->c_jwt_algorithm) == 1 && file != NULL &&
+	    *file != '\0') {
+		if (config_read_file(file, &pem, &pemlen, why, sizeof(why)) == -1) {
+			snprintf(err, errlen, "jwt_public_key %s", why);
+			return NULL;
+		}
+		p.ap_public_key = pem;
+		p.ap_public_keylen = pemlen;
+		p.ap_public_key_name = file;
+	}
+	ctx = auth_new(&p, err, errlen);
+	free(pem);
+	return ctx;
 }
 
 /* Append v to line, quoted and escaped when it needs to be. */

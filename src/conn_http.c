@@ -120,7 +120,7 @@ conn_http_origin_ok(struct rt_conn *c, const struct http_request *req)
 }
 
 static void
-conn_http_101(struct rt_conn *c, const struct http_upgrade *up, const struct auth_token *tok)
+conn_http_101(struct rt_conn *c, const struct http_upgrade *up, const struct http_token *tok)
 {
 	char		 accept[64], buf[256];
 	int		 n;
@@ -140,13 +140,13 @@ conn_http_101(struct rt_conn *c, const struct http_upgrade *up, const struct aut
 
 /* After the 101: authenticate and greet, or refuse with 1008. */
 static void
-conn_http_greet(struct rt_conn *c, const struct auth_token *tok)
+conn_http_greet(struct rt_conn *c, const struct http_token *tok)
 {
 	struct rt_worker	*w = c->c_worker;
 	struct auth_user	 user;
 	char			 reason[128], msg[160];
 
-	if (tok->t_source == AUTH_SRC_NONE) {
+	if (tok->t_source == HTTP_TOKEN_NONE) {
 		if (!w->w_conf->c_allow_anonymous) {
 			STAT_ADD(w, rw_auth_required, 1);
 			conn_send_error(c, "Authentication required", NULL, NULL);
@@ -154,10 +154,10 @@ conn_http_greet(struct rt_conn *c, const struct auth_token *tok)
 			return;
 		}
 		auth_anonymous(&user);
-	} else if (tok->t_too_long || auth_verify(w->w_auth, tok->t_token, tok->t_len,
+	} else if (tok->t_error != NULL || auth_verify(w->w_auth, tok->t_token, tok->t_len,
 	    time(NULL), &user, reason, sizeof(reason)) == -1) {
-		if (tok->t_too_long)
-			snprintf(reason, sizeof(reason), "token too long");
+		if (tok->t_error != NULL)
+			snprintf(reason, sizeof(reason), "%s", tok->t_error);
 		STAT_ADD(w, rw_auth_failures, 1);
 		log_debug("%s: %s: invalid token: %s", __func__, conn_peer(c), reason);
 		snprintf(msg, sizeof(msg), "Invalid token: %s", reason);
@@ -197,7 +197,7 @@ static void
 conn_http_upgrade(struct rt_conn *c, const struct http_request *req, int route)
 {
 	struct http_upgrade	 up;
-	struct auth_token	*tok = NULL;
+	struct http_token	*tok = NULL;
 	int			 status;
 
 	if ((status = http_check_upgrade(req, &up)) != 0) {
@@ -214,7 +214,7 @@ conn_http_upgrade(struct rt_conn *c, const struct http_request *req, int route)
 			conn_http_error(c, 503, NULL);
 			return;
 		}
-		auth_extract_token(req, tok);
+		http_extract_token(req, tok);
 	}
 	conn_http_101(c, &up, tok);
 	stats_observe(&c->c_worker->w_rw->rw_handshake, util_now_us() - c->c_last_rx);

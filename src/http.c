@@ -1,6 +1,7 @@
 /*
- * HTTP/1.1 request heads (RFC 7230 3.1-3.3) and the server side of the
- * WebSocket opening handshake (RFC 6455 4.2.1).
+ * HTTP/1.1 request heads (RFC 7230 3.1-3.3), the server side of the
+ * WebSocket opening handshake (RFC 6455 4.2.1), and where in it the client
+ * put its JWT.
  *
  * Nothing here allocates or does I/O: the parser only looks at the bytes
  * the caller already has, and every name and value it returns points into
@@ -12,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http.h"
 #include "util.h"
@@ -382,7 +384,7 @@ http_query_param(const struct http_request *req, const char *name,
 	size_t		 nlen = strlen(name);
 
 	if (req->r_query == NULL)
-		return -1;
+		return HTTP_QUERY_ABSENT;
 	q = req->r_query;
 	end = q + req->r_query_len;
 	for (;;) {
@@ -395,7 +397,7 @@ http_query_param(const struct http_request *req, const char *name,
 			    http_pct_decode(eq + 1, (size_t)(amp - eq - 1), out,
 			    outlen);
 		if (amp == end)
-			return -1;
+			return HTTP_QUERY_ABSENT;
 		q = amp + 1;
 	}
 }
@@ -408,32 +410,132 @@ static long
 http_pct_decode(const char *s, size_t n, char *out, size_t outlen)
 {
 	size_t	 i, o = 0;
-	int	 hi, lo;
+	int	 hi, lo, too_long = outlen == 0;
+	long	 rv = HTTP_QUERY_TOO_LONG;
 	char	 c;
 
+	/* past the end of out, still read on: malformed is the better answer */
 	for (i = 0; i < n; i++) {
 		c = s[i];
 		if (c == '+')
 			c = ' ';
 		else if (c == '%') {
 			if (n - i < 3 || (hi = http_hexval(s[i + 1])) < 0 ||
-			    (lo = http_hexval(s[i + 2])) < 0 || (hi | lo) == 0)
+			    (lo = http_hexval(s[i + 2])) < 0 || (hi | lo) == 0) {
+				rv = HTTP_QUERY_MALFORMED;
 				goto bad;
+			}
 			c = (char)(hi << 4 | lo);
 			i += 2;
 		}
-		if (o + 1 >= outlen || o >= LONG_MAX)
-			goto bad;
-		out[o++] = c;
+		if (too_long || o + 1 >= outlen || o >= LONG_MAX)
+			too_long = 1;
+		else
+			out[o++] = c;
 	}
-	if (outlen == 0)
-		return -2;
+	if (too_long)
+		goto bad;
 	out[o] = '\0';
 	return (long)o;
  bad:
 	if (outlen > 0)
 		out[0] = '\0';
-	return -2;
+	return rv;
+}
+
+/* ---- the token in an upgrade request --------------------------------- */
+
+static void
+http_token_take(struct http_token *tok, enum http_token_source src, const char *s,
+    size_t len)
+{
+	tok->t_source = src;
+	if (len > RT_TOKEN_MAX) {
+		tok->t_error = "token too long";
+		return;
+	}
+	memcpy(tok->t_token, s, len);
+	tok->t_token[len] = '\0';
+	tok->t_len = len;
+}
+
+/*
+ * ?token=: a value that is too long or not percent-decodable still means
+ * a token was sent; it is refused, not skipped.  An empty value is no
+ * token (a client that writes "?token=" when logged out).
+ */
+static int
+http_token_query(const struct http_request *req, struct http_token *tok)
+{
+	long	 n;
+
+	n = http_query_param(req, "token", tok->t_token, sizeof(tok->t_token));
+	if (n == HTTP_QUERY_MALFORMED || n == HTTP_QUERY_TOO_LONG) {
+		tok->t_source = HTTP_TOKEN_QUERY;
+		tok->t_error = n == HTTP_QUERY_MALFORMED ?
+		    "malformed token encoding" : "token too long";
+		tok->t_token[0] = '\0';
+		return 1;
+	}
+	if (n <= 0) {
+		tok->t_token[0] = '\0';
+		return 0;
+	}
+	tok->t_source = HTTP_TOKEN_QUERY;
+	tok->t_len = (size_t)n;
+	return 1;
+}
+
+/* Authorization: Bearer <jwt>; other schemes are not ours to judge. */
+static int
+http_token_bearer(const struct http_request *req, struct http_token *tok)
+{
+	const struct http_header	*h;
+	const char			*v;
+	size_t				 len, i;
+
+	if ((h = http_header_get(req, "Authorization")) == NULL)
+		return 0;
+	v = h->h_value;
+	len = h->h_value_len;
+	if (len < 7 || strncasecmp(v, "Bearer", 6) != 0 ||
+	    (v[6] != ' ' && v[6] != '\t'))
+		return 0;
+	for (i = 6; i < len && (v[i] == ' ' || v[i] == '\t'); i++)
+		;
+	if (i == len)
+		return 0;
+	http_token_take(tok, HTTP_TOKEN_HEADER, v + i, len - i);
+	return 1;
+}
+
+static void
+http_token_protocol(const struct http_request *req, struct http_token *tok)
+{
+	size_t		 state = 0, len;
+	const char	*item;
+
+	while (http_header_next_item(req, "Sec-WebSocket-Protocol", &state,
+	    &item, &len)) {
+		if (len >= 6 && memcmp(item, "token-", 6) == 0) {
+			tok->t_protocol = item;
+			tok->t_protocol_len = len;
+			return;
+		}
+	}
+}
+
+void
+http_extract_token(const struct http_request *req, struct http_token *tok)
+{
+	memset(tok, 0, sizeof(*tok));
+	/* Found first so that it is echoed whichever source wins. */
+	http_token_protocol(req, tok);
+	if (http_token_query(req, tok) || http_token_bearer(req, tok))
+		return;
+	if (tok->t_protocol != NULL && tok->t_protocol_len > 6)
+		http_token_take(tok, HTTP_TOKEN_PROTOCOL, tok->t_protocol + 6,
+		    tok->t_protocol_len - 6);
 }
 
 /*

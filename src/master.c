@@ -31,6 +31,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "master.h"
+#include "redis_url.h"
 #include "registry.h"
 #include "tls.h"
 #include "util.h"
@@ -688,7 +689,7 @@ master_check_config(const struct rt_config *conf, char *err, size_t errlen)
 	SSL_CTX			*ctx;
 	char			 why[512];
 
-	if ((auth = auth_new(conf, why, sizeof(why))) == NULL) {
+	if ((auth = config_auth_new(conf, why, sizeof(why))) == NULL) {
 		snprintf(err, errlen, "%s: %s", conf->c_file ? conf->c_file : "config", why);
 		return -1;
 	}

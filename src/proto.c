@@ -3,14 +3,13 @@
  * a strict RFC 8259 check; replies are json-c objects, except the event
  * message: it is the hot path (built once per Redis message for every
  * subscriber) and must carry the payload's own bytes, so it is written as
- * text straight into the output buffer, in one reservation.
+ * text straight into the caller's buffer.
  */
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/time.h>
 
-#include <event2/buffer.h>
 #include <json-c/json.h>
 
 #include "realtimed.h"
@@ -643,18 +642,17 @@ proto_put(char *p, const char *s, size_t len)
 }
 
 /*
- * The exact length is computed first so that the message goes into one
- * reservation: on failure nothing half-written is left in out.
+ * The exact length is computed first, so that a buffer too small is left
+ * as it was and the caller can grow it once to the size it needs.
  */
-int
-proto_event(struct evbuffer *out, const char *channel, size_t chlen,
+size_t
+proto_event(char *out, size_t outlen, const char *channel, size_t chlen,
     const char *payload, size_t plen, const struct timeval *tv)
 {
 	const unsigned char	*ch = (const unsigned char *)channel;
 	const unsigned char	*pl = (const unsigned char *)payload;
 	const unsigned char	*pend = pl + plen;
 	char			 ts[RT_TIMESTAMP_LEN + 1], *p;
-	struct evbuffer_iovec	 v;
 	size_t			 chesc, dlen, total;
 	int			 raw;
 
@@ -673,9 +671,9 @@ proto_event(struct evbuffer *out, const char *channel, size_t chlen,
 	dlen = raw ? (size_t)(pend - pl) : proto_escape(NULL, pl, plen) + 2;
 	total = PROTO_LIT(PROTO_EV_HEAD) + chesc + PROTO_LIT(PROTO_EV_DATA) +
 	    dlen + PROTO_LIT(PROTO_EV_TS) + strlen(ts) + PROTO_LIT(PROTO_EV_TAIL);
-	if (evbuffer_reserve_space(out, total, &v, 1) != 1 || v.iov_len < total)
-		return -1;
-	p = proto_put(v.iov_base, PROTO_EV_HEAD, PROTO_LIT(PROTO_EV_HEAD));
+	if (total > outlen)
+		return total;
+	p = proto_put(out, PROTO_EV_HEAD, PROTO_LIT(PROTO_EV_HEAD));
 	p += proto_escape(p, ch, chlen);
 	p = proto_put(p, PROTO_EV_DATA, PROTO_LIT(PROTO_EV_DATA));
 	if (raw)
@@ -687,7 +685,6 @@ proto_event(struct evbuffer *out, const char *channel, size_t chlen,
 	}
 	p = proto_put(p, PROTO_EV_TS, PROTO_LIT(PROTO_EV_TS));
 	p = proto_put(p, ts, strlen(ts));
-	p = proto_put(p, PROTO_EV_TAIL, PROTO_LIT(PROTO_EV_TAIL));
-	v.iov_len = total;
-	return evbuffer_commit_space(out, &v, 1) == 0 ? 0 : -1;
+	proto_put(p, PROTO_EV_TAIL, PROTO_LIT(PROTO_EV_TAIL));
+	return total;
 }

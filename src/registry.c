@@ -14,19 +14,9 @@
 
 #include "log.h"
 #include "registry.h"
+#include "util.h"
 
 #define ALIGN64(x)	(((x) + 63) & ~(uint64_t)63)
-
-static uint32_t
-reg_hash(const char *s, size_t len)
-{
-	uint32_t	 h = 2166136261u;	/* FNV-1a */
-	size_t		 i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ (uint8_t)s[i]) * 16777619u;
-	return h;
-}
 
 #define REG_COUNT_BYTES	(sizeof(int32_t) * REG_COUNT_KINDS * 2 * REG_COUNT_SLOTS)
 
@@ -396,7 +386,7 @@ reg_chan_rebuild(struct registry *r)
 			h->rh_chan_free = i;
 			continue;
 		}
-		ch->ch_hash = reg_hash(ch->ch_name, strlen(ch->ch_name));
+		ch->ch_hash = util_hash(ch->ch_name, strlen(ch->ch_name));
 		for (j = (int32_t)(ch->ch_hash & (uint32_t)mask);
 		    reg_chan_bucket(r, j)->ci_rec != REG_IDX_EMPTY; j = (j + 1) & mask)
 			;
@@ -421,7 +411,7 @@ reg_chan_add(struct registry *r, int w, const char *name, size_t len, int delta)
 {
 	struct reg_header	*h = r->r_hdr;
 	struct reg_chan		*ch;
-	uint32_t		 hash = reg_hash(name, len);
+	uint32_t		 hash = util_hash(name, len);
 	int			 i, rec, free_bucket;
 
 	if (len > RT_CHANNEL_MAX || w < 0 || w >= h->rh_nworkers)
@@ -465,7 +455,7 @@ reg_chan_route(struct registry *r, const char *name, size_t len, uint64_t *mask)
 
 	*mask = 0;
 	reg_lock(r);
-	if ((i = reg_chan_find(r, name, len, reg_hash(name, len), NULL)) != -1) {
+	if ((i = reg_chan_find(r, name, len, util_hash(name, len), NULL)) != -1) {
 		ch = reg_chan_slot(r, (int)(reg_chan_bucket(r, i)->ci_rec - 1));
 		for (w = 0; w < r->r_hdr->rh_nworkers; w++)
 			if (ch->ch_counts[w] > 0)
@@ -617,7 +607,7 @@ reg_count_sum(struct registry *r, enum reg_count kind, uint32_t slot)
 uint32_t
 reg_count_key(const void *key, size_t len)
 {
-	uint32_t	 h = reg_hash(key, len), a, b;
+	uint32_t	 h = util_hash(key, len), a, b;
 
 	a = h & (REG_COUNT_SLOTS - 1);
 	/* a second index from the other half of the hash, mixed again */

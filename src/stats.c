@@ -131,6 +131,7 @@ stats_bridge_json(struct registry *reg)
 	J_INT(b, "events_routed", atomic_load(&rb->rb_events_routed));
 	J_INT(b, "events_unrouted", atomic_load(&rb->rb_events_unrouted));
 	J_INT(b, "ipc_drops", atomic_load(&rb->rb_ipc_drops));
+	J_INT(b, "events_too_large", atomic_load(&rb->rb_events_too_large));
 	J_INT(b, "canary_sent", atomic_load(&rb->rb_canary_sent));
 	J_INT(b, "canary_misses", atomic_load(&rb->rb_canary_misses));
 	return b;
@@ -316,6 +317,8 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	stats_metric_head(out, "realtimed_drops_total", "counter", "Events dropped, by reason.");
 	evbuffer_add_printf(out, "realtimed_drops_total{reason=\"ipc_high_water\"} %lld\n",
 	    (long long)atomic_load(&rb->rb_ipc_drops));
+	evbuffer_add_printf(out, "realtimed_drops_total{reason=\"too_large\"} %lld\n",
+	    (long long)atomic_load(&rb->rb_events_too_large));
 	evbuffer_add_printf(out, "realtimed_drops_total{reason=\"slow_consumer\"} %lld\n",
 	    (long long)stats_sum(reg, WOFF(rw_slow_closes)));
 	stats_metric_head(out, "realtimed_canary_sent_total", "counter", "Delivery canaries published.");

@@ -148,3 +148,14 @@ util_cidr_valid(const char *entry)
 
 	return util_cidr_match(entry, any, AF_INET) != -1;
 }
+
+uint32_t
+util_hash(const char *s, size_t len)
+{
+	uint32_t	 h = 2166136261u;	/* FNV-1a */
+	size_t		 i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (uint8_t)s[i]) * 16777619u;
+	return h;
+}

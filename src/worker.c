@@ -450,7 +450,7 @@ worker_reload(struct rt_worker *w, const char *p, size_t len)
 	char			 err[512];
 
 	config_from_master(&nc, w->w_conf->c_file, p, len);
-	if ((auth = auth_new(&nc, err, sizeof(err))) == NULL) {
+	if ((auth = config_auth_new(&nc, err, sizeof(err))) == NULL) {
 		log_warnx("reload: %s; keeping the old JWT settings", err);
 		config_free(&nc);
 		return;
@@ -646,7 +646,7 @@ worker_run(struct rt_config *conf, struct registry *reg, int worker_id, int mast
 		fatal("calloc");
 	/* a spare descriptor, to refuse a client cleanly when out of them */
 	w.w_reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if ((w.w_auth = auth_new(conf, err, sizeof(err))) == NULL) {
+	if ((w.w_auth = config_auth_new(conf, err, sizeof(err))) == NULL) {
 		log_warnx("%s", err);
 		worker_cleanup(&w);
 		return -1;

@@ -20,8 +20,6 @@
 #include <jwt.h>
 
 #include "realtimed.h"
-#include "config.h"
-#include "http.h"
 #include "auth.h"
 
 #define SECRET	"bench-secret-0123456789"
@@ -58,7 +56,7 @@ mint(int i, time_t now)
 int
 main(int argc, char *argv[])
 {
-	struct rt_config	 c;
+	struct auth_params	 c;
 	struct auth_ctx		*ctx;
 	struct auth_user	 user;
 	char			 err[512], **toks;
@@ -77,8 +75,9 @@ main(int argc, char *argv[])
 	if (n < 1 || rounds < 1)
 		return 2;
 	memset(&c, 0, sizeof(c));
-	c.c_jwt_algorithm = (char *)(uintptr_t)"HS256";
-	c.c_jwt_secret = (char *)(uintptr_t)SECRET;
+	c.ap_algorithm = "HS256";
+	c.ap_secret = SECRET;
+	c.ap_secretlen = strlen(SECRET);
 	if ((ctx = auth_new(&c, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "bench_auth: %s\n", err);
 		return 1;

@@ -19,12 +19,11 @@
 #include <openssl/hmac.h>
 
 #include "realtimed.h"
-#include "config.h"
 #include "auth.h"
 
 #define FUZZ_NOW	((time_t)1764072000)
 #define FUZZ_SECRET	"fuzz-secret"
-#define FUZZ_TOKMAX	(AUTH_TOKEN_MAX + 512)
+#define FUZZ_TOKMAX	(RT_TOKEN_MAX + 512)
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,23 +33,25 @@ static const char *const reasons[] = {
 	"missing userId or sub claim", "issuer mismatch", "audience mismatch",
 	"token too long", "invalid exp claim", "invalid nbf claim",
 	"invalid claim type", "claim too long", "empty user id",
+	"missing exp claim",
 };
 
 static struct auth_ctx *
 fuzz_ctx(void)
 {
 	static struct auth_ctx	*ctx;
-	struct rt_config	 c;
+	struct auth_params	 c;
 	char			 err[256];
 
 	if (ctx != NULL)
 		return ctx;
 	memset(&c, 0, sizeof(c));
-	c.c_jwt_algorithm = (char *)(uintptr_t)"HS256";
-	c.c_jwt_secret = (char *)(uintptr_t)FUZZ_SECRET;
-	c.c_jwt_issuer = (char *)(uintptr_t)"fuzz-issuer";
-	c.c_jwt_audience = (char *)(uintptr_t)"realtime";
-	c.c_jwt_leeway = 30000;
+	c.ap_algorithm = "HS256";
+	c.ap_secret = FUZZ_SECRET;
+	c.ap_secretlen = strlen(FUZZ_SECRET);
+	c.ap_issuer = "fuzz-issuer";
+	c.ap_audience = "realtime";
+	c.ap_leeway = 30000;
 	if ((ctx = auth_new(&c, err, sizeof(err))) == NULL)
 		abort();
 	return ctx;

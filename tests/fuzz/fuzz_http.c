@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
 #include "http.h"
 #include "util.h"
 
@@ -84,8 +83,8 @@ check_query(const struct http_request *req, const char *name)
 	for (i = 0; i < sizeof(lens) / sizeof(*lens); i++) {
 		memset(out, CANARY, sizeof(out));
 		r = http_query_param(req, name, (char *)out, lens[i]);
-		check(r >= -2 && (r < 0 || (size_t)r < lens[i]));
-		if (r == -1)
+		check(r >= HTTP_QUERY_TOO_LONG && (r < 0 || (size_t)r < lens[i]));
+		if (r == HTTP_QUERY_ABSENT)
 			check(req->r_query == NULL || lens[i] == 0 ||
 			    out[0] == CANARY);
 		if (r >= 0) {
@@ -103,6 +102,7 @@ check_query_names(const struct http_request *req)
 	char		 name[64];
 	const char	*q = req->r_query, *e;
 	size_t		 n;
+	long		 r;
 
 	check_query(req, "token");
 	check_query(req, "a");
@@ -116,7 +116,8 @@ check_query_names(const struct http_request *req)
 	if (n < sizeof(name) && memchr(q, '\0', n) == NULL) {
 		memcpy(name, q, n);
 		name[n] = '\0';
-		check(http_query_param(req, name, NULL, 0) == -2);
+		r = http_query_param(req, name, NULL, 0);
+		check(r == HTTP_QUERY_MALFORMED || r == HTTP_QUERY_TOO_LONG);
 		check_query(req, name);
 	}
 }
@@ -175,13 +176,15 @@ check_headers(const struct http_request *req, const char *buf, size_t head)
 static void
 check_token(const struct http_request *req, const char *buf, size_t head)
 {
-	static struct auth_token tok;
+	static struct http_token tok;
 
 	memset(&tok, 0x5a, sizeof(tok));
-	auth_extract_token(req, &tok);
-	check(tok.t_source >= AUTH_SRC_NONE && tok.t_source <= AUTH_SRC_PROTOCOL);
-	check(tok.t_len <= AUTH_TOKEN_MAX && tok.t_token[tok.t_len] == '\0');
-	check(tok.t_source != AUTH_SRC_NONE || tok.t_len == 0);
+	http_extract_token(req, &tok);
+	check(tok.t_source >= HTTP_TOKEN_NONE && tok.t_source <= HTTP_TOKEN_PROTOCOL);
+	check(tok.t_len <= RT_TOKEN_MAX && tok.t_token[tok.t_len] == '\0');
+	check(tok.t_source != HTTP_TOKEN_NONE || tok.t_len == 0);
+	/* a refused token is refused whole, and never anonymous */
+	check(tok.t_error == NULL || (tok.t_len == 0 && tok.t_source != HTTP_TOKEN_NONE));
 	if (tok.t_protocol != NULL) {
 		check(inside(tok.t_protocol, tok.t_protocol_len, buf, head));
 		check(tok.t_protocol_len >= 6 && memcmp(tok.t_protocol, "token-", 6) == 0);

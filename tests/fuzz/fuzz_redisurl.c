@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bridge.h"
+#include "redis_url.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -174,6 +174,20 @@ def test_expired_within_leeway_connects(hs):
     assert out.connected
 
 
+def test_token_without_exp_connects_by_default(hs):
+    out = handshake(q(hs, mint(exp_in=None)))
+    assert out.connected
+
+
+def test_required_exp_missing_closes_1008(start_daemon):
+    d = start_daemon({"jwt_require_exp": "yes"})
+    tok = mint(exp_in=None)
+    out = handshake(q(d, tok))
+    assert_rejected(out, tok, why="missing exp")
+    assert out.first["message"] == "Invalid token: missing exp claim"
+    assert handshake(q(d, mint(exp_in=60))).connected
+
+
 def test_nbf_in_future_closes_1008(hs):
     tok = mint(nbf=int(time.time()) + 120)
     assert_rejected(handshake(q(hs, tok)), tok, why="not yet valid")
@@ -213,6 +227,33 @@ def test_other_hmac_algorithm_closes_1008(hs, alg):
                                  "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.c2ln"])
 def test_malformed_token_closes_1008(hs, tok):
     assert_rejected(handshake(q(hs, tok)))
+
+
+@pytest.mark.parametrize("value", ["abc%zz", "ab%2", "a%00b.c.d"])
+def test_badly_percent_encoded_query_token_closes_1008(hs, value):
+    # sent as is: a client library would re-encode the '%'
+    ws = RawWS(hs.port, path="/ws?token=" + value)
+    try:
+        code, reason, seen = ws.recv_close()
+        assert code == 1008 and reason == b"Invalid token", (code, reason)
+        assert len(seen) == 1
+        msg = rtlib.json.loads(seen[0])
+        assert msg["type"] == "error"
+        assert msg["message"] == "Invalid token: malformed token encoding"
+    finally:
+        ws.close_socket()
+
+
+def test_too_long_query_token_closes_1008(start_daemon):
+    d = start_daemon({"max_header_size": "16k"})
+    ws = RawWS(d.port, path="/ws?token=" + "a" * 8193)
+    try:
+        code, _, seen = ws.recv_close()
+        assert code == 1008
+        msg = rtlib.json.loads(seen[0])
+        assert msg["message"] == "Invalid token: token too long"
+    finally:
+        ws.close_socket()
 
 
 def test_bad_bearer_token_closes_1008(hs):

@@ -13,6 +13,7 @@ import time
 import pytest
 import websockets
 
+import chaoslib
 import proclib
 import rtlib
 from chaoslib import stats
@@ -233,7 +234,8 @@ async def sub_client(url, channel, token):
 
 def test_payloads_embedded_verbatim_invalid_as_string_1mib_intact(
         start_daemon):
-    d, r = start(start_daemon, 2)
+    # 1 MiB of payload plus its JSON is over the default max_event_size
+    d, r = start(start_daemon, 2, max_event_size="2m")
     big_obj = {"blob": "y" * (1024 * 1024), "n": 7}
     big = json.dumps(big_obj)
     big_invalid = "z" * (1024 * 1024) + " {not json"
@@ -512,3 +514,57 @@ def test_backed_up_subscribers_get_every_byte_in_order(start_daemon):
     for ws in slow:
         ws.close_socket()
     print("%d events (%.1f MB) to %d backed-up subscribers" % (n, total / 1e6, len(slow)))
+
+
+# ------------------------------------------------------- max_event_size
+
+def too_large_lines(d):
+    return [l for l in d.log().splitlines() if "over max_event_size" in l]
+
+
+def test_event_over_max_event_size_is_dropped_counted_and_logged(
+        start_daemon):
+    d, r = start(start_daemon, 1, max_event_size="64k")
+    c = rtlib.ProtoClient(d.port, token=rtlib.mint(userId="big"))
+    try:
+        c.subscribe("apps:created")
+        before = stats(d)["bridge"]["events_too_large"]
+        big = b'"' + b"x" * (64 * 1024 - 1) + b'"'          # 64k + 1
+        at_cap = b'"' + b"y" * (64 * 1024 - 2) + b'"'       # exactly 64k
+        # the bridge is Redis' one subscriber either way
+        assert proclib.publish(r.port, "apps:created", big) == 1
+        assert proclib.publish(r.port, "apps:created", b'{"n":2}') == 1
+        assert proclib.publish(r.port, "apps:created", at_cap) == 1
+        m = c.ws.recv_json()
+        assert m["type"] == "event" and m["data"] == {"n": 2}, m
+        m = c.ws.recv_json()
+        assert m["type"] == "event" and len(m["data"]) == 64 * 1024 - 2
+        assert c.alive()
+        assert stats(d)["bridge"]["events_too_large"] == before + 1
+        assert chaoslib.metrics(d.port)[
+            'realtimed_drops_total{reason="too_large"}'] == before + 1
+        rtlib.wait_for(lambda: too_large_lines(d), what="the drop logged")
+        line = too_large_lines(d)[0]
+        assert "apps:created" in line and str(len(big)) in line, line
+        assert "x" * 16 not in d.log()
+    finally:
+        c.close()
+
+
+def test_too_large_drops_are_logged_once_a_second_with_a_count(
+        start_daemon):
+    d, r = start(start_daemon, 1, max_event_size="1k")
+    big = b"z" * 2000
+    proclib.publish_many(r.port, [("apps:updated", big)] * 5 +
+                         [("system:alerts", big + b"!")])
+    rtlib.wait_for(lambda: stats(d)["bridge"]["events_too_large"] == 6,
+                   what="six drops counted")
+    # one line at once, the other five summed up about a second later
+    rtlib.wait_for(lambda: len(too_large_lines(d)) == 2, timeout=5,
+                   what="the summary line")
+    first, summary = too_large_lines(d)
+    assert "2000 bytes on apps:updated" in first, first
+    assert "5 more events" in summary, summary
+    assert "2001 bytes on system:alerts" in summary, summary
+    time.sleep(1.2)
+    assert len(too_large_lines(d)) == 2

@@ -2,6 +2,7 @@
  * Channel names and PROTOCOL.md's authorization table, row by row, for an
  * anonymous client, a regular user and an admin.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -334,6 +335,61 @@ START_TEST(test_list_skips_id_that_is_no_channel_name)
 }
 END_TEST
 
+/* ---- chan_redis_subscriptions -------------------------------------- */
+
+static void
+collect_sub(const char *name, int pattern, void *arg)
+{
+	struct list	*l = arg;
+
+	ck_assert_int_lt(l->n, 64);
+	snprintf(l->names[l->n++], sizeof(l->names[0]), "%s %s",
+	    pattern ? "PSUBSCRIBE" : "SUBSCRIBE", name);
+}
+
+/* What the bridge asked Redis for when it kept its own list. */
+START_TEST(test_redis_subscriptions_cover_every_family)
+{
+	static const char *const want[] = {
+		"SUBSCRIBE announcements", "PSUBSCRIBE apps:*",
+		"PSUBSCRIBE users:*", "PSUBSCRIBE user:*",
+		"PSUBSCRIBE database:*", "PSUBSCRIBE deployments:*",
+		"PSUBSCRIBE storage:*", "PSUBSCRIBE system:*",
+	};
+	struct list	 l = { 0 };
+	size_t		 i;
+
+	chan_redis_subscriptions(collect_sub, &l);
+	ck_assert_int_eq(l.n, sizeof(want) / sizeof(want[0]));
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		ck_assert_str_eq(l.names[i], want[i]);
+}
+END_TEST
+
+/* Every name a family authorizes arrives on one of its subscriptions. */
+START_TEST(test_redis_subscriptions_carry_every_listed_name)
+{
+	struct list	 subs = { 0 }, names = { 0 };
+	const char	*p;
+	size_t		 plen;
+	int		 i, j, found;
+
+	chan_redis_subscriptions(collect_sub, &subs);
+	chan_authorized_list(&admin, collect, &names);
+	for (i = 0; i < names.n; i++) {
+		for (found = 0, j = 0; j < subs.n && !found; j++) {
+			if (strncmp(subs.names[j], "PSUBSCRIBE ", 11) == 0) {
+				p = subs.names[j] + 11;
+				plen = strlen(p) - 1;	/* without the '*' */
+				found = strncmp(names.names[i], p, plen) == 0;
+			} else
+				found = strcmp(names.names[i], subs.names[j] + 10) == 0;
+		}
+		ck_assert_msg(found, "%s has no subscription", names.names[i]);
+	}
+}
+END_TEST
+
 static Suite *
 channel_suite(void)
 {
@@ -365,6 +421,12 @@ channel_suite(void)
 	tcase_add_test(tc, test_list_admin_adds_system);
 	tcase_add_test(tc, test_list_every_name_is_authorized);
 	tcase_add_test(tc, test_list_skips_id_that_is_no_channel_name);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("redis");
+	tcase_add_checked_fixture(tc, setup_users, NULL);
+	tcase_add_test(tc, test_redis_subscriptions_cover_every_family);
+	tcase_add_test(tc, test_redis_subscriptions_carry_every_listed_name);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -47,6 +47,8 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(conf.c_allow_anonymous, 1);
 	ck_assert_int_eq(conf.c_allowed_origins.sl_count, 0);
 	ck_assert_str_eq(conf.c_jwt_algorithm, "HS256");
+	ck_assert_int_eq(conf.c_jwt_require_exp, 0);
+	ck_assert_int_eq(conf.c_max_event_size, 1024 * 1024);
 	ck_assert_int_eq(conf.c_log_level, LOG_LVL_INFO);
 }
 END_TEST
@@ -67,6 +69,8 @@ START_TEST(test_values_of_every_type)
 	    "allowed_origins https://a.example https://b.example\n"
 	    "jwt_secret \"with space # hash\"\n"
 	    "workers 3\n"
+	    "jwt_require_exp yes\n"
+	    "max_event_size 64k\n"
 	    "log_level debug\n"), 0);
 	ck_assert_str_eq(conf.c_listen, "127.0.0.1:9000");
 	ck_assert_int_eq(conf.c_max_message_size, 65536);
@@ -77,6 +81,8 @@ START_TEST(test_values_of_every_type)
 	ck_assert_str_eq(conf.c_allowed_origins.sl_items[1], "https://b.example");
 	ck_assert_str_eq(conf.c_jwt_secret, "with space # hash");
 	ck_assert_int_eq(conf.c_workers, 3);
+	ck_assert_int_eq(conf.c_jwt_require_exp, 1);
+	ck_assert_int_eq(conf.c_max_event_size, 65536);
 	ck_assert_int_eq(conf.c_log_level, LOG_LVL_DEBUG);
 }
 END_TEST
@@ -112,6 +118,8 @@ START_TEST(test_out_of_range)
 	ck_assert_int_eq(parse("max_message_size 99999999999999999999\n"), -1);
 	ck_assert_int_eq(parse("workers -1\n"), -1);
 	ck_assert_int_eq(parse("heartbeat_interval 1ms\n"), -1);
+	ck_assert_int_eq(parse("max_event_size 100\n"), -1);
+	ck_assert_int_eq(parse("jwt_require_exp maybe\n"), -1);
 }
 END_TEST
 

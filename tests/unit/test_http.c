@@ -1,6 +1,7 @@
 /*
  * Unit tests for src/http.c: request-head parsing, header lists, query
- * parameters, the RFC 6455 upgrade checks and response formatting.
+ * parameters, finding the token, the RFC 6455 upgrade checks and response
+ * formatting.
  */
 #include <check.h>
 #include <stdio.h>
@@ -729,6 +730,22 @@ START_TEST(test_query_param_malformed_escape)
 }
 END_TEST
 
+/* Malformed wins over too long, wherever the bad escape is. */
+START_TEST(test_query_param_malformed_beats_too_long)
+{
+	char	 out[4];
+
+	ck_assert_int_eq(query("/ws?t=abcdef%zz", "t", out, sizeof(out)),
+	    HTTP_QUERY_MALFORMED);
+	ck_assert_str_eq(out, "");
+	ck_assert_int_eq(query("/ws?t=%zzabcdef", "t", out, sizeof(out)),
+	    HTTP_QUERY_MALFORMED);
+	ck_assert_int_eq(query("/ws?t=abcdef%41", "t", out, sizeof(out)),
+	    HTTP_QUERY_TOO_LONG);
+	ck_assert_str_eq(out, "");
+}
+END_TEST
+
 START_TEST(test_query_param_percent_00_refused)
 {
 	char	 out[32];
@@ -745,11 +762,280 @@ START_TEST(test_query_param_output_too_small)
 	ck_assert_int_eq(query("/ws?t=abcd", "t", out, 5), 4);
 	ck_assert_str_eq(out, "abcd");
 	memset(out, 'X', sizeof(out));
-	ck_assert_int_eq(query("/ws?t=abcd", "t", out, 4), -2);
+	ck_assert_int_eq(query("/ws?t=abcd", "t", out, 4), HTTP_QUERY_TOO_LONG);
 	ck_assert_int_eq(out[4], 'X');
-	ck_assert_int_eq(query("/ws?t=", "t", out, 0), -2);
+	ck_assert_int_eq(query("/ws?t=", "t", out, 0), HTTP_QUERY_TOO_LONG);
 	ck_assert_int_eq(query("/ws?t=%41%42", "t", out, 3), 2);
 	ck_assert_str_eq(out, "AB");
+}
+END_TEST
+
+/* ---- token extraction ----------------------------------------------- */
+
+static void
+req_reset(const char *query)
+{
+	memset(&req, 0, sizeof(req));
+	req.r_method = "GET";
+	req.r_method_len = 3;
+	req.r_path = "/ws";
+	req.r_path_len = 3;
+	req.r_target = "/ws";
+	req.r_target_len = 3;
+	req.r_minor = 1;
+	if (query != NULL) {
+		req.r_query = query;
+		req.r_query_len = strlen(query);
+	}
+}
+
+static void
+req_header(const char *name, const char *value)
+{
+	struct http_header	*h = &req.r_headers[req.r_nheaders++];
+
+	h->h_name = name;
+	h->h_name_len = strlen(name);
+	h->h_value = value;
+	h->h_value_len = strlen(value);
+}
+
+static void
+expect_token(const struct http_token *t, enum http_token_source src, const char *tok)
+{
+	ck_assert_int_eq(t->t_source, src);
+	ck_assert_ptr_null(t->t_error);
+	ck_assert_uint_eq(t->t_len, strlen(tok));
+	ck_assert_str_eq(t->t_token, tok);
+}
+
+static void
+expect_protocol(const struct http_token *t, const char *proto)
+{
+	if (proto == NULL) {
+		ck_assert_ptr_null(t->t_protocol);
+		return;
+	}
+	ck_assert_ptr_nonnull(t->t_protocol);
+	ck_assert_uint_eq(t->t_protocol_len, strlen(proto));
+	ck_assert(memcmp(t->t_protocol, proto, strlen(proto)) == 0);
+}
+
+START_TEST(test_extract_none)
+{
+	struct http_token	 t;
+
+	req_reset("foo=bar");
+	req_header("Host", "x");
+	req_header("Sec-WebSocket-Protocol", "chat, superchat");
+	http_extract_token(&req, &t);
+	ck_assert_int_eq(t.t_source, HTTP_TOKEN_NONE);
+	ck_assert_uint_eq(t.t_len, 0);
+	expect_protocol(&t, NULL);
+}
+END_TEST
+
+START_TEST(test_extract_query)
+{
+	struct http_token	 t;
+
+	req_reset("a=1&token=abc.def.ghi&b=2");
+	http_extract_token(&req, &t);
+	expect_token(&t, HTTP_TOKEN_QUERY, "abc.def.ghi");
+	expect_protocol(&t, NULL);
+}
+END_TEST
+
+START_TEST(test_extract_bearer_case_insensitive)
+{
+	struct http_token	 t;
+	const char		*forms[] = { "Bearer abc.def.ghi",
+	    "bearer abc.def.ghi", "BEARER   abc.def.ghi" };
+	size_t			 i;
+
+	for (i = 0; i < 3; i++) {
+		req_reset(NULL);
+		req_header("Authorization", forms[i]);
+		http_extract_token(&req, &t);
+		expect_token(&t, HTTP_TOKEN_HEADER, "abc.def.ghi");
+	}
+}
+END_TEST
+
+START_TEST(test_extract_other_schemes_ignored)
+{
+	struct http_token	 t;
+	const char		*forms[] = { "Basic dXNlcjpwYXNz", "Bearer",
+	    "Bearerabc.def", "Token abc" };
+	size_t			 i;
+
+	for (i = 0; i < 4; i++) {
+		req_reset(NULL);
+		req_header("Authorization", forms[i]);
+		http_extract_token(&req, &t);
+		ck_assert_msg(t.t_source == HTTP_TOKEN_NONE, "%s", forms[i]);
+	}
+}
+END_TEST
+
+START_TEST(test_extract_subprotocol)
+{
+	struct http_token	 t;
+
+	req_reset(NULL);
+	req_header("Sec-WebSocket-Protocol", "chat, token-abc.def.ghi, token-x");
+	http_extract_token(&req, &t);
+	expect_token(&t, HTTP_TOKEN_PROTOCOL, "abc.def.ghi");
+	expect_protocol(&t, "token-abc.def.ghi");
+}
+END_TEST
+
+START_TEST(test_extract_subprotocol_across_headers)
+{
+	struct http_token	 t;
+
+	req_reset(NULL);
+	req_header("Sec-WebSocket-Protocol", "chat");
+	req_header("sec-websocket-protocol", "token-second");
+	http_extract_token(&req, &t);
+	expect_token(&t, HTTP_TOKEN_PROTOCOL, "second");
+	expect_protocol(&t, "token-second");
+}
+END_TEST
+
+START_TEST(test_extract_query_beats_header_and_protocol_still_echoed)
+{
+	struct http_token	 t;
+
+	req_reset("token=fromquery");
+	req_header("Authorization", "Bearer fromheader");
+	req_header("Sec-WebSocket-Protocol", "token-fromproto");
+	http_extract_token(&req, &t);
+	expect_token(&t, HTTP_TOKEN_QUERY, "fromquery");
+	expect_protocol(&t, "token-fromproto");
+}
+END_TEST
+
+START_TEST(test_extract_header_beats_protocol_still_echoed)
+{
+	struct http_token	 t;
+
+	req_reset(NULL);
+	req_header("Sec-WebSocket-Protocol", "token-fromproto");
+	req_header("Authorization", "Bearer fromheader");
+	http_extract_token(&req, &t);
+	expect_token(&t, HTTP_TOKEN_HEADER, "fromheader");
+	expect_protocol(&t, "token-fromproto");
+}
+END_TEST
+
+START_TEST(test_extract_empty_query_token_is_no_token)
+{
+	struct http_token	 t;
+
+	req_reset("token=");
+	req_header("Authorization", "Bearer fromheader");
+	http_extract_token(&req, &t);
+	expect_token(&t, HTTP_TOKEN_HEADER, "fromheader");
+}
+END_TEST
+
+START_TEST(test_extract_bare_token_prefix_is_echoed_not_used)
+{
+	struct http_token	 t;
+
+	req_reset(NULL);
+	req_header("Sec-WebSocket-Protocol", "token-");
+	http_extract_token(&req, &t);
+	ck_assert_int_eq(t.t_source, HTTP_TOKEN_NONE);
+	expect_protocol(&t, "token-");
+}
+END_TEST
+
+static char *
+long_string(const char *prefix, size_t n)
+{
+	char	*s;
+
+	ck_assert_ptr_nonnull(s = malloc(strlen(prefix) + n + 1));
+	strcpy(s, prefix);
+	memset(s + strlen(prefix), 'a', n);
+	s[strlen(prefix) + n] = '\0';
+	return s;
+}
+
+START_TEST(test_extract_too_long_tokens_refused)
+{
+	struct http_token	 t;
+	char			*q, *h, *p;
+
+	q = long_string("token=", RT_TOKEN_MAX + 1);
+	h = long_string("Bearer ", RT_TOKEN_MAX + 1);
+	p = long_string("token-", RT_TOKEN_MAX + 1);
+
+	req_reset(q);
+	req_header("Sec-WebSocket-Protocol", "token-short");
+	http_extract_token(&req, &t);
+	ck_assert_int_eq(t.t_source, HTTP_TOKEN_QUERY);
+	ck_assert_str_eq(t.t_error, "token too long");
+	expect_protocol(&t, "token-short");
+
+	req_reset(NULL);
+	req_header("Authorization", h);
+	http_extract_token(&req, &t);
+	ck_assert_int_eq(t.t_source, HTTP_TOKEN_HEADER);
+	ck_assert_str_eq(t.t_error, "token too long");
+
+	req_reset(NULL);
+	req_header("Sec-WebSocket-Protocol", p);
+	http_extract_token(&req, &t);
+	ck_assert_int_eq(t.t_source, HTTP_TOKEN_PROTOCOL);
+	ck_assert_str_eq(t.t_error, "token too long");
+	expect_protocol(&t, p);		/* echoed whole all the same */
+
+	/* exactly at the limit is fine */
+	free(h);
+	h = long_string("Bearer ", RT_TOKEN_MAX);
+	req_reset(NULL);
+	req_header("Authorization", h);
+	http_extract_token(&req, &t);
+	ck_assert_int_eq(t.t_source, HTTP_TOKEN_HEADER);
+	ck_assert_ptr_null(t.t_error);
+	ck_assert_uint_eq(t.t_len, RT_TOKEN_MAX);
+	free(q);
+	free(h);
+	free(p);
+}
+END_TEST
+
+/* Bad %-encoding is its own reason, not "too long", even past the limit. */
+START_TEST(test_extract_malformed_query_token_refused)
+{
+	const char		*forms[] = { "token=abc%zz", "token=ab%2",
+	    "token=a%00b", "token=%", "a=1&token=x%g1y&b=2" };
+	struct http_token	 t;
+	char			*q;
+	size_t			 i;
+
+	for (i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		req_reset(forms[i]);
+		req_header("Authorization", "Bearer fromheader");
+		http_extract_token(&req, &t);
+		ck_assert_int_eq(t.t_source, HTTP_TOKEN_QUERY);
+		ck_assert_msg(t.t_error != NULL, "%s", forms[i]);
+		ck_assert_str_eq(t.t_error, "malformed token encoding");
+		ck_assert_uint_eq(t.t_len, 0);
+	}
+	q = long_string("token=", RT_TOKEN_MAX + 4);
+	memcpy(q + strlen(q) - 3, "%zz", 3);
+	req_reset(q);
+	http_extract_token(&req, &t);
+	ck_assert_str_eq(t.t_error, "malformed token encoding");
+	free(q);
+	/* well-formed escapes are fine */
+	req_reset("token=a%2Eb.c");
+	http_extract_token(&req, &t);
+	expect_token(&t, HTTP_TOKEN_QUERY, "a.b.c");
 }
 END_TEST
 
@@ -1115,6 +1401,22 @@ http_suite(void)
 	tcase_add_test(tc, test_query_param_malformed_escape);
 	tcase_add_test(tc, test_query_param_percent_00_refused);
 	tcase_add_test(tc, test_query_param_output_too_small);
+	tcase_add_test(tc, test_query_param_malformed_beats_too_long);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("token");
+	tcase_add_test(tc, test_extract_none);
+	tcase_add_test(tc, test_extract_query);
+	tcase_add_test(tc, test_extract_bearer_case_insensitive);
+	tcase_add_test(tc, test_extract_other_schemes_ignored);
+	tcase_add_test(tc, test_extract_subprotocol);
+	tcase_add_test(tc, test_extract_subprotocol_across_headers);
+	tcase_add_test(tc, test_extract_query_beats_header_and_protocol_still_echoed);
+	tcase_add_test(tc, test_extract_header_beats_protocol_still_echoed);
+	tcase_add_test(tc, test_extract_empty_query_token_is_no_token);
+	tcase_add_test(tc, test_extract_bare_token_prefix_is_echoed_not_used);
+	tcase_add_test(tc, test_extract_too_long_tokens_refused);
+	tcase_add_test(tc, test_extract_malformed_query_token_refused);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("upgrade");

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bridge.h"
+#include "redis_url.h"
 
 static struct redis_url	 u;
 static char		 err[256];
