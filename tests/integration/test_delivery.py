@@ -525,7 +525,7 @@ def too_large_lines(d):
 def test_event_over_max_event_size_is_dropped_counted_and_logged(
         start_daemon):
     d, r = start(start_daemon, 1, max_event_size="64k")
-    c = rtlib.ProtoClient(d.port, token=rtlib.mint(userId="big"))
+    c = rtlib.Client(d.port, token=rtlib.mint(userId="big"))
     try:
         c.subscribe("apps:created")
         before = stats(d)["bridge"]["events_too_large"]
