@@ -1962,13 +1962,12 @@ worker_attach_bridge(struct rt_worker *w, int fd)
 static void	worker_stop(evutil_socket_t, short, void *);
 
 /* A new certificate the master read and validated: new connections use it. */
-static void
-worker_tls_reload(struct rt_worker *w, const char *p, size_t len)
+static int
+worker_tls_reload(struct rt_worker *w, const char *p, size_t len, char *err, size_t errlen)
 {
 	struct tls_pem	 pem;
 	SSL_CTX		*ctx;
 	uint32_t	 certlen;
-	char		 err[512];
 
 	if (len < sizeof(certlen))
 		fatalx("%s: malformed TLS message from the master", __func__);
@@ -1979,9 +1978,9 @@ worker_tls_reload(struct rt_worker *w, const char *p, size_t len)
 	pem.tp_certlen = certlen;
 	pem.tp_key = (char *)(uintptr_t)(p + sizeof(certlen) + certlen);
 	pem.tp_keylen = len - sizeof(certlen) - certlen;
-	if ((ctx = tls_ctx_new(w->w_conf, &pem, err, sizeof(err))) == NULL) {
+	if ((ctx = tls_ctx_new(w->w_conf, &pem, err, errlen)) == NULL) {
 		log_warnx("TLS reload: %s; keeping the old certificate", err);
-		return;
+		return -1;
 	}
 	/* established connections hold their own reference to the old one */
 	if (w->w_ssl_ctx != NULL)
@@ -1989,6 +1988,7 @@ worker_tls_reload(struct rt_worker *w, const char *p, size_t len)
 	w->w_ssl_ctx = ctx;
 	OPENSSL_cleanse((void *)(uintptr_t)pem.tp_key, pem.tp_keylen);
 	log_debug("%s: new TLS certificate in use", __func__);
+	return 0;
 }
 
 /* The admin closes a connection, or all of a user's. */
@@ -2013,24 +2013,24 @@ worker_kick(struct rt_worker *w, int by_user, const char *p, size_t len)
 }
 
 /* New settings from the master: apply what may change live. */
-static void
-worker_reload(struct rt_worker *w, const char *p, size_t len)
+static int
+worker_reload(struct rt_worker *w, const char *p, size_t len, char *err, size_t errlen)
 {
 	struct rt_config	 nc;
 	struct auth_ctx		*auth;
-	char			 err[512];
 
 	config_from_master(&nc, w->w_conf->c_file, p, len);
-	if ((auth = auth_new(&nc, err, sizeof(err))) == NULL) {
+	if ((auth = auth_new(&nc, err, errlen)) == NULL) {
 		log_warnx("reload: %s; keeping the old JWT settings", err);
 		config_free(&nc);
-		return;
+		return -1;
 	}
 	config_merge_reloadable(w->w_conf, &nc, 0);
 	auth_free(w->w_auth);
 	w->w_auth = auth;
 	log_setlevel(w->w_conf->c_log_level);
 	config_free(&nc);
+	return 0;
 }
 
 static void
@@ -2039,6 +2039,7 @@ worker_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 	struct rt_worker	*w = arg;
 	struct ipc_hdr		 hdr;
 	static char		 buf[IPC_CTL_MAX];
+	char			 err[512];
 	ssize_t			 n;
 	int			 rfd;
 
@@ -2054,10 +2055,12 @@ worker_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 			worker_stop(SIGTERM, 0, w);
 			break;
 		case IPC_CFG_TLS:
-			worker_tls_reload(w, buf, hdr.len);
+			ipc_cfg_ack(fd, &hdr,
+			    worker_tls_reload(w, buf, hdr.len, err, sizeof(err)), err);
 			break;
 		case IPC_CFG_RELOAD:
-			worker_reload(w, buf, hdr.len);
+			ipc_cfg_ack(fd, &hdr,
+			    worker_reload(w, buf, hdr.len, err, sizeof(err)), err);
 			break;
 		case IPC_CTL_KICK:
 		case IPC_CTL_KICK_USER:
@@ -2144,7 +2147,7 @@ worker_listen(struct rt_worker *w, int fd, evconnlistener_cb cb)
 	struct evconnlistener	*l;
 
 	if ((l = evconnlistener_new(w->w_base, cb, w, LEV_OPT_CLOSE_ON_FREE |
-	    LEV_OPT_DISABLED, -1, fd)) == NULL)
+	    LEV_OPT_DISABLED, 0, fd)) == NULL)
 		fatalx("evconnlistener_new() failed");
 	evconnlistener_set_error_cb(l, worker_accept_error);
 	w->w_listeners[w->w_nlisteners++] = l;
