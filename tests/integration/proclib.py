@@ -120,6 +120,17 @@ def wait_settled(d, nworkers, redis=True, timeout=10):
     return roles(d.proc.pid)
 
 
+def start_settled(start_daemon, nworkers, **conf):
+    """A redis-server and realtimed with nworkers attached to it (conf: more
+    keys), once settled: (daemon, redis)."""
+    r = start_daemon.redis()
+    c = {"workers": str(nworkers), "redis_url": r.url}
+    c.update(conf)
+    d = start_daemon(conf=c)
+    wait_settled(d, nworkers)
+    return d, r
+
+
 def rss_kib(pids):
     """Sum of VmRSS (KiB) over pids."""
     total = 0

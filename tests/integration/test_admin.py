@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -922,3 +923,25 @@ def test_user_outside_the_sockets_group_is_refused(start_daemon, pubdir):
     assert rc == 0, (rc, out, err)
     assert human_kv(out).get("health.service") == "realtime"
     assert d.alive()
+
+
+# ------------------------------------------- reload, as it completes
+
+def test_realtimectl_reload_names_the_worker_that_did_not_answer(start_daemon):
+    d = start_daemon(conf={"workers": "2", "worker_timeout": "60s",
+                           "child_timeout": "60s"})
+    sock = d.conf["admin_socket"]
+    workers = rtlib.wait_for(lambda: (lambda j: j["workers"] if len(j["workers"]) == 2 and
+                                      all(w["pid"] for w in j["workers"]) else None)(
+        ctl_json(sock, "workers")[1]), 10, "two running workers")
+    victim = workers[1]["pid"]
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        rc, out, err = ctl(sock, "reload")
+    finally:
+        os.kill(victim, signal.SIGCONT)
+    assert rc == 1 and out == "", (out, err)
+    assert err.strip() == "realtimectl: reload incomplete: worker 1 (pid %d) did not " \
+        "answer within 5000 ms" % victim, err
+    rc, out, err = ctl(sock, "reload")
+    assert rc == 0 and out.strip() == "ok", (out, err)
