@@ -284,13 +284,17 @@ def hup_and_wait(d, pattern, timeout=15):
 
 
 def test_reload_complete_only_once_every_process_applied_it(start_daemon):
-    d, r = start(start_daemon, 2)
+    d, r = start(start_daemon, 1, max_subscriptions="5")
+    c = rtlib.ProtoClient(d.port, rtlib.mint(userId="u1"))
+    with open(d.conf_path, "a") as f:
+        f.write("max_subscriptions 1\n")
     hup_and_wait(d, r"reload complete")
-    log = d.log()
-    assert "reload complete: 3 processes applied it" in log, log[-2000:]
-    # each process applied the settings before the master said so
-    end = log.index("reload complete: 3 processes")
-    assert log.rindex("reloading ", 0, end) < end
+    assert "reload complete: 2 processes applied it" in d.log(), d.log()[-2000:]
+    # in force as soon as the master says so, without waiting any longer
+    c.subscribe("apps:created")
+    m = c.reply({"type": "subscribe", "channel": "apps:updated"})
+    assert m["type"] == "error" and "Too many subscriptions" in json.dumps(m), m
+    c.close()
 
 
 def test_reload_names_the_worker_that_does_not_answer(start_daemon):
