@@ -44,7 +44,10 @@ void	admin_parse(char *line, struct admin_request *req);
 /* What the admin server asks of the master. */
 struct admin_ops {
 	void	*ao_arg;
-	/* reload: 0, or -1 with err */
+	/*
+	 * reload: -1 with err (nothing changed), 0 done, or 1 while the
+	 * processes apply it: then admin_reload_done() gives the outcome
+	 */
 	int	(*ao_reload)(void *arg, char *err, size_t errlen);
 	/* close connections: by id (user NULL) or by user id (id NULL); count */
 	int	(*ao_kick)(void *arg, const char *id, const char *user);
@@ -63,6 +66,8 @@ struct admin *admin_open(struct event_base *base, struct registry *reg,
 	    int uid, int gid, char *err, size_t errlen);
 void	admin_close(struct admin *a);
 void	admin_free_in_child(struct admin *a);
+/* Every process answered the reload in flight: error NULL when all applied it. */
+void	admin_reload_done(struct admin *a, const char *error);
 /* The bridge answered publish reqid: receivers >= 0, or -1 with error. */
 void	admin_publish_done(struct admin *a, uint32_t reqid, int64_t receivers,
 	    const char *error);

@@ -23,6 +23,7 @@ struct rt_config {
 	/* listeners and processes */
 	char		*c_listen;		/* "HOST:PORT", "" = off */
 	int		 c_workers;		/* 0 = number of CPUs */
+	int		 c_listen_backlog;	/* listen(2), capped by somaxconn */
 	char		*c_echo_path;		/* "" = off */
 	char		*c_ws_path;		/* "/ws" */
 
@@ -75,7 +76,9 @@ struct rt_config {
 	int64_t		 c_redis_reconnect_max;	/* backoff ceiling */
 
 	/* supervision */
-	int64_t		 c_child_timeout;	/* a silent child is killed */
+	int64_t		 c_child_timeout;	/* a child that does not start is killed */
+	int64_t		 c_bridge_timeout;	/* a running bridge that stops ticking... */
+	int64_t		 c_worker_timeout;	/* ... or worker, is killed */
 	int64_t		 c_shutdown_timeout;
 
 	/* logging */

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define IPC_VERSION		1
+#define IPC_VERSION		2
 #define IPC_MAX_PAYLOAD		(1U << 30)	/* 1 GiB: events can be megabytes */
 #define IPC_CTL_MAX		(192 * 1024)	/* a master <-> child message */
 
@@ -32,6 +32,7 @@ enum ipc_type {
 	/* configuration */
 	IPC_CFG_RELOAD		= 100,	/* master -> child: new settings (config text) */
 	IPC_CFG_TLS		= 101,	/* master -> worker: uint32 certlen, cert PEM, key PEM */
+	IPC_CFG_ACK		= 102,	/* child -> master: ipc_cfg_ack, then the reason */
 
 	/* admin and control */
 	IPC_CTL_KICK		= 200,	/* master -> worker: close connection (id) */
@@ -47,6 +48,19 @@ enum ipc_type {
 struct ipc_hello {
 	uint32_t	 ih_version;
 	uint32_t	 ih_role;	/* 0 worker, 1 bridge */
+};
+
+/*
+ * The answer to each IPC_CFG_RELOAD and IPC_CFG_TLS: peerid repeats the
+ * request's (the master's reload generation), ca_type names the request,
+ * and a refusal carries its reason (at most IPC_ACK_REASON_MAX bytes) after
+ * the struct.
+ */
+#define IPC_ACK_REASON_MAX	200
+
+struct ipc_cfg_ack {
+	uint32_t	 ca_type;	/* IPC_CFG_RELOAD or IPC_CFG_TLS */
+	uint32_t	 ca_ok;		/* 1 applied, 0 refused */
 };
 
 /* What ipc_parse() found at the front of a buffer. */
@@ -77,6 +91,18 @@ void	ipc_hdr_init(struct ipc_hdr *h, uint32_t type, uint32_t len, uint32_t peeri
 int	ipc_send(int sock, uint32_t type, uint32_t peerid, const void *data,
 	    size_t len, int fd);
 ssize_t	ipc_recv(int sock, struct ipc_hdr *hdr, void *buf, size_t buflen, int *fd);
+
+/*
+ * Answer the configuration request req: rv 0 applied, -1 refused for why.
+ * 0 or -1, as ipc_send().
+ */
+int	ipc_cfg_ack(int sock, const struct ipc_hdr *req, int rv, const char *why);
+/*
+ * Check an IPC_CFG_ACK payload: 0 with *ack filled and the reason (not
+ * NUL-terminated, possibly empty) in *why / *whylen; -1 when malformed.
+ */
+int	ipc_cfg_ack_parse(const void *p, size_t len, struct ipc_cfg_ack *ack,
+	    const char **why, size_t *whylen);
 
 /* Event payload: encode the channel prefix, decode it back. */
 size_t	ipc_event_prefix(uint8_t *out, const char *channel, size_t chlen);

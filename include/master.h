@@ -18,7 +18,8 @@ int	master_check_config(const struct rt_config *conf, char *err, size_t errlen);
 void	proc_title_init(int argc, char **argv);
 void	proc_title(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Open a listening socket for "HOST:PORT"; -1 with err filled. */
-int	listen_open(const char *spec, int reuseport, char *err, size_t errlen);
+/* Open a listening socket for "HOST:PORT" with backlog; -1 with err filled. */
+int	listen_open(const char *spec, int reuseport, int backlog, char *err,
+	    size_t errlen);
 
 #endif

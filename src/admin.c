@@ -33,6 +33,7 @@ struct admin_client {
 	struct admin		*ac_admin;
 	struct bufferevent	*ac_bev;
 	uint32_t		 ac_reqid;	/* publish in flight, 0 none */
+	int			 ac_reload;	/* waits for the reload's outcome */
 	int			 ac_closing;
 };
 
@@ -329,12 +330,32 @@ admin_publish(struct admin_client *ac, const struct admin_request *r)
 	bufferevent_disable(ac->ac_bev, EV_READ);
 }
 
+/* The reply waits until every process has applied the new settings. */
+static void
+admin_reload(struct admin_client *ac)
+{
+	struct admin	*a = ac->ac_admin;
+	char		 err[512];
+
+	switch (a->a_ops.ao_reload(a->a_ops.ao_arg, err, sizeof(err))) {
+	case -1:
+		admin_error(ac, err);
+		break;
+	case 0:
+		admin_reply(ac, admin_ok());
+		break;
+	default:
+		/* no more commands from this client until then */
+		ac->ac_reload = 1;
+		bufferevent_disable(ac->ac_bev, EV_READ);
+	}
+}
+
 static void
 admin_run(struct admin_client *ac, char *line)
 {
 	struct admin_request	 r;
 	struct admin		*a = ac->ac_admin;
-	char			 err[512];
 
 	admin_parse(line, &r);
 	switch (r.ar_cmd) {
@@ -377,10 +398,7 @@ admin_run(struct admin_client *ac, char *line)
 		admin_publish(ac, &r);
 		break;
 	case ADM_RELOAD:
-		if (a->a_ops.ao_reload(a->a_ops.ao_arg, err, sizeof(err)) == -1)
-			admin_error(ac, err);
-		else
-			admin_reply(ac, admin_ok());
+		admin_reload(ac);
 		break;
 	}
 }
@@ -408,7 +426,7 @@ admin_read(struct bufferevent *bev, void *arg)
 	char			*line;
 	size_t			 n;
 
-	while (ac->ac_reqid == 0 && !ac->ac_closing &&
+	while (ac->ac_reqid == 0 && !ac->ac_reload && !ac->ac_closing &&
 	    (line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF)) != NULL) {
 		if (memchr(line, '\0', n) != NULL)
 			admin_error(ac, "NUL byte in command");
@@ -467,6 +485,25 @@ admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	a->a_clients[i] = ac;
 	bufferevent_setcb(ac->ac_bev, admin_read, admin_write, admin_event, ac);
 	bufferevent_enable(ac->ac_bev, EV_READ | EV_WRITE);
+}
+
+void
+admin_reload_done(struct admin *a, const char *error)
+{
+	struct admin_client	*ac;
+	int			 i;
+
+	for (i = 0; a != NULL && i < ADMIN_CLIENTS_MAX; i++) {
+		if ((ac = a->a_clients[i]) == NULL || !ac->ac_reload)
+			continue;
+		ac->ac_reload = 0;
+		if (error != NULL)
+			admin_error(ac, error);
+		else
+			admin_reply(ac, admin_ok());
+		bufferevent_enable(ac->ac_bev, EV_READ);
+		admin_read(ac->ac_bev, ac);	/* commands that queued meanwhile */
+	}
 }
 
 void

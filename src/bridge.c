@@ -587,6 +587,7 @@ bridge_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 			break;
 		case IPC_CFG_RELOAD:
 			bridge_reload(b, buf, hdr.len);
+			ipc_cfg_ack(fd, &hdr, 0, NULL);
 			break;
 		case IPC_CTL_PUBLISH:
 			bridge_publish(b, hdr.peerid, buf, hdr.len);

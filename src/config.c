@@ -45,6 +45,7 @@ struct conf_key {
 static const struct conf_key conf_keys[] = {
 	{ "listen", CT_STR, OFF(c_listen), "0.0.0.0:8888", 0, 0, 0 },
 	{ "workers", CT_INT, OFF(c_workers), "0", 0, 64, 0 },
+	{ "listen_backlog", CT_INT, OFF(c_listen_backlog), "4096", 1, 65535, 0 },
 	{ "ws_path", CT_STR, OFF(c_ws_path), "/ws", 0, 0, 0 },
 	{ "echo_path", CT_STR, OFF(c_echo_path), "", 0, 0, 0 },
 	{ "listen_tls", CT_STR, OFF(c_listen_tls), "0.0.0.0:8443", 0, 0, 0 },
@@ -91,6 +92,8 @@ static const struct conf_key conf_keys[] = {
 	{ "max_event_size", CT_SIZE, OFF(c_max_event_size), "1m", 1024, GB, F_RELOAD },
 	{ "redis_reconnect_max", CT_DURATION, OFF(c_redis_reconnect_max), "5s", 100, DAY, F_RELOAD },
 	{ "child_timeout", CT_DURATION, OFF(c_child_timeout), "10s", 500, DAY, F_RELOAD },
+	{ "bridge_timeout", CT_DURATION, OFF(c_bridge_timeout), "3s", 500, DAY, F_RELOAD },
+	{ "worker_timeout", CT_DURATION, OFF(c_worker_timeout), "5s", 500, DAY, F_RELOAD },
 	{ "shutdown_timeout", CT_DURATION, OFF(c_shutdown_timeout), "10s", 0, DAY, F_RELOAD },
 	{ "user", CT_STR, OFF(c_user), "", 0, 0, 0 },
 	{ "group", CT_STR, OFF(c_group), "", 0, 0, 0 },

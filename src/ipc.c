@@ -22,6 +22,7 @@ ipc_type_known(uint32_t type)
 	case IPC_WORKER_FD:
 	case IPC_CFG_RELOAD:
 	case IPC_CFG_TLS:
+	case IPC_CFG_ACK:
 	case IPC_CTL_KICK:
 	case IPC_CTL_KICK_USER:
 	case IPC_CTL_PUBLISH:
@@ -129,6 +130,39 @@ ipc_recv(int sock, struct ipc_hdr *hdr, void *buf, size_t buflen, int *fd)
 		return -1;
 	}
 	return n;
+}
+
+int
+ipc_cfg_ack(int sock, const struct ipc_hdr *req, int rv, const char *why)
+{
+	struct ipc_cfg_ack	 ack;
+	char			 buf[sizeof(ack) + IPC_ACK_REASON_MAX];
+	size_t			 n = 0;
+
+	ack.ca_type = req->type;
+	ack.ca_ok = rv == 0;
+	if (rv != 0 && why != NULL)
+		for (n = 0; n < IPC_ACK_REASON_MAX && why[n] != '\0'; n++)
+			;
+	memcpy(buf, &ack, sizeof(ack));
+	if (n > 0)
+		memcpy(buf + sizeof(ack), why, n);
+	return ipc_send(sock, IPC_CFG_ACK, req->peerid, buf, sizeof(ack) + n, -1);
+}
+
+int
+ipc_cfg_ack_parse(const void *p, size_t len, struct ipc_cfg_ack *ack,
+    const char **why, size_t *whylen)
+{
+	if (len < sizeof(*ack) || len - sizeof(*ack) > IPC_ACK_REASON_MAX)
+		return -1;
+	memcpy(ack, p, sizeof(*ack));
+	if ((ack->ca_type != IPC_CFG_RELOAD && ack->ca_type != IPC_CFG_TLS) ||
+	    ack->ca_ok > 1 || (ack->ca_ok && len != sizeof(*ack)))
+		return -1;
+	*why = (const char *)p + sizeof(*ack);
+	*whylen = len - sizeof(*ack);
+	return 0;
 }
 
 size_t

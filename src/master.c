@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,6 +42,9 @@
 #define RESPAWN_MIN_MS		100
 #define RESPAWN_MAX_MS		30000
 #define FAST_DEATH_MS		5000	/* a child dying sooner is crash-looping */
+#define MASTER_STALL_MS		1000	/* a longer gap between ticks: the host stalled */
+#define RELOAD_ACK_MS		5000	/* children answer a reload within this */
+#define SOMAXCONN_PATH		"/proc/sys/net/core/somaxconn"
 
 enum child_role { ROLE_WORKER, ROLE_BRIDGE };
 
@@ -54,7 +58,22 @@ struct master_child {
 	uint64_t	 mc_respawn_at;		/* 0: none pending */
 	int		 mc_fast_deaths;
 	int		 mc_hello;		/* said IPC_HELLO */
+	uint64_t	 mc_hello_at;
+	int		 mc_killed;		/* SIGKILL sent, SIGCHLD pending */
+	int		 mc_acks_due;		/* answers owed to the last reload */
+	int		 mc_reload_failed;	/* refused it or did not answer */
 	struct rt_master *mc_master;
+};
+
+/* The reload transaction in flight: who has yet to answer, who refused. */
+struct master_reload {
+	uint32_t	 mr_gen;		/* peerid of its messages */
+	int		 mr_active;
+	int		 mr_waiting;		/* children that owe answers */
+	int		 mr_sent;		/* children it went to */
+	int		 mr_failed;
+	uint64_t	 mr_deadline;
+	char		 mr_why[IPC_ACK_REASON_MAX + 128];	/* the first failure */
 };
 
 struct rt_master {
@@ -71,6 +90,9 @@ struct rt_master {
 	struct event		*m_sig[5];
 	int			 m_stopping;
 	uint64_t		 m_stop_deadline;
+	uint64_t		 m_last_tick;
+	uint64_t		 m_watch_from;		/* the watchdog waits until then */
+	struct master_reload	 m_reload;
 	struct admin		*m_admin;
 	int			 m_uid;			/* after dropping, -1 = same */
 	int			 m_gid;
@@ -80,6 +102,8 @@ struct rt_master {
 static struct event_base *master_base;
 
 static void	master_spawn(struct rt_master *, struct master_child *);
+static void	master_reload_gone(struct rt_master *, struct master_child *);
+static void	master_reload_expire(struct rt_master *);
 
 /* ---- process titles ---------------------------------------------------- */
 
@@ -133,7 +157,7 @@ listen_split(const char *spec, char *host, size_t hostlen, char *port, size_t po
 }
 
 int
-listen_open(const char *spec, int reuseport, char *err, size_t errlen)
+listen_open(const char *spec, int reuseport, int backlog, char *err, size_t errlen)
 {
 	struct addrinfo	 hints, *res = NULL;
 	char		 host[256], port[32];
@@ -160,7 +184,7 @@ listen_open(const char *spec, int reuseport, char *err, size_t errlen)
 	    /* accepted sockets inherit it: no setsockopt per connection */
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1 ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
-	    listen(fd, 4096) == -1) {
+	    listen(fd, backlog) == -1) {
 		snprintf(err, errlen, "listen %s: %s", spec, strerror(errno));
 		if (fd != -1)
 			close(fd);
@@ -169,6 +193,67 @@ listen_open(const char *spec, int reuseport, char *err, size_t errlen)
 	}
 	freeaddrinfo(res);
 	return fd;
+}
+
+/*
+ * listen_backlog, capped by the kernel's somaxconn: listen(2) would cap it
+ * silently, and a connect storm would overflow a queue the operator never
+ * asked for.
+ */
+static int
+listen_backlog(const struct rt_config *conf)
+{
+	FILE	*fp;
+	long	 max = -1;
+
+	if ((fp = fopen(SOMAXCONN_PATH, "r")) != NULL) {
+		if (fscanf(fp, "%ld", &max) != 1)
+			max = -1;
+		fclose(fp);
+	}
+	if (max > 0 && conf->c_listen_backlog > max) {
+		log_warnx("listen_backlog %d capped to %ld by %s", conf->c_listen_backlog,
+		    max, SOMAXCONN_PATH);
+		return (int)max;
+	}
+	return conf->c_listen_backlog;
+}
+
+/* 1 if the socket is bound to a loopback address. */
+static int
+listen_is_loopback(int fd)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len = sizeof(ss);
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+	return ss.ss_family == AF_INET6 && (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) ||
+	    (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && sin6->sin6_addr.s6_addr[12] == 127));
+}
+
+/*
+ * Without allowed_origins any web page may open a WebSocket to us from its
+ * visitors' browsers, with their cookies: say so once when a listener is
+ * reachable from elsewhere than this host.
+ */
+static void
+master_warn_origins(struct rt_master *m)
+{
+	struct rt_config	*c = m->m_conf;
+	int			 plain, tls;
+
+	if (c->c_allowed_origins.sl_count > 0)
+		return;
+	plain = m->m_listen[0] != -1 && !listen_is_loopback(m->m_listen[0]);
+	tls = m->m_listen_tls[0] != -1 && !listen_is_loopback(m->m_listen_tls[0]);
+	if (plain || tls)
+		log_warnx("allowed_origins is empty: any origin is accepted on the public "
+		    "listener%s%s%s%s", plain ? " ws://" : "", plain ? c->c_listen : "",
+		    tls ? " wss://" : "", tls ? c->c_listen_tls : "");
 }
 
 /* ---- children ------------------------------------------------------------ */
@@ -181,6 +266,56 @@ child_name(const struct master_child *mc, char *buf, size_t len)
 	else
 		snprintf(buf, len, "worker %d", mc->mc_index);
 	return buf;
+}
+
+/* "worker 1 (pid 123)", for the log and the admin's replies. */
+static const char *
+child_label(const struct master_child *mc, char *buf, size_t len)
+{
+	char	 name[32];
+
+	snprintf(buf, len, "%s (pid %d)", child_name(mc, name, sizeof(name)), (int)mc->mc_pid);
+	return buf;
+}
+
+/*
+ * A child that sends what it may not, or that stops taking control
+ * messages, is broken: kill it, and SIGCHLD respawns it the usual way.
+ */
+static void
+master_kill(struct master_child *mc, const char *why)
+{
+	char	 label[64];
+
+	if (mc->mc_pid == 0 || mc->mc_killed)
+		return;
+	log_warnx("%s %s: killing it", child_label(mc, label, sizeof(label)), why);
+	if (mc->mc_ev != NULL)
+		event_del(mc->mc_ev);
+	kill(mc->mc_pid, SIGKILL);
+	mc->mc_killed = 1;
+}
+
+/*
+ * Send to a child over its (non-blocking) control socket: a child whose
+ * queue is full is not reading it, and the master must never block on one.
+ */
+static int
+master_send(struct master_child *mc, uint32_t type, uint32_t peerid, const void *data,
+    size_t len, int fd)
+{
+	char	 why[96];
+
+	if (mc->mc_pid == 0 || mc->mc_killed)
+		return -1;
+	if (ipc_send(mc->mc_fd, type, peerid, data, len, fd) == 0)
+		return 0;
+	if (errno != EPIPE && errno != ECONNRESET) {	/* else: gone, SIGCHLD follows */
+		snprintf(why, sizeof(why), "does not take control message %u (%s)", type,
+		    strerror(errno));
+		master_kill(mc, why);
+	}
+	return -1;
 }
 
 /* Give worker i and the bridge a fresh socketpair, when both run. */
@@ -197,8 +332,8 @@ master_connect(struct rt_master *m, int i)
 		return;
 	}
 	/* the bridge first: it greets the worker once the socket is attached */
-	if (ipc_send(b->mc_fd, IPC_WORKER_FD, (uint32_t)i, NULL, 0, sv[1]) == -1 ||
-	    ipc_send(w->mc_fd, IPC_BRIDGE_FD, (uint32_t)i, NULL, 0, sv[0]) == -1)
+	if (master_send(b, IPC_WORKER_FD, (uint32_t)i, NULL, 0, sv[1]) == -1 ||
+	    master_send(w, IPC_BRIDGE_FD, (uint32_t)i, NULL, 0, sv[0]) == -1)
 		log_warn("%s: passing the bridge socket to worker %d failed", __func__, i);
 	close(sv[0]);
 	close(sv[1]);
@@ -221,37 +356,78 @@ master_publish_reply(struct rt_master *m, const struct ipc_hdr *hdr, const char 
 	}
 }
 
+static void	master_reload_ack(struct rt_master *, struct master_child *,
+		    const struct ipc_hdr *, const char *, char *, size_t);
+
+/* One message from a child; -1 with why when it is one it may not send. */
+static int
+master_child_dispatch(struct master_child *mc, const struct ipc_hdr *hdr, const char *buf,
+    int rfd, char *why, size_t whylen)
+{
+	char	 label[64];
+
+	if (rfd != -1 || hdr->pid != (uint32_t)mc->mc_pid) {
+		snprintf(why, whylen, "%s", rfd != -1 ? "a descriptor" : "another pid");
+		return -1;
+	}
+	snprintf(why, whylen, "not expected from this child");
+	switch (hdr->type) {
+	case IPC_CTL_PUBLISH_REPLY:
+		if (mc->mc_role != ROLE_BRIDGE || hdr->len == 0)
+			return -1;
+		master_publish_reply(mc->mc_master, hdr, buf);
+		return 0;
+	case IPC_HELLO:
+		if (mc->mc_hello || (hdr->len != 0 && hdr->len != sizeof(struct ipc_hello)))
+			return -1;
+		mc->mc_hello = 1;
+		mc->mc_hello_at = util_now_ms();
+		log_debug("%s: %s running", __func__, child_label(mc, label, sizeof(label)));
+		return 0;
+	case IPC_CFG_ACK:
+		why[0] = '\0';
+		master_reload_ack(mc->mc_master, mc, hdr, buf, why, whylen);
+		return why[0] == '\0' ? 0 : -1;
+	}
+	return -1;
+}
+
 static void
 master_child_msg(evutil_socket_t fd, short ev, void *arg)
 {
+	static char		 buf[IPC_CTL_MAX];
 	struct master_child	*mc = arg;
 	struct ipc_hdr		 hdr;
-	char			 buf[256], name[32];
+	char			 why[64], msg[160];
 	ssize_t			 n;
 	int			 rfd;
 
 	(void)ev;
-	while ((n = ipc_recv(fd, &hdr, buf, sizeof(buf), &rfd)) > 0) {
-		if (rfd != -1)
-			close(rfd);
-		switch (hdr.type) {
-		case IPC_CTL_PUBLISH_REPLY:
-			master_publish_reply(mc->mc_master, &hdr, buf);
+	for (;;) {
+		memset(&hdr, 0, sizeof(hdr));
+		if ((n = ipc_recv(fd, &hdr, buf, sizeof(buf), &rfd)) <= 0)
 			break;
-		case IPC_HELLO:
-			mc->mc_hello = 1;
-			log_debug("%s: %s (pid %d) running", __func__,
-			    child_name(mc, name, sizeof(name)), (int)hdr.pid);
-			break;
-		default:
-			log_warnx("%s: unexpected message %u from %s", __func__,
-			    hdr.type, child_name(mc, name, sizeof(name)));
-			break;
+		if (master_child_dispatch(mc, &hdr, buf, rfd, why, sizeof(why)) == -1) {
+			if (rfd != -1)
+				close(rfd);
+			snprintf(msg, sizeof(msg), "sent a bad message (type %u, length %u: %s)",
+			    hdr.type, hdr.len, why);
+			master_kill(mc, msg);
+			return;
 		}
 	}
-	if (n == 0 || (n == -1 && errno != EAGAIN)) {
-		/* the child is gone or broken; SIGCHLD does the rest */
+	if (n == 0) {
+		/* the child closed its end: it is exiting, SIGCHLD does the rest */
 		event_del(mc->mc_ev);
+	} else if (errno == EBADMSG) {
+		if (rfd != -1)
+			close(rfd);
+		snprintf(msg, sizeof(msg), "sent a malformed or unknown message "
+		    "(type %u, length %u)", hdr.type, hdr.len);
+		master_kill(mc, msg);
+	} else if (errno != EAGAIN) {
+		snprintf(msg, sizeof(msg), "control socket failed (%s)", strerror(errno));
+		master_kill(mc, msg);
 	}
 }
 
@@ -366,7 +542,11 @@ master_spawn(struct rt_master *m, struct master_child *mc)
 	mc->mc_pid = pid;
 	mc->mc_fd = sv[0];
 	mc->mc_hello = 0;
+	mc->mc_killed = 0;
+	mc->mc_acks_due = 0;	/* it starts from the current settings */
 	mc->mc_started = util_now_ms();
+	if (fcntl(mc->mc_fd, F_SETFL, O_NONBLOCK) == -1)
+		log_warn("%s: fcntl(O_NONBLOCK) failed", __func__);
 	mc->mc_ev = event_new(m->m_base, mc->mc_fd, EV_READ | EV_PERSIST,
 	    master_child_msg, mc);
 	event_add(mc->mc_ev, NULL);
@@ -385,6 +565,7 @@ master_child_gone(struct rt_master *m, struct master_child *mc, int status)
 	uint64_t	 now = util_now_ms(), delay;
 	char		 name[32];
 
+	master_reload_gone(m, mc);
 	if (mc->mc_ev != NULL) {
 		event_free(mc->mc_ev);
 		mc->mc_ev = NULL;
@@ -465,20 +646,56 @@ master_reap(struct rt_master *m)
 		event_base_loopexit(m->m_base, NULL);
 }
 
-/* A child that stopped ticking is hung: kill it, SIGCHLD respawns it. */
+/*
+ * A child that stopped ticking is hung: kill it, SIGCHLD respawns it.  A
+ * starting child has child_timeout to say hello; a running one must tick
+ * within bridge_timeout or worker_timeout.
+ */
 static void
 master_watchdog(struct rt_master *m, struct master_child *mc, uint64_t tick, uint64_t now)
 {
-	char	 name[32];
+	const struct rt_config	*c = m->m_conf;
+	uint64_t		 since, limit;
+	char			 why[128];
 
-	if (mc->mc_pid == 0 || tick == 0 || now - mc->mc_started < (uint64_t)m->m_conf->c_child_timeout)
+	if (mc->mc_pid == 0 || mc->mc_killed)
 		return;
-	if (now > tick && now - tick > (uint64_t)m->m_conf->c_child_timeout) {
-		log_warnx("%s (pid %d) silent for %llu ms: killing it",
-		    child_name(mc, name, sizeof(name)), (int)mc->mc_pid,
-		    (unsigned long long)(now - tick));
-		kill(mc->mc_pid, SIGKILL);
+	if (!mc->mc_hello) {
+		since = mc->mc_started;
+		limit = (uint64_t)c->c_child_timeout;
+	} else {
+		since = tick > mc->mc_hello_at ? tick : mc->mc_hello_at;
+		limit = (uint64_t)(mc->mc_role == ROLE_BRIDGE ? c->c_bridge_timeout :
+		    c->c_worker_timeout);
 	}
+	if (now <= since || now - since <= limit)
+		return;
+	if (!mc->mc_hello)
+		snprintf(why, sizeof(why), "not running %llu ms after its start "
+		    "(child_timeout %llu ms)", (unsigned long long)(now - since),
+		    (unsigned long long)limit);
+	else
+		snprintf(why, sizeof(why), "silent for %llu ms (%s %llu ms)",
+		    (unsigned long long)(now - since), mc->mc_role == ROLE_BRIDGE ?
+		    "bridge_timeout" : "worker_timeout", (unsigned long long)limit);
+	master_kill(mc, why);
+}
+
+/*
+ * The master itself was not scheduled for a while (the host stalled, or
+ * the whole process group was stopped): its children were not either, so
+ * their ticks say nothing yet.  Give them a moment before judging them.
+ */
+static int
+master_watch_now(struct rt_master *m, uint64_t now)
+{
+	if (now - m->m_last_tick > MASTER_STALL_MS) {
+		log_warnx("the master was not scheduled for %llu ms: the watchdog waits %d ms",
+		    (unsigned long long)(now - m->m_last_tick), MASTER_STALL_MS);
+		m->m_watch_from = now + MASTER_STALL_MS;
+	}
+	m->m_last_tick = now;
+	return now >= m->m_watch_from;
 }
 
 static void
@@ -503,11 +720,15 @@ master_tick(evutil_socket_t fd, short ev, void *arg)
 		}
 		return;
 	}
-	master_watchdog(m, &m->m_bridge,
-	    atomic_load(&m->m_reg.r_hdr->rh_bridge.rb_tick), now);
-	for (i = 0; i < m->m_nworkers; i++)
-		master_watchdog(m, &m->m_workers[i],
-		    atomic_load(&reg_worker(&m->m_reg, i)->rw_tick), now);
+	if (m->m_reload.mr_active && now >= m->m_reload.mr_deadline)
+		master_reload_expire(m);
+	if (master_watch_now(m, now)) {
+		master_watchdog(m, &m->m_bridge,
+		    atomic_load(&m->m_reg.r_hdr->rh_bridge.rb_tick), now);
+		for (i = 0; i < m->m_nworkers; i++)
+			master_watchdog(m, &m->m_workers[i],
+			    atomic_load(&reg_worker(&m->m_reg, i)->rw_tick), now);
+	}
 	if (m->m_bridge.mc_pid == 0 && m->m_bridge.mc_respawn_at != 0 &&
 	    now >= m->m_bridge.mc_respawn_at)
 		master_spawn(m, &m->m_bridge);
@@ -528,14 +749,13 @@ master_stop(struct rt_master *m, int sig)
 	m->m_stopping = 1;
 	m->m_stop_deadline = util_now_ms() + (uint64_t)m->m_conf->c_shutdown_timeout + 2000;
 	for (i = 0; i < m->m_nworkers; i++)
-		if (m->m_workers[i].mc_pid != 0)
-			ipc_send(m->m_workers[i].mc_fd, IPC_SHUTDOWN, 0, NULL, 0, -1);
-	if (m->m_bridge.mc_pid != 0)
-		ipc_send(m->m_bridge.mc_fd, IPC_SHUTDOWN, 0, NULL, 0, -1);
+		master_send(&m->m_workers[i], IPC_SHUTDOWN, 0, NULL, 0, -1);
+	master_send(&m->m_bridge, IPC_SHUTDOWN, 0, NULL, 0, -1);
 	if (master_running(m) == 0)
 		event_base_loopexit(m->m_base, NULL);
 }
 
+/* A reload message to each live child, which then owes an answer. */
 static void
 master_broadcast(struct rt_master *m, int workers_only, uint32_t type,
     const void *data, size_t len)
@@ -543,12 +763,164 @@ master_broadcast(struct rt_master *m, int workers_only, uint32_t type,
 	int	 i;
 
 	for (i = 0; i < m->m_nworkers; i++)
-		if (m->m_workers[i].mc_pid != 0 &&
-		    ipc_send(m->m_workers[i].mc_fd, type, 0, data, len, -1) == -1)
-			log_warn("reload: cannot reach worker %d", i);
-	if (!workers_only && m->m_bridge.mc_pid != 0 &&
-	    ipc_send(m->m_bridge.mc_fd, type, 0, data, len, -1) == -1)
-		log_warn("reload: cannot reach the bridge");
+		if (master_send(&m->m_workers[i], type, m->m_reload.mr_gen, data, len, -1) == 0)
+			m->m_workers[i].mc_acks_due++;
+	if (!workers_only &&
+	    master_send(&m->m_bridge, type, m->m_reload.mr_gen, data, len, -1) == 0)
+		m->m_bridge.mc_acks_due++;
+}
+
+/* ---- reload acknowledgements --------------------------------------------- */
+
+static void
+master_reload_begin(struct rt_master *m)
+{
+	struct master_reload	*r = &m->m_reload;
+	uint32_t		 gen;
+	int			 i;
+
+	if (r->mr_active)
+		log_info("reload: superseding the reload still waiting for %d processes",
+		    r->mr_waiting);
+	gen = r->mr_gen + 1;
+	memset(r, 0, sizeof(*r));
+	r->mr_gen = gen;
+	/* answers to an older generation no longer count */
+	m->m_bridge.mc_acks_due = m->m_bridge.mc_reload_failed = 0;
+	for (i = 0; i < m->m_nworkers; i++)
+		m->m_workers[i].mc_acks_due = m->m_workers[i].mc_reload_failed = 0;
+}
+
+static void
+master_reload_finish(struct rt_master *m)
+{
+	struct master_reload	*r = &m->m_reload;
+	char			 err[sizeof(r->mr_why) + 64];
+
+	r->mr_active = 0;
+	if (r->mr_failed == 0) {
+		log_info("reload complete: %d processes applied it", r->mr_sent);
+		admin_reload_done(m->m_admin, NULL);
+	} else {
+		log_warnx("reload incomplete: %d of %d processes did not apply it",
+		    r->mr_failed, r->mr_sent);
+		snprintf(err, sizeof(err), "reload incomplete: %s%s", r->mr_why,
+		    r->mr_failed > 1 ? "; and more (see the log)" : "");
+		admin_reload_done(m->m_admin, err);
+	}
+	daemon_notify("READY=1");
+}
+
+/* What one child failed to do, logged and kept for the admin's reply. */
+static void
+master_reload_failed(struct rt_master *m, struct master_child *mc, const char *fmt, ...)
+{
+	struct master_reload	*r = &m->m_reload;
+	char			 label[64], what[IPC_ACK_REASON_MAX + 64];
+	va_list			 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	log_warnx("reload: %s %s", child_label(mc, label, sizeof(label)), what);
+	if (mc->mc_reload_failed++ > 0)
+		return;
+	if (r->mr_failed++ == 0)
+		snprintf(r->mr_why, sizeof(r->mr_why), "%s %s", label, what);
+}
+
+/* The child owes nothing more: the last one to answer ends the transaction. */
+static void
+master_reload_settled(struct rt_master *m, struct master_child *mc)
+{
+	mc->mc_acks_due = 0;
+	if (m->m_reload.mr_active && --m->m_reload.mr_waiting == 0)
+		master_reload_finish(m);
+}
+
+/* IPC_CFG_ACK from mc; on a message it may not send, why is filled. */
+static void
+master_reload_ack(struct rt_master *m, struct master_child *mc, const struct ipc_hdr *hdr,
+    const char *buf, char *why, size_t whylen)
+{
+	struct master_reload	*r = &m->m_reload;
+	struct ipc_cfg_ack	 ack;
+	const char		*reason;
+	size_t			 rlen;
+	char			 label[64];
+
+	if (ipc_cfg_ack_parse(buf, hdr->len, &ack, &reason, &rlen) == -1) {
+		snprintf(why, whylen, "malformed acknowledgement");
+		return;
+	}
+	if (hdr->peerid < r->mr_gen)
+		return;		/* a superseded reload */
+	if (hdr->peerid > r->mr_gen || mc->mc_acks_due == 0) {
+		snprintf(why, whylen, "acknowledgement of nothing");
+		return;
+	}
+	if (!ack.ca_ok && r->mr_active)
+		master_reload_failed(m, mc, "refused %s: %.*s",
+		    ack.ca_type == IPC_CFG_TLS ? "the certificate" : "the settings",
+		    (int)rlen, reason);
+	else if (!r->mr_active)
+		log_info("reload: %s answered after the deadline (%s)",
+		    child_label(mc, label, sizeof(label)), ack.ca_ok ? "applied" : "refused");
+	if (--mc->mc_acks_due == 0)
+		master_reload_settled(m, mc);
+}
+
+/* A child died owing answers: its replacement starts from the new settings. */
+static void
+master_reload_gone(struct rt_master *m, struct master_child *mc)
+{
+	char	 label[64];
+
+	if (mc->mc_acks_due == 0)
+		return;
+	if (m->m_reload.mr_active)
+		log_info("reload: %s exited before answering; its replacement starts "
+		    "with the new settings", child_label(mc, label, sizeof(label)));
+	master_reload_settled(m, mc);
+}
+
+/* The deadline passed: name every child that did not answer. */
+static void
+master_reload_expire(struct rt_master *m)
+{
+	int	 i;
+
+	if (m->m_bridge.mc_acks_due > 0)
+		master_reload_failed(m, &m->m_bridge, "did not answer within %d ms",
+		    RELOAD_ACK_MS);
+	for (i = 0; i < m->m_nworkers; i++)
+		if (m->m_workers[i].mc_acks_due > 0)
+			master_reload_failed(m, &m->m_workers[i], "did not answer within %d ms",
+			    RELOAD_ACK_MS);
+	master_reload_finish(m);
+}
+
+/* After the broadcast: 0 when done at once, 1 while answers are awaited. */
+static int
+master_reload_wait(struct rt_master *m)
+{
+	struct master_reload	*r = &m->m_reload;
+	int			 i;
+
+	r->mr_waiting = r->mr_sent = m->m_bridge.mc_acks_due > 0;
+	for (i = 0; i < m->m_nworkers; i++)
+		if (m->m_workers[i].mc_acks_due > 0)
+			r->mr_waiting = ++r->mr_sent;
+	if (r->mr_waiting == 0) {
+		log_info("reload complete: no process to pass it to");
+		admin_reload_done(m->m_admin, NULL);	/* those waiting on a superseded one */
+		daemon_notify("READY=1");
+		return 0;
+	}
+	r->mr_active = 1;
+	r->mr_deadline = util_now_ms() + RELOAD_ACK_MS;
+	log_debug("%s: waiting for %d processes", __func__, r->mr_waiting);
+	return 1;
 }
 
 /*
@@ -608,7 +980,9 @@ master_reload_fail(char *err, size_t errlen, const char *why, struct rt_config *
  * SIGHUP: a transaction.  Parse and validate the file again (JWT keys,
  * Redis URL, certificate included); on any error keep everything as it
  * is.  Otherwise push the settings, then the certificate, to every child,
- * which apply what may change live; nothing is restarted.
+ * which apply what may change live and answer; nothing is restarted.
+ * -1 with err, 0 done, 1 while the children's answers are awaited
+ * (master_reload_finish() tells the admin).
  */
 static int
 master_reload(struct rt_master *m, char *err, size_t errlen)
@@ -616,6 +990,7 @@ master_reload(struct rt_master *m, char *err, size_t errlen)
 	struct rt_config	 nc;
 	char			*text, *tlsmsg = NULL;
 	size_t			 len, tlslen = 0;
+	int			 had_origins = m->m_conf->c_allowed_origins.sl_count > 0;
 
 	log_info("reloading %s", m->m_conf->c_file);
 	daemon_notify("RELOADING=1");
@@ -634,6 +1009,9 @@ master_reload(struct rt_master *m, char *err, size_t errlen)
 	}
 	config_merge_reloadable(m->m_conf, &nc, 1);
 	log_setlevel(m->m_conf->c_log_level);
+	if (had_origins)
+		master_warn_origins(m);
+	master_reload_begin(m);
 	/* settings first: workers build the new TLS context from them */
 	master_broadcast(m, 0, IPC_CFG_RELOAD, text, len);
 	if (tlsmsg != NULL) {
@@ -644,9 +1022,7 @@ master_reload(struct rt_master *m, char *err, size_t errlen)
 	OPENSSL_cleanse(text, len);
 	free(text);
 	config_free(&nc);
-	log_info("reload complete");
-	daemon_notify("READY=1");
-	return 0;
+	return master_reload_wait(m);
 }
 
 static void
@@ -737,7 +1113,7 @@ master_setup(struct rt_master *m)
 	static const int	 sigs[5] = { SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1 };
 	struct timeval		 tick = { 0, MASTER_TICK_MS * 1000 };
 	char			 err[512];
-	int			 i;
+	int			 i, backlog;
 
 	m->m_nworkers = m->m_conf->c_workers;
 	if (m->m_nworkers == 0) {
@@ -759,14 +1135,15 @@ master_setup(struct rt_master *m)
 		return -1;
 	/* one SO_REUSEPORT socket per worker: no thundering herd, and a
 	 * respawned worker takes over the same accept queue */
+	backlog = listen_backlog(m->m_conf);
 	for (i = 0; i < m->m_nworkers; i++) {
 		if (m->m_conf->c_listen[0] != '\0' && (m->m_listen[i] =
-		    listen_open(m->m_conf->c_listen, 1, err, sizeof(err))) == -1) {
+		    listen_open(m->m_conf->c_listen, 1, backlog, err, sizeof(err))) == -1) {
 			log_warnx("%s", err);
 			return -1;
 		}
 		if (m->m_ssl_ctx != NULL && (m->m_listen_tls[i] =
-		    listen_open(m->m_conf->c_listen_tls, 1, err, sizeof(err))) == -1) {
+		    listen_open(m->m_conf->c_listen_tls, 1, backlog, err, sizeof(err))) == -1) {
 			log_warnx("%s", err);
 			return -1;
 		}
@@ -865,8 +1242,8 @@ master_admin_kick(void *arg, const char *id, const char *user)
 
 	reg_conn_foreach(&m->m_reg, master_kick_scan, &ks);
 	for (i = 0; i < m->m_nworkers; i++)
-		if ((ks.ks_workers & ((uint64_t)1 << i)) && m->m_workers[i].mc_pid != 0)
-			ipc_send(m->m_workers[i].mc_fd, id ? IPC_CTL_KICK : IPC_CTL_KICK_USER,
+		if (ks.ks_workers & ((uint64_t)1 << i))
+			master_send(&m->m_workers[i], id ? IPC_CTL_KICK : IPC_CTL_KICK_USER,
 			    0, id ? id : user, strlen(id ? id : user), -1);
 	return ks.ks_n;
 }
@@ -888,7 +1265,7 @@ master_admin_publish(void *arg, uint32_t reqid, const char *channel, const char 
 	memcpy(msg, &chlen, sizeof(chlen));
 	memcpy(msg + sizeof(chlen), channel, chlen);
 	memcpy(msg + sizeof(chlen) + chlen, json, len);
-	rv = ipc_send(m->m_bridge.mc_fd, IPC_CTL_PUBLISH, reqid, msg, n, -1);
+	rv = master_send(&m->m_bridge, IPC_CTL_PUBLISH, reqid, msg, n, -1);
 	free(msg);
 	return rv;
 }
@@ -970,10 +1347,12 @@ master_start(struct rt_config *conf, int foreground)
 	log_info("realtimed %s: %d workers, listening on%s%s%s%s", PACKAGE_VERSION,
 	    m.m_nworkers, conf->c_listen[0] ? " ws://" : "", conf->c_listen,
 	    m.m_ssl_ctx ? " wss://" : "", m.m_ssl_ctx ? conf->c_listen_tls : "");
+	master_warn_origins(&m);
 	master_spawn(&m, &m.m_bridge);
 	for (i = 0; i < m.m_nworkers; i++)
 		master_spawn(&m, &m.m_workers[i]);
 	daemon_notify("READY=1");
+	m.m_last_tick = util_now_ms();
 	event_base_dispatch(m.m_base);
 	daemon_notify("STOPPING=1");
 	master_cleanup(&m);

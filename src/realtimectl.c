@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,14 +118,114 @@ ctl_read_line(int fd)
 	return NULL;
 }
 
-static const char *
-str(struct json_object *o, const char *key)
+/*
+ * The bytes of the character at p (len bytes left) that a terminal may be
+ * given as they are: printable ASCII and valid UTF-8 above the C1
+ * controls.  0: p[0] must be escaped.
+ */
+static size_t
+printable(const unsigned char *p, size_t len)
 {
-	struct json_object	*v;
+	uint32_t	 cp;
+	size_t		 n, i;
 
-	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
-		return "-";
-	return json_object_get_string(v);
+	if (*p >= 0x20 && *p < 0x7f)
+		return *p == '\\' ? 0 : 1;
+	if (*p >= 0xc2 && *p <= 0xdf)
+		n = 2, cp = *p & 0x1f;
+	else if (*p >= 0xe0 && *p <= 0xef)
+		n = 3, cp = *p & 0x0f;
+	else if (*p >= 0xf0 && *p <= 0xf4)
+		n = 4, cp = *p & 0x07;
+	else
+		return 0;
+	if (n > len)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if (cp < 0xa0 || (n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+/*
+ * Text from the daemon, for a terminal: control characters, DEL, C1
+ * controls and bytes that are not UTF-8 are written C-style (\e, \r, \n,
+ * \t, \xNN) and a backslash as \\, so that what a client put in its token
+ * cannot move the cursor, retitle the terminal or pose as another row.
+ * Padded with spaces to width characters.
+ */
+static void
+put_bytes(FILE *fp, const char *s, size_t len, int width)
+{
+	const unsigned char	*p = (const unsigned char *)s, *end = p + len;
+	size_t			 n;
+	int			 cols = 0;
+
+	while (p < end) {
+		if ((n = printable(p, (size_t)(end - p))) > 0) {
+			fwrite(p, 1, n, fp);
+			p += n;
+			cols++;
+			continue;
+		}
+		switch (*p) {
+		case '\\':
+			fputs("\\\\", fp);
+			break;
+		case 0x1b:
+			fputs("\\e", fp);
+			break;
+		case '\r':
+			fputs("\\r", fp);
+			break;
+		case '\n':
+			fputs("\\n", fp);
+			break;
+		case '\t':
+			fputs("\\t", fp);
+			break;
+		default:
+			fprintf(fp, "\\x%02x", *p);
+			cols += 2;
+		}
+		cols += 2;
+		p++;
+	}
+	for (; cols < width; cols++)
+		fputc(' ', fp);
+}
+
+static void
+put_text(FILE *fp, const char *s, int width)
+{
+	put_bytes(fp, s, strlen(s), width);
+}
+
+/* A value of the reply, whole (a JSON string may hold NUL bytes); "-" when absent. */
+static void
+put_value(FILE *fp, struct json_object *v, int width)
+{
+	if (v == NULL)
+		put_text(fp, "-", width);
+	else if (json_object_is_type(v, json_type_string))
+		put_bytes(fp, json_object_get_string(v), (size_t)json_object_get_string_len(v),
+		    width);
+	else
+		put_text(fp, json_object_get_string(v), width);
+}
+
+static void
+put_member(FILE *fp, struct json_object *o, const char *key, int width)
+{
+	struct json_object	*v = NULL;
+
+	json_object_object_get_ex(o, key, &v);
+	put_value(fp, v, width);
 }
 
 static void
@@ -136,8 +237,13 @@ print_object(struct json_object *o, const char *prefix)
 		if (val != NULL && json_object_is_type(val, json_type_object)) {
 			snprintf(p, sizeof(p), "%s%s.", prefix, key);
 			print_object(val, p);
-		} else
-			printf("%s%-24s %s\n", prefix, key, val ? json_object_get_string(val) : "-");
+		} else {
+			put_text(stdout, prefix, 0);
+			put_text(stdout, key, 24);
+			putchar(' ');
+			put_value(stdout, val, 0);
+			putchar('\n');
+		}
 	}
 }
 
@@ -146,13 +252,17 @@ print_table(struct json_object *arr, const char *const *cols, const int *widths)
 {
 	size_t	 i, j;
 
-	for (j = 0; cols[j] != NULL; j++)
-		printf("%-*s%s", widths[j], cols[j], cols[j + 1] ? " " : "\n");
+	for (j = 0; cols[j] != NULL; j++) {
+		put_text(stdout, cols[j], widths[j]);
+		putchar(cols[j + 1] ? ' ' : '\n');
+	}
 	for (i = 0; i < json_object_array_length(arr); i++) {
 		struct json_object *row = json_object_array_get_idx(arr, i);
 
-		for (j = 0; cols[j] != NULL; j++)
-			printf("%-*s%s", widths[j], str(row, cols[j]), cols[j + 1] ? " " : "\n");
+		for (j = 0; cols[j] != NULL; j++) {
+			put_member(stdout, row, cols[j], widths[j]);
+			putchar(cols[j + 1] ? ' ' : '\n');
+		}
 	}
 }
 
@@ -171,17 +281,25 @@ print_reply(const char *cmd, struct json_object *o)
 
 	if (strcmp(cmd, "workers") == 0 && json_object_object_get_ex(o, "workers", &v)) {
 		print_table(v, wcols, wwid);
-		if (json_object_object_get_ex(o, "bridge", &v))
-			printf("bridge: pid %s, %s, redis %s\n", str(v, "pid"), str(v, "state"),
-			    str(v, "redis"));
+		if (json_object_object_get_ex(o, "bridge", &v)) {
+			fputs("bridge: pid ", stdout);
+			put_member(stdout, v, "pid", 0);
+			fputs(", ", stdout);
+			put_member(stdout, v, "state", 0);
+			fputs(", redis ", stdout);
+			put_member(stdout, v, "redis", 0);
+			putchar('\n');
+		}
 	} else if (strcmp(cmd, "channels") == 0 && json_object_object_get_ex(o, "channels", &v))
 		print_table(v, ccols, cwid);
 	else if (strcmp(cmd, "connections") == 0 &&
 	    json_object_object_get_ex(o, "connections", &v))
 		print_table(v, kcols, kwid);
 	else if (strcmp(cmd, "help") == 0 && json_object_object_get_ex(o, "commands", &v)) {
-		for (size_t i = 0; i < json_object_array_length(v); i++)
-			printf("%s\n", json_object_get_string(json_object_array_get_idx(v, i)));
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			put_value(stdout, json_object_array_get_idx(v, i), 0);
+			putchar('\n');
+		}
 	} else {
 		json_object_object_del(o, "ok");
 		if (json_object_object_length(o) == 0)
@@ -264,7 +382,9 @@ main(int argc, char *argv[])
 		return rv;
 	if ((o = json_tokener_parse(reply)) == NULL ||
 	    !json_object_object_get_ex(o, "ok", &ok)) {
-		fprintf(stderr, "realtimectl: malformed reply: %s\n", reply);
+		fputs("realtimectl: malformed reply: ", stderr);
+		put_text(stderr, reply, 0);
+		fputc('\n', stderr);
 		json_object_put(o);
 		free(reply);
 		return 3;
@@ -272,8 +392,11 @@ main(int argc, char *argv[])
 	rv = json_object_get_boolean(ok) ? 0 : 1;
 	if (json)
 		printf("%s\n", reply);
-	else if (rv != 0)
-		fprintf(stderr, "realtimectl: %s\n", str(o, "error"));
+	else if (rv != 0) {
+		fputs("realtimectl: ", stderr);
+		put_member(stderr, o, "error", 0);
+		fputc('\n', stderr);
+	}
 	else
 		print_reply(argv[optind], o);
 	json_object_put(o);

@@ -391,13 +391,12 @@ worker_accept_resume(struct rt_worker *w, uint64_t now)
 /* ---- messages from the master ------------------------------------------- */
 
 /* A new certificate the master read and validated: new connections use it. */
-static void
-worker_tls_reload(struct rt_worker *w, const char *p, size_t len)
+static int
+worker_tls_reload(struct rt_worker *w, const char *p, size_t len, char *err, size_t errlen)
 {
 	struct tls_pem	 pem;
 	SSL_CTX		*ctx;
 	uint32_t	 certlen;
-	char		 err[512];
 
 	if (len < sizeof(certlen))
 		fatalx("%s: malformed TLS message from the master", __func__);
@@ -408,9 +407,9 @@ worker_tls_reload(struct rt_worker *w, const char *p, size_t len)
 	pem.tp_certlen = certlen;
 	pem.tp_key = (char *)(uintptr_t)(p + sizeof(certlen) + certlen);
 	pem.tp_keylen = len - sizeof(certlen) - certlen;
-	if ((ctx = tls_ctx_new(w->w_conf, &pem, err, sizeof(err))) == NULL) {
+	if ((ctx = tls_ctx_new(w->w_conf, &pem, err, errlen)) == NULL) {
 		log_warnx("TLS reload: %s; keeping the old certificate", err);
-		return;
+		return -1;
 	}
 	/* established connections hold their own reference to the old one */
 	if (w->w_ssl_ctx != NULL)
@@ -418,6 +417,7 @@ worker_tls_reload(struct rt_worker *w, const char *p, size_t len)
 	w->w_ssl_ctx = ctx;
 	OPENSSL_cleanse((void *)(uintptr_t)pem.tp_key, pem.tp_keylen);
 	log_debug("%s: new TLS certificate in use", __func__);
+	return 0;
 }
 
 /* The admin closes a connection, or all of a user's. */
@@ -442,24 +442,24 @@ worker_kick(struct rt_worker *w, int by_user, const char *p, size_t len)
 }
 
 /* New settings from the master: apply what may change live. */
-static void
-worker_reload(struct rt_worker *w, const char *p, size_t len)
+static int
+worker_reload(struct rt_worker *w, const char *p, size_t len, char *err, size_t errlen)
 {
 	struct rt_config	 nc;
 	struct auth_ctx		*auth;
-	char			 err[512];
 
 	config_from_master(&nc, w->w_conf->c_file, p, len);
-	if ((auth = config_auth_new(&nc, err, sizeof(err))) == NULL) {
+	if ((auth = config_auth_new(&nc, err, errlen)) == NULL) {
 		log_warnx("reload: %s; keeping the old JWT settings", err);
 		config_free(&nc);
-		return;
+		return -1;
 	}
 	config_merge_reloadable(w->w_conf, &nc, 0);
 	auth_free(w->w_auth);
 	w->w_auth = auth;
 	log_setlevel(w->w_conf->c_log_level);
 	config_free(&nc);
+	return 0;
 }
 
 static void
@@ -468,6 +468,7 @@ worker_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 	struct rt_worker	*w = arg;
 	struct ipc_hdr		 hdr;
 	static char		 buf[IPC_CTL_MAX];
+	char			 err[512];
 	ssize_t			 n;
 	int			 rfd;
 
@@ -483,10 +484,12 @@ worker_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 			worker_stop(SIGTERM, 0, w);
 			break;
 		case IPC_CFG_TLS:
-			worker_tls_reload(w, buf, hdr.len);
+			ipc_cfg_ack(fd, &hdr,
+			    worker_tls_reload(w, buf, hdr.len, err, sizeof(err)), err);
 			break;
 		case IPC_CFG_RELOAD:
-			worker_reload(w, buf, hdr.len);
+			ipc_cfg_ack(fd, &hdr,
+			    worker_reload(w, buf, hdr.len, err, sizeof(err)), err);
 			break;
 		case IPC_CTL_KICK:
 		case IPC_CTL_KICK_USER:

@@ -24,6 +24,17 @@ def health_json(port, timeout=2):
     return status, body
 
 
+def start_settled(start_daemon, nworkers, **conf):
+    """A redis-server and realtimed with nworkers attached to it (conf: more
+    keys), once settled: (daemon, redis)."""
+    r = start_daemon.redis()
+    c = {"workers": str(nworkers), "redis_url": r.url}
+    c.update(conf)
+    d = start_daemon(conf=c)
+    rtlib.wait_settled(d, nworkers)
+    return d, r
+
+
 def rss_kib(pids):
     """Sum of VmRSS (KiB) over pids."""
     total = 0

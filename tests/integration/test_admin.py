@@ -12,8 +12,10 @@ import json
 import os
 import select
 import shutil
+import signal
 import socket
 import stat
+import subprocess
 import tempfile
 import threading
 import time
@@ -852,3 +854,77 @@ def test_user_outside_the_sockets_group_is_refused(start_daemon, pubdir):
     assert rc == 0, (rc, out, err)
     assert human_kv(out).get("health.service") == "realtime"
     assert d.alive()
+
+
+# ------------------------------------------- reload, as it completes
+
+def test_realtimectl_reload_names_the_worker_that_did_not_answer(start_daemon):
+    d = start_daemon(conf={"workers": "2", "worker_timeout": "60s",
+                           "child_timeout": "60s"})
+    sock = d.conf["admin_socket"]
+    workers = rtlib.wait_for(lambda: (lambda j: j["workers"] if len(j["workers"]) == 2 and
+                                      all(w["pid"] for w in j["workers"]) else None)(
+        ctl_json(sock, "workers")[1]), 10, "two running workers")
+    victim = workers[1]["pid"]
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        rc, out, err = ctl(sock, "reload")
+    finally:
+        os.kill(victim, signal.SIGCONT)
+    assert rc == 1 and out == "", (out, err)
+    assert err.strip() == "realtimectl: reload incomplete: worker 1 (pid %d) did not " \
+        "answer within 5000 ms" % victim, err
+    rc, out, err = ctl(sock, "reload")
+    assert rc == 0 and out.strip() == "ok", (out, err)
+
+
+# ------------------------------------------- what reaches the terminal
+
+def ctl_raw(sock, *args):
+    """realtimectl's (exit status, stdout bytes, stderr bytes)."""
+    p = subprocess.run([rtlib.ctl_bin(), "-s", sock] + list(args),
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=rtlib.CTL_TIMEOUT, env=rtlib.clean_env())
+    return p.returncode, p.stdout, p.stderr
+
+
+def raw_controls(b):
+    """The terminal control bytes in b other than the line ends: C0, DEL
+    and the UTF-8 form of C1 (U+0080 to U+009F)."""
+    c0 = [x for x in b if (x < 0x20 and x != 0x0A) or x == 0x7F]
+    c1 = [ch for ch in b.decode("utf-8", "replace") if 0x80 <= ord(ch) <= 0x9F]
+    return c0 + c1
+
+
+HOSTILE_USER = "ev\x1b]0;owned\x07il\r\nfake-row\t\x7f\\\u009b2J"
+HOSTILE_ESCAPED = r"ev\e]0;owned\x07il\r\nfake-row\t\x7f\\\xc2\x9b2J"
+
+
+def test_realtimectl_escapes_control_characters_from_a_token(start_daemon):
+    d = start_daemon(conf={"workers": "1"})
+    c = rtlib.Client(d.port, rtlib.mint(userId=HOSTILE_USER))
+    try:
+        assert c.user["userId"] == HOSTILE_USER
+        sock = d.conf["admin_socket"]
+        rc, out, err = ctl_raw(sock, "connections")
+        assert rc == 0, err
+        assert raw_controls(out) == [], out
+        lines = out.decode().splitlines()
+        assert len(lines) == 2, lines       # the header and one row, not a forged one
+        assert HOSTILE_ESCAPED in lines[1], lines
+        # --json stays the exact reply
+        rc, j = ctl_json(sock, "connections")
+        assert rc == 0 and [x["user"] for x in j["connections"]] == [HOSTILE_USER], j
+    finally:
+        c.close()
+
+
+def test_realtimectl_escapes_control_characters_in_an_error(start_daemon):
+    d = start_daemon(conf={"workers": "1"})
+    with open(d.conf_path, "ab") as f:
+        f.write(b"max_subscriptions 7\x1b[2J\x9b\n")
+    rc, out, err = ctl_raw(d.conf["admin_socket"], "reload")
+    assert rc == 1 and out == b"", (out, err)
+    assert raw_controls(err) == [], err
+    assert err.decode().startswith("realtimectl: "), err
+    assert r"'7\e[2J\x9b' is not a number" in err.decode(), err

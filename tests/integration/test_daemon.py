@@ -211,7 +211,8 @@ max_output_buffer max_connections max_channels max_subscriptions handshake_timeo
 close_timeout max_client_messages_per_sec client_messages_burst heartbeat_interval
 heartbeat_timeout jwt_algorithm jwt_secret jwt_public_key jwt_leeway jwt_issuer
 jwt_audience allow_anonymous allowed_origins redis_url canary_interval ipc_max_buffer
-redis_reconnect_max child_timeout shutdown_timeout user group pidfile admin_socket
+redis_reconnect_max child_timeout bridge_timeout worker_timeout listen_backlog
+shutdown_timeout user group pidfile admin_socket
 admin_socket_mode jwt_secret_file metrics_allow drain_period log_level""".split()
 
 

@@ -22,13 +22,7 @@ from proclib import FastWS
 WORKERS = [2, 4]
 
 
-def start(start_daemon, nworkers, **conf):
-    r = start_daemon.redis()
-    c = {"workers": str(nworkers), "redis_url": r.url}
-    c.update(conf)
-    d = start_daemon(conf=c)
-    rtlib.wait_settled(d, nworkers)
-    return d, r
+start = proclib.start_settled
 
 
 async def read_until(c, pred, timeout):

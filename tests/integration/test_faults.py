@@ -24,13 +24,7 @@ from proclib import Closed
 WORKERS = [2, 4]
 
 
-def start(start_daemon, nworkers, **conf):
-    r = start_daemon.redis()
-    c = {"workers": str(nworkers), "redis_url": r.url}
-    c.update(conf)
-    d = start_daemon(conf=c)
-    rtlib.wait_settled(d, nworkers)
-    return d, r
+start = proclib.start_settled
 
 
 async def next_event(c, timeout):
@@ -395,7 +389,7 @@ def test_canary_keeps_health_ok_while_healthy(start_daemon, nworkers):
 @pytest.mark.parametrize("nworkers", WORKERS)
 def test_canary_flags_a_stopped_worker_then_recovers(start_daemon, nworkers):
     d, r = start(start_daemon, nworkers, canary_interval="1s",
-                 child_timeout="60s")
+                 worker_timeout="60s")
     victim = rtlib.roles(d.proc.pid)[rtlib.worker_title(nworkers - 1)]
     os.kill(victim, signal.SIGSTOP)
     try:
@@ -422,12 +416,12 @@ def test_canary_flags_a_stopped_worker_then_recovers(start_daemon, nworkers):
 
 @pytest.mark.parametrize("nworkers", WORKERS)
 def test_canary_flags_a_stopped_bridge(start_daemon, nworkers):
-    """A wedged bridge (SIGSTOP; child_timeout long enough that the master
+    """A wedged bridge (SIGSTOP; bridge_timeout long enough that the master
     leaves it alone) delivers nothing, canaries included: every worker
     misses the canary, so /health must say 503 degraded, and 200 again
     once the bridge runs."""
     d, r = start(start_daemon, nworkers, canary_interval="1s",
-                 child_timeout="60s")
+                 bridge_timeout="60s")
     bridge = rtlib.roles(d.proc.pid)[rtlib.BRIDGE]
     os.kill(bridge, signal.SIGSTOP)
     try:
@@ -447,12 +441,13 @@ def test_canary_flags_a_stopped_bridge(start_daemon, nworkers):
 
 
 @pytest.mark.parametrize("title", ["bridge", "worker"])
-def test_wedged_child_killed_after_child_timeout_and_replaced(start_daemon,
-                                                              title):
+def test_wedged_child_killed_after_its_liveness_timeout_and_replaced(start_daemon,
+                                                                     title):
     """A child that stops answering (SIGSTOP) is killed by the master after
-    child_timeout and respawned; the host then delivers again."""
+    bridge_timeout or worker_timeout and respawned; the host then delivers
+    again."""
     nworkers = 2
-    d, r = start(start_daemon, nworkers, child_timeout="1s",
+    d, r = start(start_daemon, nworkers, bridge_timeout="1s", worker_timeout="1s",
                  canary_interval="1s", redis_reconnect_max="1s")
     title = rtlib.BRIDGE if title == "bridge" else \
         rtlib.worker_title(nworkers - 1)

@@ -125,6 +125,60 @@ START_TEST(test_malformed_control_message)
 }
 END_TEST
 
+START_TEST(test_ipc_cfg_ack_round_trip_and_malformed)
+{
+	struct ipc_hdr		 req, h;
+	struct ipc_cfg_ack	 ack;
+	char			 buf[512], big[400];
+	const char		*why;
+	size_t			 whylen;
+	int			 sv[2], fd;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	ipc_hdr_init(&req, IPC_CFG_TLS, 0, 7);
+	/* applied: no reason travels, even if one is given */
+	ck_assert_int_eq(ipc_cfg_ack(sv[0], &req, 0, "ignored"), 0);
+	ck_assert_int_gt(ipc_recv(sv[1], &h, buf, sizeof(buf), &fd), 0);
+	ck_assert_uint_eq(h.type, IPC_CFG_ACK);
+	ck_assert_uint_eq(h.peerid, 7);
+	ck_assert_int_eq(ipc_cfg_ack_parse(buf, h.len, &ack, &why, &whylen), 0);
+	ck_assert_uint_eq(ack.ca_type, IPC_CFG_TLS);
+	ck_assert_uint_eq(ack.ca_ok, 1);
+	ck_assert_uint_eq(whylen, 0);
+	/* refused: the reason, cut at IPC_ACK_REASON_MAX */
+	memset(big, 'r', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	req.type = IPC_CFG_RELOAD;
+	ck_assert_int_eq(ipc_cfg_ack(sv[0], &req, -1, big), 0);
+	ck_assert_int_gt(ipc_recv(sv[1], &h, buf, sizeof(buf), &fd), 0);
+	ck_assert_int_eq(ipc_cfg_ack_parse(buf, h.len, &ack, &why, &whylen), 0);
+	ck_assert_uint_eq(ack.ca_type, IPC_CFG_RELOAD);
+	ck_assert_uint_eq(ack.ca_ok, 0);
+	ck_assert_uint_eq(whylen, IPC_ACK_REASON_MAX);
+	ck_assert_int_eq(why[0], 'r');
+	close(sv[0]);
+	close(sv[1]);
+
+	/* malformed: short, another request type, ok with a reason, bad flag, too long */
+	ck_assert_int_eq(ipc_cfg_ack_parse(buf, sizeof(ack) - 1, &ack, &why, &whylen), -1);
+	ack.ca_type = IPC_CTL_KICK;
+	ack.ca_ok = 1;
+	memcpy(buf, &ack, sizeof(ack));
+	ck_assert_int_eq(ipc_cfg_ack_parse(buf, sizeof(ack), &ack, &why, &whylen), -1);
+	ack.ca_type = IPC_CFG_RELOAD;
+	memcpy(buf, &ack, sizeof(ack));
+	ck_assert_int_eq(ipc_cfg_ack_parse(buf, sizeof(ack) + 1, &ack, &why, &whylen), -1);
+	ack.ca_ok = 2;
+	memcpy(buf, &ack, sizeof(ack));
+	ck_assert_int_eq(ipc_cfg_ack_parse(buf, sizeof(ack), &ack, &why, &whylen), -1);
+	ack.ca_ok = 0;
+	memcpy(buf, &ack, sizeof(ack));
+	ck_assert_int_eq(ipc_cfg_ack_parse(buf, sizeof(ack) + IPC_ACK_REASON_MAX + 1, &ack,
+	    &why, &whylen), -1);
+	ck_assert_int_eq(ipc_type_known(IPC_CFG_ACK), 1);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -138,6 +192,7 @@ main(void)
 	tcase_add_test(tc, test_event_prefix_round_trip);
 	tcase_add_test(tc, test_control_messages_with_fd);
 	tcase_add_test(tc, test_malformed_control_message);
+	tcase_add_test(tc, test_ipc_cfg_ack_round_trip_and_malformed);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
