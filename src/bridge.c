@@ -230,7 +230,7 @@ bridge_set_up(struct rt_bridge *b, int up)
 	if (up)
 		log_info("redis %s:%d: subscribed, delivering events",
 		    b->b_url.ru_host, b->b_url.ru_port);
-	else
+	else if (!b->b_stopping)	/* we hung up ourselves */
 		log_warnx("redis %s:%d: down, reconnecting", b->b_url.ru_host,
 		    b->b_url.ru_port);
 }

@@ -477,6 +477,19 @@ def skip_if_single_worker(port, configured):
 
 # ------------------------------------------------------------- processes
 
+def clean_env(extra=None):
+    """Our environment without what realtimed reads as configuration
+    (JWT_SECRET, REDIS_URL, REALTIMED_*), plus extra."""
+    e = dict(os.environ)
+    e.pop("JWT_SECRET", None)
+    e.pop("REDIS_URL", None)
+    for k in list(e):
+        if k.startswith("REALTIMED_") and k != "REALTIMED_BIN":
+            del e[k]
+    e.update(extra or {})
+    return e
+
+
 class Daemon:
     """One realtimed child process with its own config file and log."""
 
@@ -519,13 +532,7 @@ class Daemon:
                 if v is None:
                     continue
                 f.write("%s %s\n" % (k, v))
-        e = dict(os.environ)
-        e.pop("JWT_SECRET", None)
-        e.pop("REDIS_URL", None)
-        for k in list(e):
-            if k.startswith("REALTIMED_") and k != "REALTIMED_BIN":
-                del e[k]
-        e.update(env or {})
+        e = clean_env(env)
         self.logf = open(self.log_path, "wb")
         binary = realtimed_bin()
         self.proc = subprocess.Popen(
