@@ -21,6 +21,11 @@
 #include "daemon.h"
 #include "log.h"
 
+#ifndef RUNSTATEDIR
+#define RUNSTATEDIR	"/run"
+#endif
+#define DEFAULT_PIDFILE	RUNSTATEDIR "/realtimed/realtimed.pid"
+
 static int	 pid_fd = -1;
 static char	 pid_path[1024];
 
@@ -103,6 +108,48 @@ daemon_pidfile_write(void)
 		return -1;
 	}
 	return 0;
+}
+
+/* The pid in path when it is a live realtimed other than us; 0 otherwise. */
+static pid_t
+daemon_pidfile_live(const char *path)
+{
+	char	 buf[32], proc[64], comm[32];
+	char	*end;
+	long	 pid;
+	FILE	*fp;
+	size_t	 n;
+
+	if (path == NULL || *path == '\0' || (fp = fopen(path, "r")) == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	pid = strtol(buf, &end, 10);
+	if (pid <= 0 || pid == (long)getpid() || (*end != '\n' && *end != '\0'))
+		return 0;
+	snprintf(proc, sizeof(proc), "/proc/%ld/comm", pid);
+	if ((fp = fopen(proc, "r")) == NULL)
+		return 0;
+	n = fread(comm, 1, sizeof(comm) - 1, fp);
+	fclose(fp);
+	comm[n] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	return strcmp(comm, "realtimed") == 0 ? (pid_t)pid : 0;
+}
+
+pid_t
+daemon_pidfile_peer(const char *path, const char **which)
+{
+	pid_t	 pid;
+
+	if ((pid = daemon_pidfile_live(path)) > 0) {
+		*which = path;
+		return pid;
+	}
+	if ((pid = daemon_pidfile_live(DEFAULT_PIDFILE)) > 0)
+		*which = DEFAULT_PIDFILE;
+	return pid;
 }
 
 void

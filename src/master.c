@@ -130,12 +130,13 @@ listen_split(const char *spec, char *host, size_t hostlen, char *port, size_t po
 	return 0;
 }
 
-int
-listen_open(const char *spec, int reuseport, char *err, size_t errlen)
+/* The address "HOST:PORT" binds (the first one); -1 with err filled. */
+static int
+listen_resolve(const char *spec, struct addrinfo **res, char *err, size_t errlen)
 {
-	struct addrinfo	 hints, *res = NULL;
+	struct addrinfo	 hints;
 	char		 host[256], port[32];
-	int		 fd = -1, one = 1, rv;
+	int		 rv;
 
 	if (listen_split(spec, host, sizeof(host), port, sizeof(port)) == -1 ||
 	    port[0] == '\0') {
@@ -147,10 +148,21 @@ listen_open(const char *spec, int reuseport, char *err, size_t errlen)
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	if ((rv = getaddrinfo(strcmp(host, "*") == 0 || host[0] == '\0' ? NULL : host,
-	    port, &hints, &res)) != 0) {
+	    port, &hints, res)) != 0) {
 		snprintf(err, errlen, "listen %s: %s", spec, gai_strerror(rv));
 		return -1;
 	}
+	return 0;
+}
+
+int
+listen_open(const char *spec, int reuseport, char *err, size_t errlen)
+{
+	struct addrinfo	*res = NULL;
+	int		 fd = -1, one = 1;
+
+	if (listen_resolve(spec, &res, err, errlen) == -1)
+		return -1;
 	if ((fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    res->ai_protocol)) == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
@@ -167,6 +179,74 @@ listen_open(const char *spec, int reuseport, char *err, size_t errlen)
 	}
 	freeaddrinfo(res);
 	return fd;
+}
+
+/*
+ * Whether someone else holds spec's port: bind it without SO_REUSEPORT,
+ * which any listener there refuses (EADDRINUSE), even another realtimed's
+ * SO_REUSEPORT sockets; those would otherwise take us into their group and
+ * hand us a share of their clients.  0, or -1 with err filled.
+ */
+static int
+listen_probe(const char *spec, const char *pidfile, char *err, size_t errlen)
+{
+	struct addrinfo	*res = NULL;
+	const char	*which;
+	int		 fd, one = 1, rv = 0;
+	pid_t		 pid;
+
+	if (listen_resolve(spec, &res, err, errlen) == -1)
+		return -1;
+	if ((fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC,
+	    res->ai_protocol)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) == -1) {
+		rv = -1;
+		if (errno != EADDRINUSE)
+			snprintf(err, errlen, "listen %s: %s", spec, strerror(errno));
+		else if ((pid = daemon_pidfile_peer(pidfile, &which)) > 0)
+			snprintf(err, errlen, "listen %s: the port is in use by realtimed pid %d "
+			    "(pidfile %s)", spec, (int)pid, which);
+		else
+			snprintf(err, errlen, "listen %s: the port is in use by another process",
+			    spec);
+	}
+	if (fd != -1)
+		close(fd);
+	freeaddrinfo(res);
+	return rv;
+}
+
+/* Before the SO_REUSEPORT sockets: -1 (logged) when another process holds a port. */
+static int
+master_listen_probe(struct rt_master *m)
+{
+	const struct rt_config	*conf = m->m_conf;
+	char			 err[512];
+
+	if ((conf->c_listen[0] != '\0' &&
+	    listen_probe(conf->c_listen, conf->c_pidfile, err, sizeof(err)) == -1) ||
+	    (m->m_ssl_ctx != NULL &&
+	    listen_probe(conf->c_listen_tls, conf->c_pidfile, err, sizeof(err)) == -1)) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The master's copies of the listeners: a stop closes them, so that the port is free. */
+static void
+master_close_listeners(struct rt_master *m)
+{
+	int	 i;
+
+	for (i = 0; i < m->m_nworkers; i++) {
+		if (m->m_listen[i] != -1)
+			close(m->m_listen[i]);
+		if (m->m_listen_tls[i] != -1)
+			close(m->m_listen_tls[i]);
+		m->m_listen[i] = m->m_listen_tls[i] = -1;
+	}
 }
 
 /* ---- children ------------------------------------------------------------ */
@@ -523,6 +603,7 @@ master_stop(struct rt_master *m, int sig)
 		return;
 	log_info("signal %d: stopping", sig);
 	m->m_stopping = 1;
+	master_close_listeners(m);	/* the workers close theirs: a restart can bind */
 	m->m_stop_deadline = util_now_ms() + (uint64_t)m->m_conf->c_shutdown_timeout + 2000;
 	for (i = 0; i < m->m_nworkers; i++)
 		if (m->m_workers[i].mc_pid != 0)
@@ -753,6 +834,8 @@ master_setup(struct rt_master *m)
 	for (i = 0; i < m->m_nworkers; i++)
 		m->m_listen[i] = m->m_listen_tls[i] = -1;
 	if (tls_enabled(m->m_conf) && master_tls_load(m) == -1)
+		return -1;
+	if (master_listen_probe(m) == -1)
 		return -1;
 	/* one SO_REUSEPORT socket per worker: no thundering herd, and a
 	 * respawned worker takes over the same accept queue */
