@@ -19,6 +19,7 @@ struct rt_strlist {
  */
 struct rt_config {
 	char		*c_file;		/* where it was read from */
+	char		**c_where;		/* per key: config_where() */
 
 	/* listeners and processes */
 	char		*c_listen;		/* "HOST:PORT", "" = off */
@@ -130,6 +131,21 @@ int	config_key_reloadable(int i);
 /* Read back what config_serialize() wrote (pushed by the master); exits on error. */
 void	config_from_master(struct rt_config *nc, const char *name, const char *text,
 	    size_t len);
+
+/*
+ * Where key was set, for messages: "file:line", "environment VAR", or the
+ * file's name when the key has its default value.
+ */
+const char *config_where(const struct rt_config *conf, const char *key);
+/*
+ * The file that key names ("" = none: 0) can be opened to read (write 0:
+ * a regular file) or to append to (write 1; or, when it does not exist yet,
+ * created in its directory); -1 with "file:line: key path: reason".
+ */
+int	config_check_file(const struct rt_config *conf, const char *key, int write,
+	    char *err, size_t errlen);
+/* config_check_file() on the certificate and key when TLS is on, and the JWT public key. */
+int	config_check_files(const struct rt_config *conf, char *err, size_t errlen);
 
 /* Value parsers shared with the environment code; 0 ok, -1 bad. */
 int	config_parse_duration(const char *s, int64_t *ms);

@@ -39,6 +39,7 @@
 #define RESPAWN_MIN_MS		100
 #define RESPAWN_MAX_MS		30000
 #define FAST_DEATH_MS		5000	/* a child dying sooner is crash-looping */
+#define JWT_SECRET_MIN		32	/* bytes: HS256's hash size */
 
 enum child_role { ROLE_WORKER, ROLE_BRIDGE };
 
@@ -754,29 +755,58 @@ master_signal(evutil_socket_t sig, short ev, void *arg)
 	}
 }
 
+/* user and group exist; 0, or -1 with "file:line: user NAME: no such user". */
+static int
+master_check_ids(const struct rt_config *conf, char *err, size_t errlen)
+{
+	char	 why[256];
+	int	 uid, gid;
+
+	if (daemon_lookup_ids(conf->c_user, "", &uid, &gid, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s: %s", config_where(conf, "user"), why);
+		return -1;
+	}
+	if (daemon_lookup_ids("", conf->c_group, &uid, &gid, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s: %s", config_where(conf, "group"), why);
+		return -1;
+	}
+	return 0;
+}
+
+/* A short HMAC secret is brute-forced offline from a single token (RFC 7518 3.2). */
+static void
+master_check_secret(const struct rt_config *conf)
+{
+	size_t	 n = strlen(conf->c_jwt_secret);
+
+	if (strncmp(conf->c_jwt_algorithm, "HS", 2) == 0 && n > 0 && n < JWT_SECRET_MIN)
+		log_warnx("%s: jwt_secret is %zu bytes: use at least %d random ones "
+		    "(openssl rand -hex 32), or a token can be forged", config_where(conf,
+		    "jwt_secret"), n, JWT_SECRET_MIN);
+}
+
 /*
  * Everything a child would otherwise find out too late (and crash-loop on):
- * the JWT keys, the Redis URL, the TLS certificate.  0, or -1 with err.
+ * the files it reads, the user and group, the JWT keys, the TLS
+ * certificate.  0, or -1 with err.
  */
 int
 master_check_config(const struct rt_config *conf, char *err, size_t errlen)
 {
 	struct auth_ctx		*auth;
-	struct redis_url	 url;
 	struct tls_pem		 pem;
 	SSL_CTX			*ctx;
 	char			 why[512];
 
+	if (config_check_files(conf, err, errlen) == -1 ||
+	    master_check_ids(conf, err, errlen) == -1)
+		return -1;
 	if ((auth = auth_new(conf, why, sizeof(why))) == NULL) {
 		snprintf(err, errlen, "%s: %s", conf->c_file ? conf->c_file : "config", why);
 		return -1;
 	}
 	auth_free(auth);
-	if (redis_url_parse(conf->c_redis_url, &url, why, sizeof(why)) == -1) {
-		snprintf(err, errlen, "%s: redis_url: %s", conf->c_file ? conf->c_file : "config",
-		    why);
-		return -1;
-	}
+	master_check_secret(conf);
 	if (!tls_enabled(conf))
 		return 0;
 	if (tls_pem_read(conf, &pem, why, sizeof(why)) == -1 ||
@@ -787,6 +817,29 @@ master_check_config(const struct rt_config *conf, char *err, size_t errlen)
 	}
 	SSL_CTX_free(ctx);
 	tls_pem_free(&pem);
+	return 0;
+}
+
+/* -t and start (a reload binds nothing): the listen addresses resolve. */
+int
+master_check_listen(const struct rt_config *conf, char *err, size_t errlen)
+{
+	struct addrinfo	*res;
+	const char	*spec;
+	char		 why[512];
+	int		 i;
+
+	for (i = 0; i < 2; i++) {
+		spec = i == 0 ? conf->c_listen : tls_enabled(conf) ? conf->c_listen_tls : "";
+		if (spec[0] == '\0')
+			continue;
+		if (listen_resolve(spec, &res, why, sizeof(why)) == -1) {
+			snprintf(err, errlen, "%s: %s", config_where(conf,
+			    i == 0 ? "listen" : "listen_tls"), why);
+			return -1;
+		}
+		freeaddrinfo(res);
+	}
 	return 0;
 }
 
@@ -1019,7 +1072,8 @@ master_start(struct rt_config *conf, int foreground)
 	m.m_bridge.mc_role = ROLE_BRIDGE;
 	m.m_bridge.mc_fd = -1;
 	m.m_bridge.mc_master = &m;
-	if (master_check_config(conf, err, sizeof(err)) == -1) {
+	if (master_check_config(conf, err, sizeof(err)) == -1 ||
+	    master_check_listen(conf, err, sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		return 1;
 	}

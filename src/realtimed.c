@@ -37,6 +37,14 @@ print_line(const char *line, void *arg)
 	printf("%s\n", line);
 }
 
+/* -t: what the daemon would find out at start, short of binding. */
+static int
+check(struct rt_config *conf, char *err, size_t errlen)
+{
+	return master_check_config(conf, err, errlen) == -1 ||
+	    master_check_listen(conf, err, errlen) == -1 ? -1 : 0;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -83,7 +91,7 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (test) {
-		if (master_check_config(&conf, err, sizeof(err)) == -1) {
+		if (check(&conf, err, sizeof(err)) == -1) {
 			fprintf(stderr, "%s: %s\n", RT_NAME, err);
 			config_free(&conf);
 			return 1;

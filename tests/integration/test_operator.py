@@ -1,16 +1,21 @@
-"""Operator correctness: no spurious warning at a clean stop, and a second
-instance refusing a port that another one listens on.
+"""Operator correctness: no spurious warning at a clean stop, a second
+instance refusing a port that another one listens on, and `realtimed -t`
+catching what the start would (file:line).
 
 Daemons a test stops itself are conftest's `own` ones."""
+import os
 import re
 import signal
 import socket
 import subprocess
 
+import pytest
+
 import proclib
 import rtlib
 
 BIN_TIMEOUT = 15
+GOOD_SECRET = rtlib.SECRET
 
 clean_env = rtlib.clean_env
 wait_for = rtlib.wait_for
@@ -21,6 +26,14 @@ def write_conf(path, lines):
         f.write("# written by tests/integration/test_operator.py\n")
         for line in lines:
             f.write(line + "\n")
+
+
+def run_test_mode(path):
+    """realtimed -t -c path: (status, stderr)."""
+    p = subprocess.run([rtlib.realtimed_bin(), "-t", "-c", str(path)],
+                       capture_output=True, stdin=subprocess.DEVNULL,
+                       timeout=BIN_TIMEOUT, env=clean_env())
+    return p.returncode, p.stderr.decode()
 
 
 def settled(d, nworkers=1, redis=True):
@@ -129,3 +142,72 @@ def test_a_draining_instance_frees_its_port_at_once(own, start_daemon):
     assert code == 1001
     c.ws.close_socket()
     assert old.proc.wait(10) == 0
+
+
+# ---------------------------------------------------------- realtimed -t
+
+def _cert(tmp_path):
+    """Any readable regular file will do where only the key is checked."""
+    p = tmp_path / "cert.pem"
+    p.write_text("-----BEGIN CERTIFICATE-----\n")
+    return p
+
+
+# (lines after "listen 127.0.0.1:18080" and the secret; the bad one is line 4)
+T_CASES = [
+    (["listen 127.0.0.1:99999"], "listen", "out of range (1 to 65535)"),
+    (["listen 127.0.0.1:0"], "listen", "out of range"),
+    (["listen nohost"], "listen", "not a number"),
+    (["listen nosuchhost.invalid:18080"], "listen", "nosuchhost.invalid"),
+    (["listen_tls 127.0.0.1:70000"], "listen_tls", "out of range"),
+    (["user nosuchuser-rt"], "user", "no such user"),
+    (["group nosuchgroup-rt"], "group", "no such group"),
+    (["redis_url http://127.0.0.1:6379"], "redis_url", "expected redis://"),
+    (["metrics_allow 10.0.0.0/8 not-an-address"], "metrics_allow", "not-an-address"),
+    (["tls_certificate /nonexistent/cert.pem", "listen_tls 127.0.0.1:18443"],
+     "tls_certificate", "No such file"),
+    (["tls_certificate_key /nonexistent/key.pem", "listen_tls 127.0.0.1:18443",
+      "tls_certificate CERT"], "tls_certificate_key", "No such file"),
+    (["jwt_public_key /", "jwt_algorithm RS256"], "jwt_public_key", "Is a directory"),
+    (["jwt_public_key /nonexistent/jwt.pub", "jwt_algorithm ES256"], "jwt_public_key",
+     "No such file"),
+    (["jwt_secret_file /nonexistent/secret", "jwt_secret \"\""], "jwt_secret_file",
+     "No such file"),
+]
+
+
+@pytest.mark.parametrize("lines,key,why", T_CASES, ids=[c[0][0] for c in T_CASES])
+def test_config_test_catches_what_the_start_would(tmp_path, lines, key, why):
+    p = tmp_path / "t.conf"
+    lines = [l.replace("CERT", str(_cert(tmp_path))) for l in lines]
+    write_conf(p, ["listen 127.0.0.1:18080", "jwt_secret %s" % GOOD_SECRET] + lines)
+    rc, err = run_test_mode(p)
+    assert rc == 1, (rc, err)
+    assert "%s:4: %s" % (p, key) in err, err
+    assert why in err, err
+    assert "successful" not in err
+
+
+def test_config_test_unreadable_file_as_a_user(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file")
+    key = tmp_path / "jwt.pub"
+    key.write_text("x")
+    key.chmod(0)
+    p = tmp_path / "t.conf"
+    write_conf(p, ["jwt_algorithm RS256", "jwt_public_key %s" % key])
+    rc, err = run_test_mode(p)
+    assert rc == 1 and "%s:3: jwt_public_key" % p in err and "Permission denied" in err, err
+
+
+def test_short_jwt_secret_warns_at_test_and_start(start_daemon, tmp_path):
+    p = tmp_path / "t.conf"
+    write_conf(p, ["listen 127.0.0.1:18080", "jwt_secret short-secret"])
+    rc, err = run_test_mode(p)
+    assert rc == 0, err
+    assert "%s:3: jwt_secret is 12 bytes" % p in err, err
+    assert "successful" in err
+    d = start_daemon(conf={"jwt_secret": "short-secret"})
+    assert "jwt_secret is 12 bytes" in d.log()
+    d2 = start_daemon(conf={}, name="long-secret")
+    assert "jwt_secret is" not in d2.log()
