@@ -79,6 +79,8 @@ struct rt_config {
 
 	/* logging */
 	int		 c_log_level;
+	char		*c_log_file;		/* "" = stderr or syslog */
+	char		*c_log_format;		/* "text" or "json" */
 
 	/* the daemon */
 	char		*c_user;		/* "" = stay as started */

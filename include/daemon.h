@@ -9,8 +9,11 @@
  * and the systemd readiness protocol.
  */
 
-/* Double fork, setsid, chdir /, stdio to /dev/null.  -1 on failure. */
-int	daemon_detach(void);
+/*
+ * Double fork, setsid, chdir /, stdio to /dev/null; with keep_stderr (the
+ * log goes there) stderr stays, unless it is a pipe or a socket.  -1 on failure.
+ */
+int	daemon_detach(int keep_stderr);
 
 /*
  * Create and lock the pidfile; -1 with err when another instance holds it

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define IPC_VERSION		1
+#define IPC_VERSION		2
 #define IPC_MAX_PAYLOAD		(1U << 30)	/* 1 GiB: events can be megabytes */
 #define IPC_CTL_MAX		(192 * 1024)	/* a master <-> child message */
 
@@ -28,6 +28,7 @@ enum ipc_type {
 	IPC_SHUTDOWN		= 2,	/* master -> child: graceful stop */
 	IPC_BRIDGE_FD		= 3,	/* master -> worker: new bridge socket (SCM_RIGHTS) */
 	IPC_WORKER_FD		= 4,	/* master -> bridge: socket of worker peerid */
+	IPC_LOG_REOPEN		= 5,	/* master -> child: reopen log_file (SIGUSR1) */
 
 	/* configuration */
 	IPC_CFG_RELOAD		= 100,	/* master -> child: new settings (config text) */

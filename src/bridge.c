@@ -656,6 +656,9 @@ bridge_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 		case IPC_CTL_PUBLISH:
 			bridge_publish(b, hdr.peerid, buf, hdr.len);
 			break;
+		case IPC_LOG_REOPEN:
+			log_reopen();
+			break;
 		case IPC_SHUTDOWN:
 			if (rfd != -1)
 				close(rfd);

@@ -36,6 +36,7 @@ enum conf_type { CT_STR, CT_INT, CT_SIZE, CT_DURATION, CT_BOOL, CT_LIST, CT_LOGL
 #define F_HOSTPORT	0x04	/* HOST:PORT */
 #define F_REDIS_URL	0x08
 #define F_CIDR		0x10	/* each entry ADDR[/BITS] */
+#define F_LOG_FORMAT	0x20
 
 struct conf_key {
 	const char	*k_name;
@@ -109,6 +110,8 @@ static const struct conf_key conf_keys[] = {
 	{ "metrics_allow", CT_LIST, OFF(c_metrics_allow), "127.0.0.1 ::1", 0, 0, F_RELOAD | F_CIDR },
 	{ "drain_period", CT_DURATION, OFF(c_drain_period), "5s", 0, DAY, F_RELOAD },
 	{ "log_level", CT_LOGLEVEL, OFF(c_log_level), "info", 0, 0, F_RELOAD },
+	{ "log_file", CT_STR, OFF(c_log_file), "", 0, 0, 0 },
+	{ "log_format", CT_STR, OFF(c_log_format), "text", 0, 0, F_LOG_FORMAT },
 };
 #define NKEYS	((int)(sizeof(conf_keys) / sizeof(conf_keys[0])))
 
@@ -273,6 +276,15 @@ config_check_cidr(const char *v, char *why, size_t whylen)
 	return -1;
 }
 
+static int
+config_check_log_format(const char *v, char *why, size_t whylen)
+{
+	if (log_format_parse(v) != -1)
+		return 0;
+	snprintf(why, whylen, "'%s' is not text or json", v);
+	return -1;
+}
+
 /* The F_ check of k on one value (a list: on each entry). */
 static int
 config_check(const struct conf_key *k, const char *v, char *why, size_t whylen)
@@ -283,6 +295,8 @@ config_check(const struct conf_key *k, const char *v, char *why, size_t whylen)
 		return config_check_redis_url(v, why, whylen);
 	if (k->k_flags & F_CIDR)
 		return config_check_cidr(v, why, whylen);
+	if (k->k_flags & F_LOG_FORMAT)
+		return config_check_log_format(v, why, whylen);
 	return 0;
 }
 

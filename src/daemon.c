@@ -30,9 +30,10 @@ static int	 pid_fd = -1;
 static char	 pid_path[1024];
 
 int
-daemon_detach(void)
+daemon_detach(int keep_stderr)
 {
-	int	 fd;
+	struct stat	 st;
+	int		 fd;
 
 	switch (fork()) {
 	case -1:
@@ -58,9 +59,17 @@ daemon_detach(void)
 	umask(022);
 	if ((fd = open("/dev/null", O_RDWR)) == -1)
 		return -1;
+	/* a pipe or socket: whoever started us may be waiting for its EOF */
+	if (keep_stderr && (fstat(STDERR_FILENO, &st) == -1 || S_ISFIFO(st.st_mode) ||
+	    S_ISSOCK(st.st_mode))) {
+		log_warnx("stderr is a pipe: no log from here on; set log_file, "
+		    "or run in the foreground (-f)");
+		keep_stderr = 0;
+	}
 	dup2(fd, STDIN_FILENO);
 	dup2(fd, STDOUT_FILENO);
-	dup2(fd, STDERR_FILENO);
+	if (!keep_stderr)
+		dup2(fd, STDERR_FILENO);
 	if (fd > STDERR_FILENO)
 		close(fd);
 	return 0;
@@ -206,6 +215,8 @@ daemon_drop_privileges(const char *user, const char *group, char *err, size_t er
 		}
 	}
 	if (uid != -1) {
+		/* SIGUSR1 reopens log_file as this user */
+		log_file_chown(uid);
 		if (setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) == -1) {
 			snprintf(err, errlen, "cannot switch to user %s: %s", user, strerror(errno));
 			return -1;

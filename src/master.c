@@ -365,6 +365,7 @@ child_setup(struct rt_master *m, struct master_child *self)
 	master_base = m->m_base = NULL;
 	signal(SIGINT, SIG_IGN);	/* the master coordinates a Ctrl-C */
 	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);	/* the master says IPC_LOG_REOPEN */
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
 	for (i = 0; i < m->m_nworkers; i++) {
@@ -384,9 +385,11 @@ child_setup(struct rt_master *m, struct master_child *self)
 static void
 child_main(struct rt_master *m, struct master_child *mc, int fd)
 {
+	char	 name[32];
 	int	 rv;
 
 	child_setup(m, mc);
+	log_setproc(child_name(mc, name, sizeof(name)));
 	if (mc->mc_role == ROLE_BRIDGE) {
 		log_settag("realtimed/bridge");
 		proc_title("realtimed: bridge");
@@ -728,6 +731,19 @@ master_reload(struct rt_master *m, char *err, size_t errlen)
 	return 0;
 }
 
+/* SIGUSR1, logrotate's postrotate: every process reopens log_file. */
+static void
+master_log_reopen(struct rt_master *m)
+{
+	if (m->m_conf->c_log_file[0] == '\0') {
+		log_info("SIGUSR1: no log_file to reopen");
+		return;
+	}
+	log_info("SIGUSR1: reopening %s", m->m_conf->c_log_file);
+	log_reopen();
+	master_broadcast(m, 0, IPC_LOG_REOPEN, NULL, 0);
+}
+
 static void
 master_signal(evutil_socket_t sig, short ev, void *arg)
 {
@@ -749,8 +765,7 @@ master_signal(evutil_socket_t sig, short ev, void *arg)
 		break;
 	}
 	case SIGUSR1:
-		log_info("SIGUSR1: logging goes to %s; nothing to reopen",
-		    log_getlevel() >= 0 && getppid() != 1 ? "stderr or syslog" : "syslog");
+		master_log_reopen(m);
 		break;
 	}
 }
@@ -1088,9 +1103,10 @@ master_start(struct rt_config *conf, int foreground)
 		m.m_workers[i].mc_master = &m;
 	}
 	if (!foreground) {
-		if (daemon_detach() == -1)
-			fatal("cannot become a daemon");
+		/* syslog, or stderr when nothing listens there; log_file wins */
 		log_init(RT_NAME, 0, log_getlevel());
+		if (daemon_detach(log_to_stderr()) == -1)
+			fatal("cannot become a daemon");
 		if (event_reinit(m.m_base) == -1)
 			fatalx("event_reinit() failed");
 	}
@@ -1101,6 +1117,7 @@ master_start(struct rt_config *conf, int foreground)
 		return 1;
 	}
 	proc_title("realtimed: master");
+	log_file_tee(0);	/* started: from now on the log is log_file's alone */
 	log_info("realtimed %s: %d workers, listening on%s%s%s%s", PACKAGE_VERSION,
 	    m.m_nworkers, conf->c_listen[0] ? " ws://" : "", conf->c_listen,
 	    m.m_ssl_ctx ? " wss://" : "", m.m_ssl_ctx ? conf->c_listen_tls : "");

@@ -496,6 +496,9 @@ worker_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 		case IPC_CTL_KICK_USER:
 			worker_kick(w, hdr.type == IPC_CTL_KICK_USER, buf, hdr.len);
 			break;
+		case IPC_LOG_REOPEN:
+			log_reopen();
+			break;
 		default:
 			fatalx("%s: unexpected message %u from the master", __func__, hdr.type);
 		}

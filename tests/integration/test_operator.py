@@ -1,13 +1,16 @@
-"""Operator correctness: no spurious warning at a clean stop, a second
-instance refusing a port that another one listens on, and `realtimed -t`
-catching what the start would (file:line).
+"""Operator correctness: log_file and log_format, SIGUSR1 reopening the log
+in every process, stderr when syslog is unreachable, no spurious warning at
+a clean stop, `realtimed -t` catching what the start would (file:line), and
+a second instance refusing a port that another one listens on.
 
 Daemons a test stops itself are conftest's `own` ones."""
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -36,6 +39,18 @@ def run_test_mode(path):
     return p.returncode, p.stderr.decode()
 
 
+def read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def json_lines(path):
+    return [json.loads(line) for line in read(path).splitlines()]
+
+
 def settled(d, nworkers=1, redis=True):
     """The bridge and the workers running ({title: pid}), Redis up when asked."""
     if redis:
@@ -43,6 +58,15 @@ def settled(d, nworkers=1, redis=True):
     want = proclib.expected_titles(nworkers)
     return wait_for(lambda: set(proclib.roles(d.proc.pid)) == want and
                     proclib.roles(d.proc.pid), 10, "the bridge and %d workers" % nworkers)
+
+
+def pid_alive(pid):
+    """Running, not a zombie (a detached master is not our child to reap)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 # ------------------------------------------------------------ a clean stop
@@ -144,6 +168,133 @@ def test_a_draining_instance_frees_its_port_at_once(own, start_daemon):
     assert old.proc.wait(10) == 0
 
 
+# ------------------------------------------------------------------ log_file
+
+def test_log_file_gets_every_process_and_stderr_nothing(start_daemon, tmp_path):
+    r = start_daemon.redis()
+    log = tmp_path / "rt.log"
+    d = start_daemon(conf={"redis_url": r.url, "log_file": str(log)})
+    settled(d)
+    text = read(log)
+    assert "listening on" in text
+    assert "realtimed/bridge[" in text and "subscribed, delivering events" in text
+    assert "realtimed/worker0[" in text
+    assert "listening on" not in d.log() and "subscribed" not in d.log()
+    assert os.stat(log).st_mode & 0o777 == 0o640
+
+
+def test_log_format_json_is_one_object_per_line(start_daemon, tmp_path):
+    r = start_daemon.redis()
+    log = tmp_path / "rt.json"
+    d = start_daemon(conf={"redis_url": r.url, "log_file": str(log),
+                           "log_format": "json"})
+    roles = settled(d)
+    lines = json_lines(log)
+    assert lines
+    for o in lines:
+        assert set(o) == {"time", "level", "process", "pid", "message"}, o
+        assert rtlib.TS_RE.match(o["time"]), o
+        assert o["level"] in ("error", "warning", "info", "debug"), o
+    pids = {o["process"]: o["pid"] for o in lines}
+    assert pids.get("master") == d.proc.pid
+    assert pids.get("bridge") == roles[proclib.BRIDGE]
+    assert pids.get("worker 0") == roles[proclib.worker_title(0)]
+
+
+def _log_fds(pid, log):
+    """The paths this process's descriptors on the log file point to."""
+    out = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith(str(log)):
+            out.append(target)
+    return out
+
+
+def test_sigusr1_reopens_the_log_file_in_every_process(start_daemon, tmp_path):
+    r = start_daemon.redis()
+    log = tmp_path / "rt.log"
+    d = start_daemon(conf={"redis_url": r.url, "log_file": str(log),
+                           "log_format": "json"})
+    pids = [d.proc.pid] + sorted(settled(d).values())
+    assert len(pids) == 3
+    # logrotate: rename, then the postrotate signal
+    os.rename(log, str(log) + ".1")
+    for p in pids:
+        assert _log_fds(p, log) == [str(log) + ".1"], p
+    os.kill(d.proc.pid, signal.SIGUSR1)
+    for p in pids:
+        wait_for(lambda: _log_fds(p, log) == [str(log)], 5,
+                 "process %d to reopen %s" % (p, log))
+    assert "SIGUSR1: reopening" in read(str(log) + ".1")
+    # every process writes to the new file: the bridge on a Redis outage,
+    # the master and the worker on a reload
+    r.command("CLIENT", "KILL", "TYPE", "pubsub")
+    os.kill(d.proc.pid, signal.SIGHUP)
+    wait_for(lambda: {"master", "bridge"} <= {o["process"] for o in json_lines(log)},
+             10, "lines from the master and the bridge in the new file")
+    c = rtlib.ProtoClient(d.port)
+    rtlib.admin_request(d.conf["admin_socket"], "kick %s" % c.id)
+    wait_for(lambda: "worker 0" in {o["process"] for o in json_lines(log)}, 5,
+             "a line from the worker in the new file")
+    c.ws.close_socket()
+
+
+def test_children_survive_a_stray_sigusr1(start_daemon):
+    d = start_daemon()
+    roles = settled(d, redis=False)
+    worker = roles[proclib.worker_title(0)]
+    os.kill(worker, signal.SIGUSR1)
+    time.sleep(0.3)
+    assert proclib.roles(d.proc.pid).get(proclib.worker_title(0)) == worker
+    assert "exited on signal" not in d.log()
+
+
+def _syslog_reachable():
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        s = socket.socket(socket.AF_UNIX, kind)
+        try:
+            s.connect("/dev/log")
+            return True
+        except OSError:
+            pass
+        finally:
+            s.close()
+    return False
+
+
+def test_detached_without_syslog_logs_to_stderr(tmp_path):
+    if _syslog_reachable():
+        pytest.skip("a syslog daemon listens on /dev/log here")
+    port = rtlib.free_port()
+    conf, err = tmp_path / "d.conf", tmp_path / "stderr.log"
+    pidfile = tmp_path / "d.pid"
+    write_conf(conf, ["listen 127.0.0.1:%d" % port, "workers 1",
+                      "jwt_secret %s" % GOOD_SECRET, "redis_url redis://127.0.0.1:1",
+                      "canary_interval 0", "pidfile %s" % pidfile,
+                      "admin_socket %s" % (tmp_path / "d.sock"), "drain_period 0"])
+    with open(err, "wb") as f:
+        p = subprocess.run([rtlib.realtimed_bin(), "-c", str(conf)], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=f, timeout=BIN_TIMEOUT,
+                           env=clean_env())
+    assert p.returncode == 0, read(err)
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip().isdigit(), 5,
+             "the pidfile")
+    master = int(pidfile.read_text().strip())
+    try:
+        # logged after detaching
+        wait_for(lambda: "listening on" in read(err), 10,
+                 "the detached daemon's log on its stderr")
+        assert "syslog is unreachable" in read(err)
+    finally:
+        os.kill(master, signal.SIGTERM)
+        wait_for(lambda: not pid_alive(master), 15, "the master to exit")
+    assert "realtimed/worker0[" in read(err) and "stopped" in read(err), read(err)
+
+
 # ---------------------------------------------------------- realtimed -t
 
 def _cert(tmp_path):
@@ -173,6 +324,8 @@ T_CASES = [
      "No such file"),
     (["jwt_secret_file /nonexistent/secret", "jwt_secret \"\""], "jwt_secret_file",
      "No such file"),
+    (["log_file /nonexistent/dir/realtimed.log"], "log_file", "No such file"),
+    (["log_format yaml"], "log_format", "not text or json"),
 ]
 
 

@@ -150,6 +150,19 @@ START_TEST(test_redis_url_and_metrics_allow_name_their_line)
 }
 END_TEST
 
+START_TEST(test_log_file_and_format)
+{
+	ck_assert_int_eq(parse(""), 0);
+	ck_assert_str_eq(conf.c_log_file, "");
+	ck_assert_str_eq(conf.c_log_format, "text");
+	ck_assert_int_eq(parse("log_file /var/log/rt.log\nlog_format json\n"), 0);
+	ck_assert_str_eq(conf.c_log_file, "/var/log/rt.log");
+	ck_assert_str_eq(conf.c_log_format, "json");
+	ck_assert_int_eq(parse("log_format yaml\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "test.conf:1: log_format: 'yaml' is not text or json"));
+}
+END_TEST
+
 /* Errors found after parsing (a user, a file) name the line that set the key. */
 START_TEST(test_where_a_key_was_set)
 {
@@ -168,6 +181,11 @@ START_TEST(test_where_a_key_was_set)
 	ck_assert_int_eq(parse("jwt_algorithm RS256\njwt_public_key /\n"), 0);
 	ck_assert_int_eq(config_check_files(&conf, err, sizeof(err)), -1);
 	ck_assert_ptr_nonnull(strstr(err, "Is a directory"));
+	ck_assert_int_eq(parse("log_file /nonexistent/dir/rt.log\n"), 0);
+	ck_assert_int_eq(config_check_file(&conf, "log_file", 1, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "test.conf:1: log_file /nonexistent/dir/rt.log:"));
+	ck_assert_int_eq(parse("log_file /tmp/not-yet-there.log\n"), 0);
+	ck_assert_int_eq(config_check_file(&conf, "log_file", 1, err, sizeof(err)), 0);
 }
 END_TEST
 
@@ -424,6 +442,7 @@ main(void)
 	tcase_add_test(tc, test_out_of_range);
 	tcase_add_test(tc, test_listen_port_checked_at_its_line);
 	tcase_add_test(tc, test_redis_url_and_metrics_allow_name_their_line);
+	tcase_add_test(tc, test_log_file_and_format);
 	tcase_add_test(tc, test_where_a_key_was_set);
 	tcase_add_test(tc, test_cross_key_checks);
 	tcase_add_test(tc, test_hostile_lines);
