@@ -19,6 +19,7 @@ struct rt_strlist {
  */
 struct rt_config {
 	char		*c_file;		/* where it was read from */
+	char		**c_where;		/* per key: config_where() */
 
 	/* listeners and processes */
 	char		*c_listen;		/* "HOST:PORT", "" = off */
@@ -83,6 +84,8 @@ struct rt_config {
 
 	/* logging */
 	int		 c_log_level;
+	char		*c_log_file;		/* "" = stderr or syslog */
+	char		*c_log_format;		/* "text" or "json" */
 
 	/* the daemon */
 	char		*c_user;		/* "" = stay as started */
@@ -135,6 +138,21 @@ int	config_key_reloadable(int i);
 /* Read back what config_serialize() wrote (pushed by the master); exits on error. */
 void	config_from_master(struct rt_config *nc, const char *name, const char *text,
 	    size_t len);
+
+/*
+ * Where key was set, for messages: "file:line", "environment VAR", or the
+ * file's name when the key has its default value.
+ */
+const char *config_where(const struct rt_config *conf, const char *key);
+/*
+ * The file that key names ("" = none: 0) can be opened to read (write 0:
+ * a regular file) or to append to (write 1; or, when it does not exist yet,
+ * created in its directory); -1 with "file:line: key path: reason".
+ */
+int	config_check_file(const struct rt_config *conf, const char *key, int write,
+	    char *err, size_t errlen);
+/* config_check_file() on the certificate and key when TLS is on, and the JWT public key. */
+int	config_check_files(const struct rt_config *conf, char *err, size_t errlen);
 
 /*
  * The JWT context for conf: reads jwt_public_key when the algorithm needs

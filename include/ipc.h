@@ -28,6 +28,7 @@ enum ipc_type {
 	IPC_SHUTDOWN		= 2,	/* master -> child: graceful stop */
 	IPC_BRIDGE_FD		= 3,	/* master -> worker: new bridge socket (SCM_RIGHTS) */
 	IPC_WORKER_FD		= 4,	/* master -> bridge: socket of worker peerid */
+	IPC_LOG_REOPEN		= 5,	/* master -> child: reopen log_file (SIGUSR1) */
 
 	/* configuration */
 	IPC_CFG_RELOAD		= 100,	/* master -> child: new settings (config text) */

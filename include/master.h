@@ -11,8 +11,10 @@ struct rt_config;
  * process exit status.
  */
 int	master_start(struct rt_config *conf, int foreground);
-/* The checks a child would otherwise fail on: JWT keys, redis_url, TLS. */
+/* The checks a child would otherwise fail on: files, user and group, JWT keys, TLS. */
 int	master_check_config(const struct rt_config *conf, char *err, size_t errlen);
+/* -t and start: the listen addresses resolve; -1 with "file:line: ..." in err. */
+int	master_check_listen(const struct rt_config *conf, char *err, size_t errlen);
 
 /* Set the title ps(1) shows ("realtimed: worker 3"). */
 void	proc_title_init(int argc, char **argv);

@@ -46,6 +46,13 @@ struct proto_request {
  */
 void	proto_parse(const char *buf, size_t len, struct proto_request *req);
 
+/*
+ * The JSON string body for bytes s, into dst (NULL: only count; at most 6
+ * bytes out per byte in).  Control characters become \u00XX, invalid UTF-8
+ * bytes U+FFFD each.
+ */
+size_t	proto_escape(char *dst, const unsigned char *s, size_t len);
+
 /* ISO 8601 UTC with milliseconds of tv (NULL = now) into out. */
 void	proto_timestamp(char *out, size_t outlen, const struct timeval *tv);
 

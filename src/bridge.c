@@ -85,7 +85,7 @@ bridge_set_up(struct rt_bridge *b, int up)
 	if (up)
 		log_info("redis %s:%d: subscribed, delivering events",
 		    b->b_url.ru_host, b->b_url.ru_port);
-	else
+	else if (!b->b_stopping)	/* we hung up ourselves */
 		log_warnx("redis %s:%d: down, reconnecting", b->b_url.ru_host,
 		    b->b_url.ru_port);
 }
@@ -591,6 +591,9 @@ bridge_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 			break;
 		case IPC_CTL_PUBLISH:
 			bridge_publish(b, hdr.peerid, buf, hdr.len);
+			break;
+		case IPC_LOG_REOPEN:
+			log_reopen();
 			break;
 		case IPC_SHUTDOWN:
 			if (rfd != -1)

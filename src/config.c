@@ -3,19 +3,26 @@
  * environment overrides, `realtimed -t` and the documentation test all read
  * the same table.
  */
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "redis_url.h"
+#include "tls.h"
 #include "util.h"
 
 #ifndef RUNSTATEDIR
@@ -26,6 +33,11 @@ enum conf_type { CT_STR, CT_INT, CT_SIZE, CT_DURATION, CT_BOOL, CT_LIST, CT_LOGL
 
 #define F_RELOAD	0x01	/* a reload may change it live */
 #define F_SECRET	0x02	/* never printed */
+/* what the type alone does not catch, checked at parse time (file:line) */
+#define F_HOSTPORT	0x04	/* HOST:PORT */
+#define F_REDIS_URL	0x08
+#define F_CIDR		0x10	/* each entry ADDR[/BITS] */
+#define F_LOG_FORMAT	0x20
 
 struct conf_key {
 	const char	*k_name;
@@ -43,12 +55,12 @@ struct conf_key {
 #define DAY	(86400LL * 1000)
 
 static const struct conf_key conf_keys[] = {
-	{ "listen", CT_STR, OFF(c_listen), "0.0.0.0:8888", 0, 0, 0 },
+	{ "listen", CT_STR, OFF(c_listen), "0.0.0.0:8888", 0, 0, F_HOSTPORT },
 	{ "workers", CT_INT, OFF(c_workers), "0", 0, 64, 0 },
 	{ "listen_backlog", CT_INT, OFF(c_listen_backlog), "4096", 1, 65535, 0 },
 	{ "ws_path", CT_STR, OFF(c_ws_path), "/ws", 0, 0, 0 },
 	{ "echo_path", CT_STR, OFF(c_echo_path), "", 0, 0, 0 },
-	{ "listen_tls", CT_STR, OFF(c_listen_tls), "0.0.0.0:8443", 0, 0, 0 },
+	{ "listen_tls", CT_STR, OFF(c_listen_tls), "0.0.0.0:8443", 0, 0, F_HOSTPORT },
 	{ "tls_certificate", CT_STR, OFF(c_tls_certificate), "", 0, 0, F_RELOAD },
 	{ "tls_certificate_key", CT_STR, OFF(c_tls_certificate_key), "", 0, 0, F_RELOAD },
 	{ "tls_protocols", CT_STR, OFF(c_tls_protocols), "TLSv1.2 TLSv1.3", 0, 0, F_RELOAD },
@@ -86,7 +98,7 @@ static const struct conf_key conf_keys[] = {
 	{ "jwt_require_exp", CT_BOOL, OFF(c_jwt_require_exp), "no", 0, 0, F_RELOAD },
 	{ "allow_anonymous", CT_BOOL, OFF(c_allow_anonymous), "yes", 0, 0, F_RELOAD },
 	{ "allowed_origins", CT_LIST, OFF(c_allowed_origins), "", 0, 0, F_RELOAD },
-	{ "redis_url", CT_STR, OFF(c_redis_url), "redis://127.0.0.1:6379", 0, 0, 0 },
+	{ "redis_url", CT_STR, OFF(c_redis_url), "redis://127.0.0.1:6379", 0, 0, F_REDIS_URL },
 	{ "canary_interval", CT_DURATION, OFF(c_canary_interval), "5s", 0, DAY, 0 },
 	{ "ipc_max_buffer", CT_SIZE, OFF(c_ipc_max_buffer), "64m", 65536, 16 * GB, F_RELOAD },
 	{ "max_event_size", CT_SIZE, OFF(c_max_event_size), "1m", 1024, GB, F_RELOAD },
@@ -101,9 +113,11 @@ static const struct conf_key conf_keys[] = {
 	{ "admin_socket", CT_STR, OFF(c_admin_socket), RUNSTATEDIR "/realtimed/realtimed.sock", 0, 0, 0 },
 	{ "admin_socket_mode", CT_STR, OFF(c_admin_socket_mode), "0660", 0, 0, 0 },
 	{ "jwt_secret_file", CT_STR, OFF(c_jwt_secret_file), "", 0, 0, F_RELOAD },
-	{ "metrics_allow", CT_LIST, OFF(c_metrics_allow), "127.0.0.1 ::1", 0, 0, F_RELOAD },
+	{ "metrics_allow", CT_LIST, OFF(c_metrics_allow), "127.0.0.1 ::1", 0, 0, F_RELOAD | F_CIDR },
 	{ "drain_period", CT_DURATION, OFF(c_drain_period), "5s", 0, DAY, F_RELOAD },
 	{ "log_level", CT_LOGLEVEL, OFF(c_log_level), "info", 0, 0, F_RELOAD },
+	{ "log_file", CT_STR, OFF(c_log_file), "", 0, 0, 0 },
+	{ "log_format", CT_STR, OFF(c_log_format), "text", 0, 0, F_LOG_FORMAT },
 };
 #define NKEYS	((int)(sizeof(conf_keys) / sizeof(conf_keys[0])))
 
@@ -128,6 +142,34 @@ config_find(const char *name)
 		if (strcmp(conf_keys[i].k_name, name) == 0)
 			return &conf_keys[i];
 	return NULL;
+}
+
+/* Remember where key k was set: "file:line", or "environment VAR". */
+static void
+config_note(struct rt_config *conf, const struct conf_key *k, const char *fmt, ...)
+{
+	char	 buf[CONF_STR_MAX + 64];
+	size_t	 i = (size_t)(k - conf_keys);
+	va_list	 ap;
+
+	if (conf->c_where == NULL && (conf->c_where = calloc(NKEYS, sizeof(char *))) == NULL)
+		fatal("calloc");
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	free(conf->c_where[i]);
+	if ((conf->c_where[i] = strdup(buf)) == NULL)
+		fatal("strdup");
+}
+
+const char *
+config_where(const struct rt_config *conf, const char *key)
+{
+	const struct conf_key	*k = config_find(key);
+
+	if (k != NULL && conf->c_where != NULL && conf->c_where[k - conf_keys] != NULL)
+		return conf->c_where[k - conf_keys];
+	return conf->c_file != NULL ? conf->c_file : "config";
 }
 
 /* A number with an optional unit suffix; units[] maps suffix -> factor. */
@@ -194,6 +236,76 @@ config_parse_bool(const char *s, int *b)
 	return 0;
 }
 
+/*
+ * HOST:PORT, [ADDRESS]:PORT or PORT alone ("" = off).  The port is checked
+ * here, or 99999 would be bound as 34463; the host resolves at -t and start.
+ */
+static int
+config_check_listen(const char *v, char *why, size_t whylen)
+{
+	const char	*port = strrchr(v, ':');
+
+	if (*v == '\0')
+		return 0;
+	if (v[0] == '[' && (port == NULL || port[-1] != ']')) {
+		snprintf(why, whylen, "'%s' is not [ADDRESS]:PORT", v);
+		return -1;
+	}
+	port = port != NULL ? port + 1 : v;
+	if (*port == '\0' || strspn(port, "0123456789") != strlen(port)) {
+		snprintf(why, whylen, "'%s': port '%s' is not a number", v, port);
+		return -1;
+	}
+	if (strlen(port) > 5 || atoi(port) < 1 || atoi(port) > 65535) {
+		snprintf(why, whylen, "'%s': port %s is out of range (1 to 65535)", v, port);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+config_check_redis_url(const char *v, char *why, size_t whylen)
+{
+	struct redis_url	 u;
+	int			 rv = redis_url_parse(v, &u, why, whylen);
+
+	explicit_bzero(&u, sizeof(u));	/* it may hold the password */
+	return rv;
+}
+
+static int
+config_check_cidr(const char *v, char *why, size_t whylen)
+{
+	if (util_cidr_valid(v))
+		return 0;
+	snprintf(why, whylen, "'%s' is not an address or CIDR block", v);
+	return -1;
+}
+
+static int
+config_check_log_format(const char *v, char *why, size_t whylen)
+{
+	if (log_format_parse(v) != -1)
+		return 0;
+	snprintf(why, whylen, "'%s' is not text or json", v);
+	return -1;
+}
+
+/* The F_ check of k on one value (a list: on each entry). */
+static int
+config_check(const struct conf_key *k, const char *v, char *why, size_t whylen)
+{
+	if (k->k_flags & F_HOSTPORT)
+		return config_check_listen(v, why, whylen);
+	if (k->k_flags & F_REDIS_URL)
+		return config_check_redis_url(v, why, whylen);
+	if (k->k_flags & F_CIDR)
+		return config_check_cidr(v, why, whylen);
+	if (k->k_flags & F_LOG_FORMAT)
+		return config_check_log_format(v, why, whylen);
+	return 0;
+}
+
 static void
 config_list_free(struct rt_strlist *l)
 {
@@ -205,7 +317,8 @@ config_list_free(struct rt_strlist *l)
 }
 
 static int
-config_list_set(struct rt_strlist *l, const char *v, char *err, size_t errlen)
+config_list_set(struct rt_strlist *l, const struct conf_key *k, const char *v,
+    char *err, size_t errlen)
 {
 	char	*copy, *p, *tok, *save = NULL;
 
@@ -215,6 +328,10 @@ config_list_set(struct rt_strlist *l, const char *v, char *err, size_t errlen)
 	for (p = copy; (tok = strtok_r(p, " \t,", &save)) != NULL; p = NULL) {
 		if (l->sl_count == CONF_LIST_MAX) {
 			snprintf(err, errlen, "more than %d values", CONF_LIST_MAX);
+			free(copy);
+			return -1;
+		}
+		if (config_check(k, tok, err, errlen) == -1) {
 			free(copy);
 			return -1;
 		}
@@ -242,6 +359,8 @@ config_set(struct rt_config *conf, const struct conf_key *k, const char *v,
 			snprintf(err, errlen, "value too long");
 			return -1;
 		}
+		if (config_check(k, v, err, errlen) == -1)
+			return -1;
 		free(*(char **)field);
 		if ((*(char **)field = strdup(v)) == NULL)
 			fatal("strdup");
@@ -275,7 +394,7 @@ config_set(struct rt_config *conf, const struct conf_key *k, const char *v,
 		*(int *)field = b;
 		return 0;
 	case CT_LIST:
-		return config_list_set(field, v, err, errlen);
+		return config_list_set(field, k, v, err, errlen);
 	case CT_LOGLEVEL:
 		if ((b = log_level_parse(v)) == -1) {
 			snprintf(err, errlen, "'%s' is not one of debug, info, warning, error", v);
@@ -323,6 +442,9 @@ config_free(struct rt_config *conf)
 		else if (conf_keys[i].k_type == CT_LIST)
 			config_list_free(field);
 	}
+	for (i = 0; conf->c_where != NULL && i < NKEYS; i++)
+		free(conf->c_where[i]);
+	free(conf->c_where);
 	free(conf->c_file);
 	memset(conf, 0, sizeof(*conf));
 }
@@ -409,6 +531,7 @@ config_line(struct rt_config *conf, char *line, const char *name, int lineno,
 		snprintf(err, errlen, "%s:%d: %s: %s", name, lineno, key, why);
 		return -1;
 	}
+	config_note(conf, k, "%s:%d", name, lineno);
 	return 0;
 }
 
@@ -442,10 +565,24 @@ config_parse_text(struct rt_config *conf, const char *name, const char *text,
 	return 0;
 }
 
+static int
+config_env_set(struct rt_config *conf, const struct conf_key *k, const char *envname,
+    const char *v, char *err, size_t errlen)
+{
+	char	 why[512];
+
+	if (config_set(conf, k, v, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "environment %s: %s", envname, why);
+		return -1;
+	}
+	config_note(conf, k, "environment %s", envname);
+	return 0;
+}
+
 int
 config_apply_env(struct rt_config *conf, char *err, size_t errlen)
 {
-	char		 envname[128], why[512];
+	char		 envname[128];
 	const char	*v;
 	int		 i, j;
 
@@ -455,18 +592,17 @@ config_apply_env(struct rt_config *conf, char *err, size_t errlen)
 		snprintf(envname, sizeof(envname), "REALTIMED_%s", k->k_name);
 		for (j = 10; envname[j] != '\0'; j++)
 			envname[j] = toupper((unsigned char)envname[j]);
-		if ((v = getenv(envname)) == NULL)
-			continue;
-		if (config_set(conf, k, v, why, sizeof(why)) == -1) {
-			snprintf(err, errlen, "environment %s: %s", envname, why);
+		if ((v = getenv(envname)) != NULL &&
+		    config_env_set(conf, k, envname, v, err, errlen) == -1)
 			return -1;
-		}
 	}
 	/* the names the product sheet's .env file uses win over everything */
-	if ((v = getenv("JWT_SECRET")) != NULL && *v != '\0')
-		config_set(conf, config_find("jwt_secret"), v, why, sizeof(why));
-	if ((v = getenv("REDIS_URL")) != NULL && *v != '\0')
-		config_set(conf, config_find("redis_url"), v, why, sizeof(why));
+	if ((v = getenv("JWT_SECRET")) != NULL && *v != '\0' &&
+	    config_env_set(conf, config_find("jwt_secret"), "JWT_SECRET", v, err, errlen) == -1)
+		return -1;
+	if ((v = getenv("REDIS_URL")) != NULL && *v != '\0' &&
+	    config_env_set(conf, config_find("redis_url"), "REDIS_URL", v, err, errlen) == -1)
+		return -1;
 	return 0;
 }
 
@@ -481,7 +617,8 @@ config_read_secret(struct rt_config *conf, char *err, size_t errlen)
 	if (conf->c_jwt_secret[0] != '\0' || conf->c_jwt_secret_file[0] == '\0')
 		return 0;
 	if ((fp = fopen(conf->c_jwt_secret_file, "r")) == NULL) {
-		snprintf(err, errlen, "jwt_secret_file %s: %s", conf->c_jwt_secret_file,
+		snprintf(err, errlen, "%s: jwt_secret_file %s: %s",
+		    config_where(conf, "jwt_secret_file"), conf->c_jwt_secret_file,
 		    strerror(errno));
 		return -1;
 	}
@@ -491,13 +628,15 @@ config_read_secret(struct rt_config *conf, char *err, size_t errlen)
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
 		buf[--n] = '\0';
 	if (n == 0 || n > CONF_STR_MAX || memchr(buf, '\0', n) != NULL) {
-		snprintf(err, errlen, "jwt_secret_file %s: empty, too long or binary",
-		    conf->c_jwt_secret_file);
+		snprintf(err, errlen, "%s: jwt_secret_file %s: empty, too long or binary",
+		    config_where(conf, "jwt_secret_file"), conf->c_jwt_secret_file);
 		return -1;
 	}
 	free(conf->c_jwt_secret);
 	if ((conf->c_jwt_secret = strdup(buf)) == NULL)
 		fatal("strdup");
+	config_note(conf, config_find("jwt_secret"), "%s (jwt_secret_file %s)",
+	    config_where(conf, "jwt_secret_file"), conf->c_jwt_secret_file);
 	explicit_bzero(buf, sizeof(buf));
 	return 0;
 }
@@ -520,12 +659,6 @@ config_validate(struct rt_config *conf, char *err, size_t errlen)
 		    conf->c_file ? conf->c_file : "config");
 		return -1;
 	}
-	for (int i = 0; i < conf->c_metrics_allow.sl_count; i++)
-		if (!util_cidr_valid(conf->c_metrics_allow.sl_items[i])) {
-			snprintf(err, errlen, "%s: metrics_allow: '%s' is not an address or CIDR block",
-			    conf->c_file ? conf->c_file : "config", conf->c_metrics_allow.sl_items[i]);
-			return -1;
-		}
 	if (conf->c_drain_period > conf->c_shutdown_timeout) {
 		snprintf(err, errlen, "%s: drain_period must not be longer than shutdown_timeout",
 		    conf->c_file ? conf->c_file : "config");
@@ -542,6 +675,67 @@ config_validate(struct rt_config *conf, char *err, size_t errlen)
 		    conf->c_file ? conf->c_file : "config", alg);
 		return -1;
 	}
+	return 0;
+}
+
+/* 0 when path can be read, or appended to; -1 with errno.  O_NONBLOCK: a FIFO must not hang us. */
+static int
+config_file_usable(const char *path, int write)
+{
+	char		 dir[CONF_STR_MAX + 1];
+	const char	*slash;
+	struct stat	 st;
+	int		 fd, rv = 0, saved;
+
+	if ((fd = open(path, (write ? O_WRONLY | O_APPEND : O_RDONLY) | O_NONBLOCK |
+	    O_NOCTTY | O_CLOEXEC)) == -1) {
+		if (!write || errno != ENOENT)
+			return -1;
+		/* no file yet: the daemon will create it, -t does not */
+		if ((slash = strrchr(path, '/')) == NULL)
+			return access(".", W_OK | X_OK);
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+		return access(dir, W_OK | X_OK);
+	}
+	if (fstat(fd, &st) == -1)
+		rv = -1;
+	else if (!write && !S_ISREG(st.st_mode)) {
+		errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+		rv = -1;
+	}
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rv;
+}
+
+int
+config_check_file(const struct rt_config *conf, const char *key, int write,
+    char *err, size_t errlen)
+{
+	const struct conf_key	*k = config_find(key);
+	const char		*path;
+
+	if (k == NULL || k->k_type != CT_STR)
+		fatalx("%s: %s is not a file key", __func__, key);
+	path = *(char *const *)((const char *)conf + k->k_off);
+	if (path[0] == '\0' || config_file_usable(path, write) == 0)
+		return 0;
+	snprintf(err, errlen, "%s: %s %s: %s", config_where(conf, key), key, path,
+	    errno == EINVAL ? "not a regular file" : strerror(errno));
+	return -1;
+}
+
+int
+config_check_files(const struct rt_config *conf, char *err, size_t errlen)
+{
+	if (tls_enabled(conf) &&
+	    (config_check_file(conf, "tls_certificate", 0, err, errlen) == -1 ||
+	    config_check_file(conf, "tls_certificate_key", 0, err, errlen) == -1))
+		return -1;
+	if (strncmp(conf->c_jwt_algorithm, "HS", 2) != 0 &&
+	    config_check_file(conf, "jwt_public_key", 0, err, errlen) == -1)
+		return -1;
 	return 0;
 }
 

@@ -21,13 +21,19 @@
 #include "daemon.h"
 #include "log.h"
 
+#ifndef RUNSTATEDIR
+#define RUNSTATEDIR	"/run"
+#endif
+#define DEFAULT_PIDFILE	RUNSTATEDIR "/realtimed/realtimed.pid"
+
 static int	 pid_fd = -1;
 static char	 pid_path[1024];
 
 int
-daemon_detach(void)
+daemon_detach(int keep_stderr)
 {
-	int	 fd;
+	struct stat	 st;
+	int		 fd;
 
 	switch (fork()) {
 	case -1:
@@ -53,9 +59,17 @@ daemon_detach(void)
 	umask(022);
 	if ((fd = open("/dev/null", O_RDWR)) == -1)
 		return -1;
+	/* a pipe or socket: whoever started us may be waiting for its EOF */
+	if (keep_stderr && (fstat(STDERR_FILENO, &st) == -1 || S_ISFIFO(st.st_mode) ||
+	    S_ISSOCK(st.st_mode))) {
+		log_warnx("stderr is a pipe: no log from here on; set log_file, "
+		    "or run in the foreground (-f)");
+		keep_stderr = 0;
+	}
 	dup2(fd, STDIN_FILENO);
 	dup2(fd, STDOUT_FILENO);
-	dup2(fd, STDERR_FILENO);
+	if (!keep_stderr)
+		dup2(fd, STDERR_FILENO);
 	if (fd > STDERR_FILENO)
 		close(fd);
 	return 0;
@@ -103,6 +117,48 @@ daemon_pidfile_write(void)
 		return -1;
 	}
 	return 0;
+}
+
+/* The pid in path when it is a live realtimed other than us; 0 otherwise. */
+static pid_t
+daemon_pidfile_live(const char *path)
+{
+	char	 buf[32], proc[64], comm[32];
+	char	*end;
+	long	 pid;
+	FILE	*fp;
+	size_t	 n;
+
+	if (path == NULL || *path == '\0' || (fp = fopen(path, "r")) == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	pid = strtol(buf, &end, 10);
+	if (pid <= 0 || pid == (long)getpid() || (*end != '\n' && *end != '\0'))
+		return 0;
+	snprintf(proc, sizeof(proc), "/proc/%ld/comm", pid);
+	if ((fp = fopen(proc, "r")) == NULL)
+		return 0;
+	n = fread(comm, 1, sizeof(comm) - 1, fp);
+	fclose(fp);
+	comm[n] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	return strcmp(comm, "realtimed") == 0 ? (pid_t)pid : 0;
+}
+
+pid_t
+daemon_pidfile_peer(const char *path, const char **which)
+{
+	pid_t	 pid;
+
+	if ((pid = daemon_pidfile_live(path)) > 0) {
+		*which = path;
+		return pid;
+	}
+	if ((pid = daemon_pidfile_live(DEFAULT_PIDFILE)) > 0)
+		*which = DEFAULT_PIDFILE;
+	return pid;
 }
 
 void
@@ -159,6 +215,8 @@ daemon_drop_privileges(const char *user, const char *group, char *err, size_t er
 		}
 	}
 	if (uid != -1) {
+		/* SIGUSR1 reopens log_file as this user */
+		log_file_chown(uid);
 		if (setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) == -1) {
 			snprintf(err, errlen, "cannot switch to user %s: %s", user, strerror(errno));
 			return -1;

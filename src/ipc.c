@@ -20,6 +20,7 @@ ipc_type_known(uint32_t type)
 	case IPC_SHUTDOWN:
 	case IPC_BRIDGE_FD:
 	case IPC_WORKER_FD:
+	case IPC_LOG_REOPEN:
 	case IPC_CFG_RELOAD:
 	case IPC_CFG_TLS:
 	case IPC_CFG_ACK:

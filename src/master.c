@@ -45,6 +45,7 @@
 #define MASTER_STALL_MS		1000	/* a longer gap between ticks: the host stalled */
 #define RELOAD_ACK_MS		5000	/* children answer a reload within this */
 #define SOMAXCONN_PATH		"/proc/sys/net/core/somaxconn"
+#define JWT_SECRET_MIN		32	/* bytes: HS256's hash size */
 
 enum child_role { ROLE_WORKER, ROLE_BRIDGE };
 
@@ -156,12 +157,13 @@ listen_split(const char *spec, char *host, size_t hostlen, char *port, size_t po
 	return 0;
 }
 
-int
-listen_open(const char *spec, int reuseport, int backlog, char *err, size_t errlen)
+/* The address "HOST:PORT" binds (the first one); -1 with err filled. */
+static int
+listen_resolve(const char *spec, struct addrinfo **res, char *err, size_t errlen)
 {
-	struct addrinfo	 hints, *res = NULL;
+	struct addrinfo	 hints;
 	char		 host[256], port[32];
-	int		 fd = -1, one = 1, rv;
+	int		 rv;
 
 	if (listen_split(spec, host, sizeof(host), port, sizeof(port)) == -1 ||
 	    port[0] == '\0') {
@@ -173,10 +175,21 @@ listen_open(const char *spec, int reuseport, int backlog, char *err, size_t errl
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	if ((rv = getaddrinfo(strcmp(host, "*") == 0 || host[0] == '\0' ? NULL : host,
-	    port, &hints, &res)) != 0) {
+	    port, &hints, res)) != 0) {
 		snprintf(err, errlen, "listen %s: %s", spec, gai_strerror(rv));
 		return -1;
 	}
+	return 0;
+}
+
+int
+listen_open(const char *spec, int reuseport, int backlog, char *err, size_t errlen)
+{
+	struct addrinfo	*res = NULL;
+	int		 fd = -1, one = 1;
+
+	if (listen_resolve(spec, &res, err, errlen) == -1)
+		return -1;
 	if ((fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    res->ai_protocol)) == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
@@ -254,6 +267,74 @@ master_warn_origins(struct rt_master *m)
 		log_warnx("allowed_origins is empty: any origin is accepted on the public "
 		    "listener%s%s%s%s", plain ? " ws://" : "", plain ? c->c_listen : "",
 		    tls ? " wss://" : "", tls ? c->c_listen_tls : "");
+}
+
+/*
+ * Whether someone else holds spec's port: bind it without SO_REUSEPORT,
+ * which any listener there refuses (EADDRINUSE), even another realtimed's
+ * SO_REUSEPORT sockets; those would otherwise take us into their group and
+ * hand us a share of their clients.  0, or -1 with err filled.
+ */
+static int
+listen_probe(const char *spec, const char *pidfile, char *err, size_t errlen)
+{
+	struct addrinfo	*res = NULL;
+	const char	*which;
+	int		 fd, one = 1, rv = 0;
+	pid_t		 pid;
+
+	if (listen_resolve(spec, &res, err, errlen) == -1)
+		return -1;
+	if ((fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC,
+	    res->ai_protocol)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) == -1) {
+		rv = -1;
+		if (errno != EADDRINUSE)
+			snprintf(err, errlen, "listen %s: %s", spec, strerror(errno));
+		else if ((pid = daemon_pidfile_peer(pidfile, &which)) > 0)
+			snprintf(err, errlen, "listen %s: the port is in use by realtimed pid %d "
+			    "(pidfile %s)", spec, (int)pid, which);
+		else
+			snprintf(err, errlen, "listen %s: the port is in use by another process",
+			    spec);
+	}
+	if (fd != -1)
+		close(fd);
+	freeaddrinfo(res);
+	return rv;
+}
+
+/* Before the SO_REUSEPORT sockets: -1 (logged) when another process holds a port. */
+static int
+master_listen_probe(struct rt_master *m)
+{
+	const struct rt_config	*conf = m->m_conf;
+	char			 err[512];
+
+	if ((conf->c_listen[0] != '\0' &&
+	    listen_probe(conf->c_listen, conf->c_pidfile, err, sizeof(err)) == -1) ||
+	    (m->m_ssl_ctx != NULL &&
+	    listen_probe(conf->c_listen_tls, conf->c_pidfile, err, sizeof(err)) == -1)) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The master's copies of the listeners: a stop closes them, so that the port is free. */
+static void
+master_close_listeners(struct rt_master *m)
+{
+	int	 i;
+
+	for (i = 0; i < m->m_nworkers; i++) {
+		if (m->m_listen[i] != -1)
+			close(m->m_listen[i]);
+		if (m->m_listen_tls[i] != -1)
+			close(m->m_listen_tls[i]);
+		m->m_listen[i] = m->m_listen_tls[i] = -1;
+	}
 }
 
 /* ---- children ------------------------------------------------------------ */
@@ -462,6 +543,7 @@ child_setup(struct rt_master *m, struct master_child *self)
 	master_base = m->m_base = NULL;
 	signal(SIGINT, SIG_IGN);	/* the master coordinates a Ctrl-C */
 	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);	/* the master says IPC_LOG_REOPEN */
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
 	for (i = 0; i < m->m_nworkers; i++) {
@@ -481,9 +563,11 @@ child_setup(struct rt_master *m, struct master_child *self)
 static void
 child_main(struct rt_master *m, struct master_child *mc, int fd)
 {
+	char	 name[32];
 	int	 rv;
 
 	child_setup(m, mc);
+	log_setproc(child_name(mc, name, sizeof(name)));
 	if (mc->mc_role == ROLE_BRIDGE) {
 		log_settag("realtimed/bridge");
 		proc_title("realtimed: bridge");
@@ -747,6 +831,7 @@ master_stop(struct rt_master *m, int sig)
 		return;
 	log_info("signal %d: stopping", sig);
 	m->m_stopping = 1;
+	master_close_listeners(m);	/* the workers close theirs: a restart can bind */
 	m->m_stop_deadline = util_now_ms() + (uint64_t)m->m_conf->c_shutdown_timeout + 2000;
 	for (i = 0; i < m->m_nworkers; i++)
 		master_send(&m->m_workers[i], IPC_SHUTDOWN, 0, NULL, 0, -1);
@@ -1025,6 +1110,19 @@ master_reload(struct rt_master *m, char *err, size_t errlen)
 	return master_reload_wait(m);
 }
 
+/* SIGUSR1, logrotate's postrotate: every process reopens log_file. */
+static void
+master_log_reopen(struct rt_master *m)
+{
+	if (m->m_conf->c_log_file[0] == '\0') {
+		log_info("SIGUSR1: no log_file to reopen");
+		return;
+	}
+	log_info("SIGUSR1: reopening %s", m->m_conf->c_log_file);
+	log_reopen();
+	master_broadcast(m, 0, IPC_LOG_REOPEN, NULL, 0);
+}
+
 static void
 master_signal(evutil_socket_t sig, short ev, void *arg)
 {
@@ -1046,35 +1144,63 @@ master_signal(evutil_socket_t sig, short ev, void *arg)
 		break;
 	}
 	case SIGUSR1:
-		log_info("SIGUSR1: logging goes to %s; nothing to reopen",
-		    log_getlevel() >= 0 && getppid() != 1 ? "stderr or syslog" : "syslog");
+		master_log_reopen(m);
 		break;
 	}
 }
 
+/* user and group exist; 0, or -1 with "file:line: user NAME: no such user". */
+static int
+master_check_ids(const struct rt_config *conf, char *err, size_t errlen)
+{
+	char	 why[256];
+	int	 uid, gid;
+
+	if (daemon_lookup_ids(conf->c_user, "", &uid, &gid, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s: %s", config_where(conf, "user"), why);
+		return -1;
+	}
+	if (daemon_lookup_ids("", conf->c_group, &uid, &gid, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s: %s", config_where(conf, "group"), why);
+		return -1;
+	}
+	return 0;
+}
+
+/* A short HMAC secret is brute-forced offline from a single token (RFC 7518 3.2). */
+static void
+master_check_secret(const struct rt_config *conf)
+{
+	size_t	 n = strlen(conf->c_jwt_secret);
+
+	if (strncmp(conf->c_jwt_algorithm, "HS", 2) == 0 && n > 0 && n < JWT_SECRET_MIN)
+		log_warnx("%s: jwt_secret is %zu bytes: use at least %d random ones "
+		    "(openssl rand -hex 32), or a token can be forged", config_where(conf,
+		    "jwt_secret"), n, JWT_SECRET_MIN);
+}
+
 /*
  * Everything a child would otherwise find out too late (and crash-loop on):
- * the JWT keys, the Redis URL, the TLS certificate.  0, or -1 with err.
+ * the files it reads, the user and group, the JWT keys, the TLS
+ * certificate.  0, or -1 with err.
  */
 int
 master_check_config(const struct rt_config *conf, char *err, size_t errlen)
 {
 	struct auth_ctx		*auth;
-	struct redis_url	 url;
 	struct tls_pem		 pem;
 	SSL_CTX			*ctx;
 	char			 why[512];
 
+	if (config_check_files(conf, err, errlen) == -1 ||
+	    master_check_ids(conf, err, errlen) == -1)
+		return -1;
 	if ((auth = config_auth_new(conf, why, sizeof(why))) == NULL) {
 		snprintf(err, errlen, "%s: %s", conf->c_file ? conf->c_file : "config", why);
 		return -1;
 	}
 	auth_free(auth);
-	if (redis_url_parse(conf->c_redis_url, &url, why, sizeof(why)) == -1) {
-		snprintf(err, errlen, "%s: redis_url: %s", conf->c_file ? conf->c_file : "config",
-		    why);
-		return -1;
-	}
+	master_check_secret(conf);
 	if (!tls_enabled(conf))
 		return 0;
 	if (tls_pem_read(conf, &pem, why, sizeof(why)) == -1 ||
@@ -1085,6 +1211,29 @@ master_check_config(const struct rt_config *conf, char *err, size_t errlen)
 	}
 	SSL_CTX_free(ctx);
 	tls_pem_free(&pem);
+	return 0;
+}
+
+/* -t and start (a reload binds nothing): the listen addresses resolve. */
+int
+master_check_listen(const struct rt_config *conf, char *err, size_t errlen)
+{
+	struct addrinfo	*res;
+	const char	*spec;
+	char		 why[512];
+	int		 i;
+
+	for (i = 0; i < 2; i++) {
+		spec = i == 0 ? conf->c_listen : tls_enabled(conf) ? conf->c_listen_tls : "";
+		if (spec[0] == '\0')
+			continue;
+		if (listen_resolve(spec, &res, why, sizeof(why)) == -1) {
+			snprintf(err, errlen, "%s: %s", config_where(conf,
+			    i == 0 ? "listen" : "listen_tls"), why);
+			return -1;
+		}
+		freeaddrinfo(res);
+	}
 	return 0;
 }
 
@@ -1132,6 +1281,8 @@ master_setup(struct rt_master *m)
 	for (i = 0; i < m->m_nworkers; i++)
 		m->m_listen[i] = m->m_listen_tls[i] = -1;
 	if (tls_enabled(m->m_conf) && master_tls_load(m) == -1)
+		return -1;
+	if (master_listen_probe(m) == -1)
 		return -1;
 	/* one SO_REUSEPORT socket per worker: no thundering herd, and a
 	 * respawned worker takes over the same accept queue */
@@ -1316,7 +1467,8 @@ master_start(struct rt_config *conf, int foreground)
 	m.m_bridge.mc_role = ROLE_BRIDGE;
 	m.m_bridge.mc_fd = -1;
 	m.m_bridge.mc_master = &m;
-	if (master_check_config(conf, err, sizeof(err)) == -1) {
+	if (master_check_config(conf, err, sizeof(err)) == -1 ||
+	    master_check_listen(conf, err, sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		return 1;
 	}
@@ -1331,9 +1483,10 @@ master_start(struct rt_config *conf, int foreground)
 		m.m_workers[i].mc_master = &m;
 	}
 	if (!foreground) {
-		if (daemon_detach() == -1)
-			fatal("cannot become a daemon");
+		/* syslog, or stderr when nothing listens there; log_file wins */
 		log_init(RT_NAME, 0, log_getlevel());
+		if (daemon_detach(log_to_stderr()) == -1)
+			fatal("cannot become a daemon");
 		if (event_reinit(m.m_base) == -1)
 			fatalx("event_reinit() failed");
 	}
@@ -1344,6 +1497,7 @@ master_start(struct rt_config *conf, int foreground)
 		return 1;
 	}
 	proc_title("realtimed: master");
+	log_file_tee(0);	/* started: from now on the log is log_file's alone */
 	log_info("realtimed %s: %d workers, listening on%s%s%s%s", PACKAGE_VERSION,
 	    m.m_nworkers, conf->c_listen[0] ? " ws://" : "", conf->c_listen,
 	    m.m_ssl_ctx ? " wss://" : "", m.m_ssl_ctx ? conf->c_listen_tls : "");

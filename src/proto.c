@@ -66,11 +66,8 @@ proto_utf8_seq(const unsigned char *s, size_t len)
 	return n;
 }
 
-/*
- * The JSON string body for bytes s, into dst (NULL: only count).  Control
- * characters become \u00XX, invalid UTF-8 bytes U+FFFD each.
- */
-static size_t
+/* See proto.h. */
+size_t
 proto_escape(char *dst, const unsigned char *s, size_t len)
 {
 	static const char	 hex[] = "0123456789abcdef";

@@ -37,6 +37,33 @@ print_line(const char *line, void *arg)
 	printf("%s\n", line);
 }
 
+/* -t: what the daemon would find out at start, short of binding. */
+static int
+check(struct rt_config *conf, char *err, size_t errlen)
+{
+	return master_check_config(conf, err, errlen) == -1 ||
+	    master_check_listen(conf, err, errlen) == -1 ||
+	    config_check_file(conf, "log_file", 1, err, errlen) == -1 ? -1 : 0;
+}
+
+/* log_file and log_format; -1 with err. */
+static int
+log_configure(struct rt_config *conf, char *err, size_t errlen)
+{
+	char	 why[512];
+
+	log_setformat(log_format_parse(conf->c_log_format));
+	if (conf->c_log_file[0] == '\0')
+		return 0;
+	if (log_file_open(conf->c_log_file, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s: %s", config_where(conf, "log_file"), why);
+		return -1;
+	}
+	/* until the daemon is up, its warnings show where it was started too */
+	log_file_tee(1);
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -83,7 +110,7 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (test) {
-		if (master_check_config(&conf, err, sizeof(err)) == -1) {
+		if (check(&conf, err, sizeof(err)) == -1) {
 			fprintf(stderr, "%s: %s\n", RT_NAME, err);
 			config_free(&conf);
 			return 1;
@@ -95,6 +122,11 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	log_setlevel(debug ? LOG_LVL_DEBUG : conf.c_log_level);
+	if (log_configure(&conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s\n", RT_NAME, err);
+		config_free(&conf);
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	proc_title_init(argc, argv);
 	if (daemon_pidfile_open(conf.c_pidfile, err, sizeof(err)) == -1) {

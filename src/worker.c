@@ -337,6 +337,13 @@ worker_listeners_enable(struct rt_worker *w, int on)
 		    evconnlistener_disable(w->w_listeners[i]);
 }
 
+static void
+worker_listeners_close(struct rt_worker *w)
+{
+	while (w->w_nlisteners > 0)
+		evconnlistener_free(w->w_listeners[--w->w_nlisteners]);
+}
+
 /*
  * accept() failed.  Out of descriptors or memory, the connection stays
  * queued and the listener would fire again at once, for ever: spend the
@@ -495,6 +502,9 @@ worker_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 		case IPC_CTL_KICK_USER:
 			worker_kick(w, hdr.type == IPC_CTL_KICK_USER, buf, hdr.len);
 			break;
+		case IPC_LOG_REOPEN:
+			log_reopen();
+			break;
 		default:
 			fatalx("%s: unexpected message %u from the master", __func__, hdr.type);
 		}
@@ -562,7 +572,9 @@ worker_shutdown(struct rt_worker *w, uint64_t period, uint64_t timeout)
 	w->w_stopping = 1;
 	atomic_store(&w->w_rw->rw_state, REG_PROC_STOPPING);
 	w->w_stop_deadline = util_now_ms() + timeout;
-	worker_listeners_enable(w, 0);
+	/* closed, not paused: nobody would accept what queues there, and a
+	 * new instance may bind the port at once */
+	worker_listeners_close(w);
 	for (c = TAILQ_FIRST(&w->w_conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, c_link);
 		if (c->c_state == CS_HTTP)
@@ -604,12 +616,10 @@ static void
 worker_cleanup(struct rt_worker *w)
 {
 	struct rt_conn	*c;
-	int		 i;
 
 	while ((c = TAILQ_FIRST(&w->w_conns)) != NULL)
 		conn_free(c);
-	for (i = 0; i < w->w_nlisteners; i++)
-		evconnlistener_free(w->w_listeners[i]);
+	worker_listeners_close(w);
 	if (w->w_tick != NULL)
 		event_free(w->w_tick);
 	if (w->w_sigterm != NULL)

@@ -155,6 +155,37 @@ def attach(request):
 
 
 @pytest.fixture
+def own(request, tmp_path):
+    """own(conf, env) -> a ready rtlib.Daemon that the test may stop itself
+    (start_daemon's teardown insists on sending the SIGTERM).  Afterwards:
+    exit status 0 if it was still running, no sanitizer report, no crashed
+    child in its log."""
+    made = []
+
+    def make(conf=None, env=None, name=None, ready=True):
+        d = rtlib.Daemon(str(tmp_path), name or "own-%d" % len(made), conf or {}, env=env)
+        made.append(d)
+        _register(request.node, d)
+        if ready:
+            d.wait_ready()
+        return d
+    yield make
+    problems = []
+    for d in made:
+        if d.alive():
+            rc = d.stop()
+            if rc != 0:
+                problems.append("%s exited with status %s on SIGTERM" % (d.name, rc))
+        else:
+            d.logf.close()
+        bad = _sanitizer_or_crash(d.log())
+        if bad:
+            problems.append("%s: %s" % (d.name, bad))
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
 def redis_server(start_daemon):
     return start_daemon.redis()
 

@@ -3,14 +3,13 @@ overrides, jwt_secret_file, detaching with a pidfile, SIGHUP reloads (under
 load, live keys, restart-only keys, broken files), SIGTERM (1001 to every
 client, drain_period, exit 0) and SIGUSR1.
 
-Tests that stop the daemon themselves use the `own` fixture below instead of
+Tests that stop the daemon themselves use the `own` fixture (conftest.py) instead of
 start_daemon (whose teardown insists on sending the SIGTERM itself); it checks
 the same things afterwards: exit status 0, no sanitizer report, no crashed
 child in the log.
 """
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -23,9 +22,6 @@ import rtlib
 from rtlib import Client, admin, ctl, wait_for, wait_settled
 
 BIN_TIMEOUT = 15
-_BAD_LOG = re.compile(
-    r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:|"
-    r"exited on signal (?!9;)\d+|exited with status [1-9]")
 
 
 # ------------------------------------------------------------------ helpers
@@ -88,36 +84,6 @@ def open_spread(d, n, token=None, sock=None):
 
 def workers_used(sock):
     return {c["worker"] for c in admin(sock, "connections")["connections"]}
-
-
-@pytest.fixture
-def own(request, tmp_path):
-    """own(conf, env) -> a ready rtlib.Daemon the test may stop itself."""
-    made = []
-
-    def make(conf=None, env=None, name=None, ready=True):
-        d = rtlib.Daemon(str(tmp_path), name or "own-%d" % len(made), conf or {}, env=env)
-        made.append(d)
-        if not hasattr(request.node, "_realtimed_procs"):
-            request.node._realtimed_procs = []
-        request.node._realtimed_procs.append(d)
-        if ready:
-            d.wait_ready()
-        return d
-    yield make
-    problems = []
-    for d in made:
-        if d.alive():
-            rc = d.stop()
-            if rc != 0:
-                problems.append("%s exited with status %s on SIGTERM" % (d.name, rc))
-        else:
-            d.logf.close()
-        m = _BAD_LOG.search(d.log())
-        if m:
-            problems.append("%s: %s" % (d.name, d.log()[max(0, m.start() - 200):m.end() + 200]))
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
 
 
 # ------------------------------------------------------------ realtimed -t

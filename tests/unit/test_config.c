@@ -123,6 +123,80 @@ START_TEST(test_out_of_range)
 }
 END_TEST
 
+/* A port the kernel would wrap (99999 -> 34463) is refused where it is written. */
+START_TEST(test_listen_port_checked_at_its_line)
+{
+	ck_assert_int_eq(parse("workers 2\nlisten 127.0.0.1:99999\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "test.conf:2: listen:"));
+	ck_assert_ptr_nonnull(strstr(err, "out of range (1 to 65535)"));
+	ck_assert_int_eq(parse("listen_tls [::1]:0\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "test.conf:1: listen_tls:"));
+	ck_assert_int_eq(parse("listen nohost\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "not a number"));
+	ck_assert_int_eq(parse("listen 127.0.0.1:\n"), -1);
+	ck_assert_int_eq(parse("listen [::1]\n"), -1);
+	ck_assert_int_eq(parse("listen 127.0.0.1:123456\n"), -1);
+	ck_assert_int_eq(parse("listen 127.0.0.1:65535\nlisten_tls 8443\n"), 0);
+	ck_assert_int_eq(parse("listen [::1]:1\nlisten_tls \"\"\n"), 0);
+	ck_assert_int_eq(parse("listen \"\"\nlisten_tls :8443\ntls_certificate c.pem\n"), 0);
+}
+END_TEST
+
+START_TEST(test_redis_url_and_metrics_allow_name_their_line)
+{
+	ck_assert_int_eq(parse("workers 2\nredis_url http://redis:6379\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "test.conf:2: redis_url:"));
+	ck_assert_int_eq(parse("\n\nredis_url redis://h:99999\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "test.conf:3: redis_url: bad port"));
+	ck_assert_int_eq(parse("metrics_allow 10.0.0.0/8\nmetrics_allow ::1 not-an-address\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "test.conf:2: metrics_allow: 'not-an-address'"));
+	setenv("REDIS_URL", "bogus", 1);
+	ck_assert_int_eq(parse(""), 0);
+	ck_assert_int_eq(config_apply_env(&conf, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "environment REDIS_URL"));
+	unsetenv("REDIS_URL");
+}
+END_TEST
+
+START_TEST(test_log_file_and_format)
+{
+	ck_assert_int_eq(parse(""), 0);
+	ck_assert_str_eq(conf.c_log_file, "");
+	ck_assert_str_eq(conf.c_log_format, "text");
+	ck_assert_int_eq(parse("log_file /var/log/rt.log\nlog_format json\n"), 0);
+	ck_assert_str_eq(conf.c_log_file, "/var/log/rt.log");
+	ck_assert_str_eq(conf.c_log_format, "json");
+	ck_assert_int_eq(parse("log_format yaml\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "test.conf:1: log_format: 'yaml' is not text or json"));
+}
+END_TEST
+
+/* Errors found after parsing (a user, a file) name the line that set the key. */
+START_TEST(test_where_a_key_was_set)
+{
+	ck_assert_int_eq(parse("# x\nuser nobody\n\ngroup nogroup\n"), 0);
+	ck_assert_str_eq(config_where(&conf, "user"), "test.conf:2");
+	ck_assert_str_eq(config_where(&conf, "group"), "test.conf:4");
+	ck_assert_str_eq(config_where(&conf, "workers"), "test.conf");
+	setenv("REALTIMED_USER", "daemon", 1);
+	ck_assert_int_eq(config_apply_env(&conf, err, sizeof(err)), 0);
+	ck_assert_str_eq(config_where(&conf, "user"), "environment REALTIMED_USER");
+	unsetenv("REALTIMED_USER");
+	ck_assert_int_eq(parse("jwt_algorithm RS256\njwt_public_key /nonexistent/k.pem\n"), 0);
+	ck_assert_int_eq(config_check_files(&conf, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "test.conf:2: jwt_public_key /nonexistent/k.pem: "
+	    "No such file or directory");
+	ck_assert_int_eq(parse("jwt_algorithm RS256\njwt_public_key /\n"), 0);
+	ck_assert_int_eq(config_check_files(&conf, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "Is a directory"));
+	ck_assert_int_eq(parse("log_file /nonexistent/dir/rt.log\n"), 0);
+	ck_assert_int_eq(config_check_file(&conf, "log_file", 1, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "test.conf:1: log_file /nonexistent/dir/rt.log:"));
+	ck_assert_int_eq(parse("log_file /tmp/not-yet-there.log\n"), 0);
+	ck_assert_int_eq(config_check_file(&conf, "log_file", 1, err, sizeof(err)), 0);
+}
+END_TEST
+
 START_TEST(test_cross_key_checks)
 {
 	ck_assert_int_eq(parse("heartbeat_interval 10s\nheartbeat_timeout 5s\n"), -1);
@@ -374,6 +448,10 @@ main(void)
 	tcase_add_test(tc, test_unknown_key_names_file_line_key);
 	tcase_add_test(tc, test_bad_values_name_file_line_key);
 	tcase_add_test(tc, test_out_of_range);
+	tcase_add_test(tc, test_listen_port_checked_at_its_line);
+	tcase_add_test(tc, test_redis_url_and_metrics_allow_name_their_line);
+	tcase_add_test(tc, test_log_file_and_format);
+	tcase_add_test(tc, test_where_a_key_was_set);
 	tcase_add_test(tc, test_cross_key_checks);
 	tcase_add_test(tc, test_hostile_lines);
 	tcase_add_test(tc, test_units);
