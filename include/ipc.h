@@ -11,7 +11,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define IPC_VERSION		2
+#include "realtimed.h"
+
+#define IPC_VERSION		3
 #define IPC_MAX_PAYLOAD		(1U << 30)	/* 1 GiB: events can be megabytes */
 #define IPC_CTL_MAX		(192 * 1024)	/* a master <-> child message */
 
@@ -105,9 +107,22 @@ int	ipc_cfg_ack(int sock, const struct ipc_hdr *req, int rv, const char *why);
 int	ipc_cfg_ack_parse(const void *p, size_t len, struct ipc_cfg_ack *ack,
 	    const char **why, size_t *whylen);
 
-/* Event payload: encode the channel prefix, decode it back. */
-size_t	ipc_event_prefix(uint8_t *out, const char *channel, size_t chlen);
-int	ipc_event_split(const uint8_t *p, size_t len, const char **channel,
-	    size_t *chlen, const uint8_t **frame, size_t *framelen);
+/*
+ * Event payload: uint64 when the bridge received it (util_now_us(), one
+ * clock for every process), uint16 channel length, channel, frame.
+ */
+struct ipc_event {
+	uint64_t	 ie_received_us;
+	const char	*ie_channel;
+	size_t		 ie_chlen;
+	const uint8_t	*ie_frame;
+	size_t		 ie_framelen;
+};
+#define IPC_EVENT_PREFIX_MAX	(8 + 2 + RT_CHANNEL_MAX)
+/* Encode the prefix into out (IPC_EVENT_PREFIX_MAX bytes); its length. */
+size_t	ipc_event_prefix(uint8_t *out, uint64_t received_us, const char *channel,
+	    size_t chlen);
+/* Decode an event payload in place: 0, or -1 when malformed. */
+int	ipc_event_split(const uint8_t *p, size_t len, struct ipc_event *ev);
 
 #endif

@@ -263,7 +263,8 @@ bridge_too_large_report(struct rt_bridge *b, uint64_t now)
 static void
 bridge_route(struct rt_bridge *b, const char *ch, size_t chlen, const char *data, size_t len)
 {
-	uint8_t		 pre[2 + RT_CHANNEL_MAX + WS_HEADER_MAX];
+	uint64_t	 received_us = util_now_us();
+	uint8_t		 pre[IPC_EVENT_PREFIX_MAX + WS_HEADER_MAX];
 	size_t		 plen, jlen;
 	uint64_t	 mask;
 	int		 w;
@@ -285,7 +286,7 @@ bridge_route(struct rt_bridge *b, const char *ch, size_t chlen, const char *data
 			return;
 		jlen = proto_event(b->b_json, b->b_jsoncap, ch, chlen, data, len, NULL);
 	}
-	plen = ipc_event_prefix(pre, ch, chlen);
+	plen = ipc_event_prefix(pre, received_us, ch, chlen);
 	plen += ws_frame_header(pre + plen, WS_OP_TEXT, 1, jlen);
 	for (w = 0; w < b->b_reg->r_hdr->rh_nworkers; w++)
 		if (mask & ((uint64_t)1 << w)) {

@@ -23,6 +23,7 @@
 #include "ipc.h"
 #include "registry.h"
 #include "outq.h"
+#include "stats.h"
 #include "worker_int.h"
 
 #define FANOUT_PEND_MAX		65536	/* frames pending before a forced flush */
@@ -102,14 +103,18 @@ fanout_flush_conn(struct rt_worker *w, struct rt_conn *c)
 static void
 fanout_flush(struct rt_worker *w)
 {
+	uint64_t	 now;
 	uint32_t	 i;
 
 	for (i = 0; i < w->w_npconns; i++)
 		if (w->w_pconns[i]->c_pend_batch == w->w_batch)
 			fanout_flush_conn(w, w->w_pconns[i]);
 	/* queues hold their own references to the frames they share */
-	for (i = 0; i < w->w_nframes; i++)
+	now = w->w_nframes > 0 ? util_now_us() : 0;
+	for (i = 0; i < w->w_nframes; i++) {
 		blk_unref(w->w_frames[i].ff_blk);
+		stats_observe(&w->w_rw->rw_delivery, now - w->w_frames[i].ff_received_us);
+	}
 	w->w_nframes = 0;
 	w->w_npend = 0;
 	w->w_npconns = 0;
@@ -140,7 +145,8 @@ fanout_grow(void *arrp, uint32_t *cap, uint32_t n, size_t size, uint32_t first)
 
 /* Remember an event frame of this batch; its index, or -1. */
 static int64_t
-fanout_frame_add(struct rt_worker *w, const uint8_t *frame, size_t flen)
+fanout_frame_add(struct rt_worker *w, const uint8_t *frame, size_t flen,
+    uint64_t received_us)
 {
 	struct fanout_frame	*f;
 
@@ -150,6 +156,7 @@ fanout_frame_add(struct rt_worker *w, const uint8_t *frame, size_t flen)
 	f->ff_p = frame;
 	f->ff_len = (uint32_t)flen;
 	f->ff_blk = NULL;
+	f->ff_received_us = received_us;
 	return w->w_nframes++;
 }
 
@@ -194,19 +201,21 @@ fanout_event(struct rt_worker *w, const uint8_t *p, size_t len)
 {
 	struct rt_chan	*ch;
 	struct rt_conn	*c, **slow = NULL;
-	const char	*name;
+	struct ipc_event ev;
 	const uint8_t	*frame;
-	size_t		 chlen, flen, i, olen, nslow = 0;
+	size_t		 flen, i, olen, nslow = 0;
 	size_t		 max = (size_t)w->w_conf->c_max_output_buffer;
 	int64_t		 fi;
 
-	if (ipc_event_split(p, len, &name, &chlen, &frame, &flen) == -1)
+	if (ipc_event_split(p, len, &ev) == -1)
 		fatalx("%s: malformed event from the bridge", __func__);
-	if ((ch = chanidx_find(w, name, chlen)) == NULL)
+	if ((ch = chanidx_find(w, ev.ie_channel, ev.ie_chlen)) == NULL)
 		return;
 	if (w->w_npend + ch->ch_nsubs > FANOUT_PEND_MAX)
 		fanout_flush(w);
-	fi = fanout_frame_add(w, frame, flen);
+	frame = ev.ie_frame;
+	flen = ev.ie_framelen;
+	fi = fanout_frame_add(w, frame, flen, ev.ie_received_us);
 	for (i = 0; i < ch->ch_nsubs; i++) {
 		c = ch->ch_subs[i]->s_conn;
 		if (c->c_state != CS_OPEN || c->c_io_err)

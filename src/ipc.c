@@ -167,28 +167,29 @@ ipc_cfg_ack_parse(const void *p, size_t len, struct ipc_cfg_ack *ack,
 }
 
 size_t
-ipc_event_prefix(uint8_t *out, const char *channel, size_t chlen)
+ipc_event_prefix(uint8_t *out, uint64_t received_us, const char *channel, size_t chlen)
 {
-	out[0] = (uint8_t)(chlen >> 8);
-	out[1] = (uint8_t)chlen;
-	memcpy(out + 2, channel, chlen);
-	return 2 + chlen;
+	memcpy(out, &received_us, 8);
+	out[8] = (uint8_t)(chlen >> 8);
+	out[9] = (uint8_t)chlen;
+	memcpy(out + 10, channel, chlen);
+	return 10 + chlen;
 }
 
 int
-ipc_event_split(const uint8_t *p, size_t len, const char **channel,
-    size_t *chlen, const uint8_t **frame, size_t *framelen)
+ipc_event_split(const uint8_t *p, size_t len, struct ipc_event *ev)
 {
 	size_t	 n;
 
-	if (len < 2)
+	if (len < 10)
 		return -1;
-	n = ((size_t)p[0] << 8) | p[1];
-	if (n == 0 || n > RT_CHANNEL_MAX || len - 2 < n)
+	memcpy(&ev->ie_received_us, p, 8);
+	n = ((size_t)p[8] << 8) | p[9];
+	if (n == 0 || n > RT_CHANNEL_MAX || len - 10 < n)
 		return -1;
-	*channel = (const char *)p + 2;
-	*chlen = n;
-	*frame = p + 2 + n;
-	*framelen = len - 2 - n;
+	ev->ie_channel = (const char *)p + 10;
+	ev->ie_chlen = n;
+	ev->ie_frame = p + 10 + n;
+	ev->ie_framelen = len - 10 - n;
 	return 0;
 }

@@ -70,6 +70,7 @@ struct fanout_frame {
 	const uint8_t	*ff_p;		/* into the bridge's input */
 	uint32_t	 ff_len;
 	struct rt_blk	*ff_blk;	/* a copy, made once when a frame must wait */
+	uint64_t	 ff_received_us;	/* by the bridge: delivery latency */
 };
 
 struct fanout_pending {

@@ -12,9 +12,8 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct ipc_hdr	 h;
-	const char	*ch;
-	const uint8_t	*frame;
-	size_t		 off = 0, chlen, flen;
+	struct ipc_event ev;
+	size_t		 off = 0;
 	int		 rv;
 
 	/* walk the buffer as a stream of messages, as a worker does */
@@ -22,11 +21,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (sizeof(h) + h.len > size - off)
 			abort();
 		if (h.type == IPC_EVENT &&
-		    ipc_event_split(data + off + sizeof(h), h.len, &ch, &chlen, &frame,
-		    &flen) == 0) {
-			if (chlen == 0 || chlen > RT_CHANNEL_MAX ||
-			    (const uint8_t *)ch + chlen != frame ||
-			    frame + flen != data + off + sizeof(h) + h.len)
+		    ipc_event_split(data + off + sizeof(h), h.len, &ev) == 0) {
+			if (ev.ie_chlen == 0 || ev.ie_chlen > RT_CHANNEL_MAX ||
+			    (const uint8_t *)ev.ie_channel + ev.ie_chlen != ev.ie_frame ||
+			    ev.ie_frame + ev.ie_framelen != data + off + sizeof(h) + h.len)
 				abort();
 		}
 		off += sizeof(h) + h.len;

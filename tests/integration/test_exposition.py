@@ -110,3 +110,15 @@ def test_contrib_alert_rules_are_valid():
                         os.path.join(CONTRIB, "prometheus-alerts.yml")],
                        capture_output=True, timeout=30)
     assert p.returncode == 0, (p.stdout, p.stderr)
+
+
+def test_delivery_histogram_counts_each_event_on_each_worker(served):
+    """One observation per event per worker that had subscribers: the
+    count equals the bridge's routed events."""
+    m = chaoslib.metrics(served.port)
+    routed = chaoslib.stats(served)["bridge"]["events_routed"]
+    assert routed >= 1
+    assert m["realtimed_delivery_latency_seconds_count"] == routed, m
+    assert m['realtimed_delivery_latency_seconds_bucket{le="+Inf"}'] == routed
+    # loopback delivery takes well under a second
+    assert m['realtimed_delivery_latency_seconds_bucket{le="1"}'] == routed

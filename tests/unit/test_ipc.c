@@ -44,27 +44,28 @@ END_TEST
 
 START_TEST(test_event_prefix_round_trip)
 {
-	uint8_t		 buf[2 + 200 + 10];
-	const char	*ch;
-	const uint8_t	*frame;
-	size_t		 chlen, flen, n;
+	uint8_t		 buf[IPC_EVENT_PREFIX_MAX + 10];
+	struct ipc_event ev;
+	size_t		 n;
 
-	n = ipc_event_prefix(buf, "apps:created", 12);
+	n = ipc_event_prefix(buf, 123456789012345ULL, "apps:created", 12);
 	memcpy(buf + n, "FRAME", 5);
-	ck_assert_int_eq(ipc_event_split(buf, n + 5, &ch, &chlen, &frame, &flen), 0);
-	ck_assert_uint_eq(chlen, 12);
-	ck_assert_int_eq(memcmp(ch, "apps:created", 12), 0);
-	ck_assert_uint_eq(flen, 5);
-	ck_assert_int_eq(memcmp(frame, "FRAME", 5), 0);
+	ck_assert_int_eq(ipc_event_split(buf, n + 5, &ev), 0);
+	ck_assert_uint_eq(ev.ie_received_us, 123456789012345ULL);
+	ck_assert_uint_eq(ev.ie_chlen, 12);
+	ck_assert_int_eq(memcmp(ev.ie_channel, "apps:created", 12), 0);
+	ck_assert_uint_eq(ev.ie_framelen, 5);
+	ck_assert_int_eq(memcmp(ev.ie_frame, "FRAME", 5), 0);
 	/* truncated, empty and over-long channel names are malformed */
-	ck_assert_int_eq(ipc_event_split(buf, 1, &ch, &chlen, &frame, &flen), -1);
-	ck_assert_int_eq(ipc_event_split(buf, 10, &ch, &chlen, &frame, &flen), -1);
-	buf[0] = 0;
-	buf[1] = 0;
-	ck_assert_int_eq(ipc_event_split(buf, 10, &ch, &chlen, &frame, &flen), -1);
-	buf[0] = 0;
-	buf[1] = 201;
-	ck_assert_int_eq(ipc_event_split(buf, sizeof(buf), &ch, &chlen, &frame, &flen), -1);
+	ck_assert_int_eq(ipc_event_split(buf, 1, &ev), -1);
+	ck_assert_int_eq(ipc_event_split(buf, 9, &ev), -1);
+	ck_assert_int_eq(ipc_event_split(buf, 18, &ev), -1);
+	buf[8] = 0;
+	buf[9] = 0;
+	ck_assert_int_eq(ipc_event_split(buf, 18, &ev), -1);
+	buf[8] = 0;
+	buf[9] = 201;
+	ck_assert_int_eq(ipc_event_split(buf, sizeof(buf), &ev), -1);
 }
 END_TEST
 
