@@ -54,10 +54,10 @@ def json_lines(path):
 def settled(d, nworkers=1, redis=True):
     """The bridge and the workers running ({title: pid}), Redis up when asked."""
     if redis:
-        return proclib.wait_settled(d, nworkers)
-    want = proclib.expected_titles(nworkers)
-    return wait_for(lambda: set(proclib.roles(d.proc.pid)) == want and
-                    proclib.roles(d.proc.pid), 10, "the bridge and %d workers" % nworkers)
+        return rtlib.wait_settled(d, nworkers)
+    want = rtlib.expected_titles(nworkers)
+    return wait_for(lambda: set(rtlib.roles(d.proc.pid)) == want and
+                    rtlib.roles(d.proc.pid), 10, "the bridge and %d workers" % nworkers)
 
 
 def pid_alive(pid):
@@ -115,8 +115,8 @@ def test_second_instance_on_the_same_port_refuses_to_start(start_daemon, tmp_pat
     assert "listen 127.0.0.1:%d: the port is in use by another process" % d.port in err, err
     assert "listening on" not in err
     # the first still has the port to itself: every new client is its own
-    clients = [rtlib.ProtoClient(d.port) for _ in range(20)]
-    conns = rtlib.admin_request(d.conf["admin_socket"], "connections")["connections"]
+    clients = [rtlib.Client(d.port) for _ in range(20)]
+    conns = rtlib.admin(d.conf["admin_socket"], "connections")["connections"]
     assert len(conns) == 20
     for c in clients:
         assert c.alive()
@@ -147,7 +147,7 @@ def _bindable(port):
 def test_a_draining_instance_frees_its_port_at_once(own, start_daemon):
     old = own(conf={"drain_period": "3s", "shutdown_timeout": "8s"})
     settled(old, redis=False)
-    c = rtlib.ProtoClient(old.port)
+    c = rtlib.Client(old.port)
     old.proc.send_signal(signal.SIGTERM)
     wait_for(lambda: "stopping" in old.log(), 5, "the old instance to begin its stop")
     # nothing listens on the port any more, though the old instance drains on
@@ -197,8 +197,8 @@ def test_log_format_json_is_one_object_per_line(start_daemon, tmp_path):
         assert o["level"] in ("error", "warning", "info", "debug"), o
     pids = {o["process"]: o["pid"] for o in lines}
     assert pids.get("master") == d.proc.pid
-    assert pids.get("bridge") == roles[proclib.BRIDGE]
-    assert pids.get("worker 0") == roles[proclib.worker_title(0)]
+    assert pids.get("bridge") == roles[rtlib.BRIDGE]
+    assert pids.get("worker 0") == roles[rtlib.worker_title(0)]
 
 
 def _log_fds(pid, log):
@@ -236,8 +236,8 @@ def test_sigusr1_reopens_the_log_file_in_every_process(start_daemon, tmp_path):
     os.kill(d.proc.pid, signal.SIGHUP)
     wait_for(lambda: {"master", "bridge"} <= {o["process"] for o in json_lines(log)},
              10, "lines from the master and the bridge in the new file")
-    c = rtlib.ProtoClient(d.port)
-    rtlib.admin_request(d.conf["admin_socket"], "kick %s" % c.id)
+    c = rtlib.Client(d.port)
+    rtlib.admin(d.conf["admin_socket"], "kick %s" % c.id)
     wait_for(lambda: "worker 0" in {o["process"] for o in json_lines(log)}, 5,
              "a line from the worker in the new file")
     c.ws.close_socket()
@@ -246,10 +246,10 @@ def test_sigusr1_reopens_the_log_file_in_every_process(start_daemon, tmp_path):
 def test_children_survive_a_stray_sigusr1(start_daemon):
     d = start_daemon()
     roles = settled(d, redis=False)
-    worker = roles[proclib.worker_title(0)]
+    worker = roles[rtlib.worker_title(0)]
     os.kill(worker, signal.SIGUSR1)
     time.sleep(0.3)
-    assert proclib.roles(d.proc.pid).get(proclib.worker_title(0)) == worker
+    assert rtlib.roles(d.proc.pid).get(rtlib.worker_title(0)) == worker
     assert "exited on signal" not in d.log()
 
 
