@@ -221,7 +221,7 @@ int64_t	reg_chan_route(struct registry *r, const char *name, size_t len, uint64_
 
 /*
  * Host-wide counts per key (client address: connections; user id:
- * subscriptions) without a lock: each worker keeps two counters per key (a
+ * channels, once per worker) without a lock: each worker keeps two counters per key (a
  * count-min sketch, so a collision can only overstate a count) and the
  * host-wide figure is the sum over workers.  reg_count_key() hashes a key
  * to its two counters; reg_count_acquire() counts one more and returns 0

@@ -93,6 +93,7 @@ chanidx_release(struct rt_worker *w, struct rt_chan *ch)
 		;
 	*pp = ch->ch_next;
 	free(ch->ch_subs);
+	free(ch->ch_who);
 	free(ch);
 	w->w_nchans--;
 }
@@ -125,10 +126,10 @@ chanidx_del_sub(struct rt_chan *ch, struct rt_sub *s)
 }
 
 /*
- * max_channels_per_user: one user id's subscriptions over all its
- * connections on this host.  0 is a 64th of max_channels (at least one
- * connection's max_subscriptions), so that no user can fill the channel
- * table for everyone else.
+ * max_channels_per_user: the channels one user id holds on this host,
+ * counted once per worker where it subscribes to them.  0 is a 64th of
+ * max_channels (at least one connection's max_subscriptions), so that no
+ * user can fill the channel table for everyone else.
  */
 static int
 chanidx_user_limit(const struct rt_config *conf)
@@ -153,6 +154,120 @@ chanidx_find_sub(struct rt_conn *c, const char *name, size_t len)
 	return -1;
 }
 
+static uint32_t
+chanidx_who_slot(const struct rt_chan *ch, uint32_t key)
+{
+	return (key * 2654435761u) & (ch->ch_whocap - 1);
+}
+
+static struct rt_chanwho *
+chanidx_who_find(struct rt_chan *ch, uint32_t key)
+{
+	uint32_t	 i;
+
+	if (ch->ch_whocap == 0)
+		return NULL;
+	for (i = chanidx_who_slot(ch, key); ch->ch_who[i].cw_key != 0;
+	    i = (i + 1) & (ch->ch_whocap - 1))
+		if (ch->ch_who[i].cw_key == key)
+			return &ch->ch_who[i];
+	return NULL;
+}
+
+/* A new entry for key (not present), n 1; -1 when the table cannot grow. */
+static int
+chanidx_who_add(struct rt_chan *ch, uint32_t key)
+{
+	struct rt_chanwho	*old = ch->ch_who, *nw;
+	uint32_t		 oldcap = ch->ch_whocap, cap, i, j;
+
+	if ((ch->ch_nwho + 1) * 4 > oldcap * 3) {	/* load factor <= 3/4 */
+		cap = oldcap ? oldcap * 2 : 4;
+		if ((nw = calloc(cap, sizeof(*nw))) == NULL)
+			return -1;
+		ch->ch_who = nw;
+		ch->ch_whocap = cap;
+		for (i = 0; i < oldcap; i++) {
+			if (old[i].cw_key == 0)
+				continue;
+			for (j = chanidx_who_slot(ch, old[i].cw_key); nw[j].cw_key != 0;
+			    j = (j + 1) & (cap - 1))
+				;
+			nw[j] = old[i];
+		}
+		free(old);
+	}
+	for (i = chanidx_who_slot(ch, key); ch->ch_who[i].cw_key != 0;
+	    i = (i + 1) & (ch->ch_whocap - 1))
+		;
+	ch->ch_who[i].cw_key = key;
+	ch->ch_who[i].cw_n = 1;
+	ch->ch_nwho++;
+	return 0;
+}
+
+/* Remove the entry at e, shifting back what its probe sequence displaced. */
+static void
+chanidx_who_del(struct rt_chan *ch, struct rt_chanwho *e)
+{
+	uint32_t	 mask = ch->ch_whocap - 1, i = (uint32_t)(e - ch->ch_who), j, k;
+
+	ch->ch_who[i].cw_key = 0;
+	ch->ch_nwho--;
+	for (j = (i + 1) & mask; ch->ch_who[j].cw_key != 0; j = (j + 1) & mask) {
+		k = chanidx_who_slot(ch, ch->ch_who[j].cw_key);
+		/* leave it when its home slot lies cyclically in (i, j] */
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		ch->ch_who[i] = ch->ch_who[j];
+		ch->ch_who[j].cw_key = 0;
+		i = j;
+	}
+}
+
+/*
+ * c's user takes ch: the first of its subscriptions to ch on this worker
+ * counts against max_channels_per_user (host-wide), the others are free,
+ * so that many connections of one user on one channel cost one channel.
+ * 0; -1 over the limit; -2 out of memory.
+ */
+static int
+chanidx_who_take(struct rt_conn *c, struct rt_chan *ch)
+{
+	struct rt_worker	*w = c->c_worker;
+	struct rt_chanwho	*e;
+
+	if (c->c_user == NULL)
+		return 0;	/* anonymous: the channel policy bounds them */
+	if ((e = chanidx_who_find(ch, c->c_userkey)) != NULL) {
+		e->cw_n++;
+		return 0;
+	}
+	if (reg_count_acquire(w->w_reg, REG_COUNT_USER, w->w_id, c->c_userkey,
+	    chanidx_user_limit(w->w_conf)) == -1)
+		return -1;
+	if (chanidx_who_add(ch, c->c_userkey) == -1) {
+		reg_count_release(w->w_reg, REG_COUNT_USER, w->w_id, c->c_userkey);
+		return -2;
+	}
+	return 0;
+}
+
+/* Undo chanidx_who_take(). */
+static void
+chanidx_who_put(struct rt_conn *c, struct rt_chan *ch)
+{
+	struct rt_chanwho	*e;
+
+	if (c->c_user == NULL || (e = chanidx_who_find(ch, c->c_userkey)) == NULL)
+		return;
+	if (--e->cw_n > 0)
+		return;
+	chanidx_who_del(ch, e);
+	reg_count_release(c->c_worker->w_reg, REG_COUNT_USER, c->c_worker->w_id,
+	    c->c_userkey);
+}
+
 /* 0 subscribed, -1 with *why set. */
 int
 chanidx_subscribe(struct rt_conn *c, const char *name, size_t len, const char **why)
@@ -160,17 +275,12 @@ chanidx_subscribe(struct rt_conn *c, const char *name, size_t len, const char **
 	struct rt_worker	*w = c->c_worker;
 	struct rt_chan		*ch;
 	struct rt_sub		*s, **n;
+	int			 rv;
 
 	if (chanidx_find_sub(c, name, len) != -1)
 		return 0;	/* idempotent */
 	if (c->c_nsubs >= w->w_conf->c_max_subscriptions) {
 		*why = "Too many subscriptions";
-		return -1;
-	}
-	if (c->c_user != NULL && reg_count_acquire(w->w_reg, REG_COUNT_USER, w->w_id,
-	    c->c_userkey, chanidx_user_limit(w->w_conf)) == -1) {
-		STAT_ADD(w, rw_user_limited, 1);
-		*why = "Too many subscriptions for this user";
 		return -1;
 	}
 	if (c->c_nsubs == c->c_subcap) {
@@ -183,16 +293,22 @@ chanidx_subscribe(struct rt_conn *c, const char *name, size_t len, const char **
 	}
 	if ((ch = chanidx_get(w, name, len)) == NULL)
 		goto full;
+	if ((rv = chanidx_who_take(c, ch)) != 0) {
+		chanidx_release(w, ch);
+		if (rv == -2)
+			goto full;
+		STAT_ADD(w, rw_user_limited, 1);
+		*why = "Too many channels for this user";
+		return -1;
+	}
 	if ((s = calloc(1, sizeof(*s))) == NULL || chanidx_add_sub(ch, s) == -1) {
 		free(s);
-		chanidx_release(w, ch);
-		goto full;
+		goto undo;
 	}
 	if (reg_chan_add(w->w_reg, w->w_id, name, len, 1) == -1) {
 		chanidx_del_sub(ch, s);
 		free(s);
-		chanidx_release(w, ch);
-		goto full;
+		goto undo;
 	}
 	s->s_conn = c;
 	s->s_chan = ch;
@@ -200,9 +316,10 @@ chanidx_subscribe(struct rt_conn *c, const char *name, size_t len, const char **
 	STAT_ADD(w, rw_subscriptions, 1);
 	reg_conn_set_nsubs(w->w_reg, c->c_slot, c->c_nsubs);
 	return 0;
+ undo:
+	chanidx_who_put(c, ch);
+	chanidx_release(w, ch);
  full:
-	if (c->c_user != NULL)
-		reg_count_release(w->w_reg, REG_COUNT_USER, w->w_id, c->c_userkey);
 	*why = "Server channel table is full, try again later";
 	return -1;
 }
@@ -214,11 +331,9 @@ chanidx_unsubscribe_at(struct rt_conn *c, int i)
 	struct rt_chan	*ch = s->s_chan;
 
 	chanidx_del_sub(ch, s);
+	chanidx_who_put(c, ch);
 	c->c_subs[i] = c->c_subs[--c->c_nsubs];
 	STAT_ADD(c->c_worker, rw_subscriptions, -1);
-	if (c->c_user != NULL)
-		reg_count_release(c->c_worker->w_reg, REG_COUNT_USER, c->c_worker->w_id,
-		    c->c_userkey);
 	reg_chan_add(c->c_worker->w_reg, c->c_worker->w_id, ch->ch_name,
 	    strlen(ch->ch_name), -1);
 	reg_conn_set_nsubs(c->c_worker->w_reg, c->c_slot, c->c_nsubs);

@@ -184,7 +184,9 @@ conn_http_greet(struct rt_conn *c, const struct http_token *tok)
 		c->c_user->cu_exp = user.u_exp;
 		c->c_user->cu_admin = (uint8_t)user.u_admin;
 		memcpy(c->c_user->cu_id, user.u_id, strlen(user.u_id) + 1);
-		c->c_userkey = reg_count_key(user.u_id, strlen(user.u_id));
+		/* 0 marks a free entry in a channel's table of users */
+		if ((c->c_userkey = reg_count_key(user.u_id, strlen(user.u_id))) == 0)
+			c->c_userkey = 1;
 		STAT_ADD(w, rw_authenticated, 1);
 	} else
 		STAT_ADD(w, rw_anonymous, 1);

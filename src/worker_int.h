@@ -56,12 +56,21 @@ struct rt_sub {
 	size_t		 s_idx;		/* position in s_chan->ch_subs */
 };
 
+/* A user's subscriptions to one channel on this worker (max_channels_per_user). */
+struct rt_chanwho {
+	uint32_t	 cw_key;	/* the connection's c_userkey; 0: free */
+	uint32_t	 cw_n;
+};
+
 struct rt_chan {
 	struct rt_chan	*ch_next;	/* hash chain */
 	uint32_t	 ch_hash;
 	struct rt_sub	**ch_subs;
 	size_t		 ch_nsubs;
 	size_t		 ch_cap;
+	struct rt_chanwho *ch_who;	/* open addressing, by user key */
+	uint32_t	 ch_whocap;	/* a power of two, or 0 */
+	uint32_t	 ch_nwho;
 	char		 ch_name[];
 };
 

@@ -29,9 +29,9 @@ def start(start_daemon, workers=1, **conf):
 # ------------------------------------------------------------ quotas
 
 def test_one_user_cannot_take_the_channel_table(start_daemon):
-    """max_channels_per_user bounds one user's subscriptions over all its
-    connections; other users keep subscribing, and the refusal is counted
-    in stats and /metrics."""
+    """max_channels_per_user bounds the channels one user holds over all
+    its connections; other users keep subscribing, and the refusal is
+    counted in stats and /metrics."""
     d, _ = start(start_daemon, workers=2, max_channels_per_user=6,
                  max_subscriptions=5)
     tok = rtlib.mint(userId="greedy")
@@ -42,7 +42,7 @@ def test_one_user_cannot_take_the_channel_table(start_daemon):
     b.subscribe("apps:junk-b-0")
     m = b.reply({"type": "subscribe", "channel": "apps:junk-b-1"})
     assert m["type"] == "error", m
-    assert m["message"] == "Too many subscriptions for this user", m
+    assert m["message"] == "Too many channels for this user", m
     # a subscription already held costs nothing more (idempotent)
     assert a.reply({"type": "subscribe", "channel": "apps:junk-a-0"})["type"] == "subscribed"
     # others are not affected
@@ -63,6 +63,30 @@ def test_one_user_cannot_take_the_channel_table(start_daemon):
     m = b.reply({"type": "subscribe", "channel": "apps:junk-b-5"})
     assert m["message"] == "Too many subscriptions", \
         "the per-connection limit still applies first: %r" % m
+
+
+def test_one_user_on_one_channel_costs_one_channel(start_daemon):
+    """Many connections of one user (a shared service token, a user's tabs)
+    on one channel count once; handing a channel from one connection to
+    another does not make it free."""
+    d, _ = start(start_daemon, max_channels_per_user=2)
+    tok = rtlib.mint(userId="service")
+    many = [rtlib.Client(d.port, tok) for _ in range(30)]
+    for c in many:
+        c.subscribe("apps:shared")
+    a, b = many[0], many[1]
+    b.subscribe("apps:x")
+    m = b.reply({"type": "subscribe", "channel": "apps:y"})
+    assert m.get("message") == "Too many channels for this user", m
+    # apps:shared stays counted while any connection of the user holds it
+    for c in many[2:]:
+        assert c.reply({"type": "unsubscribe", "channel": "apps:shared"})["type"] == "unsubscribed"
+    assert a.reply({"type": "unsubscribe", "channel": "apps:shared"})["type"] == "unsubscribed"
+    m = a.reply({"type": "subscribe", "channel": "apps:y"})
+    assert m.get("message") == "Too many channels for this user", m
+    # the last one lets go: the channel is the user's no more
+    assert b.reply({"type": "unsubscribe", "channel": "apps:shared"})["type"] == "unsubscribed"
+    a.subscribe("apps:y")
 
 
 def test_stats_reply_lists_the_most_subscribed_channels_only(start_daemon):
