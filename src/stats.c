@@ -297,6 +297,15 @@ stats_metric_head(struct evbuffer *out, const char *name, const char *type, cons
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A series without labels: its HELP, TYPE and value. */
+static void
+stats_metric(struct evbuffer *out, const char *name, const char *type, const char *help,
+    long long v)
+{
+	stats_metric_head(out, name, type, help);
+	evbuffer_add_printf(out, "%s %lld\n", name, v);
+}
+
 static void
 stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 {
@@ -304,15 +313,11 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 
 	stats_metric_head(out, "realtimed_redis_up", "gauge", "1 while the bridge is subscribed to Redis.");
 	evbuffer_add_printf(out, "realtimed_redis_up %d\n", (int)atomic_load(&rb->rb_redis_up));
-	stats_metric_head(out, "realtimed_redis_reconnects_total", "counter", "Redis connections lost.");
-	evbuffer_add_printf(out, "realtimed_redis_reconnects_total %lld\n",
+	stats_metric(out, "realtimed_redis_reconnects_total", "counter", "Redis connections lost.",
 	    (long long)atomic_load(&rb->rb_redis_reconnects));
-	stats_metric_head(out, "realtimed_events_in_total", "counter", "Messages received from Redis.");
-	evbuffer_add_printf(out, "realtimed_events_in_total %lld\n",
+	stats_metric(out, "realtimed_events_in_total", "counter", "Messages received from Redis.",
 	    (long long)atomic_load(&rb->rb_events_in));
-	stats_metric_head(out, "realtimed_events_unrouted_total", "counter",
-	    "Redis messages on channels nobody here subscribes to.");
-	evbuffer_add_printf(out, "realtimed_events_unrouted_total %lld\n",
+	stats_metric(out, "realtimed_events_unrouted_total", "counter", "Redis messages on channels nobody here subscribes to.",
 	    (long long)atomic_load(&rb->rb_events_unrouted));
 	stats_metric_head(out, "realtimed_drops_total", "counter", "Events dropped, by reason.");
 	evbuffer_add_printf(out, "realtimed_drops_total{reason=\"ipc_high_water\"} %lld\n",
@@ -321,12 +326,9 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	    (long long)atomic_load(&rb->rb_events_too_large));
 	evbuffer_add_printf(out, "realtimed_drops_total{reason=\"slow_consumer\"} %lld\n",
 	    (long long)stats_sum(reg, WOFF(rw_slow_closes)));
-	stats_metric_head(out, "realtimed_canary_sent_total", "counter", "Delivery canaries published.");
-	evbuffer_add_printf(out, "realtimed_canary_sent_total %lld\n",
+	stats_metric(out, "realtimed_canary_sent_total", "counter", "Delivery canaries published.",
 	    (long long)atomic_load(&rb->rb_canary_sent));
-	stats_metric_head(out, "realtimed_canary_misses_total", "counter",
-	    "Canaries that did not come back from Redis in time.");
-	evbuffer_add_printf(out, "realtimed_canary_misses_total %lld\n",
+	stats_metric(out, "realtimed_canary_misses_total", "counter", "Canaries that did not come back from Redis in time.",
 	    (long long)atomic_load(&rb->rb_canary_misses));
 	stats_metric_head(out, "realtimed_table_full_total", "counter", "Registry table refusals.");
 	evbuffer_add_printf(out, "realtimed_table_full_total{table=\"connections\"} %lld\n",
@@ -397,9 +399,7 @@ stats_metrics_process(struct registry *reg, struct evbuffer *out)
 
 	stats_metric_head(out, "realtimed_build_info", "gauge", "The version running, as a label.");
 	evbuffer_add_printf(out, "realtimed_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
-	stats_metric_head(out, "realtimed_start_time_seconds", "gauge",
-	    "When the master started, seconds since the Unix epoch.");
-	evbuffer_add_printf(out, "realtimed_start_time_seconds %lld\n",
+	stats_metric(out, "realtimed_start_time_seconds", "gauge", "When the master started, seconds since the Unix epoch.",
 	    (long long)reg->r_hdr->rh_started);
 	for (k = 0; k < 3; k++) {
 		stats_metric_head(out, heads[k][0], heads[k][1], heads[k][2]);

@@ -838,3 +838,14 @@ def ctl_json(sock, *args, env=None, timeout=CTL_TIMEOUT):
     lines = out.splitlines()
     assert len(lines) == 1, "realtimectl --json printed %r (stderr %r)" % (out, err)
     return rc, json.loads(lines[0])
+
+
+def ctl_kv(text):
+    """realtimectl's "name   value" lines as a dict (a value may hold a
+    blank: 1.2 MiB)."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2:
+            out[parts[0]] = parts[1].strip()
+    return out

@@ -29,16 +29,6 @@ from rtlib import Client, admin, admin_raw, ctl, ctl_json, wait_for, wait_settle
 
 # ------------------------------------------------------------------ helpers
 
-def human_kv(text):
-    """realtimectl's "key   value" lines as a dict."""
-    out = {}
-    for line in text.splitlines():
-        parts = line.split(None, 1)
-        if len(parts) == 2:
-            out[parts[0]] = parts[1].strip()
-    return out
-
-
 def human_table(text):
     """realtimectl's table: (header columns, rows as lists of cells)."""
     lines = [l for l in text.splitlines() if l.strip()]
@@ -188,7 +178,7 @@ def test_stats_totals_equal_the_real_clients(pop):
         assert j["stats"][k] == v, (k, j["stats"])
     rc, out, err = ctl(pop.sock, "stats")
     assert rc == 0, err
-    kv = human_kv(out)
+    kv = rtlib.ctl_kv(out)
     for k, v in want.items():
         assert kv.get("stats." + k) == str(v), (k, out)
     assert kv.get("stats.bridge.redis") == "up", out
@@ -215,7 +205,7 @@ def test_health_reports_the_host(pop):
     assert rc == 0 and j["health"]["connections"] == want["connections"]
     rc, out, err = ctl(pop.sock, "health")
     assert rc == 0, err
-    kv = human_kv(out)
+    kv = rtlib.ctl_kv(out)
     assert kv["health.status"] == "ok" and kv["health.workers"] == "2", out
 
 
@@ -352,7 +342,7 @@ def test_kick_closes_exactly_that_connection(pop):
     victim2 = pop.anon[0]
     rc, out, err = ctl(pop.sock, "kick", victim2.id)
     assert rc == 0, err
-    assert human_kv(out).get("kicked") == "1", out
+    assert rtlib.ctl_kv(out).get("kicked") == "1", out
     code, _ = victim2.expect_close()
     assert code == 1008
     victim2.gone = True
@@ -384,7 +374,7 @@ def test_kick_user_closes_all_of_that_users_connections_only(pop):
     r = admin(pop.sock, "kick-user nobody")
     assert r == {"ok": True, "kicked": 0}, r
     rc, out, err = ctl(pop.sock, "kick-user", "nobody")
-    assert rc == 0 and human_kv(out).get("kicked") == "0", (rc, out, err)
+    assert rc == 0 and rtlib.ctl_kv(out).get("kicked") == "0", (rc, out, err)
     rc, j = ctl_json(pop.sock, "kick-user", "nobody")
     assert rc == 0 and j == {"ok": True, "kicked": 0}, j
     for c in pop.open_clients():
@@ -392,7 +382,7 @@ def test_kick_user_closes_all_of_that_users_connections_only(pop):
     wait_for(pop.stats_match, 5, "stats unchanged by kicking nobody")
     rc, out, err = ctl(pop.sock, "kick-user", "bob")
     assert rc == 0, err
-    assert human_kv(out).get("kicked") == "1", out
+    assert rtlib.ctl_kv(out).get("kicked") == "1", out
     code, _ = pop.bob.expect_close()
     assert code == 1008
     pop.bob.gone = True
@@ -413,7 +403,7 @@ def test_publish_delivers_to_subscribers(pop):
 
     rc, out, err = ctl(pop.sock, "publish", "announcements", '{"hello": "all"}')
     assert rc == 0, err
-    assert int(human_kv(out)["receivers"]) >= 1, out
+    assert int(rtlib.ctl_kv(out)["receivers"]) >= 1, out
     for c in pop.anon:
         assert c.next_event()["data"] == {"hello": "all"}
     assert pop.bob.no_event(0.2)
@@ -860,7 +850,7 @@ def test_user_outside_the_sockets_group_is_refused(start_daemon, pubdir):
     # the same unprivileged uid in the socket's group gets in
     rc, out, err = as_ids(outsider, st.st_gid, "health")
     assert rc == 0, (rc, out, err)
-    assert human_kv(out).get("health.service") == "realtime"
+    assert rtlib.ctl_kv(out).get("health.service") == "realtime"
     assert d.alive()
 
 

@@ -28,16 +28,6 @@ def utc(epoch):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-def kv(text):
-    """Name-value lines as a dict (the value may hold a blank: 1.2 MiB)."""
-    out = {}
-    for line in text.splitlines():
-        parts = line.split(None, 1)
-        if len(parts) == 2:
-            out[parts[0]] = parts[1].strip()
-    return out
-
-
 def table(text):
     """A table as a list of {column: cell}."""
     lines = text.splitlines()
@@ -164,7 +154,7 @@ def test_stats_bytes_out_is_shown_in_binary_units(tmp_path, n, shown):
                                    "bytes_out": n, "bridge": {"redis": "up"}}}
     rc, out, err, _ = fake(tmp_path, reply, "stats")
     assert rc == 0, err
-    got = kv(out)
+    got = rtlib.ctl_kv(out)
     assert got["stats.bytes_out"] == shown, out
     # counts stay counts
     assert got["stats.events_out"] == "1024" and got["stats.connections"] == "3", out
@@ -337,12 +327,12 @@ def test_stats_shows_bytes_out_in_binary_units(sock, live):
         j, out = wait_for(figures, 5, "stats to hold still")
         n = j["stats"]["bytes_out"]
         assert n >= 2000, j
-        shown = kv(out)["stats.bytes_out"]
+        shown = rtlib.ctl_kv(out)["stats.bytes_out"]
         assert BYTES_RE.match(shown), out
         num, unit = shown.split()
         assert unit == "KiB" and abs(float(num) - n / 1024) <= 0.05, (n, shown)
         # the other counters are plain numbers
-        assert kv(out)["stats.events_out"] == str(j["stats"]["events_out"]), out
+        assert rtlib.ctl_kv(out)["stats.events_out"] == str(j["stats"]["events_out"]), out
     finally:
         c.close()
 
@@ -350,6 +340,6 @@ def test_stats_shows_bytes_out_in_binary_units(sock, live):
 def test_health_shows_the_daemons_utc_timestamp(sock):
     rc, out, err = ctl(sock, "health")
     assert rc == 0, err
-    got = kv(out)
+    got = rtlib.ctl_kv(out)
     assert got["health.status"] == "ok", out
     assert rtlib.TS_RE.match(got["health.timestamp"]), out
