@@ -16,6 +16,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 import jwt
@@ -849,3 +850,48 @@ def ctl_kv(text):
         if len(parts) == 2:
             out[parts[0]] = parts[1].strip()
     return out
+
+
+def read_line(conn, timeout=5):
+    """Bytes from conn up to and with the first newline (or EOF)."""
+    conn.settimeout(timeout)
+    buf = b""
+    while b"\n" not in buf:
+        b = conn.recv(65536)
+        if not b:
+            break
+        buf += b
+    return buf
+
+
+def ctl_fake(tmp_path, handler, *args, json_out=False, env=None):
+    """realtimectl ARGS against a fake admin socket whose one connection is
+    given to handler(conn) in a thread (what it raises is raised here):
+    ctl()'s (exit status, stdout, stderr)."""
+    path = str(tmp_path / "fake-admin.sock")
+    if os.path.exists(path):
+        os.unlink(path)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(4)
+    srv.settimeout(CTL_TIMEOUT)
+    raised = []
+
+    def serve():
+        try:
+            conn, _ = srv.accept()
+            with conn:
+                handler(conn)
+        except Exception as e:      # re-raised below
+            raised.append(e)
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        res = ctl(path, *args, json_out=json_out, env=env)
+        th.join(CTL_TIMEOUT)
+    finally:
+        srv.close()
+    assert not th.is_alive(), "the fake admin socket's handler did not finish"
+    if raised:
+        raise raised[0]
+    return res

@@ -18,7 +18,6 @@ import socket
 import stat
 import subprocess
 import tempfile
-import threading
 import time
 
 import pytest
@@ -686,69 +685,25 @@ def test_realtimectl_exit_codes(pop, tmp_path):
     assert rc == 3
 
 
-def _mock_admin(tmp_path, handler, args):
-    """Run realtimectl against a fake admin socket whose one connection is
-    given to handler(conn) (in a thread; what it raises is raised here);
-    returns ctl()'s triple."""
-    path = str(tmp_path / "mock.sock")
-    if os.path.exists(path):
-        os.unlink(path)
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(4)
-    srv.settimeout(rtlib.CTL_TIMEOUT)
-    raised = []
-
-    def serve():
-        try:
-            conn, _ = srv.accept()
-            with conn:
-                handler(conn)
-        except Exception as e:      # re-raised below
-            raised.append(e)
-    th = threading.Thread(target=serve, daemon=True)
-    th.start()
-    try:
-        res = ctl(path, *args)
-        th.join(rtlib.CTL_TIMEOUT)
-    finally:
-        srv.close()
-    assert not th.is_alive(), "the fake admin socket's handler did not finish"
-    if raised:
-        raise raised[0]
-    return res
-
-
-def _read_line(conn):
-    conn.settimeout(5)
-    buf = b""
-    while b"\n" not in buf:
-        b = conn.recv(65536)
-        if not b:
-            break
-        buf += b
-    return buf
-
-
 def test_realtimectl_exits_3_when_the_daemon_hangs_up_or_answers_garbage(tmp_path):
     def hang_up(conn):
-        assert _read_line(conn) == b"stats\n"
+        assert rtlib.read_line(conn) == b"stats\n"
         conn.close()
-    rc, out, err = _mock_admin(tmp_path, hang_up, ["stats"])
+    rc, out, err = rtlib.ctl_fake(tmp_path, hang_up, "stats")
     assert rc == 3 and "no reply" in err, (rc, out, err)
 
     def garbage(conn):
-        _read_line(conn)
+        rtlib.read_line(conn)
         conn.sendall(b"this is not json\n")
         conn.close()
-    rc, out, err = _mock_admin(tmp_path, garbage, ["stats"])
+    rc, out, err = rtlib.ctl_fake(tmp_path, garbage, "stats")
     assert rc == 3 and "malformed" in err, (rc, out, err)
 
     def no_ok(conn):
-        _read_line(conn)
+        rtlib.read_line(conn)
         conn.sendall(b'{"stats":{}}\n')
         conn.close()
-    rc, out, err = _mock_admin(tmp_path, no_ok, ["stats"])
+    rc, out, err = rtlib.ctl_fake(tmp_path, no_ok, "stats")
     assert rc == 3, (rc, out, err)
 
 
@@ -760,7 +715,7 @@ def test_realtimectl_survives_a_daemon_that_closes_before_reading(tmp_path):
 
     def slam(conn):
         conn.close()
-    rc, out, err = _mock_admin(tmp_path, slam, ["publish", "apps:created"] + big)
+    rc, out, err = rtlib.ctl_fake(tmp_path, slam, *["publish", "apps:created"] + big)
     assert rc == 3, "realtimectl exited %s (negative: killed by signal %s); stderr %r" % (
         rc, -rc if rc < 0 else None, err)
     assert err.strip()

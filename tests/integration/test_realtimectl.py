@@ -8,10 +8,7 @@ with chosen figures; a real daemon (one worker, Redis) shows that every
 command's human output is made of them.
 """
 import json
-import os
 import re
-import socket
-import threading
 import time
 
 import pytest
@@ -39,38 +36,13 @@ def fake(tmp_path, reply, *args, json_out=False, env=None):
     """realtimectl against a fake admin socket that answers its one line
     with reply (a dict, or bytes as they are): (exit status, stdout,
     stderr, the line realtimectl sent)."""
-    path = str(tmp_path / "fake.sock")
-    if os.path.exists(path):
-        os.unlink(path)
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(1)
-    srv.settimeout(rtlib.CTL_TIMEOUT)
     raw = reply if isinstance(reply, bytes) else json.dumps(reply).encode() + b"\n"
     got = []
 
-    def serve():
-        try:
-            conn, _ = srv.accept()
-        except OSError:
-            return
-        with conn:
-            conn.settimeout(5)
-            buf = b""
-            while b"\n" not in buf:
-                b = conn.recv(4096)
-                if not b:
-                    break
-                buf += b
-            got.append(buf)
-            conn.sendall(raw)
-    th = threading.Thread(target=serve, daemon=True)
-    th.start()
-    try:
-        rc, out, err = ctl(path, *args, json_out=json_out, env=env)
-        th.join(rtlib.CTL_TIMEOUT)
-    finally:
-        srv.close()
+    def answer(conn):
+        got.append(rtlib.read_line(conn))
+        conn.sendall(raw)
+    rc, out, err = rtlib.ctl_fake(tmp_path, answer, *args, json_out=json_out, env=env)
     return rc, out, err, got[0] if got else None
 
 
