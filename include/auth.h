@@ -20,6 +20,9 @@ struct auth_user {
 	int	 u_has_email;
 	int	 u_has_role;
 	time_t	 u_exp;				/* 0 if the token has none */
+	/* the claims namespace patterns use: "name\0value\0" ... */
+	char	 u_claims[RT_CLAIMS_MAX];
+	size_t	 u_claimslen;
 };
 
 /* Prepared verification keys; opaque. */
@@ -40,6 +43,7 @@ struct auth_params {
 	const char	*ap_issuer;		/* iss must be this */
 	const char	*ap_audience;		/* aud must hold this */
 	int		 ap_require_exp;	/* a token without exp is refused */
+	const char *const *ap_claims;		/* NULL-ended: kept in u_claims */
 };
 
 /*
@@ -71,5 +75,17 @@ int	auth_verify(struct auth_ctx *ctx, const char *token, size_t len, time_t now,
 
 /* An anonymous user. */
 void	auth_anonymous(struct auth_user *user);
+
+/*
+ * The value of claim name of user, as kept in u_claims (a string of at
+ * most RT_CHANNEL_MAX bytes, or an integer in decimal), with its length
+ * in *len; "userId" is the user id (userId, else sub).  NULL when the
+ * user is anonymous or has no such claim.
+ */
+const char *auth_user_claim(const struct auth_user *user, const char *name, size_t *len);
+
+/* Append a claim to u_claims; -1 when it does not fit. */
+int	auth_user_add_claim(struct auth_user *user, const char *name, const char *v,
+	    size_t vlen);
 
 #endif

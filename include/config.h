@@ -17,9 +17,16 @@ struct rt_strlist {
  * table in config.c, which also holds its default, bounds and whether a
  * reload may change it.  Durations are milliseconds, sizes bytes.
  */
+struct chan_table;
+
 struct rt_config {
 	char		*c_file;		/* where it was read from */
 	char		**c_where;		/* per key: config_where() */
+	char		**c_notes;		/* warnings found parsing, said at load */
+	int		 c_nnotes;
+
+	/* channels: "namespace" lines in file order; none: the default table */
+	struct chan_table *c_namespaces;
 
 	/* listeners and processes */
 	char		*c_listen;		/* "HOST:PORT", "" = off */

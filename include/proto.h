@@ -14,6 +14,7 @@
 #include "realtimed.h"
 
 struct auth_user;
+struct chan_table;
 
 enum proto_type {
 	PROTO_INVALID = 0,	/* see pr_error */
@@ -60,14 +61,17 @@ void	proto_timestamp(char *out, size_t outlen, const struct timeval *tv);
  * Reply builders; each returns a new object with "type" first and
  * "timestamp" last.  tv NULL = now.
  */
-struct json_object *proto_connected(const char *conn_id, const struct auth_user *user,
-	    const struct timeval *tv);
+struct json_object *proto_connected(const char *conn_id, const struct chan_table *t,
+	    const struct auth_user *user, const struct timeval *tv);
 struct json_object *proto_subscribed(const char *type, const char *channel,
 	    const struct timeval *tv);		/* type "subscribed"/"unsubscribed" */
 struct json_object *proto_pong(const struct timeval *tv);
 /* subscribed: array of channel names, reference taken */
-struct json_object *proto_channels(const struct auth_user *user,
+struct json_object *proto_channels(const struct chan_table *t, const struct auth_user *user,
 	    struct json_object *subscribed, const struct timeval *tv);
+/* {"type":"unsubscribed","channel":…,"reason":…}: the server ended a subscription. */
+struct json_object *proto_unsubscribed(const char *channel, const char *reason,
+	    const struct timeval *tv);
 
 struct proto_stats {
 	long	ps_total;

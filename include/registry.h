@@ -22,7 +22,7 @@
 #include "realtimed.h"
 
 #define REGISTRY_MAGIC		0x52544452u	/* "RTDR" */
-#define REGISTRY_VERSION	4
+#define REGISTRY_VERSION	5
 #define REG_MAX_WORKERS		64
 #define REG_PEER_MAX		48
 #define REG_USER_MAX		63
@@ -76,6 +76,8 @@ struct reg_worker {
 	_Atomic int64_t		 rw_kicked;
 	_Atomic int64_t		 rw_ip_limited;		/* max_connections_per_ip */
 	_Atomic int64_t		 rw_user_limited;	/* max_channels_per_user */
+	_Atomic int64_t		 rw_channel_full;	/* a namespace's max_subscribers */
+	_Atomic int64_t		 rw_revoked;		/* subscriptions a reload ended */
 	_Atomic int64_t		 rw_accept_errors;	/* accept() failed (EMFILE...) */
 	_Atomic int64_t		 rw_handshake_errors;
 	_Atomic int64_t		 rw_handshake_timeouts;
@@ -209,9 +211,11 @@ void	reg_conn_set_nsubs(struct registry *r, int slot, int nsubs);
 /*
  * Add delta (+1/-1) to worker w's subscriber count of a channel, creating
  * or deleting the table entry as needed.  -1 when a new channel does not fit
- * (counted).
+ * (counted); -2 when delta > 0 and the channel has limit subscribers
+ * host-wide already (limit 0: none).
  */
-int	reg_chan_add(struct registry *r, int w, const char *name, size_t len, int delta);
+int	reg_chan_add(struct registry *r, int w, const char *name, size_t len, int delta,
+	    int64_t limit);
 
 /*
  * Which workers have subscribers to name: fills mask (bit per worker) and

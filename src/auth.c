@@ -26,6 +26,7 @@
 
 #include "realtimed.h"
 #include "auth.h"
+#include "channel.h"
 
 #define AUTH_PEM_MAX		(64 * 1024)	/* larger is not a public key */
 #define AUTH_STR_MAX		1024		/* iss / aud we compare with */
@@ -38,6 +39,7 @@ struct auth_ctx {
 	char		*a_issuer;	/* NULL: not checked */
 	char		*a_audience;	/* NULL: not checked */
 	int		 a_require_exp;
+	char		*a_claims[CHAN_CLAIMS_MAX + 1];	/* to keep; NULL-ended */
 	EVP_MAC_CTX	*a_mac;		/* HS*: keyed once, re-initialised per token */
 	size_t		 a_maclen;
 	struct json_tokener *a_tok;	/* reused for every payload */
@@ -80,6 +82,8 @@ auth_reason(char *reason, size_t len, const char *why)
 void
 auth_free(struct auth_ctx *ctx)
 {
+	int	 i;
+
 	if (ctx == NULL)
 		return;
 	if (ctx->a_key != NULL) {
@@ -88,6 +92,8 @@ auth_free(struct auth_ctx *ctx)
 	}
 	free(ctx->a_issuer);
 	free(ctx->a_audience);
+	for (i = 0; ctx->a_claims[i] != NULL; i++)
+		free(ctx->a_claims[i]);
 	EVP_MAC_CTX_free(ctx->a_mac);
 	if (ctx->a_tok != NULL)
 		json_tokener_free(ctx->a_tok);
@@ -198,12 +204,24 @@ static int
 auth_copy_claims(struct auth_ctx *ctx, const struct auth_params *p,
     char *err, size_t errlen)
 {
+	int	 i, n;
+
 	if (auth_set(p->ap_issuer) &&
 	    (ctx->a_issuer = strdup(p->ap_issuer)) == NULL)
 		goto nomem;
 	if (auth_set(p->ap_audience) &&
 	    (ctx->a_audience = strdup(p->ap_audience)) == NULL)
 		goto nomem;
+	for (i = 0, n = 0; p->ap_claims != NULL && p->ap_claims[i] != NULL; i++) {
+		if (strcmp(p->ap_claims[i], "userId") == 0)
+			continue;	/* the user id, always kept */
+		if (n == CHAN_CLAIMS_MAX) {
+			snprintf(err, errlen, "more than %d claims to keep", CHAN_CLAIMS_MAX);
+			return -1;
+		}
+		if ((ctx->a_claims[n++] = strdup(p->ap_claims[i])) == NULL)
+			goto nomem;
+	}
 	return 0;
  nomem:
 	snprintf(err, errlen, "out of memory");
@@ -493,6 +511,75 @@ auth_fill_user(struct json_object *claims, struct auth_user *user)
 	return NULL;
 }
 
+int
+auth_user_add_claim(struct auth_user *user, const char *name, const char *v, size_t vlen)
+{
+	size_t	 nlen = strlen(name);
+
+	if (nlen + vlen + 2 > sizeof(user->u_claims) - user->u_claimslen)
+		return -1;
+	memcpy(user->u_claims + user->u_claimslen, name, nlen + 1);
+	user->u_claimslen += nlen + 1;
+	memcpy(user->u_claims + user->u_claimslen, v, vlen);
+	user->u_claims[user->u_claimslen + vlen] = '\0';
+	user->u_claimslen += vlen + 1;
+	return 0;
+}
+
+const char *
+auth_user_claim(const struct auth_user *user, const char *name, size_t *len)
+{
+	const char	*p, *end, *v;
+
+	if (user == NULL || !user->u_authenticated)
+		return NULL;
+	if (strcmp(name, "userId") == 0) {
+		*len = strlen(user->u_id);
+		return user->u_id;
+	}
+	p = user->u_claims;
+	end = p + user->u_claimslen;
+	while (p < end) {
+		v = p + strlen(p) + 1;
+		if (strcmp(p, name) == 0) {
+			*len = strlen(v);
+			return v;
+		}
+		p = v + strlen(v) + 1;
+	}
+	return NULL;
+}
+
+/*
+ * Keep the claims the namespace patterns use.  A value that could not be
+ * part of a channel name (not a string or an integer, too long, a NUL)
+ * is not kept: it fills no channel, and the token is still good.
+ */
+static void
+auth_keep_claims(struct auth_ctx *ctx, struct json_object *claims, struct auth_user *user)
+{
+	struct json_object	*o;
+	const char		*v;
+	size_t			 len;
+	int			 i;
+
+	for (i = 0; ctx->a_claims[i] != NULL; i++) {
+		if (!json_object_object_get_ex(claims, ctx->a_claims[i], &o))
+			continue;
+		if (json_object_is_type(o, json_type_int))
+			v = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+		else if (json_object_is_type(o, json_type_string))
+			v = json_object_get_string(o);
+		else
+			continue;
+		len = json_object_is_type(o, json_type_string) ?
+		    (size_t)json_object_get_string_len(o) : strlen(v);
+		if (len == 0 || len > RT_CHANNEL_MAX || memchr(v, '\0', len) != NULL)
+			continue;
+		(void)auth_user_add_claim(user, ctx->a_claims[i], v, len);
+	}
+}
+
 /* Everything after the signature; the claims alone decide. */
 static const char *
 auth_check_claims(struct auth_ctx *ctx, struct json_object *claims,
@@ -501,9 +588,11 @@ auth_check_claims(struct auth_ctx *ctx, struct json_object *claims,
 	const char	*why;
 
 	if ((why = auth_check_times(ctx, claims, now, user)) != NULL ||
-	    (why = auth_check_iss_aud(ctx, claims)) != NULL)
+	    (why = auth_check_iss_aud(ctx, claims)) != NULL ||
+	    (why = auth_fill_user(claims, user)) != NULL)
 		return why;
-	return auth_fill_user(claims, user);
+	auth_keep_claims(ctx, claims, user);
+	return NULL;
 }
 
 /* The header's "alg" is exactly the configured one (never "none"). */

@@ -40,6 +40,13 @@
 #define BRIDGE_CONNECT_MS	5000	/* a connect that takes longer is retried */
 #define BRIDGE_LOG_EVERY_MS	1000	/* one "too large" line a second at most */
 
+/* The Redis subscriptions of a namespace table (chan_redis_subscriptions()). */
+struct bridge_subs {
+	int		 bs_n;
+	char		*bs_name[CHAN_NS_MAX];
+	uint8_t		 bs_pattern[CHAN_NS_MAX];
+};
+
 struct rt_bridge {
 	struct rt_config	*b_conf;
 	struct registry		*b_reg;
@@ -50,6 +57,15 @@ struct rt_bridge {
 	redisAsyncContext	*b_cmd;		/* PUBLISH connection (canary) */
 	int			 b_sub_acks;	/* subscriptions confirmed */
 	int			 b_sub_expect;	/* acks that mean subscribed */
+	/*
+	 * Messages count only through b_active's subscriptions.  A reload
+	 * subscribes what the new table adds first; at the ack of the last
+	 * one (b_switch_acks), b_next becomes b_active and what it dropped is
+	 * unsubscribed: no message is lost or delivered twice at the seam.
+	 */
+	struct bridge_subs	 b_active;
+	struct bridge_subs	 b_next;
+	int			 b_switch_acks;
 	uint64_t		 b_sub_started;	/* ms, connect attempt */
 	uint64_t		 b_backoff;
 	uint64_t		 b_retry_at;
@@ -72,6 +88,101 @@ struct rt_bridge {
 };
 
 static void	bridge_connect(struct rt_bridge *);
+static void	bridge_on_message(redisAsyncContext *, void *, void *);
+static void	bridge_drop(struct rt_bridge *, redisAsyncContext *);
+
+/* ---- subscriptions ---------------------------------------------------------- */
+
+static void
+bridge_subs_free(struct bridge_subs *s)
+{
+	int	 i;
+
+	for (i = 0; i < s->bs_n; i++)
+		free(s->bs_name[i]);
+	s->bs_n = 0;
+}
+
+static void
+bridge_subs_add(const char *name, int pattern, void *arg)
+{
+	struct bridge_subs	*s = arg;
+
+	if (s->bs_n == CHAN_NS_MAX)
+		fatalx("%s: more subscriptions than namespaces", __func__);
+	if ((s->bs_name[s->bs_n] = strdup(name)) == NULL)
+		fatal("strdup");
+	s->bs_pattern[s->bs_n++] = (uint8_t)pattern;
+}
+
+static void
+bridge_subs_build(struct rt_bridge *b, struct bridge_subs *s)
+{
+	bridge_subs_free(s);
+	chan_redis_subscriptions(b->b_conf->c_namespaces, bridge_subs_add, s);
+}
+
+static int
+bridge_subs_has(const struct bridge_subs *s, const char *name, size_t len, int pattern)
+{
+	int	 i;
+
+	for (i = 0; i < s->bs_n; i++)
+		if (s->bs_pattern[i] == pattern && strlen(s->bs_name[i]) == len &&
+		    memcmp(s->bs_name[i], name, len) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+bridge_sub_command(struct rt_bridge *b, int subscribe, const char *name, int pattern)
+{
+	redisAsyncCommand(b->b_sub, bridge_on_message, b, "%s%s %s",
+	    pattern ? "P" : "", subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE", name);
+}
+
+/* The new table's subscriptions are all confirmed: they carry the messages now. */
+static void
+bridge_switch_finish(struct rt_bridge *b)
+{
+	int	 i;
+
+	for (i = 0; i < b->b_active.bs_n; i++)
+		if (!bridge_subs_has(&b->b_next, b->b_active.bs_name[i],
+		    strlen(b->b_active.bs_name[i]), b->b_active.bs_pattern[i]))
+			bridge_sub_command(b, 0, b->b_active.bs_name[i],
+			    b->b_active.bs_pattern[i]);
+	bridge_subs_free(&b->b_active);
+	b->b_active = b->b_next;
+	b->b_next.bs_n = 0;
+	log_info("redis: subscribed to the new namespaces (%d subscriptions)",
+	    b->b_active.bs_n);
+}
+
+/* A reload changed the namespaces: follow them without a gap. */
+static void
+bridge_resubscribe(struct rt_bridge *b)
+{
+	int	 i;
+
+	if (b->b_sub == NULL)
+		return;		/* bridge_connect() reads the new table */
+	if (!atomic_load(&b->b_rb->rb_redis_up) || b->b_switch_acks > 0) {
+		/* still subscribing: start again from the new table */
+		log_info("redis: namespaces changed while subscribing: resubscribing");
+		bridge_drop(b, b->b_sub);
+		return;
+	}
+	bridge_subs_build(b, &b->b_next);
+	for (i = 0; i < b->b_next.bs_n; i++)
+		if (!bridge_subs_has(&b->b_active, b->b_next.bs_name[i],
+		    strlen(b->b_next.bs_name[i]), b->b_next.bs_pattern[i])) {
+			bridge_sub_command(b, 1, b->b_next.bs_name[i], b->b_next.bs_pattern[i]);
+			b->b_switch_acks++;
+		}
+	if (b->b_switch_acks == 0)
+		bridge_switch_finish(b);
+}
 
 /* ---- state ----------------------------------------------------------------- */
 
@@ -109,6 +220,8 @@ bridge_lost(struct rt_bridge *b, const redisAsyncContext *ac)
 	if (ac == b->b_sub) {
 		b->b_sub = NULL;
 		b->b_sub_expect = 0;
+		b->b_switch_acks = 0;
+		bridge_subs_free(&b->b_next);
 		bridge_set_up(b, 0);
 	} else if (ac == b->b_cmd)
 		b->b_cmd = NULL;
@@ -329,6 +442,11 @@ bridge_on_message(redisAsyncContext *ac, void *r, void *priv)
 	if (e[0]->type != REDIS_REPLY_STRING)
 		return;
 	if (!strcmp(e[0]->str, "subscribe") || !strcmp(e[0]->str, "psubscribe")) {
+		if (b->b_switch_acks > 0) {
+			if (--b->b_switch_acks == 0)
+				bridge_switch_finish(b);
+			return;
+		}
 		if (++b->b_sub_acks == b->b_sub_expect) {
 			b->b_backoff = 0;
 			bridge_set_up(b, 1);
@@ -339,10 +457,12 @@ bridge_on_message(redisAsyncContext *ac, void *r, void *priv)
 	    e[2]->type == REDIS_REPLY_STRING) {
 		if (strcmp(e[1]->str, b->b_canary) == 0)
 			bridge_canary_seen(b, e[2]->str, e[2]->len);
-		else
+		else if (bridge_subs_has(&b->b_active, e[1]->str, e[1]->len, 0))
 			bridge_route(b, e[1]->str, e[1]->len, e[2]->str, e[2]->len);
 	} else if (!strcmp(e[0]->str, "pmessage") && n == 4 &&
-	    e[2]->type == REDIS_REPLY_STRING && e[3]->type == REDIS_REPLY_STRING)
+	    e[1]->type == REDIS_REPLY_STRING && e[2]->type == REDIS_REPLY_STRING &&
+	    e[3]->type == REDIS_REPLY_STRING && strcmp(e[2]->str, b->b_canary) != 0 &&
+	    bridge_subs_has(&b->b_active, e[1]->str, e[1]->len, 1))
 		bridge_route(b, e[2]->str, e[2]->len, e[3]->str, e[3]->len);
 }
 
@@ -381,28 +501,27 @@ bridge_open(struct rt_bridge *b)
 
 /* One subscription of the channel table's (or the canary's). */
 static void
-bridge_subscribe(const char *name, int pattern, void *arg)
+bridge_subscribe(struct rt_bridge *b, const char *name, int pattern)
 {
-	struct rt_bridge	*b = arg;
-
-	if (pattern)
-		redisAsyncCommand(b->b_sub, bridge_on_message, b, "PSUBSCRIBE %s", name);
-	else
-		redisAsyncCommand(b->b_sub, bridge_on_message, b, "SUBSCRIBE %s", name);
+	bridge_sub_command(b, 1, name, pattern);
 	b->b_sub_expect++;
 }
 
 static void
 bridge_connect(struct rt_bridge *b)
 {
+	int	 i;
+
 	b->b_retry_at = 0;
 	if (b->b_sub == NULL && (b->b_sub = bridge_open(b)) != NULL) {
 		b->b_sub_started = util_now_ms();
 		b->b_sub_acks = 0;
 		b->b_sub_expect = 0;
-		chan_redis_subscriptions(bridge_subscribe, b);
+		bridge_subs_build(b, &b->b_active);
+		for (i = 0; i < b->b_active.bs_n; i++)
+			bridge_subscribe(b, b->b_active.bs_name[i], b->b_active.bs_pattern[i]);
 		if (b->b_conf->c_canary_interval > 0)
-			bridge_subscribe(b->b_canary, 0, b);
+			bridge_subscribe(b, b->b_canary, 0);
 	}
 	/* the command connection: canaries and the admin's publish */
 	if (b->b_cmd == NULL)
@@ -565,10 +684,15 @@ bridge_reload(struct rt_bridge *b, const char *p, size_t len)
 {
 	struct rt_config	 nc;
 
+	int			 nschanged;
+
 	config_from_master(&nc, b->b_conf->c_file, p, len);
+	nschanged = !chan_table_equal(b->b_conf->c_namespaces, nc.c_namespaces);
 	config_merge_reloadable(b->b_conf, &nc, 0);
 	log_setlevel(b->b_conf->c_log_level);
 	config_free(&nc);
+	if (nschanged)
+		bridge_resubscribe(b);
 }
 
 static void
@@ -643,6 +767,8 @@ bridge_cleanup(struct rt_bridge *b)
 	if (b->b_tick != NULL)
 		event_free(b->b_tick);
 	free(b->b_json);
+	bridge_subs_free(&b->b_active);
+	bridge_subs_free(&b->b_next);
 	if (b->b_base != NULL)
 		event_base_free(b->b_base);
 }

@@ -268,9 +268,10 @@ chanidx_who_put(struct rt_conn *c, struct rt_chan *ch)
 	    c->c_userkey);
 }
 
-/* 0 subscribed, -1 with *why set. */
+/* 0 subscribed, -1 with *why set.  limit: subscribers on this node, 0: none. */
 int
-chanidx_subscribe(struct rt_conn *c, const char *name, size_t len, const char **why)
+chanidx_subscribe(struct rt_conn *c, const char *name, size_t len, int64_t limit,
+    const char **why)
 {
 	struct rt_worker	*w = c->c_worker;
 	struct rt_chan		*ch;
@@ -305,9 +306,14 @@ chanidx_subscribe(struct rt_conn *c, const char *name, size_t len, const char **
 		free(s);
 		goto undo;
 	}
-	if (reg_chan_add(w->w_reg, w->w_id, name, len, 1) == -1) {
+	if ((rv = reg_chan_add(w->w_reg, w->w_id, name, len, 1, limit)) != 0) {
 		chanidx_del_sub(ch, s);
 		free(s);
+		if (rv == -2) {
+			STAT_ADD(w, rw_channel_full, 1);
+			*why = "Channel is full";
+			goto release;
+		}
 		goto undo;
 	}
 	s->s_conn = c;
@@ -317,8 +323,11 @@ chanidx_subscribe(struct rt_conn *c, const char *name, size_t len, const char **
 	reg_conn_set_nsubs(w->w_reg, c->c_slot, c->c_nsubs);
 	return 0;
  undo:
+	*why = "Server channel table is full, try again later";
+ release:
 	chanidx_who_put(c, ch);
 	chanidx_release(w, ch);
+	return -1;
  full:
 	*why = "Server channel table is full, try again later";
 	return -1;
@@ -335,7 +344,7 @@ chanidx_unsubscribe_at(struct rt_conn *c, int i)
 	c->c_subs[i] = c->c_subs[--c->c_nsubs];
 	STAT_ADD(c->c_worker, rw_subscriptions, -1);
 	reg_chan_add(c->c_worker->w_reg, c->c_worker->w_id, ch->ch_name,
-	    strlen(ch->ch_name), -1);
+	    strlen(ch->ch_name), -1, 0);
 	reg_conn_set_nsubs(c->c_worker->w_reg, c->c_slot, c->c_nsubs);
 	free(s);
 	chanidx_release(c->c_worker, ch);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "channel.h"
 #include "config.h"
 #include "log.h"
 #include "redis_url.h"
@@ -445,6 +446,10 @@ config_free(struct rt_config *conf)
 	for (i = 0; conf->c_where != NULL && i < NKEYS; i++)
 		free(conf->c_where[i]);
 	free(conf->c_where);
+	for (i = 0; i < conf->c_nnotes; i++)
+		free(conf->c_notes[i]);
+	free(conf->c_notes);
+	chan_table_free(conf->c_namespaces);
 	free(conf->c_file);
 	memset(conf, 0, sizeof(*conf));
 }
@@ -498,6 +503,47 @@ config_split(char *line, char **key, char **val)
 static int	config_include(struct rt_config *, const char *, const char *, int, int,
 		    char *, size_t);
 
+static void
+config_add_note(struct rt_config *conf, const char *fmt, ...)
+{
+	char	 buf[CHAN_LINE_MAX + 256], **n;
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if ((n = reallocarray(conf->c_notes, (size_t)conf->c_nnotes + 1, sizeof(*n))) == NULL)
+		fatal("reallocarray");
+	conf->c_notes = n;
+	if ((n[conf->c_nnotes++] = strdup(buf)) == NULL)
+		fatal("strdup");
+}
+
+/* "namespace PATTERN WHO [options]": the first one replaces the default table. */
+static int
+config_namespace(struct rt_config *conf, const char *val, const char *name, int lineno,
+    char *err, size_t errlen)
+{
+	char	 msg[CHAN_LINE_MAX + 256];
+	int	 rv;
+
+	if (strlen(val) > CONF_STR_MAX) {
+		snprintf(err, errlen, "%s:%d: namespace: line longer than %d bytes", name,
+		    lineno, CONF_STR_MAX);
+		return -1;
+	}
+	if (conf->c_namespaces == NULL && (conf->c_namespaces = chan_table_new()) == NULL)
+		fatal("calloc");
+	if ((rv = chan_table_add(conf->c_namespaces, val, name, lineno, msg,
+	    sizeof(msg))) == -1) {
+		snprintf(err, errlen, "%s:%d: namespace: %s", name, lineno, msg);
+		return -1;
+	}
+	if (rv == 1)
+		config_add_note(conf, "%s:%d: %s", name, lineno, msg);
+	return 0;
+}
+
 static int
 config_line(struct rt_config *conf, char *line, const char *name, int lineno,
     int depth, char *err, size_t errlen)
@@ -519,6 +565,8 @@ config_line(struct rt_config *conf, char *line, const char *name, int lineno,
 		}
 		return config_include(conf, val, name, lineno, depth, err, errlen);
 	}
+	if (strcmp(key, "namespace") == 0)
+		return config_namespace(conf, val, name, lineno, err, errlen);
 	if ((k = config_find(key)) == NULL) {
 		snprintf(err, errlen, "%s:%d: unknown key '%.64s'", name, lineno, key);
 		return -1;
@@ -646,6 +694,8 @@ config_validate(struct rt_config *conf, char *err, size_t errlen)
 {
 	const char	*alg = conf->c_jwt_algorithm;
 
+	if (conf->c_namespaces == NULL && (conf->c_namespaces = chan_table_default()) == NULL)
+		fatalx("the default namespace table does not build");
 	if (conf->c_heartbeat_timeout == 0)
 		conf->c_heartbeat_timeout = 2 * conf->c_heartbeat_interval;
 	if (conf->c_heartbeat_timeout < conf->c_heartbeat_interval) {
@@ -844,6 +894,10 @@ config_include(struct rt_config *conf, const char *pattern, const char *name, in
 static void
 config_warn(const struct rt_config *conf)
 {
+	int	 i;
+
+	for (i = 0; i < conf->c_nnotes; i++)
+		log_warnx("%s", conf->c_notes[i]);
 	if (conf->c_client_messages_burst < conf->c_max_subscriptions + 20)
 		log_warnx("%s: client_messages_burst %d is below max_subscriptions + 20 (%d): "
 		    "a client that subscribes to all its channels at once is closed for flooding",
@@ -898,6 +952,8 @@ config_auth_new(const struct rt_config *conf, char *err, size_t errlen)
 	p.ap_issuer = conf->c_jwt_issuer;
 	p.ap_audience = conf->c_jwt_audience;
 	p.ap_require_exp = conf->c_jwt_require_exp;
+	if (conf->c_namespaces != NULL)
+		p.ap_claims = chan_table_claims(conf->c_namespaces);
 	/* a stale jwt_public_key does not matter to an HS* configuration */
 	if (auth_alg_public_key(conf->c_jwt_algorithm) == 1 && file != NULL &&
 	    *file != '\0') {
@@ -972,6 +1028,22 @@ config_serialize(const struct rt_config *conf, size_t *len)
 	return t.buf;
 }
 
+struct config_ns_emit {
+	void	(*ne_emit)(const char *, void *);
+	void	*ne_arg;
+};
+
+/* The table in effect, the default included, as namespace lines. */
+static void
+config_ns_line(const char *line, void *arg)
+{
+	const struct config_ns_emit	*ne = arg;
+	char				 buf[CHAN_LINE_MAX + 16];
+
+	snprintf(buf, sizeof(buf), "namespace %s", line);
+	ne->ne_emit(buf, ne->ne_arg);
+}
+
 static void
 config_emit(const struct rt_config *conf, int secrets,
     void (*emit)(const char *, void *), void *arg)
@@ -1020,6 +1092,11 @@ config_emit(const struct rt_config *conf, int secrets,
 			break;
 		}
 		emit(line, arg);
+	}
+	if (conf->c_namespaces != NULL) {
+		struct config_ns_emit	 ne = { emit, arg };
+
+		chan_table_lines(conf->c_namespaces, config_ns_line, &ne);
 	}
 }
 
@@ -1090,6 +1167,27 @@ config_copy(const struct conf_key *k, struct rt_config *dst, const struct rt_con
 	}
 }
 
+static void
+config_table_line(const char *line, void *arg)
+{
+	char	 msg[CHAN_LINE_MAX + 256];
+
+	if (chan_table_add(arg, line, NULL, 0, msg, sizeof(msg)) == -1)
+		fatalx("%s: namespace %s: %s", __func__, line, msg);
+}
+
+/* A table's copy, read back from its own lines. */
+static struct chan_table *
+config_table_copy(const struct chan_table *t)
+{
+	struct chan_table	*n;
+
+	if ((n = chan_table_new()) == NULL)
+		fatal("calloc");
+	chan_table_lines(t, config_table_line, n);
+	return n;
+}
+
 int
 config_merge_reloadable(struct rt_config *live, const struct rt_config *next, int report)
 {
@@ -1113,6 +1211,14 @@ config_merge_reloadable(struct rt_config *live, const struct rt_config *next, in
 	}
 	/* derived values follow their sources */
 	live->c_heartbeat_timeout = next->c_heartbeat_timeout;
+	if (next->c_namespaces != NULL && (live->c_namespaces == NULL ||
+	    !chan_table_equal(live->c_namespaces, next->c_namespaces))) {
+		chan_table_free(live->c_namespaces);
+		live->c_namespaces = config_table_copy(next->c_namespaces);
+		if (report)
+			log_info("reload: namespaces changed (%d)",
+			    chan_table_count(live->c_namespaces));
+	}
 	return restart;
 }
 

@@ -365,17 +365,45 @@ conn_timer_fire(struct wheel_entry *e, void *arg)
 	}
 }
 
+/* What a connection keeps of user (authenticated); NULL out of memory. */
+struct conn_user *
+conn_user_new(const struct auth_user *user)
+{
+	struct conn_user	*cu;
+	size_t			 idlen = strlen(user->u_id), rlen = strlen(user->u_role);
+
+	if ((cu = malloc(sizeof(*cu) + idlen + 1 + rlen + 1 + user->u_claimslen)) == NULL)
+		return NULL;
+	cu->cu_exp = user->u_exp;
+	cu->cu_admin = (uint8_t)user->u_admin;
+	cu->cu_has_role = (uint8_t)user->u_has_role;
+	cu->cu_claimslen = (uint16_t)user->u_claimslen;
+	memcpy(cu->cu_id, user->u_id, idlen + 1);
+	memcpy(cu->cu_id + idlen + 1, user->u_role, rlen + 1);
+	memcpy(cu->cu_id + idlen + 1 + rlen + 1, user->u_claims, user->u_claimslen);
+	return cu;
+}
+
 /* The policy's view of a connection's user (NULL: anonymous), in tmp. */
 const struct auth_user *
 conn_auth_user(const struct rt_conn *c, struct auth_user *tmp)
 {
-	if (c->c_user == NULL)
+	const struct conn_user	*cu = c->c_user;
+	const char		*role;
+
+	if (cu == NULL)
 		return NULL;
-	auth_anonymous(tmp);
 	tmp->u_authenticated = 1;
-	tmp->u_admin = c->c_user->cu_admin;
-	tmp->u_exp = c->c_user->cu_exp;
-	snprintf(tmp->u_id, sizeof(tmp->u_id), "%s", c->c_user->cu_id);
+	tmp->u_admin = cu->cu_admin;
+	tmp->u_exp = cu->cu_exp;
+	snprintf(tmp->u_id, sizeof(tmp->u_id), "%s", cu->cu_id);
+	role = cu->cu_id + strlen(cu->cu_id) + 1;
+	tmp->u_has_role = cu->cu_has_role;
+	snprintf(tmp->u_role, sizeof(tmp->u_role), "%s", role);
+	tmp->u_has_email = 0;
+	tmp->u_email[0] = '\0';
+	memcpy(tmp->u_claims, role + strlen(role) + 1, cu->cu_claimslen);
+	tmp->u_claimslen = cu->cu_claimslen;
 	return tmp;
 }
 

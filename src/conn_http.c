@@ -175,15 +175,12 @@ conn_http_greet(struct rt_conn *c, const struct http_token *tok)
 		return;
 	}
 	if (user.u_authenticated) {
-		if ((c->c_user = malloc(sizeof(*c->c_user) + strlen(user.u_id) + 1)) == NULL) {
+		if ((c->c_user = conn_user_new(&user)) == NULL) {
 			reg_conn_del(w->w_reg, c->c_slot);
 			c->c_slot = -1;
 			conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
 			return;
 		}
-		c->c_user->cu_exp = user.u_exp;
-		c->c_user->cu_admin = (uint8_t)user.u_admin;
-		memcpy(c->c_user->cu_id, user.u_id, strlen(user.u_id) + 1);
 		/* 0 marks a free entry in a channel's table of users */
 		if ((c->c_userkey = reg_count_key(user.u_id, strlen(user.u_id))) == 0)
 			c->c_userkey = 1;
@@ -192,7 +189,8 @@ conn_http_greet(struct rt_conn *c, const struct http_token *tok)
 		STAT_ADD(w, rw_anonymous, 1);
 	STAT_ADD(w, rw_connections, 1);
 	c->c_counted = 1;
-	conn_send_json(c, proto_connected(c->c_id, user.u_authenticated ? &user : NULL, NULL));
+	conn_send_json(c, proto_connected(c->c_id, w->w_conf->c_namespaces,
+	    user.u_authenticated ? &user : NULL, NULL));
 }
 
 static void

@@ -32,14 +32,17 @@ conn_ws_subscribe(struct rt_conn *c, struct proto_request *r)
 {
 	struct auth_user	 u;
 	enum chan_verdict	 v;
+	const struct chan_ns	*ns;
 	const char		*why = NULL;
 
-	v = chan_authorize(r->pr_channel, r->pr_channel_len, conn_auth_user(c, &u));
+	v = chan_authorize(c->c_worker->w_conf->c_namespaces, r->pr_channel,
+	    r->pr_channel_len, conn_auth_user(c, &u), &ns);
 	if (v != CHAN_OK) {
 		conn_send_error(c, chan_verdict_message(v), "subscribe", r->pr_channel);
 		return;
 	}
-	if (chanidx_subscribe(c, r->pr_channel, r->pr_channel_len, &why) == -1) {
+	if (chanidx_subscribe(c, r->pr_channel, r->pr_channel_len, ns->ns_max_subscribers,
+	    &why) == -1) {
 		conn_send_error(c, why, "subscribe", r->pr_channel);
 		return;
 	}
@@ -53,7 +56,8 @@ conn_ws_unsubscribe(struct rt_conn *c, struct proto_request *r)
 	enum chan_verdict	 v;
 	int			 i;
 
-	v = chan_authorize(r->pr_channel, r->pr_channel_len, conn_auth_user(c, &u));
+	v = chan_authorize(c->c_worker->w_conf->c_namespaces, r->pr_channel,
+	    r->pr_channel_len, conn_auth_user(c, &u), NULL);
 	if (v == CHAN_INVALID || v == CHAN_UNKNOWN) {
 		conn_send_error(c, chan_verdict_message(v), "unsubscribe", r->pr_channel);
 		return;
@@ -73,7 +77,34 @@ conn_ws_channels(struct rt_conn *c)
 	for (i = 0; i < c->c_nsubs; i++)
 		json_object_array_add(subs,
 		    json_object_new_string(c->c_subs[i]->s_chan->ch_name));
-	conn_send_json(c, proto_channels(conn_auth_user(c, &u), subs, NULL));
+	conn_send_json(c, proto_channels(c->c_worker->w_conf->c_namespaces,
+	    conn_auth_user(c, &u), subs, NULL));
+}
+
+/*
+ * The namespaces changed (a reload): every subscription the new table no
+ * longer allows ends, and the client is told why.
+ */
+void
+conn_ws_reauthorize(struct rt_conn *c)
+{
+	const struct chan_table	*t = c->c_worker->w_conf->c_namespaces;
+	const struct auth_user	*user;
+	struct auth_user	 u;
+	const char		*name;
+	int			 i;
+
+	if (c->c_state != CS_OPEN || c->c_route != ROUTE_PROTO || !c->c_counted)
+		return;
+	user = conn_auth_user(c, &u);
+	for (i = c->c_nsubs - 1; i >= 0; i--) {
+		name = c->c_subs[i]->s_chan->ch_name;
+		if (chan_authorize(t, name, strlen(name), user, NULL) == CHAN_OK)
+			continue;
+		conn_send_json(c, proto_unsubscribed(name, "not authorized", NULL));
+		STAT_ADD(c->c_worker, rw_revoked, 1);
+		chanidx_unsubscribe_at(c, i);
+	}
 }
 
 /*
@@ -88,6 +119,7 @@ struct conn_ws_top {
 };
 
 struct conn_ws_stats_filter {
+	const struct chan_table	*sf_table;
 	const struct auth_user	*sf_user;
 	struct conn_ws_top	*sf_top;
 	int			 sf_n;
@@ -125,7 +157,7 @@ conn_ws_stats_add(const char *name, int64_t subscribers, void *arg)
 
 	/* non-admins see only channels they could subscribe to themselves */
 	if ((sf->sf_user == NULL || !sf->sf_user->u_admin) &&
-	    chan_authorize(name, strlen(name), sf->sf_user) != CHAN_OK)
+	    chan_authorize(sf->sf_table, name, strlen(name), sf->sf_user, NULL) != CHAN_OK)
 		return;
 	if (sf->sf_n < sf->sf_max) {
 		/* sift up */
@@ -166,6 +198,7 @@ conn_ws_stats(struct rt_conn *c)
 	st.ps_authenticated = t.t_authenticated;
 	st.ps_anonymous = t.t_anonymous;
 	st.ps_subscriptions = t.t_subscriptions;
+	sf.sf_table = w->w_conf->c_namespaces;
 	sf.sf_user = conn_auth_user(c, &u);
 	sf.sf_n = 0;
 	sf.sf_max = w->w_conf->c_stats_channels;

@@ -462,14 +462,14 @@ proto_list_emit(const char *name, void *arg)
 }
 
 static struct json_object *
-proto_authorized(const struct auth_user *user)
+proto_authorized(const struct chan_table *t, const struct auth_user *user)
 {
 	struct proto_list	 l;
 
 	if ((l.l_array = json_object_new_array()) == NULL)
 		return NULL;
 	l.l_failed = 0;
-	chan_authorized_list(user, proto_list_emit, &l);
+	chan_authorized_list(t, user, proto_list_emit, &l);
 	if (l.l_failed) {
 		json_object_put(l.l_array);
 		return NULL;
@@ -501,8 +501,8 @@ proto_user(const struct auth_user *user)
 }
 
 struct json_object *
-proto_connected(const char *conn_id, const struct auth_user *user,
-    const struct timeval *tv)
+proto_connected(const char *conn_id, const struct chan_table *t,
+    const struct auth_user *user, const struct timeval *tv)
 {
 	struct json_object	*o;
 	int			 failed;
@@ -518,7 +518,7 @@ proto_connected(const char *conn_id, const struct auth_user *user,
 	}
 	if (!failed)
 		failed = proto_add(o, "authorizedChannels",
-		    proto_authorized(user));
+		    proto_authorized(t, user));
 	return proto_finish(o, failed, tv);
 }
 
@@ -535,14 +535,28 @@ proto_subscribed(const char *type, const char *channel,
 }
 
 struct json_object *
+proto_unsubscribed(const char *channel, const char *reason, const struct timeval *tv)
+{
+	struct json_object	*o;
+	int			 failed;
+
+	if ((o = proto_new("unsubscribed")) == NULL)
+		return NULL;
+	failed = proto_add(o, "channel", json_object_new_string(channel));
+	if (!failed)
+		failed = proto_add(o, "reason", json_object_new_string(reason));
+	return proto_finish(o, failed, tv);
+}
+
+struct json_object *
 proto_pong(const struct timeval *tv)
 {
 	return proto_finish(proto_new("pong"), 0, tv);
 }
 
 struct json_object *
-proto_channels(const struct auth_user *user, struct json_object *subscribed,
-    const struct timeval *tv)
+proto_channels(const struct chan_table *t, const struct auth_user *user,
+    struct json_object *subscribed, const struct timeval *tv)
 {
 	struct json_object	*o;
 	int			 failed;
@@ -553,7 +567,7 @@ proto_channels(const struct auth_user *user, struct json_object *subscribed,
 		json_object_put(subscribed);
 		return NULL;
 	}
-	failed = proto_add(o, "authorizedChannels", proto_authorized(user));
+	failed = proto_add(o, "authorizedChannels", proto_authorized(t, user));
 	if (failed)
 		json_object_put(subscribed);
 	else

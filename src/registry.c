@@ -407,7 +407,8 @@ reg_conn_count(struct registry *r, int i, void *arg)
 }
 
 int
-reg_chan_add(struct registry *r, int w, const char *name, size_t len, int delta)
+reg_chan_add(struct registry *r, int w, const char *name, size_t len, int delta,
+    int64_t limit)
 {
 	struct reg_header	*h = r->r_hdr;
 	struct reg_chan		*ch;
@@ -436,6 +437,10 @@ reg_chan_add(struct registry *r, int w, const char *name, size_t len, int delta)
 		h->rh_nchans++;
 	}
 	ch = reg_chan_slot(r, (int)(reg_chan_bucket(r, i)->ci_rec - 1));
+	if (delta > 0 && limit > 0 && ch->ch_total >= limit) {
+		reg_unlock(r);
+		return -2;
+	}
 	if (ch->ch_counts[w] + delta >= 0) {
 		ch->ch_counts[w] += delta;
 		ch->ch_total += delta;

@@ -52,6 +52,8 @@ static const struct {
 	{ "tls_errors", WOFF(rw_tls_errors) },
 	{ "ip_limited", WOFF(rw_ip_limited) },
 	{ "user_limited", WOFF(rw_user_limited) },
+	{ "channel_full", WOFF(rw_channel_full) },
+	{ "subscriptions_revoked", WOFF(rw_revoked) },
 	{ "accept_errors", WOFF(rw_accept_errors) },
 };
 
@@ -288,6 +290,8 @@ static const struct stats_counter stats_worker_metrics[] = {
 	{ "realtimed_kicked_total", "counter", "Connections closed by an administrator.", WOFF(rw_kicked) },
 	{ "realtimed_ip_limited_total", "counter", "Connections refused 503 (max_connections_per_ip).", WOFF(rw_ip_limited) },
 	{ "realtimed_user_limited_total", "counter", "Subscriptions refused (max_channels_per_user).", WOFF(rw_user_limited) },
+	{ "realtimed_channel_full_total", "counter", "Subscriptions refused (a namespace's max_subscribers).", WOFF(rw_channel_full) },
+	{ "realtimed_subscriptions_revoked_total", "counter", "Subscriptions a reload of the namespaces ended.", WOFF(rw_revoked) },
 	{ "realtimed_accept_errors_total", "counter", "Failed accept() calls (out of descriptors or memory).", WOFF(rw_accept_errors) },
 };
 

@@ -34,6 +34,7 @@
 #include "wheel.h"
 #include "ws.h"
 #include "auth.h"
+#include "channel.h"
 #include "ipc.h"
 #include "registry.h"
 #include "tls.h"
@@ -454,6 +455,8 @@ worker_reload(struct rt_worker *w, const char *p, size_t len, char *err, size_t 
 {
 	struct rt_config	 nc;
 	struct auth_ctx		*auth;
+	struct rt_conn		*c, *next;
+	int			 nschanged;
 
 	config_from_master(&nc, w->w_conf->c_file, p, len);
 	if ((auth = config_auth_new(&nc, err, errlen)) == NULL) {
@@ -461,11 +464,17 @@ worker_reload(struct rt_worker *w, const char *p, size_t len, char *err, size_t 
 		config_free(&nc);
 		return -1;
 	}
+	nschanged = !chan_table_equal(w->w_conf->c_namespaces, nc.c_namespaces);
 	config_merge_reloadable(w->w_conf, &nc, 0);
 	auth_free(w->w_auth);
 	w->w_auth = auth;
 	log_setlevel(w->w_conf->c_log_level);
 	config_free(&nc);
+	if (nschanged)
+		for (c = TAILQ_FIRST(&w->w_conns); c != NULL; c = next) {
+			next = TAILQ_NEXT(c, c_link);
+			conn_ws_reauthorize(c);
+		}
 	return 0;
 }
 

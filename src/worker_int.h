@@ -87,10 +87,16 @@ struct fanout_pending {
 	uint32_t	 fp_next;	/* UINT32_MAX: last of its connection */
 };
 
-/* What a connection keeps of its token: a few bytes, not a struct auth_user. */
+/*
+ * What a connection keeps of its token: a few bytes, not a struct
+ * auth_user.  cu_data is the id, NUL, the role, NUL, then the claims the
+ * namespaces use (cu_claimslen bytes of auth_user's u_claims).
+ */
 struct conn_user {
 	time_t		 cu_exp;	/* 0: none */
 	uint8_t		 cu_admin;
+	uint8_t		 cu_has_role;
+	uint16_t	 cu_claimslen;
 	char		 cu_id[];
 };
 
@@ -211,6 +217,7 @@ void	conn_timer_fire(struct wheel_entry *, void *);
 int	conn_flush(struct rt_conn *);
 int	conn_drained(struct rt_conn *);
 const struct auth_user *conn_auth_user(const struct rt_conn *, struct auth_user *);
+struct conn_user *conn_user_new(const struct auth_user *);
 void	conn_peer_set(struct rt_conn *, const struct sockaddr *);
 const char *conn_peer(const struct rt_conn *);
 
@@ -222,12 +229,13 @@ void	conn_http_plain(struct rt_conn *, uint8_t *, size_t);
 /* conn_ws.c */
 size_t	conn_ws_feed(struct rt_conn *, uint8_t *, size_t);
 void	conn_ws_input(struct rt_conn *);
+void	conn_ws_reauthorize(struct rt_conn *);
 
 /* chanidx.c */
 int	chanidx_init(struct rt_worker *);
 struct rt_chan *chanidx_find(struct rt_worker *, const char *, size_t);
 int	chanidx_find_sub(struct rt_conn *, const char *, size_t);
-int	chanidx_subscribe(struct rt_conn *, const char *, size_t, const char **);
+int	chanidx_subscribe(struct rt_conn *, const char *, size_t, int64_t, const char **);
 void	chanidx_unsubscribe_at(struct rt_conn *, int);
 void	chanidx_unsubscribe_all(struct rt_conn *);
 

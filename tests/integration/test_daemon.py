@@ -190,10 +190,20 @@ def test_config_dump_shows_every_key_and_hides_secrets(tmp_path):
     assert "test is successful" in err
     lines = out.splitlines()
     dumped = {}
+    namespaces = []
     for l in lines:
         k, _, v = l.partition(" ")
+        if k == "namespace":	# repeatable: the table in effect, in order
+            namespaces.append(v)
+            continue
         assert k not in dumped, "key %s printed twice" % k
         dumped[k] = v
+    # no namespace line in the file: the default table, written out
+    assert [n.split()[0] for n in namespaces] == [
+        "announcements", "apps:*", "users:*", "user:{userId}", "database:*",
+        "deployments:*", "storage:*", "system:*"]
+    assert all("history=100 history_ttl=300000ms" in n for n in namespaces)
+    assert namespaces[3].split()[1] == "self" and namespaces[7].split()[1] == "role=admin"
     missing = set(KNOWN_KEYS) - set(dumped)
     assert not missing, "keys missing from the dump: %s" % sorted(missing)
     assert dumped["jwt_secret"] == "(set)"

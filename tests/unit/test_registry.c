@@ -57,24 +57,24 @@ START_TEST(test_channel_counts_route_and_delete)
 {
 	uint64_t	 mask;
 
-	ck_assert_int_eq(reg_chan_add(&reg, 0, "apps:created", 12, 1), 0);
-	ck_assert_int_eq(reg_chan_add(&reg, 2, "apps:created", 12, 1), 0);
-	ck_assert_int_eq(reg_chan_add(&reg, 2, "apps:created", 12, 1), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 0, "apps:created", 12, 1, 0), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 2, "apps:created", 12, 1, 0), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 2, "apps:created", 12, 1, 0), 0);
 	ck_assert_int_eq(reg_chan_route(&reg, "apps:created", 12, &mask), 3);
 	ck_assert_uint_eq(mask, (1u << 0) | (1u << 2));
 	ck_assert_int_eq(reg.r_hdr->rh_nchans, 1);
 	/* a prefix or a longer name is another channel */
 	ck_assert_int_eq(reg_chan_route(&reg, "apps:create", 11, &mask), 0);
 	ck_assert_uint_eq(mask, 0);
-	ck_assert_int_eq(reg_chan_add(&reg, 0, "apps:created", 12, -1), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 0, "apps:created", 12, -1, 0), 0);
 	ck_assert_int_eq(reg_chan_route(&reg, "apps:created", 12, &mask), 2);
 	ck_assert_uint_eq(mask, 1u << 2);
-	ck_assert_int_eq(reg_chan_add(&reg, 2, "apps:created", 12, -1), 0);
-	ck_assert_int_eq(reg_chan_add(&reg, 2, "apps:created", 12, -1), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 2, "apps:created", 12, -1, 0), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 2, "apps:created", 12, -1, 0), 0);
 	ck_assert_int_eq(reg_chan_route(&reg, "apps:created", 12, &mask), 0);
 	ck_assert_int_eq(reg.r_hdr->rh_nchans, 0);
 	/* a decrement of an unknown channel is harmless */
-	ck_assert_int_eq(reg_chan_add(&reg, 1, "nope", 4, -1), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 1, "nope", 4, -1, 0), 0);
 	ck_assert_int_eq(reg.r_hdr->rh_nchans, 0);
 }
 END_TEST
@@ -87,19 +87,19 @@ START_TEST(test_channel_table_full_is_counted)
 
 	for (i = 0; i < 16; i++) {
 		snprintf(name, sizeof(name), "apps:c%d", i);
-		ck_assert_int_eq(reg_chan_add(&reg, 1, name, strlen(name), 1), 0);
+		ck_assert_int_eq(reg_chan_add(&reg, 1, name, strlen(name), 1, 0), 0);
 	}
-	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:one-too-many", 17, 1), -1);
+	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:one-too-many", 17, 1), -1, 0);
 	ck_assert_int_eq(reg.r_hdr->rh_chan_table_full, 1);
 	/* existing channels still count, and every one still routes */
-	ck_assert_int_eq(reg_chan_add(&reg, 3, "apps:c5", 7, 1), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 3, "apps:c5", 7, 1, 0), 0);
 	for (i = 0; i < 16; i++) {
 		snprintf(name, sizeof(name), "apps:c%d", i);
 		ck_assert_int_ge(reg_chan_route(&reg, name, strlen(name), &mask), 1);
 	}
 	/* deleting frees room (tombstones are reused) */
-	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:c0", 7, -1), 0);
-	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:one-too-many", 17, 1), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:c0", 7, -1, 0), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:one-too-many", 17, 1, 0), 0);
 }
 END_TEST
 
@@ -112,13 +112,13 @@ START_TEST(test_churn_keeps_lookups_right)
 	for (round = 0; round < 50; round++) {
 		for (i = 0; i < 12; i++) {
 			snprintf(name, sizeof(name), "user:%d-%d", round, i);
-			ck_assert_int_eq(reg_chan_add(&reg, i % 4, name, strlen(name), 1), 0);
+			ck_assert_int_eq(reg_chan_add(&reg, i % 4, name, strlen(name), 1, 0), 0);
 		}
 		for (i = 0; i < 12; i++) {
 			snprintf(name, sizeof(name), "user:%d-%d", round, i);
 			ck_assert_int_eq(reg_chan_route(&reg, name, strlen(name), &mask), 1);
 			ck_assert_uint_eq(mask, 1u << (i % 4));
-			ck_assert_int_eq(reg_chan_add(&reg, i % 4, name, strlen(name), -1), 0);
+			ck_assert_int_eq(reg_chan_add(&reg, i % 4, name, strlen(name), -1, 0), 0);
 		}
 	}
 	ck_assert_int_eq(reg.r_hdr->rh_nchans, 0);
@@ -176,9 +176,9 @@ START_TEST(test_worker_clear_forgets_only_that_worker)
 	uint64_t	 mask;
 	int		 i;
 
-	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:a", 6, 1), 0);
-	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:b", 6, 1), 0);
-	ck_assert_int_eq(reg_chan_add(&reg, 2, "apps:b", 6, 1), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:a", 6, 1, 0), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:b", 6, 1, 0), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 2, "apps:b", 6, 1, 0), 0);
 	for (i = 0; i < 4; i++)
 		ck_assert_int_ge(reg_conn_add(&reg, i % 2 ? 1 : 2, "id", NULL, 0, "p", 0), 0);
 	atomic_store(&reg_worker(&reg, 1)->rw_connections, 2);
@@ -216,7 +216,7 @@ START_TEST(test_writer_dying_with_the_lock)
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
 	/* each of these takes the lock; none may hang */
-	ck_assert_int_eq(reg_chan_add(&reg, 0, "apps:x", 6, 1), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 0, "apps:x", 6, 1, 0), 0);
 	ck_assert_int_eq(reg_chan_route(&reg, "apps:x", 6, &mask), 1);
 	ck_assert_int_ge(reg_conn_add(&reg, 0, "id", NULL, 0, "p", 0), 0);
 	ck_assert_int_eq(atomic_load(&reg.r_hdr->rh_lock_recoveries), 1);
@@ -239,9 +239,9 @@ START_TEST(test_half_done_channel_changes_repaired)
 	int			 status, rec, i, b;
 	char			 name[32];
 
-	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:kept", 9, 1), 0);
-	ck_assert_int_eq(reg_chan_add(&reg, 2, "apps:gone", 9, 1), 0);
-	ck_assert_int_eq(reg_chan_add(&reg, 3, "apps:total", 10, 1), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:kept", 9, 1, 0), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 2, "apps:gone", 9, 1, 0), 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 3, "apps:total", 10, 1, 0), 0);
 	if ((pid = fork()) == 0) {
 		reg_lock(&reg);
 		/* apps:gone: record freed, bucket left */
@@ -276,7 +276,7 @@ START_TEST(test_half_done_channel_changes_repaired)
 	/* new channels reuse the freed records without disturbing the old */
 	for (i = 0; i < 10; i++) {
 		snprintf(name, sizeof(name), "apps:new%d", i);
-		ck_assert_int_eq(reg_chan_add(&reg, 0, name, strlen(name), 1), 0);
+		ck_assert_int_eq(reg_chan_add(&reg, 0, name, strlen(name), 1, 0), 0);
 	}
 	ck_assert_int_eq(reg_chan_route(&reg, "apps:kept", 9, &mask), 1);
 	ck_assert_int_eq(reg_chan_route(&reg, "apps:total", 10, &mask), 5);
@@ -296,7 +296,7 @@ START_TEST(test_shared_across_fork)
 	uint64_t	 mask;
 
 	if ((pid = fork()) == 0) {
-		reg_chan_add(&reg, 3, "system:alerts", 13, 1);
+		reg_chan_add(&reg, 3, "system:alerts", 13, 1, 0);
 		atomic_fetch_add(&reg_worker(&reg, 3)->rw_connections, 5);
 		_exit(0);
 	}
@@ -374,7 +374,7 @@ START_TEST(test_scans_keep_data_and_drop_pages)
 	if ((pid = fork()) == 0) {
 		for (i = 0; i < 5000; i++) {
 			snprintf(name, sizeof(name), "user:%d", i);
-			if (reg_chan_add(&r, 1, name, strlen(name), 1) != 0 ||
+			if (reg_chan_add(&r, 1, name, strlen(name), 1, 0) != 0 ||
 			    reg_conn_add(&r, 1, "id", "u", 0, "p", 0) < 0)
 				_exit(1);
 		}
@@ -417,9 +417,9 @@ START_TEST(test_totals_and_foreach)
 	atomic_store(&reg_worker(&reg, 3)->rw_connections, 4);
 	atomic_store(&reg_worker(&reg, 3)->rw_authenticated, 4);
 	atomic_store(&reg_worker(&reg, 3)->rw_state, REG_PROC_RUNNING);
-	reg_chan_add(&reg, 0, "announcements", 13, 1);
-	reg_chan_add(&reg, 3, "announcements", 13, 1);
-	reg_chan_add(&reg, 3, "apps:created", 12, 1);
+	reg_chan_add(&reg, 0, "announcements", 13, 1, 0);
+	reg_chan_add(&reg, 3, "announcements", 13, 1, 0);
+	reg_chan_add(&reg, 3, "apps:created", 12, 1, 0);
 	reg_totals(&reg, &t);
 	ck_assert_int_eq(t.t_connections, 7);
 	ck_assert_int_eq(t.t_authenticated, 6);
