@@ -62,17 +62,20 @@ run_build() {
 	tally "$dir"
 }
 
-# The benchmark tools build and the JWT micro-benchmark verifies every token
-# it times (figures are for docs/PERFORMANCE.md, never checked here).
+# The benchmark tools build, the JWT micro-benchmark verifies every token it
+# times, and the authorization one gets every verdict it times right
+# (figures are for docs/PERFORMANCE.md, never checked here).
 bench_tools() {
 	local dir=$1
 	echo "== benchmark tools (tests/bench)"
-	if (cd "$dir" && make tests/bench/bench_auth >>make.out 2>&1 &&
-	    ./tests/bench/bench_auth -n 500 -r 1 >bench_auth.out 2>&1) &&
+	if (cd "$dir" && make tests/bench/bench_auth tests/bench/bench_authz >>make.out 2>&1 &&
+	    ./tests/bench/bench_auth -n 500 -r 1 >bench_auth.out 2>&1 &&
+	    ./tests/bench/bench_authz -n 2000 -r 1 >bench_authz.out 2>&1) &&
 	    CFLAGS=-Werror "$top/tests/bench/build.sh" "$dir/rtbench" >"$dir/rtbench.out" 2>&1; then
 		passed=$((passed + 1))
 	else
-		tail -20 "$dir/make.out" "$dir/bench_auth.out" "$dir/rtbench.out" 2>/dev/null
+		tail -20 "$dir/make.out" "$dir/bench_auth.out" "$dir/bench_authz.out" \
+		    "$dir/rtbench.out" 2>/dev/null
 		echo "FAIL: benchmark tools"; failed=$((failed + 1))
 	fi
 }

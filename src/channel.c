@@ -796,9 +796,15 @@ chan_covers(const struct chan_ns *a, const struct chan_ns *b)
 	}
 	if (a->ns_nparts == 1 && chan_part_star(a, 0))
 		return 1;	/* "*" */
-	if (a->ns_nparts != b->ns_nparts)
-		return 0;
-	for (i = 0; i < a->ns_nparts; i++) {
+	for (i = 0; i < a->ns_nparts && i < b->ns_nparts; i++) {
+		/* a ends here with '*': b has 1+ characters left */
+		if (i == a->ns_nparts - 1 && chan_part_star(a, i))
+			return 1;
+		/* a ends with text and '*': b's text starts with it, more follows */
+		if (i == a->ns_nparts - 2 && pa[i].p_kind == PART_LIT && chan_part_star(a, i + 1))
+			return pb[i].p_kind == PART_LIT && pb[i].p_len >= pa[i].p_len &&
+			    memcmp(pb[i].p_s, pa[i].p_s, pa[i].p_len) == 0 &&
+			    (pb[i].p_len > pa[i].p_len || i + 1 < b->ns_nparts);
 		if (chan_part_star(a, i) != chan_part_star(b, i) ||
 		    (!chan_part_star(a, i) && pa[i].p_kind != pb[i].p_kind))
 			return 0;
@@ -809,7 +815,7 @@ chan_covers(const struct chan_ns *a, const struct chan_ns *b)
 		    pa[i].p_term != pb[i].p_term)
 			return 0;
 	}
-	return 1;
+	return a->ns_nparts == b->ns_nparts;
 }
 
 static int
@@ -828,13 +834,15 @@ chan_check_order(const struct chan_table *t, const struct chan_ns *ns,
 	char	 where[512];
 	int	 i;
 
-	for (i = 0; i < t->t_n; i++) {
-		chan_where(where, sizeof(where), t->t_ns[i]);
+	for (i = 0; i < t->t_n; i++)
 		if (strcmp(t->t_ns[i]->ns_pattern, ns->ns_pattern) == 0) {
+			chan_where(where, sizeof(where), t->t_ns[i]);
 			snprintf(msg, msglen, "namespace '%s' is already declared at %s",
 			    ns->ns_pattern, where);
 			return -1;
 		}
+	for (i = 0; i < t->t_n; i++) {
+		chan_where(where, sizeof(where), t->t_ns[i]);
 		if (chan_covers(t->t_ns[i], ns)) {
 			snprintf(msg, msglen, "namespace '%s' can never match: '%s' (%s) comes "
 			    "first and matches every name it does", ns->ns_pattern,

@@ -477,3 +477,535 @@ def test_no_event_on_a_denied_channel_ever_arrives(authz, attach):
     rtlib.wait_for(lambda: proclib.health_json(d.port)[1]["connections"]
                    == 0, 5, "every authz client gone",
                    tolerate=rtlib.TRANSIENT)
+
+
+# =========================================== a configured namespace table
+#
+# The same questions against an operator's multi-tenant table (PROTOCOL.md
+# "Channel namespaces"): a small model of the rules, written from the
+# contract (shape first, the first namespace whose shape matches decides,
+# then WHO, then every {claim} part equal to the caller's own claim, admin
+# any), decides what the daemon must answer.  Claim values that look like
+# pattern syntax ("o1:x", "*"), empty ones, integers and other JSON types
+# must never widen what a pattern grants.
+
+NS_LINES = [
+    "announcements public",
+    "status:page authenticated",
+    "org:{orgId}:admin role=admin,owner",
+    "org:{orgId}:* authenticated well_known=chat,billing",
+    "user:{userId} self",
+    "team:{teamId}.{userId} self",
+    "billing:* role=billing,admin well_known=invoices",
+    "ops:alerts role=admin",
+    "pub:* public well_known=news,weather",
+]
+
+
+def ns_compile(pattern):
+    """[("lit", s) | ("claim", name, following char or None) | ("star",)]"""
+    parts, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "*":
+            parts.append(("star",))
+            i += 1
+        elif ch == "{":
+            j = pattern.index("}", i)
+            parts.append(("claim", pattern[i + 1:j],
+                          pattern[j + 1] if j + 1 < len(pattern) else None))
+            i = j + 1
+        else:
+            j = i
+            while j < len(pattern) and pattern[j] not in "*{":
+                j += 1
+            parts.append(("lit", pattern[i:j]))
+            i = j
+    return parts
+
+
+def ns_parse(lines):
+    """[(parts, who, roles, well_known)] of "PATTERN WHO [options]" lines."""
+    table = []
+    for line in lines:
+        words = line.split()
+        who, roles, wk = words[1], [], []
+        if who.startswith("role="):
+            who, roles = "role", who[5:].split(",")
+        for opt in words[2:]:
+            k, _, v = opt.partition("=")
+            if k == "well_known":
+                wk = v.split(",")
+        table.append((ns_compile(words[0]), who, roles, wk))
+    return table
+
+
+def ns_shape(parts, name):
+    """The (claim, value) captures if name has the pattern's shape, else
+    None: '*' takes the rest (1+), a {claim} 1+ characters up to the first
+    occurrence of the character after it (or the rest)."""
+    pos, caps = 0, []
+    for p in parts:
+        if p[0] == "lit":
+            if not name.startswith(p[1], pos):
+                return None
+            pos += len(p[1])
+        elif p[0] == "star":
+            if pos >= len(name):
+                return None
+            pos = len(name)
+        else:
+            if pos >= len(name):
+                return None
+            end = len(name) if p[2] is None else name.find(p[2], pos)
+            if end <= pos:
+                return None
+            caps.append((p[1], name[pos:end]))
+            pos = end
+    return caps if pos == len(name) else None
+
+
+def ns_identity(claims):
+    """What the rules see of a token's claims (None: anonymous): the role,
+    admin (role exactly "admin"), and the claims kept: userId (the userId
+    claim, else sub), other claims when a string of 1-200 bytes without
+    NUL or an integer (in decimal); any other value is not kept."""
+    if claims is None:
+        return None
+
+    def kept(v):
+        if isinstance(v, bool):
+            return None
+        if isinstance(v, int):
+            return str(v)
+        if isinstance(v, str) and 1 <= len(v.encode()) <= 200 and \
+                "\x00" not in v:
+            return v
+        return None
+    uid = claims.get("userId")
+    if uid is None:
+        uid = claims.get("sub")
+    kc = {k: kept(v) for k, v in claims.items() if k not in ("userId", "sub")}
+    kc = {k: v for k, v in kc.items() if v is not None}
+    kc["userId"] = str(uid) if not isinstance(uid, str) else uid
+    role = claims.get("role")
+    return {"id": kc["userId"], "role": role, "admin": role == "admin",
+            "claims": kc}
+
+
+def _ns_who_ok(entry, who):
+    _, rule, roles, _ = entry
+    if rule == "public":
+        return True
+    if who is None:
+        return False
+    if rule == "role":
+        return who["role"] in roles
+    return True     # authenticated, self
+
+
+def ns_decide(table, name, who):
+    """(verdict, index of the deciding namespace or None)."""
+    if not name_valid(name):
+        return "invalid", None
+    for i, entry in enumerate(table):
+        caps = ns_shape(entry[0], name)
+        if caps is None:
+            continue
+        if not _ns_who_ok(entry, who):
+            return "denied", i
+        if caps and not (who is not None and who["admin"]):
+            if who is None or any(who["claims"].get(c) != v for c, v in caps):
+                return "denied", i
+        return "ok", i
+    return "unknown", None
+
+
+def ns_verdict(table, name, who):
+    return ns_decide(table, name, who)[0]
+
+
+def ns_authorized(table, who):
+    """authorizedChannels, in order: the well_known names of '*'
+    namespaces, then exact names, then claim patterns, each filled with the
+    caller's own claims; a name is listed only if it is authorized and
+    belongs to that namespace."""
+    out = []
+
+    def fill(parts, suffix):
+        s = ""
+        for p in parts:
+            if p[0] == "lit":
+                s += p[1]
+            elif p[0] == "star":
+                if suffix is None:
+                    return None
+                s += suffix
+            else:
+                v = None if who is None else who["claims"].get(p[1])
+                if v is None:
+                    return None
+                s += v
+        return s
+
+    def one(i, name):
+        if name is not None and ns_decide(table, name, who) == ("ok", i):
+            out.append(name)
+    for npass in range(3):
+        for i, entry in enumerate(table):
+            parts, _, _, wk = entry
+            star = any(p[0] == "star" for p in parts)
+            claim = any(p[0] == "claim" for p in parts)
+            if not _ns_who_ok(entry, who):
+                continue
+            if npass == 0 and star:
+                for suffix in wk:
+                    one(i, fill(parts, suffix))
+            elif npass > 0 and not star and claim == (npass == 2):
+                one(i, fill(parts, None))
+    return out
+
+
+NS_TABLE = ns_parse(NS_LINES)
+# the default table, as the contract writes it
+DEFAULT_TABLE = ns_parse([
+    "announcements public",
+    "apps:* authenticated well_known=" + ",".join(
+        n[5:] for n in WELL_KNOWN["apps:*"]),
+    "users:* authenticated well_known=created,updated,deleted",
+    "user:{userId} self",
+    "database:* authenticated well_known=table_created,table_updated,"
+    "table_deleted,row_updated",
+    "deployments:* authenticated well_known=started,completed,failed,status",
+    "storage:* authenticated well_known=uploaded,deleted,updated",
+    "system:* role=admin well_known=health,metrics,alerts",
+])
+
+
+# name -> token claims (None: anonymous)
+NS_PRINCIPALS = {
+    "anonymous": None,
+    "u1-o1-t1": _claims(userId="u1", orgId="o1", teamId="t1"),
+    "u2-o2-owner": _claims(userId="u2", orgId="o2", role="owner"),
+    "admin-o1": _claims(userId="adm", orgId="o1", role="admin"),
+    "admin-no-org": _claims(userId="adm2", role="admin"),
+    "billing-o3": _claims(userId="b1", orgId="o3", role="billing"),
+    "org-colon": _claims(userId="u3", orgId="o1:x", teamId="t1.x"),
+    "org-star": _claims(userId="u4", orgId="*", teamId="*"),
+    "org-empty": _claims(userId="u5", orgId="", teamId=""),
+    "org-int": _claims(userId=42, orgId=123, teamId=7),
+    "org-negative": _claims(sub="s6", orgId=-7),
+    "org-bool": _claims(userId="u7", orgId=True, teamId=False),
+    "org-float": _claims(userId="u8", orgId=1.5),
+    "org-list": _claims(userId="u9", orgId=["o1"], teamId={"t": "t1"}),
+    "org-null": _claims(userId="u10", orgId=None),
+    "org-space": _claims(userId="u11", orgId="o1 ", teamId=" t1"),
+    "org-nul": _claims(userId="u12", orgId="o1\x00o2"),
+    "org-long": _claims(userId="u13", orgId="x" * 201),
+    "org-190": _claims(userId="u14", orgId="x" * 190),
+    "org-wrong-case": _claims(userId="u15", orgid="o1", OrgId="o2"),
+    "role-Owner": _claims(userId="u16", orgId="o1", role="Owner"),
+    "role-owner-admin": _claims(userId="u17", orgId="o1",
+                                role="owner,admin"),
+    "role-Admin": _claims(userId="u18", orgId="o2", role="Admin"),
+    "role-billing-space": _claims(userId="u19", role="billing "),
+    "user-dotted": _claims(userId="a.b", teamId="t1"),
+    "user-colon": _claims(userId="u1:x", orgId="o1"),
+    "org-is-admin": _claims(userId="u20", orgId="admin"),
+    "org-is-o1.x": _claims(userId="u21", orgId="o1.x", teamId="t2"),
+}
+
+
+def _ns_candidates():
+    import random
+    names = []
+    orgs = ["o1", "o2", "o3", "o1:x", "*", "123", "-7", "x", "O1", "o1 ",
+            "", "o1.x", "admin", "chat", "1.5", "True", "true", "x" * 190,
+            "o1\x00", "{orgId}"]
+    for org in orgs:
+        names.append("org:" + org)
+        names.append("org:%s:" % org)
+        for suffix in ["chat", "billing", "admin", "admin:x", "x", "*", "",
+                       ":", "o1", "admin ", "Admin", "chat:admin"]:
+            names.append("org:%s:%s" % (org, suffix))
+    names += ["org", "org:", "ORG:o1:chat", "Org:o1:chat", "org::chat",
+              "org:o1::admin", "org:o1:admin:", "org:o1:\uff1aadmin",
+              "org\uff1ao1:chat", "org:o1%3Aadmin", "org:o1:adm\u0456n"]
+    for uid in ["u1", "u2", "adm", "adm2", "b1", "u3", "u4", "42", "s6",
+                "a.b", "u1:x", "U1", "*", "", "u1 ", "u1:", "u1.", "u20"]:
+        names.append("user:" + uid)
+    for team in ["t1", "t2", "t1.x", "*", "", "7", "T1"]:
+        for uid in ["u1", "u2", "a.b", "x.u1", "", "42", "u3", "u4", "*",
+                    "u1.", ".u1"]:
+            names.append("team:%s.%s" % (team, uid))
+    names += ["team:t1", "team:t1.", "team:.u1", "team:", "team", "team:.",
+              "team:t1..u1", "team:t1.u1.", "team:t1:u1"]
+    names += ["billing:x", "billing:", "billing", "billing:invoices",
+              "billing:*", "Billing:x", "billing::", "billing:invoices ",
+              "status:page", "status:page:x", "status:", "status:Page",
+              "ops:alerts", "ops:alerts:x", "ops:", "ops:other",
+              "pub:news", "pub:weather", "pub:", "pub:x", "pub",
+              "announcements", "announcements:x", "Announcements",
+              "apps:created", "system:health", "users:created", "user",
+              "", " ", ":", "*", "a" * 100000]
+    for base in ["org:o1:chat", "org:o1:admin", "user:u1", "team:t1.u1",
+                 "billing:x", "status:page", "ops:alerts"]:
+        names += _variants(base)
+    rnd = random.Random(1309)
+    tokens = ["org", ":", "o1", "o2", ".", "*", "admin", "chat", "team",
+              "user", "u1", "t1", "billing", "ops", "alerts", "status",
+              "page", "pub", "@", "-", "_", "x", "announcements", "123",
+              "a.b", "o1:x", "t1.u1", "news"]
+    families = ["org:", "org:o1:", "org:o2:", "user:", "team:", "team:t1.",
+                "billing:", "pub:", "status:", "ops:", ""]
+    for _ in range(400):
+        names.append(rnd.choice(families) + "".join(
+            rnd.choice(tokens) for _ in range(rnd.randint(1, 5))))
+    seen, out = set(), []
+    for n in names:
+        if n not in seen:
+            seen.add(n)
+            out.append(n)
+    return out
+
+
+NS_CANDIDATES = _ns_candidates()
+
+
+def _ns_self_check():
+    """The model on names whose verdict is obvious."""
+    w = {p: ns_identity(c) for p, c in NS_PRINCIPALS.items()}
+    v = lambda name, p: ns_verdict(NS_TABLE, name, w[p])  # noqa: E731
+    assert v("announcements", "anonymous") == "ok"
+    assert v("pub:news", "anonymous") == "ok"
+    assert v("org:o1:chat", "anonymous") == "denied"
+    assert v("org:o1:chat", "u1-o1-t1") == "ok"
+    assert v("org:o1:anything", "u1-o1-t1") == "ok"
+    assert v("org:o2:chat", "u1-o1-t1") == "denied"
+    assert v("org:o1:admin", "u1-o1-t1") == "denied"
+    assert v("org:o2:admin", "u2-o2-owner") == "ok"
+    assert v("org:o1:admin", "u2-o2-owner") == "denied"
+    assert v("org:o9:admin", "admin-o1") == "ok"
+    assert v("org:o9:admin", "role-owner-admin") == "denied"
+    assert v("org:o1:x:chat", "org-colon") == "denied"
+    assert v("org:o1:chat", "org-colon") == "denied"
+    assert v("org:*:chat", "org-star") == "invalid"    # '*' is no name char
+    assert v("org:o1:chat", "org-star") == "denied"
+    assert v("org:123:chat", "org-int") == "ok"
+    assert v("user:42", "org-int") == "ok"
+    assert v("team:7.42", "org-int") == "ok"
+    assert v("org:-7:chat", "org-negative") == "ok"
+    assert v("org:True:chat", "org-bool") == "denied"
+    assert v("org:1.5:chat", "org-float") == "denied"
+    assert v("team:t1.a.b", "user-dotted") == "ok"
+    assert v("team:t1.x.u3", "org-colon") == "denied"
+    assert v("team:t1.u1", "u1-o1-t1") == "ok"
+    assert v("team:t2.u1", "u1-o1-t1") == "denied"
+    assert v("billing:x", "u1-o1-t1") == "denied"
+    assert v("billing:x", "billing-o3") == "ok"
+    assert v("billing:x", "admin-no-org") == "ok"
+    assert v("billing:x", "role-billing-space") == "denied"
+    assert v("ops:alerts", "role-Admin") == "denied"
+    assert v("apps:created", "admin-o1") == "unknown"
+    assert v("org:", "admin-o1") == "unknown"
+    assert v("org:o1:", "admin-o1") == "unknown"
+    assert v("org:o1", "admin-o1") == "unknown"
+    assert v("org::chat", "admin-o1") == "unknown"
+    assert ns_authorized(NS_TABLE, w["anonymous"]) == [
+        "pub:news", "pub:weather", "announcements"]
+    assert ns_authorized(NS_TABLE, w["u1-o1-t1"]) == [
+        "org:o1:chat", "org:o1:billing", "pub:news", "pub:weather",
+        "announcements", "status:page", "user:u1", "team:t1.u1"]
+    assert ns_authorized(NS_TABLE, w["admin-o1"]) == [
+        "org:o1:chat", "org:o1:billing", "billing:invoices", "pub:news",
+        "pub:weather", "announcements", "status:page", "ops:alerts",
+        "org:o1:admin", "user:adm"]
+    assert ns_authorized(NS_TABLE, w["org-colon"]) == [
+        "pub:news", "pub:weather", "announcements", "status:page", "user:u3"]
+    # the general model, on the default table, says what the model of
+    # PROTOCOL.md's fixed table (above) says
+    for p, (claims, who) in PRINCIPALS.items():
+        nw = ns_identity(claims)
+        for name in CANDIDATES:
+            assert ns_verdict(DEFAULT_TABLE, name, nw) == verdict(name, who), \
+                (p, name)
+        assert set(ns_authorized(DEFAULT_TABLE, nw)) == \
+            expected_authorized(who), p
+
+
+_ns_self_check()
+
+
+@pytest.fixture(scope="module")
+def nsauthz(module_factory):
+    r = module_factory.redis()
+    d = module_factory(name="ns-authz", conf={
+        "workers": "1", "redis_url": r.url,
+        "max_client_messages_per_sec": "100000",
+        "client_messages_burst": "100000",
+        "max_subscriptions": "2000",
+        "max_message_size": "1m",
+        "namespace": "\nnamespace ".join(NS_LINES),
+    })
+    rtlib.wait_settled(d, 1)
+    return d, r
+
+
+def _ns_token(principal):
+    claims = NS_PRINCIPALS[principal]
+    return None if claims is None else rtlib.mint(claims=claims)
+
+
+def _ns_reply_ok(name, v, m):
+    if v == "ok":
+        return m["type"] == "subscribed" and m.get("channel") == name
+    if m["type"] != "error":
+        return False
+    if v == "denied":
+        return m.get("message") == DENIED_TEXT
+    if v == "unknown":
+        return m.get("message") == "Unknown channel"
+    return True         # invalid: some error (a NUL, a huge name...)
+
+
+@pytest.mark.parametrize("principal", list(NS_PRINCIPALS))
+def test_namespace_table_verdicts_follow_the_rules(nsauthz, attach, principal):
+    d, r = nsauthz
+    attach(d)
+    who = ns_identity(NS_PRINCIPALS[principal])
+    want_list = ns_authorized(NS_TABLE, who)
+
+    async def main():
+        c = await FastWS.connect(d.port, _ns_token(principal))
+        try:
+            hello = c.hello
+            if who is None:
+                assert hello["user"] is None, hello
+            else:
+                assert hello["user"]["userId"] == who["id"], hello
+            # exact content and order (the three passes)
+            assert hello["authorizedChannels"] == want_list, \
+                (principal, hello["authorizedChannels"], want_list)
+            replies = await _requests(c, [_sub(n) for n in NS_CANDIDATES],
+                                      timeout=15)
+            wrong = []
+            for name, m in zip(NS_CANDIDATES, replies):
+                v = ns_verdict(NS_TABLE, name, who)
+                if not _ns_reply_ok(name, v, m):
+                    wrong.append((name[:80], v, m))
+            assert not wrong, "%d wrong verdicts for %s, e.g. %r" % (
+                len(wrong), principal, wrong[:8])
+            oks = {n for n in NS_CANDIDATES
+                   if ns_verdict(NS_TABLE, n, who) == "ok"}
+            m = await c.request({"type": "list_channels"})
+            assert set(m["subscribedChannels"]) == oks, \
+                set(m["subscribedChannels"]) ^ oks
+            assert m["authorizedChannels"] == want_list, m
+            m = await c.request({"type": "stats"})
+            leaked = [ch for ch in m["data"]["connectionsByChannel"]
+                      if ns_verdict(NS_TABLE, ch, who) != "ok"]
+            assert not leaked, "stats shows %s channels it may not use: %r" \
+                % (principal, leaked[:10])
+        finally:
+            c.abort()
+    rtlib.arun(main(), 60)
+
+
+NS_TRICKY = [
+    '{"type":"subscribe","channel":"org:o1:chat","channel":"org:o2:chat"}',
+    '{"type":"subscribe","channel":"org:o2:chat","channel":"org:o1:chat"}',
+    '{"type":"subscribe","channel":"org:o\\u0032:chat"}',
+    '{"type":"subscribe","channel":"org:o1:\\u0061dmin"}',
+    '{"type":"subscribe","channel":"org:o1\\u003aadmin"}',
+    '{"type":"subscribe","channel":"org:o1:chat\\u0000org:o2:chat"}',
+    '{"type":"subscribe","channel":"org:o2:chat","orgId":"o2"}',
+    '{"type":"subscribe","channel":"org:o2:chat","user":{"orgId":"o2"}}',
+    '{"type":"subscribe","channel":"billing:x","role":"billing"}',
+    '{"type":"subscribe","channel":"team:t2.u1","teamId":"t2"}',
+    '{"type":"subscribe","channel":"org:{orgId}:chat"}',
+    '{"type":"subscribe","channel":"org:*:chat"}',
+    '{"type":"subscribe","channel":["org:o2:chat"]}',
+    '{"type":"subscribe","channel":"user:u1","channel":"user:u2"}',
+]
+
+
+@pytest.mark.parametrize("principal",
+                         ["anonymous", "u1-o1-t1", "org-colon", "org-star",
+                          "role-owner-admin"])
+def test_namespace_table_tricky_requests_never_grant_more(nsauthz, attach,
+                                                          principal):
+    d, r = nsauthz
+    attach(d)
+    who = ns_identity(NS_PRINCIPALS[principal])
+
+    async def main():
+        c = await FastWS.connect(d.port, _ns_token(principal))
+        try:
+            replies = await _requests(c, NS_TRICKY)
+            for raw, m in zip(NS_TRICKY, replies):
+                if m["type"] == "subscribed":
+                    ch = m.get("channel")
+                    assert ns_verdict(NS_TABLE, ch, who) == "ok", (raw, m)
+                    assert ch in _decode_last(raw), (raw, m)
+                else:
+                    assert m["type"] == "error", (raw, m)
+            m = await c.request({"type": "list_channels"})
+            bad = [ch for ch in m["subscribedChannels"]
+                   if ns_verdict(NS_TABLE, ch, who) != "ok"]
+            assert not bad, "%s subscribed to %r" % (principal, bad)
+        finally:
+            c.abort()
+    rtlib.arun(main(), 30)
+
+
+def test_namespace_table_no_event_on_a_denied_channel(nsauthz, attach):
+    """Events on every candidate name (an admin witness subscribed to all it
+    may use, so they are routed): each client gets exactly the events of
+    the names the rules grant it."""
+    d, r = nsauthz
+    attach(d)
+    names = [n for n in NS_CANDIDATES if len(n.encode()) < 4096]
+    admin_who = ns_identity(NS_PRINCIPALS["admin-o1"])
+
+    async def main():
+        clients = {}
+        try:
+            witness = await FastWS.connect(d.port, _ns_token("admin-o1"))
+            wnames = [n for n in names
+                      if ns_verdict(NS_TABLE, n, admin_who) == "ok"]
+            rep = await _requests(witness, [_sub(n) for n in wnames])
+            assert all(m["type"] == "subscribed" for m in rep)
+            for p in NS_PRINCIPALS:
+                c = await FastWS.connect(d.port, _ns_token(p))
+                clients[p] = c
+                await _requests(c, [_sub("announcements")] +
+                                [_sub(n) for n in names] + NS_TRICKY)
+            msgs = [(n.encode("utf-8", "surrogatepass"),
+                     json.dumps({"probe": i, "to": n}))
+                    for i, n in enumerate(names)]
+            msgs.append(("announcements", json.dumps({"sentinel": 1})))
+            await asyncio.to_thread(proclib.publish_many, r.port, msgs)
+            got_w = await _events_until_sentinel(witness, 1)
+            assert sorted(ch for ch, _ in got_w) == sorted(wnames)
+            for p, c in clients.items():
+                who = ns_identity(NS_PRINCIPALS[p])
+                got = await _events_until_sentinel(c, 1)
+                denied = [(ch, data) for ch, data in got
+                          if ns_verdict(NS_TABLE, ch, who) != "ok"]
+                assert not denied, "%s received events on channels it may " \
+                    "not use: %r" % (p, denied[:5])
+                crossed = [(ch, data) for ch, data in got
+                           if data.get("to") != ch]
+                assert not crossed, (p, crossed[:5])
+                want = sorted(n for n in names
+                              if ns_verdict(NS_TABLE, n, who) == "ok")
+                assert sorted(ch for ch, _ in got) == want, \
+                    "%s: events received != its allowed channels" % p
+            witness.abort()
+        finally:
+            for c in clients.values():
+                c.abort()
+    rtlib.arun(main(), 120)
+    rtlib.wait_for(lambda: proclib.health_json(d.port)[1]["connections"]
+                   == 0, 5, "every namespace authz client gone",
+                   tolerate=rtlib.TRANSIENT)

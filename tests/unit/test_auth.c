@@ -12,12 +12,14 @@
 #include <check.h>
 #include <jwt.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 
 #include "realtimed.h"
 #include "config.h"
 #include "http.h"
 #include "auth.h"
+#include "channel.h"
 
 #define SECRET		"test-secret-0123456789abcdef0123456789"
 #define NOW		((time_t)1764072000)	/* 2025-11-25T12:00:00Z */
@@ -1071,6 +1073,306 @@ START_TEST(test_anonymous_user_is_zeroed)
 }
 END_TEST
 
+/* ---- claims kept for namespace patterns (ap_claims) ---------------- */
+
+static const char *const keep[] = { "orgId", "tenant", "team", "userId", NULL };
+
+/* Verify claims (HS256, at NOW) keeping the claims of keep. */
+static void
+accept_keeping(const char *claims, struct auth_user *u)
+{
+	struct auth_params	 p = params_of("HS256", SECRET, NULL);
+	struct auth_ctx		*ctx;
+	char			*tok, reason[128];
+
+	p.ap_claims = keep;
+	ctx = ctx_of(&p);
+	tok = mint_hs256(claims);
+	ck_assert_msg(verify(ctx, tok, NOW, u, reason, sizeof(reason)) == 0,
+	    "rejected %s: %s", claims, reason);
+	free(tok);
+	auth_free(ctx);
+}
+
+/* u's claim name is want (NULL: not kept). */
+static void
+expect_claim(const struct auth_user *u, const char *name, const char *want)
+{
+	const char	*v;
+	size_t		 len = 12345;
+
+	v = auth_user_claim(u, name, &len);
+	if (want == NULL) {
+		ck_assert_msg(v == NULL, "claim %s kept as \"%.*s\"", name,
+		    v != NULL ? (int)len : 0, v != NULL ? v : "");
+		return;
+	}
+	ck_assert_msg(v != NULL, "claim %s not kept", name);
+	ck_assert_uint_eq(len, strlen(want));
+	ck_assert_msg(memcmp(v, want, len) == 0, "claim %s is \"%.*s\", not \"%s\"",
+	    name, (int)len, v, want);
+}
+
+START_TEST(test_claims_string_and_integer_kept)
+{
+	struct auth_user	 u;
+
+	accept_keeping("{\"sub\":\"s\",\"orgId\":\"o1\",\"tenant\":42,"
+	    "\"team\":-7}", &u);
+	expect_claim(&u, "orgId", "o1");
+	expect_claim(&u, "tenant", "42");
+	expect_claim(&u, "team", "-7");
+	accept_keeping("{\"sub\":\"s\",\"tenant\":0}", &u);
+	expect_claim(&u, "tenant", "0");
+	expect_claim(&u, "orgId", NULL);
+	expect_claim(&u, "team", NULL);
+}
+END_TEST
+
+START_TEST(test_claims_other_types_not_kept_token_still_good)
+{
+	struct auth_user	 u;
+
+	accept_keeping("{\"sub\":\"s\",\"orgId\":{\"id\":\"o1\"},"
+	    "\"tenant\":true,\"team\":[\"a\"]}", &u);
+	ck_assert(u.u_authenticated);
+	ck_assert_str_eq(u.u_id, "s");
+	expect_claim(&u, "orgId", NULL);
+	expect_claim(&u, "tenant", NULL);
+	expect_claim(&u, "team", NULL);
+	accept_keeping("{\"sub\":\"s\",\"orgId\":null,\"tenant\":1.5,"
+	    "\"team\":false}", &u);
+	expect_claim(&u, "orgId", NULL);
+	expect_claim(&u, "tenant", NULL);
+	expect_claim(&u, "team", NULL);
+	/* empty: no channel could hold it */
+	accept_keeping("{\"sub\":\"s\",\"orgId\":\"\",\"team\":\"t\"}", &u);
+	expect_claim(&u, "orgId", NULL);
+	expect_claim(&u, "team", "t");
+}
+END_TEST
+
+static void
+b64url(const void *in, size_t n, char *out)
+{
+	int	 m;
+	char	*p;
+
+	m = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+	while (m > 0 && out[m - 1] == '=')
+		m--;
+	out[m] = '\0';
+	for (p = out; *p != '\0'; p++)
+		if (*p == '+')
+			*p = '-';
+		else if (*p == '/')
+			*p = '_';
+}
+
+/* An HS256 token of payload exactly as written (libjwt would re-encode it). */
+static void
+mint_raw_hs256(const char *payload, char *tok, size_t toklen)
+{
+	static const char	 head[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+	unsigned char		 mac[EVP_MAX_MD_SIZE];
+	unsigned int		 maclen;
+	size_t			 n;
+
+	ck_assert_uint_lt(4 * (strlen(head) + strlen(payload)) / 3 + 100, toklen);
+	b64url(head, strlen(head), tok);
+	strcat(tok, ".");
+	b64url(payload, strlen(payload), tok + strlen(tok));
+	ck_assert_ptr_nonnull(HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET),
+	    (const unsigned char *)tok, strlen(tok), mac, &maclen));
+	strcat(tok, ".");
+	n = strlen(tok);
+	b64url(mac, maclen, tok + n);
+}
+
+START_TEST(test_claims_with_nul_not_kept)
+{
+	struct auth_params	 p = params_of("HS256", SECRET, NULL);
+	struct auth_ctx		*ctx;
+	struct auth_user	 u;
+	char			 tok[1024], reason[128];
+
+	p.ap_claims = keep;
+	ctx = ctx_of(&p);
+	mint_raw_hs256("{\"sub\":\"s\",\"team\":\"a\\u0000b\",\"orgId\":\"o\"}",
+	    tok, sizeof(tok));
+	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	expect_claim(&u, "team", NULL);
+	expect_claim(&u, "orgId", "o");
+	auth_free(ctx);
+}
+END_TEST
+
+START_TEST(test_claims_over_channel_length_not_kept)
+{
+	struct auth_user	 u;
+	char			 claims[1024], big[RT_CHANNEL_MAX + 2];
+
+	memset(big, 'x', sizeof(big));
+	big[RT_CHANNEL_MAX + 1] = '\0';
+	snprintf(claims, sizeof(claims), "{\"sub\":\"s\",\"orgId\":\"%s\","
+	    "\"tenant\":\"t\"}", big);
+	accept_keeping(claims, &u);
+	expect_claim(&u, "orgId", NULL);
+	expect_claim(&u, "tenant", "t");	/* the others still are */
+
+	big[RT_CHANNEL_MAX] = '\0';
+	snprintf(claims, sizeof(claims), "{\"sub\":\"s\",\"orgId\":\"%s\"}", big);
+	accept_keeping(claims, &u);
+	expect_claim(&u, "orgId", big);
+}
+END_TEST
+
+START_TEST(test_claims_user_id_falls_back_to_sub)
+{
+	struct auth_user	 u;
+
+	accept_keeping("{\"sub\":\"s-1\"}", &u);
+	expect_claim(&u, "userId", "s-1");
+	accept_keeping("{\"userId\":\"u-1\",\"sub\":\"s-1\"}", &u);
+	expect_claim(&u, "userId", "u-1");
+	accept_keeping("{\"userId\":99}", &u);
+	expect_claim(&u, "userId", "99");
+	/* without ap_claims too: the user id is always there */
+	accept_claims("{\"sub\":\"s-2\"}", &u);
+	expect_claim(&u, "userId", "s-2");
+	expect_claim(&u, "orgId", NULL);
+}
+END_TEST
+
+START_TEST(test_claims_values_kept_as_they_are)
+{
+	struct auth_user	 u;
+
+	accept_keeping("{\"sub\":\"s\",\"orgId\":\"o1:x\",\"tenant\":\"*\","
+	    "\"team\":\"a b/c*\"}", &u);
+	expect_claim(&u, "orgId", "o1:x");
+	expect_claim(&u, "tenant", "*");
+	expect_claim(&u, "team", "a b/c*");
+}
+END_TEST
+
+START_TEST(test_claims_only_the_named_ones)
+{
+	struct auth_user	 u;
+
+	accept_keeping("{\"sub\":\"s\",\"other\":\"x\",\"orgid\":\"o\","
+	    "\"email\":\"a@b.c\",\"role\":\"r\"}", &u);
+	expect_claim(&u, "other", NULL);
+	expect_claim(&u, "orgid", NULL);
+	expect_claim(&u, "orgId", NULL);
+	expect_claim(&u, "email", NULL);
+	expect_claim(&u, "role", NULL);
+	ck_assert_str_eq(u.u_email, "a@b.c");
+	/* no ap_claims: nothing but the user id */
+	accept_claims("{\"sub\":\"s\",\"orgId\":\"o1\"}", &u);
+	expect_claim(&u, "orgId", NULL);
+	ck_assert_uint_eq(u.u_claimslen, 0);
+}
+END_TEST
+
+START_TEST(test_claims_not_left_over_from_an_earlier_token)
+{
+	struct auth_user	 u;
+
+	accept_keeping("{\"sub\":\"s\",\"orgId\":\"o1\"}", &u);
+	expect_claim(&u, "orgId", "o1");
+	accept_keeping("{\"sub\":\"s\"}", &u);
+	expect_claim(&u, "orgId", NULL);
+}
+END_TEST
+
+START_TEST(test_claims_of_anonymous_are_none)
+{
+	struct auth_user	 u;
+	size_t			 len;
+
+	auth_anonymous(&u);
+	ck_assert_ptr_null(auth_user_claim(&u, "userId", &len));
+	ck_assert_ptr_null(auth_user_claim(&u, "orgId", &len));
+	ck_assert_ptr_null(auth_user_claim(NULL, "userId", &len));
+	/* a failed verification leaves no claims either */
+	{
+		struct auth_params	 p = params_of("HS256", SECRET, NULL);
+		struct auth_ctx		*ctx;
+		char			*tok, reason[128];
+
+		p.ap_claims = keep;
+		ctx = ctx_of(&p);
+		tok = mint_hs256("{\"sub\":\"s\",\"orgId\":\"o1\",\"exp\":1}");
+		ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), -1);
+		ck_assert_ptr_null(auth_user_claim(&u, "orgId", &len));
+		free(tok);
+		auth_free(ctx);
+	}
+}
+END_TEST
+
+START_TEST(test_claims_to_keep_are_bounded)
+{
+	static const char *const nine[] = { "a", "b", "c", "d", "e", "f", "g",
+	    "h", "i", NULL };
+	static const char *const eight[] = { "a", "b", "c", "d", "e", "f", "g",
+	    "h", "userId", NULL };
+	struct auth_params	 p = params_of("HS256", SECRET, NULL);
+	struct auth_user	 u;
+	struct auth_ctx		*ctx;
+	char			 err[256] = "", *tok, reason[128];
+
+	p.ap_claims = nine;
+	ck_assert_ptr_null(auth_new(&p, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "claims") != NULL, "%s", err);
+	/* userId is not one of them: it is always kept */
+	p.ap_claims = eight;
+	ctx = ctx_of(&p);
+	tok = mint_hs256("{\"sub\":\"s\",\"a\":\"1\",\"h\":\"8\"}");
+	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	expect_claim(&u, "a", "1");
+	expect_claim(&u, "h", "8");
+	expect_claim(&u, "userId", "s");
+	free(tok);
+	auth_free(ctx);
+}
+END_TEST
+
+START_TEST(test_add_claim_bounds)
+{
+	struct auth_user	 u;
+	char			 v[RT_CHANNEL_MAX], name[CHAN_CLAIM_NAME_MAX + 1];
+	const char		*got;
+	size_t			 len;
+	int			 i, n;
+
+	auth_anonymous(&u);
+	u.u_authenticated = 1;
+	memset(v, 'v', sizeof(v));
+	memset(name, 'n', CHAN_CLAIM_NAME_MAX);
+	name[CHAN_CLAIM_NAME_MAX] = '\0';
+	/* it holds CHAN_CLAIMS_MAX claims of the longest name and value */
+	for (i = 0, n = 0; i < 64; i++) {
+		name[0] = (char)('a' + i % 26);
+		name[1] = (char)('a' + i / 26);
+		if (auth_user_add_claim(&u, name, v, sizeof(v)) == -1)
+			break;
+		n++;
+		ck_assert_uint_le(u.u_claimslen, sizeof(u.u_claims));
+	}
+	ck_assert_int_ge(n, CHAN_CLAIMS_MAX);
+	ck_assert_int_lt(n, 64);
+	for (i = 0; i < n; i++) {
+		name[0] = (char)('a' + i % 26);
+		name[1] = (char)('a' + i / 26);
+		ck_assert_ptr_nonnull(got = auth_user_claim(&u, name, &len));
+		ck_assert_uint_eq(len, sizeof(v));
+		ck_assert(memcmp(got, v, len) == 0);
+	}
+}
+END_TEST
+
 /* ---- with http.c's extraction -------------------------------------- */
 
 START_TEST(test_extracted_token_verifies)
@@ -1157,6 +1459,20 @@ auth_suite(void)
 	tcase_add_test(tc, test_over_long_claims_rejected);
 	tcase_add_test(tc, test_role_admin_is_the_only_privilege);
 	tcase_add_test(tc, test_anonymous_user_is_zeroed);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("kept");
+	tcase_add_test(tc, test_claims_string_and_integer_kept);
+	tcase_add_test(tc, test_claims_other_types_not_kept_token_still_good);
+	tcase_add_test(tc, test_claims_over_channel_length_not_kept);
+	tcase_add_test(tc, test_claims_with_nul_not_kept);
+	tcase_add_test(tc, test_claims_user_id_falls_back_to_sub);
+	tcase_add_test(tc, test_claims_values_kept_as_they_are);
+	tcase_add_test(tc, test_claims_only_the_named_ones);
+	tcase_add_test(tc, test_claims_not_left_over_from_an_earlier_token);
+	tcase_add_test(tc, test_claims_of_anonymous_are_none);
+	tcase_add_test(tc, test_claims_to_keep_are_bounded);
+	tcase_add_test(tc, test_add_claim_bounds);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("extract");

@@ -1,6 +1,7 @@
 /*
- * Channel names and PROTOCOL.md's authorization table, row by row, for an
- * anonymous client, a regular user and an admin.
+ * Channel names and PROTOCOL.md's authorization table (the default
+ * namespace table), row by row, for an anonymous client, a regular user
+ * and an admin.  Custom namespace tables are test_namespace.c's.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "channel.h"
 
 static struct auth_user	 anon, user, admin;
+static struct chan_table	*deftab;	/* chan_table_default() */
 
 static void
 setup_users(void)
@@ -29,12 +31,32 @@ setup_users(void)
 	admin.u_has_role = 1;
 	strcpy(admin.u_id, "root1");
 	strcpy(admin.u_role, "admin");
+
+	ck_assert_ptr_nonnull(deftab = chan_table_default());
+}
+
+static void
+teardown_users(void)
+{
+	chan_table_free(deftab);
+	deftab = NULL;
 }
 
 static enum chan_verdict
 authz(const char *name, const struct auth_user *u)
 {
-	return chan_authorize(name, strlen(name), u);
+	static const struct chan_ns	 unset;
+	const struct chan_ns		*ns = &unset;
+	enum chan_verdict		 v;
+
+	v = chan_authorize(deftab, name, strlen(name), u, &ns);
+	/* the namespace is given exactly when one matches */
+	if (v == CHAN_OK || v == CHAN_DENIED)
+		ck_assert_ptr_nonnull(ns);
+	else
+		ck_assert_ptr_null(ns);
+	ck_assert_int_eq(chan_authorize(deftab, name, strlen(name), u, NULL), v);
+	return v;
 }
 
 /* One row per (channel, who): the verdict for anon, user "u1", admin. */
@@ -170,10 +192,11 @@ START_TEST(test_name_length_bounds)
 	memset(name, 'a', sizeof(name));
 	memcpy(name, "apps:", 5);
 	ck_assert(chan_name_valid(name, RT_CHANNEL_MAX));
-	ck_assert_int_eq(chan_authorize(name, RT_CHANNEL_MAX, &user), CHAN_OK);
+	ck_assert_int_eq(chan_authorize(deftab, name, RT_CHANNEL_MAX, &user,
+	    NULL), CHAN_OK);
 	ck_assert(!chan_name_valid(name, RT_CHANNEL_MAX + 1));
-	ck_assert_int_eq(chan_authorize(name, RT_CHANNEL_MAX + 1, &user),
-	    CHAN_INVALID);
+	ck_assert_int_eq(chan_authorize(deftab, name, RT_CHANNEL_MAX + 1, &user,
+	    NULL), CHAN_INVALID);
 	ck_assert(chan_name_valid("a", 1));
 	ck_assert(!chan_name_valid("", 0));
 	ck_assert(!chan_name_valid(NULL, 0));
@@ -198,10 +221,11 @@ END_TEST
 
 START_TEST(test_name_with_nul_is_invalid)
 {
-	ck_assert_int_eq(chan_authorize("apps:a\0b", 8, &user), CHAN_INVALID);
+	ck_assert_int_eq(chan_authorize(deftab, "apps:a\0b", 8, &user, NULL),
+	    CHAN_INVALID);
 	/* the length counts, not the terminator */
-	ck_assert_int_eq(chan_authorize("apps:created-and-more", 12, &user),
-	    CHAN_OK);
+	ck_assert_int_eq(chan_authorize(deftab, "apps:created-and-more", 12,
+	    &user, NULL), CHAN_OK);
 }
 END_TEST
 
@@ -246,11 +270,11 @@ START_TEST(test_list_anonymous_is_announcements_only)
 {
 	struct list	 l = { 0 };
 
-	chan_authorized_list(&anon, collect, &l);
+	chan_authorized_list(deftab, &anon, collect, &l);
 	ck_assert_int_eq(l.n, 1);
 	ck_assert_str_eq(l.names[0], "announcements");
 	memset(&l, 0, sizeof(l));
-	chan_authorized_list(NULL, collect, &l);
+	chan_authorized_list(deftab, NULL, collect, &l);
 	ck_assert_int_eq(l.n, 1);
 	ck_assert_str_eq(l.names[0], "announcements");
 }
@@ -272,7 +296,7 @@ START_TEST(test_list_user_in_table_order)
 	struct list	 l = { 0 };
 	int		 i;
 
-	chan_authorized_list(&user, collect, &l);
+	chan_authorized_list(deftab, &user, collect, &l);
 	ck_assert_int_eq(l.n, NUSER_LIST + 2);
 	for (i = 0; i < NUSER_LIST; i++)
 		ck_assert_str_eq(l.names[i], user_list[i]);
@@ -287,7 +311,7 @@ START_TEST(test_list_admin_adds_system)
 	struct list	 l = { 0 };
 	int		 i;
 
-	chan_authorized_list(&admin, collect, &l);
+	chan_authorized_list(deftab, &admin, collect, &l);
 	ck_assert_int_eq(l.n, NUSER_LIST + 3 + 2);
 	for (i = 0; i < NUSER_LIST; i++)
 		ck_assert_str_eq(l.names[i], user_list[i]);
@@ -307,7 +331,7 @@ START_TEST(test_list_every_name_is_authorized)
 
 	for (w = 0; w < 3; w++) {
 		memset(&l, 0, sizeof(l));
-		chan_authorized_list(who[w], collect, &l);
+		chan_authorized_list(deftab, who[w], collect, &l);
 		for (i = 0; i < l.n; i++)
 			ck_assert_msg(authz(l.names[i], who[w]) == CHAN_OK,
 			    "%s listed but not authorized", l.names[i]);
@@ -321,7 +345,7 @@ START_TEST(test_list_skips_id_that_is_no_channel_name)
 	struct list		 l = { 0 };
 
 	strcpy(u.u_id, "John Doe");
-	chan_authorized_list(&u, collect, &l);
+	chan_authorized_list(deftab, &u, collect, &l);
 	ck_assert_int_eq(l.n, NUSER_LIST + 1);
 	ck_assert_str_eq(l.names[l.n - 1], "announcements");
 
@@ -329,7 +353,7 @@ START_TEST(test_list_skips_id_that_is_no_channel_name)
 	memset(&l, 0, sizeof(l));
 	memset(u.u_id, 'a', RT_USERID_MAX);
 	u.u_id[RT_USERID_MAX] = '\0';
-	chan_authorized_list(&u, collect, &l);
+	chan_authorized_list(deftab, &u, collect, &l);
 	ck_assert_int_eq(l.n, NUSER_LIST + 2);
 	ck_assert_int_eq(strlen(l.names[l.n - 1]), 5 + RT_USERID_MAX);
 }
@@ -359,7 +383,7 @@ START_TEST(test_redis_subscriptions_cover_every_family)
 	struct list	 l = { 0 };
 	size_t		 i;
 
-	chan_redis_subscriptions(collect_sub, &l);
+	chan_redis_subscriptions(deftab, collect_sub, &l);
 	ck_assert_int_eq(l.n, sizeof(want) / sizeof(want[0]));
 	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		ck_assert_str_eq(l.names[i], want[i]);
@@ -374,8 +398,8 @@ START_TEST(test_redis_subscriptions_carry_every_listed_name)
 	size_t		 plen;
 	int		 i, j, found;
 
-	chan_redis_subscriptions(collect_sub, &subs);
-	chan_authorized_list(&admin, collect, &names);
+	chan_redis_subscriptions(deftab, collect_sub, &subs);
+	chan_authorized_list(deftab, &admin, collect, &names);
 	for (i = 0; i < names.n; i++) {
 		for (found = 0, j = 0; j < subs.n && !found; j++) {
 			if (strncmp(subs.names[j], "PSUBSCRIBE ", 11) == 0) {
@@ -397,7 +421,7 @@ channel_suite(void)
 	TCase	*tc;
 
 	tc = tcase_create("table");
-	tcase_add_checked_fixture(tc, setup_users, NULL);
+	tcase_add_checked_fixture(tc, setup_users, teardown_users);
 	tcase_add_loop_test(tc, test_table_row_anonymous, 0, NTABLE);
 	tcase_add_loop_test(tc, test_table_row_user, 0, NTABLE);
 	tcase_add_loop_test(tc, test_table_row_admin, 0, NTABLE);
@@ -407,7 +431,7 @@ channel_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("names");
-	tcase_add_checked_fixture(tc, setup_users, NULL);
+	tcase_add_checked_fixture(tc, setup_users, teardown_users);
 	tcase_add_test(tc, test_name_length_bounds);
 	tcase_add_test(tc, test_name_charset);
 	tcase_add_test(tc, test_name_with_nul_is_invalid);
@@ -415,7 +439,7 @@ channel_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("list");
-	tcase_add_checked_fixture(tc, setup_users, NULL);
+	tcase_add_checked_fixture(tc, setup_users, teardown_users);
 	tcase_add_test(tc, test_list_anonymous_is_announcements_only);
 	tcase_add_test(tc, test_list_user_in_table_order);
 	tcase_add_test(tc, test_list_admin_adds_system);
@@ -424,7 +448,7 @@ channel_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("redis");
-	tcase_add_checked_fixture(tc, setup_users, NULL);
+	tcase_add_checked_fixture(tc, setup_users, teardown_users);
 	tcase_add_test(tc, test_redis_subscriptions_cover_every_family);
 	tcase_add_test(tc, test_redis_subscriptions_carry_every_listed_name);
 	suite_add_tcase(s, tc);

@@ -12,6 +12,7 @@
 
 #include "realtimed.h"
 #include "auth.h"
+#include "channel.h"
 #include "proto.h"
 
 #define TS	"\"timestamp\":\"2025-11-25T12:00:00.123Z\""
@@ -299,6 +300,21 @@ END_TEST
 
 /* ---- reply builders ------------------------------------------------- */
 
+static struct chan_table	*deftab;	/* the default namespace table */
+
+static void
+setup_table(void)
+{
+	ck_assert_ptr_nonnull(deftab = chan_table_default());
+}
+
+static void
+teardown_table(void)
+{
+	chan_table_free(deftab);
+	deftab = NULL;
+}
+
 static void
 expect_json(struct json_object *o, const char *want)
 {
@@ -329,11 +345,11 @@ START_TEST(test_connected_anonymous)
 	struct auth_user	 u;
 
 	auth_anonymous(&u);
-	expect_json(proto_connected("8f0c3f0e-1d2b-4c6e-9a1b-2b3c4d5e6f70", &u,
-	    &tv), "{\"type\":\"connected\","
+	expect_json(proto_connected("8f0c3f0e-1d2b-4c6e-9a1b-2b3c4d5e6f70",
+	    deftab, &u, &tv), "{\"type\":\"connected\","
 	    "\"connectionId\":\"8f0c3f0e-1d2b-4c6e-9a1b-2b3c4d5e6f70\","
 	    "\"user\":null,\"authorizedChannels\":[\"announcements\"]," TS "}");
-	expect_json(proto_connected("c", NULL, &tv), "{\"type\":\"connected\","
+	expect_json(proto_connected("c", deftab, NULL, &tv), "{\"type\":\"connected\","
 	    "\"connectionId\":\"c\",\"user\":null,"
 	    "\"authorizedChannels\":[\"announcements\"]," TS "}");
 }
@@ -351,7 +367,7 @@ START_TEST(test_connected_user_with_email_and_role)
 	strcpy(u.u_email, "a@b.c");
 	strcpy(u.u_role, "admin");
 	u.u_has_email = u.u_has_role = u.u_admin = 1;
-	o = proto_connected("c", &u, &tv);
+	o = proto_connected("c", deftab, &u, &tv);
 	ck_assert_ptr_nonnull(o);
 	ck_assert(json_object_object_get_ex(o, "user", &user));
 	ck_assert_str_eq(json_object_to_json_string_ext(user,
@@ -376,7 +392,7 @@ START_TEST(test_connected_user_without_optional_claims)
 	auth_anonymous(&u);
 	u.u_authenticated = 1;
 	strcpy(u.u_id, "42");
-	o = proto_connected("c", &u, &tv);
+	o = proto_connected("c", deftab, &u, &tv);
 	ck_assert(json_object_object_get_ex(o, "user", &user));
 	ck_assert_str_eq(json_object_to_json_string_ext(user,
 	    JSON_C_TO_STRING_PLAIN), "{\"userId\":\"42\"}");
@@ -394,16 +410,64 @@ START_TEST(test_subscribed_unsubscribed_pong)
 }
 END_TEST
 
+/* The server ends a subscription (a reload revoked it): the reason is said. */
+START_TEST(test_unsubscribed_with_reason)
+{
+	expect_json(proto_unsubscribed("org:o1:chat", "not authorized", &tv),
+	    "{\"type\":\"unsubscribed\",\"channel\":\"org:o1:chat\","
+	    "\"reason\":\"not authorized\"," TS "}");
+	/* both strings are JSON-escaped */
+	expect_json(proto_unsubscribed("a\"b", "x\\y\n", &tv),
+	    "{\"type\":\"unsubscribed\",\"channel\":\"a\\\"b\","
+	    "\"reason\":\"x\\\\y\\n\"," TS "}");
+}
+END_TEST
+
+/* authorizedChannels comes from the table given, not a built-in one. */
+START_TEST(test_connected_and_channels_use_the_table)
+{
+	struct chan_table	*t;
+	struct auth_user	 u;
+	struct json_object	*sub;
+	char			 msg[256];
+
+	ck_assert_ptr_nonnull(t = chan_table_new());
+	ck_assert_int_eq(chan_table_add(t, "lobby public", NULL, 1, msg,
+	    sizeof(msg)), 0);
+	ck_assert_int_eq(chan_table_add(t, "org:{orgId}:chat self", NULL, 2,
+	    msg, sizeof(msg)), 0);
+	ck_assert_int_eq(chan_table_add(t, "user:{userId} self", NULL, 3,
+	    msg, sizeof(msg)), 0);
+	auth_anonymous(&u);
+	expect_json(proto_connected("c", t, &u, &tv), "{\"type\":\"connected\","
+	    "\"connectionId\":\"c\",\"user\":null,"
+	    "\"authorizedChannels\":[\"lobby\"]," TS "}");
+	u.u_authenticated = 1;
+	strcpy(u.u_id, "u7");
+	ck_assert_int_eq(auth_user_add_claim(&u, "orgId", "o1", 2), 0);
+	expect_json(proto_connected("c", t, &u, &tv), "{\"type\":\"connected\","
+	    "\"connectionId\":\"c\",\"user\":{\"userId\":\"u7\"},"
+	    "\"authorizedChannels\":[\"lobby\",\"org:o1:chat\",\"user:u7\"],"
+	    TS "}");
+	sub = json_object_new_array();
+	json_object_array_add(sub, json_object_new_string("org:o1:chat"));
+	expect_json(proto_channels(t, &u, sub, &tv), "{\"type\":\"channels\","
+	    "\"authorizedChannels\":[\"lobby\",\"org:o1:chat\",\"user:u7\"],"
+	    "\"subscribedChannels\":[\"org:o1:chat\"]," TS "}");
+	chan_table_free(t);
+}
+END_TEST
+
 START_TEST(test_channels_reply)
 {
 	struct json_object	*sub;
 
-	expect_json(proto_channels(NULL, NULL, &tv), "{\"type\":\"channels\","
+	expect_json(proto_channels(deftab, NULL, NULL, &tv), "{\"type\":\"channels\","
 	    "\"authorizedChannels\":[\"announcements\"],"
 	    "\"subscribedChannels\":[]," TS "}");
 	sub = json_object_new_array();
 	json_object_array_add(sub, json_object_new_string("announcements"));
-	expect_json(proto_channels(NULL, sub, &tv), "{\"type\":\"channels\","
+	expect_json(proto_channels(deftab, NULL, sub, &tv), "{\"type\":\"channels\","
 	    "\"authorizedChannels\":[\"announcements\"],"
 	    "\"subscribedChannels\":[\"announcements\"]," TS "}");
 }
@@ -624,11 +688,14 @@ proto_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("replies");
+	tcase_add_checked_fixture(tc, setup_table, teardown_table);
 	tcase_add_test(tc, test_timestamp_format);
 	tcase_add_test(tc, test_connected_anonymous);
 	tcase_add_test(tc, test_connected_user_with_email_and_role);
 	tcase_add_test(tc, test_connected_user_without_optional_claims);
 	tcase_add_test(tc, test_subscribed_unsubscribed_pong);
+	tcase_add_test(tc, test_unsubscribed_with_reason);
+	tcase_add_test(tc, test_connected_and_channels_use_the_table);
 	tcase_add_test(tc, test_channels_reply);
 	tcase_add_test(tc, test_stats_reply);
 	tcase_add_test(tc, test_error_reply);

@@ -89,7 +89,7 @@ START_TEST(test_channel_table_full_is_counted)
 		snprintf(name, sizeof(name), "apps:c%d", i);
 		ck_assert_int_eq(reg_chan_add(&reg, 1, name, strlen(name), 1, 0), 0);
 	}
-	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:one-too-many", 17, 1), -1, 0);
+	ck_assert_int_eq(reg_chan_add(&reg, 1, "apps:one-too-many", 17, 1, 0), -1);
 	ck_assert_int_eq(reg.r_hdr->rh_chan_table_full, 1);
 	/* existing channels still count, and every one still routes */
 	ck_assert_int_eq(reg_chan_add(&reg, 3, "apps:c5", 7, 1, 0), 0);
