@@ -81,6 +81,8 @@ struct rt_config {
 	int64_t		 c_canary_interval;	/* 0 = off */
 	int64_t		 c_ipc_max_buffer;	/* bridge -> worker high-water mark */
 	int64_t		 c_max_event_size;	/* larger Redis messages are dropped */
+	int64_t		 c_history_memory;	/* node positions: frames kept, all channels */
+	int		 c_history_channels;	/* node positions: channel records */
 	int64_t		 c_redis_reconnect_max;	/* backoff ceiling */
 
 	/* supervision */

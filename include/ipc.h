@@ -13,7 +13,7 @@
 
 #include "realtimed.h"
 
-#define IPC_VERSION		3
+#define IPC_VERSION		4
 #define IPC_MAX_PAYLOAD		(1U << 30)	/* 1 GiB: events can be megabytes */
 #define IPC_CTL_MAX		(192 * 1024)	/* a master <-> child message */
 
@@ -46,7 +46,41 @@ enum ipc_type {
 	/* events, bridge -> worker */
 	IPC_EVENT		= 300,	/* uint16 channel length, channel, frame */
 	IPC_CANARY		= 301,	/* uint64 sequence number */
+
+	/*
+	 * positions (peerid: the worker's request id): a worker asks for a
+	 * channel's position, maybe with a replay; the bridge answers
+	 * IPC_POS, then one IPC_REPLAY per replayed event, then
+	 * IPC_POS_END, all in its event stream, so nothing live comes
+	 * between.
+	 */
+	IPC_POS_REQ		= 310,	/* worker -> bridge: struct ipc_pos */
+	IPC_POS			= 311,	/* bridge -> worker: struct ipc_pos */
+	IPC_REPLAY		= 312,	/* bridge -> worker: a WebSocket frame */
+	IPC_POS_END		= 313,	/* bridge -> worker: (empty) */
 };
+
+/*
+ * A position on the wire: uint64 offset, uint8 flag, uint8 epoch length,
+ * uint16 channel length, epoch, channel.  In a request, flag 1 means
+ * "replay what follows offset in epoch"; in an answer, flag is
+ * IPC_POS_RECOVERED, IPC_POS_UNRECOVERED or IPC_POS_PLAIN (no since).
+ */
+enum { IPC_POS_UNRECOVERED = 0, IPC_POS_RECOVERED = 1, IPC_POS_PLAIN = 2 };
+#define IPC_POS_MAX	(12 + 255 + RT_CHANNEL_MAX)
+
+struct ipc_pos {
+	uint64_t	 ip_offset;
+	uint8_t		 ip_flag;
+	const char	*ip_epoch;
+	size_t		 ip_epochlen;
+	const char	*ip_channel;
+	size_t		 ip_chlen;
+};
+/* Encode into out (IPC_POS_MAX bytes); its length. */
+size_t	ipc_pos_encode(uint8_t *out, const struct ipc_pos *pos);
+/* Decode in place: 0, or -1 when malformed. */
+int	ipc_pos_decode(const uint8_t *p, size_t len, struct ipc_pos *pos);
 
 struct ipc_hello {
 	uint32_t	 ih_version;

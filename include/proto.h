@@ -7,6 +7,7 @@
  * (JSON_C_TO_STRING_PLAIN) and frame.
  */
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/time.h>
 
 #include <json-c/json.h>
@@ -25,6 +26,8 @@ enum proto_type {
 	PROTO_STATS,
 };
 
+#define PROTO_EPOCH_MAX		32	/* an epoch a client may send back */
+
 struct proto_request {
 	enum proto_type	 pr_type;
 	/* for subscribe/unsubscribe: the channel (validated for length and
@@ -36,6 +39,10 @@ struct proto_request {
 	const char	*pr_error;
 	char		 pr_request[32];
 	int		 pr_has_channel;	/* pr_channel names the bad one */
+	/* subscribe: "since":{"epoch":…,"offset":…} (absent or null: pr_has_since 0) */
+	int		 pr_has_since;
+	char		 pr_since_epoch[PROTO_EPOCH_MAX + 1];
+	uint64_t	 pr_since_offset;
 };
 
 /*
@@ -99,6 +106,17 @@ struct json_object *proto_error(const char *message, const char *request,
  */
 size_t	proto_event(char *out, size_t outlen, const char *channel, size_t chlen,
 	    const char *payload, size_t plen, const struct timeval *tv);
+/* The same with the event's position: ,"offset":N,"epoch":"E" after the timestamp. */
+size_t	proto_event_at(char *out, size_t outlen, const char *channel, size_t chlen,
+	    const char *payload, size_t plen, const struct timeval *tv,
+	    const char *epoch, uint64_t offset);
+/*
+ * subscribed with a position: "epoch", "offset" (none when epoch is NULL:
+ * the channel keeps no history), and "recovered" when recovered is 0 or 1
+ * (-1: the subscribe had no since).
+ */
+struct json_object *proto_subscribed_at(const char *channel, const char *epoch,
+	    uint64_t offset, int recovered, const struct timeval *tv);
 
 /* 1 if buf holds exactly one valid JSON value (RFC 8259). */
 int	proto_json_valid(const char *buf, size_t len);

@@ -78,6 +78,7 @@ struct reg_worker {
 	_Atomic int64_t		 rw_user_limited;	/* max_channels_per_user */
 	_Atomic int64_t		 rw_channel_full;	/* a namespace's max_subscribers */
 	_Atomic int64_t		 rw_revoked;		/* subscriptions a reload ended */
+	_Atomic int64_t		 rw_replayed;		/* events sent again for since */
 	_Atomic int64_t		 rw_accept_errors;	/* accept() failed (EMFILE...) */
 	_Atomic int64_t		 rw_handshake_errors;
 	_Atomic int64_t		 rw_handshake_timeouts;
@@ -111,6 +112,13 @@ struct reg_bridge {
 	_Atomic int64_t		 rb_canary_misses;
 	_Atomic int64_t		 rb_invalid_json;
 	_Atomic uint64_t	 rb_redis_since;	/* ms when state last changed */
+	_Atomic int64_t		 rb_history_memory;	/* bytes held for replay */
+	_Atomic int64_t		 rb_history_events;
+	_Atomic int64_t		 rb_history_channels;
+	_Atomic int64_t		 rb_history_evicted;	/* frames dropped: count, age, memory */
+	_Atomic int64_t		 rb_recovered;		/* since: replayed whole */
+	_Atomic int64_t		 rb_unrecovered;	/* since: recovered false */
+	_Atomic int64_t		 rb_epochs;		/* node epochs begun */
 	struct reg_usage	 rb_usage;
 };
 

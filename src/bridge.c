@@ -27,6 +27,7 @@
 #include "bridge.h"
 #include "channel.h"
 #include "config.h"
+#include "history.h"
 #include "ipc.h"
 #include "log.h"
 #include "proto.h"
@@ -81,6 +82,7 @@ struct rt_bridge {
 	int			 b_stopping;
 	char			*b_json;	/* the event being built, reused */
 	size_t			 b_jsoncap;
+	struct hist		*b_hist;	/* node positions */
 	uint64_t		 b_big_logged_at;	/* ms, the last "too large" line */
 	uint64_t		 b_big_unlogged;	/* drops since, not in a line yet */
 	size_t			 b_big_len;		/* the last of those */
@@ -278,9 +280,15 @@ bridge_on_auth(redisAsyncContext *ac, void *r, void *priv)
 
 /* ---- events ---------------------------------------------------------------- */
 
+/*
+ * One message to worker w.  Events over the high-water mark are dropped
+ * (a stuck worker must not grow the bridge without bound; the offsets
+ * show its clients the gap); answers to a worker's request always go, so
+ * that it never waits forever, and the worker_timeout bounds a stuck one.
+ */
 static void
-bridge_send(struct rt_bridge *b, int w, uint32_t type, const void *a, size_t alen,
-    const void *c, size_t clen)
+bridge_write(struct rt_bridge *b, int w, uint32_t type, uint32_t peerid, int always,
+    const void *a, size_t alen, const void *c, size_t clen)
 {
 	struct evbuffer	*out;
 	struct ipc_hdr	 h;
@@ -290,16 +298,22 @@ bridge_send(struct rt_bridge *b, int w, uint32_t type, const void *a, size_t ale
 		return;
 	}
 	out = bufferevent_get_output(b->b_workers[w]);
-	/* a stuck worker must not grow the bridge without bound */
-	if (evbuffer_get_length(out) > (size_t)b->b_conf->c_ipc_max_buffer) {
+	if (!always && evbuffer_get_length(out) > (size_t)b->b_conf->c_ipc_max_buffer) {
 		atomic_fetch_add(&b->b_rb->rb_ipc_drops, 1);
 		return;
 	}
-	ipc_hdr_init(&h, type, (uint32_t)(alen + clen), (uint32_t)w);
+	ipc_hdr_init(&h, type, (uint32_t)(alen + clen), peerid);
 	evbuffer_add(out, &h, sizeof(h));
 	evbuffer_add(out, a, alen);
 	if (clen > 0)
 		evbuffer_add(out, c, clen);
+}
+
+static void
+bridge_send(struct rt_bridge *b, int w, uint32_t type, const void *a, size_t alen,
+    const void *c, size_t clen)
+{
+	bridge_write(b, w, type, (uint32_t)w, 0, a, alen, c, clen);
 }
 
 /*
@@ -373,34 +387,64 @@ bridge_too_large_report(struct rt_bridge *b, uint64_t now)
 	b->b_big_unlogged = 0;
 }
 
+/* The event's JSON in b_json (its position when pos is not NULL); its length, or 0. */
+static size_t
+bridge_build(struct rt_bridge *b, const char *ch, size_t chlen, const char *data,
+    size_t len, const struct hist_pos *pos)
+{
+	const char	*epoch = pos != NULL ? pos->hp_epoch : NULL;
+	uint64_t	 offset = pos != NULL ? pos->hp_offset : 0;
+	size_t		 jlen;
+
+	jlen = proto_event_at(b->b_json, b->b_jsoncap, ch, chlen, data, len, NULL, epoch, offset);
+	if (jlen > b->b_jsoncap) {
+		if (bridge_json_grow(b, jlen) == -1)
+			return 0;
+		jlen = proto_event_at(b->b_json, b->b_jsoncap, ch, chlen, data, len, NULL,
+		    epoch, offset);
+	}
+	return jlen;
+}
+
 static void
 bridge_route(struct rt_bridge *b, const char *ch, size_t chlen, const char *data, size_t len)
 {
-	uint64_t	 received_us = util_now_us();
-	uint8_t		 pre[IPC_EVENT_PREFIX_MAX + WS_HEADER_MAX];
-	size_t		 plen, jlen;
-	uint64_t	 mask;
-	int		 w;
+	uint64_t		 received_us = util_now_us();
+	uint8_t			 pre[IPC_EVENT_PREFIX_MAX + WS_HEADER_MAX];
+	size_t			 plen, hlen, jlen;
+	uint64_t		 mask = 0;
+	const struct chan_ns	*ns = NULL;
+	struct hist_pos		 pos;
+	int			 w, positioned = 0;
+	int64_t			 subscribers;
 
 	atomic_fetch_add(&b->b_rb->rb_events_in, 1);
 	if (len > (uint64_t)b->b_conf->c_max_event_size) {
 		bridge_too_large(b, ch, chlen, len);
 		return;
 	}
-	if (!chan_name_valid(ch, chlen) || reg_chan_route(b->b_reg, ch, chlen, &mask) == 0 ||
-	    mask == 0) {
+	if (chan_name_valid(ch, chlen) &&
+	    (ns = chan_match(b->b_conf->c_namespaces, ch, chlen)) != NULL &&
+	    ns->ns_history > 0 && hist_next(b->b_hist, ch, chlen, &pos) == 0)
+		positioned = 1;
+	subscribers = ns != NULL ? reg_chan_route(b->b_reg, ch, chlen, &mask) : 0;
+	if (!positioned && (subscribers == 0 || mask == 0)) {
 		atomic_fetch_add(&b->b_rb->rb_events_unrouted, 1);
 		return;
 	}
 	/* the frame is built once, whatever the number of subscribers */
-	jlen = proto_event(b->b_json, b->b_jsoncap, ch, chlen, data, len, NULL);
-	if (jlen > b->b_jsoncap) {
-		if (bridge_json_grow(b, jlen) == -1)
-			return;
-		jlen = proto_event(b->b_json, b->b_jsoncap, ch, chlen, data, len, NULL);
-	}
+	if ((jlen = bridge_build(b, ch, chlen, data, len, positioned ? &pos : NULL)) == 0)
+		return;
 	plen = ipc_event_prefix(pre, received_us, ch, chlen);
-	plen += ws_frame_header(pre + plen, WS_OP_TEXT, 1, jlen);
+	hlen = ws_frame_header(pre + plen, WS_OP_TEXT, 1, jlen);
+	if (positioned)
+		hist_append(b->b_hist, ch, chlen, pos.hp_offset, pre + plen, hlen, b->b_json,
+		    jlen, ns->ns_history, ns->ns_history_ttl, util_now_ms());
+	plen += hlen;
+	if (subscribers == 0 || mask == 0) {
+		atomic_fetch_add(&b->b_rb->rb_events_unrouted, 1);
+		return;
+	}
 	for (w = 0; w < b->b_reg->r_hdr->rh_nworkers; w++)
 		if (mask & ((uint64_t)1 << w)) {
 			bridge_send(b, w, IPC_EVENT, pre, plen, b->b_json, jlen);
@@ -466,6 +510,108 @@ bridge_on_message(redisAsyncContext *ac, void *r, void *priv)
 		bridge_route(b, e[2]->str, e[2]->len, e[3]->str, e[3]->len);
 }
 
+/* ---- positions ---------------------------------------------------------------- */
+
+/*
+ * A new node epoch: the subscription is new, so events may have been
+ * missed since the last one; every position starts again.
+ */
+static void
+bridge_new_epoch(struct rt_bridge *b)
+{
+	static const char	 digits[] =
+	    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	unsigned char		 r[8];
+	char			 epoch[sizeof(r) + 1];
+	size_t			 i;
+
+	if (RAND_bytes(r, sizeof(r)) != 1)
+		fatalx("%s: RAND_bytes() failed", __func__);
+	for (i = 0; i < sizeof(r); i++)
+		epoch[i] = digits[r[i] % 62];
+	epoch[i] = '\0';
+	hist_reset(b->b_hist, epoch);
+	atomic_fetch_add(&b->b_rb->rb_epochs, 1);
+	log_debug("%s: node epoch %s", __func__, epoch);
+}
+
+static void
+bridge_publish_history(struct rt_bridge *b)
+{
+	struct hist_stats	 st;
+
+	hist_stats(b->b_hist, &st);
+	atomic_store(&b->b_rb->rb_history_memory, st.hs_memory);
+	atomic_store(&b->b_rb->rb_history_events, st.hs_events);
+	atomic_store(&b->b_rb->rb_history_channels, st.hs_channels);
+	atomic_store(&b->b_rb->rb_history_evicted, (int64_t)st.hs_evicted);
+}
+
+struct bridge_replay {
+	struct rt_bridge	*br_b;
+	int			 br_w;
+	uint32_t		 br_req;
+};
+
+static void
+bridge_replay_one(const void *frame, size_t len, uint64_t offset, void *arg)
+{
+	struct bridge_replay	*r = arg;
+
+	(void)offset;
+	bridge_write(r->br_b, r->br_w, IPC_REPLAY, r->br_req, 1, frame, len, NULL, 0);
+}
+
+/*
+ * Worker w asks where a channel is (request req), maybe for a replay:
+ * the answer, the replayed frames and the end go out in one piece of
+ * its event stream.
+ */
+static void
+bridge_position(struct rt_bridge *b, int w, uint32_t req, const struct ipc_pos *rq)
+{
+	char			 ch[RT_CHANNEL_MAX + 1], epoch[HIST_EPOCH_MAX + 1];
+	const struct chan_ns	*ns;
+	struct bridge_replay	 r = { b, w, req };
+	struct hist_pos		 pos;
+	struct ipc_pos		 ans;
+	uint8_t			 buf[IPC_POS_MAX];
+	int64_t			 ttl;
+	uint64_t		 now = util_now_ms();
+	int			 rv;
+
+	memcpy(ch, rq->ip_channel, rq->ip_chlen);
+	ch[rq->ip_chlen] = '\0';
+	ns = chan_match(b->b_conf->c_namespaces, ch, rq->ip_chlen);
+	ttl = ns != NULL ? ns->ns_history_ttl : 0;
+	if (rq->ip_flag) {
+		/* an epoch too long to be ours matches none */
+		snprintf(epoch, sizeof(epoch), "%.*s", rq->ip_epochlen > HIST_EPOCH_MAX ? 0 :
+		    (int)rq->ip_epochlen, rq->ip_epoch);
+		rv = hist_replay(b->b_hist, ch, rq->ip_chlen, epoch, rq->ip_offset, ttl, now,
+		    &pos, NULL, NULL);
+		ans.ip_flag = rv == 1 ? IPC_POS_RECOVERED : IPC_POS_UNRECOVERED;
+		atomic_fetch_add(rv == 1 ? &b->b_rb->rb_recovered : &b->b_rb->rb_unrecovered, 1);
+	} else {
+		rv = hist_position(b->b_hist, ch, rq->ip_chlen, &pos);
+		ans.ip_flag = IPC_POS_PLAIN;
+	}
+	if (rv == -1) {
+		pos.hp_epoch[0] = '\0';	/* out of memory: no position to give */
+		pos.hp_offset = 0;
+	}
+	ans.ip_offset = pos.hp_offset;
+	ans.ip_epoch = pos.hp_epoch;
+	ans.ip_epochlen = strlen(pos.hp_epoch);
+	ans.ip_channel = ch;
+	ans.ip_chlen = rq->ip_chlen;
+	bridge_write(b, w, IPC_POS, req, 1, buf, ipc_pos_encode(buf, &ans), NULL, 0);
+	if (ans.ip_flag == IPC_POS_RECOVERED)
+		hist_replay(b->b_hist, ch, rq->ip_chlen, epoch, rq->ip_offset, ttl, now, &pos,
+		    bridge_replay_one, &r);
+	bridge_write(b, w, IPC_POS_END, req, 1, NULL, 0, NULL, 0);
+}
+
 /* ---- connections ----------------------------------------------------------- */
 
 static redisAsyncContext *
@@ -514,6 +660,7 @@ bridge_connect(struct rt_bridge *b)
 
 	b->b_retry_at = 0;
 	if (b->b_sub == NULL && (b->b_sub = bridge_open(b)) != NULL) {
+		bridge_new_epoch(b);
 		b->b_sub_started = util_now_ms();
 		b->b_sub_acks = 0;
 		b->b_sub_expect = 0;
@@ -580,6 +727,8 @@ bridge_tick(evutil_socket_t fd, short ev, void *arg)
 		bridge_connect(b);
 	bridge_canary(b, now);
 	bridge_too_large_report(b, now);
+	hist_expire(b->b_hist, now);
+	bridge_publish_history(b);
 }
 
 /* ---- workers and the master --------------------------------------------- */
@@ -600,14 +749,34 @@ bridge_worker_event(struct bufferevent *bev, short what, void *arg)
 		}
 }
 
+/* Requests from a worker: positions. */
 static void
 bridge_worker_read(struct bufferevent *bev, void *arg)
 {
-	struct evbuffer	*in = bufferevent_get_input(bev);
+	struct rt_bridge	*b = arg;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct ipc_hdr		 hdr;
+	struct ipc_pos		 rq;
+	uint8_t			 raw[sizeof(hdr)];
+	const uint8_t		*p;
+	size_t			 len;
+	int			 w, rv;
 
-	(void)arg;
-	/* workers send nothing on this socket today */
-	evbuffer_drain(in, evbuffer_get_length(in));
+	for (w = 0; w < REG_MAX_WORKERS && b->b_workers[w] != bev; w++)
+		;
+	if (w == REG_MAX_WORKERS)
+		return;
+	while ((len = evbuffer_get_length(in)) >= sizeof(hdr)) {
+		evbuffer_copyout(in, raw, sizeof(raw));
+		if ((rv = ipc_parse(raw, len, &hdr)) == IPC_PARSE_NEED_MORE)
+			return;
+		if (rv == IPC_PARSE_BAD || hdr.type != IPC_POS_REQ ||
+		    (p = evbuffer_pullup(in, (ev_ssize_t)(sizeof(hdr) + hdr.len))) == NULL ||
+		    ipc_pos_decode(p + sizeof(hdr), hdr.len, &rq) == -1)
+			fatalx("%s: malformed message from worker %d", __func__, w);
+		bridge_position(b, w, hdr.peerid, &rq);
+		evbuffer_drain(in, sizeof(hdr) + hdr.len);
+	}
 }
 
 static void
@@ -689,6 +858,7 @@ bridge_reload(struct rt_bridge *b, const char *p, size_t len)
 	config_from_master(&nc, b->b_conf->c_file, p, len);
 	nschanged = !chan_table_equal(b->b_conf->c_namespaces, nc.c_namespaces);
 	config_merge_reloadable(b->b_conf, &nc, 0);
+	hist_set_limits(b->b_hist, b->b_conf->c_history_memory, b->b_conf->c_history_channels);
 	log_setlevel(b->b_conf->c_log_level);
 	config_free(&nc);
 	if (nschanged)
@@ -769,6 +939,7 @@ bridge_cleanup(struct rt_bridge *b)
 	free(b->b_json);
 	bridge_subs_free(&b->b_active);
 	bridge_subs_free(&b->b_next);
+	hist_free(b->b_hist);
 	if (b->b_base != NULL)
 		event_base_free(b->b_base);
 }
@@ -788,6 +959,8 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 	if (redis_url_parse(conf->c_redis_url, &b.b_url, err, sizeof(err)) == -1)
 		fatalx("redis_url: %s", err);
 	bridge_canary_name(&b);
+	if ((b.b_hist = hist_new(conf->c_history_memory, conf->c_history_channels, "-")) == NULL)
+		fatalx("%s: out of memory", __func__);
 	atomic_store(&b.b_rb->rb_pid, (int32_t)getpid());
 	atomic_store(&b.b_rb->rb_redis_up, 0);
 	atomic_store(&b.b_rb->rb_tick, util_now_ms());

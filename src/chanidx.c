@@ -339,6 +339,7 @@ chanidx_unsubscribe_at(struct rt_conn *c, int i)
 	struct rt_sub	*s = c->c_subs[i];
 	struct rt_chan	*ch = s->s_chan;
 
+	fanout_position_cancel(s);
 	chanidx_del_sub(ch, s);
 	chanidx_who_put(c, ch);
 	c->c_subs[i] = c->c_subs[--c->c_nsubs];

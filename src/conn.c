@@ -217,6 +217,8 @@ conn_free(struct rt_conn *c)
 	}
 	if (c->c_msg != NULL)
 		evbuffer_free(c->c_msg);
+	if (c->c_later != NULL)
+		evbuffer_free(c->c_later);
 	ws_decoder_free(&c->c_dec);
 	free(c->c_subs);
 	free(c->c_user);

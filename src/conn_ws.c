@@ -27,6 +27,31 @@
 #define CONN_WS_PEEK_IOV	16
 
 
+/*
+ * A channel with history: the bridge answers with its position (and the
+ * replay asked for), then live events follow.  A new subscription, or a
+ * replay, holds live events until the answer is through; a plain repeat
+ * of a live one does not (what came before the answer is older than the
+ * position it carries).
+ */
+static void
+conn_ws_subscribe_at(struct rt_conn *c, struct proto_request *r, int fresh)
+{
+	int	 i = chanidx_find_sub(c, r->pr_channel, r->pr_channel_len);
+
+	if (c->c_subs[i]->s_req != 0) {
+		conn_send_error(c, "A subscribe to this channel is still being answered",
+		    "subscribe", r->pr_channel);
+		return;
+	}
+	if (fanout_position(c->c_subs[i], fresh || r->pr_has_since,
+	    r->pr_has_since ? r->pr_since_epoch : NULL, r->pr_since_offset) == -1) {
+		if (fresh)
+			chanidx_unsubscribe_at(c, i);
+		conn_send_error(c, "Server busy, try again later", "subscribe", r->pr_channel);
+	}
+}
+
 static void
 conn_ws_subscribe(struct rt_conn *c, struct proto_request *r)
 {
@@ -34,6 +59,7 @@ conn_ws_subscribe(struct rt_conn *c, struct proto_request *r)
 	enum chan_verdict	 v;
 	const struct chan_ns	*ns;
 	const char		*why = NULL;
+	int			 fresh;
 
 	v = chan_authorize(c->c_worker->w_conf->c_namespaces, r->pr_channel,
 	    r->pr_channel_len, conn_auth_user(c, &u), &ns);
@@ -41,12 +67,18 @@ conn_ws_subscribe(struct rt_conn *c, struct proto_request *r)
 		conn_send_error(c, chan_verdict_message(v), "subscribe", r->pr_channel);
 		return;
 	}
+	fresh = chanidx_find_sub(c, r->pr_channel, r->pr_channel_len) == -1;
 	if (chanidx_subscribe(c, r->pr_channel, r->pr_channel_len, ns->ns_max_subscribers,
 	    &why) == -1) {
 		conn_send_error(c, why, "subscribe", r->pr_channel);
 		return;
 	}
-	conn_send_json(c, proto_subscribed("subscribed", r->pr_channel, NULL));
+	if (ns->ns_history > 0)
+		conn_ws_subscribe_at(c, r, fresh);
+	else if (r->pr_has_since)	/* nothing kept: nothing to recover */
+		conn_send_json(c, proto_subscribed_at(r->pr_channel, NULL, 0, 0, NULL));
+	else
+		conn_send_json(c, proto_subscribed("subscribed", r->pr_channel, NULL));
 }
 
 static void
@@ -232,21 +264,10 @@ conn_ws_rate_ok(struct rt_conn *c, uint64_t now)
 }
 
 static void
-conn_ws_message(struct rt_conn *c, const char *buf, size_t len)
+conn_ws_request(struct rt_conn *c, const char *buf, size_t len)
 {
 	struct proto_request	 r;
 
-	STAT_ADD(c->c_worker, rw_messages_in, 1);
-	if (conn_output_full(c)) {
-		conn_slow(c);
-		return;
-	}
-	if (!conn_ws_rate_ok(c, c->c_last_rx)) {
-		STAT_ADD(c->c_worker, rw_rate_limited, 1);
-		conn_send_error(c, "Rate limit exceeded", NULL, NULL);
-		conn_close(c, WS_CLOSE_POLICY, "Rate limit exceeded", 0);
-		return;
-	}
 	proto_parse(buf, len, &r);
 	switch (r.pr_type) {
 	case PROTO_SUBSCRIBE:
@@ -269,6 +290,65 @@ conn_ws_message(struct rt_conn *c, const char *buf, size_t len)
 		    r.pr_has_channel ? r.pr_channel : NULL);
 		break;
 	}
+}
+
+/*
+ * Replies go out in request order: while the bridge owes c a reply (a
+ * subscribe on a channel with history), later requests wait, within
+ * max_message_size bytes.
+ */
+static void
+conn_ws_defer(struct rt_conn *c, const char *buf, size_t len)
+{
+	uint32_t	 n = (uint32_t)len;
+
+	if ((c->c_later == NULL && (c->c_later = evbuffer_new()) == NULL) ||
+	    evbuffer_get_length(c->c_later) + len > (size_t)c->c_worker->w_conf->c_max_message_size ||
+	    evbuffer_add(c->c_later, &n, sizeof(n)) == -1 || evbuffer_add(c->c_later, buf, len) == -1) {
+		STAT_ADD(c->c_worker, rw_rate_limited, 1);
+		conn_send_error(c, "Rate limit exceeded", NULL, NULL);
+		conn_close(c, WS_CLOSE_POLICY, "Rate limit exceeded", 0);
+	}
+}
+
+/* The bridge answered: the requests that waited, in order, until one waits again. */
+void
+conn_ws_resume(struct rt_conn *c)
+{
+	uint32_t	 n;
+	char		*buf;
+
+	while (c->c_waiting == 0 && c->c_state == CS_OPEN && c->c_later != NULL &&
+	    evbuffer_get_length(c->c_later) >= sizeof(n)) {
+		evbuffer_remove(c->c_later, &n, sizeof(n));
+		if ((buf = malloc(n ? n : 1)) == NULL) {
+			conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
+			return;
+		}
+		evbuffer_remove(c->c_later, buf, n);
+		conn_ws_request(c, buf, n);
+		free(buf);
+	}
+}
+
+static void
+conn_ws_message(struct rt_conn *c, const char *buf, size_t len)
+{
+	STAT_ADD(c->c_worker, rw_messages_in, 1);
+	if (conn_output_full(c)) {
+		conn_slow(c);
+		return;
+	}
+	if (!conn_ws_rate_ok(c, c->c_last_rx)) {
+		STAT_ADD(c->c_worker, rw_rate_limited, 1);
+		conn_send_error(c, "Rate limit exceeded", NULL, NULL);
+		conn_close(c, WS_CLOSE_POLICY, "Rate limit exceeded", 0);
+		return;
+	}
+	if (c->c_waiting > 0)
+		conn_ws_defer(c, buf, len);
+	else
+		conn_ws_request(c, buf, len);
 }
 
 /* ---- WebSocket frames -------------------------------------------------- */

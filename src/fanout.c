@@ -218,7 +218,8 @@ fanout_event(struct rt_worker *w, const uint8_t *p, size_t len)
 	fi = fanout_frame_add(w, frame, flen, ev.ie_received_us);
 	for (i = 0; i < ch->ch_nsubs; i++) {
 		c = ch->ch_subs[i]->s_conn;
-		if (c->c_state != CS_OPEN || c->c_io_err)
+		/* s_hold: its replay, then the live events, come after the answer */
+		if (c->c_state != CS_OPEN || c->c_io_err || ch->ch_subs[i]->s_hold)
 			continue;
 		olen = conn_outlen(c);
 		if (c->c_pend_batch == w->w_batch)
@@ -251,6 +252,189 @@ fanout_event(struct rt_worker *w, const uint8_t *p, size_t len)
 		conn_slow(slow[i]);
 	}
 	free(slow);
+}
+
+/* ---- positions ------------------------------------------------------------- */
+
+#define FANOUT_REQ_BITS		20	/* slots; the rest of an id is a generation */
+#define FANOUT_REQ_MAX		(1u << FANOUT_REQ_BITS)
+
+static void
+fanout_req_send(struct rt_worker *w, const struct fanout_req *r)
+{
+	struct rt_chan	*ch = r->fr_sub->s_chan;
+	struct ipc_pos	 pos;
+	struct ipc_hdr	 h;
+	uint8_t		 buf[IPC_POS_MAX];
+	size_t		 len;
+
+	if (w->w_bridge == NULL)
+		return;		/* asked again when the next bridge is attached */
+	pos.ip_offset = r->fr_offset;
+	pos.ip_flag = r->fr_since;
+	pos.ip_epoch = r->fr_epoch;
+	pos.ip_epochlen = strlen(r->fr_epoch);
+	pos.ip_channel = ch->ch_name;
+	pos.ip_chlen = strlen(ch->ch_name);
+	len = ipc_pos_encode(buf, &pos);
+	ipc_hdr_init(&h, IPC_POS_REQ, (uint32_t)len, r->fr_id);
+	bufferevent_write(w->w_bridge, &h, sizeof(h));
+	bufferevent_write(w->w_bridge, buf, len);
+}
+
+static int
+fanout_req_slot(struct rt_worker *w)
+{
+	uint32_t	 old = w->w_reqcap, cap, i, *nf;
+
+	if (w->w_nreqfree == 0) {
+		cap = old ? old * 2 : 64;
+		if (cap > FANOUT_REQ_MAX ||
+		    (nf = reallocarray(w->w_reqfree, cap, sizeof(*nf))) == NULL)
+			return -1;
+		w->w_reqfree = nf;
+		if (fanout_grow(&w->w_reqs, &w->w_reqcap, old, sizeof(*w->w_reqs), 64) == -1)
+			return -1;
+		for (i = w->w_reqcap; i > old; i--) {
+			w->w_reqs[i - 1].fr_sub = NULL;
+			w->w_reqfree[w->w_nreqfree++] = i - 1;
+		}
+	}
+	return (int)w->w_reqfree[--w->w_nreqfree];
+}
+
+/*
+ * Ask the bridge for s's channel position; with epoch (not NULL), for a
+ * replay of what follows since.  hold: s gets no live event until the
+ * answer is through.  0, or -1 when no request can be made.
+ */
+int
+fanout_position(struct rt_sub *s, int hold, const char *epoch, uint64_t since)
+{
+	struct rt_worker	*w = s->s_conn->c_worker;
+	struct fanout_req	*r;
+	int			 slot;
+
+	if (s->s_req != 0 || (slot = fanout_req_slot(w)) == -1)
+		return -1;
+	r = &w->w_reqs[slot];
+	if (++w->w_reqgen >= (1u << (32 - FANOUT_REQ_BITS)))
+		w->w_reqgen = 1;
+	r->fr_sub = s;
+	r->fr_id = (w->w_reqgen << FANOUT_REQ_BITS) | (uint32_t)slot;
+	r->fr_since = epoch != NULL;
+	r->fr_answered = 0;
+	r->fr_offset = since;
+	snprintf(r->fr_epoch, sizeof(r->fr_epoch), "%s", epoch != NULL ? epoch : "");
+	s->s_req = r->fr_id;
+	s->s_hold = (uint8_t)hold;
+	s->s_conn->c_waiting++;
+	fanout_req_send(w, r);
+	return 0;
+}
+
+void
+fanout_position_cancel(struct rt_sub *s)
+{
+	struct rt_worker	*w = s->s_conn->c_worker;
+	uint32_t		 slot = s->s_req & (FANOUT_REQ_MAX - 1);
+
+	if (s->s_req == 0)
+		return;
+	if (slot < w->w_reqcap && w->w_reqs[slot].fr_sub == s) {
+		if (!w->w_reqs[slot].fr_answered && s->s_conn->c_waiting > 0)
+			s->s_conn->c_waiting--;	/* unsubscribed before the answer */
+		w->w_reqs[slot].fr_sub = NULL;
+		w->w_reqfree[w->w_nreqfree++] = slot;
+	}
+	s->s_req = 0;
+	s->s_hold = 0;
+}
+
+/* The request an answer is for, or NULL when it is gone (unsubscribed, closed). */
+static struct rt_sub *
+fanout_req_find(struct rt_worker *w, uint32_t id)
+{
+	uint32_t	 slot = id & (FANOUT_REQ_MAX - 1);
+
+	if (slot >= w->w_reqcap || w->w_reqs[slot].fr_sub == NULL ||
+	    w->w_reqs[slot].fr_id != id)
+		return NULL;
+	return w->w_reqs[slot].fr_sub;
+}
+
+static void
+fanout_pos_answer(struct rt_worker *w, uint32_t id, const uint8_t *m, size_t len)
+{
+	struct rt_sub		*s;
+	struct rt_conn		*c;
+	struct ipc_pos		 pos;
+	struct fanout_req	*r;
+	char			 epoch[PROTO_EPOCH_MAX + 1];
+
+	if (ipc_pos_decode(m, len, &pos) == -1 || pos.ip_epochlen > PROTO_EPOCH_MAX)
+		fatalx("%s: malformed position from the bridge", __func__);
+	if ((s = fanout_req_find(w, id)) == NULL)
+		return;
+	c = s->s_conn;
+	r = &w->w_reqs[id & (FANOUT_REQ_MAX - 1)];
+	if (!r->fr_answered) {
+		r->fr_answered = 1;
+		if (c->c_waiting > 0)
+			c->c_waiting--;
+	}
+	if (c->c_state != CS_OPEN)
+		return;
+	/* what this batch has for c goes first: the answer follows it */
+	if (c->c_pend_batch == w->w_batch)
+		fanout_flush_conn(w, c);
+	memcpy(epoch, pos.ip_epoch, pos.ip_epochlen);
+	epoch[pos.ip_epochlen] = '\0';
+	conn_send_json(c, proto_subscribed_at(s->s_chan->ch_name, epoch, pos.ip_offset,
+	    pos.ip_flag == IPC_POS_PLAIN ? -1 : pos.ip_flag == IPC_POS_RECOVERED, NULL));
+}
+
+/* After the replay's end: the requests that waited for this answer. */
+static void
+fanout_pos_resume(struct rt_conn *c)
+{
+	if (c->c_waiting == 0 && c->c_later != NULL)
+		conn_ws_resume(c);
+}
+
+/* A replayed event: counted against the output limit like a live one. */
+static void
+fanout_pos_replay(struct rt_worker *w, uint32_t id, const uint8_t *m, size_t len)
+{
+	struct rt_sub	*s;
+	struct rt_conn	*c;
+
+	if ((s = fanout_req_find(w, id)) == NULL)
+		return;
+	c = s->s_conn;
+	if (c->c_state != CS_OPEN || c->c_io_err)
+		return;
+	if (conn_outlen(c) > 0 && conn_outlen(c) + len > (size_t)w->w_conf->c_max_output_buffer) {
+		conn_slow(c);
+		return;
+	}
+	conn_write(c, m, len);
+	STAT_ADD(w, rw_events_out, 1);
+	STAT_ADD(w, rw_bytes_out, (int64_t)len);
+	STAT_ADD(w, rw_replayed, 1);
+}
+
+static void
+fanout_pos_end(struct rt_worker *w, uint32_t id)
+{
+	struct rt_sub	*s;
+	struct rt_conn	*c;
+
+	if ((s = fanout_req_find(w, id)) == NULL)
+		return;
+	c = s->s_conn;
+	fanout_position_cancel(s);	/* done: live events flow */
+	fanout_pos_resume(c);
 }
 
 static void
@@ -289,6 +473,15 @@ fanout_bridge_read(struct bufferevent *bev, void *arg)
 		case IPC_HELLO:
 			worker_accepting(w, "the bridge is connected");
 			break;
+		case IPC_POS:
+			fanout_pos_answer(w, hdr.peerid, m, hdr.len);
+			break;
+		case IPC_REPLAY:
+			fanout_pos_replay(w, hdr.peerid, m, hdr.len);
+			break;
+		case IPC_POS_END:
+			fanout_pos_end(w, hdr.peerid);
+			break;
 		case IPC_CANARY:
 			if (hdr.len != sizeof(seq))
 				fatalx("%s: malformed canary", __func__);
@@ -321,6 +514,8 @@ fanout_bridge_event(struct bufferevent *bev, short what, void *arg)
 void
 fanout_attach_bridge(struct rt_worker *w, int fd)
 {
+	uint32_t	 i;
+
 	if (fd == -1)
 		fatalx("%s: no socket from the master", __func__);
 	if (w->w_bridge != NULL)
@@ -330,6 +525,10 @@ fanout_attach_bridge(struct rt_worker *w, int fd)
 		fatalx("%s: bufferevent_socket_new() failed", __func__);
 	bufferevent_setcb(w->w_bridge, fanout_bridge_read, NULL, fanout_bridge_event, w);
 	bufferevent_enable(w->w_bridge, EV_READ);
+	/* what the last bridge did not answer, this one does (a new epoch) */
+	for (i = 0; i < w->w_reqcap; i++)
+		if (w->w_reqs[i].fr_sub != NULL)
+			fanout_req_send(w, &w->w_reqs[i]);
 }
 
 void
@@ -341,4 +540,6 @@ fanout_free(struct rt_worker *w)
 	free(w->w_pend);
 	free(w->w_pconns);
 	free(w->w_frames);
+	free(w->w_reqs);
+	free(w->w_reqfree);
 }

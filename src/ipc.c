@@ -30,6 +30,10 @@ ipc_type_known(uint32_t type)
 	case IPC_CTL_PUBLISH_REPLY:
 	case IPC_EVENT:
 	case IPC_CANARY:
+	case IPC_POS_REQ:
+	case IPC_POS:
+	case IPC_REPLAY:
+	case IPC_POS_END:
 		return 1;
 	}
 	return 0;
@@ -191,5 +195,40 @@ ipc_event_split(const uint8_t *p, size_t len, struct ipc_event *ev)
 	ev->ie_chlen = n;
 	ev->ie_frame = p + 10 + n;
 	ev->ie_framelen = len - 10 - n;
+	return 0;
+}
+
+size_t
+ipc_pos_encode(uint8_t *out, const struct ipc_pos *pos)
+{
+	uint8_t		 elen = pos->ip_epochlen > 255 ? 255 : (uint8_t)pos->ip_epochlen;
+	uint16_t	 clen = pos->ip_chlen > RT_CHANNEL_MAX ? RT_CHANNEL_MAX :
+			    (uint16_t)pos->ip_chlen;
+
+	memcpy(out, &pos->ip_offset, 8);
+	out[8] = pos->ip_flag;
+	out[9] = elen;
+	memcpy(out + 10, &clen, 2);
+	memcpy(out + 12, pos->ip_epoch, elen);
+	memcpy(out + 12 + elen, pos->ip_channel, clen);
+	return 12 + (size_t)elen + clen;
+}
+
+int
+ipc_pos_decode(const uint8_t *p, size_t len, struct ipc_pos *pos)
+{
+	uint16_t	 clen;
+
+	if (len < 12)
+		return -1;
+	memcpy(&pos->ip_offset, p, 8);
+	pos->ip_flag = p[8];
+	memcpy(&clen, p + 10, 2);
+	if (len != 12 + (size_t)p[9] + clen || clen > RT_CHANNEL_MAX)
+		return -1;
+	pos->ip_epoch = (const char *)p + 12;
+	pos->ip_epochlen = p[9];
+	pos->ip_channel = (const char *)p + 12 + p[9];
+	pos->ip_chlen = clen;
 	return 0;
 }

@@ -7,6 +7,7 @@
  */
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 
@@ -331,6 +332,40 @@ proto_parse_channel(struct json_object *msg, struct proto_request *req)
 		proto_invalid(req, "Missing or invalid channel");
 }
 
+/* "since": null, or {"epoch": string, "offset": integer >= 0}. */
+static void
+proto_parse_since(struct json_object *msg, struct proto_request *req)
+{
+	struct json_object	*since, *e, *o;
+	size_t			 len;
+
+	if (!json_object_object_get_ex(msg, "since", &since) || since == NULL)
+		return;
+	if (!json_object_is_type(since, json_type_object) ||
+	    !json_object_object_get_ex(since, "epoch", &e) ||
+	    !json_object_is_type(e, json_type_string) ||
+	    !json_object_object_get_ex(since, "offset", &o) ||
+	    !json_object_is_type(o, json_type_int)) {
+		proto_invalid(req, "Invalid since: expected {\"epoch\":string,\"offset\":integer}");
+		return;
+	}
+	len = (size_t)json_object_get_string_len(e);
+	if (json_object_get_int64(o) < 0 ||
+	    (json_object_get_int64(o) == INT64_MAX && json_object_get_uint64(o) != INT64_MAX)) {
+		proto_invalid(req, "Invalid since: offset must be a non-negative integer");
+		return;
+	}
+	req->pr_has_since = 1;
+	req->pr_since_offset = (uint64_t)json_object_get_int64(o);
+	/* an epoch we never issue is simply not ours: recovered false */
+	if (len > PROTO_EPOCH_MAX || memchr(json_object_get_string(e), '\0', len) != NULL)
+		len = 0;
+	memcpy(req->pr_since_epoch, json_object_get_string(e), len);
+	req->pr_since_epoch[len] = '\0';
+	if (len == 0)
+		strcpy(req->pr_since_epoch, "-");
+}
+
 static void
 proto_parse_object(struct json_object *msg, struct proto_request *req)
 {
@@ -359,6 +394,8 @@ proto_parse_object(struct json_object *msg, struct proto_request *req)
 	req->pr_type = proto_types[i].type;
 	if (proto_types[i].needs_channel)
 		proto_parse_channel(msg, req);
+	if (req->pr_type == PROTO_SUBSCRIBE && req->pr_error == NULL)
+		proto_parse_since(msg, req);
 }
 
 void
@@ -549,6 +586,25 @@ proto_unsubscribed(const char *channel, const char *reason, const struct timeval
 }
 
 struct json_object *
+proto_subscribed_at(const char *channel, const char *epoch, uint64_t offset, int recovered,
+    const struct timeval *tv)
+{
+	struct json_object	*o;
+	int			 failed;
+
+	if ((o = proto_new("subscribed")) == NULL)
+		return NULL;
+	failed = proto_add(o, "channel", json_object_new_string(channel));
+	if (!failed && epoch != NULL)
+		failed = proto_add(o, "epoch", json_object_new_string(epoch));
+	if (!failed && epoch != NULL)
+		failed = proto_add(o, "offset", json_object_new_int64((int64_t)offset));
+	if (!failed && recovered >= 0)
+		failed = proto_add(o, "recovered", json_object_new_boolean(recovered));
+	return proto_finish(o, failed, tv);
+}
+
+struct json_object *
 proto_pong(const struct timeval *tv)
 {
 	return proto_finish(proto_new("pong"), 0, tv);
@@ -660,11 +716,19 @@ size_t
 proto_event(char *out, size_t outlen, const char *channel, size_t chlen,
     const char *payload, size_t plen, const struct timeval *tv)
 {
+	return proto_event_at(out, outlen, channel, chlen, payload, plen, tv, NULL, 0);
+}
+
+size_t
+proto_event_at(char *out, size_t outlen, const char *channel, size_t chlen,
+    const char *payload, size_t plen, const struct timeval *tv,
+    const char *epoch, uint64_t offset)
+{
 	const unsigned char	*ch = (const unsigned char *)channel;
 	const unsigned char	*pl = (const unsigned char *)payload;
 	const unsigned char	*pend = pl + plen;
-	char			 ts[RT_TIMESTAMP_LEN + 1], *p;
-	size_t			 chesc, dlen, total;
+	char			 ts[RT_TIMESTAMP_LEN + 1], pos[64 + PROTO_EPOCH_MAX], *p;
+	size_t			 chesc, dlen, total, poslen = 0;
 	int			 raw;
 
 	/* Surrounding whitespace is not part of the value. */
@@ -680,8 +744,12 @@ proto_event(char *out, size_t outlen, const char *channel, size_t chlen,
 	proto_timestamp(ts, sizeof(ts), tv);
 	chesc = proto_escape(NULL, ch, chlen);
 	dlen = raw ? (size_t)(pend - pl) : proto_escape(NULL, pl, plen) + 2;
+	/* the epoch is ours: letters, digits and '-', nothing to escape */
+	if (epoch != NULL)
+		poslen = (size_t)snprintf(pos, sizeof(pos), "\",\"offset\":%llu,\"epoch\":\"%.*s",
+		    (unsigned long long)offset, PROTO_EPOCH_MAX, epoch);
 	total = PROTO_LIT(PROTO_EV_HEAD) + chesc + PROTO_LIT(PROTO_EV_DATA) +
-	    dlen + PROTO_LIT(PROTO_EV_TS) + strlen(ts) + PROTO_LIT(PROTO_EV_TAIL);
+	    dlen + PROTO_LIT(PROTO_EV_TS) + strlen(ts) + poslen + PROTO_LIT(PROTO_EV_TAIL);
 	if (total > outlen)
 		return total;
 	p = proto_put(out, PROTO_EV_HEAD, PROTO_LIT(PROTO_EV_HEAD));
@@ -696,6 +764,7 @@ proto_event(char *out, size_t outlen, const char *channel, size_t chlen,
 	}
 	p = proto_put(p, PROTO_EV_TS, PROTO_LIT(PROTO_EV_TS));
 	p = proto_put(p, ts, strlen(ts));
+	p = proto_put(p, pos, poslen);
 	proto_put(p, PROTO_EV_TAIL, PROTO_LIT(PROTO_EV_TAIL));
 	return total;
 }

@@ -54,6 +54,7 @@ static const struct {
 	{ "user_limited", WOFF(rw_user_limited) },
 	{ "channel_full", WOFF(rw_channel_full) },
 	{ "subscriptions_revoked", WOFF(rw_revoked) },
+	{ "events_replayed", WOFF(rw_replayed) },
 	{ "accept_errors", WOFF(rw_accept_errors) },
 };
 
@@ -136,6 +137,13 @@ stats_bridge_json(struct registry *reg)
 	J_INT(b, "events_too_large", atomic_load(&rb->rb_events_too_large));
 	J_INT(b, "canary_sent", atomic_load(&rb->rb_canary_sent));
 	J_INT(b, "canary_misses", atomic_load(&rb->rb_canary_misses));
+	J_INT(b, "history_memory", atomic_load(&rb->rb_history_memory));
+	J_INT(b, "history_events", atomic_load(&rb->rb_history_events));
+	J_INT(b, "history_channels", atomic_load(&rb->rb_history_channels));
+	J_INT(b, "history_evicted", atomic_load(&rb->rb_history_evicted));
+	J_INT(b, "recoveries_ok", atomic_load(&rb->rb_recovered));
+	J_INT(b, "recoveries_unrecoverable", atomic_load(&rb->rb_unrecovered));
+	J_INT(b, "epochs", atomic_load(&rb->rb_epochs));
 	return b;
 }
 
@@ -292,6 +300,7 @@ static const struct stats_counter stats_worker_metrics[] = {
 	{ "realtimed_user_limited_total", "counter", "Subscriptions refused (max_channels_per_user).", WOFF(rw_user_limited) },
 	{ "realtimed_channel_full_total", "counter", "Subscriptions refused (a namespace's max_subscribers).", WOFF(rw_channel_full) },
 	{ "realtimed_subscriptions_revoked_total", "counter", "Subscriptions a reload of the namespaces ended.", WOFF(rw_revoked) },
+	{ "realtimed_events_replayed_total", "counter", "Events sent again to clients that subscribed with since.", WOFF(rw_replayed) },
 	{ "realtimed_accept_errors_total", "counter", "Failed accept() calls (out of descriptors or memory).", WOFF(rw_accept_errors) },
 };
 
@@ -330,6 +339,17 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	    (long long)atomic_load(&rb->rb_events_too_large));
 	evbuffer_add_printf(out, "realtimed_drops_total{reason=\"slow_consumer\"} %lld\n",
 	    (long long)stats_sum(reg, WOFF(rw_slow_closes)));
+	stats_metric(out, "realtimed_history_memory_bytes", "gauge", "Bytes of event history held for replay (node positions).",
+	    (long long)atomic_load(&rb->rb_history_memory));
+	stats_metric(out, "realtimed_history_events", "gauge", "Events held for replay.",
+	    (long long)atomic_load(&rb->rb_history_events));
+	stats_metric(out, "realtimed_history_evicted_total", "counter", "History events dropped for history, history_ttl or history_memory.",
+	    (long long)atomic_load(&rb->rb_history_evicted));
+	stats_metric_head(out, "realtimed_recoveries_total", "counter", "Subscribes with since, by outcome.");
+	evbuffer_add_printf(out, "realtimed_recoveries_total{result=\"recovered\"} %lld\n",
+	    (long long)atomic_load(&rb->rb_recovered));
+	evbuffer_add_printf(out, "realtimed_recoveries_total{result=\"unrecoverable\"} %lld\n",
+	    (long long)atomic_load(&rb->rb_unrecovered));
 	stats_metric(out, "realtimed_canary_sent_total", "counter", "Delivery canaries published.",
 	    (long long)atomic_load(&rb->rb_canary_sent));
 	stats_metric(out, "realtimed_canary_misses_total", "counter", "Canaries that did not come back from Redis in time.",

@@ -26,6 +26,7 @@
 #include "realtimed.h"
 #include "wheel.h"
 #include "ws.h"
+#include "proto.h"
 
 struct json_object;
 struct http_request;
@@ -54,6 +55,18 @@ struct rt_sub {
 	struct rt_conn	*s_conn;
 	struct rt_chan	*s_chan;
 	size_t		 s_idx;		/* position in s_chan->ch_subs */
+	uint32_t	 s_req;		/* a position asked of the bridge; 0: none */
+	uint8_t		 s_hold;	/* live events wait for the answer's end */
+};
+
+/* A position asked of the bridge, kept until answered (and asked again of a new bridge). */
+struct fanout_req {
+	struct rt_sub	*fr_sub;	/* NULL: a free slot */
+	uint32_t	 fr_id;		/* the request's id: slot and generation */
+	uint8_t		 fr_since;	/* replay what follows fr_epoch/fr_offset */
+	uint8_t		 fr_answered;	/* its subscribed reply is out */
+	uint64_t	 fr_offset;
+	char		 fr_epoch[PROTO_EPOCH_MAX + 1];
 };
 
 /* A user's subscriptions to one channel on this worker (max_channels_per_user). */
@@ -109,6 +122,7 @@ struct rt_conn {
 	struct event		*c_wev;		/* plain: waiting for room to write */
 	struct outq		*c_out;		/* plain: bytes waiting; NULL: none */
 	struct evbuffer		*c_msg;		/* message being assembled */
+	struct evbuffer		*c_later;	/* requests behind an unanswered one */
 	struct conn_user	*c_user;	/* NULL: anonymous */
 	struct rt_sub		**c_subs;
 	int			 c_nsubs;
@@ -130,6 +144,7 @@ struct rt_conn {
 	uint32_t		 c_pend_last;
 	uint32_t		 c_pend_bytes;
 	uint8_t			 c_ip_counted;
+	uint8_t			 c_waiting;	/* replies owed by the bridge: later requests wait */
 	uint16_t		 c_msg_opcode;
 	uint64_t		 c_last_rx;	/* ms, monotonic; CS_HTTP: accepted, us */
 	uint64_t		 c_last_ping;
@@ -189,6 +204,11 @@ struct rt_worker {
 	int			 w_master_fd;
 	struct event		*w_master_ev;
 	struct bufferevent	*w_bridge;
+	struct fanout_req	*w_reqs;	/* positions asked of the bridge */
+	uint32_t		 w_reqcap;
+	uint32_t		*w_reqfree;	/* free slots, a stack */
+	uint32_t		 w_nreqfree;
+	uint32_t		 w_reqgen;
 	SSL_CTX			*w_ssl_ctx;	/* this generation's; NULL: no TLS */
 };
 
@@ -230,6 +250,7 @@ void	conn_http_plain(struct rt_conn *, uint8_t *, size_t);
 size_t	conn_ws_feed(struct rt_conn *, uint8_t *, size_t);
 void	conn_ws_input(struct rt_conn *);
 void	conn_ws_reauthorize(struct rt_conn *);
+void	conn_ws_resume(struct rt_conn *);
 
 /* chanidx.c */
 int	chanidx_init(struct rt_worker *);
@@ -241,6 +262,8 @@ void	chanidx_unsubscribe_all(struct rt_conn *);
 
 /* fanout.c */
 void	fanout_attach_bridge(struct rt_worker *, int);
+int	fanout_position(struct rt_sub *, int, const char *, uint64_t);
+void	fanout_position_cancel(struct rt_sub *);
 void	fanout_free(struct rt_worker *);
 
 #endif

@@ -66,8 +66,10 @@ async def expect_connected(ws, user="u1"):
 
 async def subscribe(ws, channel):
     m = await rtlib.request(ws, {"type": "subscribe", "channel": channel})
-    assert m == {"type": "subscribed", "channel": channel,
-                 "timestamp": m.get("timestamp")}, m
+    # the channel's position (history) comes too: epoch and offset
+    assert {k: v for k, v in m.items() if k not in ("epoch", "offset")} == \
+        {"type": "subscribed", "channel": channel, "timestamp": m.get("timestamp")}, m
+    assert isinstance(m.get("epoch", ""), str) and m.get("offset", 0) >= 0, m
     return m
 
 

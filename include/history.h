@@ -1,0 +1,81 @@
+#ifndef RT_HISTORY_H
+#define RT_HISTORY_H
+
+/*
+ * Node positions (PROTOCOL.md "Positions and recovery"): per channel, the
+ * offset of each event (1, 2, 3 ... with no holes) under an epoch, and the
+ * last events' frames for replay.  One table, in the bridge; pure: no I/O,
+ * time comes in as an argument.
+ *
+ * A channel's epoch is the node epoch (hist_reset(), new whenever the
+ * node may have missed an event) and the generation of the channel's
+ * record: a record dropped to make room and made again restarts its
+ * offsets under a new epoch, so an old position can never be taken for a
+ * new one.  Kept frames are bounded per channel (count and age, from the
+ * namespace) and in all (bytes, oldest dropped first, counted).
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#define HIST_EPOCH_MAX		32	/* bytes in an epoch string */
+
+struct hist;
+
+struct hist_pos {
+	char		 hp_epoch[HIST_EPOCH_MAX + 1];
+	uint64_t	 hp_offset;		/* of the newest event; 0: none yet */
+};
+
+struct hist_stats {
+	int64_t		 hs_memory;		/* bytes held: frames and records */
+	int64_t		 hs_events;		/* frames held */
+	int64_t		 hs_channels;		/* channel records */
+	uint64_t	 hs_evicted;		/* frames dropped for count, age or memory */
+};
+
+/*
+ * A table holding at most memory bytes and max_channels channel records,
+ * under epoch (1 to HIST_EPOCH_MAX - 8 characters).
+ */
+struct hist *hist_new(int64_t memory, int max_channels, const char *epoch);
+void	hist_free(struct hist *h);
+
+/* Forget every channel and frame: continuity is lost, a new epoch begins. */
+void	hist_reset(struct hist *h, const char *epoch);
+/* New limits (a reload); frames over them go at the next append or sweep. */
+void	hist_set_limits(struct hist *h, int64_t memory, int max_channels);
+
+/*
+ * The channel's current position, its record made when new (a client
+ * that subscribes before the first event holds a position the events
+ * will continue).  -1 only when out of memory.
+ */
+int	hist_position(struct hist *h, const char *ch, size_t chlen, struct hist_pos *pos);
+
+/*
+ * The next event of ch: its position (offset = newest + 1) in *pos.  Then
+ * hist_append() keeps its frame (head then body, one copy): keep frames at most, none older than
+ * ttl ms (0: no age limit).  now in ms.  -1 when out of memory.
+ */
+int	hist_next(struct hist *h, const char *ch, size_t chlen, struct hist_pos *pos);
+void	hist_append(struct hist *h, const char *ch, size_t chlen, uint64_t offset,
+	    const void *head, size_t hlen, const void *body, size_t blen,
+	    int keep, int64_t ttl, uint64_t now);
+
+/*
+ * Replay what follows (epoch, since) on ch: 1 when every frame after
+ * since is held (emit(), when not NULL, gets each, oldest first; none when since is the
+ * newest), 0 when not (another epoch, evicted, expired, in the future),
+ * with *pos the current position either way.  -1 out of memory.
+ */
+int	hist_replay(struct hist *h, const char *ch, size_t chlen, const char *epoch,
+	    uint64_t since, int64_t ttl, uint64_t now, struct hist_pos *pos,
+	    void (*emit)(const void *frame, size_t len, uint64_t offset, void *arg),
+	    void *arg);
+
+/* Drop frames past their channel's ttl, oldest first (a periodic sweep). */
+void	hist_expire(struct hist *h, uint64_t now);
+
+void	hist_stats(const struct hist *h, struct hist_stats *st);
+
+#endif

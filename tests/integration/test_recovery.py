@@ -1,0 +1,280 @@
+"""Node positions and recovery (PROTOCOL.md "Positions and recovery"):
+events on channels with history carry offset and epoch, `subscribed`
+carries the position, and `subscribe` with `since` replays what was
+missed, then live events, with no gap and no duplicate.  Real daemon, real
+redis-server, real clients; every wait bounded."""
+import json
+import os
+import signal
+import threading
+import time
+
+import proclib
+import rtlib
+from rtlib import Client, wait_for
+
+
+def tok(**claims):
+    c = {"userId": "u1"}
+    c.update(claims)
+    return rtlib.mint(c)
+
+
+def start(start_daemon, workers=1, **conf):
+    c = {"canary_interval": "0"}
+    c.update(conf)
+    return proclib.start_settled(start_daemon, workers, **c)
+
+
+def sub(c, channel, since=None):
+    m = {"type": "subscribe", "channel": channel}
+    if since is not None:
+        m["since"] = since
+    return c.reply(m)
+
+
+def events(c, n, timeout=10):
+    """The next n events (fewer if they do not come in time), taken."""
+    evs = list(c.events_until(n, timeout))
+    c.events.clear()
+    return evs
+
+
+def publish_seq(r, channel, a, b):
+    return proclib.publish_many(r.port, [(channel, json.dumps({"n": i}))
+                                         for i in range(a, b)])
+
+
+def test_events_carry_offset_and_epoch_and_subscribed_the_position(start_daemon):
+    d, r = start(start_daemon)
+    c = Client(d.port, tok())
+    m = sub(c, "apps:created")
+    assert m["type"] == "subscribed" and m["offset"] == 0, m
+    epoch = m["epoch"]
+    assert isinstance(epoch, str) and 0 < len(epoch) <= 32
+    assert "recovered" not in m
+    publish_seq(r, "apps:created", 1, 4)
+    evs = events(c, 3)
+    assert [e["offset"] for e in evs] == [1, 2, 3]
+    assert all(e["epoch"] == epoch for e in evs)
+    assert [e["data"]["n"] for e in evs] == [1, 2, 3]
+    # a second client sees the newest position at once
+    c2 = Client(d.port, tok(userId="u2"))
+    m2 = sub(c2, "apps:created")
+    assert (m2["epoch"], m2["offset"]) == (epoch, 3)
+
+
+def test_since_replays_what_was_missed_then_live(start_daemon):
+    d, r = start(start_daemon)
+    c = Client(d.port, tok())
+    m = sub(c, "deployments:status")
+    epoch = m["epoch"]
+    publish_seq(r, "deployments:status", 1, 3)
+    assert [e["offset"] for e in events(c, 2)] == [1, 2]
+    c.close()
+    publish_seq(r, "deployments:status", 3, 8)	# missed: offsets 3..7
+    c = Client(d.port, tok())
+    m = sub(c, "deployments:status", {"epoch": epoch, "offset": 2})
+    assert m["type"] == "subscribed" and m["recovered"] is True, m
+    assert (m["epoch"], m["offset"]) == (epoch, 7)
+    publish_seq(r, "deployments:status", 8, 10)
+    evs = events(c, 7)
+    assert [e["offset"] for e in evs] == [3, 4, 5, 6, 7, 8, 9]
+    assert [e["data"]["n"] for e in evs] == [3, 4, 5, 6, 7, 8, 9]
+    assert c.no_event(0.3)
+
+
+def test_since_unrecoverable_answers_false_with_the_current_position(start_daemon):
+    d, r = start(start_daemon)
+    c = Client(d.port, tok())
+    epoch = sub(c, "apps:updated")["epoch"]
+    publish_seq(r, "apps:updated", 1, 3)
+    events(c, 2)
+    for since in ({"epoch": "nope", "offset": 1}, {"epoch": epoch, "offset": 99},
+                  {"epoch": "", "offset": 0}, {"epoch": "x" * 300, "offset": 1}):
+        c2 = Client(d.port, tok(userId="u9"))
+        m = sub(c2, "apps:updated", since)
+        assert m["type"] == "subscribed" and m["recovered"] is False, (since, m)
+        assert (m["epoch"], m["offset"]) == (epoch, 2), m
+        assert c2.no_event(0.2)
+        c2.close()
+
+
+def test_since_evicted_by_count_is_unrecoverable(start_daemon):
+    d, r = start(start_daemon, namespace="apps:* authenticated history=3")
+    c = Client(d.port, tok())
+    epoch = sub(c, "apps:x")["epoch"]
+    publish_seq(r, "apps:x", 1, 7)
+    events(c, 6)
+    c2 = Client(d.port, tok())
+    assert sub(c2, "apps:x", {"epoch": epoch, "offset": 2})["recovered"] is False
+    c3 = Client(d.port, tok())
+    m = sub(c3, "apps:x", {"epoch": epoch, "offset": 3})
+    assert m["recovered"] is True
+    assert [e["offset"] for e in events(c3, 3)] == [4, 5, 6]
+
+
+def test_since_expired_by_ttl_is_unrecoverable(start_daemon):
+    d, r = start(start_daemon, namespace="apps:* authenticated history=100 history_ttl=300ms")
+    c = Client(d.port, tok())
+    epoch = sub(c, "apps:x")["epoch"]
+    publish_seq(r, "apps:x", 1, 3)
+    events(c, 2)
+    time.sleep(0.6)
+    c2 = Client(d.port, tok())
+    m = sub(c2, "apps:x", {"epoch": epoch, "offset": 0})
+    assert m["recovered"] is False and m["offset"] == 2, m
+    # the newest position is still recoverable: nothing to replay
+    c3 = Client(d.port, tok())
+    assert sub(c3, "apps:x", {"epoch": epoch, "offset": 2})["recovered"] is True
+
+
+def test_since_on_a_channel_without_history_is_false(start_daemon):
+    d, r = start(start_daemon, namespace="apps:* authenticated")
+    c = Client(d.port, tok())
+    m = sub(c, "apps:x")
+    assert m["type"] == "subscribed" and "epoch" not in m and "offset" not in m
+    proclib.publish(r.port, "apps:x", '{"a":1}')
+    e = c.next_event()
+    assert "offset" not in e and "epoch" not in e
+    m = sub(Client(d.port, tok()), "apps:x", {"epoch": "e", "offset": 1})
+    assert m["type"] == "subscribed" and m["recovered"] is False
+
+
+def test_malformed_since_is_an_error(start_daemon):
+    d, r = start(start_daemon)
+    c = Client(d.port, tok())
+    for since in (5, "x", [], {"epoch": 1, "offset": 1}, {"epoch": "e"},
+                  {"epoch": "e", "offset": -1}, {"epoch": "e", "offset": 1.5},
+                  {"epoch": "e", "offset": "1"}, {"offset": 1}):
+        m = sub(c, "apps:created", since)
+        assert m["type"] == "error", (since, m)
+    # null is no since
+    m = sub(c, "apps:created", None)
+    assert m["type"] == "subscribed" and "recovered" not in m
+    c.ws.send_json({"type": "subscribe", "channel": "apps:created", "since": None})
+    m = c.reply({"type": "ping"})
+    assert m["type"] in ("subscribed", "pong")
+
+
+def test_gap_repair_on_a_live_subscription(start_daemon):
+    d, r = start(start_daemon)
+    c = Client(d.port, tok())
+    epoch = sub(c, "storage:uploaded")["epoch"]
+    publish_seq(r, "storage:uploaded", 1, 6)
+    events(c, 5)
+    m = sub(c, "storage:uploaded", {"epoch": epoch, "offset": 2})
+    assert m["recovered"] is True and m["offset"] == 5
+    assert [e["offset"] for e in events(c, 3)] == [3, 4, 5]
+    publish_seq(r, "storage:uploaded", 6, 7)
+    assert [e["offset"] for e in events(c, 1)] == [6]
+    assert c.no_event(0.3)
+
+
+def test_replay_during_a_fast_publisher_has_no_gap_and_no_duplicate(start_daemon):
+    """1000+ events/s keep arriving while clients recover: each sees every
+    offset exactly once, in order."""
+    d, r = start(start_daemon, workers=2,
+                 namespace="apps:* authenticated history=100000 history_ttl=1m")
+    ch = "apps:status"
+    c = Client(d.port, tok())
+    epoch = sub(c, ch)["epoch"]
+    publish_seq(r, ch, 1, 51)
+    events(c, 50)
+    stop = threading.Event()
+    sent = [50]
+
+    def publisher():
+        i = 51
+        while not stop.is_set():
+            proclib.publish_many(r.port, [(ch, json.dumps({"n": j}))
+                                          for j in range(i, i + 20)])
+            i += 20
+            sent[0] = i - 1
+            time.sleep(0.01)
+    t = threading.Thread(target=publisher)
+    t.start()
+    try:
+        clients = []
+        for k in range(6):
+            time.sleep(0.05)
+            cl = Client(d.port, tok(userId="r%d" % k))
+            m = sub(cl, ch, {"epoch": epoch, "offset": 40 + k})
+            assert m["recovered"] is True, m
+            clients.append((40 + k, cl))
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        t.join(10)
+    last = sent[0]
+    for since, cl in clients:
+        evs = cl.events_until(last - since, 15)
+        offs = [e["offset"] for e in evs]
+        assert offs == list(range(since + 1, last + 1)), (since, offs[:5], offs[-5:], last)
+        assert [e["data"]["n"] for e in evs] == offs
+
+
+def test_redis_reconnect_changes_the_epoch(start_daemon):
+    """The bridge's subscription drops (events may be missed): a new epoch."""
+    d, r = start(start_daemon)
+    c = Client(d.port, tok())
+    epoch = sub(c, "apps:created")["epoch"]
+    proclib.publish(r.port, "apps:created", "{}")
+    c.next_event()
+    before = rtlib.admin(d.conf["admin_socket"], "stats")["stats"]["bridge"]["epochs"]
+    r.command("CLIENT", "KILL", "TYPE", "pubsub")
+    wait_for(lambda: rtlib.admin(d.conf["admin_socket"], "stats")["stats"]
+             ["bridge"]["epochs"] > before, 10, "a new epoch")
+    wait_for(lambda: proclib.publish(r.port, "apps:probe", "{}") == 1, 10, "resubscribed")
+    c2 = Client(d.port, tok())
+    m = sub(c2, "apps:created", {"epoch": epoch, "offset": 1})
+    assert m["recovered"] is False and m["epoch"] != epoch and m["offset"] == 0, m
+
+
+def test_worker_kill_keeps_node_positions(start_daemon):
+    d, r = start(start_daemon, workers=2)
+    c = Client(d.port, tok())
+    epoch = sub(c, "apps:deleted")["epoch"]
+    publish_seq(r, "apps:deleted", 1, 4)
+    events(c, 3)
+    for title, pid in rtlib.roles(d.proc.pid).items():
+        if "worker" in title:
+            os.kill(pid, signal.SIGKILL)
+    rtlib.wait_settled(d, 2)
+    publish_seq(r, "apps:deleted", 4, 6)
+    c2 = Client(d.port, tok())
+    m = sub(c2, "apps:deleted", {"epoch": epoch, "offset": 3})
+    assert m["recovered"] is True and m["offset"] == 5, m
+    assert [e["offset"] for e in events(c2, 2)] == [4, 5]
+
+
+def test_daemon_restart_node_positions_answer_false(start_daemon):
+    d, r = start(start_daemon)
+    c = Client(d.port, tok())
+    epoch = sub(c, "apps:created")["epoch"]
+    proclib.publish(r.port, "apps:created", "{}")
+    c.next_event()
+    d.stop()
+    assert d.proc.returncode == 0
+    d.respawn()
+    d.deaths.pop()	# a clean stop we asked for, not a death
+    rtlib.wait_settled(d, 1)
+    c2 = Client(d.port, tok())
+    m = sub(c2, "apps:created", {"epoch": epoch, "offset": 1})
+    assert m["recovered"] is False and m["epoch"] != epoch, m
+
+
+def test_history_stats_and_metrics(start_daemon):
+    d, r = start(start_daemon)
+    c = Client(d.port, tok())
+    epoch = sub(c, "apps:created")["epoch"]
+    publish_seq(r, "apps:created", 1, 4)
+    events(c, 3)
+    sub(Client(d.port, tok()), "apps:created", {"epoch": epoch, "offset": 1})
+    sub(Client(d.port, tok()), "apps:created", {"epoch": "zz", "offset": 1})
+    def bridge():
+        return rtlib.admin(d.conf["admin_socket"], "stats")["stats"]["bridge"]
+    wait_for(lambda: bridge()["history_events"] == 3, 3, "history published")
+    b = bridge()
+    assert b["recoveries_ok"] == 1 and b["recoveries_unrecoverable"] == 1, b
+    assert b["history_memory"] > 0
