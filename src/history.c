@@ -326,7 +326,9 @@ hist_replay(struct hist *h, const char *ch, size_t chlen, const char *epoch,
 	if (since == c->c_last)
 		return 1;
 	hist_trim(h, c, (int)c->c_n, ttl, now);
-	if (c->c_head == NULL || c->c_head->e_offset > since + 1)
+	/* every frame from since + 1 to the newest, the newest included */
+	if (c->c_head == NULL || c->c_head->e_offset > since + 1 ||
+	    c->c_tail->e_offset != c->c_last)
 		return 0;
 	for (e = c->c_head; emit != NULL && e != NULL; e = e->e_next)
 		if (e->e_offset > since)
@@ -343,6 +345,11 @@ hist_expire(struct hist *h, uint64_t now)
 	 * replay checks ages itself, this only returns memory) */
 	while ((e = TAILQ_FIRST(&h->h_all)) != NULL && e->e_chan->c_ttl > 0 &&
 	    now - e->e_at > (uint64_t)e->e_chan->c_ttl) {
+		hist_drop_head(h, e->e_chan);
+		h->h_evicted++;
+	}
+	/* and a budget lowered by a reload */
+	while (h->h_memory > h->h_limit && (e = TAILQ_FIRST(&h->h_all)) != NULL) {
 		hist_drop_head(h, e->e_chan);
 		h->h_evicted++;
 	}

@@ -278,3 +278,96 @@ def test_history_stats_and_metrics(start_daemon):
     b = bridge()
     assert b["recoveries_ok"] == 1 and b["recoveries_unrecoverable"] == 1, b
     assert b["history_memory"] > 0
+
+
+def test_replies_stay_in_request_order_behind_a_position(start_daemon):
+    """subscribe waits for the bridge's answer; what was sent after it is
+    answered after it, even pipelined in one write."""
+    d, r = start(start_daemon)
+    c = Client(d.port, tok())
+    msgs = [{"type": "subscribe", "channel": "apps:created"}, {"type": "ping"},
+            {"type": "subscribe", "channel": "apps:updated"},
+            {"type": "unsubscribe", "channel": "apps:created"},
+            {"type": "list_channels"}]
+    c.ws.sock.sendall(b"".join(rtlib.client_frame(0x1, json.dumps(m).encode())
+                               for m in msgs))
+    got = [c.ws.recv_json() for _ in msgs]
+    assert [(m["type"], m.get("channel")) for m in got] == [
+        ("subscribed", "apps:created"), ("pong", None), ("subscribed", "apps:updated"),
+        ("unsubscribed", "apps:created"), ("channels", None)], got
+    assert got[4]["subscribedChannels"] == ["apps:updated"]
+
+
+def test_bridge_killed_during_a_replay_never_gives_a_wrong_replay(start_daemon):
+    """A replay cut short by a kill -9 of the bridge: the client is told
+    again, with recovered false under the new bridge's epoch; the events it
+    then gets are the new epoch's, in order."""
+    d, r = start(start_daemon, namespace="apps:* authenticated history=5000")
+    c = Client(d.port, tok())
+    epoch = sub(c, "apps:big")["epoch"]
+    payload = "x" * 2000
+    proclib.publish_many(r.port, [("apps:big", json.dumps({"n": i, "p": payload}))
+                                  for i in range(1, 3001)])
+    assert len(events(c, 3000, 20)) == 3000
+    bridge = rtlib.roles(d.proc.pid)[rtlib.BRIDGE]
+    c2 = Client(d.port, tok())
+    c2.ws.send_json({"type": "subscribe", "channel": "apps:big",
+                     "since": {"epoch": epoch, "offset": 0}})
+    os.kill(bridge, signal.SIGKILL)
+    first = None
+    replayed, answers = [], []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        m = c2.ws.recv_json(max(0.05, deadline - time.monotonic()))
+        if m["type"] == "subscribed":
+            answers.append(m)
+            if len(answers) == 2 or (m["recovered"] is False):
+                break
+        elif m["type"] == "event":
+            replayed.append(m)
+    assert answers, "no subscribed answer"
+    if answers[0]["recovered"]:
+        # the first answer came from the old bridge: what it replayed is a
+        # prefix of the truth, and the new bridge said so
+        assert [e["offset"] for e in replayed] == list(range(1, len(replayed) + 1))
+        assert all(e["epoch"] == epoch for e in replayed)
+        if len(replayed) < 3000:
+            assert len(answers) == 2 and answers[1]["recovered"] is False, answers
+    rtlib.wait_settled(d, 1)
+    last = answers[-1]
+    if last["recovered"] is False:
+        assert last["epoch"] != epoch
+        proclib.publish(r.port, "apps:big", '{"after":1}')
+        e = c2.next_event(10)
+        while e["epoch"] == epoch:	# the tail of the cut replay
+            e = c2.next_event(10)
+        assert e["epoch"] == last["epoch"] and e["offset"] == last["offset"] + 1, e
+
+
+def test_a_replay_over_the_output_limit_is_a_slow_consumer(start_daemon):
+    """8 MB replayed to a client that does not read: more than the kernel's
+    socket buffers and max_output_buffer together, so it ends 4000."""
+    d, r = start(start_daemon, namespace="apps:* authenticated history=4000",
+                 max_output_buffer="256k")
+    c = Client(d.port, tok())
+    epoch = sub(c, "apps:x")["epoch"]
+    c.close()
+    payload = "y" * 2000
+    for a in range(1, 4001, 500):
+        proclib.publish_many(r.port, [("apps:x", json.dumps({"n": i, "p": payload}))
+                                      for i in range(a, a + 500)])
+    wait_for(lambda: rtlib.admin(d.conf["admin_socket"], "stats")["stats"]["bridge"]
+             ["history_events"] == 4000, 10, "4000 events kept")
+    c2 = Client(d.port, tok())
+    c2.ws.send_json({"type": "subscribe", "channel": "apps:x",
+                     "since": {"epoch": epoch, "offset": 0}})
+    wait_for(lambda: chaos_slow(d) >= 1, 10, "slow consumer counted")
+    code, seen = c2.expect_close(20)
+    assert code in (4000, None), (code, len(seen))
+    # what did arrive was the replay's start, in order
+    offs = [m["offset"] for m in seen if m.get("type") == "event"]
+    assert offs == list(range(1, len(offs) + 1)) and len(offs) < 4000
+
+
+def chaos_slow(d):
+    return rtlib.admin(d.conf["admin_socket"], "stats")["stats"]["slow_consumer_closes"]

@@ -180,6 +180,121 @@ START_TEST(test_ipc_cfg_ack_round_trip_and_malformed)
 }
 END_TEST
 
+/* Positions: round trip, then every malformed length. */
+START_TEST(test_pos_round_trip)
+{
+	uint8_t		 buf[IPC_POS_MAX + 8];
+	char		 epoch[256], ch[RT_CHANNEL_MAX + 1];
+	struct ipc_pos	 in, out;
+	size_t		 n, i;
+
+	in.ip_offset = 0x0102030405060708ULL;
+	in.ip_flag = IPC_POS_RECOVERED;
+	in.ip_epoch = "k3J9x2aQ-1";
+	in.ip_epochlen = 10;
+	in.ip_channel = "apps:created";
+	in.ip_chlen = 12;
+	n = ipc_pos_encode(buf, &in);
+	ck_assert_uint_eq(n, 12 + 10 + 12);
+	memset(&out, 0, sizeof(out));
+	ck_assert_int_eq(ipc_pos_decode(buf, n, &out), 0);
+	ck_assert_uint_eq(out.ip_offset, 0x0102030405060708ULL);
+	ck_assert_uint_eq(out.ip_flag, IPC_POS_RECOVERED);
+	ck_assert_uint_eq(out.ip_epochlen, 10);
+	ck_assert_int_eq(memcmp(out.ip_epoch, "k3J9x2aQ-1", 10), 0);
+	ck_assert_uint_eq(out.ip_chlen, 12);
+	ck_assert_int_eq(memcmp(out.ip_channel, "apps:created", 12), 0);
+	/* decoded in place */
+	ck_assert_ptr_eq(out.ip_epoch, (const char *)buf + 12);
+	ck_assert_ptr_eq(out.ip_channel, (const char *)buf + 22);
+	/* truncated anywhere, or with a byte more: malformed */
+	for (i = 0; i < n; i++)
+		ck_assert_msg(ipc_pos_decode(buf, i, &out) == -1, "length %zu", i);
+	ck_assert_int_eq(ipc_pos_decode(buf, n + 1, &out), -1);
+	ck_assert_int_eq(ipc_pos_decode(buf, n + 8, &out), -1);
+
+	/* empty epoch and channel, the other flags, offsets 0 and the largest */
+	in.ip_offset = 0;
+	in.ip_flag = IPC_POS_PLAIN;
+	in.ip_epoch = "";
+	in.ip_epochlen = 0;
+	in.ip_channel = "";
+	in.ip_chlen = 0;
+	ck_assert_uint_eq(n = ipc_pos_encode(buf, &in), 12);
+	ck_assert_int_eq(ipc_pos_decode(buf, n, &out), 0);
+	ck_assert_uint_eq(out.ip_offset, 0);
+	ck_assert_uint_eq(out.ip_flag, IPC_POS_PLAIN);
+	ck_assert_uint_eq(out.ip_epochlen, 0);
+	ck_assert_uint_eq(out.ip_chlen, 0);
+	in.ip_offset = UINT64_MAX;
+	in.ip_flag = IPC_POS_UNRECOVERED;
+	ck_assert_int_eq(ipc_pos_decode(buf, ipc_pos_encode(buf, &in), &out), 0);
+	ck_assert_uint_eq(out.ip_offset, UINT64_MAX);
+	ck_assert_uint_eq(out.ip_flag, IPC_POS_UNRECOVERED);
+
+	/* the longest of both: IPC_POS_MAX */
+	memset(epoch, 'e', sizeof(epoch));
+	memset(ch, 'c', sizeof(ch));
+	in.ip_epoch = epoch;
+	in.ip_epochlen = 255;
+	in.ip_channel = ch;
+	in.ip_chlen = RT_CHANNEL_MAX;
+	ck_assert_uint_eq(n = ipc_pos_encode(buf, &in), IPC_POS_MAX);
+	ck_assert_int_eq(ipc_pos_decode(buf, n, &out), 0);
+	ck_assert_uint_eq(out.ip_epochlen, 255);
+	ck_assert_uint_eq(out.ip_chlen, RT_CHANNEL_MAX);
+	ck_assert_int_eq(memcmp(out.ip_epoch, epoch, 255), 0);
+	ck_assert_int_eq(memcmp(out.ip_channel, ch, RT_CHANNEL_MAX), 0);
+	for (i = 0; i < n; i++)
+		ck_assert_msg(ipc_pos_decode(buf, i, &out) == -1, "length %zu", i);
+	ck_assert_int_eq(ipc_pos_decode(buf, n + 1, &out), -1);
+}
+END_TEST
+
+START_TEST(test_pos_decode_rejects_bad_lengths)
+{
+	uint8_t		 buf[12 + 255 + 65535];
+	struct ipc_pos	 out;
+	uint16_t	 clen;
+	uint64_t	 off = 5;
+
+	memset(buf, 'x', sizeof(buf));
+	memcpy(buf, &off, 8);
+	buf[8] = 1;
+	/* a channel longer than a channel can be, length consistent */
+	buf[9] = 3;
+	clen = RT_CHANNEL_MAX + 1;
+	memcpy(buf + 10, &clen, 2);
+	ck_assert_int_eq(ipc_pos_decode(buf, 12 + 3 + clen, &out), -1);
+	clen = RT_CHANNEL_MAX;
+	memcpy(buf + 10, &clen, 2);
+	ck_assert_int_eq(ipc_pos_decode(buf, 12 + 3 + clen, &out), 0);
+	ck_assert_uint_eq(out.ip_offset, 5);
+	ck_assert_uint_eq(out.ip_flag, 1);
+	clen = 65535;
+	memcpy(buf + 10, &clen, 2);
+	ck_assert_int_eq(ipc_pos_decode(buf, 12 + 3 + (size_t)clen, &out), -1);
+	ck_assert_int_eq(ipc_pos_decode(buf, sizeof(buf), &out), -1);
+	/* the lengths say more, or less, than there is */
+	clen = 4;
+	memcpy(buf + 10, &clen, 2);
+	ck_assert_int_eq(ipc_pos_decode(buf, 12 + 3 + 4, &out), 0);
+	ck_assert_int_eq(ipc_pos_decode(buf, 12 + 3 + 3, &out), -1);
+	ck_assert_int_eq(ipc_pos_decode(buf, 12 + 3 + 5, &out), -1);
+	buf[9] = 255;
+	ck_assert_int_eq(ipc_pos_decode(buf, 12 + 3 + 4, &out), -1);
+	ck_assert_int_eq(ipc_pos_decode(buf, 12 + 255 + 4, &out), 0);
+	ck_assert_uint_eq(out.ip_epochlen, 255);
+	/* shorter than the fixed part */
+	ck_assert_int_eq(ipc_pos_decode(buf, 0, &out), -1);
+	ck_assert_int_eq(ipc_pos_decode(buf, 11, &out), -1);
+	ck_assert_int_eq(ipc_type_known(IPC_POS_REQ), 1);
+	ck_assert_int_eq(ipc_type_known(IPC_POS), 1);
+	ck_assert_int_eq(ipc_type_known(IPC_REPLAY), 1);
+	ck_assert_int_eq(ipc_type_known(IPC_POS_END), 1);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -194,6 +309,8 @@ main(void)
 	tcase_add_test(tc, test_control_messages_with_fd);
 	tcase_add_test(tc, test_malformed_control_message);
 	tcase_add_test(tc, test_ipc_cfg_ack_round_trip_and_malformed);
+	tcase_add_test(tc, test_pos_round_trip);
+	tcase_add_test(tc, test_pos_decode_rejects_bad_lengths);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -194,6 +194,137 @@ START_TEST(test_parse_deep_nesting_is_refused_quietly)
 }
 END_TEST
 
+/* ---- since ----------------------------------------------------------- */
+
+#define SUB	"{\"type\":\"subscribe\",\"channel\":\"apps:created\""
+
+/* A subscribe with since (the JSON text after "since":) is refused. */
+static void
+expect_bad_since(const char *since)
+{
+	char	 msg[512];
+
+	snprintf(msg, sizeof(msg), SUB ",\"since\":%s}", since);
+	parse(msg);
+	ck_assert_msg(req.pr_type == PROTO_INVALID, "accepted since %s", since);
+	ck_assert_ptr_nonnull(req.pr_error);
+	ck_assert_msg(strncmp(req.pr_error, "Invalid since", 13) == 0,
+	    "since %s: \"%s\"", since, req.pr_error);
+	ck_assert_str_eq(req.pr_request, "subscribe");
+	ck_assert(req.pr_has_channel);
+	ck_assert_str_eq(req.pr_channel, "apps:created");
+}
+
+/* A subscribe with since is accepted: its epoch and offset. */
+static void
+expect_since(const char *since, const char *epoch, uint64_t offset)
+{
+	char	 msg[512];
+
+	snprintf(msg, sizeof(msg), SUB ",\"since\":%s}", since);
+	parse(msg);
+	ck_assert_msg(req.pr_type == PROTO_SUBSCRIBE, "since %s: %s", since,
+	    req.pr_error != NULL ? req.pr_error : "?");
+	ck_assert_ptr_null(req.pr_error);
+	ck_assert_str_eq(req.pr_channel, "apps:created");
+	ck_assert_int_eq(req.pr_has_since, 1);
+	ck_assert_str_eq(req.pr_since_epoch, epoch);
+	ck_assert_uint_eq(req.pr_since_offset, offset);
+}
+
+START_TEST(test_parse_since_absent_or_null)
+{
+	parse(SUB "}");
+	ck_assert_int_eq(req.pr_type, PROTO_SUBSCRIBE);
+	ck_assert_int_eq(req.pr_has_since, 0);
+	parse(SUB ",\"since\":null}");
+	ck_assert_int_eq(req.pr_type, PROTO_SUBSCRIBE);
+	ck_assert_ptr_null(req.pr_error);
+	ck_assert_int_eq(req.pr_has_since, 0);
+	/* "Since" is another field */
+	parse(SUB ",\"Since\":5}");
+	ck_assert_int_eq(req.pr_type, PROTO_SUBSCRIBE);
+	ck_assert_int_eq(req.pr_has_since, 0);
+	/* a previous parse leaves nothing behind */
+	expect_since("{\"epoch\":\"k3J9x2aQ\",\"offset\":42}", "k3J9x2aQ", 42);
+	parse(SUB "}");
+	ck_assert_int_eq(req.pr_has_since, 0);
+	ck_assert_uint_eq(req.pr_since_offset, 0);
+}
+END_TEST
+
+START_TEST(test_parse_since_valid)
+{
+	char	 since[128];
+
+	expect_since("{\"epoch\":\"k3J9x2aQ\",\"offset\":42}", "k3J9x2aQ", 42);
+	expect_since("{\"offset\":0,\"epoch\":\"n-1\"}", "n-1", 0);
+	expect_since(" { \"epoch\" : \"n-1\" , \"offset\" : 7 , \"x\":[1] } ", "n-1", 7);
+	expect_since("{\"epoch\":\"n\\u002d1\",\"offset\":-0}", "n-1", 0);
+	expect_since("{\"epoch\":\"n-1\",\"offset\":9223372036854775807}", "n-1",
+	    (uint64_t)INT64_MAX);
+	/* 32 bytes: the longest epoch we issue, kept whole */
+	snprintf(since, sizeof(since), "{\"epoch\":\"%s\",\"offset\":3}",
+	    "abcdefghijklmnopqrstuvwx-0123456");
+	expect_since(since, "abcdefghijklmnopqrstuvwx-0123456", 3);
+	/* since goes with the channel: the channel's errors first */
+	expect_error("{\"type\":\"subscribe\",\"since\":5}", "Missing or invalid channel",
+	    "subscribe");
+}
+END_TEST
+
+START_TEST(test_parse_since_malformed)
+{
+	const char	*bad[] = {
+		/* not an object */
+		"5", "\"k3J9x2aQ\"", "[]", "[\"n-1\",4]", "true", "false", "0",
+		/* epoch missing or not a string */
+		"{}", "{\"offset\":1}", "{\"epoch\":null,\"offset\":1}",
+		"{\"epoch\":5,\"offset\":1}", "{\"epoch\":[\"n\"],\"offset\":1}",
+		"{\"epoch\":{},\"offset\":1}", "{\"epoch\":true,\"offset\":1}",
+		"{\"Epoch\":\"n-1\",\"offset\":1}",
+		/* offset missing or not a non-negative integer */
+		"{\"epoch\":\"n-1\"}", "{\"epoch\":\"n-1\",\"offset\":null}",
+		"{\"epoch\":\"n-1\",\"offset\":-1}",
+		"{\"epoch\":\"n-1\",\"offset\":-9223372036854775808}",
+		"{\"epoch\":\"n-1\",\"offset\":1.5}", "{\"epoch\":\"n-1\",\"offset\":1.0}",
+		"{\"epoch\":\"n-1\",\"offset\":1e3}", "{\"epoch\":\"n-1\",\"offset\":-0.0}",
+		"{\"epoch\":\"n-1\",\"offset\":\"42\"}", "{\"epoch\":\"n-1\",\"offset\":true}",
+		"{\"epoch\":\"n-1\",\"offset\":[42]}", "{\"epoch\":\"n-1\",\"offset\":{}}",
+		/* too big (> INT64_MAX) */
+		"{\"epoch\":\"n-1\",\"offset\":9223372036854775808}",
+		"{\"epoch\":\"n-1\",\"offset\":18446744073709551615}",
+		"{\"epoch\":\"n-1\",\"offset\":18446744073709551616}",
+		"{\"epoch\":\"n-1\",\"offset\":99999999999999999999999999}",
+	};
+	size_t		 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_bad_since(bad[i]);
+}
+END_TEST
+
+/* An epoch we could never have issued is a since that matches nothing. */
+START_TEST(test_parse_since_foreign_epoch)
+{
+	char	 since[256];
+
+	/* empty */
+	expect_since("{\"epoch\":\"\",\"offset\":3}", "-", 3);
+	/* 33 bytes */
+	snprintf(since, sizeof(since), "{\"epoch\":\"%s\",\"offset\":3}",
+	    "abcdefghijklmnopqrstuvwx-01234567");
+	expect_since(since, "-", 3);
+	/* far longer */
+	snprintf(since, sizeof(since), "{\"epoch\":\"%0200d\",\"offset\":9}", 0);
+	expect_since(since, "-", 9);
+	/* a NUL inside */
+	expect_since("{\"epoch\":\"n-1\\u0000x\",\"offset\":1}", "-", 1);
+	/* the foreign form is never one hist gives: node epoch, '-', generation */
+	ck_assert_uint_lt(strlen(req.pr_since_epoch), 2);
+}
+END_TEST
+
 /* ---- proto_json_valid ----------------------------------------------- */
 
 static const char *const json_good[] = {
@@ -660,6 +791,116 @@ START_TEST(test_event_large_payloads)
 }
 END_TEST
 
+/* ---- positions ------------------------------------------------------ */
+
+static char *
+event_at(const char *ch, const char *payload, const char *epoch, uint64_t offset)
+{
+	char		*s;
+	size_t		 n, plen = strlen(payload), chlen = strlen(ch);
+
+	n = proto_event_at(NULL, 0, ch, chlen, payload, plen, &tv, epoch, offset);
+	ck_assert_ptr_nonnull(s = malloc(n + 1));
+	ck_assert_uint_eq(proto_event_at(s, n, ch, chlen, payload, plen, &tv, epoch,
+	    offset), n);
+	s[n] = '\0';
+	ck_assert_msg(proto_json_valid(s, n), "not JSON: %s", s);
+	{
+		struct json_tokener	*tok = json_tokener_new_ex(2000);
+		struct json_object	*o;
+
+		o = json_tokener_parse_ex(tok, s, (int)n);
+		ck_assert_msg(o != NULL && json_tokener_get_parse_end(tok) == n,
+		    "not JSON: %s", s);
+		ck_assert(json_object_is_type(o, json_type_object));
+		json_object_put(o);
+		json_tokener_free(tok);
+	}
+	return s;
+}
+
+START_TEST(test_event_at_position)
+{
+	struct json_object	*o, *v;
+	char			*got;
+	char			 small[16];
+	size_t			 n;
+
+	got = event_at("apps:created", "{\"id\":1}", "k3J9x2aQ-1", 42);
+	ck_assert_str_eq(got, "{\"type\":\"event\",\"channel\":\"apps:created\","
+	    "\"data\":{\"id\":1}," TS ",\"offset\":42,\"epoch\":\"k3J9x2aQ-1\"}");
+	/* the fields read back */
+	ck_assert_ptr_nonnull(o = json_tokener_parse(got));
+	ck_assert(json_object_object_get_ex(o, "offset", &v));
+	ck_assert(json_object_is_type(v, json_type_int));
+	ck_assert_int_eq(json_object_get_int64(v), 42);
+	ck_assert(json_object_object_get_ex(o, "epoch", &v));
+	ck_assert_str_eq(json_object_get_string(v), "k3J9x2aQ-1");
+	ck_assert(json_object_object_get_ex(o, "timestamp", &v));
+	ck_assert_str_eq(json_object_get_string(v), "2025-11-25T12:00:00.123Z");
+	json_object_put(o);
+	free(got);
+	/* a payload that is not JSON, offset 1 */
+	got = event_at("apps:x", "hi \"you\"", "n-a", 1);
+	ck_assert_str_eq(got, "{\"type\":\"event\",\"channel\":\"apps:x\","
+	    "\"data\":\"hi \\\"you\\\"\"," TS ",\"offset\":1,\"epoch\":\"n-a\"}");
+	free(got);
+	/* the largest offset */
+	got = event_at("apps:x", "7", "n-a", UINT64_MAX);
+	ck_assert_str_eq(got, "{\"type\":\"event\",\"channel\":\"apps:x\","
+	    "\"data\":7," TS ",\"offset\":18446744073709551615,\"epoch\":\"n-a\"}");
+	free(got);
+	/* the longest epoch */
+	got = event_at("apps:x", "7", "abcdefghijklmnopqrstuvwx-0123456", 5);
+	ck_assert_str_eq(got, "{\"type\":\"event\",\"channel\":\"apps:x\","
+	    "\"data\":7," TS ",\"offset\":5,\"epoch\":\"abcdefghijklmnopqrstuvwx-0123456\"}");
+	free(got);
+	/* no epoch: the plain event, as proto_event writes it */
+	got = event_at("apps:x", "7", NULL, 5);
+	ck_assert_str_eq(got, "{\"type\":\"event\",\"channel\":\"apps:x\",\"data\":7," TS "}");
+	free(got);
+	/* too small a buffer is left as it was */
+	memset(small, 'Z', sizeof(small));
+	n = proto_event_at(small, sizeof(small), "apps:x", 6, "7", 1, &tv, "n-a", 5);
+	ck_assert_uint_eq(n, strlen("{\"type\":\"event\",\"channel\":\"apps:x\","
+	    "\"data\":7," TS ",\"offset\":5,\"epoch\":\"n-a\"}"));
+	ck_assert_int_eq(small[0], 'Z');
+	ck_assert_int_eq(small[sizeof(small) - 1], 'Z');
+}
+END_TEST
+
+START_TEST(test_subscribed_at)
+{
+	/* the channel keeps no history */
+	expect_json(proto_subscribed_at("apps:created", NULL, 0, -1, &tv),
+	    "{\"type\":\"subscribed\",\"channel\":\"apps:created\"," TS "}");
+	expect_json(proto_subscribed_at("apps:created", NULL, 9, 0, &tv),
+	    "{\"type\":\"subscribed\",\"channel\":\"apps:created\","
+	    "\"recovered\":false," TS "}");
+	/* a position, without a since */
+	expect_json(proto_subscribed_at("apps:created", "k3J9x2aQ-1", 0, -1, &tv),
+	    "{\"type\":\"subscribed\",\"channel\":\"apps:created\","
+	    "\"epoch\":\"k3J9x2aQ-1\",\"offset\":0," TS "}");
+	/* with one */
+	expect_json(proto_subscribed_at("apps:created", "k3J9x2aQ-1", 42, 1, &tv),
+	    "{\"type\":\"subscribed\",\"channel\":\"apps:created\","
+	    "\"epoch\":\"k3J9x2aQ-1\",\"offset\":42,\"recovered\":true," TS "}");
+	expect_json(proto_subscribed_at("apps:created", "k3J9x2aQ-2", 7, 0, &tv),
+	    "{\"type\":\"subscribed\",\"channel\":\"apps:created\","
+	    "\"epoch\":\"k3J9x2aQ-2\",\"offset\":7,\"recovered\":false," TS "}");
+	/* the same shape as proto_subscribed's without a position */
+	{
+		struct json_object	*a = proto_subscribed("subscribed", "a\"b", &tv);
+		struct json_object	*b = proto_subscribed_at("a\"b", NULL, 0, -1, &tv);
+
+		ck_assert_str_eq(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN),
+		    json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN));
+		json_object_put(a);
+		json_object_put(b);
+	}
+}
+END_TEST
+
 static Suite *
 proto_suite(void)
 {
@@ -675,6 +916,10 @@ proto_suite(void)
 	tcase_add_test(tc, test_parse_unknown_type_is_named);
 	tcase_add_test(tc, test_parse_bad_channel);
 	tcase_add_test(tc, test_parse_deep_nesting_is_refused_quietly);
+	tcase_add_test(tc, test_parse_since_absent_or_null);
+	tcase_add_test(tc, test_parse_since_valid);
+	tcase_add_test(tc, test_parse_since_malformed);
+	tcase_add_test(tc, test_parse_since_foreign_epoch);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("json_valid");
@@ -710,6 +955,8 @@ proto_suite(void)
 	tcase_add_test(tc, test_event_escapes_channel_anyway);
 	tcase_add_test(tc, test_event_buffer_too_small_is_left_alone);
 	tcase_add_test(tc, test_event_large_payloads);
+	tcase_add_test(tc, test_event_at_position);
+	tcase_add_test(tc, test_subscribed_at);
 	suite_add_tcase(s, tc);
 	return s;
 }
