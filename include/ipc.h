@@ -64,9 +64,11 @@ enum ipc_type {
  * A position on the wire: uint64 offset, uint8 flag, uint8 epoch length,
  * uint16 channel length, epoch, channel.  In a request, flag 1 means
  * "replay what follows offset in epoch"; in an answer, flag is
- * IPC_POS_RECOVERED, IPC_POS_UNRECOVERED or IPC_POS_PLAIN (no since).
+ * IPC_POS_RECOVERED, IPC_POS_UNRECOVERED, IPC_POS_PLAIN (no since) or
+ * IPC_POS_TOO_LARGE, and an empty epoch means the channel has no history.
  */
-enum { IPC_POS_UNRECOVERED = 0, IPC_POS_RECOVERED = 1, IPC_POS_PLAIN = 2 };
+enum { IPC_POS_UNRECOVERED = 0, IPC_POS_RECOVERED = 1, IPC_POS_PLAIN = 2,
+	IPC_POS_TOO_LARGE = 3 };	/* the replay is over max_output_buffer */
 #define IPC_POS_MAX	(12 + 255 + RT_CHANNEL_MAX)
 
 struct ipc_pos {

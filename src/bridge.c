@@ -92,6 +92,7 @@ struct rt_bridge {
 static void	bridge_connect(struct rt_bridge *);
 static void	bridge_on_message(redisAsyncContext *, void *, void *);
 static void	bridge_drop(struct rt_bridge *, redisAsyncContext *);
+static void	bridge_new_epoch(struct rt_bridge *);
 
 /* ---- subscriptions ---------------------------------------------------------- */
 
@@ -195,6 +196,9 @@ bridge_set_up(struct rt_bridge *b, int up)
 		return;
 	atomic_store(&b->b_rb->rb_redis_up, up);
 	atomic_store(&b->b_rb->rb_redis_since, util_now_ms());
+	/* subscribed at last: positions given while subscribing promised too much */
+	if (up)
+		bridge_new_epoch(b);
 	if (up)
 		log_info("redis %s:%d: subscribed, delivering events",
 		    b->b_url.ru_host, b->b_url.ru_port);
@@ -224,6 +228,7 @@ bridge_lost(struct rt_bridge *b, const redisAsyncContext *ac)
 		b->b_sub_expect = 0;
 		b->b_switch_acks = 0;
 		bridge_subs_free(&b->b_next);
+		bridge_new_epoch(b);	/* what Redis publishes now is missed */
 		bridge_set_up(b, 0);
 	} else if (ac == b->b_cmd)
 		b->b_cmd = NULL;
@@ -554,6 +559,14 @@ struct bridge_replay {
 };
 
 static void
+bridge_replay_size(const void *frame, size_t len, uint64_t offset, void *arg)
+{
+	(void)frame;
+	(void)offset;
+	*(uint64_t *)arg += len;
+}
+
+static void
 bridge_replay_one(const void *frame, size_t len, uint64_t offset, void *arg)
 {
 	struct bridge_replay	*r = arg;
@@ -577,20 +590,29 @@ bridge_position(struct rt_bridge *b, int w, uint32_t req, const struct ipc_pos *
 	struct ipc_pos		 ans;
 	uint8_t			 buf[IPC_POS_MAX];
 	int64_t			 ttl;
-	uint64_t		 now = util_now_ms();
+	uint64_t		 now = util_now_ms(), bytes = 0;
 	int			 rv;
 
 	memcpy(ch, rq->ip_channel, rq->ip_chlen);
 	ch[rq->ip_chlen] = '\0';
 	ns = chan_match(b->b_conf->c_namespaces, ch, rq->ip_chlen);
 	ttl = ns != NULL ? ns->ns_history_ttl : 0;
-	if (rq->ip_flag) {
+	rv = 0;
+	if (ns == NULL || ns->ns_history == 0) {
+		/* the worker's table had history, ours (reloaded) has not */
+		ans.ip_flag = rq->ip_flag ? IPC_POS_UNRECOVERED : IPC_POS_PLAIN;
+		pos.hp_epoch[0] = '\0';
+		pos.hp_offset = 0;
+	} else if (rq->ip_flag) {
 		/* an epoch too long to be ours matches none */
 		snprintf(epoch, sizeof(epoch), "%.*s", rq->ip_epochlen > HIST_EPOCH_MAX ? 0 :
 		    (int)rq->ip_epochlen, rq->ip_epoch);
 		rv = hist_replay(b->b_hist, ch, rq->ip_chlen, epoch, rq->ip_offset, ttl, now,
-		    &pos, NULL, NULL);
+		    &pos, bridge_replay_size, &bytes);
 		ans.ip_flag = rv == 1 ? IPC_POS_RECOVERED : IPC_POS_UNRECOVERED;
+		/* more than the client may hold: a slow consumer, nothing shipped */
+		if (rv == 1 && bytes > (uint64_t)b->b_conf->c_max_output_buffer)
+			ans.ip_flag = IPC_POS_TOO_LARGE;
 		atomic_fetch_add(rv == 1 ? &b->b_rb->rb_recovered : &b->b_rb->rb_unrecovered, 1);
 	} else {
 		rv = hist_position(b->b_hist, ch, rq->ip_chlen, &pos);
@@ -660,7 +682,6 @@ bridge_connect(struct rt_bridge *b)
 
 	b->b_retry_at = 0;
 	if (b->b_sub == NULL && (b->b_sub = bridge_open(b)) != NULL) {
-		bridge_new_epoch(b);
 		b->b_sub_started = util_now_ms();
 		b->b_sub_acks = 0;
 		b->b_sub_expect = 0;
@@ -767,16 +788,37 @@ bridge_worker_read(struct bufferevent *bev, void *arg)
 	if (w == REG_MAX_WORKERS)
 		return;
 	while ((len = evbuffer_get_length(in)) >= sizeof(hdr)) {
-		evbuffer_copyout(in, raw, sizeof(raw));
-		if ((rv = ipc_parse(raw, len, &hdr)) == IPC_PARSE_NEED_MORE)
+		/*
+		 * A worker that does not read what we send it gets no more
+		 * answers (replays are copies) until it has: its output
+		 * draining below half the mark calls us again.
+		 */
+		if (evbuffer_get_length(bufferevent_get_output(bev)) >
+		    (size_t)b->b_conf->c_ipc_max_buffer) {
+			bufferevent_setwatermark(bev, EV_WRITE,
+			    (size_t)b->b_conf->c_ipc_max_buffer / 2, 0);
 			return;
-		if (rv == IPC_PARSE_BAD || hdr.type != IPC_POS_REQ ||
-		    (p = evbuffer_pullup(in, (ev_ssize_t)(sizeof(hdr) + hdr.len))) == NULL ||
+		}
+		evbuffer_copyout(in, raw, sizeof(raw));
+		rv = ipc_parse(raw, len, &hdr);
+		if (rv == IPC_PARSE_BAD || hdr.type != IPC_POS_REQ || hdr.len > IPC_POS_MAX)
+			fatalx("%s: malformed message from worker %d", __func__, w);
+		if (rv == IPC_PARSE_NEED_MORE)
+			return;
+		if ((p = evbuffer_pullup(in, (ev_ssize_t)(sizeof(hdr) + hdr.len))) == NULL ||
 		    ipc_pos_decode(p + sizeof(hdr), hdr.len, &rq) == -1)
 			fatalx("%s: malformed message from worker %d", __func__, w);
 		bridge_position(b, w, hdr.peerid, &rq);
 		evbuffer_drain(in, sizeof(hdr) + hdr.len);
 	}
+}
+
+/* A worker's output drained below the low mark: its waiting requests. */
+static void
+bridge_worker_write(struct bufferevent *bev, void *arg)
+{
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	bridge_worker_read(bev, arg);
 }
 
 static void
@@ -790,7 +832,8 @@ bridge_attach_worker(struct rt_bridge *b, uint32_t w, int fd)
 	b->b_workers[w] = bufferevent_socket_new(b->b_base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (b->b_workers[w] == NULL)
 		fatalx("%s: bufferevent_socket_new() failed", __func__);
-	bufferevent_setcb(b->b_workers[w], bridge_worker_read, NULL, bridge_worker_event, b);
+	bufferevent_setcb(b->b_workers[w], bridge_worker_read, bridge_worker_write,
+	    bridge_worker_event, b);
 	bufferevent_enable(b->b_workers[w], EV_READ);
 	/* events for this worker now have a way in: it may take clients */
 	bridge_send(b, (int)w, IPC_HELLO, "", 0, NULL, 0);
@@ -861,8 +904,12 @@ bridge_reload(struct rt_bridge *b, const char *p, size_t len)
 	hist_set_limits(b->b_hist, b->b_conf->c_history_memory, b->b_conf->c_history_channels);
 	log_setlevel(b->b_conf->c_log_level);
 	config_free(&nc);
-	if (nschanged)
+	if (nschanged) {
+		/* a namespace's history may have been off, or its channels not
+		 * subscribed, for a while: no position may promise across it */
+		bridge_new_epoch(b);
 		bridge_resubscribe(b);
+	}
 }
 
 static void
@@ -961,6 +1008,7 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 	bridge_canary_name(&b);
 	if ((b.b_hist = hist_new(conf->c_history_memory, conf->c_history_channels, "-")) == NULL)
 		fatalx("%s: out of memory", __func__);
+	bridge_new_epoch(&b);
 	atomic_store(&b.b_rb->rb_pid, (int32_t)getpid());
 	atomic_store(&b.b_rb->rb_redis_up, 0);
 	atomic_store(&b.b_rb->rb_tick, util_now_ms());

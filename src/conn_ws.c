@@ -137,6 +137,8 @@ conn_ws_reauthorize(struct rt_conn *c)
 		STAT_ADD(c->c_worker, rw_revoked, 1);
 		chanidx_unsubscribe_at(c, i);
 	}
+	/* a subscription that ended here may have been what later requests waited for */
+	conn_ws_resume(c);
 }
 
 /*
@@ -345,7 +347,7 @@ conn_ws_message(struct rt_conn *c, const char *buf, size_t len)
 		conn_close(c, WS_CLOSE_POLICY, "Rate limit exceeded", 0);
 		return;
 	}
-	if (c->c_waiting > 0)
+	if (c->c_waiting > 0 || (c->c_later != NULL && evbuffer_get_length(c->c_later) > 0))
 		conn_ws_defer(c, buf, len);
 	else
 		conn_ws_request(c, buf, len);

@@ -260,7 +260,7 @@ fanout_event(struct rt_worker *w, const uint8_t *p, size_t len)
 #define FANOUT_REQ_MAX		(1u << FANOUT_REQ_BITS)
 
 static void
-fanout_req_send(struct rt_worker *w, const struct fanout_req *r)
+fanout_req_send(struct rt_worker *w, struct fanout_req *r)
 {
 	struct rt_chan	*ch = r->fr_sub->s_chan;
 	struct ipc_pos	 pos;
@@ -270,6 +270,7 @@ fanout_req_send(struct rt_worker *w, const struct fanout_req *r)
 
 	if (w->w_bridge == NULL)
 		return;		/* asked again when the next bridge is attached */
+	r->fr_sent = 1;
 	pos.ip_offset = r->fr_offset;
 	pos.ip_flag = r->fr_since;
 	pos.ip_epoch = r->fr_epoch;
@@ -324,6 +325,8 @@ fanout_position(struct rt_sub *s, int hold, const char *epoch, uint64_t since)
 	r->fr_id = (w->w_reqgen << FANOUT_REQ_BITS) | (uint32_t)slot;
 	r->fr_since = epoch != NULL;
 	r->fr_answered = 0;
+	r->fr_sent = 0;
+	r->fr_dead = 0;
 	r->fr_offset = since;
 	snprintf(r->fr_epoch, sizeof(r->fr_epoch), "%s", epoch != NULL ? epoch : "");
 	s->s_req = r->fr_id;
@@ -333,19 +336,36 @@ fanout_position(struct rt_sub *s, int hold, const char *epoch, uint64_t since)
 	return 0;
 }
 
+static void
+fanout_req_free(struct rt_worker *w, uint32_t slot)
+{
+	w->w_reqs[slot].fr_sub = NULL;
+	w->w_reqs[slot].fr_dead = 0;
+	w->w_reqfree[w->w_nreqfree++] = slot;
+}
+
+/*
+ * s's request is over: answered to the end, or s goes (unsubscribed,
+ * closed).  A slot whose answer may still come stays taken, dead, until
+ * the answer's end: no other request can have its id meanwhile.
+ */
 void
 fanout_position_cancel(struct rt_sub *s)
 {
 	struct rt_worker	*w = s->s_conn->c_worker;
 	uint32_t		 slot = s->s_req & (FANOUT_REQ_MAX - 1);
+	struct fanout_req	*r;
 
 	if (s->s_req == 0)
 		return;
-	if (slot < w->w_reqcap && w->w_reqs[slot].fr_sub == s) {
-		if (!w->w_reqs[slot].fr_answered && s->s_conn->c_waiting > 0)
-			s->s_conn->c_waiting--;	/* unsubscribed before the answer */
-		w->w_reqs[slot].fr_sub = NULL;
-		w->w_reqfree[w->w_nreqfree++] = slot;
+	if (slot < w->w_reqcap && (r = &w->w_reqs[slot])->fr_sub == s) {
+		if (s->s_conn->c_waiting > 0)
+			s->s_conn->c_waiting--;
+		if (r->fr_sent) {
+			r->fr_sub = NULL;
+			r->fr_dead = 1;
+		} else
+			fanout_req_free(w, slot);
 	}
 	s->s_req = 0;
 	s->s_hold = 0;
@@ -363,6 +383,33 @@ fanout_req_find(struct rt_worker *w, uint32_t id)
 	return w->w_reqs[slot].fr_sub;
 }
 
+/*
+ * The bridge went away: no answer can come on its socket.  Dead slots
+ * are free; a request whose answer was cut short (its subscribed is out,
+ * the replay may not be whole) ends its connection, so that the client
+ * asks again with what it really has; the others are asked again of the
+ * next bridge.
+ */
+void
+fanout_bridge_lost(struct rt_worker *w)
+{
+	struct fanout_req	*r;
+	uint32_t		 i;
+
+	for (i = 0; i < w->w_reqcap; i++) {
+		r = &w->w_reqs[i];
+		if (r->fr_dead) {
+			fanout_req_free(w, i);
+			continue;
+		}
+		if (r->fr_sub == NULL)
+			continue;
+		r->fr_sent = 0;
+		if (r->fr_answered && r->fr_sub->s_conn->c_state == CS_OPEN)
+			conn_close(r->fr_sub->s_conn, WS_CLOSE_INTERNAL, "Replay interrupted", 1);
+	}
+}
+
 static void
 fanout_pos_answer(struct rt_worker *w, uint32_t id, const uint8_t *m, size_t len)
 {
@@ -378,19 +425,28 @@ fanout_pos_answer(struct rt_worker *w, uint32_t id, const uint8_t *m, size_t len
 		return;
 	c = s->s_conn;
 	r = &w->w_reqs[id & (FANOUT_REQ_MAX - 1)];
-	if (!r->fr_answered) {
-		r->fr_answered = 1;
-		if (c->c_waiting > 0)
-			c->c_waiting--;
-	}
+	r->fr_answered = 1;
 	if (c->c_state != CS_OPEN)
 		return;
+	if (pos.ip_chlen != strlen(s->s_chan->ch_name) ||
+	    memcmp(pos.ip_channel, s->s_chan->ch_name, pos.ip_chlen) != 0) {
+		log_warnx("%s: %s: the answer for %s is about another channel", __func__,
+		    conn_peer(c), s->s_chan->ch_name);
+		conn_close(c, WS_CLOSE_INTERNAL, "Internal error", 1);
+		return;
+	}
+	if (pos.ip_flag == IPC_POS_TOO_LARGE) {
+		conn_slow(c);	/* the replay alone is over max_output_buffer */
+		return;
+	}
 	/* what this batch has for c goes first: the answer follows it */
 	if (c->c_pend_batch == w->w_batch)
 		fanout_flush_conn(w, c);
 	memcpy(epoch, pos.ip_epoch, pos.ip_epochlen);
 	epoch[pos.ip_epochlen] = '\0';
-	conn_send_json(c, proto_subscribed_at(s->s_chan->ch_name, epoch, pos.ip_offset,
+	/* no epoch: the bridge keeps no history for the channel (a reload) */
+	conn_send_json(c, proto_subscribed_at(s->s_chan->ch_name,
+	    pos.ip_epochlen > 0 ? epoch : NULL, pos.ip_offset,
 	    pos.ip_flag == IPC_POS_PLAIN ? -1 : pos.ip_flag == IPC_POS_RECOVERED, NULL));
 }
 
@@ -429,10 +485,16 @@ fanout_pos_end(struct rt_worker *w, uint32_t id)
 {
 	struct rt_sub	*s;
 	struct rt_conn	*c;
+	uint32_t	 slot = id & (FANOUT_REQ_MAX - 1);
 
+	if (slot < w->w_reqcap && w->w_reqs[slot].fr_dead && w->w_reqs[slot].fr_id == id) {
+		fanout_req_free(w, slot);	/* the end of a cancelled one's answer */
+		return;
+	}
 	if ((s = fanout_req_find(w, id)) == NULL)
 		return;
 	c = s->s_conn;
+	w->w_reqs[slot].fr_sent = 0;	/* nothing more will come for it */
 	fanout_position_cancel(s);	/* done: live events flow */
 	fanout_pos_resume(c);
 }
@@ -508,6 +570,7 @@ fanout_bridge_event(struct bufferevent *bev, short what, void *arg)
 		log_debug("%s: the bridge went away", __func__);
 		bufferevent_free(w->w_bridge);
 		w->w_bridge = NULL;
+		fanout_bridge_lost(w);
 	}
 }
 
@@ -518,8 +581,11 @@ fanout_attach_bridge(struct rt_worker *w, int fd)
 
 	if (fd == -1)
 		fatalx("%s: no socket from the master", __func__);
-	if (w->w_bridge != NULL)
+	if (w->w_bridge != NULL) {
 		bufferevent_free(w->w_bridge);
+		w->w_bridge = NULL;
+		fanout_bridge_lost(w);
+	}
 	evutil_make_socket_nonblocking(fd);
 	if ((w->w_bridge = bufferevent_socket_new(w->w_base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL)
 		fatalx("%s: bufferevent_socket_new() failed", __func__);

@@ -55,6 +55,8 @@ struct hist {
 	char			 h_epoch[HIST_EPOCH_MAX + 1];
 };
 
+static void	hist_chan_free(struct hist *, struct hist_chan *);
+
 #define HIST_ENT_COST(len)	((int64_t)(sizeof(struct hist_ent) + (len)))
 #define HIST_CHAN_COST(len)	((int64_t)(sizeof(struct hist_chan) + (len) + 1 + sizeof(void *)))
 
@@ -82,6 +84,8 @@ hist_set_limits(struct hist *h, int64_t memory, int max_channels)
 {
 	h->h_limit = memory;
 	h->h_maxchans = max_channels > 0 ? max_channels : 1;
+	while (h->h_nchans > h->h_maxchans && !TAILQ_EMPTY(&h->h_lru))
+		hist_chan_free(h, TAILQ_FIRST(&h->h_lru));
 }
 
 /* ---- frames --------------------------------------------------------------- */
@@ -160,26 +164,33 @@ hist_grow(struct hist *h)
 	h->h_nbuckets = n;
 }
 
-/* ch's record, made when new (the least recently used one goes when full). */
+/*
+ * ch's record, made when new (the least recently used one goes when
+ * full).  Only events make a record recently used (event): a record made
+ * or read for a subscribe goes in at the cold end, so that subscribes to
+ * many quiet channels cannot push out the histories of busy ones.
+ */
 static struct hist_chan *
-hist_chan_get(struct hist *h, const char *ch, size_t chlen)
+hist_chan_get(struct hist *h, const char *ch, size_t chlen, int event)
 {
 	uint32_t		 hash = util_hash(ch, chlen);
 	struct hist_chan	**p = hist_slot(h, ch, chlen, hash), *c;
 
 	if ((c = *p) != NULL) {
-		TAILQ_REMOVE(&h->h_lru, c, c_lru);
-		TAILQ_INSERT_TAIL(&h->h_lru, c, c_lru);
+		if (event) {
+			TAILQ_REMOVE(&h->h_lru, c, c_lru);
+			TAILQ_INSERT_TAIL(&h->h_lru, c, c_lru);
+		}
 		return c;
 	}
 	if (chlen > RT_CHANNEL_MAX)
 		return NULL;
 	while (h->h_nchans >= h->h_maxchans && !TAILQ_EMPTY(&h->h_lru))
 		hist_chan_free(h, TAILQ_FIRST(&h->h_lru));
-	if ((size_t)h->h_nchans >= h->h_nbuckets) {
+	if ((size_t)h->h_nchans >= h->h_nbuckets)
 		hist_grow(h);
-		p = hist_slot(h, ch, chlen, hash);
-	}
+	/* the chain may have changed under p: freed, or rehashed */
+	p = hist_slot(h, ch, chlen, hash);
 	if ((c = calloc(1, sizeof(*c) + chlen + 1)) == NULL)
 		return NULL;
 	memcpy(c->c_name, ch, chlen);
@@ -187,7 +198,10 @@ hist_chan_get(struct hist *h, const char *ch, size_t chlen)
 	c->c_hash = hash;
 	c->c_gen = ++h->h_gen;
 	*p = c;
-	TAILQ_INSERT_TAIL(&h->h_lru, c, c_lru);
+	if (event)
+		TAILQ_INSERT_TAIL(&h->h_lru, c, c_lru);
+	else
+		TAILQ_INSERT_HEAD(&h->h_lru, c, c_lru);
 	h->h_memory += HIST_CHAN_COST(chlen);
 	h->h_nchans++;
 	return c;
@@ -210,6 +224,24 @@ hist_pos_of(const struct hist *h, const struct hist_chan *c, struct hist_pos *po
 		pos->hp_epoch[i++] = g[--n];
 	pos->hp_epoch[i] = '\0';
 	pos->hp_offset = c->c_last;
+}
+
+/*
+ * Within the budget: the oldest frames of any channel go first, then, if
+ * the records alone are over it, the least recently used records (not
+ * keep's).
+ */
+static void
+hist_fit(struct hist *h, const struct hist_chan *keep)
+{
+	struct hist_chan	*c;
+
+	while (h->h_memory > h->h_limit && !TAILQ_EMPTY(&h->h_all)) {
+		hist_drop_head(h, TAILQ_FIRST(&h->h_all)->e_chan);
+		h->h_evicted++;
+	}
+	while (h->h_memory > h->h_limit && (c = TAILQ_FIRST(&h->h_lru)) != NULL && c != keep)
+		hist_chan_free(h, c);
 }
 
 /* ---- the interface ---------------------------------------------------------- */
@@ -238,7 +270,7 @@ hist_position(struct hist *h, const char *ch, size_t chlen, struct hist_pos *pos
 {
 	struct hist_chan	*c;
 
-	if ((c = hist_chan_get(h, ch, chlen)) == NULL)
+	if ((c = hist_chan_get(h, ch, chlen, 0)) == NULL)
 		return -1;
 	hist_pos_of(h, c, pos);
 	return 0;
@@ -249,7 +281,7 @@ hist_next(struct hist *h, const char *ch, size_t chlen, struct hist_pos *pos)
 {
 	struct hist_chan	*c;
 
-	if ((c = hist_chan_get(h, ch, chlen)) == NULL)
+	if ((c = hist_chan_get(h, ch, chlen, 1)) == NULL)
 		return -1;
 	c->c_last++;
 	hist_pos_of(h, c, pos);
@@ -303,11 +335,7 @@ hist_append(struct hist *h, const char *ch, size_t chlen, uint64_t offset,
 	h->h_memory += HIST_ENT_COST(len);
 	h->h_events++;
 	hist_trim(h, c, keep, ttl, now);
-	/* over the budget: the oldest frames of any channel go first */
-	while (h->h_memory > h->h_limit && !TAILQ_EMPTY(&h->h_all)) {
-		hist_drop_head(h, TAILQ_FIRST(&h->h_all)->e_chan);
-		h->h_evicted++;
-	}
+	hist_fit(h, c);
 }
 
 int
@@ -318,7 +346,7 @@ hist_replay(struct hist *h, const char *ch, size_t chlen, const char *epoch,
 	struct hist_chan	*c;
 	struct hist_ent		*e;
 
-	if ((c = hist_chan_get(h, ch, chlen)) == NULL)
+	if ((c = hist_chan_get(h, ch, chlen, 0)) == NULL)
 		return -1;
 	hist_pos_of(h, c, pos);
 	if (strcmp(epoch, pos->hp_epoch) != 0 || since > c->c_last)
@@ -348,11 +376,7 @@ hist_expire(struct hist *h, uint64_t now)
 		hist_drop_head(h, e->e_chan);
 		h->h_evicted++;
 	}
-	/* and a budget lowered by a reload */
-	while (h->h_memory > h->h_limit && (e = TAILQ_FIRST(&h->h_all)) != NULL) {
-		hist_drop_head(h, e->e_chan);
-		h->h_evicted++;
-	}
+	hist_fit(h, NULL);	/* and a budget lowered by a reload */
 }
 
 void

@@ -65,6 +65,8 @@ struct fanout_req {
 	uint32_t	 fr_id;		/* the request's id: slot and generation */
 	uint8_t		 fr_since;	/* replay what follows fr_epoch/fr_offset */
 	uint8_t		 fr_answered;	/* its subscribed reply is out */
+	uint8_t		 fr_sent;	/* to the bridge attached now: an answer will come */
+	uint8_t		 fr_dead;	/* cancelled; the slot waits for the answer's end */
 	uint64_t	 fr_offset;
 	char		 fr_epoch[PROTO_EPOCH_MAX + 1];
 };
@@ -264,6 +266,7 @@ void	chanidx_unsubscribe_all(struct rt_conn *);
 void	fanout_attach_bridge(struct rt_worker *, int);
 int	fanout_position(struct rt_sub *, int, const char *, uint64_t);
 void	fanout_position_cancel(struct rt_sub *);
+void	fanout_bridge_lost(struct rt_worker *);
 void	fanout_free(struct rt_worker *);
 
 #endif

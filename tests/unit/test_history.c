@@ -581,46 +581,47 @@ START_TEST(test_channel_lru)
 	pub(h, "b", 10, 0, 0);
 	pub(h, "b", 10, 0, 0);
 	epoch_of(h, "b", eb);
-	epoch_of(h, "a", ea);			/* a is now the most recent */
+	epoch_of(h, "a", ea);		/* a look is not a use: only events are */
+	pub(h, "a", 10, 0, 0);		/* a is now the most recently used */
 	ck_assert_int_eq(stats(h).hs_channels, 2);
-	ck_assert_int_eq(stats(h).hs_events, 5);
-	/* c: b (least recently used) goes, with its frames */
+	ck_assert_int_eq(stats(h).hs_events, 6);
+	/* c: b (least recently published) goes, with its frames */
 	pub(h, "c", 10, 0, 0);
 	epoch_of(h, "c", ec);
 	ck_assert_int_eq(stats(h).hs_channels, 2);
-	ck_assert_int_eq(stats(h).hs_events, 3);
+	ck_assert_int_eq(stats(h).hs_events, 4);
 	ck_assert_uint_eq(stats(h).hs_evicted, 3);
 	/* a is untouched */
 	replay_expect(h, "a", ea, 0, 0, 0, 1);
 	ck_assert_int_eq(hist_position(h, S("a"), &pos), 0);
-	ck_assert_uint_eq(pos.hp_offset, 2);
+	ck_assert_uint_eq(pos.hp_offset, 3);
 	ck_assert_str_eq(pos.hp_epoch, ea);
-	/* b made again (c goes: a was just used): offset 0, a NEW epoch */
+	/* b made again by a subscribe: a (published before c) goes; b has
+	 * offset 0 and a NEW epoch */
 	ck_assert_int_eq(hist_position(h, S("b"), &pos), 0);
 	ck_assert_uint_eq(pos.hp_offset, 0);
 	strcpy(eb2, pos.hp_epoch);
 	ck_assert_str_ne(eb2, eb);
 	ck_assert_str_ne(eb2, ea);
 	ck_assert_str_ne(eb2, ec);
-	pub(h, "b", 10, 0, 0);
-	pub(h, "b", 10, 0, 0);
-	pub(h, "b", 10, 0, 0);
-	pub(h, "b", 10, 0, 0);
-	/* the old position answers 0 (never b's new frames 3, 4) */
-	replay_expect(h, "b", eb, 2, 0, 0, 0);
-	replay_expect(h, "b", eb, 3, 0, 0, 0);
-	replay_expect(h, "b", eb, 0, 0, 0, 0);
-	replay_expect(h, "b", eb2, 2, 0, 0, 1);
-	/* c went when b came back */
 	ck_assert_int_eq(stats(h).hs_channels, 2);
-	replay_expect(h, "c", ec, 0, 0, 0, 0);	/* makes c again: a goes */
-	ck_assert_int_eq(hist_position(h, S("c"), &pos), 0);
-	ck_assert_str_ne(pos.hp_epoch, ec);
-	ck_assert_uint_eq(pos.hp_offset, 0);
-	replay_expect(h, "b", eb2, 0, 0, 0, 1);
-	ck_assert_int_eq(hist_position(h, S("a"), &pos), 0);	/* a again: c goes */
-	ck_assert_uint_eq(pos.hp_offset, 0);
-	ck_assert_str_ne(pos.hp_epoch, ea);
+	replay_expect(h, "c", ec, 0, 0, 0, 1);	/* c, with events, stays */
+	/* records made by subscribes sit at the cold end: making d pushes
+	 * out b (no events), never c */
+	ck_assert_int_eq(hist_position(h, S("d"), &pos), 0);
+	ck_assert_int_eq(stats(h).hs_channels, 2);
+	replay_expect(h, "c", ec, 0, 0, 0, 1);
+	/* the old positions of b answer 0, never b's later frames */
+	pub(h, "b", 10, 0, 0);
+	pub(h, "b", 10, 0, 0);
+	ck_assert_int_eq(hist_position(h, S("b"), &pos), 0);
+	ck_assert_str_ne(pos.hp_epoch, eb);
+	ck_assert_str_ne(pos.hp_epoch, eb2);
+	ck_assert_uint_eq(pos.hp_offset, 2);
+	replay_expect(h, "b", eb, 0, 0, 0, 0);
+	replay_expect(h, "b", eb, 1, 0, 0, 0);
+	replay_expect(h, "b", eb2, 0, 0, 0, 0);
+	replay_expect(h, "b", pos.hp_epoch, 0, 0, 0, 1);
 	hist_free(h);
 }
 END_TEST
@@ -700,7 +701,7 @@ START_TEST(test_set_limits)
 	replay_expect(h, "c", e, 1, 0, 0, 1);		/* the newest stays */
 	/* fewer channels: the least recently used go when a record is made */
 	hist_set_limits(h, BIG, 1);
-	ck_assert_int_eq(stats(h).hs_channels, 3);
+	ck_assert_int_eq(stats(h).hs_channels, 1);	/* at once */
 	pub(h, "d", 100, 0, 0);
 	st = stats(h);
 	ck_assert_int_eq(st.hs_channels, 1);
@@ -816,7 +817,7 @@ struct m_chan {
 	int		 present;
 	char		 epoch[HIST_EPOCH_MAX + 1];
 	uint64_t	 last;
-	uint64_t	 used;			/* LRU tick */
+	int64_t		 used;			/* LRU tick; below 0: made cold */
 	int		 keep;
 	uint64_t	 top;			/* the newest kept frame's offset */
 	int		 n;			/* kept frames: top-n+1 .. top */
@@ -829,7 +830,8 @@ struct model {
 	struct hist	*h;
 	struct m_chan	 ch[M_NCH];
 	int		 nrec, maxrec;
-	uint64_t	 tick, now;
+	int64_t		 tick, cold;
+	uint64_t	 now;
 	int64_t		 ttl;
 	int		 exact;			/* memory never short */
 	int64_t		 limit;
@@ -865,9 +867,13 @@ m_frame(char *out, size_t outlen, int i, const char *epoch, uint64_t off)
 	return (size_t)n + pad;
 }
 
-/* c's record in the model, made as hist would (the LRU one going). */
+/*
+ * c's record in the model, made as hist would (the LRU one going): an
+ * event makes it the most recently used, a look (position, replay) does
+ * not, and a record a look makes goes in at the cold end.
+ */
 static void
-m_touch(struct model *m, int i, const struct hist_pos *pos)
+m_touch(struct model *m, int i, const struct hist_pos *pos, int event)
 {
 	struct m_chan	*c = &m->ch[i];
 	int		 j, lru;
@@ -898,8 +904,10 @@ m_touch(struct model *m, int i, const struct hist_pos *pos)
 		strcpy(c->epoch, pos->hp_epoch);
 		if (c->nold < 8)
 			strcpy(c->old[c->nold++], pos->hp_epoch);
+		c->used = --m->cold;
 	}
-	c->used = ++m->tick;
+	if (event)
+		c->used = ++m->tick;
 	ck_assert_str_eq(pos->hp_epoch, c->epoch);
 }
 
@@ -928,7 +936,7 @@ m_publish(struct model *m, int i)
 	m_name(name, i);
 	want = c->present ? c->last + 1 : 1;
 	ck_assert_int_eq(hist_next(m->h, S(name), &pos), 0);
-	m_touch(m, i, &pos);
+	m_touch(m, i, &pos, 1);
 	ck_assert_uint_eq(pos.hp_offset, want);
 	c->last = want;
 	if (m_rand(m) % 20 == 0)
@@ -957,7 +965,7 @@ m_position(struct model *m, int i)
 
 	m_name(name, i);
 	ck_assert_int_eq(hist_position(m->h, S(name), &pos), 0);
-	m_touch(m, i, &pos);
+	m_touch(m, i, &pos, 0);
 	ck_assert_uint_eq(pos.hp_offset, m->ch[i].last);
 }
 
@@ -992,7 +1000,7 @@ m_replay(struct model *m, int i)
 		want = m_live(m, c, &first) > 0 && c->top == c->last &&
 		    first <= since + 1;
 	rv = hist_replay(m->h, S(name), epoch, since, m->ttl, m->now, &pos, got_emit, &g);
-	m_touch(m, i, &pos);
+	m_touch(m, i, &pos, 0);
 	ck_assert_uint_eq(pos.hp_offset, c->last);
 	if (m->exact)
 		ck_assert_msg(rv == want, "seed %u step %d: replay %s since %s/%llu (newest "
