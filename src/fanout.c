@@ -296,10 +296,10 @@ fanout_req_slot(struct rt_worker *w)
 		w->w_reqfree = nf;
 		if (fanout_grow(&w->w_reqs, &w->w_reqcap, old, sizeof(*w->w_reqs), 64) == -1)
 			return -1;
-		for (i = w->w_reqcap; i > old; i--) {
-			w->w_reqs[i - 1].fr_sub = NULL;
+		/* new slots: free, not dead (fanout_bridge_lost() frees dead ones) */
+		memset(&w->w_reqs[old], 0, (w->w_reqcap - old) * sizeof(*w->w_reqs));
+		for (i = w->w_reqcap; i > old; i--)
 			w->w_reqfree[w->w_nreqfree++] = i - 1;
-		}
 	}
 	return (int)w->w_reqfree[--w->w_nreqfree];
 }
