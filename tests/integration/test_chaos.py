@@ -276,6 +276,8 @@ class StableClient:
                 c = await FastWS.connect(self.d.port, self.token, timeout=3)
             except (OSError, ConnectionError, asyncio.TimeoutError,
                     asyncio.IncompleteReadError, AssertionError, Closed):
+                if asyncio.current_task().cancelling():	# see churn()
+                    raise asyncio.CancelledError()
                 await asyncio.sleep(0.1)
                 continue
             s = {"id": c.hello["connectionId"], "t_connect": self.clock(),
@@ -309,6 +311,9 @@ class StableClient:
             except (Closed, ConnectionError, OSError,
                     asyncio.IncompleteReadError, AssertionError,
                     asyncio.TimeoutError) as e:
+                if asyncio.current_task().cancelling():	# see churn()
+                    c.abort()
+                    raise asyncio.CancelledError()
                 s["end"] = self.clock()
                 s["why"] = repr(e)[:120]
                 self.conn = None
@@ -328,6 +333,10 @@ async def churn(d, clock, stats, rnd):
         except (OSError, ConnectionError, asyncio.TimeoutError,
                 asyncio.IncompleteReadError, AssertionError, Closed,
                 ValueError):
+            # Python 3.11's wait_for can turn a cancel that meets its own
+            # timeout into TimeoutError: the cancel must still end us
+            if asyncio.current_task().cancelling():
+                raise asyncio.CancelledError()
             ok = False
         st = stats.setdefault(kind, [0, 0])
         st[0 if ok else 1] += 1
