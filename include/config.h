@@ -70,6 +70,7 @@ struct rt_config {
 	char		*c_jwt_secret;
 	char		*c_jwt_public_key;	/* file */
 	int64_t		 c_jwt_leeway;
+	int64_t		 c_token_refresh_notice;	/* token_expiring this long before; 0 = off */
 	char		*c_jwt_issuer;
 	char		*c_jwt_audience;
 	int		 c_jwt_require_exp;	/* refuse tokens without exp */

@@ -8,6 +8,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <sys/time.h>
 
 #include <json-c/json.h>
@@ -24,6 +25,7 @@ enum proto_type {
 	PROTO_PING,
 	PROTO_LIST_CHANNELS,
 	PROTO_STATS,
+	PROTO_AUTH,		/* pr_token */
 };
 
 #define PROTO_EPOCH_MAX		32	/* an epoch a client may send back */
@@ -40,6 +42,9 @@ struct proto_request {
 	char		 pr_request[32];
 	int		 pr_has_channel;	/* pr_channel names the bad one */
 	/* subscribe: "since":{"epoch":…,"offset":…} (absent or null: pr_has_since 0) */
+	/* auth: the token, bounded by RT_TOKEN_MAX (pr_token_len 0: none) */
+	char		 pr_token[RT_TOKEN_MAX + 1];
+	size_t		 pr_token_len;
 	int		 pr_has_since;
 	char		 pr_since_epoch[PROTO_EPOCH_MAX + 1];
 	uint64_t	 pr_since_offset;
@@ -74,6 +79,11 @@ struct json_object *proto_subscribed(const char *type, const char *channel,
 	    const struct timeval *tv);		/* type "subscribed"/"unsubscribed" */
 struct json_object *proto_pong(const struct timeval *tv);
 /* subscribed: array of channel names, reference taken */
+/* {"type":"authenticated","user":…,"authorizedChannels":…,"expiresAt":…}: an auth that worked. */
+struct json_object *proto_authenticated(const struct chan_table *t,
+	    const struct auth_user *user, const struct timeval *tv);
+/* {"type":"token_expiring","expiresAt":…}: refresh with auth before it. */
+struct json_object *proto_token_expiring(time_t exp, const struct timeval *tv);
 struct json_object *proto_channels(const struct chan_table *t, const struct auth_user *user,
 	    struct json_object *subscribed, const struct timeval *tv);
 /* {"type":"unsubscribed","channel":…,"reason":…}: the server ended a subscription. */

@@ -77,7 +77,9 @@ struct reg_worker {
 	_Atomic int64_t		 rw_ip_limited;		/* max_connections_per_ip */
 	_Atomic int64_t		 rw_user_limited;	/* max_channels_per_user */
 	_Atomic int64_t		 rw_channel_full;	/* a namespace's max_subscribers */
-	_Atomic int64_t		 rw_revoked;		/* subscriptions a reload ended */
+	_Atomic int64_t		 rw_revoked;		/* subscriptions a reload or an auth ended */
+	_Atomic int64_t		 rw_auth_refreshed;	/* auth messages that worked */
+	_Atomic int64_t		 rw_token_notices;	/* token_expiring sent */
 	_Atomic int64_t		 rw_replayed;		/* events sent again for since */
 	_Atomic int64_t		 rw_accept_errors;	/* accept() failed (EMFILE...) */
 	_Atomic int64_t		 rw_handshake_errors;
@@ -215,6 +217,8 @@ int	reg_conn_add(struct registry *r, int w, const char *id, const char *user,
 	    int admin, const char *peer, int64_t started);
 void	reg_conn_del(struct registry *r, int slot);
 void	reg_conn_set_nsubs(struct registry *r, int slot, int nsubs);
+/* The slot's user changed (an auth message): id ("" anonymous) and admin flag. */
+void	reg_conn_set_user(struct registry *r, int slot, const char *user, int admin);
 
 /*
  * Add delta (+1/-1) to worker w's subscriber count of a channel, creating

@@ -351,6 +351,27 @@ chanidx_unsubscribe_at(struct rt_conn *c, int i)
 	chanidx_release(c->c_worker, ch);
 }
 
+/*
+ * An anonymous connection authenticated (auth): its subscriptions now
+ * count against its user's max_channels_per_user; those over it end.
+ */
+void
+chanidx_adopt_user(struct rt_conn *c)
+{
+	struct rt_chan	*ch;
+	int		 i;
+
+	for (i = c->c_nsubs - 1; i >= 0; i--) {
+		ch = c->c_subs[i]->s_chan;
+		if (chanidx_who_take(c, ch) == 0)
+			continue;
+		STAT_ADD(c->c_worker, rw_user_limited, 1);
+		conn_send_json(c, proto_unsubscribed(ch->ch_name, "too many channels", NULL));
+		/* the user holds no count for it here: nothing is given back */
+		chanidx_unsubscribe_at(c, i);
+	}
+}
+
 void
 chanidx_unsubscribe_all(struct rt_conn *c)
 {

@@ -94,6 +94,7 @@ static const struct conf_key conf_keys[] = {
 	{ "jwt_secret", CT_STR, OFF(c_jwt_secret), "", 0, 0, F_RELOAD | F_SECRET },
 	{ "jwt_public_key", CT_STR, OFF(c_jwt_public_key), "", 0, 0, F_RELOAD },
 	{ "jwt_leeway", CT_DURATION, OFF(c_jwt_leeway), "5s", 0, DAY, F_RELOAD },
+	{ "token_refresh_notice", CT_DURATION, OFF(c_token_refresh_notice), "60s", 0, DAY, F_RELOAD },
 	{ "jwt_issuer", CT_STR, OFF(c_jwt_issuer), "", 0, 0, F_RELOAD },
 	{ "jwt_audience", CT_STR, OFF(c_jwt_audience), "", 0, 0, F_RELOAD },
 	{ "jwt_require_exp", CT_BOOL, OFF(c_jwt_require_exp), "no", 0, 0, F_RELOAD },

@@ -304,10 +304,12 @@ conn_schedule(struct rt_conn *c)
 	if (c->c_user != NULL && c->c_user->cu_exp != 0) {
 		/* the wall clock decides expiry; map it onto the monotonic one */
 		int64_t	 left = conn_token_left(c);
-		uint64_t at = util_now_ms() + (left > 0 ? (uint64_t)left : 0);
 
-		if (at < next)
-			next = at;
+		/* token_expiring first, once per token */
+		if (!c->c_noticed && conf->c_token_refresh_notice > 0)
+			left -= conf->c_token_refresh_notice;
+		if (util_now_ms() + (left > 0 ? (uint64_t)left : 0) < next)
+			next = util_now_ms() + (left > 0 ? (uint64_t)left : 0);
 	}
 	wheel_schedule(&c->c_worker->w_wheel, &c->c_timer, next);
 }
@@ -329,6 +331,13 @@ conn_timer_open(struct rt_conn *c, uint64_t now)
 		conn_send_error(c, "Token expired", NULL, NULL);
 		conn_close(c, WS_CLOSE_POLICY, "Token expired", 0);
 		return;
+	}
+	if (c->c_user != NULL && c->c_user->cu_exp != 0 && !c->c_noticed &&
+	    conf->c_token_refresh_notice > 0 &&
+	    conn_token_left(c) <= conf->c_token_refresh_notice) {
+		c->c_noticed = 1;
+		STAT_ADD(c->c_worker, rw_token_notices, 1);
+		conn_send_json(c, proto_token_expiring(c->c_user->cu_exp, NULL));
 	}
 	if (c->c_wev != NULL && c->c_out == NULL) {
 		/* idle again: the write event goes until the next backlog */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -25,6 +26,8 @@
 #include "worker_int.h"
 
 #define CONN_WS_PEEK_IOV	16
+
+static void	conn_ws_recheck(struct rt_conn *);
 
 
 /*
@@ -99,6 +102,56 @@ conn_ws_unsubscribe(struct rt_conn *c, struct proto_request *r)
 	conn_send_json(c, proto_subscribed("unsubscribed", r->pr_channel, NULL));
 }
 
+/*
+ * auth: a fresh token for this connection (or a first one for an
+ * anonymous connection).  A token that fails, or names another user,
+ * changes nothing; one that works moves the expiry, may change the role
+ * and claims, and every subscription is checked again.
+ */
+static void
+conn_ws_auth(struct rt_conn *c, struct proto_request *r)
+{
+	struct rt_worker	*w = c->c_worker;
+	struct auth_user	 cur, nu;
+	const struct auth_user	*old = conn_auth_user(c, &cur);
+	struct conn_user	*cu;
+	char			 reason[128], msg[192];
+
+	if (auth_verify(w->w_auth, r->pr_token, r->pr_token_len, time(NULL), &nu, reason,
+	    sizeof(reason)) == -1) {
+		STAT_ADD(w, rw_auth_failures, 1);
+		snprintf(msg, sizeof(msg), "Invalid token: %s", reason);
+		conn_send_error(c, msg, "auth", NULL);
+		return;
+	}
+	if (old != NULL && strcmp(old->u_id, nu.u_id) != 0) {
+		STAT_ADD(w, rw_auth_failures, 1);
+		conn_send_error(c, "Token user mismatch", "auth", NULL);
+		return;
+	}
+	if ((cu = conn_user_new(&nu)) == NULL) {
+		conn_send_error(c, "Server busy, try again later", "auth", NULL);
+		return;
+	}
+	free(c->c_user);
+	c->c_user = cu;
+	c->c_noticed = 0;
+	reg_conn_set_user(w->w_reg, c->c_slot, nu.u_id, nu.u_admin);
+	if (old == NULL) {
+		/* anonymous until now: 0 marks a free entry in a channel's users */
+		if ((c->c_userkey = reg_count_key(nu.u_id, strlen(nu.u_id))) == 0)
+			c->c_userkey = 1;
+		STAT_ADD(w, rw_anonymous, -1);
+		STAT_ADD(w, rw_authenticated, 1);
+	}
+	STAT_ADD(w, rw_auth_refreshed, 1);
+	conn_send_json(c, proto_authenticated(w->w_conf->c_namespaces, &nu, NULL));
+	if (old == NULL)
+		chanidx_adopt_user(c);
+	conn_ws_recheck(c);	/* a request itself: what waits behind it follows */
+	conn_schedule(c);
+}
+
 static void
 conn_ws_channels(struct rt_conn *c)
 {
@@ -117,8 +170,8 @@ conn_ws_channels(struct rt_conn *c)
  * The namespaces changed (a reload): every subscription the new table no
  * longer allows ends, and the client is told why.
  */
-void
-conn_ws_reauthorize(struct rt_conn *c)
+static void
+conn_ws_recheck(struct rt_conn *c)
 {
 	const struct chan_table	*t = c->c_worker->w_conf->c_namespaces;
 	const struct auth_user	*user;
@@ -137,6 +190,12 @@ conn_ws_reauthorize(struct rt_conn *c)
 		STAT_ADD(c->c_worker, rw_revoked, 1);
 		chanidx_unsubscribe_at(c, i);
 	}
+}
+
+void
+conn_ws_reauthorize(struct rt_conn *c)
+{
+	conn_ws_recheck(c);
 	/* a subscription that ended here may have been what later requests waited for */
 	conn_ws_resume(c);
 }
@@ -286,6 +345,9 @@ conn_ws_request(struct rt_conn *c, const char *buf, size_t len)
 		break;
 	case PROTO_STATS:
 		conn_ws_stats(c);
+		break;
+	case PROTO_AUTH:
+		conn_ws_auth(c, &r);
 		break;
 	case PROTO_INVALID:
 		conn_send_error(c, r.pr_error, r.pr_request[0] ? r.pr_request : NULL,

@@ -31,6 +31,7 @@ static const struct {
 	{ "ping",		PROTO_PING,		0 },
 	{ "list_channels",	PROTO_LIST_CHANNELS,	0 },
 	{ "stats",		PROTO_STATS,		0 },
+	{ "auth",		PROTO_AUTH,		0 },
 };
 #define PROTO_NTYPES	(sizeof(proto_types) / sizeof(proto_types[0]))
 
@@ -332,6 +333,28 @@ proto_parse_channel(struct json_object *msg, struct proto_request *req)
 		proto_invalid(req, "Missing or invalid channel");
 }
 
+/* "token": a non-empty string; a longer one than any we take is an error too. */
+static void
+proto_parse_token(struct json_object *msg, struct proto_request *req)
+{
+	struct json_object	*t;
+	size_t			 len;
+
+	if (!json_object_object_get_ex(msg, "token", &t) ||
+	    !json_object_is_type(t, json_type_string) ||
+	    (len = (size_t)json_object_get_string_len(t)) == 0) {
+		proto_invalid(req, "Missing or invalid token");
+		return;
+	}
+	if (len > RT_TOKEN_MAX) {
+		proto_invalid(req, "Invalid token: token too long");
+		return;
+	}
+	memcpy(req->pr_token, json_object_get_string(t), len);
+	req->pr_token[len] = '\0';
+	req->pr_token_len = len;
+}
+
 /* "since": null, or {"epoch": string, "offset": integer >= 0}. */
 static void
 proto_parse_since(struct json_object *msg, struct proto_request *req)
@@ -396,6 +419,8 @@ proto_parse_object(struct json_object *msg, struct proto_request *req)
 		proto_parse_channel(msg, req);
 	if (req->pr_type == PROTO_SUBSCRIBE && req->pr_error == NULL)
 		proto_parse_since(msg, req);
+	if (req->pr_type == PROTO_AUTH)
+		proto_parse_token(msg, req);
 }
 
 void
@@ -537,6 +562,52 @@ proto_user(const struct auth_user *user)
 	return u;
 }
 
+/* "expiresAt": the token's exp as an ISO timestamp, or null (none, or anonymous). */
+static int
+proto_add_expiry(struct json_object *o, const struct auth_user *user)
+{
+	char		 ts[RT_TIMESTAMP_LEN + 1];
+	struct timeval	 tv;
+
+	if (user == NULL || !user->u_authenticated || user->u_exp == 0)
+		return json_object_object_add(o, "expiresAt", NULL) != 0;
+	tv.tv_sec = user->u_exp;
+	tv.tv_usec = 0;
+	proto_timestamp(ts, sizeof(ts), &tv);
+	return proto_add(o, "expiresAt", json_object_new_string(ts));
+}
+
+struct json_object *
+proto_authenticated(const struct chan_table *t, const struct auth_user *user,
+    const struct timeval *tv)
+{
+	struct json_object	*o;
+	int			 failed;
+
+	if ((o = proto_new("authenticated")) == NULL)
+		return NULL;
+	failed = proto_add(o, "user", proto_user(user));
+	if (!failed)
+		failed = proto_add(o, "authorizedChannels", proto_authorized(t, user));
+	if (!failed)
+		failed = proto_add_expiry(o, user);
+	return proto_finish(o, failed, tv);
+}
+
+struct json_object *
+proto_token_expiring(time_t exp, const struct timeval *tv)
+{
+	struct json_object	*o;
+	struct auth_user	 u;
+
+	if ((o = proto_new("token_expiring")) == NULL)
+		return NULL;
+	memset(&u, 0, sizeof(u));
+	u.u_authenticated = 1;
+	u.u_exp = exp;
+	return proto_finish(o, proto_add_expiry(o, &u), tv);
+}
+
 struct json_object *
 proto_connected(const char *conn_id, const struct chan_table *t,
     const struct auth_user *user, const struct timeval *tv)
@@ -556,6 +627,8 @@ proto_connected(const char *conn_id, const struct chan_table *t,
 	if (!failed)
 		failed = proto_add(o, "authorizedChannels",
 		    proto_authorized(t, user));
+	if (!failed)
+		failed = proto_add_expiry(o, user);
 	return proto_finish(o, failed, tv);
 }
 

@@ -265,6 +265,22 @@ reg_conn_del(struct registry *r, int slot)
 }
 
 void
+reg_conn_set_user(struct registry *r, int slot, const char *user, int admin)
+{
+	struct reg_conn	*c;
+
+	if (slot < 0 || slot >= r->r_hdr->rh_max_conns)
+		return;
+	reg_lock(r);
+	c = reg_conn_slot(r, slot);
+	if (c->rc_used) {
+		reg_strlcpy(c->rc_user, user ? user : "", sizeof(c->rc_user));
+		c->rc_admin = (uint8_t)admin;
+	}
+	reg_unlock(r);
+}
+
+void
 reg_conn_set_nsubs(struct registry *r, int slot, int nsubs)
 {
 	if (slot >= 0 && slot < r->r_hdr->rh_max_conns)

@@ -54,6 +54,8 @@ static const struct {
 	{ "user_limited", WOFF(rw_user_limited) },
 	{ "channel_full", WOFF(rw_channel_full) },
 	{ "subscriptions_revoked", WOFF(rw_revoked) },
+	{ "auth_refreshed", WOFF(rw_auth_refreshed) },
+	{ "token_expiring_sent", WOFF(rw_token_notices) },
 	{ "events_replayed", WOFF(rw_replayed) },
 	{ "accept_errors", WOFF(rw_accept_errors) },
 };
@@ -299,7 +301,9 @@ static const struct stats_counter stats_worker_metrics[] = {
 	{ "realtimed_ip_limited_total", "counter", "Connections refused 503 (max_connections_per_ip).", WOFF(rw_ip_limited) },
 	{ "realtimed_user_limited_total", "counter", "Subscriptions refused (max_channels_per_user).", WOFF(rw_user_limited) },
 	{ "realtimed_channel_full_total", "counter", "Subscriptions refused (a namespace's max_subscribers).", WOFF(rw_channel_full) },
-	{ "realtimed_subscriptions_revoked_total", "counter", "Subscriptions a reload of the namespaces ended.", WOFF(rw_revoked) },
+	{ "realtimed_subscriptions_revoked_total", "counter", "Subscriptions a reload of the namespaces, or a new token, ended.", WOFF(rw_revoked) },
+	{ "realtimed_auth_refreshed_total", "counter", "auth messages that verified (a refreshed or an in-band token).", WOFF(rw_auth_refreshed) },
+	{ "realtimed_token_expiring_total", "counter", "token_expiring notices sent.", WOFF(rw_token_notices) },
 	{ "realtimed_events_replayed_total", "counter", "Events sent again to clients that subscribed with since.", WOFF(rw_replayed) },
 	{ "realtimed_accept_errors_total", "counter", "Failed accept() calls (out of descriptors or memory).", WOFF(rw_accept_errors) },
 };

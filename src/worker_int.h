@@ -147,6 +147,7 @@ struct rt_conn {
 	uint32_t		 c_pend_bytes;
 	uint8_t			 c_ip_counted;
 	uint8_t			 c_waiting;	/* replies owed by the bridge: later requests wait */
+	uint8_t			 c_noticed;	/* token_expiring sent for this token */
 	uint16_t		 c_msg_opcode;
 	uint64_t		 c_last_rx;	/* ms, monotonic; CS_HTTP: accepted, us */
 	uint64_t		 c_last_ping;
@@ -261,6 +262,7 @@ int	chanidx_find_sub(struct rt_conn *, const char *, size_t);
 int	chanidx_subscribe(struct rt_conn *, const char *, size_t, int64_t, const char **);
 void	chanidx_unsubscribe_at(struct rt_conn *, int);
 void	chanidx_unsubscribe_all(struct rt_conn *);
+void	chanidx_adopt_user(struct rt_conn *);
 
 /* fanout.c */
 void	fanout_attach_bridge(struct rt_worker *, int);

@@ -479,10 +479,11 @@ START_TEST(test_connected_anonymous)
 	expect_json(proto_connected("8f0c3f0e-1d2b-4c6e-9a1b-2b3c4d5e6f70",
 	    deftab, &u, &tv), "{\"type\":\"connected\","
 	    "\"connectionId\":\"8f0c3f0e-1d2b-4c6e-9a1b-2b3c4d5e6f70\","
-	    "\"user\":null,\"authorizedChannels\":[\"announcements\"]," TS "}");
+	    "\"user\":null,\"authorizedChannels\":[\"announcements\"],"
+	    "\"expiresAt\":null," TS "}");
 	expect_json(proto_connected("c", deftab, NULL, &tv), "{\"type\":\"connected\","
 	    "\"connectionId\":\"c\",\"user\":null,"
-	    "\"authorizedChannels\":[\"announcements\"]," TS "}");
+	    "\"authorizedChannels\":[\"announcements\"],\"expiresAt\":null," TS "}");
 }
 END_TEST
 
@@ -554,6 +555,35 @@ START_TEST(test_unsubscribed_with_reason)
 }
 END_TEST
 
+/* {"type":"auth","token":…}: the token, or an error. */
+START_TEST(test_parse_auth)
+{
+	struct proto_request	 r;
+	static char		 big[RT_TOKEN_MAX + 64];
+	size_t			 n;
+
+	proto_parse("{\"type\":\"auth\",\"token\":\"a.b.c\"}", 31, &r);
+	ck_assert_int_eq(r.pr_type, PROTO_AUTH);
+	ck_assert_str_eq(r.pr_token, "a.b.c");
+	ck_assert_uint_eq(r.pr_token_len, 5);
+	proto_parse("{\"type\":\"auth\"}", 15, &r);
+	ck_assert_int_eq(r.pr_type, PROTO_INVALID);
+	ck_assert_str_eq(r.pr_error, "Missing or invalid token");
+	ck_assert_str_eq(r.pr_request, "auth");
+	proto_parse("{\"type\":\"auth\",\"token\":\"\"}", 26, &r);
+	ck_assert_int_eq(r.pr_type, PROTO_INVALID);
+	proto_parse("{\"type\":\"auth\",\"token\":7}", 25, &r);
+	ck_assert_int_eq(r.pr_type, PROTO_INVALID);
+	n = (size_t)snprintf(big, sizeof(big), "{\"type\":\"auth\",\"token\":\"");
+	memset(big + n, 'a', RT_TOKEN_MAX + 1);
+	n += RT_TOKEN_MAX + 1;
+	n += (size_t)snprintf(big + n, sizeof(big) - n, "\"}");
+	proto_parse(big, n, &r);
+	ck_assert_int_eq(r.pr_type, PROTO_INVALID);
+	ck_assert_str_eq(r.pr_error, "Invalid token: token too long");
+}
+END_TEST
+
 /* authorizedChannels comes from the table given, not a built-in one. */
 START_TEST(test_connected_and_channels_use_the_table)
 {
@@ -572,14 +602,27 @@ START_TEST(test_connected_and_channels_use_the_table)
 	auth_anonymous(&u);
 	expect_json(proto_connected("c", t, &u, &tv), "{\"type\":\"connected\","
 	    "\"connectionId\":\"c\",\"user\":null,"
-	    "\"authorizedChannels\":[\"lobby\"]," TS "}");
+	    "\"authorizedChannels\":[\"lobby\"],\"expiresAt\":null," TS "}");
 	u.u_authenticated = 1;
 	strcpy(u.u_id, "u7");
 	ck_assert_int_eq(auth_user_add_claim(&u, "orgId", "o1", 2), 0);
 	expect_json(proto_connected("c", t, &u, &tv), "{\"type\":\"connected\","
 	    "\"connectionId\":\"c\",\"user\":{\"userId\":\"u7\"},"
 	    "\"authorizedChannels\":[\"lobby\",\"org:o1:chat\",\"user:u7\"],"
-	    TS "}");
+	    "\"expiresAt\":null," TS "}");
+	/* with an exp: its ISO time */
+	u.u_exp = 1764072000;
+	expect_json(proto_connected("c", t, &u, &tv), "{\"type\":\"connected\","
+	    "\"connectionId\":\"c\",\"user\":{\"userId\":\"u7\"},"
+	    "\"authorizedChannels\":[\"lobby\",\"org:o1:chat\",\"user:u7\"],"
+	    "\"expiresAt\":\"2025-11-25T12:00:00.000Z\"," TS "}");
+	expect_json(proto_authenticated(t, &u, &tv), "{\"type\":\"authenticated\","
+	    "\"user\":{\"userId\":\"u7\"},"
+	    "\"authorizedChannels\":[\"lobby\",\"org:o1:chat\",\"user:u7\"],"
+	    "\"expiresAt\":\"2025-11-25T12:00:00.000Z\"," TS "}");
+	expect_json(proto_token_expiring(1764072000, &tv), "{\"type\":\"token_expiring\","
+	    "\"expiresAt\":\"2025-11-25T12:00:00.000Z\"," TS "}");
+	u.u_exp = 0;
 	sub = json_object_new_array();
 	json_object_array_add(sub, json_object_new_string("org:o1:chat"));
 	expect_json(proto_channels(t, &u, sub, &tv), "{\"type\":\"channels\","
@@ -941,6 +984,7 @@ proto_suite(void)
 	tcase_add_test(tc, test_subscribed_unsubscribed_pong);
 	tcase_add_test(tc, test_unsubscribed_with_reason);
 	tcase_add_test(tc, test_connected_and_channels_use_the_table);
+	tcase_add_test(tc, test_parse_auth);
 	tcase_add_test(tc, test_channels_reply);
 	tcase_add_test(tc, test_stats_reply);
 	tcase_add_test(tc, test_error_reply);
