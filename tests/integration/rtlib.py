@@ -387,6 +387,7 @@ class Client:
         path = "/ws" if token is None else "/ws?token=" + token
         self.ws = RawWS(port, path)
         self.events = []
+        self.notices = []       # token_expiring, unasked
         self.subs = []
         if expect_connected:
             m = self.ws.recv_json()
@@ -402,6 +403,9 @@ class Client:
             m = self.ws.recv_json(max(0.01, deadline - time.monotonic()))
             if m.get("type") == "event":
                 self.events.append(m)
+                continue
+            if m.get("type") == "token_expiring":
+                self.notices.append(m)
                 continue
             return m
 

@@ -167,7 +167,14 @@ def test_token_expiring_once_before_exp_and_again_after_a_refresh(start_daemon):
     at, m = notices[0]
     assert m["expiresAt"] == iso(exp_of(t))
     assert exp_of(t) - at <= 2.5, (exp_of(t) - at)
-    # one per token: nothing more before exp; a refresh re-arms it
+    # the same token again is no news: no second notice
+    assert auth(c, t)["type"] == "authenticated"
+    try:
+        m = c.ws.recv_json(0.5)
+        assert m["type"] != "token_expiring", m
+    except (TimeoutError, OSError):
+        pass
+    # a refresh with a new exp re-arms it
     t2 = tok(exp_in=3)		# already inside the window: at once
     m = auth(c, t2)
     assert m["type"] == "authenticated"
