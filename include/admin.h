@@ -68,8 +68,11 @@ void	admin_close(struct admin *a);
 void	admin_free_in_child(struct admin *a);
 /* Every process answered the reload in flight: error NULL when all applied it. */
 void	admin_reload_done(struct admin *a, const char *error);
-/* The bridge answered publish reqid: receivers >= 0, or -1 with error. */
+/*
+ * The bridge answered publish reqid: receivers >= 0 and the offset that
+ * realtimed_publish gave it (> 0 on a channel with history), or -1 with error.
+ */
 void	admin_publish_done(struct admin *a, uint32_t reqid, int64_t receivers,
-	    const char *error);
+	    int64_t offset, const char *error);
 
 #endif

@@ -112,6 +112,16 @@ int	chan_table_equal(const struct chan_table *a, const struct chan_table *b);
  */
 const char *const *chan_table_claims(const struct chan_table *t);
 
+/*
+ * ns's compiled shape, part by part: emit(kind, s, len, term, arg) with
+ * kind 'l' (the literal s/len), 's' (a final '*': one character or more)
+ * or 'c' (a {claim}: one character or more, up to the first term, or to
+ * the end when term is '\0').  For the Redis function library.
+ */
+void	chan_ns_shape(const struct chan_ns *ns,
+	    void (*emit)(int kind, const char *s, size_t len, char term, void *arg),
+	    void *arg);
+
 /* 1 if name is 1-200 bytes of [A-Za-z0-9_.:@-]. */
 int	chan_name_valid(const char *name, size_t len);
 

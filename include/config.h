@@ -84,6 +84,7 @@ struct rt_config {
 	int64_t		 c_max_event_size;	/* larger Redis messages are dropped */
 	int64_t		 c_history_memory;	/* node positions: frames kept, all channels */
 	int		 c_history_channels;	/* node positions: channel records */
+	int		 c_position_reads;	/* cluster positions: Redis reads in flight */
 	int64_t		 c_redis_reconnect_max;	/* backoff ceiling */
 
 	/* supervision */

@@ -66,12 +66,41 @@ void	hist_append(struct hist *h, const char *ch, size_t chlen, uint64_t offset,
  * Replay what follows (epoch, since) on ch: 1 when every frame after
  * since is held (emit(), when not NULL, gets each, oldest first; none when since is the
  * newest), 0 when not (another epoch, evicted, expired, in the future),
- * with *pos the current position either way.  -1 out of memory.
+ * 2 when a cluster record's epoch matches but not every frame is held
+ * here (Redis may hold them), with *pos the current position either
+ * way.  -1 out of memory.
  */
 int	hist_replay(struct hist *h, const char *ch, size_t chlen, const char *epoch,
 	    uint64_t since, int64_t ttl, uint64_t now, struct hist_pos *pos,
 	    void (*emit)(const void *frame, size_t len, uint64_t offset, void *arg),
 	    void *arg);
+
+/*
+ * Cluster positions (cluster.h) live in the same records: an envelope's
+ * epoch and offset replace the node's.  A record's mode: HIST_NONE (no
+ * record, or one no event or answer has placed yet), HIST_NODE (plain
+ * events, or Redis said the channel has no cluster position) or
+ * HIST_CLUSTER.  A plain event on a cluster record starts node positions
+ * again under a new epoch, an envelope on a node record the reverse.
+ */
+enum { HIST_NONE = 0, HIST_NODE = 1, HIST_CLUSTER = 2 };
+
+int	hist_mode(struct hist *h, const char *ch, size_t chlen);
+/* ch has no cluster position: a HIST_NONE record becomes HIST_NODE.  -1 out of memory. */
+int	hist_set_node(struct hist *h, const char *ch, size_t chlen);
+/*
+ * An envelope's event at (epoch, offset): 0 and *pos (then hist_append()
+ * keeps its frame), 1 when it is not new (the same epoch, offset not past
+ * the newest: dropped), -1 out of memory.
+ */
+int	hist_cluster_next(struct hist *h, const char *ch, size_t chlen, const char *epoch,
+	    uint64_t offset, struct hist_pos *pos);
+/*
+ * Redis says ch is at (epoch, offset): the record is put there, its frames
+ * dropped unless it was there already.  -1 out of memory.
+ */
+int	hist_cluster_set(struct hist *h, const char *ch, size_t chlen, const char *epoch,
+	    uint64_t offset);
 
 /* Drop frames past their channel's ttl, oldest first (a periodic sweep). */
 void	hist_expire(struct hist *h, uint64_t now);

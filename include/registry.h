@@ -22,7 +22,7 @@
 #include "realtimed.h"
 
 #define REGISTRY_MAGIC		0x52544452u	/* "RTDR" */
-#define REGISTRY_VERSION	5
+#define REGISTRY_VERSION	6
 #define REG_MAX_WORKERS		64
 #define REG_PEER_MAX		48
 #define REG_USER_MAX		63
@@ -121,6 +121,12 @@ struct reg_bridge {
 	_Atomic int64_t		 rb_recovered;		/* since: replayed whole */
 	_Atomic int64_t		 rb_unrecovered;	/* since: recovered false */
 	_Atomic int64_t		 rb_epochs;		/* node epochs begun */
+	_Atomic int32_t		 rb_cluster_function;	/* the library is loaded */
+	_Atomic int64_t		 rb_cluster_events;	/* envelopes heard */
+	_Atomic int64_t		 rb_cluster_bad;	/* malformed envelopes, answers */
+	_Atomic int64_t		 rb_cluster_reads;	/* positions read from Redis */
+	_Atomic int64_t		 rb_cluster_reads_failed;	/* no answer: the node's own */
+	_Atomic int64_t		 rb_cluster_reads_full;	/* over position_reads: the node's */
 	struct reg_usage	 rb_usage;
 };
 

@@ -507,7 +507,8 @@ admin_reload_done(struct admin *a, const char *error)
 }
 
 void
-admin_publish_done(struct admin *a, uint32_t reqid, int64_t receivers, const char *error)
+admin_publish_done(struct admin *a, uint32_t reqid, int64_t receivers, int64_t offset,
+    const char *error)
 {
 	struct admin_client	*ac;
 	struct json_object	*o;
@@ -522,6 +523,8 @@ admin_publish_done(struct admin *a, uint32_t reqid, int64_t receivers, const cha
 		else {
 			o = admin_ok();
 			J_INT(o, "receivers", receivers);
+			if (offset > 0)
+				J_INT(o, "offset", offset);
 			admin_reply(ac, o);
 		}
 		bufferevent_enable(ac->ac_bev, EV_READ);

@@ -26,6 +26,7 @@
 #include "realtimed.h"
 #include "bridge.h"
 #include "channel.h"
+#include "cluster.h"
 #include "config.h"
 #include "history.h"
 #include "ipc.h"
@@ -40,6 +41,24 @@
 #define BRIDGE_TICK_MS		250
 #define BRIDGE_CONNECT_MS	5000	/* a connect that takes longer is retried */
 #define BRIDGE_LOG_EVERY_MS	1000	/* one "too large" line a second at most */
+
+/*
+ * A position read from Redis in flight (cluster positions): for worker
+ * br_w's request br_req.  The answer comes on the reply channel, after
+ * every envelope published before the read: the bridge answers the
+ * worker at that point of its event stream.
+ */
+struct bridge_read {
+	uint32_t	 rd_tag;	/* slot | generation << 16; 0: free */
+	int		 rd_w;
+	uint32_t	 rd_req;
+	uint8_t		 rd_since;
+	uint64_t	 rd_offset;
+	uint64_t	 rd_at;		/* ms, asked */
+	char		 rd_epoch[HIST_EPOCH_MAX + 1];
+	size_t		 rd_chlen;
+	char		 rd_ch[RT_CHANNEL_MAX + 1];
+};
 
 /* The Redis subscriptions of a namespace table (chan_redis_subscriptions()). */
 struct bridge_subs {
@@ -75,6 +94,12 @@ struct rt_bridge {
 	struct event		*b_master_ev;
 	struct event		*b_tick;
 	char			 b_canary[64];	/* private channel name */
+	char			 b_reply[64];	/* private: answers of realtimed_read */
+	int			 b_fn_ok;	/* the function library is loaded */
+	uint64_t		 b_fn_logged;	/* ms, the last "cannot use it" line */
+	struct bridge_read	*b_reads;	/* position_reads slots */
+	int			 b_nreads;
+	uint32_t		 b_readgen;
 	uint64_t		 b_canary_sent;
 	uint64_t		 b_canary_seen;
 	uint64_t		 b_canary_at;
@@ -93,6 +118,9 @@ static void	bridge_connect(struct rt_bridge *);
 static void	bridge_on_message(redisAsyncContext *, void *, void *);
 static void	bridge_drop(struct rt_bridge *, redisAsyncContext *);
 static void	bridge_new_epoch(struct rt_bridge *);
+static void	bridge_reads_flush(struct rt_bridge *, uint64_t);
+static void	bridge_load_library(struct rt_bridge *);
+static void	bridge_read_answer(struct rt_bridge *, const char *, size_t);
 
 /* ---- subscriptions ---------------------------------------------------------- */
 
@@ -230,9 +258,12 @@ bridge_lost(struct rt_bridge *b, const redisAsyncContext *ac)
 		bridge_subs_free(&b->b_next);
 		bridge_new_epoch(b);	/* what Redis publishes now is missed */
 		bridge_set_up(b, 0);
-	} else if (ac == b->b_cmd)
+		bridge_reads_flush(b, 0);	/* their answers will not come */
+	} else if (ac == b->b_cmd) {
 		b->b_cmd = NULL;
-	else
+		b->b_fn_ok = 0;
+		atomic_store(&b->b_rb->rb_cluster_function, 0);
+	} else
 		return;
 	if (!b->b_stopping)
 		bridge_schedule_retry(b);
@@ -392,59 +423,62 @@ bridge_too_large_report(struct rt_bridge *b, uint64_t now)
 	b->b_big_unlogged = 0;
 }
 
-/* The event's JSON in b_json (its position when pos is not NULL); its length, or 0. */
+/*
+ * The event's JSON in b_json (its position when pos is not NULL, its
+ * timestamp at ms when not 0); its length, or 0.
+ */
 static size_t
 bridge_build(struct rt_bridge *b, const char *ch, size_t chlen, const char *data,
-    size_t len, const struct hist_pos *pos)
+    size_t len, const struct hist_pos *pos, uint64_t at)
 {
 	const char	*epoch = pos != NULL ? pos->hp_epoch : NULL;
 	uint64_t	 offset = pos != NULL ? pos->hp_offset : 0;
+	struct timeval	 tv, *tvp = NULL;
 	size_t		 jlen;
 
-	jlen = proto_event_at(b->b_json, b->b_jsoncap, ch, chlen, data, len, NULL, epoch, offset);
+	if (at != 0) {
+		tv.tv_sec = (time_t)(at / 1000);
+		tv.tv_usec = (suseconds_t)(at % 1000) * 1000;
+		tvp = &tv;
+	}
+	jlen = proto_event_at(b->b_json, b->b_jsoncap, ch, chlen, data, len, tvp, epoch, offset);
 	if (jlen > b->b_jsoncap) {
 		if (bridge_json_grow(b, jlen) == -1)
 			return 0;
-		jlen = proto_event_at(b->b_json, b->b_jsoncap, ch, chlen, data, len, NULL,
+		jlen = proto_event_at(b->b_json, b->b_jsoncap, ch, chlen, data, len, tvp,
 		    epoch, offset);
 	}
 	return jlen;
 }
 
+/*
+ * Deliver one event of ns's channel ch, at pos (kept for replay) when
+ * not NULL; at (ms, from Redis) when not 0, else now.
+ */
 static void
-bridge_route(struct rt_bridge *b, const char *ch, size_t chlen, const char *data, size_t len)
+bridge_deliver(struct rt_bridge *b, const char *ch, size_t chlen, const char *data,
+    size_t len, const struct chan_ns *ns, const struct hist_pos *pos, uint64_t at)
 {
-	uint64_t		 received_us = util_now_us();
+	uint64_t		 received_us = util_now_us(), now = util_now_ms();
 	uint8_t			 pre[IPC_EVENT_PREFIX_MAX + WS_HEADER_MAX];
 	size_t			 plen, hlen, jlen;
 	uint64_t		 mask = 0;
-	const struct chan_ns	*ns = NULL;
-	struct hist_pos		 pos;
-	int			 w, positioned = 0;
+	int			 w;
 	int64_t			 subscribers;
 
-	atomic_fetch_add(&b->b_rb->rb_events_in, 1);
-	if (len > (uint64_t)b->b_conf->c_max_event_size) {
-		bridge_too_large(b, ch, chlen, len);
-		return;
-	}
-	if (chan_name_valid(ch, chlen) &&
-	    (ns = chan_match(b->b_conf->c_namespaces, ch, chlen)) != NULL &&
-	    ns->ns_history > 0 && hist_next(b->b_hist, ch, chlen, &pos) == 0)
-		positioned = 1;
 	subscribers = ns != NULL ? reg_chan_route(b->b_reg, ch, chlen, &mask) : 0;
-	if (!positioned && (subscribers == 0 || mask == 0)) {
+	if (pos == NULL && (subscribers == 0 || mask == 0)) {
 		atomic_fetch_add(&b->b_rb->rb_events_unrouted, 1);
 		return;
 	}
 	/* the frame is built once, whatever the number of subscribers */
-	if ((jlen = bridge_build(b, ch, chlen, data, len, positioned ? &pos : NULL)) == 0)
+	if ((jlen = bridge_build(b, ch, chlen, data, len, pos, at)) == 0)
 		return;
 	plen = ipc_event_prefix(pre, received_us, ch, chlen);
 	hlen = ws_frame_header(pre + plen, WS_OP_TEXT, 1, jlen);
-	if (positioned)
-		hist_append(b->b_hist, ch, chlen, pos.hp_offset, pre + plen, hlen, b->b_json,
-		    jlen, ns->ns_history, ns->ns_history_ttl, util_now_ms());
+	if (pos != NULL)
+		hist_append(b->b_hist, ch, chlen, pos->hp_offset, pre + plen, hlen, b->b_json,
+		    jlen, ns->ns_history, ns->ns_history_ttl, at != 0 && at < now ? at : now);
 	plen += hlen;
 	if (subscribers == 0 || mask == 0) {
 		atomic_fetch_add(&b->b_rb->rb_events_unrouted, 1);
@@ -455,6 +489,66 @@ bridge_route(struct rt_bridge *b, const char *ch, size_t chlen, const char *data
 			bridge_send(b, w, IPC_EVENT, pre, plen, b->b_json, jlen);
 			atomic_fetch_add(&b->b_rb->rb_events_routed, 1);
 		}
+}
+
+/* An event that Redis gives or not; 0 when it may go on. */
+static int
+bridge_event_in(struct rt_bridge *b, const char *ch, size_t chlen, size_t len)
+{
+	atomic_fetch_add(&b->b_rb->rb_events_in, 1);
+	if (len > (uint64_t)b->b_conf->c_max_event_size) {
+		bridge_too_large(b, ch, chlen, len);
+		return -1;
+	}
+	return 0;
+}
+
+/* A plain PUBLISH: node positions where the namespace has history. */
+static void
+bridge_route(struct rt_bridge *b, const char *ch, size_t chlen, const char *data, size_t len)
+{
+	const struct chan_ns	*ns = NULL;
+	struct hist_pos		 pos;
+	int			 positioned = 0;
+
+	if (bridge_event_in(b, ch, chlen, len) == -1)
+		return;
+	if (chan_name_valid(ch, chlen) &&
+	    (ns = chan_match(b->b_conf->c_namespaces, ch, chlen)) != NULL &&
+	    ns->ns_history > 0 && hist_next(b->b_hist, ch, chlen, &pos) == 0)
+		positioned = 1;
+	bridge_deliver(b, ch, chlen, data, len, ns, positioned ? &pos : NULL, 0);
+}
+
+/*
+ * An envelope of realtimed_publish: the event at the position Redis gave
+ * it.  One already delivered (an answer from Redis brought it first) goes
+ * no further.  A namespace without history here (the library came from a
+ * node with other namespace lines) gets it as a plain event.
+ */
+static void
+bridge_envelope(struct rt_bridge *b, const char *rch, size_t rchlen, const char *msg,
+    size_t len)
+{
+	struct cluster_event	 ev;
+	const struct chan_ns	*ns;
+	struct hist_pos		 pos;
+	int			 rv = -1;
+
+	if (cluster_envelope_parse(rch, rchlen, msg, len, &ev) == -1) {
+		atomic_fetch_add(&b->b_rb->rb_cluster_bad, 1);
+		return;
+	}
+	if (bridge_event_in(b, ev.ce_channel, ev.ce_chlen, ev.ce_len) == -1)
+		return;
+	atomic_fetch_add(&b->b_rb->rb_cluster_events, 1);
+	ns = chan_match(b->b_conf->c_namespaces, ev.ce_channel, ev.ce_chlen);
+	if (ns != NULL && ns->ns_history > 0 &&
+	    (rv = hist_cluster_next(b->b_hist, ev.ce_channel, ev.ce_chlen, ev.ce_epoch,
+	    ev.ce_offset, &pos)) == 1)
+		return;
+	bridge_deliver(b, ev.ce_channel, ev.ce_chlen, ev.ce_data, ev.ce_len, ns,
+	    rv == 0 ? &pos : NULL, ev.ce_at);
 }
 
 static void
@@ -506,13 +600,22 @@ bridge_on_message(redisAsyncContext *ac, void *r, void *priv)
 	    e[2]->type == REDIS_REPLY_STRING) {
 		if (strcmp(e[1]->str, b->b_canary) == 0)
 			bridge_canary_seen(b, e[2]->str, e[2]->len);
+		else if (strcmp(e[1]->str, b->b_reply) == 0)
+			bridge_read_answer(b, e[2]->str, e[2]->len);
 		else if (bridge_subs_has(&b->b_active, e[1]->str, e[1]->len, 0))
 			bridge_route(b, e[1]->str, e[1]->len, e[2]->str, e[2]->len);
 	} else if (!strcmp(e[0]->str, "pmessage") && n == 4 &&
 	    e[1]->type == REDIS_REPLY_STRING && e[2]->type == REDIS_REPLY_STRING &&
-	    e[3]->type == REDIS_REPLY_STRING && strcmp(e[2]->str, b->b_canary) != 0 &&
-	    bridge_subs_has(&b->b_active, e[1]->str, e[1]->len, 1))
-		bridge_route(b, e[2]->str, e[2]->len, e[3]->str, e[3]->len);
+	    e[3]->type == REDIS_REPLY_STRING) {
+		if (strcmp(e[1]->str, CLUSTER_ENVELOPES) == 0)
+			bridge_envelope(b, e[2]->str, e[2]->len, e[3]->str, e[3]->len);
+		/* our own channels, under a namespace pattern such as "*" */
+		else if (strcmp(e[2]->str, b->b_canary) != 0 &&
+		    strcmp(e[2]->str, b->b_reply) != 0 &&
+		    strncmp(e[2]->str, CLUSTER_ENV_PREFIX, sizeof(CLUSTER_ENV_PREFIX) - 1) != 0 &&
+		    bridge_subs_has(&b->b_active, e[1]->str, e[1]->len, 1))
+			bridge_route(b, e[2]->str, e[2]->len, e[3]->str, e[3]->len);
+	}
 }
 
 /* ---- positions ---------------------------------------------------------------- */
@@ -575,65 +678,282 @@ bridge_replay_one(const void *frame, size_t len, uint64_t offset, void *arg)
 	bridge_write(r->br_b, r->br_w, IPC_REPLAY, r->br_req, 1, frame, len, NULL, 0);
 }
 
+/* An event read from Redis kept for replay, as bridge_deliver() keeps a live one. */
+static int
+bridge_keep(struct rt_bridge *b, const char *ch, size_t chlen, const struct chan_ns *ns,
+    const struct cluster_event *ev, const struct hist_pos *pos)
+{
+	uint8_t		 head[WS_HEADER_MAX];
+	size_t		 jlen, hlen;
+	uint64_t	 now = util_now_ms();
+
+	if (ev->ce_len > (uint64_t)b->b_conf->c_max_event_size ||
+	    (jlen = bridge_build(b, ch, chlen, ev->ce_data, ev->ce_len, pos, ev->ce_at)) == 0)
+		return -1;
+	hlen = ws_frame_header(head, WS_OP_TEXT, 1, jlen);
+	hist_append(b->b_hist, ch, chlen, pos->hp_offset, head, hlen, b->b_json, jlen,
+	    ns->ns_history, ns->ns_history_ttl, ev->ce_at < now ? ev->ce_at : now);
+	return 0;
+}
+
+/* The answer to worker w's request req, then the end of its piece of the stream. */
+static void
+bridge_answer_send(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t chlen,
+    int flag, const struct hist_pos *pos)
+{
+	struct ipc_pos	 ans;
+	uint8_t		 buf[IPC_POS_MAX];
+
+	ans.ip_flag = (uint8_t)flag;
+	ans.ip_offset = pos->hp_offset;
+	ans.ip_epoch = pos->hp_epoch;
+	ans.ip_epochlen = strlen(pos->hp_epoch);
+	ans.ip_channel = ch;
+	ans.ip_chlen = chlen;
+	bridge_write(b, w, IPC_POS, req, 1, buf, ipc_pos_encode(buf, &ans), NULL, 0);
+}
+
+/* May a position be read from Redis now? */
+static int
+bridge_can_read(const struct rt_bridge *b)
+{
+	return b->b_fn_ok && b->b_cmd != NULL && b->b_sub != NULL &&
+	    atomic_load(&b->b_rb->rb_redis_up);
+}
+
+static int	bridge_read_ask(struct rt_bridge *, int, uint32_t, const char *, size_t, int,
+		    const char *, uint64_t);
+
 /*
- * Worker w asks where a channel is (request req), maybe for a replay:
- * the answer, the replayed frames and the end go out in one piece of
- * its event stream.
+ * Worker w asks where channel ch is (request req), with since for a
+ * replay of what follows (epoch, offset): the answer, the replayed frames
+ * and the end go out in one piece of its event stream.  With ask, a
+ * channel this node knows nothing of yet, or a cluster position whose
+ * events are in Redis only, is read from Redis first (the answer then
+ * comes from bridge_read_answer()).
  */
 static void
-bridge_position(struct rt_bridge *b, int w, uint32_t req, const struct ipc_pos *rq)
+bridge_answer(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t chlen,
+    int since, const char *epoch, uint64_t offset, int ask)
 {
-	char			 ch[RT_CHANNEL_MAX + 1], epoch[HIST_EPOCH_MAX + 1];
 	const struct chan_ns	*ns;
 	struct bridge_replay	 r = { b, w, req };
 	struct hist_pos		 pos;
-	struct ipc_pos		 ans;
-	uint8_t			 buf[IPC_POS_MAX];
 	int64_t			 ttl;
 	uint64_t		 now = util_now_ms(), bytes = 0;
-	int			 rv;
+	int			 rv = 0, flag;
 
-	memcpy(ch, rq->ip_channel, rq->ip_chlen);
-	ch[rq->ip_chlen] = '\0';
-	ns = chan_match(b->b_conf->c_namespaces, ch, rq->ip_chlen);
+	ns = chan_match(b->b_conf->c_namespaces, ch, chlen);
 	ttl = ns != NULL ? ns->ns_history_ttl : 0;
-	rv = 0;
 	if (ns == NULL || ns->ns_history == 0) {
 		/* the worker's table had history, ours (reloaded) has not */
-		ans.ip_flag = rq->ip_flag ? IPC_POS_UNRECOVERED : IPC_POS_PLAIN;
+		flag = since ? IPC_POS_UNRECOVERED : IPC_POS_PLAIN;
 		pos.hp_epoch[0] = '\0';
 		pos.hp_offset = 0;
-	} else if (rq->ip_flag) {
-		/* an epoch too long to be ours matches none */
-		snprintf(epoch, sizeof(epoch), "%.*s", rq->ip_epochlen > HIST_EPOCH_MAX ? 0 :
-		    (int)rq->ip_epochlen, rq->ip_epoch);
-		rv = hist_replay(b->b_hist, ch, rq->ip_chlen, epoch, rq->ip_offset, ttl, now,
-		    &pos, bridge_replay_size, &bytes);
-		ans.ip_flag = rv == 1 ? IPC_POS_RECOVERED : IPC_POS_UNRECOVERED;
+	} else if (since) {
+		rv = hist_replay(b->b_hist, ch, chlen, epoch, offset, ttl, now, &pos,
+		    bridge_replay_size, &bytes);
+		if (ask && (rv == 2 || (hist_mode(b->b_hist, ch, chlen) == HIST_NONE &&
+		    cluster_epoch_is(epoch))) &&
+		    bridge_read_ask(b, w, req, ch, chlen, since, epoch, offset) == 0)
+			return;
+		flag = rv == 1 ? IPC_POS_RECOVERED : IPC_POS_UNRECOVERED;
 		/* more than the client may hold: a slow consumer, nothing shipped */
 		if (rv == 1 && bytes > (uint64_t)b->b_conf->c_max_output_buffer)
-			ans.ip_flag = IPC_POS_TOO_LARGE;
+			flag = IPC_POS_TOO_LARGE;
 		atomic_fetch_add(rv == 1 ? &b->b_rb->rb_recovered : &b->b_rb->rb_unrecovered, 1);
 	} else {
-		rv = hist_position(b->b_hist, ch, rq->ip_chlen, &pos);
-		ans.ip_flag = IPC_POS_PLAIN;
+		if (ask && hist_mode(b->b_hist, ch, chlen) == HIST_NONE &&
+		    bridge_read_ask(b, w, req, ch, chlen, 0, "", 0) == 0)
+			return;
+		rv = hist_position(b->b_hist, ch, chlen, &pos);
+		flag = IPC_POS_PLAIN;
 	}
 	if (rv == -1) {
 		pos.hp_epoch[0] = '\0';	/* out of memory: no position to give */
 		pos.hp_offset = 0;
 	}
-	ans.ip_offset = pos.hp_offset;
-	ans.ip_epoch = pos.hp_epoch;
-	ans.ip_epochlen = strlen(pos.hp_epoch);
-	ans.ip_channel = ch;
-	ans.ip_chlen = rq->ip_chlen;
-	bridge_write(b, w, IPC_POS, req, 1, buf, ipc_pos_encode(buf, &ans), NULL, 0);
-	if (ans.ip_flag == IPC_POS_RECOVERED)
-		hist_replay(b->b_hist, ch, rq->ip_chlen, epoch, rq->ip_offset, ttl, now, &pos,
+	bridge_answer_send(b, w, req, ch, chlen, flag, &pos);
+	if (flag == IPC_POS_RECOVERED)
+		hist_replay(b->b_hist, ch, chlen, epoch, offset, ttl, now, &pos,
 		    bridge_replay_one, &r);
 	bridge_write(b, w, IPC_POS_END, req, 1, NULL, 0, NULL, 0);
 }
 
+static void
+bridge_position(struct rt_bridge *b, int w, uint32_t req, const struct ipc_pos *rq)
+{
+	char	 ch[RT_CHANNEL_MAX + 1], epoch[HIST_EPOCH_MAX + 1];
+
+	memcpy(ch, rq->ip_channel, rq->ip_chlen);
+	ch[rq->ip_chlen] = '\0';
+	/* an epoch too long to be ours matches none */
+	snprintf(epoch, sizeof(epoch), "%.*s", rq->ip_epochlen > HIST_EPOCH_MAX ? 0 :
+	    (int)rq->ip_epochlen, rq->ip_epoch);
+	bridge_answer(b, w, req, ch, rq->ip_chlen, rq->ip_flag != 0, epoch, rq->ip_offset, 1);
+}
+
+/* ---- positions read from Redis (cluster positions) ------------------------ */
+
+#define BRIDGE_READ_SLOT(tag)	((tag) & 0xffff)
+
+static void
+bridge_on_read(redisAsyncContext *, void *, void *);
+
+/* Ask Redis where ch is: 0, or -1 when it cannot be asked (answer here). */
+static int
+bridge_read_ask(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t chlen,
+    int since, const char *epoch, uint64_t offset)
+{
+	struct bridge_read	*rd = NULL;
+	char			 num[24], max[24], tag[16];
+	int			 i;
+
+	if (!bridge_can_read(b))
+		return -1;
+	for (i = 0; i < b->b_nreads && rd == NULL; i++)
+		if (b->b_reads[i].rd_tag == 0)
+			rd = &b->b_reads[i];
+	if (rd == NULL) {
+		atomic_fetch_add(&b->b_rb->rb_cluster_reads_full, 1);
+		return -1;
+	}
+	if (++b->b_readgen >= 0x10000)
+		b->b_readgen = 1;
+	rd->rd_tag = (b->b_readgen << 16) | (uint32_t)(rd - b->b_reads);
+	rd->rd_w = w;
+	rd->rd_req = req;
+	rd->rd_since = (uint8_t)since;
+	rd->rd_offset = offset;
+	rd->rd_at = util_now_ms();
+	snprintf(rd->rd_epoch, sizeof(rd->rd_epoch), "%s", since ? epoch : "");
+	memcpy(rd->rd_ch, ch, chlen);
+	rd->rd_ch[chlen] = '\0';
+	rd->rd_chlen = chlen;
+	snprintf(tag, sizeof(tag), "%u", rd->rd_tag);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)offset);
+	snprintf(max, sizeof(max), "%lld", (long long)b->b_conf->c_max_output_buffer);
+	redisAsyncCommand(b->b_cmd, bridge_on_read, (void *)(uintptr_t)rd->rd_tag,
+	    "FCALL realtimed_read 1 %b %s %s %b %s %s", ch, chlen, b->b_reply, tag,
+	    rd->rd_epoch, strlen(rd->rd_epoch), num, max);
+	atomic_fetch_add(&b->b_rb->rb_cluster_reads, 1);
+	return 0;
+}
+
+/* The read in slot tag, or NULL when it is over. */
+static struct bridge_read *
+bridge_read_find(struct rt_bridge *b, uint32_t tag)
+{
+	uint32_t	 i = BRIDGE_READ_SLOT(tag);
+
+	if (tag == 0 || i >= (uint32_t)b->b_nreads || b->b_reads[i].rd_tag != tag)
+		return NULL;
+	return &b->b_reads[i];
+}
+
+/* No answer from Redis for rd: the node's own answer, now. */
+static void
+bridge_read_fail(struct rt_bridge *b, struct bridge_read *rd)
+{
+	rd->rd_tag = 0;
+	atomic_fetch_add(&b->b_rb->rb_cluster_reads_failed, 1);
+	bridge_answer(b, rd->rd_w, rd->rd_req, rd->rd_ch, rd->rd_chlen, rd->rd_since,
+	    rd->rd_epoch, rd->rd_offset, 0);
+}
+
+/* Reads asked before older (ms; 0: all) get the node's answer. */
+static void
+bridge_reads_flush(struct rt_bridge *b, uint64_t older)
+{
+	int	 i;
+
+	for (i = 0; i < b->b_nreads; i++)
+		if (b->b_reads[i].rd_tag != 0 && (older == 0 || b->b_reads[i].rd_at < older))
+			bridge_read_fail(b, &b->b_reads[i]);
+}
+
+static void
+bridge_fn_warn(struct rt_bridge *b, const char *what, const char *why)
+{
+	uint64_t	 now = util_now_ms();
+
+	if (now - b->b_fn_logged < BRIDGE_LOG_EVERY_MS * 60)
+		return;
+	b->b_fn_logged = now;
+	log_warnx("redis: %s: %s", what, why);
+}
+
+/* The command's reply: an error means no answer will be published. */
+static void
+bridge_on_read(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct rt_bridge	*b = ac->data;
+	redisReply		*reply = r;
+	struct bridge_read	*rd = bridge_read_find(b, (uint32_t)(uintptr_t)priv);
+
+	if (rd == NULL || (reply != NULL && reply->type == REDIS_REPLY_INTEGER))
+		return;
+	bridge_fn_warn(b, "realtimed_read", reply == NULL ? "connection lost" :
+	    reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+	bridge_read_fail(b, rd);
+}
+
+/*
+ * realtimed_read's answer, at its place in the subscription's stream:
+ * every envelope published before the read has been delivered, none
+ * after.  The node's record of the channel is put where Redis says (with
+ * the replayed events kept), then answered from as usual.
+ */
+static void
+bridge_read_answer(struct rt_bridge *b, const char *msg, size_t len)
+{
+	struct cluster_answer	 a;
+	struct cluster_event	 ev;
+	struct bridge_read	*rd;
+	const struct chan_ns	*ns;
+	struct hist_pos		 pos;
+	uint64_t		 next;
+	int			 rv;
+
+	if (cluster_answer_parse(msg, len, &a) == -1) {
+		atomic_fetch_add(&b->b_rb->rb_cluster_bad, 1);
+		return;
+	}
+	if ((rd = bridge_read_find(b, a.ca_tag)) == NULL)
+		return;		/* answered already (timed out) */
+	rd->rd_tag = 0;
+	ns = chan_match(b->b_conf->c_namespaces, rd->rd_ch, rd->rd_chlen);
+	if (ns == NULL || ns->ns_history == 0 || a.ca_status == CLUSTER_NONE) {
+		if (ns != NULL && ns->ns_history > 0)
+			hist_set_node(b->b_hist, rd->rd_ch, rd->rd_chlen);
+	} else if (a.ca_status == CLUSTER_TOO_LARGE) {
+		snprintf(pos.hp_epoch, sizeof(pos.hp_epoch), "%s", a.ca_epoch);
+		pos.hp_offset = a.ca_offset;
+		atomic_fetch_add(&b->b_rb->rb_recovered, 1);
+		bridge_answer_send(b, rd->rd_w, rd->rd_req, rd->rd_ch, rd->rd_chlen,
+		    IPC_POS_TOO_LARGE, &pos);
+		bridge_write(b, rd->rd_w, IPC_POS_END, rd->rd_req, 1, NULL, 0, NULL, 0);
+		return;
+	} else if (a.ca_status != CLUSTER_RECOVERED)
+		hist_cluster_set(b->b_hist, rd->rd_ch, rd->rd_chlen, a.ca_epoch, a.ca_offset);
+	else if (hist_cluster_set(b->b_hist, rd->rd_ch, rd->rd_chlen, a.ca_epoch,
+	    rd->rd_offset) == 0) {
+		/* what follows since, kept here as if it had come live */
+		next = rd->rd_offset + 1;
+		while ((rv = cluster_answer_next(&a, &ev)) == 1 && ev.ce_offset == next &&
+		    next <= a.ca_offset) {
+			if (hist_cluster_next(b->b_hist, rd->rd_ch, rd->rd_chlen, a.ca_epoch,
+			    ev.ce_offset, &pos) != 0 ||
+			    bridge_keep(b, rd->rd_ch, rd->rd_chlen, ns, &ev, &pos) == -1)
+				break;
+			next++;
+		}
+		if (rv == -1)
+			atomic_fetch_add(&b->b_rb->rb_cluster_bad, 1);
+	}
+	bridge_answer(b, rd->rd_w, rd->rd_req, rd->rd_ch, rd->rd_chlen, rd->rd_since,
+	    rd->rd_epoch, rd->rd_offset, 0);
+}
 /* ---- connections ----------------------------------------------------------- */
 
 static redisAsyncContext *
@@ -667,6 +987,48 @@ bridge_open(struct rt_bridge *b)
 	return ac;
 }
 
+static void
+bridge_on_load(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct rt_bridge	*b = ac->data;
+	redisReply		*reply = r;
+
+	(void)priv;
+	if (reply == NULL)
+		return;
+	if (reply->type == REDIS_REPLY_ERROR) {
+		b->b_fn_logged = 0;
+		bridge_fn_warn(b, "FUNCTION LOAD of the realtimed library failed (cluster"
+		    " positions and realtimed_publish are off; Redis 7 or later has them)",
+		    reply->str);
+		return;
+	}
+	if (!b->b_fn_ok)
+		log_info("redis: function library realtimed loaded (realtimed_publish)");
+	b->b_fn_ok = 1;
+	atomic_store(&b->b_rb->rb_cluster_function, 1);
+}
+
+/*
+ * The function library from our namespace table, on the command
+ * connection (at connect, and when a reload changes the namespaces):
+ * commands queued behind it on that connection find it loaded.
+ */
+static void
+bridge_load_library(struct rt_bridge *b)
+{
+	char	*lib;
+
+	if (b->b_cmd == NULL)
+		return;
+	if ((lib = cluster_library(b->b_conf->c_namespaces, PACKAGE_VERSION)) == NULL) {
+		log_warnx("%s: out of memory", __func__);
+		return;
+	}
+	redisAsyncCommand(b->b_cmd, bridge_on_load, NULL, "FUNCTION LOAD REPLACE %s", lib);
+	free(lib);
+}
+
 /* One subscription of the channel table's (or the canary's). */
 static void
 bridge_subscribe(struct rt_bridge *b, const char *name, int pattern)
@@ -690,10 +1052,13 @@ bridge_connect(struct rt_bridge *b)
 			bridge_subscribe(b, b->b_active.bs_name[i], b->b_active.bs_pattern[i]);
 		if (b->b_conf->c_canary_interval > 0)
 			bridge_subscribe(b, b->b_canary, 0);
+		/* cluster positions: every channel's envelopes, our answers */
+		bridge_subscribe(b, CLUSTER_ENVELOPES, 1);
+		bridge_subscribe(b, b->b_reply, 0);
 	}
-	/* the command connection: canaries and the admin's publish */
-	if (b->b_cmd == NULL)
-		b->b_cmd = bridge_open(b);
+	/* the command connection: canaries, the admin's publish, positions */
+	if (b->b_cmd == NULL && (b->b_cmd = bridge_open(b)) != NULL)
+		bridge_load_library(b);
 	if (b->b_sub == NULL || b->b_cmd == NULL)
 		bridge_schedule_retry(b);
 }
@@ -748,6 +1113,8 @@ bridge_tick(evutil_socket_t fd, short ev, void *arg)
 		bridge_connect(b);
 	bridge_canary(b, now);
 	bridge_too_large_report(b, now);
+	if (now > BRIDGE_CONNECT_MS)
+		bridge_reads_flush(b, now - BRIDGE_CONNECT_MS);	/* Redis did not answer */
 	hist_expire(b->b_hist, now);
 	bridge_publish_history(b);
 }
@@ -846,13 +1213,17 @@ bridge_stop(struct rt_bridge *b)
 	event_base_loopexit(b->b_base, NULL);
 }
 
+/* receivers, and the offset (-1: a plain PUBLISH, 0: none) */
 static void
-bridge_publish_reply(struct rt_bridge *b, uint32_t reqid, int64_t n, const char *error)
+bridge_publish_reply(struct rt_bridge *b, uint32_t reqid, int64_t n, int64_t offset,
+    const char *error)
 {
+	int64_t	 v[2] = { n, offset };
+
 	if (error != NULL)
 		ipc_send(b->b_master_fd, IPC_CTL_PUBLISH_REPLY, reqid, error, strlen(error), -1);
 	else
-		ipc_send(b->b_master_fd, IPC_CTL_PUBLISH_REPLY, reqid, &n, sizeof(n), -1);
+		ipc_send(b->b_master_fd, IPC_CTL_PUBLISH_REPLY, reqid, v, sizeof(v), -1);
 }
 
 static void
@@ -863,11 +1234,16 @@ bridge_on_publish(redisAsyncContext *ac, void *r, void *priv)
 	uint32_t		 reqid = (uint32_t)(uintptr_t)priv;
 
 	if (reply == NULL)
-		bridge_publish_reply(b, reqid, 0, "redis connection lost");
+		bridge_publish_reply(b, reqid, 0, 0, "redis connection lost");
 	else if (reply->type == REDIS_REPLY_INTEGER)
-		bridge_publish_reply(b, reqid, (int64_t)reply->integer, NULL);
+		bridge_publish_reply(b, reqid, (int64_t)reply->integer, -1, NULL);
+	else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+	    reply->element[0]->type == REDIS_REPLY_INTEGER &&
+	    reply->element[1]->type == REDIS_REPLY_INTEGER)
+		bridge_publish_reply(b, reqid, (int64_t)reply->element[1]->integer,
+		    (int64_t)reply->element[0]->integer, NULL);
 	else
-		bridge_publish_reply(b, reqid, 0, reply->type == REDIS_REPLY_ERROR ?
+		bridge_publish_reply(b, reqid, 0, 0, reply->type == REDIS_REPLY_ERROR ?
 		    reply->str : "unexpected reply from redis");
 }
 
@@ -883,12 +1259,18 @@ bridge_publish(struct rt_bridge *b, uint32_t reqid, const char *p, size_t len)
 	if (chlen == 0 || chlen > len - sizeof(chlen))
 		fatalx("%s: malformed publish from the master", __func__);
 	if (b->b_cmd == NULL || !atomic_load(&b->b_rb->rb_redis_up)) {
-		bridge_publish_reply(b, reqid, 0, "redis is down");
+		bridge_publish_reply(b, reqid, 0, 0, "redis is down");
 		return;
 	}
-	redisAsyncCommand(b->b_cmd, bridge_on_publish, (void *)(uintptr_t)reqid,
-	    "PUBLISH %b %b", p + sizeof(chlen), (size_t)chlen,
-	    p + sizeof(chlen) + chlen, len - sizeof(chlen) - chlen);
+	/* through the function (cluster positions) when Redis has it */
+	if (b->b_fn_ok)
+		redisAsyncCommand(b->b_cmd, bridge_on_publish, (void *)(uintptr_t)reqid,
+		    "FCALL realtimed_publish_count 1 %b %b", p + sizeof(chlen), (size_t)chlen,
+		    p + sizeof(chlen) + chlen, len - sizeof(chlen) - chlen);
+	else
+		redisAsyncCommand(b->b_cmd, bridge_on_publish, (void *)(uintptr_t)reqid,
+		    "PUBLISH %b %b", p + sizeof(chlen), (size_t)chlen,
+		    p + sizeof(chlen) + chlen, len - sizeof(chlen) - chlen);
 }
 
 static void
@@ -909,6 +1291,7 @@ bridge_reload(struct rt_bridge *b, const char *p, size_t len)
 		 * subscribed, for a while: no position may promise across it */
 		bridge_new_epoch(b);
 		bridge_resubscribe(b);
+		bridge_load_library(b);
 	}
 }
 
@@ -964,6 +1347,8 @@ bridge_canary_name(struct rt_bridge *b)
 	n = snprintf(b->b_canary, sizeof(b->b_canary), "__realtimed:canary:");
 	for (i = 0; i < 8; i++)
 		n += snprintf(b->b_canary + n, sizeof(b->b_canary) - (size_t)n, "%02x", r[i]);
+	snprintf(b->b_reply, sizeof(b->b_reply), "__realtimed:reply:%s",
+	    b->b_canary + sizeof("__realtimed:canary:") - 1);
 }
 
 static void
@@ -984,6 +1369,7 @@ bridge_cleanup(struct rt_bridge *b)
 	if (b->b_tick != NULL)
 		event_free(b->b_tick);
 	free(b->b_json);
+	free(b->b_reads);
 	bridge_subs_free(&b->b_active);
 	bridge_subs_free(&b->b_next);
 	hist_free(b->b_hist);
@@ -1009,6 +1395,10 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 	if ((b.b_hist = hist_new(conf->c_history_memory, conf->c_history_channels, "-")) == NULL)
 		fatalx("%s: out of memory", __func__);
 	bridge_new_epoch(&b);
+	b.b_nreads = conf->c_position_reads;
+	if ((b.b_reads = calloc((size_t)b.b_nreads, sizeof(*b.b_reads))) == NULL)
+		fatalx("%s: out of memory", __func__);
+	atomic_store(&b.b_rb->rb_cluster_function, 0);
 	atomic_store(&b.b_rb->rb_pid, (int32_t)getpid());
 	atomic_store(&b.b_rb->rb_redis_up, 0);
 	atomic_store(&b.b_rb->rb_tick, util_now_ms());

@@ -180,6 +180,27 @@ chan_shape(const struct chan_ns *ns, const char *name, size_t len,
 	return pos == len;
 }
 
+void
+chan_ns_shape(const struct chan_ns *ns,
+    void (*emit)(int, const char *, size_t, char, void *), void *arg)
+{
+	const struct chan_part	*p = ns->ns_parts;
+	int			 i;
+
+	for (i = 0; i < ns->ns_nparts; i++, p++)
+		switch (p->p_kind) {
+		case PART_LIT:
+			emit('l', p->p_s, p->p_len, '\0', arg);
+			break;
+		case PART_STAR:
+			emit('s', NULL, 0, '\0', arg);
+			break;
+		case PART_CLAIM:
+			emit('c', NULL, 0, p->p_term, arg);
+			break;
+		}
+}
+
 const struct chan_ns *
 chan_match(const struct chan_table *t, const char *name, size_t len)
 {

@@ -106,6 +106,7 @@ static const struct conf_key conf_keys[] = {
 	{ "max_event_size", CT_SIZE, OFF(c_max_event_size), "1m", 1024, GB, F_RELOAD },
 	{ "history_memory", CT_SIZE, OFF(c_history_memory), "64m", 0, 64 * GB, F_RELOAD },
 	{ "history_channels", CT_INT, OFF(c_history_channels), "65536", 16, 10000000, F_RELOAD },
+	{ "position_reads", CT_INT, OFF(c_position_reads), "1024", 1, 65535, 0 },
 	{ "redis_reconnect_max", CT_DURATION, OFF(c_redis_reconnect_max), "5s", 100, DAY, F_RELOAD },
 	{ "child_timeout", CT_DURATION, OFF(c_child_timeout), "10s", 500, DAY, F_RELOAD },
 	{ "bridge_timeout", CT_DURATION, OFF(c_bridge_timeout), "3s", 500, DAY, F_RELOAD },

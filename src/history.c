@@ -34,6 +34,8 @@ struct hist_chan {
 	uint32_t		 c_n;
 	uint32_t		 c_hash;
 	uint16_t		 c_len;
+	uint8_t			 c_mode;	/* HIST_NONE, HIST_NODE, HIST_CLUSTER */
+	char			 c_epoch[HIST_EPOCH_MAX + 1];	/* HIST_CLUSTER's */
 	char			 c_name[];
 };
 
@@ -106,6 +108,16 @@ hist_drop_head(struct hist *h, struct hist_chan *c)
 	free(e);
 }
 
+/* c's frames go: they cannot be continued. */
+static void
+hist_chan_clear(struct hist *h, struct hist_chan *c)
+{
+	while (c->c_head != NULL) {
+		hist_drop_head(h, c);
+		h->h_evicted++;
+	}
+}
+
 static void
 hist_trim(struct hist *h, struct hist_chan *c, int keep, int64_t ttl, uint64_t now)
 {
@@ -134,10 +146,7 @@ hist_chan_free(struct hist *h, struct hist_chan *c)
 {
 	struct hist_chan	**p = hist_slot(h, c->c_name, c->c_len, c->c_hash);
 
-	while (c->c_head != NULL) {
-		hist_drop_head(h, c);
-		h->h_evicted++;
-	}
+	hist_chan_clear(h, c);
 	*p = c->c_hnext;
 	TAILQ_REMOVE(&h->h_lru, c, c_lru);
 	h->h_memory -= HIST_CHAN_COST(c->c_len);
@@ -215,6 +224,11 @@ hist_pos_of(const struct hist *h, const struct hist_chan *c, struct hist_pos *po
 	uint64_t		 v = c->c_gen;
 	int			 n = 0, i;
 
+	if (c->c_mode == HIST_CLUSTER) {
+		memcpy(pos->hp_epoch, c->c_epoch, sizeof(pos->hp_epoch));
+		pos->hp_offset = c->c_last;
+		return;
+	}
 	do {
 		g[n++] = digits[v % 36];
 		v /= 36;
@@ -283,8 +297,83 @@ hist_next(struct hist *h, const char *ch, size_t chlen, struct hist_pos *pos)
 
 	if ((c = hist_chan_get(h, ch, chlen, 1)) == NULL)
 		return -1;
+	if (c->c_mode == HIST_CLUSTER) {
+		/* a plain PUBLISH on a cluster channel: node positions again */
+		hist_chan_clear(h, c);
+		c->c_gen = ++h->h_gen;
+		c->c_last = 0;
+	}
+	c->c_mode = HIST_NODE;
 	c->c_last++;
 	hist_pos_of(h, c, pos);
+	return 0;
+}
+
+int
+hist_mode(struct hist *h, const char *ch, size_t chlen)
+{
+	struct hist_chan	*c = *hist_slot(h, ch, chlen, util_hash(ch, chlen));
+
+	return c != NULL ? c->c_mode : HIST_NONE;
+}
+
+int
+hist_set_node(struct hist *h, const char *ch, size_t chlen)
+{
+	struct hist_chan	*c;
+
+	if ((c = hist_chan_get(h, ch, chlen, 0)) == NULL)
+		return -1;
+	if (c->c_mode == HIST_NONE)
+		c->c_mode = HIST_NODE;
+	return 0;
+}
+
+static int
+hist_cluster_at(const struct hist_chan *c, const char *epoch)
+{
+	return c->c_mode == HIST_CLUSTER && strcmp(c->c_epoch, epoch) == 0;
+}
+
+/* c becomes a cluster record at (epoch, offset), its frames dropped. */
+static void
+hist_cluster_move(struct hist *h, struct hist_chan *c, const char *epoch, uint64_t offset)
+{
+	hist_chan_clear(h, c);
+	c->c_mode = HIST_CLUSTER;
+	snprintf(c->c_epoch, sizeof(c->c_epoch), "%s", epoch);
+	c->c_last = offset;
+}
+
+int
+hist_cluster_next(struct hist *h, const char *ch, size_t chlen, const char *epoch,
+    uint64_t offset, struct hist_pos *pos)
+{
+	struct hist_chan	*c;
+
+	if ((c = hist_chan_get(h, ch, chlen, 1)) == NULL)
+		return -1;
+	if (hist_cluster_at(c, epoch)) {
+		if (offset <= c->c_last)
+			return 1;
+		/* a gap drops the frames before it at hist_append() */
+		c->c_last = offset;
+	} else
+		hist_cluster_move(h, c, epoch, offset);
+	hist_pos_of(h, c, pos);
+	return 0;
+}
+
+int
+hist_cluster_set(struct hist *h, const char *ch, size_t chlen, const char *epoch,
+    uint64_t offset)
+{
+	struct hist_chan	*c;
+
+	if ((c = hist_chan_get(h, ch, chlen, 0)) == NULL)
+		return -1;
+	if (!hist_cluster_at(c, epoch) || c->c_last != offset)
+		hist_cluster_move(h, c, epoch, offset);
 	return 0;
 }
 
@@ -357,7 +446,7 @@ hist_replay(struct hist *h, const char *ch, size_t chlen, const char *epoch,
 	/* every frame from since + 1 to the newest, the newest included */
 	if (c->c_head == NULL || c->c_head->e_offset > since + 1 ||
 	    c->c_tail->e_offset != c->c_last)
-		return 0;
+		return c->c_mode == HIST_CLUSTER ? 2 : 0;	/* Redis may hold them */
 	for (e = c->c_head; emit != NULL && e != NULL; e = e->e_next)
 		if (e->e_offset > since)
 			emit(e->e_frame, e->e_len, e->e_offset, arg);

@@ -423,17 +423,17 @@ master_connect(struct rt_master *m, int i)
 static void
 master_publish_reply(struct rt_master *m, const struct ipc_hdr *hdr, const char *buf)
 {
-	int64_t	 n;
+	int64_t	 v[2];
 	char	 err[200];
 
 	if (m->m_admin == NULL)
 		return;
-	if (hdr->len == sizeof(n)) {
-		memcpy(&n, buf, sizeof(n));
-		admin_publish_done(m->m_admin, hdr->peerid, n, NULL);
+	if (hdr->len == sizeof(v)) {
+		memcpy(v, buf, sizeof(v));
+		admin_publish_done(m->m_admin, hdr->peerid, v[0], v[1], NULL);
 	} else {
 		snprintf(err, sizeof(err), "%.*s", (int)(hdr->len < 199 ? hdr->len : 199), buf);
-		admin_publish_done(m->m_admin, hdr->peerid, -1, err);
+		admin_publish_done(m->m_admin, hdr->peerid, -1, -1, err);
 	}
 }
 

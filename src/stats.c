@@ -146,6 +146,12 @@ stats_bridge_json(struct registry *reg)
 	J_INT(b, "recoveries_ok", atomic_load(&rb->rb_recovered));
 	J_INT(b, "recoveries_unrecoverable", atomic_load(&rb->rb_unrecovered));
 	J_INT(b, "epochs", atomic_load(&rb->rb_epochs));
+	J_INT(b, "cluster_function", atomic_load(&rb->rb_cluster_function));
+	J_INT(b, "cluster_events", atomic_load(&rb->rb_cluster_events));
+	J_INT(b, "cluster_malformed", atomic_load(&rb->rb_cluster_bad));
+	J_INT(b, "cluster_reads", atomic_load(&rb->rb_cluster_reads));
+	J_INT(b, "cluster_reads_failed", atomic_load(&rb->rb_cluster_reads_failed));
+	J_INT(b, "cluster_reads_full", atomic_load(&rb->rb_cluster_reads_full));
 	return b;
 }
 
@@ -354,6 +360,19 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	    (long long)atomic_load(&rb->rb_recovered));
 	evbuffer_add_printf(out, "realtimed_recoveries_total{result=\"unrecoverable\"} %lld\n",
 	    (long long)atomic_load(&rb->rb_unrecovered));
+	stats_metric(out, "realtimed_cluster_function", "gauge", "1 when the Redis function library realtimed is loaded.",
+	    (long long)atomic_load(&rb->rb_cluster_function));
+	stats_metric(out, "realtimed_cluster_events_total", "counter", "Envelopes of realtimed_publish heard from Redis.",
+	    (long long)atomic_load(&rb->rb_cluster_events));
+	stats_metric(out, "realtimed_cluster_malformed_total", "counter", "Malformed envelopes or read answers, dropped.",
+	    (long long)atomic_load(&rb->rb_cluster_bad));
+	stats_metric_head(out, "realtimed_cluster_reads_total", "counter", "Positions read from Redis, by outcome.");
+	evbuffer_add_printf(out, "realtimed_cluster_reads_total{result=\"asked\"} %lld\n",
+	    (long long)atomic_load(&rb->rb_cluster_reads));
+	evbuffer_add_printf(out, "realtimed_cluster_reads_total{result=\"failed\"} %lld\n",
+	    (long long)atomic_load(&rb->rb_cluster_reads_failed));
+	evbuffer_add_printf(out, "realtimed_cluster_reads_total{result=\"full\"} %lld\n",
+	    (long long)atomic_load(&rb->rb_cluster_reads_full));
 	stats_metric(out, "realtimed_canary_sent_total", "counter", "Delivery canaries published.",
 	    (long long)atomic_load(&rb->rb_canary_sent));
 	stats_metric(out, "realtimed_canary_misses_total", "counter", "Canaries that did not come back from Redis in time.",
