@@ -48,8 +48,20 @@
  * every envelope published before the read: the bridge answers the
  * worker at that point of its event stream.
  */
+struct bridge_wait {
+	int		 wt_w;
+	uint32_t	 wt_req;
+	uint8_t		 wt_since;
+	uint64_t	 wt_offset;
+	char		 wt_epoch[HIST_EPOCH_MAX + 1];
+};
+
 struct bridge_read {
 	uint32_t	 rd_tag;	/* slot | generation << 16; 0: free */
+	/* requests on the same channel meanwhile: answered after this one */
+	struct bridge_wait *rd_wait;
+	size_t		 rd_nwait;
+	size_t		 rd_waitcap;
 	int		 rd_w;
 	uint32_t	 rd_req;
 	uint8_t		 rd_since;
@@ -800,6 +812,51 @@ bridge_position(struct rt_bridge *b, int w, uint32_t req, const struct ipc_pos *
 static void
 bridge_on_read(redisAsyncContext *, void *, void *);
 
+/* A request behind rd's read: 0, or -1 when out of memory. */
+static int
+bridge_read_wait(struct bridge_read *rd, int w, uint32_t req, int since, const char *epoch,
+    uint64_t offset)
+{
+	struct bridge_wait	*wt;
+	size_t			 cap;
+
+	if (rd->rd_nwait == rd->rd_waitcap) {
+		cap = rd->rd_waitcap ? rd->rd_waitcap * 2 : 16;
+		if ((wt = reallocarray(rd->rd_wait, cap, sizeof(*wt))) == NULL)
+			return -1;
+		rd->rd_wait = wt;
+		rd->rd_waitcap = cap;
+	}
+	wt = &rd->rd_wait[rd->rd_nwait++];
+	wt->wt_w = w;
+	wt->wt_req = req;
+	wt->wt_since = (uint8_t)since;
+	wt->wt_offset = offset;
+	snprintf(wt->wt_epoch, sizeof(wt->wt_epoch), "%s", epoch);
+	return 0;
+}
+
+/*
+ * rd is answered (ask: from Redis; else it failed): the requests that
+ * waited for it, answered now as if they had just come (one may start
+ * the next read, so the slot is left first).
+ */
+static void
+bridge_read_waiters(struct rt_bridge *b, struct bridge_read *rd, int ask)
+{
+	struct bridge_wait	*wt = rd->rd_wait;
+	size_t			 n = rd->rd_nwait, i, chlen = rd->rd_chlen;
+	char			 ch[RT_CHANNEL_MAX + 1];
+
+	memcpy(ch, rd->rd_ch, chlen + 1);
+	rd->rd_wait = NULL;
+	rd->rd_nwait = rd->rd_waitcap = 0;
+	for (i = 0; i < n; i++)
+		bridge_answer(b, wt[i].wt_w, wt[i].wt_req, ch, chlen, wt[i].wt_since,
+		    wt[i].wt_epoch, wt[i].wt_offset, ask);
+	free(wt);
+}
+
 /* Ask Redis where ch is: 0, or -1 when it cannot be asked (answer here). */
 static int
 bridge_read_ask(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t chlen,
@@ -811,6 +868,12 @@ bridge_read_ask(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t
 
 	if (!bridge_can_read(b))
 		return -1;
+	/* one read per channel at a time: the others wait for its answer,
+	 * which will most often let the node answer them itself */
+	for (i = 0; i < b->b_nreads; i++)
+		if (b->b_reads[i].rd_tag != 0 && b->b_reads[i].rd_chlen == chlen &&
+		    memcmp(b->b_reads[i].rd_ch, ch, chlen) == 0)
+			return bridge_read_wait(&b->b_reads[i], w, req, since, epoch, offset);
 	for (i = 0; i < b->b_nreads && rd == NULL; i++)
 		if (b->b_reads[i].rd_tag == 0)
 			rd = &b->b_reads[i];
@@ -859,6 +922,7 @@ bridge_read_fail(struct rt_bridge *b, struct bridge_read *rd)
 	atomic_fetch_add(&b->b_rb->rb_cluster_reads_failed, 1);
 	bridge_answer(b, rd->rd_w, rd->rd_req, rd->rd_ch, rd->rd_chlen, rd->rd_since,
 	    rd->rd_epoch, rd->rd_offset, 0);
+	bridge_read_waiters(b, rd, 0);
 }
 
 /* Reads asked before older (ms; 0: all) get the node's answer. */
@@ -933,6 +997,7 @@ bridge_read_answer(struct rt_bridge *b, const char *msg, size_t len)
 		bridge_answer_send(b, rd->rd_w, rd->rd_req, rd->rd_ch, rd->rd_chlen,
 		    IPC_POS_TOO_LARGE, &pos);
 		bridge_write(b, rd->rd_w, IPC_POS_END, rd->rd_req, 1, NULL, 0, NULL, 0);
+		bridge_read_waiters(b, rd, 1);
 		return;
 	} else if (a.ca_status != CLUSTER_RECOVERED)
 		hist_cluster_set(b->b_hist, rd->rd_ch, rd->rd_chlen, a.ca_epoch, a.ca_offset);
@@ -953,6 +1018,7 @@ bridge_read_answer(struct rt_bridge *b, const char *msg, size_t len)
 	}
 	bridge_answer(b, rd->rd_w, rd->rd_req, rd->rd_ch, rd->rd_chlen, rd->rd_since,
 	    rd->rd_epoch, rd->rd_offset, 0);
+	bridge_read_waiters(b, rd, 1);
 }
 /* ---- connections ----------------------------------------------------------- */
 
@@ -1369,6 +1435,8 @@ bridge_cleanup(struct rt_bridge *b)
 	if (b->b_tick != NULL)
 		event_free(b->b_tick);
 	free(b->b_json);
+	for (w = 0; w < b->b_nreads; w++)
+		free(b->b_reads[w].rd_wait);
 	free(b->b_reads);
 	bridge_subs_free(&b->b_active);
 	bridge_subs_free(&b->b_next);
