@@ -765,8 +765,7 @@ bridge_answer(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t c
 	} else if (since) {
 		rv = hist_replay(b->b_hist, ch, chlen, epoch, offset, ttl, now, &pos,
 		    bridge_replay_size, &bytes);
-		if (ask && (rv == 2 || (hist_mode(b->b_hist, ch, chlen) == HIST_NONE &&
-		    cluster_epoch_is(epoch))) &&
+		if (ask && (rv == 2 || hist_mode(b->b_hist, ch, chlen) == HIST_NONE) &&
 		    bridge_read_ask(b, w, req, ch, chlen, since, epoch, offset) == 0)
 			return;
 		flag = rv == 1 ? IPC_POS_RECOVERED : IPC_POS_UNRECOVERED;
