@@ -2,7 +2,9 @@
  * Node positions and kept frames (history.c): offsets per channel, epochs
  * (node epoch and record generation), replay (in order, all or nothing),
  * eviction by count, age and memory, holes, the channel-record LRU, the
- * sweep, limits and stats, and a randomized comparison with a model.
+ * sweep, limits and stats, a randomized comparison with a model, and
+ * cluster records (hist_cluster_next, hist_cluster_set, the modes, 2 from
+ * hist_replay).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -1117,6 +1119,577 @@ START_TEST(test_random_model_memory)
 }
 END_TEST
 
+/* ---- cluster records ---------------------------------------------------------- */
+
+/*
+ * An envelope's event off under epoch on ch (hist_cluster_next()), kept
+ * (keep, ttl) at now with pub()'s frame "<ch>#<off>" when new: the rv.
+ */
+static int
+cpub(struct hist *h, const char *ch, const char *epoch, uint64_t off, int keep,
+    int64_t ttl, uint64_t now)
+{
+	struct hist_pos	 pos;
+	char		 body[32];
+	int		 rv;
+
+	rv = hist_cluster_next(h, S(ch), epoch, off, &pos);
+	ck_assert_msg(rv == 0 || rv == 1, "hist_cluster_next %s %s/%llu: %d", ch, epoch,
+	    (unsigned long long)off, rv);
+	if (rv == 0) {
+		ck_assert_str_eq(pos.hp_epoch, epoch);
+		ck_assert_uint_eq(pos.hp_offset, off);
+		snprintf(body, sizeof(body), "#%llu", (unsigned long long)off);
+		hist_append(h, S(ch), off, ch, strlen(ch), body, strlen(body), keep, ttl, now);
+	}
+	return rv;
+}
+
+/* ch's current position is (epoch, off). */
+static void
+pos_expect(struct hist *h, const char *ch, const char *epoch, uint64_t off)
+{
+	struct hist_pos	 pos;
+
+	ck_assert_int_eq(hist_position(h, S(ch), &pos), 0);
+	ck_assert_str_eq(pos.hp_epoch, epoch);
+	ck_assert_uint_eq(pos.hp_offset, off);
+}
+
+START_TEST(test_cluster_contiguous)
+{
+	struct hist	*h;
+	struct hist_pos	 pos;
+	char		 e[HIST_EPOCH_MAX + 1];
+	const char	*e32 = "c0123456789ABCDEFGHIJKLMNOPQRSTu";	/* HIST_EPOCH_MAX */
+	uint64_t	 o;
+
+	ck_assert_ptr_nonnull(h = hist_new(BIG, 100, "n"));
+	/* the first envelope places the record where Redis is: offset 5 */
+	ck_assert_int_eq(cpub(h, "a", "cE1", 5, 10, 0, 0), 0);
+	ck_assert_int_eq(hist_mode(h, S("a")), HIST_CLUSTER);
+	ck_assert_int_eq(cpub(h, "a", "cE1", 6, 10, 0, 0), 0);
+	ck_assert_int_eq(cpub(h, "a", "cE1", 7, 10, 0, 0), 0);
+	pos_expect(h, "a", "cE1", 7);
+	ck_assert_int_eq(stats(h).hs_events, 3);
+	ck_assert_int_eq(stats(h).hs_channels, 1);
+	/* every frame after since is held: 1, exactly those, in order */
+	for (o = 4; o <= 7; o++)
+		replay_expect(h, "a", "cE1", o, 0, 0, 1);
+	/* from before the oldest held: 2 (Redis may hold them), nothing emitted */
+	replay_expect(h, "a", "cE1", 3, 0, 0, 2);
+	replay_expect(h, "a", "cE1", 0, 0, 0, 2);
+	ck_assert_int_eq(hist_replay(h, S("a"), "cE1", 1, 0, 0, &pos, NULL, NULL), 2);
+	ck_assert_str_eq(pos.hp_epoch, "cE1");
+	ck_assert_uint_eq(pos.hp_offset, 7);
+	/* in the future, another epoch, a node epoch: 0 */
+	replay_expect(h, "a", "cE1", 8, 0, 0, 0);
+	replay_expect(h, "a", "cE1", UINT64_MAX, 0, 0, 0);
+	replay_expect(h, "a", "cE2", 5, 0, 0, 0);
+	replay_expect(h, "a", "cE", 5, 0, 0, 0);
+	replay_expect(h, "a", "cE1x", 5, 0, 0, 0);
+	replay_expect(h, "a", "", 5, 0, 0, 0);
+	replay_expect(h, "a", "n-1", 5, 0, 0, 0);
+	/* a replay takes nothing away */
+	ck_assert_int_eq(stats(h).hs_events, 3);
+	/* kept by count as node frames are */
+	for (o = 8; o <= 20; o++)
+		ck_assert_int_eq(cpub(h, "a", "cE1", o, 10, 0, 0), 0);
+	ck_assert_int_eq(stats(h).hs_events, 10);
+	replay_expect(h, "a", "cE1", 10, 0, 0, 1);	/* 11 .. 20 */
+	replay_expect(h, "a", "cE1", 9, 0, 0, 2);
+	/* and by age: expired frames are Redis's to give (2) */
+	ck_assert_int_eq(cpub(h, "t", "cT", 1, 10, 100, 1000), 0);
+	ck_assert_int_eq(cpub(h, "t", "cT", 2, 10, 100, 1050), 0);
+	replay_expect(h, "t", "cT", 0, 100, 1100, 1);
+	replay_expect(h, "t", "cT", 0, 100, 1101, 2);
+	replay_expect(h, "t", "cT", 1, 100, 1101, 1);
+	replay_expect(h, "t", "cT", 1, 100, 1151, 2);
+	replay_expect(h, "t", "cT", 2, 100, 1151, 1);	/* the newest: nothing missed */
+	/* the other channels are their own */
+	ck_assert_int_eq(cpub(h, "b", "cE1", 1, 10, 0, 0), 0);
+	pos_expect(h, "b", "cE1", 1);
+	pos_expect(h, "a", "cE1", 20);
+	replay_expect(h, "b", "cE1", 0, 0, 0, 1);
+	/* the longest epoch, whole */
+	ck_assert_uint_eq(strlen(e32), HIST_EPOCH_MAX);
+	ck_assert_int_eq(cpub(h, "l", e32, 3, 10, 0, 0), 0);
+	epoch_of(h, "l", e);
+	ck_assert_str_eq(e, e32);
+	replay_expect(h, "l", e32, 2, 0, 0, 1);
+	hist_free(h);
+}
+END_TEST
+
+START_TEST(test_cluster_duplicate)
+{
+	struct hist	*h;
+	struct hist_pos	 pos;
+	struct hist_stats st;
+	uint64_t	 o;
+
+	ck_assert_ptr_nonnull(h = hist_new(BIG, 100, "n"));
+	for (o = 1; o <= 3; o++)
+		ck_assert_int_eq(cpub(h, "a", "cE1", o, 10, 0, 0), 0);
+	st = stats(h);
+	/* the same epoch, not past the newest: 1 (not new), nothing changes */
+	for (o = 0; o <= 3; o++) {
+		ck_assert_int_eq(hist_cluster_next(h, S("a"), "cE1", o, &pos), 1);
+		pos_expect(h, "a", "cE1", 3);
+	}
+	ck_assert_int_eq(hist_cluster_next(h, S("a"), "cE1", 2, &pos), 1);
+	ck_assert_int_eq(stats(h).hs_events, st.hs_events);
+	ck_assert_int_eq(stats(h).hs_memory, st.hs_memory);
+	ck_assert_uint_eq(stats(h).hs_evicted, st.hs_evicted);
+	replay_expect(h, "a", "cE1", 0, 0, 0, 1);
+	/* an append of an offset not the newest is not kept */
+	hist_append(h, S("a"), 2, "a", 1, "#2", 2, 10, 0, 0);
+	ck_assert_int_eq(stats(h).hs_events, 3);
+	replay_expect(h, "a", "cE1", 0, 0, 0, 1);
+	/* the next one continues */
+	ck_assert_int_eq(cpub(h, "a", "cE1", 4, 10, 0, 0), 0);
+	replay_expect(h, "a", "cE1", 0, 0, 0, 1);
+	ck_assert_int_eq(hist_mode(h, S("a")), HIST_CLUSTER);
+	/* the same offset on another channel, or under another epoch, is new */
+	ck_assert_int_eq(cpub(h, "b", "cE1", 4, 10, 0, 0), 0);
+	ck_assert_int_eq(cpub(h, "b", "cE1", 4, 10, 0, 0), 1);
+	ck_assert_int_eq(cpub(h, "b", "cE2", 4, 10, 0, 0), 0);
+	pos_expect(h, "b", "cE2", 4);
+	pos_expect(h, "a", "cE1", 4);
+	hist_free(h);
+}
+END_TEST
+
+START_TEST(test_cluster_gap)
+{
+	struct hist	*h;
+	struct hist_pos	 pos;
+	uint64_t	 o;
+
+	ck_assert_ptr_nonnull(h = hist_new(BIG, 100, "n"));
+	for (o = 1; o <= 3; o++)
+		ck_assert_int_eq(cpub(h, "a", "cE1", o, 10, 0, 0), 0);
+	/* 4 and 5 never heard: 6 is taken, the frames before the gap go */
+	ck_assert_int_eq(cpub(h, "a", "cE1", 6, 10, 0, 0), 0);
+	pos_expect(h, "a", "cE1", 6);
+	ck_assert_int_eq(stats(h).hs_events, 1);
+	ck_assert_uint_eq(stats(h).hs_evicted, 3);
+	replay_expect(h, "a", "cE1", 6, 0, 0, 1);
+	replay_expect(h, "a", "cE1", 5, 0, 0, 1);
+	replay_expect(h, "a", "cE1", 4, 0, 0, 2);
+	replay_expect(h, "a", "cE1", 3, 0, 0, 2);
+	replay_expect(h, "a", "cE1", 1, 0, 0, 2);
+	replay_expect(h, "a", "cE1", 0, 0, 0, 2);
+	ck_assert_int_eq(cpub(h, "a", "cE1", 7, 10, 0, 0), 0);
+	replay_expect(h, "a", "cE1", 5, 0, 0, 1);	/* 6, 7 */
+	replay_expect(h, "a", "cE1", 4, 0, 0, 2);
+	/* a gap not (yet) appended: the frames stay, but a replay across it is 2 */
+	ck_assert_int_eq(hist_cluster_next(h, S("a"), "cE1", 9, &pos), 0);
+	ck_assert_uint_eq(pos.hp_offset, 9);
+	ck_assert_int_eq(stats(h).hs_events, 2);
+	replay_expect(h, "a", "cE1", 9, 0, 0, 1);
+	replay_expect(h, "a", "cE1", 8, 0, 0, 2);
+	replay_expect(h, "a", "cE1", 7, 0, 0, 2);
+	replay_expect(h, "a", "cE1", 5, 0, 0, 2);
+	/* the next appended: what came before can no longer be replayed whole */
+	ck_assert_int_eq(cpub(h, "a", "cE1", 10, 10, 0, 0), 0);
+	ck_assert_int_eq(stats(h).hs_events, 1);
+	replay_expect(h, "a", "cE1", 9, 0, 0, 1);
+	replay_expect(h, "a", "cE1", 8, 0, 0, 2);
+	/* a gap of one, appended with keep <= 0: nothing kept, 2 from before */
+	ck_assert_int_eq(cpub(h, "a", "cE1", 12, 0, 0, 0), 0);
+	replay_expect(h, "a", "cE1", 12, 0, 0, 1);
+	replay_expect(h, "a", "cE1", 11, 0, 0, 2);
+	replay_expect(h, "a", "cE1", 9, 0, 0, 2);
+	hist_free(h);
+}
+END_TEST
+
+START_TEST(test_cluster_epoch_change)
+{
+	struct hist	*h;
+	struct hist_pos	 pos;
+	struct hist_stats st;
+	int64_t		 recs;
+	uint64_t	 o;
+
+	ck_assert_ptr_nonnull(h = hist_new(BIG, 100, "n"));
+	ck_assert_int_eq(hist_position(h, S("a"), &pos), 0);
+	recs = stats(h).hs_memory;
+	for (o = 1; o <= 3; o++)
+		ck_assert_int_eq(cpub(h, "a", "cE1", o, 10, 0, 0), 0);
+	st = stats(h);
+	ck_assert_int_eq(st.hs_events, 3);
+	/* Redis lost the channel's keys: a new epoch, the old frames go */
+	ck_assert_int_eq(hist_cluster_next(h, S("a"), "cE2", 10, &pos), 0);
+	ck_assert_str_eq(pos.hp_epoch, "cE2");
+	ck_assert_uint_eq(pos.hp_offset, 10);
+	ck_assert_int_eq(stats(h).hs_events, 0);
+	ck_assert_uint_eq(stats(h).hs_evicted, st.hs_evicted + 3);
+	ck_assert_int_eq(stats(h).hs_memory, recs);
+	hist_append(h, S("a"), 10, "a", 1, "#10", 3, 10, 0, 0);
+	ck_assert_int_eq(stats(h).hs_events, 1);
+	pos_expect(h, "a", "cE2", 10);
+	/* the old positions answer 0, never the new frames */
+	for (o = 0; o <= 10; o++)
+		replay_expect(h, "a", "cE1", o, 0, 0, 0);
+	replay_expect(h, "a", "cE2", 10, 0, 0, 1);
+	replay_expect(h, "a", "cE2", 9, 0, 0, 1);
+	replay_expect(h, "a", "cE2", 8, 0, 0, 2);
+	replay_expect(h, "a", "cE2", 0, 0, 0, 2);
+	/* offsets are not compared across epochs: lower, or the same, is new */
+	ck_assert_int_eq(cpub(h, "a", "cE3", 1, 10, 0, 0), 0);
+	pos_expect(h, "a", "cE3", 1);
+	ck_assert_int_eq(stats(h).hs_events, 1);
+	replay_expect(h, "a", "cE3", 0, 0, 0, 1);
+	replay_expect(h, "a", "cE2", 9, 0, 0, 0);
+	ck_assert_int_eq(cpub(h, "a", "cE4", 1, 10, 0, 0), 0);
+	pos_expect(h, "a", "cE4", 1);
+	replay_expect(h, "a", "cE3", 0, 0, 0, 0);
+	replay_expect(h, "a", "cE4", 0, 0, 0, 1);
+	ck_assert_int_eq(stats(h).hs_channels, 1);
+	ck_assert_int_eq(stats(h).hs_events, 1);
+	hist_free(h);
+}
+END_TEST
+
+START_TEST(test_cluster_set)
+{
+	struct hist	*h;
+	struct hist_stats st;
+	int64_t		 recs;
+
+	ck_assert_ptr_nonnull(h = hist_new(BIG, 100, "n"));
+	/* no record yet: made, placed where Redis says */
+	ck_assert_int_eq(hist_mode(h, S("a")), HIST_NONE);
+	ck_assert_int_eq(hist_cluster_set(h, S("a"), "cE1", 5), 0);
+	ck_assert_int_eq(hist_mode(h, S("a")), HIST_CLUSTER);
+	pos_expect(h, "a", "cE1", 5);
+	recs = stats(h).hs_memory;
+	ck_assert_int_eq(stats(h).hs_channels, 1);
+	ck_assert_int_eq(stats(h).hs_events, 0);
+	replay_expect(h, "a", "cE1", 5, 0, 0, 1);
+	replay_expect(h, "a", "cE1", 4, 0, 0, 2);
+	replay_expect(h, "a", "cE1", 0, 0, 0, 2);
+	replay_expect(h, "a", "cE1", 6, 0, 0, 0);
+	/* the envelopes continue it */
+	ck_assert_int_eq(cpub(h, "a", "cE1", 5, 10, 0, 0), 1);
+	ck_assert_int_eq(cpub(h, "a", "cE1", 6, 10, 0, 0), 0);
+	ck_assert_int_eq(cpub(h, "a", "cE1", 7, 10, 0, 0), 0);
+	replay_expect(h, "a", "cE1", 5, 0, 0, 1);
+	st = stats(h);
+	ck_assert_int_eq(st.hs_events, 2);
+	/* there already: nothing changes */
+	ck_assert_int_eq(hist_cluster_set(h, S("a"), "cE1", 7), 0);
+	ck_assert_int_eq(stats(h).hs_events, 2);
+	ck_assert_int_eq(stats(h).hs_memory, st.hs_memory);
+	ck_assert_uint_eq(stats(h).hs_evicted, st.hs_evicted);
+	pos_expect(h, "a", "cE1", 7);
+	replay_expect(h, "a", "cE1", 5, 0, 0, 1);
+	/* ahead, the same epoch: moved, the frames dropped */
+	ck_assert_int_eq(hist_cluster_set(h, S("a"), "cE1", 9), 0);
+	pos_expect(h, "a", "cE1", 9);
+	ck_assert_int_eq(stats(h).hs_events, 0);
+	ck_assert_uint_eq(stats(h).hs_evicted, st.hs_evicted + 2);
+	ck_assert_int_eq(stats(h).hs_memory, recs);
+	replay_expect(h, "a", "cE1", 9, 0, 0, 1);
+	replay_expect(h, "a", "cE1", 7, 0, 0, 2);
+	/* behind: Redis is the authority, moved back */
+	ck_assert_int_eq(cpub(h, "a", "cE1", 10, 10, 0, 0), 0);
+	ck_assert_int_eq(hist_cluster_set(h, S("a"), "cE1", 4), 0);
+	pos_expect(h, "a", "cE1", 4);
+	ck_assert_int_eq(stats(h).hs_events, 0);
+	replay_expect(h, "a", "cE1", 9, 0, 0, 0);
+	ck_assert_int_eq(cpub(h, "a", "cE1", 5, 10, 0, 0), 0);
+	replay_expect(h, "a", "cE1", 4, 0, 0, 1);
+	/* another epoch, the same offset: moved */
+	ck_assert_int_eq(hist_cluster_set(h, S("a"), "cE2", 5), 0);
+	pos_expect(h, "a", "cE2", 5);
+	ck_assert_int_eq(stats(h).hs_events, 0);
+	replay_expect(h, "a", "cE1", 4, 0, 0, 0);
+	replay_expect(h, "a", "cE2", 5, 0, 0, 1);
+	/* a node record with frames: becomes a cluster record, frames dropped */
+	ck_assert_uint_eq(pub(h, "n", 10, 0, 0), 1);
+	ck_assert_uint_eq(pub(h, "n", 10, 0, 0), 2);
+	ck_assert_int_eq(hist_mode(h, S("n")), HIST_NODE);
+	ck_assert_int_eq(stats(h).hs_events, 2);
+	ck_assert_int_eq(hist_cluster_set(h, S("n"), "cN", 2), 0);
+	ck_assert_int_eq(hist_mode(h, S("n")), HIST_CLUSTER);
+	pos_expect(h, "n", "cN", 2);
+	ck_assert_int_eq(stats(h).hs_events, 0);
+	replay_expect(h, "n", "cN", 1, 0, 0, 2);
+	ck_assert_int_eq(stats(h).hs_channels, 2);
+	hist_free(h);
+}
+END_TEST
+
+START_TEST(test_cluster_modes)
+{
+	struct hist	*h;
+	struct hist_pos	 pos;
+	char		 en[HIST_EPOCH_MAX + 1], en2[HIST_EPOCH_MAX + 1];
+	char		 e[HIST_EPOCH_MAX + 1];
+
+	ck_assert_ptr_nonnull(h = hist_new(BIG, 100, "n"));
+	/* no record: NONE, and asking makes none */
+	ck_assert_int_eq(hist_mode(h, S("x")), HIST_NONE);
+	ck_assert_int_eq(stats(h).hs_channels, 0);
+	/* a record made by a subscribe is NONE until an event or answer places it */
+	epoch_of(h, "x", en);
+	check_epoch_form(en, "n");
+	ck_assert_int_eq(hist_mode(h, S("x")), HIST_NONE);
+	ck_assert_int_eq(stats(h).hs_channels, 1);
+	/* NONE -> NODE: Redis has no cluster position; the position stays */
+	ck_assert_int_eq(hist_set_node(h, S("x")), 0);
+	ck_assert_int_eq(hist_mode(h, S("x")), HIST_NODE);
+	pos_expect(h, "x", en, 0);
+	ck_assert_int_eq(hist_set_node(h, S("x")), 0);
+	ck_assert_int_eq(hist_mode(h, S("x")), HIST_NODE);
+	/* on a channel without a record: made, NODE */
+	ck_assert_int_eq(hist_set_node(h, S("y")), 0);
+	ck_assert_int_eq(hist_mode(h, S("y")), HIST_NODE);
+	ck_assert_int_eq(stats(h).hs_channels, 2);
+	/* a plain event on a NONE record: NODE */
+	epoch_of(h, "z", e);
+	ck_assert_int_eq(hist_mode(h, S("z")), HIST_NONE);
+	ck_assert_uint_eq(pub(h, "z", 10, 0, 0), 1);
+	ck_assert_int_eq(hist_mode(h, S("z")), HIST_NODE);
+	pos_expect(h, "z", e, 1);
+
+	/* NODE -> CLUSTER by an envelope: the node frames go */
+	ck_assert_uint_eq(pub(h, "x", 10, 0, 0), 1);
+	ck_assert_uint_eq(pub(h, "x", 10, 0, 0), 2);
+	replay_expect(h, "x", en, 0, 0, 0, 1);
+	ck_assert_int_eq(hist_cluster_next(h, S("x"), "cE1", 50, &pos), 0);
+	ck_assert_int_eq(hist_mode(h, S("x")), HIST_CLUSTER);
+	ck_assert_str_eq(pos.hp_epoch, "cE1");
+	ck_assert_uint_eq(pos.hp_offset, 50);
+	ck_assert_int_eq(stats(h).hs_events, 1);	/* z's */
+	hist_append(h, S("x"), 50, "x", 1, "#50", 3, 10, 0, 0);
+	replay_expect(h, "x", en, 0, 0, 0, 0);
+	replay_expect(h, "x", en, 2, 0, 0, 0);
+	replay_expect(h, "x", "cE1", 49, 0, 0, 1);
+	/* hist_set_node does not undo a cluster record */
+	ck_assert_int_eq(hist_set_node(h, S("x")), 0);
+	ck_assert_int_eq(hist_mode(h, S("x")), HIST_CLUSTER);
+	pos_expect(h, "x", "cE1", 50);
+
+	/* CLUSTER -> NODE by a plain event: offsets again from 1, a new epoch */
+	ck_assert_int_eq(hist_next(h, S("x"), &pos), 0);
+	ck_assert_int_eq(hist_mode(h, S("x")), HIST_NODE);
+	ck_assert_uint_eq(pos.hp_offset, 1);
+	strcpy(en2, pos.hp_epoch);
+	check_epoch_form(en2, "n");
+	ck_assert_str_ne(en2, en);
+	ck_assert_int_eq(stats(h).hs_events, 1);	/* z's: x's cluster frame went */
+	hist_append(h, S("x"), 1, "x", 1, "#1", 2, 10, 0, 0);
+	ck_assert_uint_eq(pub(h, "x", 10, 0, 0), 2);
+	pos_expect(h, "x", en2, 2);
+	/* the cluster position and the first node one answer 0 (a node record: never 2) */
+	replay_expect(h, "x", "cE1", 50, 0, 0, 0);
+	replay_expect(h, "x", "cE1", 49, 0, 0, 0);
+	replay_expect(h, "x", "cE1", 1, 0, 0, 0);
+	replay_expect(h, "x", en, 1, 0, 0, 0);
+	replay_expect(h, "x", en2, 0, 0, 0, 1);
+	/* and back: the same cluster epoch again is a move, not a duplicate */
+	ck_assert_int_eq(hist_cluster_next(h, S("x"), "cE1", 50, &pos), 0);
+	ck_assert_int_eq(hist_mode(h, S("x")), HIST_CLUSTER);
+	pos_expect(h, "x", "cE1", 50);
+	replay_expect(h, "x", en2, 0, 0, 0, 0);
+	replay_expect(h, "x", "cE1", 49, 0, 0, 2);
+	/* a later plain event: a node epoch new again */
+	ck_assert_uint_eq(pub(h, "x", 10, 0, 0), 1);
+	epoch_of(h, "x", e);
+	ck_assert_str_ne(e, en2);
+	ck_assert_str_ne(e, en);
+
+	/* a reset forgets every mode */
+	hist_reset(h, "m");
+	ck_assert_int_eq(hist_mode(h, S("x")), HIST_NONE);
+	ck_assert_int_eq(hist_mode(h, S("y")), HIST_NONE);
+	ck_assert_int_eq(hist_mode(h, S("z")), HIST_NONE);
+	ck_assert_int_eq(stats(h).hs_channels, 0);
+	epoch_of(h, "x", e);
+	check_epoch_form(e, "m");
+	ck_assert_int_eq(hist_mode(h, S("x")), HIST_NONE);
+	hist_free(h);
+}
+END_TEST
+
+/* hist_replay's 2 is a cluster record's only. */
+START_TEST(test_cluster_replay_two_only_for_cluster)
+{
+	struct hist	*h;
+	struct hist_pos	 pos;
+	char		 e[HIST_EPOCH_MAX + 1];
+	uint64_t	 o;
+
+	ck_assert_ptr_nonnull(h = hist_new(BIG, 100, "n"));
+	/* node records: evicted by count, a hole at the newest, a fresh one */
+	for (o = 1; o <= 5; o++)
+		pub(h, "a", 2, 0, 0);
+	epoch_of(h, "a", e);
+	replay_expect(h, "a", e, 0, 0, 0, 0);
+	replay_expect(h, "a", e, 2, 0, 0, 0);
+	replay_expect(h, "a", e, 3, 0, 0, 1);
+	ck_assert_int_eq(hist_next(h, S("a"), &pos), 0);		/* 6, not kept */
+	replay_expect(h, "a", e, 5, 0, 0, 0);
+	replay_expect(h, "a", e, 6, 0, 0, 1);
+	ck_assert_int_eq(hist_set_node(h, S("a")), 0);
+	replay_expect(h, "a", e, 5, 0, 0, 0);
+	epoch_of(h, "f", e);
+	replay_expect(h, "f", e, 0, 0, 0, 1);
+	replay_expect(h, "f", "cF", 0, 0, 0, 0);	/* NONE: a cluster epoch is a stranger */
+	replay_expect(h, "a", "cF", 0, 0, 0, 0);
+	/* the same on a cluster record: 2, with the epoch right and since not ahead */
+	for (o = 1; o <= 5; o++)
+		ck_assert_int_eq(cpub(h, "c", "cC", o, 2, 0, 0), 0);
+	replay_expect(h, "c", "cC", 0, 0, 0, 2);
+	replay_expect(h, "c", "cC", 2, 0, 0, 2);
+	replay_expect(h, "c", "cC", 3, 0, 0, 1);
+	replay_expect(h, "c", "cC", 5, 0, 0, 1);
+	replay_expect(h, "c", "cC", 6, 0, 0, 0);
+	replay_expect(h, "c", "cD", 2, 0, 0, 0);
+	replay_expect(h, "c", "cD", 5, 0, 0, 0);
+	epoch_of(h, "a", e);
+	replay_expect(h, "c", e, 2, 0, 0, 0);
+	ck_assert_int_eq(hist_cluster_next(h, S("c"), "cC", 6, &pos), 0);	/* not kept */
+	replay_expect(h, "c", "cC", 5, 0, 0, 2);
+	replay_expect(h, "c", "cC", 6, 0, 0, 1);
+	hist_free(h);
+}
+END_TEST
+
+START_TEST(test_cluster_memory)
+{
+	struct hist	*h;
+	struct hist_stats st;
+	struct hist_pos	 pos;
+	int64_t		 recs, d, limit;
+	uint64_t	 o;
+	int		 i;
+
+	/* a cluster record costs what a node record does; frames as pub()'s */
+	ck_assert_ptr_nonnull(h = hist_new(BIG, 100, "n"));
+	ck_assert_int_eq(hist_position(h, S("a"), &pos), 0);
+	recs = stats(h).hs_memory;
+	ck_assert_int_eq(hist_cluster_set(h, S("a"), "cA", 0), 0);
+	ck_assert_int_eq(stats(h).hs_memory, recs);
+	ck_assert_int_eq(cpub(h, "a", "cA", 1, 100, 0, 0), 0);
+	d = stats(h).hs_memory - recs;
+	ck_assert_int_gt(d, (int64_t)strlen("a#1"));
+	for (o = 2; o <= 5; o++)
+		ck_assert_int_eq(cpub(h, "a", "cA", o, 100, 0, 0), 0);
+	ck_assert_int_eq(stats(h).hs_memory, recs + 5 * d);
+	/* frames dropped by a move, a new epoch or a plain event: all returned */
+	ck_assert_int_eq(hist_cluster_set(h, S("a"), "cA", 9), 0);
+	ck_assert_int_eq(stats(h).hs_memory, recs);
+	for (o = 10; o <= 12; o++)
+		ck_assert_int_eq(cpub(h, "a", "cA", o, 100, 0, 0), 0);
+	ck_assert_int_eq(hist_cluster_next(h, S("a"), "cB", 1, &pos), 0);
+	ck_assert_int_eq(stats(h).hs_memory, recs);
+	hist_append(h, S("a"), 1, "a", 1, "#1", 2, 100, 0, 0);
+	ck_assert_int_eq(stats(h).hs_memory, recs + d);
+	ck_assert_int_eq(hist_next(h, S("a"), &pos), 0);
+	ck_assert_int_eq(stats(h).hs_memory, recs);
+	ck_assert_int_eq(stats(h).hs_events, 0);
+	hist_free(h);
+
+	/* the budget holds for cluster frames too, oldest first */
+	limit = recs + 3 * d;
+	ck_assert_ptr_nonnull(h = hist_new(limit, 100, "n"));
+	for (o = 1; o <= 5; o++) {
+		ck_assert_int_eq(cpub(h, "a", "cA", o, 100, 0, 0), 0);
+		ck_assert_int_le(stats(h).hs_memory, limit);
+	}
+	st = stats(h);
+	ck_assert_int_eq(st.hs_events, 3);
+	ck_assert_uint_eq(st.hs_evicted, 2);
+	replay_expect(h, "a", "cA", 2, 0, 0, 1);
+	replay_expect(h, "a", "cA", 1, 0, 0, 2);
+	hist_free(h);
+
+	/* many records of each mode; a reset returns every byte */
+	ck_assert_ptr_nonnull(h = hist_new(BIG, 1000, "n"));
+	for (i = 0; i < 300; i++) {
+		char	 ch[16];
+
+		snprintf(ch, sizeof(ch), "ch%d", i);
+		switch (i % 4) {
+		case 0:
+			for (o = 1; o <= 3; o++)
+				ck_assert_int_eq(cpub(h, ch, "cX", o, 2, 0, 0), 0);
+			break;
+		case 1:
+			ck_assert_int_eq(hist_cluster_set(h, S(ch), "cY", (uint64_t)i), 0);
+			ck_assert_int_eq(cpub(h, ch, "cY", (uint64_t)i + 1, 2, 0, 0), 0);
+			break;
+		case 2:
+			pub(h, ch, 2, 0, 0);
+			ck_assert_int_eq(cpub(h, ch, "cZ", 7, 2, 0, 0), 0);
+			pub(h, ch, 2, 0, 0);
+			break;
+		default:
+			ck_assert_int_eq(hist_set_node(h, S(ch)), 0);
+			break;
+		}
+	}
+	st = stats(h);
+	ck_assert_int_eq(st.hs_channels, 300);
+	ck_assert_int_eq(st.hs_events, 75 * 2 + 75 + 75);
+	ck_assert_int_gt(st.hs_memory, 0);
+	ck_assert_int_eq(hist_mode(h, S("ch0")), HIST_CLUSTER);
+	ck_assert_int_eq(hist_mode(h, S("ch1")), HIST_CLUSTER);
+	ck_assert_int_eq(hist_mode(h, S("ch2")), HIST_NODE);
+	ck_assert_int_eq(hist_mode(h, S("ch3")), HIST_NODE);
+	hist_reset(h, "n2");
+	st = stats(h);
+	ck_assert_int_eq(st.hs_memory, 0);
+	ck_assert_int_eq(st.hs_events, 0);
+	ck_assert_int_eq(st.hs_channels, 0);
+	ck_assert_int_eq(hist_mode(h, S("ch0")), HIST_NONE);
+	/* and works as new after */
+	ck_assert_int_eq(cpub(h, "ch0", "cX", 4, 2, 0, 0), 0);
+	pos_expect(h, "ch0", "cX", 4);
+	ck_assert_int_eq(stats(h).hs_channels, 1);
+	hist_free(h);
+}
+END_TEST
+
+START_TEST(test_cluster_lru)
+{
+	struct hist	*h;
+	struct hist_pos	 pos;
+
+	/* an envelope is an event: it makes its record recently used */
+	ck_assert_ptr_nonnull(h = hist_new(BIG, 2, "n"));
+	ck_assert_int_eq(cpub(h, "a", "cA", 1, 10, 0, 0), 0);
+	ck_assert_int_eq(cpub(h, "b", "cB", 1, 10, 0, 0), 0);
+	ck_assert_int_eq(cpub(h, "a", "cA", 2, 10, 0, 0), 0);
+	pub(h, "c", 10, 0, 0);			/* b goes */
+	ck_assert_int_eq(hist_mode(h, S("b")), HIST_NONE);
+	ck_assert_int_eq(hist_mode(h, S("a")), HIST_CLUSTER);
+	ck_assert_int_eq(stats(h).hs_channels, 2);
+	ck_assert_int_eq(stats(h).hs_events, 3);
+	/* an answer is not: set on a, then a new record pushes a out */
+	ck_assert_int_eq(hist_cluster_set(h, S("a"), "cA", 2), 0);
+	pub(h, "d", 10, 0, 0);			/* a (used before c) goes */
+	ck_assert_int_eq(hist_mode(h, S("a")), HIST_NONE);
+	ck_assert_int_eq(hist_mode(h, S("c")), HIST_NODE);
+	/* a's record made again: its cluster position forgotten, a node one */
+	ck_assert_int_eq(hist_position(h, S("a"), &pos), 0);
+	ck_assert_uint_eq(pos.hp_offset, 0);
+	check_epoch_form(pos.hp_epoch, "n");
+	replay_expect(h, "a", "cA", 2, 0, 0, 0);
+	ck_assert_int_eq(hist_mode(h, S("a")), HIST_NONE);
+	/* the next envelope places it again; only its own frame is held */
+	ck_assert_int_eq(cpub(h, "a", "cA", 3, 10, 0, 0), 0);
+	replay_expect(h, "a", "cA", 2, 0, 0, 1);
+	replay_expect(h, "a", "cA", 1, 0, 0, 2);
+	hist_free(h);
+}
+END_TEST
+
 static Suite *
 history_suite(void)
 {
@@ -1151,6 +1724,18 @@ history_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_random_model_exact);
 	tcase_add_test(tc, test_random_model_memory);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cluster");
+	tcase_add_test(tc, test_cluster_contiguous);
+	tcase_add_test(tc, test_cluster_duplicate);
+	tcase_add_test(tc, test_cluster_gap);
+	tcase_add_test(tc, test_cluster_epoch_change);
+	tcase_add_test(tc, test_cluster_set);
+	tcase_add_test(tc, test_cluster_modes);
+	tcase_add_test(tc, test_cluster_replay_two_only_for_cluster);
+	tcase_add_test(tc, test_cluster_memory);
+	tcase_add_test(tc, test_cluster_lru);
 	suite_add_tcase(s, tc);
 	return s;
 }
