@@ -68,6 +68,11 @@ static const char cluster_lua_body[] =
 	"  return ch\n"
 	"end\n"
 	"\n"
+	"-- integers as digits (tostring() writes 1e+14)\n"
+	"local function int(n)\n"
+	"  return string.format('%d', n)\n"
+	"end\n"
+	"\n"
 	"local function now_ms()\n"
 	"  local t = redis.call('TIME')\n"
 	"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -108,12 +113,12 @@ static const char cluster_lua_body[] =
 	"  end\n"
 	"  local off = redis.call('HINCRBY', m, 'o', 1)\n"
 	"  local t = now_ms()\n"
-	"  redis.call('XADD', h, 'MAXLEN', n, off .. '-1', 't', t, 'd', data)\n"
+	"  redis.call('XADD', h, 'MAXLEN', n, int(off) .. '-1', 't', int(t), 'd', data)\n"
 	"  local keep = ttl > KEEP_MS and ttl or KEEP_MS\n"
 	"  redis.call('PEXPIRE', m, keep)\n"
 	"  redis.call('PEXPIRE', h, keep)\n"
 	"  local r = redis.call('PUBLISH', 'realtimed:e:{' .. ch .. '}',\n"
-	"    e .. ' ' .. off .. ' ' .. t .. '\\n' .. data)\n"
+	"    e .. ' ' .. int(off) .. ' ' .. int(t) .. '\\n' .. data)\n"
 	"  return off, r\n"
 	"end\n"
 	"\n"
@@ -143,7 +148,7 @@ static const char cluster_lua_body[] =
 	"    return 0\n"
 	"  end\n"
 	"  local o = tonumber(redis.call('HGET', m, 'o'))\n"
-	"  local head = e .. ' ' .. o .. '\\n'\n"
+	"  local head = e .. ' ' .. int(o) .. '\\n'\n"
 	"  if want == '' then\n"
 	"    redis.call('PUBLISH', reply, tag .. ' P ' .. head)\n"
 	"    return 1\n"
@@ -157,8 +162,8 @@ static const char cluster_lua_body[] =
 	"    return 1\n"
 	"  end\n"
 	"  local n, ttl = history_of(ch)\n"
-	"  local ents = redis.call('XRANGE', h, (since + 1) .. '-1', '+')\n"
-	"  if #ents ~= o - since or ents[1][1] ~= (since + 1) .. '-1' or\n"
+	"  local ents = redis.call('XRANGE', h, int(since + 1) .. '-1', '+')\n"
+	"  if #ents ~= o - since or ents[1][1] ~= int(since + 1) .. '-1' or\n"
 	"      (ttl > 0 and tonumber(ents[1][2][2]) < now_ms() - ttl) then\n"
 	"    redis.call('PUBLISH', reply, tag .. ' U ' .. head)\n"
 	"    return 1\n"
@@ -171,7 +176,7 @@ static const char cluster_lua_body[] =
 	"      redis.call('PUBLISH', reply, tag .. ' B ' .. head)\n"
 	"      return 1\n"
 	"    end\n"
-	"    out[#out + 1] = (since + i) .. ' ' .. ent[2][2] .. ' ' .. #d .. '\\n' .. d\n"
+	"    out[#out + 1] = int(since + i) .. ' ' .. ent[2][2] .. ' ' .. #d .. '\\n' .. d\n"
 	"  end\n"
 	"  redis.call('PUBLISH', reply, table.concat(out))\n"
 	"  return 1\n"
@@ -297,7 +302,8 @@ cluster_epoch(const char **pp, size_t *left, char *out)
 	const char	*p = *pp, *sp;
 	size_t		 n;
 
-	if ((sp = memchr(p, ' ', *left)) == NULL || (n = (size_t)(sp - p)) > HIST_EPOCH_MAX)
+	if ((sp = memchr(p, ' ', *left)) == NULL || (n = (size_t)(sp - p)) > HIST_EPOCH_MAX ||
+	    memchr(p, '\0', n) != NULL)
 		return -1;
 	memcpy(out, p, n);
 	out[n] = '\0';
