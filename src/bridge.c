@@ -56,6 +56,15 @@ struct bridge_wait {
 	char		 wt_epoch[HIST_EPOCH_MAX + 1];
 };
 
+/* A request that came while the bridge was connecting to Redis. */
+struct bridge_park {
+	struct bridge_wait pk_wt;
+	uint64_t	 pk_at;		/* ms */
+	size_t		 pk_chlen;
+	char		 pk_ch[RT_CHANNEL_MAX + 1];
+};
+#define BRIDGE_PARK_MAX		65536
+
 struct bridge_read {
 	uint32_t	 rd_tag;	/* slot | generation << 16; 0: free */
 	/* requests on the same channel meanwhile: answered after this one */
@@ -109,6 +118,10 @@ struct rt_bridge {
 	char			 b_reply[64];	/* private: answers of realtimed_read */
 	int			 b_fn_ok;	/* the function library is loaded */
 	uint64_t		 b_fn_logged;	/* ms, the last "cannot use it" line */
+	int			 b_fn_failed;	/* FUNCTION LOAD refused (Redis < 7) */
+	struct bridge_park	*b_park;	/* requests waiting for Redis */
+	size_t			 b_npark;
+	size_t			 b_parkcap;
 	struct bridge_read	*b_reads;	/* position_reads slots */
 	int			 b_nreads;
 	uint32_t		 b_readgen;
@@ -133,6 +146,9 @@ static void	bridge_new_epoch(struct rt_bridge *);
 static void	bridge_reads_flush(struct rt_bridge *, uint64_t);
 static void	bridge_load_library(struct rt_bridge *);
 static void	bridge_read_answer(struct rt_bridge *, const char *, size_t);
+static void	bridge_unpark(struct rt_bridge *, int);
+static void	bridge_answer(struct rt_bridge *, int, uint32_t, const char *, size_t, int,
+		    const char *, uint64_t, int);
 
 /* ---- subscriptions ---------------------------------------------------------- */
 
@@ -242,6 +258,8 @@ bridge_set_up(struct rt_bridge *b, int up)
 	if (up)
 		log_info("redis %s:%d: subscribed, delivering events",
 		    b->b_url.ru_host, b->b_url.ru_port);
+	if (up)
+		bridge_unpark(b, 0);
 	else if (!b->b_stopping)	/* we hung up ourselves */
 		log_warnx("redis %s:%d: down, reconnecting", b->b_url.ru_host,
 		    b->b_url.ru_port);
@@ -737,6 +755,77 @@ static int	bridge_read_ask(struct rt_bridge *, int, uint32_t, const char *, size
 		    const char *, uint64_t);
 
 /*
+ * A request that comes while the bridge is still connecting to Redis
+ * (a new bridge, a reconnect in progress, the library being loaded)
+ * waits for it, at most BRIDGE_CONNECT_MS: answered now, it could give
+ * only a position the first subscription to Redis ends at once.  0 when
+ * parked; -1 when it is to be answered now (Redis is there, or not
+ * coming soon, or it cannot wait).
+ */
+static int
+bridge_park(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t chlen,
+    int since, const char *epoch, uint64_t offset)
+{
+	struct bridge_park	*pk;
+	size_t			 cap;
+
+	if (bridge_can_read(b) || b->b_fn_failed || b->b_sub == NULL || b->b_cmd == NULL ||
+	    b->b_stopping)
+		return -1;
+	if (b->b_npark == b->b_parkcap) {
+		cap = b->b_parkcap ? b->b_parkcap * 2 : 64;
+		if (cap > BRIDGE_PARK_MAX ||
+		    (pk = reallocarray(b->b_park, cap, sizeof(*pk))) == NULL) {
+			atomic_fetch_add(&b->b_rb->rb_cluster_reads_full, 1);
+			return -1;
+		}
+		b->b_park = pk;
+		b->b_parkcap = cap;
+	}
+	pk = &b->b_park[b->b_npark++];
+	pk->pk_wt.wt_w = w;
+	pk->pk_wt.wt_req = req;
+	pk->pk_wt.wt_since = (uint8_t)since;
+	pk->pk_wt.wt_offset = offset;
+	snprintf(pk->pk_wt.wt_epoch, sizeof(pk->pk_wt.wt_epoch), "%s", epoch);
+	pk->pk_at = util_now_ms();
+	memcpy(pk->pk_ch, ch, chlen);
+	pk->pk_ch[chlen] = '\0';
+	pk->pk_chlen = chlen;
+	return 0;
+}
+
+/*
+ * Redis is there (or will not be soon: force): the parked requests are
+ * answered, in the order they came.  The list is taken first: an
+ * answer may park again.
+ */
+static void
+bridge_unpark(struct rt_bridge *b, int force)
+{
+	struct bridge_park	*pk = b->b_park;
+	size_t			 n = b->b_npark, i;
+
+	if (n == 0 || (!force && !bridge_can_read(b)))
+		return;
+	b->b_park = NULL;
+	b->b_npark = b->b_parkcap = 0;
+	for (i = 0; i < n; i++)
+		bridge_answer(b, pk[i].pk_wt.wt_w, pk[i].pk_wt.wt_req, pk[i].pk_ch,
+		    pk[i].pk_chlen, pk[i].pk_wt.wt_since, pk[i].pk_wt.wt_epoch,
+		    pk[i].pk_wt.wt_offset, !force);
+	free(pk);
+}
+
+/* Parked longer than BRIDGE_CONNECT_MS: answered without Redis. */
+static void
+bridge_unpark_old(struct rt_bridge *b, uint64_t now)
+{
+	if (b->b_npark > 0 && now - b->b_park[0].pk_at > BRIDGE_CONNECT_MS)
+		bridge_unpark(b, 1);
+}
+
+/*
  * Worker w asks where channel ch is (request req), with since for a
  * replay of what follows (epoch, offset): the answer, the replayed frames
  * and the end go out in one piece of its event stream.  With ask, a
@@ -762,6 +851,8 @@ bridge_answer(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t c
 		flag = since ? IPC_POS_UNRECOVERED : IPC_POS_PLAIN;
 		pos.hp_epoch[0] = '\0';
 		pos.hp_offset = 0;
+	} else if (ask && bridge_park(b, w, req, ch, chlen, since, epoch, offset) == 0) {
+		return;		/* answered once Redis is there */
 	} else if (since) {
 		rv = hist_replay(b->b_hist, ch, chlen, epoch, offset, ttl, now, &pos,
 		    bridge_replay_size, &bytes);
@@ -1066,12 +1157,16 @@ bridge_on_load(redisAsyncContext *ac, void *r, void *priv)
 		bridge_fn_warn(b, "FUNCTION LOAD of the realtimed library failed (cluster"
 		    " positions and realtimed_publish are off; Redis 7 or later has them)",
 		    reply->str);
+		b->b_fn_failed = 1;
+		bridge_unpark(b, 1);
 		return;
 	}
 	if (!b->b_fn_ok)
 		log_info("redis: function library realtimed loaded (realtimed_publish)");
 	b->b_fn_ok = 1;
+	b->b_fn_failed = 0;
 	atomic_store(&b->b_rb->rb_cluster_function, 1);
+	bridge_unpark(b, 0);
 }
 
 /*
@@ -1180,6 +1275,7 @@ bridge_tick(evutil_socket_t fd, short ev, void *arg)
 	bridge_too_large_report(b, now);
 	if (now > BRIDGE_CONNECT_MS)
 		bridge_reads_flush(b, now - BRIDGE_CONNECT_MS);	/* Redis did not answer */
+	bridge_unpark_old(b, now);
 	hist_expire(b->b_hist, now);
 	bridge_publish_history(b);
 }
@@ -1437,6 +1533,7 @@ bridge_cleanup(struct rt_bridge *b)
 	for (w = 0; w < b->b_nreads; w++)
 		free(b->b_reads[w].rd_wait);
 	free(b->b_reads);
+	free(b->b_park);
 	bridge_subs_free(&b->b_active);
 	bridge_subs_free(&b->b_next);
 	hist_free(b->b_hist);
