@@ -28,11 +28,15 @@ enum admin_cmd {
 	ADM_KICK_USER,		/* USER-ID */
 	ADM_PUBLISH,		/* CHANNEL JSON */
 	ADM_RELOAD,
+	ADM_REVOKE,		/* JTI [UNTIL] */
+	ADM_UNREVOKE,		/* JTI */
+	ADM_NODES,
 };
 
 struct admin_request {
 	enum admin_cmd	 ar_cmd;
 	const char	*ar_arg;	/* first argument, NUL-terminated, or NULL */
+	const char	*ar_arg2;	/* revoke: UNTIL, or NULL */
 	const char	*ar_rest;	/* publish: the payload (rest of the line) */
 	size_t		 ar_rest_len;
 	const char	*ar_error;	/* ADM_INVALID: why */
@@ -40,6 +44,13 @@ struct admin_request {
 
 /* Parse one command line in place (pure).  Always fills req. */
 void	admin_parse(char *line, struct admin_request *req);
+/*
+ * revoke's UNTIL (pure): a duration from now ("90s", "30m", "12h", "7d"),
+ * Unix seconds ("1767225600") or an ISO 8601 UTC time
+ * ("2026-01-01T00:00:00Z", fractions allowed).  0 with *until (Unix s,
+ * after now), or -1.
+ */
+int	admin_parse_until(const char *s, int64_t now, int64_t *until);
 
 /* What the admin server asks of the master. */
 struct admin_ops {
@@ -49,13 +60,22 @@ struct admin_ops {
 	 * processes apply it: then admin_reload_done() gives the outcome
 	 */
 	int	(*ao_reload)(void *arg, char *err, size_t errlen);
-	/* close connections: by id (user NULL) or by user id (id NULL); count */
-	int	(*ao_kick)(void *arg, const char *id, const char *user);
 	/* publish via the bridge; reply later with admin_publish_done(reqid) */
 	int	(*ao_publish)(void *arg, uint32_t reqid, const char *channel,
 		    const char *json, size_t len);
 	/* the health object (as /health serves it), new reference */
 	struct json_object *(*ao_health)(void *arg);
+	/*
+	 * kick, kick-user, revoke, unrevoke (enum ctl_cmd) with its argument:
+	 * carried out on this node at once (*local: connections closed; for
+	 * unrevoke, 1 when it was held), then, with control_secret set, sent
+	 * to every node: 1, and admin_control_done(reqid) follows.  0 when
+	 * it stays on this node (*why says why), -1 with *why on failure.
+	 */
+	int	(*ao_control)(void *arg, uint32_t reqid, int cmd, const char *carg,
+		    int64_t *until, int *local, const char **why);
+	/* the node registry via the bridge: -1, or admin_nodes_done(reqid) follows */
+	int	(*ao_nodes)(void *arg, uint32_t reqid);
 };
 
 struct admin;
@@ -74,5 +94,15 @@ void	admin_reload_done(struct admin *a, const char *error);
  */
 void	admin_publish_done(struct admin *a, uint32_t reqid, int64_t receivers,
 	    int64_t offset, const char *error);
+
+/*
+ * The bridge published control request reqid: nodes = how many nodes'
+ * bridges heard it (ours included), or -1 with why (it stayed here).
+ */
+void	admin_control_done(struct admin *a, uint32_t reqid, int64_t nodes,
+	    const char *why);
+/* The node registry for reqid: a JSON array's text, or NULL with error. */
+void	admin_nodes_done(struct admin *a, uint32_t reqid, const char *json, size_t len,
+	    const char *error);
 
 #endif

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "realtimed.h"
+#include "revoke.h"
 
 struct auth_user {
 	int	 u_authenticated;		/* 0: anonymous */
@@ -20,6 +21,8 @@ struct auth_user {
 	int	 u_has_email;
 	int	 u_has_role;
 	time_t	 u_exp;				/* 0 if the token has none */
+	int	 u_has_jti;
+	uint8_t	 u_jti[RVK_DIGEST];		/* rvk_digest() of the jti claim */
 	/* the claims namespace patterns use: "name\0value\0" ... */
 	char	 u_claims[RT_CLAIMS_MAX];
 	size_t	 u_claimslen;

@@ -107,6 +107,18 @@ struct rt_config {
 	char		*c_jwt_secret_file;
 	struct rt_strlist c_metrics_allow;	/* addresses / CIDRs */
 	int64_t		 c_drain_period;
+
+	/* control across nodes, revocations, the node registry */
+	char		*c_node_id;		/* "" at load: HOST:PORT */
+	char		*c_control_channel;	/* also the prefix of its Redis keys */
+	char		*c_control_secret;	/* "" = admin commands stay on this node */
+	char		*c_control_secret_file;
+	int64_t		 c_control_max_skew;	/* control messages older or newer: stale */
+	int		 c_control_nonces;	/* replay window */
+	int		 c_control_queue;	/* revocations waiting for Redis */
+	int		 c_max_revocations;	/* the shared revocation table */
+	int64_t		 c_revocation_ttl;	/* revoke without UNTIL lasts this long */
+	int64_t		 c_node_ttl;		/* node registry entries */
 };
 
 /*

@@ -13,7 +13,7 @@
 
 #include "realtimed.h"
 
-#define IPC_VERSION		4
+#define IPC_VERSION		5
 #define IPC_MAX_PAYLOAD		(1U << 30)	/* 1 GiB: events can be megabytes */
 #define IPC_CTL_MAX		(192 * 1024)	/* a master <-> child message */
 
@@ -42,6 +42,13 @@ enum ipc_type {
 	IPC_CTL_KICK_USER	= 201,	/* master -> worker: close a user's connections */
 	IPC_CTL_PUBLISH		= 202,	/* master -> bridge: peerid = request; uint16 len, channel, JSON */
 	IPC_CTL_PUBLISH_REPLY	= 203,	/* bridge -> master: int64 receivers, or error text */
+	IPC_CTL_REVOKE		= 204,	/* master -> worker: check connections against the revocations */
+	IPC_CTL_CONTROL		= 205,	/* master -> bridge: peerid = request; ipc_control */
+	IPC_CTL_CONTROL_REPLY	= 206,	/* bridge -> master: int64 nodes reached, or error text */
+	IPC_CTL_APPLY		= 207,	/* bridge -> master: ipc_control another node sent */
+	IPC_CTL_SYNC		= 208,	/* bridge -> master: revocations from Redis, see below */
+	IPC_CTL_NODES		= 209,	/* master -> bridge: peerid = request */
+	IPC_CTL_NODES_REPLY	= 210,	/* bridge -> master: '{' JSON array '}', or error text */
 
 	/* events, bridge -> worker */
 	IPC_EVENT		= 300,	/* uint16 channel length, channel, frame */
@@ -83,6 +90,43 @@ struct ipc_pos {
 size_t	ipc_pos_encode(uint8_t *out, const struct ipc_pos *pos);
 /* Decode in place: 0, or -1 when malformed. */
 int	ipc_pos_decode(const uint8_t *p, size_t len, struct ipc_pos *pos);
+
+/*
+ * An admin command for every node (control.h): the master asks its bridge
+ * to sign and publish it (IPC_CTL_CONTROL), and a bridge hands on what it
+ * verified from another node, or read back from Redis (IPC_CTL_APPLY,
+ * ic_sync set while a full reload of the revocations is under way).
+ * Followed by ic_len bytes of the argument.
+ */
+struct ipc_control {
+	uint8_t		 ic_cmd;	/* enum ctl_cmd */
+	uint8_t		 ic_sync;
+	uint16_t	 ic_len;
+	uint32_t	 ic_pad;
+	int64_t		 ic_until;	/* revoke: Unix s */
+};
+#define IPC_CONTROL_MAX	(sizeof(struct ipc_control) + 255)
+
+/* Fill out (IPC_CONTROL_MAX bytes); its length, 0 when arg is too long. */
+size_t	ipc_control_encode(uint8_t *out, int cmd, int sync, int64_t until,
+	    const char *arg, size_t len);
+/* Check one: 0 with *ic and the NUL-ended argument in arg (256 bytes), or -1. */
+int	ipc_control_decode(const uint8_t *p, size_t len, struct ipc_control *ic,
+	    char *arg);
+
+/*
+ * IPC_CTL_SYNC: a full reload of the revocations from Redis.  One byte,
+ * the phase, then for IPC_SYNC_ENTRIES whole ipc_sync_entry records.  The
+ * table keeps what the entries between BEGIN and END set (and what else
+ * came meanwhile); END drops the rest.
+ */
+enum { IPC_SYNC_BEGIN = 0, IPC_SYNC_ENTRIES = 1, IPC_SYNC_END = 2,
+	IPC_SYNC_ABORT = 3 };	/* the read failed: drop nothing */
+struct ipc_sync_entry {
+	uint8_t		 se_digest[16];		/* rvk_digest() of the jti */
+	int64_t		 se_until;
+};
+#define IPC_SYNC_BATCH	4096	/* entries per message */
 
 struct ipc_hello {
 	uint32_t	 ih_version;

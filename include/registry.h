@@ -22,7 +22,7 @@
 #include "realtimed.h"
 
 #define REGISTRY_MAGIC		0x52544452u	/* "RTDR" */
-#define REGISTRY_VERSION	6
+#define REGISTRY_VERSION	7
 #define REG_MAX_WORKERS		64
 #define REG_PEER_MAX		48
 #define REG_USER_MAX		63
@@ -81,6 +81,7 @@ struct reg_worker {
 	_Atomic int64_t		 rw_auth_refreshed;	/* auth messages that worked */
 	_Atomic int64_t		 rw_token_notices;	/* token_expiring sent */
 	_Atomic int64_t		 rw_replayed;		/* events sent again for since */
+	_Atomic int64_t		 rw_tokens_revoked;	/* refused or closed: a revoked jti */
 	_Atomic int64_t		 rw_accept_errors;	/* accept() failed (EMFILE...) */
 	_Atomic int64_t		 rw_handshake_errors;
 	_Atomic int64_t		 rw_handshake_timeouts;
@@ -127,6 +128,17 @@ struct reg_bridge {
 	_Atomic int64_t		 rb_cluster_reads;	/* positions read from Redis */
 	_Atomic int64_t		 rb_cluster_reads_failed;	/* no answer: the node's own */
 	_Atomic int64_t		 rb_cluster_reads_full;	/* over position_reads: the node's */
+	_Atomic int64_t		 rb_control_sent;	/* control messages published */
+	_Atomic int64_t		 rb_control_applied;	/* another node's, carried out */
+	_Atomic int64_t		 rb_control_forged;	/* malformed or a wrong MAC */
+	_Atomic int64_t		 rb_control_stale;	/* outside control_max_skew */
+	_Atomic int64_t		 rb_control_replayed;	/* a nonce seen before */
+	_Atomic int64_t		 rb_control_ignored;	/* heard without control_secret */
+	_Atomic int64_t		 rb_control_queued;	/* waiting for Redis now */
+	_Atomic int64_t		 rb_control_dropped;	/* over control_queue */
+	_Atomic int64_t		 rb_revocations_loaded;	/* read back from Redis */
+	_Atomic int64_t		 rb_revocations_bad;	/* stored values with a wrong MAC */
+	_Atomic uint64_t	 rb_node_seen;		/* ms, the node registry last written */
 	struct reg_usage	 rb_usage;
 };
 
@@ -201,14 +213,20 @@ struct reg_header {
 	struct reg_bridge	 rh_bridge;
 };
 
+struct rvk_table;
+
 struct registry {
 	struct reg_header	*r_hdr;
 	size_t			 r_size;
+	struct rvk_table	*r_revoked;	/* its own mapping; NULL: none */
+	size_t			 r_revoked_size;
 };
 
 /* Create a region for nworkers, max_conns connections, max_chans channels. */
 int	reg_create(struct registry *r, int nworkers, int max_conns, int max_chans);
 void	reg_destroy(struct registry *r);
+/* The revocation table (revoke.h), max entries, shared like the rest. */
+int	reg_revocations_create(struct registry *r, uint32_t max);
 
 struct reg_worker *reg_worker(struct registry *r, int w);
 struct reg_conn	*reg_conn_slot(struct registry *r, int i);

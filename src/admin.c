@@ -5,9 +5,11 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include <json-c/json.h>
 
 #include "admin.h"
+#include "control.h"
 #include "stats.h"
 #include "channel.h"
 #include "log.h"
@@ -32,7 +35,9 @@
 struct admin_client {
 	struct admin		*ac_admin;
 	struct bufferevent	*ac_bev;
-	uint32_t		 ac_reqid;	/* publish in flight, 0 none */
+	uint32_t		 ac_reqid;	/* a request in flight (below), 0 none */
+	enum admin_cmd		 ac_waiting;	/* ADM_PUBLISH, a control command, ADM_NODES */
+	struct json_object	*ac_pending;	/* a control command's reply, to finish */
 	int			 ac_reload;	/* waits for the reload's outcome */
 	int			 ac_closing;
 };
@@ -50,7 +55,8 @@ struct admin {
 static const struct {
 	const char	*name;
 	enum admin_cmd	 cmd;
-	int		 args;		/* -1 optional one, 0 none, 1 one, 2 one + rest */
+	int		 args;		/* -1 optional one, 0 none, 1 one, 2 one + rest,
+					   3 one + an optional one */
 	const char	*usage;
 } admin_cmds[] = {
 	{ "help", ADM_HELP, 0, "help" },
@@ -63,6 +69,9 @@ static const struct {
 	{ "kick-user", ADM_KICK_USER, 1, "kick-user USER-ID" },
 	{ "publish", ADM_PUBLISH, 2, "publish CHANNEL JSON" },
 	{ "reload", ADM_RELOAD, 0, "reload" },
+	{ "revoke", ADM_REVOKE, 3, "revoke JTI [UNTIL]" },
+	{ "unrevoke", ADM_UNREVOKE, 1, "unrevoke JTI" },
+	{ "nodes", ADM_NODES, 0, "nodes" },
 };
 #define NCMDS	(sizeof(admin_cmds) / sizeof(admin_cmds[0]))
 
@@ -116,14 +125,59 @@ admin_parse(char *line, struct admin_request *req)
 			return;
 		}
 	} else {
+		if (admin_cmds[i].args == 3)
+			req->ar_arg2 = admin_word(&p);
 		extra = admin_word(&p);
 		if ((admin_cmds[i].args == 0 && req->ar_arg != NULL) ||
+		    (admin_cmds[i].args == 3 && req->ar_arg == NULL) ||
 		    (admin_cmds[i].args == 1 && req->ar_arg == NULL) || extra != NULL) {
 			req->ar_error = "wrong number of arguments (try help)";
 			return;
 		}
 	}
 	req->ar_cmd = admin_cmds[i].cmd;
+}
+
+int
+admin_parse_until(const char *s, int64_t now, int64_t *until)
+{
+	static const struct { char u; int64_t s; } units[] = {
+		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+	};
+	struct tm	 tm;
+	const char	*end;
+	int64_t		 v = 0;
+	size_t		 i, n;
+
+	for (n = 0; s[n] >= '0' && s[n] <= '9'; n++) {
+		if (v > (INT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (s[n] - '0');
+	}
+	if (n > 0 && n <= 12 && s[n] != '\0' && s[n + 1] == '\0') {
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (s[n] == units[i].u && v > 0 && v <= 400LL * 86400 / units[i].s) {
+				*until = now + v * units[i].s;
+				return 0;
+			}
+		return -1;
+	}
+	if (n > 0 && s[n] == '\0') {
+		if (n > 12 || v <= now)
+			return -1;
+		*until = v;
+		return 0;
+	}
+	memset(&tm, 0, sizeof(tm));
+	if ((end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL)
+		return -1;
+	if (*end == '.')
+		for (end++; *end >= '0' && *end <= '9'; end++)
+			;
+	if (strcmp(end, "Z") != 0 || (v = (int64_t)timegm(&tm)) <= now)
+		return -1;
+	*until = v;
+	return 0;
 }
 
 /* ---- replies ----------------------------------------------------------------- */
@@ -289,20 +343,102 @@ admin_help(struct admin_client *ac)
 	admin_reply(ac, o);
 }
 
+/*
+ * kick, kick-user, revoke, unrevoke: done here at once; the reply waits
+ * for the bridge when the command goes to every node.
+ */
 static void
-admin_kick(struct admin_client *ac, const char *id, const char *user)
+admin_control(struct admin_client *ac, const struct admin_request *r)
 {
+	struct admin		*a = ac->ac_admin;
 	struct json_object	*o;
-	int			 n;
+	const char		*why = NULL;
+	int64_t			 until = 0, now = (int64_t)time(NULL);
+	int			 cmd, local = 0, rv;
+	char			 ts[RT_TIMESTAMP_LEN + 1];
 
-	n = ac->ac_admin->a_ops.ao_kick(ac->ac_admin->a_ops.ao_arg, id, user);
-	if (n == 0 && id != NULL) {
+	switch (r->ar_cmd) {
+	case ADM_KICK:
+		cmd = CTL_KICK;
+		break;
+	case ADM_KICK_USER:
+		cmd = CTL_KICK_USER;
+		break;
+	case ADM_REVOKE:
+		cmd = CTL_REVOKE;
+		break;
+	default:
+		cmd = CTL_UNREVOKE;
+	}
+	if (!ctl_arg_valid(r->ar_arg, strlen(r->ar_arg))) {
+		admin_error(ac, "invalid argument (1-255 printable bytes)");
+		return;
+	}
+	if (cmd == CTL_REVOKE && r->ar_arg2 != NULL &&
+	    admin_parse_until(r->ar_arg2, now, &until) == -1) {
+		admin_error(ac, "invalid UNTIL (a duration such as 2h or 7d, Unix seconds,"
+		    " or 2026-01-01T00:00:00Z, in the future)");
+		return;
+	}
+	if (++a->a_next_req == 0)
+		a->a_next_req = 1;
+	rv = a->a_ops.ao_control(a->a_ops.ao_arg, a->a_next_req, cmd, r->ar_arg, &until,
+	    &local, &why);
+	if (rv == -1) {
+		admin_error(ac, why);
+		return;
+	}
+	if (cmd == CTL_KICK && local == 0 && rv == 0) {
 		admin_error(ac, "no such connection");
 		return;
 	}
 	o = admin_ok();
-	J_INT(o, "kicked", n);
-	admin_reply(ac, o);
+	switch (cmd) {
+	case CTL_KICK:
+	case CTL_KICK_USER:
+		J_INT(o, "kicked", local);
+		break;
+	case CTL_REVOKE:
+		json_object_object_add(o, "jti", json_object_new_string(r->ar_arg));
+		{
+			struct timeval tv = { (time_t)until, 0 };
+
+			util_timestamp(ts, sizeof(ts), &tv);
+		}
+		json_object_object_add(o, "until", json_object_new_string(ts));
+		break;
+	default:
+		json_object_object_add(o, "jti", json_object_new_string(r->ar_arg));
+		json_object_object_add(o, "removed", json_object_new_boolean(local));
+	}
+	json_object_object_add(o, "scope", json_object_new_string(rv == 1 ? "cluster" : "node"));
+	if (rv == 0) {
+		if (why != NULL)
+			json_object_object_add(o, "warning", json_object_new_string(why));
+		admin_reply(ac, o);
+		return;
+	}
+	ac->ac_reqid = a->a_next_req;
+	ac->ac_waiting = r->ar_cmd;
+	ac->ac_pending = o;
+	/* no more commands from this client until the bridge answers */
+	bufferevent_disable(ac->ac_bev, EV_READ);
+}
+
+static void
+admin_nodes(struct admin_client *ac)
+{
+	struct admin	*a = ac->ac_admin;
+
+	if (++a->a_next_req == 0)
+		a->a_next_req = 1;
+	if (a->a_ops.ao_nodes(a->a_ops.ao_arg, a->a_next_req) == -1) {
+		admin_error(ac, "the bridge is not running");
+		return;
+	}
+	ac->ac_reqid = a->a_next_req;
+	ac->ac_waiting = ADM_NODES;
+	bufferevent_disable(ac->ac_bev, EV_READ);
 }
 
 static void
@@ -326,6 +462,7 @@ admin_publish(struct admin_client *ac, const struct admin_request *r)
 		return;
 	}
 	ac->ac_reqid = a->a_next_req;
+	ac->ac_waiting = ADM_PUBLISH;
 	/* no more commands from this client until the bridge answers */
 	bufferevent_disable(ac->ac_bev, EV_READ);
 }
@@ -389,10 +526,13 @@ admin_run(struct admin_client *ac, char *line)
 		admin_connections(ac, r.ar_arg);
 		break;
 	case ADM_KICK:
-		admin_kick(ac, r.ar_arg, NULL);
-		break;
 	case ADM_KICK_USER:
-		admin_kick(ac, NULL, r.ar_arg);
+	case ADM_REVOKE:
+	case ADM_UNREVOKE:
+		admin_control(ac, &r);
+		break;
+	case ADM_NODES:
+		admin_nodes(ac);
 		break;
 	case ADM_PUBLISH:
 		admin_publish(ac, &r);
@@ -414,6 +554,8 @@ admin_client_free(struct admin_client *ac)
 	for (i = 0; i < ADMIN_CLIENTS_MAX; i++)
 		if (a->a_clients[i] == ac)
 			a->a_clients[i] = NULL;
+	if (ac->ac_pending != NULL)
+		json_object_put(ac->ac_pending);
 	bufferevent_free(ac->ac_bev);
 	free(ac);
 }
@@ -506,18 +648,45 @@ admin_reload_done(struct admin *a, const char *error)
 	}
 }
 
+/*
+ * The client waiting for reqid (a control command for kind ADM_INVALID),
+ * no longer waiting; NULL when it went away.
+ */
+static struct admin_client *
+admin_waiting(struct admin *a, uint32_t reqid, enum admin_cmd kind)
+{
+	struct admin_client	*ac;
+	int			 i, control;
+
+	for (i = 0; i < ADMIN_CLIENTS_MAX; i++) {
+		if ((ac = a->a_clients[i]) == NULL || ac->ac_reqid != reqid || reqid == 0)
+			continue;
+		control = ac->ac_waiting != ADM_PUBLISH && ac->ac_waiting != ADM_NODES;
+		if (kind == ADM_INVALID ? !control : ac->ac_waiting != kind)
+			return NULL;
+		ac->ac_reqid = 0;
+		ac->ac_waiting = ADM_INVALID;
+		return ac;
+	}
+	return NULL;
+}
+
+/* Its request answered: what the client sent meanwhile runs now. */
+static void
+admin_resume(struct admin_client *ac)
+{
+	bufferevent_enable(ac->ac_bev, EV_READ);
+	admin_read(ac->ac_bev, ac);
+}
+
 void
 admin_publish_done(struct admin *a, uint32_t reqid, int64_t receivers, int64_t offset,
     const char *error)
 {
 	struct admin_client	*ac;
 	struct json_object	*o;
-	int			 i;
 
-	for (i = 0; i < ADMIN_CLIENTS_MAX; i++) {
-		if ((ac = a->a_clients[i]) == NULL || ac->ac_reqid != reqid)
-			continue;
-		ac->ac_reqid = 0;
+	if ((ac = admin_waiting(a, reqid, ADM_PUBLISH)) != NULL) {
 		if (error != NULL)
 			admin_error(ac, error);
 		else {
@@ -527,10 +696,54 @@ admin_publish_done(struct admin *a, uint32_t reqid, int64_t receivers, int64_t o
 				J_INT(o, "offset", offset);
 			admin_reply(ac, o);
 		}
-		bufferevent_enable(ac->ac_bev, EV_READ);
-		admin_read(ac->ac_bev, ac);	/* commands that queued meanwhile */
-		return;
+		admin_resume(ac);
 	}
+}
+
+void
+admin_control_done(struct admin *a, uint32_t reqid, int64_t nodes, const char *why)
+{
+	struct admin_client	*ac;
+	struct json_object	*o;
+
+	if ((ac = admin_waiting(a, reqid, ADM_INVALID)) == NULL || ac->ac_pending == NULL)
+		return;
+	o = ac->ac_pending;
+	ac->ac_pending = NULL;
+	if (why != NULL) {
+		json_object_object_add(o, "scope", json_object_new_string("node"));
+		json_object_object_add(o, "warning", json_object_new_string(why));
+	} else
+		J_INT(o, "nodes", nodes);
+	admin_reply(ac, o);
+	admin_resume(ac);
+}
+
+void
+admin_nodes_done(struct admin *a, uint32_t reqid, const char *json, size_t len,
+    const char *error)
+{
+	struct admin_client	*ac;
+	struct json_object	*o, *arr = NULL;
+	struct json_tokener	*tok;
+
+	if ((ac = admin_waiting(a, reqid, ADM_NODES)) == NULL)
+		return;
+	if (error == NULL && (tok = json_tokener_new()) != NULL) {
+		arr = json_tokener_parse_ex(tok, json, (int)len);
+		json_tokener_free(tok);
+	}
+	if (error != NULL)
+		admin_error(ac, error);
+	else if (arr == NULL || !json_object_is_type(arr, json_type_array)) {
+		json_object_put(arr);
+		admin_error(ac, "the bridge's node list does not parse");
+	} else {
+		o = admin_ok();
+		json_object_object_add(o, "nodes", arr);
+		admin_reply(ac, o);
+	}
+	admin_resume(ac);
 }
 
 struct admin *

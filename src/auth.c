@@ -488,6 +488,37 @@ auth_id_claim(struct json_object *claims, const char *name,
 	return has;
 }
 
+/*
+ * The token's id (jti), kept as its digest for the revocation table: a
+ * string (an empty one is no id) or, leniently, an integer in decimal.
+ */
+static const char *
+auth_jti(struct json_object *claims, struct auth_user *user)
+{
+	struct json_object	*o;
+	const char		*s;
+	size_t			 len;
+
+	user->u_has_jti = 0;
+	if (!json_object_object_get_ex(claims, "jti", &o) || o == NULL)
+		return NULL;
+	if (json_object_is_type(o, json_type_int))
+		s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	else if (json_object_is_type(o, json_type_string))
+		s = json_object_get_string(o);
+	else
+		return "invalid claim type";
+	len = strlen(s);
+	if (json_object_is_type(o, json_type_string) &&
+	    len != (size_t)json_object_get_string_len(o))
+		return "invalid claim type";
+	if (len > 0) {
+		rvk_digest(s, len, user->u_jti);
+		user->u_has_jti = 1;
+	}
+	return NULL;
+}
+
 static const char *
 auth_fill_user(struct json_object *claims, struct auth_user *user)
 {
@@ -507,6 +538,8 @@ auth_fill_user(struct json_object *claims, struct auth_user *user)
 	    sizeof(user->u_role), &user->u_has_role)) != NULL)
 		return why;
 	user->u_admin = user->u_has_role && strcmp(user->u_role, "admin") == 0;
+	if ((why = auth_jti(claims, user)) != NULL)
+		return why;
 	user->u_authenticated = 1;
 	return NULL;
 }

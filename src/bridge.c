@@ -25,6 +25,7 @@
 
 #include "realtimed.h"
 #include "bridge.h"
+#include "bridge_ctl.h"
 #include "channel.h"
 #include "cluster.h"
 #include "config.h"
@@ -133,6 +134,7 @@ struct rt_bridge {
 	char			*b_json;	/* the event being built, reused */
 	size_t			 b_jsoncap;
 	struct hist		*b_hist;	/* node positions */
+	struct bctl		*b_ctl;		/* control across nodes */
 	uint64_t		 b_big_logged_at;	/* ms, the last "too large" line */
 	uint64_t		 b_big_unlogged;	/* drops since, not in a line yet */
 	size_t			 b_big_len;		/* the last of those */
@@ -291,6 +293,7 @@ bridge_lost(struct rt_bridge *b, const redisAsyncContext *ac)
 		bridge_reads_flush(b, 0);	/* their answers will not come */
 	} else if (ac == b->b_cmd) {
 		b->b_cmd = NULL;
+		bctl_set_cmd(b->b_ctl, NULL);
 		b->b_fn_ok = 0;
 		atomic_store(&b->b_rb->rb_cluster_function, 0);
 	} else
@@ -630,6 +633,8 @@ bridge_on_message(redisAsyncContext *ac, void *r, void *priv)
 	    e[2]->type == REDIS_REPLY_STRING) {
 		if (strcmp(e[1]->str, b->b_canary) == 0)
 			bridge_canary_seen(b, e[2]->str, e[2]->len);
+		else if (strcmp(e[1]->str, b->b_conf->c_control_channel) == 0)
+			bctl_message(b->b_ctl, e[2]->str, e[2]->len);
 		else if (strcmp(e[1]->str, b->b_reply) == 0)
 			bridge_read_answer(b, e[2]->str, e[2]->len);
 		else if (bridge_subs_has(&b->b_active, e[1]->str, e[1]->len, 0))
@@ -642,6 +647,7 @@ bridge_on_message(redisAsyncContext *ac, void *r, void *priv)
 		/* our own channels, under a namespace pattern such as "*" */
 		else if (strcmp(e[2]->str, b->b_canary) != 0 &&
 		    strcmp(e[2]->str, b->b_reply) != 0 &&
+		    strcmp(e[2]->str, b->b_conf->c_control_channel) != 0 &&
 		    strncmp(e[2]->str, CLUSTER_ENV_PREFIX, sizeof(CLUSTER_ENV_PREFIX) - 1) != 0 &&
 		    bridge_subs_has(&b->b_active, e[1]->str, e[1]->len, 1))
 			bridge_route(b, e[2]->str, e[2]->len, e[3]->str, e[3]->len);
@@ -1215,10 +1221,14 @@ bridge_connect(struct rt_bridge *b)
 		/* cluster positions: every channel's envelopes, our answers */
 		bridge_subscribe(b, CLUSTER_ENVELOPES, 1);
 		bridge_subscribe(b, b->b_reply, 0);
+		/* admin commands from the other nodes */
+		bridge_subscribe(b, b->b_conf->c_control_channel, 0);
 	}
 	/* the command connection: canaries, the admin's publish, positions */
-	if (b->b_cmd == NULL && (b->b_cmd = bridge_open(b)) != NULL)
+	if (b->b_cmd == NULL && (b->b_cmd = bridge_open(b)) != NULL) {
 		bridge_load_library(b);
+		bctl_set_cmd(b->b_ctl, b->b_cmd);
+	}
 	if (b->b_sub == NULL || b->b_cmd == NULL)
 		bridge_schedule_retry(b);
 }
@@ -1278,6 +1288,7 @@ bridge_tick(evutil_socket_t fd, short ev, void *arg)
 	bridge_unpark_old(b, now);
 	hist_expire(b->b_hist, now);
 	bridge_publish_history(b);
+	bctl_tick(b->b_ctl, now);
 }
 
 /* ---- workers and the master --------------------------------------------- */
@@ -1478,6 +1489,10 @@ bridge_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 		case IPC_CTL_PUBLISH:
 			bridge_publish(b, hdr.peerid, buf, hdr.len);
 			break;
+		case IPC_CTL_CONTROL:
+		case IPC_CTL_NODES:
+			bctl_request(b->b_ctl, &hdr, buf);
+			break;
 		case IPC_LOG_REOPEN:
 			log_reopen();
 			break;
@@ -1537,6 +1552,7 @@ bridge_cleanup(struct rt_bridge *b)
 	bridge_subs_free(&b->b_active);
 	bridge_subs_free(&b->b_next);
 	hist_free(b->b_hist);
+	bctl_free(b->b_ctl);
 	if (b->b_base != NULL)
 		event_base_free(b->b_base);
 }
@@ -1559,6 +1575,8 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 	if ((b.b_hist = hist_new(conf->c_history_memory, conf->c_history_channels, "-")) == NULL)
 		fatalx("%s: out of memory", __func__);
 	bridge_new_epoch(&b);
+	if ((b.b_ctl = bctl_new(conf, reg, master_fd)) == NULL)
+		fatalx("%s: out of memory", __func__);
 	b.b_nreads = conf->c_position_reads;
 	if ((b.b_reads = calloc((size_t)b.b_nreads, sizeof(*b.b_reads))) == NULL)
 		fatalx("%s: out of memory", __func__);

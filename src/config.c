@@ -21,6 +21,7 @@
 #include "auth.h"
 #include "channel.h"
 #include "config.h"
+#include "control.h"
 #include "log.h"
 #include "redis_url.h"
 #include "tls.h"
@@ -120,6 +121,16 @@ static const struct conf_key conf_keys[] = {
 	{ "jwt_secret_file", CT_STR, OFF(c_jwt_secret_file), "", 0, 0, F_RELOAD },
 	{ "metrics_allow", CT_LIST, OFF(c_metrics_allow), "127.0.0.1 ::1", 0, 0, F_RELOAD | F_CIDR },
 	{ "drain_period", CT_DURATION, OFF(c_drain_period), "5s", 0, DAY, F_RELOAD },
+	{ "node_id", CT_STR, OFF(c_node_id), "", 0, 0, 0 },
+	{ "control_channel", CT_STR, OFF(c_control_channel), "realtimed:control", 0, 0, 0 },
+	{ "control_secret", CT_STR, OFF(c_control_secret), "", 0, 0, F_RELOAD | F_SECRET },
+	{ "control_secret_file", CT_STR, OFF(c_control_secret_file), "", 0, 0, F_RELOAD },
+	{ "control_max_skew", CT_DURATION, OFF(c_control_max_skew), "30s", 1000, DAY, 0 },
+	{ "control_nonces", CT_INT, OFF(c_control_nonces), "65536", 16, 10000000, 0 },
+	{ "control_queue", CT_INT, OFF(c_control_queue), "1024", 0, 1000000, 0 },
+	{ "max_revocations", CT_INT, OFF(c_max_revocations), "100000", 16, 16777216, 0 },
+	{ "revocation_ttl", CT_DURATION, OFF(c_revocation_ttl), "1d", 1000, 366 * DAY, F_RELOAD },
+	{ "node_ttl", CT_DURATION, OFF(c_node_ttl), "15s", 3000, DAY, 0 },
 	{ "log_level", CT_LOGLEVEL, OFF(c_log_level), "info", 0, 0, F_RELOAD },
 	{ "log_file", CT_STR, OFF(c_log_file), "", 0, 0, 0 },
 	{ "log_format", CT_STR, OFF(c_log_format), "text", 0, 0, F_LOG_FORMAT },
@@ -658,20 +669,23 @@ config_apply_env(struct rt_config *conf, char *err, size_t errlen)
 	return 0;
 }
 
-/* jwt_secret_file, when jwt_secret (or $JWT_SECRET) left the secret empty. */
+/*
+ * A secret's _file key (jwt_secret_file, control_secret_file), when the
+ * secret itself (or its environment variable) left it empty.
+ */
 static int
-config_read_secret(struct rt_config *conf, char *err, size_t errlen)
+config_read_secret_file(struct rt_config *conf, char **secret, const char *key,
+    const char *filekey, const char *path, char *err, size_t errlen)
 {
 	FILE	*fp;
 	char	 buf[CONF_STR_MAX + 2];
 	size_t	 n;
 
-	if (conf->c_jwt_secret[0] != '\0' || conf->c_jwt_secret_file[0] == '\0')
+	if ((*secret)[0] != '\0' || path[0] == '\0')
 		return 0;
-	if ((fp = fopen(conf->c_jwt_secret_file, "r")) == NULL) {
-		snprintf(err, errlen, "%s: jwt_secret_file %s: %s",
-		    config_where(conf, "jwt_secret_file"), conf->c_jwt_secret_file,
-		    strerror(errno));
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s %s: %s", config_where(conf, filekey), filekey,
+		    path, strerror(errno));
 		return -1;
 	}
 	n = fread(buf, 1, sizeof(buf) - 1, fp);
@@ -680,17 +694,53 @@ config_read_secret(struct rt_config *conf, char *err, size_t errlen)
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
 		buf[--n] = '\0';
 	if (n == 0 || n > CONF_STR_MAX || memchr(buf, '\0', n) != NULL) {
-		snprintf(err, errlen, "%s: jwt_secret_file %s: empty, too long or binary",
-		    config_where(conf, "jwt_secret_file"), conf->c_jwt_secret_file);
+		snprintf(err, errlen, "%s: %s %s: empty, too long or binary",
+		    config_where(conf, filekey), filekey, path);
 		return -1;
 	}
-	free(conf->c_jwt_secret);
-	if ((conf->c_jwt_secret = strdup(buf)) == NULL)
+	free(*secret);
+	if ((*secret = strdup(buf)) == NULL)
 		fatal("strdup");
-	config_note(conf, config_find("jwt_secret"), "%s (jwt_secret_file %s)",
-	    config_where(conf, "jwt_secret_file"), conf->c_jwt_secret_file);
+	config_note(conf, config_find(key), "%s (%s %s)", config_where(conf, filekey),
+	    filekey, path);
 	explicit_bzero(buf, sizeof(buf));
 	return 0;
+}
+
+static int
+config_read_secret(struct rt_config *conf, char *err, size_t errlen)
+{
+	if (config_read_secret_file(conf, &conf->c_jwt_secret, "jwt_secret",
+	    "jwt_secret_file", conf->c_jwt_secret_file, err, errlen) == -1)
+		return -1;
+	return config_read_secret_file(conf, &conf->c_control_secret, "control_secret",
+	    "control_secret_file", conf->c_control_secret_file, err, errlen);
+}
+
+/*
+ * node_id unset: "HOST:PORT" of this machine's name and the first
+ * listener, with any character a node id cannot hold made '-'.
+ */
+static void
+config_default_node_id(struct rt_config *conf)
+{
+	char		 host[256], id[CTL_NODE_MAX + 1];
+	const char	*l = conf->c_listen[0] != '\0' ? conf->c_listen : conf->c_listen_tls;
+	const char	*port = strrchr(l, ':');
+	size_t		 i;
+
+	if (gethostname(host, sizeof(host)) == -1 || host[0] == '\0')
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	/* a long host name keeps its first part, the port stays */
+	snprintf(id, sizeof(id), "%.*s%s", (int)(CTL_NODE_MAX - (port != NULL ? strlen(port) : 0)),
+	    host, port != NULL && strlen(port) < CTL_NODE_MAX ? port : "");
+	for (i = 0; id[i] != '\0'; i++)
+		if (!ctl_node_valid(id + i, 1))
+			id[i] = '-';
+	free(conf->c_node_id);
+	if ((conf->c_node_id = strdup(id)) == NULL)
+		fatal("strdup");
 }
 
 int
@@ -711,6 +761,23 @@ config_validate(struct rt_config *conf, char *err, size_t errlen)
 	    (conf->c_echo_path[0] != '\0' && conf->c_echo_path[0] != '/')) {
 		snprintf(err, errlen, "%s: ws_path and echo_path must start with '/'",
 		    conf->c_file ? conf->c_file : "config");
+		return -1;
+	}
+	if (conf->c_node_id[0] == '\0')
+		config_default_node_id(conf);
+	if (!ctl_node_valid(conf->c_node_id, strlen(conf->c_node_id))) {
+		snprintf(err, errlen, "%s: node_id '%s': 1-%d characters of A-Z a-z 0-9 _ . : @ -",
+		    config_where(conf, "node_id"), conf->c_node_id, CTL_NODE_MAX);
+		return -1;
+	}
+	if (!chan_name_valid(conf->c_control_channel, strlen(conf->c_control_channel))) {
+		snprintf(err, errlen, "%s: control_channel '%s': not a channel name",
+		    config_where(conf, "control_channel"), conf->c_control_channel);
+		return -1;
+	}
+	if (conf->c_control_secret[0] != '\0' && strlen(conf->c_control_secret) < 16) {
+		snprintf(err, errlen, "%s: control_secret: at least 16 bytes",
+		    config_where(conf, "control_secret"));
 		return -1;
 	}
 	if (conf->c_drain_period > conf->c_shutdown_timeout) {

@@ -386,6 +386,8 @@ conn_user_new(const struct auth_user *user)
 	if ((cu = malloc(sizeof(*cu) + idlen + 1 + rlen + 1 + user->u_claimslen)) == NULL)
 		return NULL;
 	cu->cu_exp = user->u_exp;
+	cu->cu_has_jti = (uint8_t)user->u_has_jti;
+	memcpy(cu->cu_jti, user->u_jti, sizeof(cu->cu_jti));
 	cu->cu_admin = (uint8_t)user->u_admin;
 	cu->cu_has_role = (uint8_t)user->u_has_role;
 	cu->cu_claimslen = (uint16_t)user->u_claimslen;
@@ -407,6 +409,8 @@ conn_auth_user(const struct rt_conn *c, struct auth_user *tmp)
 	tmp->u_authenticated = 1;
 	tmp->u_admin = cu->cu_admin;
 	tmp->u_exp = cu->cu_exp;
+	tmp->u_has_jti = cu->cu_has_jti;
+	memcpy(tmp->u_jti, cu->cu_jti, sizeof(tmp->u_jti));
 	snprintf(tmp->u_id, sizeof(tmp->u_id), "%s", cu->cu_id);
 	role = cu->cu_id + strlen(cu->cu_id) + 1;
 	tmp->u_has_role = cu->cu_has_role;

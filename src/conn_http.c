@@ -165,6 +165,14 @@ conn_http_greet(struct rt_conn *c, const struct http_token *tok)
 		conn_close(c, WS_CLOSE_POLICY, "Invalid token", 0);
 		return;
 	}
+	if (user.u_has_jti && rvk_revoked(w->w_reg->r_revoked, user.u_jti, time(NULL))) {
+		STAT_ADD(w, rw_auth_failures, 1);
+		STAT_ADD(w, rw_tokens_revoked, 1);
+		log_debug("%s: %s: revoked token", __func__, conn_peer(c));
+		conn_send_error(c, "Invalid token: token revoked", NULL, NULL);
+		conn_close(c, WS_CLOSE_POLICY, "Token revoked", 0);
+		return;
+	}
 	c->c_slot = reg_conn_add(w->w_reg, w->w_id, c->c_id,
 	    user.u_authenticated ? user.u_id : NULL, user.u_admin, conn_peer(c), (int64_t)time(NULL));
 	if (c->c_slot == -1) {

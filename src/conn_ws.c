@@ -124,6 +124,12 @@ conn_ws_auth(struct rt_conn *c, struct proto_request *r)
 		conn_send_error(c, msg, "auth", NULL);
 		return;
 	}
+	if (nu.u_has_jti && rvk_revoked(w->w_reg->r_revoked, nu.u_jti, time(NULL))) {
+		STAT_ADD(w, rw_auth_failures, 1);
+		STAT_ADD(w, rw_tokens_revoked, 1);
+		conn_send_error(c, "Invalid token: token revoked", "auth", NULL);
+		return;
+	}
 	if (old != NULL && strcmp(old->u_id, nu.u_id) != 0) {
 		STAT_ADD(w, rw_auth_failures, 1);
 		conn_send_error(c, "Token user mismatch", "auth", NULL);

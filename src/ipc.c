@@ -28,6 +28,13 @@ ipc_type_known(uint32_t type)
 	case IPC_CTL_KICK_USER:
 	case IPC_CTL_PUBLISH:
 	case IPC_CTL_PUBLISH_REPLY:
+	case IPC_CTL_REVOKE:
+	case IPC_CTL_CONTROL:
+	case IPC_CTL_CONTROL_REPLY:
+	case IPC_CTL_APPLY:
+	case IPC_CTL_SYNC:
+	case IPC_CTL_NODES:
+	case IPC_CTL_NODES_REPLY:
 	case IPC_EVENT:
 	case IPC_CANARY:
 	case IPC_POS_REQ:
@@ -36,6 +43,38 @@ ipc_type_known(uint32_t type)
 	case IPC_POS_END:
 		return 1;
 	}
+	return 0;
+}
+
+size_t
+ipc_control_encode(uint8_t *out, int cmd, int sync, int64_t until, const char *arg,
+    size_t len)
+{
+	struct ipc_control	 ic;
+
+	if (len > IPC_CONTROL_MAX - sizeof(ic))
+		return 0;
+	memset(&ic, 0, sizeof(ic));
+	ic.ic_cmd = (uint8_t)cmd;
+	ic.ic_sync = (uint8_t)(sync != 0);
+	ic.ic_len = (uint16_t)len;
+	ic.ic_until = until;
+	memcpy(out, &ic, sizeof(ic));
+	memcpy(out + sizeof(ic), arg, len);
+	return sizeof(ic) + len;
+}
+
+int
+ipc_control_decode(const uint8_t *p, size_t len, struct ipc_control *ic, char *arg)
+{
+	if (len < sizeof(*ic))
+		return -1;
+	memcpy(ic, p, sizeof(*ic));
+	if (ic->ic_len != len - sizeof(*ic) || ic->ic_len > IPC_CONTROL_MAX - sizeof(*ic) ||
+	    memchr(p + sizeof(*ic), '\0', ic->ic_len) != NULL)
+		return -1;
+	memcpy(arg, p + sizeof(*ic), ic->ic_len);
+	arg[ic->ic_len] = '\0';
 	return 0;
 }
 

@@ -32,6 +32,8 @@
 #include "ipc.h"
 #include "log.h"
 #include "master.h"
+#include "control.h"
+#include "revoke.h"
 #include "redis_url.h"
 #include "registry.h"
 #include "tls.h"
@@ -97,7 +99,12 @@ struct rt_master {
 	struct admin		*m_admin;
 	int			 m_uid;			/* after dropping, -1 = same */
 	int			 m_gid;
+	uint64_t		 m_revoke_swept;	/* ms, expired revocations dropped */
+	uint32_t		 m_sync_new;		/* revocations a reload from Redis added */
+	int			 m_recheck;		/* workers will check their connections */
 };
+
+#define MASTER_REVOKE_SWEEP_MS	60000
 
 /* The master's base, freed by each child right after fork. */
 static struct event_base *master_base;
@@ -437,6 +444,166 @@ master_publish_reply(struct rt_master *m, const struct ipc_hdr *hdr, const char 
 	}
 }
 
+/* ---- control across nodes, revocations ------------------------------------ */
+
+static int	master_admin_kick(struct rt_master *, const char *, const char *);
+
+static void
+master_revoke_send(evutil_socket_t fd, short ev, void *arg)
+{
+	struct rt_master	*m = arg;
+	int			 i;
+
+	(void)fd;
+	(void)ev;
+	m->m_recheck = 0;
+	for (i = 0; i < m->m_nworkers; i++)
+		if (m->m_workers[i].mc_pid != 0 && m->m_workers[i].mc_hello)
+			master_send(&m->m_workers[i], IPC_CTL_REVOKE, 0, NULL, 0, -1);
+}
+
+/*
+ * The revocation table gained entries: every worker checks its
+ * connections, once for however many came in one go (a script revoking
+ * thousands must not fill the workers' control sockets).
+ */
+static void
+master_revoke_recheck(struct rt_master *m)
+{
+	const struct timeval	 now = { 0, 0 };
+
+	if (m->m_recheck)
+		return;
+	m->m_recheck = 1;
+	if (event_base_once(m->m_base, -1, EV_TIMEOUT, master_revoke_send, m, &now) == -1)
+		master_revoke_send(-1, 0, m);
+}
+
+/*
+ * Carry out a control command on this node: an admin's, or one another
+ * node sent.  *local: connections closed (unrevoke: 1 when it was held).
+ */
+static int
+master_control_apply(struct rt_master *m, int cmd, const char *arg, int64_t until,
+    int *local, const char **why)
+{
+	uint8_t	 d[RVK_DIGEST];
+
+	*local = 0;
+	switch (cmd) {
+	case CTL_KICK:
+		*local = master_admin_kick(m, arg, NULL);
+		return 0;
+	case CTL_KICK_USER:
+		*local = master_admin_kick(m, NULL, arg);
+		return 0;
+	case CTL_REVOKE:
+		rvk_digest(arg, strlen(arg), d);
+		if (rvk_add(m->m_reg.r_revoked, d, until, (int64_t)time(NULL)) == -1) {
+			*why = "the revocation table is full (max_revocations)";
+			log_warnx("revoke %s: %s", arg, *why);
+			return -1;
+		}
+		master_revoke_recheck(m);
+		return 0;
+	case CTL_UNREVOKE:
+		rvk_digest(arg, strlen(arg), d);
+		*local = rvk_del(m->m_reg.r_revoked, d);
+		return 0;
+	}
+	*why = "unknown control command";
+	return -1;
+}
+
+/* What another node asked, verified by our bridge. */
+static int
+master_control_from(struct rt_master *m, const char *buf, size_t len, char *why,
+    size_t whylen)
+{
+	struct ipc_control	 ic;
+	char			 arg[IPC_CONTROL_MAX];
+	const char		*err = NULL;
+	int			 local;
+
+	if (ipc_control_decode((const uint8_t *)buf, len, &ic, arg) == -1 ||
+	    ctl_cmd_name(ic.ic_cmd) == NULL || (ic.ic_cmd == CTL_REVOKE && ic.ic_until <= 0)) {
+		snprintf(why, whylen, "a malformed control command");
+		return -1;
+	}
+	if (master_control_apply(m, ic.ic_cmd, arg, ic.ic_until, &local, &err) == 0 &&
+	    (ic.ic_cmd == CTL_KICK || ic.ic_cmd == CTL_KICK_USER) && local > 0)
+		log_info("control: %s %s from another node: %d connection%s closed",
+		    ctl_cmd_name(ic.ic_cmd), arg, local, local == 1 ? "" : "s");
+	return 0;
+}
+
+/* A full reload of the revocations from Redis (ipc.h, IPC_CTL_SYNC). */
+static int
+master_revocations_sync(struct rt_master *m, const char *buf, size_t len, char *why,
+    size_t whylen)
+{
+	struct rvk_table	*t = m->m_reg.r_revoked;
+	struct ipc_sync_entry	 e;
+	int64_t			 now = (int64_t)time(NULL);
+	uint32_t		 dropped;
+	size_t			 off;
+
+	if (len < 1 || (buf[0] == IPC_SYNC_ENTRIES ? (len - 1) % sizeof(e) != 0 : len != 1)) {
+		snprintf(why, whylen, "a malformed revocation reload");
+		return -1;
+	}
+	switch (buf[0]) {
+	case IPC_SYNC_BEGIN:
+		rvk_sync_begin(t);
+		m->m_sync_new = 0;
+		return 0;
+	case IPC_SYNC_ENTRIES:
+		for (off = 1; off < len; off += sizeof(e)) {
+			memcpy(&e, buf + off, sizeof(e));
+			if (!rvk_revoked(t, e.se_digest, now))
+				m->m_sync_new++;
+			if (rvk_add(t, e.se_digest, e.se_until, now) == -1)
+				break;		/* counted in the table; logged at the end */
+		}
+		return 0;
+	case IPC_SYNC_ABORT:
+		/* Redis went away mid-read: the next connection reads again */
+		return 0;
+	case IPC_SYNC_END:
+		dropped = rvk_sync_end(t);
+		if (m->m_sync_new > 0)
+			master_revoke_recheck(m);
+		log_info("revocations: %lld held after reading redis (%u new, %u no longer"
+		    " there)%s", (long long)rvk_count(t), m->m_sync_new, dropped,
+		    atomic_load(&t->rt_full) > 0 ? "; max_revocations refused some" : "");
+		return 0;
+	}
+	snprintf(why, whylen, "a revocation reload in an unknown phase");
+	return -1;
+}
+
+/* The bridge's answer to a control command or to nodes. */
+static void
+master_control_reply(struct rt_master *m, const struct ipc_hdr *hdr, const char *buf)
+{
+	int64_t	 v;
+	char	 err[200];
+
+	if (m->m_admin == NULL)
+		return;
+	snprintf(err, sizeof(err), "%.*s", (int)(hdr->len < 199 ? hdr->len : 199), buf);
+	if (hdr->type == IPC_CTL_NODES_REPLY) {
+		if (buf[0] == '[')
+			admin_nodes_done(m->m_admin, hdr->peerid, buf, hdr->len, NULL);
+		else
+			admin_nodes_done(m->m_admin, hdr->peerid, NULL, 0, err);
+	} else if (hdr->len == sizeof(v)) {
+		memcpy(&v, buf, sizeof(v));
+		admin_control_done(m->m_admin, hdr->peerid, v, NULL);
+	} else
+		admin_control_done(m->m_admin, hdr->peerid, -1, err);
+}
+
 static void	master_reload_ack(struct rt_master *, struct master_child *,
 		    const struct ipc_hdr *, const char *, char *, size_t);
 
@@ -458,6 +625,20 @@ master_child_dispatch(struct master_child *mc, const struct ipc_hdr *hdr, const 
 			return -1;
 		master_publish_reply(mc->mc_master, hdr, buf);
 		return 0;
+	case IPC_CTL_CONTROL_REPLY:
+	case IPC_CTL_NODES_REPLY:
+		if (mc->mc_role != ROLE_BRIDGE || hdr->len == 0)
+			return -1;
+		master_control_reply(mc->mc_master, hdr, buf);
+		return 0;
+	case IPC_CTL_APPLY:
+		if (mc->mc_role != ROLE_BRIDGE)
+			return -1;
+		return master_control_from(mc->mc_master, buf, hdr->len, why, whylen);
+	case IPC_CTL_SYNC:
+		if (mc->mc_role != ROLE_BRIDGE)
+			return -1;
+		return master_revocations_sync(mc->mc_master, buf, hdr->len, why, whylen);
 	case IPC_HELLO:
 		if (mc->mc_hello || (hdr->len != 0 && hdr->len != sizeof(struct ipc_hello)))
 			return -1;
@@ -806,6 +987,12 @@ master_tick(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (m->m_reload.mr_active && now >= m->m_reload.mr_deadline)
 		master_reload_expire(m);
+	/* readers ignore what has expired: this only makes room */
+	if (now - m->m_revoke_swept >= MASTER_REVOKE_SWEEP_MS) {
+		m->m_revoke_swept = now;
+		if (rvk_count(m->m_reg.r_revoked) > 0)
+			rvk_expire(m->m_reg.r_revoked, (int64_t)time(NULL));
+	}
 	if (master_watch_now(m, now)) {
 		master_watchdog(m, &m->m_bridge,
 		    atomic_load(&m->m_reg.r_hdr->rh_bridge.rb_tick), now);
@@ -1300,7 +1487,8 @@ master_setup(struct rt_master *m)
 		}
 	}
 	if (reg_create(&m->m_reg, m->m_nworkers, m->m_conf->c_max_connections,
-	    m->m_conf->c_max_channels) == -1) {
+	    m->m_conf->c_max_channels) == -1 ||
+	    reg_revocations_create(&m->m_reg, (uint32_t)m->m_conf->c_max_revocations) == -1) {
 		log_warn("cannot create the shared registry");
 		return -1;
 	}
@@ -1384,10 +1572,10 @@ master_kick_scan(struct reg_conn *rc, void *arg)
 	ks->ks_n++;
 }
 
+/* Close connections: by id (user NULL) or by user id (id NULL); how many. */
 static int
-master_admin_kick(void *arg, const char *id, const char *user)
+master_admin_kick(struct rt_master *m, const char *id, const char *user)
 {
-	struct rt_master	*m = arg;
 	struct kick_scan	 ks = { id, user, 0, 0 };
 	int			 i;
 
@@ -1421,6 +1609,38 @@ master_admin_publish(void *arg, uint32_t reqid, const char *channel, const char 
 	return rv;
 }
 
+static int
+master_admin_control(void *arg, uint32_t reqid, int cmd, const char *carg, int64_t *until,
+    int *local, const char **why)
+{
+	struct rt_master	*m = arg;
+	uint8_t			 msg[IPC_CONTROL_MAX];
+	size_t			 n;
+
+	if (cmd == CTL_REVOKE && *until == 0)
+		*until = (int64_t)time(NULL) + m->m_conf->c_revocation_ttl / 1000;
+	if (master_control_apply(m, cmd, carg, *until, local, why) == -1)
+		return -1;
+	if (m->m_conf->c_control_secret[0] == '\0') {
+		*why = "control_secret is not set: this node only";
+		return 0;
+	}
+	if ((n = ipc_control_encode(msg, cmd, 0, *until, carg, strlen(carg))) == 0 ||
+	    master_send(&m->m_bridge, IPC_CTL_CONTROL, reqid, msg, n, -1) == -1) {
+		*why = "the bridge is not running: this node only";
+		return 0;
+	}
+	return 1;
+}
+
+static int
+master_admin_nodes(void *arg, uint32_t reqid)
+{
+	struct rt_master	*m = arg;
+
+	return master_send(&m->m_bridge, IPC_CTL_NODES, reqid, NULL, 0, -1);
+}
+
 static struct json_object *
 master_admin_health(void *arg)
 {
@@ -1434,8 +1654,8 @@ master_admin_health(void *arg)
 static int
 master_privileged(struct rt_master *m)
 {
-	struct admin_ops	 ops = { m, master_admin_reload, master_admin_kick,
-				    master_admin_publish, master_admin_health };
+	struct admin_ops	 ops = { m, master_admin_reload, master_admin_publish, master_admin_health,
+				    master_admin_control, master_admin_nodes };
 	char			 err[512];
 	int			 uid, gid;
 

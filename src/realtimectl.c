@@ -44,8 +44,11 @@ static const struct ctl_help {
 	{ "workers", NULL, "List the worker processes and the bridge" },
 	{ "channels", NULL, "List the channels with subscribers, by name prefix" },
 	{ "connections", NULL, "List the WebSocket connections, all or a user's" },
-	{ "kick", NULL, "Close one connection (close code 1008)" },
-	{ "kick-user", NULL, "Close every connection of a user" },
+	{ "kick", NULL, "Close one connection (1008), on every node" },
+	{ "kick-user", NULL, "Close every connection of a user, on every node" },
+	{ "revoke", NULL, "Refuse a token (by jti) and close its connections" },
+	{ "unrevoke", NULL, "Accept a revoked token again, on every node" },
+	{ "nodes", NULL, "List the live nodes attached to this Redis" },
 	{ "publish", NULL, "Publish an event to every host, through Redis" },
 	{ "reload", NULL, "Reload the configuration in every process" },
 };
@@ -84,6 +87,12 @@ static const struct ctl_col ctl_ccols[] = {
 	{ "channel", 40, CTL_TEXT }, { "subscribers", 12, CTL_TEXT },
 	{ NULL, 0, CTL_TEXT },
 };
+static const struct ctl_col ctl_ncols[] = {
+	{ "id", 28, CTL_TEXT }, { "host", 20, CTL_TEXT }, { "version", 8, CTL_TEXT },
+	{ "started", 24, CTL_TEXT }, { "workers", 7, CTL_TEXT },
+	{ "connections", 11, CTL_TEXT }, { "control", 7, CTL_TEXT },
+	{ NULL, 0, CTL_TEXT },
+};
 static const struct ctl_col ctl_kcols[] = {
 	{ "id", 36, CTL_TEXT }, { "worker", 6, CTL_TEXT }, { "user", 20, CTL_TEXT },
 	{ "admin", 5, CTL_TEXT }, { "peer", 22, CTL_TEXT }, { "since", 20, CTL_TIME },
@@ -99,6 +108,7 @@ usage(int status)
 	    "usage: realtimectl [-s socket] [--json] command [args]\n"
 	    "commands: stats, health, workers, channels [prefix],\n"
 	    "          connections [user-id], kick connection-id, kick-user user-id,\n"
+	    "          revoke jti [until], unrevoke jti, nodes,\n"
 	    "          publish channel json, reload, help [command]\n");
 	exit(status);
 }
@@ -537,6 +547,8 @@ print_reply(const char *cmd, const char *helpcmd, struct json_object *o)
 	else if (strcmp(cmd, "connections") == 0 &&
 	    json_object_object_get_ex(o, "connections", &v))
 		print_table(v, ctl_kcols);
+	else if (strcmp(cmd, "nodes") == 0 && json_object_object_get_ex(o, "nodes", &v))
+		print_table(v, ctl_ncols);
 	else if (strcmp(cmd, "help") == 0 && json_object_object_get_ex(o, "commands", &v))
 		print_help(v, helpcmd != NULL);
 	else {

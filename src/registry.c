@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "registry.h"
+#include "revoke.h"
 #include "util.h"
 
 #define ALIGN64(x)	(((x) + 63) & ~(uint64_t)63)
@@ -143,9 +144,30 @@ reg_create(struct registry *r, int nworkers, int max_conns, int max_chans)
 	return 0;
 }
 
+int
+reg_revocations_create(struct registry *r, uint32_t max)
+{
+	void	*p;
+
+	r->r_revoked_size = rvk_size(max);
+	p = mmap(NULL, r->r_revoked_size, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		r->r_revoked = NULL;
+		return -1;
+	}
+	r->r_revoked = p;
+	rvk_init(r->r_revoked, max);
+	return 0;
+}
+
 void
 reg_destroy(struct registry *r)
 {
+	if (r->r_revoked != NULL) {
+		munmap(r->r_revoked, r->r_revoked_size);
+		r->r_revoked = NULL;
+	}
 	if (r->r_hdr == NULL)
 		return;
 	munmap(r->r_hdr, r->r_size);

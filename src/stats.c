@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 
 #include "registry.h"
+#include "revoke.h"
 #include "stats.h"
 #include "util.h"
 
@@ -58,6 +59,7 @@ static const struct {
 	{ "token_expiring_sent", WOFF(rw_token_notices) },
 	{ "events_replayed", WOFF(rw_replayed) },
 	{ "accept_errors", WOFF(rw_accept_errors) },
+	{ "tokens_revoked", WOFF(rw_tokens_revoked) },
 };
 
 void
@@ -152,6 +154,16 @@ stats_bridge_json(struct registry *reg)
 	J_INT(b, "cluster_reads", atomic_load(&rb->rb_cluster_reads));
 	J_INT(b, "cluster_reads_failed", atomic_load(&rb->rb_cluster_reads_failed));
 	J_INT(b, "cluster_reads_full", atomic_load(&rb->rb_cluster_reads_full));
+	J_INT(b, "control_sent", atomic_load(&rb->rb_control_sent));
+	J_INT(b, "control_applied", atomic_load(&rb->rb_control_applied));
+	J_INT(b, "control_forged", atomic_load(&rb->rb_control_forged));
+	J_INT(b, "control_stale", atomic_load(&rb->rb_control_stale));
+	J_INT(b, "control_replayed", atomic_load(&rb->rb_control_replayed));
+	J_INT(b, "control_ignored", atomic_load(&rb->rb_control_ignored));
+	J_INT(b, "control_queued", atomic_load(&rb->rb_control_queued));
+	J_INT(b, "control_dropped", atomic_load(&rb->rb_control_dropped));
+	J_INT(b, "revocations_loaded", atomic_load(&rb->rb_revocations_loaded));
+	J_INT(b, "revocations_bad", atomic_load(&rb->rb_revocations_bad));
 	return b;
 }
 
@@ -173,6 +185,10 @@ stats_json(struct registry *reg)
 		J_INT(o, stats_keys[i].sk_key, stats_sum(reg, stats_keys[i].sk_off));
 	J_INT(o, "connection_table_full", atomic_load(&reg->r_hdr->rh_conn_table_full));
 	J_INT(o, "channel_table_full", atomic_load(&reg->r_hdr->rh_chan_table_full));
+	if (reg->r_revoked != NULL) {
+		J_INT(o, "revocations", rvk_count(reg->r_revoked));
+		J_INT(o, "revocation_table_full", atomic_load(&reg->r_revoked->rt_full));
+	}
 	json_object_object_add(o, "bridge", stats_bridge_json(reg));
 	return o;
 }
@@ -312,6 +328,7 @@ static const struct stats_counter stats_worker_metrics[] = {
 	{ "realtimed_token_expiring_total", "counter", "token_expiring notices sent.", WOFF(rw_token_notices) },
 	{ "realtimed_events_replayed_total", "counter", "Events sent again to clients that subscribed with since.", WOFF(rw_replayed) },
 	{ "realtimed_accept_errors_total", "counter", "Failed accept() calls (out of descriptors or memory).", WOFF(rw_accept_errors) },
+	{ "realtimed_tokens_revoked_total", "counter", "Handshakes, auth messages and connections refused or closed for a revoked token.", WOFF(rw_tokens_revoked) },
 };
 
 static void
@@ -377,6 +394,31 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	    (long long)atomic_load(&rb->rb_canary_sent));
 	stats_metric(out, "realtimed_canary_misses_total", "counter", "Canaries that did not come back from Redis in time.",
 	    (long long)atomic_load(&rb->rb_canary_misses));
+	stats_metric_head(out, "realtimed_control_messages_total", "counter", "Control messages across nodes, by outcome.");
+	evbuffer_add_printf(out, "realtimed_control_messages_total{result=\"sent\"} %lld\n",
+	    (long long)atomic_load(&rb->rb_control_sent));
+	evbuffer_add_printf(out, "realtimed_control_messages_total{result=\"applied\"} %lld\n",
+	    (long long)atomic_load(&rb->rb_control_applied));
+	evbuffer_add_printf(out, "realtimed_control_messages_total{result=\"forged\"} %lld\n",
+	    (long long)atomic_load(&rb->rb_control_forged));
+	evbuffer_add_printf(out, "realtimed_control_messages_total{result=\"stale\"} %lld\n",
+	    (long long)atomic_load(&rb->rb_control_stale));
+	evbuffer_add_printf(out, "realtimed_control_messages_total{result=\"replayed\"} %lld\n",
+	    (long long)atomic_load(&rb->rb_control_replayed));
+	evbuffer_add_printf(out, "realtimed_control_messages_total{result=\"ignored\"} %lld\n",
+	    (long long)atomic_load(&rb->rb_control_ignored));
+	evbuffer_add_printf(out, "realtimed_control_messages_total{result=\"dropped\"} %lld\n",
+	    (long long)atomic_load(&rb->rb_control_dropped));
+	stats_metric(out, "realtimed_control_queued", "gauge", "Control messages waiting for Redis.",
+	    (long long)atomic_load(&rb->rb_control_queued));
+	if (reg->r_revoked != NULL) {
+		stats_metric(out, "realtimed_revocations", "gauge", "Revoked token ids held.",
+		    (long long)rvk_count(reg->r_revoked));
+		stats_metric(out, "realtimed_revocation_table_full_total", "counter", "Revocations refused: max_revocations.",
+		    (long long)atomic_load(&reg->r_revoked->rt_full));
+	}
+	stats_metric(out, "realtimed_revocations_bad_total", "counter", "Revocations read from Redis with a wrong MAC, ignored.",
+	    (long long)atomic_load(&rb->rb_revocations_bad));
 	stats_metric_head(out, "realtimed_table_full_total", "counter", "Registry table refusals.");
 	evbuffer_add_printf(out, "realtimed_table_full_total{table=\"connections\"} %lld\n",
 	    (long long)atomic_load(&reg->r_hdr->rh_conn_table_full));

@@ -449,6 +449,30 @@ worker_kick(struct rt_worker *w, int by_user, const char *p, size_t len)
 	}
 }
 
+/*
+ * The revocation table gained entries (an admin's revoke, another node's,
+ * or a reload from Redis): every connection whose token is now revoked
+ * ends.  One pass over this worker's connections, a lookup each.
+ */
+static void
+worker_revoke(struct rt_worker *w)
+{
+	struct rt_conn	*c, *next;
+	int64_t		 now = (int64_t)time(NULL);
+
+	for (c = TAILQ_FIRST(&w->w_conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, c_link);
+		if (c->c_state != CS_OPEN || !c->c_counted || c->c_user == NULL ||
+		    !c->c_user->cu_has_jti ||
+		    !rvk_revoked(w->w_reg->r_revoked, c->c_user->cu_jti, now))
+			continue;
+		log_info("%s: connection %s closed: its token was revoked", conn_peer(c), c->c_id);
+		STAT_ADD(w, rw_tokens_revoked, 1);
+		conn_send_error(c, "Token revoked", NULL, NULL);
+		conn_close(c, WS_CLOSE_POLICY, "Token revoked", 0);
+	}
+}
+
 /* New settings from the master: apply what may change live. */
 static int
 worker_reload(struct rt_worker *w, const char *p, size_t len, char *err, size_t errlen)
@@ -510,6 +534,9 @@ worker_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 		case IPC_CTL_KICK:
 		case IPC_CTL_KICK_USER:
 			worker_kick(w, hdr.type == IPC_CTL_KICK_USER, buf, hdr.len);
+			break;
+		case IPC_CTL_REVOKE:
+			worker_revoke(w);
 			break;
 		case IPC_LOG_REOPEN:
 			log_reopen();

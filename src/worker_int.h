@@ -27,6 +27,8 @@
 #include "wheel.h"
 #include "ws.h"
 #include "proto.h"
+#include "registry.h"
+#include "revoke.h"
 
 struct json_object;
 struct http_request;
@@ -109,6 +111,8 @@ struct fanout_pending {
  */
 struct conn_user {
 	time_t		 cu_exp;	/* 0: none */
+	uint8_t		 cu_jti[RVK_DIGEST];	/* the token's id, for revocation */
+	uint8_t		 cu_has_jti;
 	uint8_t		 cu_admin;
 	uint8_t		 cu_has_role;
 	uint16_t	 cu_claimslen;

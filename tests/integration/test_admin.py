@@ -143,7 +143,8 @@ def pubdir():
 
 ALL_USAGES = ["help", "stats", "health", "workers", "channels [PREFIX]",
               "connections [USER-ID]", "kick CONNECTION-ID", "kick-user USER-ID",
-              "publish CHANNEL JSON", "reload"]
+              "publish CHANNEL JSON", "reload", "revoke JTI [UNTIL]", "unrevoke JTI",
+              "nodes"]
 # realtimectl's help: its own help takes a command (help CMD)
 HUMAN_USAGES = ["help [COMMAND]"] + ALL_USAGES[1:]
 
@@ -319,7 +320,7 @@ def test_connections_lists_every_connection_and_filters_by_user(pop):
 def test_kick_closes_exactly_that_connection(pop):
     victim = pop.alice[0]
     r = admin(pop.sock, "kick " + victim.id)
-    assert r == {"ok": True, "kicked": 1}
+    assert r == {"ok": True, "kicked": 1, "scope": "node", "warning": "control_secret is not set: this node only"}, r
     code, seen = victim.expect_close()
     assert code == 1008
     assert any(m.get("type") == "error" for m in seen), seen
@@ -354,7 +355,7 @@ def test_kick_closes_exactly_that_connection(pop):
 
 def test_kick_user_closes_all_of_that_users_connections_only(pop):
     r = admin(pop.sock, "kick-user alice")
-    assert r == {"ok": True, "kicked": 2}
+    assert r == {"ok": True, "kicked": 2, "scope": "node", "warning": "control_secret is not set: this node only"}, r
     for c in pop.alice:
         code, _ = c.expect_close()
         assert code == 1008
@@ -371,11 +372,11 @@ def test_kick_user_closes_all_of_that_users_connections_only(pop):
     # a user with no connections: kicked 0, not an error (realtimectl(8):
     # "the number of connections, which may be 0"), and nobody is closed
     r = admin(pop.sock, "kick-user nobody")
-    assert r == {"ok": True, "kicked": 0}, r
+    assert r == {"ok": True, "kicked": 0, "scope": "node", "warning": "control_secret is not set: this node only"}, r
     rc, out, err = ctl(pop.sock, "kick-user", "nobody")
     assert rc == 0 and rtlib.ctl_kv(out).get("kicked") == "0", (rc, out, err)
     rc, j = ctl_json(pop.sock, "kick-user", "nobody")
-    assert rc == 0 and j == {"ok": True, "kicked": 0}, j
+    assert rc == 0 and j == {"ok": True, "kicked": 0, "scope": "node", "warning": "control_secret is not set: this node only"}, j
     for c in pop.open_clients():
         assert c.alive()
     wait_for(pop.stats_match, 5, "stats unchanged by kicking nobody")

@@ -171,7 +171,7 @@ def test_json_keeps_the_daemons_reply_exactly(tmp_path, cmd, reply):
 
 USAGES = ["help", "stats", "health", "workers", "channels [PREFIX]",
           "connections [USER-ID]", "kick CONNECTION-ID", "kick-user USER-ID",
-          "publish CHANNEL JSON", "reload"]
+          "publish CHANNEL JSON", "reload", "revoke JTI [UNTIL]", "unrevoke JTI", "nodes"]
 
 
 def help_lines(out):

@@ -188,7 +188,7 @@ def test_worker_that_stops_reading_its_control_socket_is_killed_master_stays_res
         s.close()
         # kicked while the registry still had it, refused once it was cleared
         replies = [json.loads(l) for l in buf.splitlines()]
-        assert len(replies) == n and replies[0] == {"ok": True, "kicked": 1}, replies[:3]
+        assert len(replies) == n and replies[0]["kicked"] == 1, replies[:3]
         log_line(d, r"worker 0 \(pid %d\) does not take control message 200 "
                  r"\(Resource temporarily unavailable\): killing it" % old)
         replaced(d, rtlib.worker_title(0), old, 10, "its control socket was full")

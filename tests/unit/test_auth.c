@@ -980,6 +980,34 @@ START_TEST(test_integer_user_id_becomes_decimal)
 }
 END_TEST
 
+/* jti: kept as the digest the revocation table is keyed by. */
+START_TEST(test_jti_kept_as_its_digest)
+{
+	struct auth_user	 u;
+	uint8_t			 d[RVK_DIGEST];
+	/* SHA-256("abc"), first 16 bytes */
+	static const uint8_t	 abc[RVK_DIGEST] = { 0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01,
+				    0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23 };
+
+	accept_claims("{\"sub\":\"a\",\"jti\":\"abc\"}", &u);
+	ck_assert_int_eq(u.u_has_jti, 1);
+	ck_assert_mem_eq(u.u_jti, abc, RVK_DIGEST);
+	accept_claims("{\"sub\":\"a\",\"jti\":12345}", &u);
+	ck_assert_int_eq(u.u_has_jti, 1);
+	rvk_digest("12345", 5, d);
+	ck_assert_mem_eq(u.u_jti, d, RVK_DIGEST);
+	accept_claims("{\"sub\":\"a\"}", &u);
+	ck_assert_int_eq(u.u_has_jti, 0);
+	accept_claims("{\"sub\":\"a\",\"jti\":\"\"}", &u);
+	ck_assert_int_eq(u.u_has_jti, 0);
+	accept_claims("{\"sub\":\"a\",\"jti\":null}", &u);
+	ck_assert_int_eq(u.u_has_jti, 0);
+	reject_claims("{\"sub\":\"a\",\"jti\":true}", "invalid claim type");
+	reject_claims("{\"sub\":\"a\",\"jti\":[\"x\"]}", "invalid claim type");
+	reject_claims("{\"sub\":\"a\",\"jti\":1.5}", "invalid claim type");
+}
+END_TEST
+
 START_TEST(test_non_string_claims_rejected)
 {
 	reject_claims("{\"userId\":true}", "invalid claim type");
@@ -1454,6 +1482,7 @@ auth_suite(void)
 	tcase_add_test(tc, test_sub_used_when_no_user_id);
 	tcase_add_test(tc, test_integer_user_id_becomes_decimal);
 	tcase_add_test(tc, test_non_string_claims_rejected);
+	tcase_add_test(tc, test_jti_kept_as_its_digest);
 	tcase_add_test(tc, test_empty_user_id_rejected);
 	tcase_add_test(tc, test_null_optional_claims_are_absent);
 	tcase_add_test(tc, test_over_long_claims_rejected);

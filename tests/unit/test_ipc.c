@@ -295,6 +295,41 @@ START_TEST(test_pos_decode_rejects_bad_lengths)
 }
 END_TEST
 
+/* Control commands between the master and the bridge: round trip, then malformed. */
+START_TEST(test_control_round_trip_and_malformed)
+{
+	uint8_t			 buf[IPC_CONTROL_MAX + 8];
+	struct ipc_control	 ic;
+	char			 arg[IPC_CONTROL_MAX], big[300];
+	size_t			 n, i;
+
+	n = ipc_control_encode(buf, 3, 1, 1767225600, "jti-42", 6);
+	ck_assert_uint_eq(n, sizeof(ic) + 6);
+	ck_assert_int_eq(ipc_control_decode(buf, n, &ic, arg), 0);
+	ck_assert_int_eq(ic.ic_cmd, 3);
+	ck_assert_int_eq(ic.ic_sync, 1);
+	ck_assert_int_eq(ic.ic_until, 1767225600);
+	ck_assert_str_eq(arg, "jti-42");
+	/* every shorter or longer length is refused */
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(ipc_control_decode(buf, i, &ic, arg), -1);
+	ck_assert_int_eq(ipc_control_decode(buf, n + 1, &ic, arg), -1);
+	/* a NUL inside the argument */
+	buf[sizeof(ic) + 2] = '\0';
+	ck_assert_int_eq(ipc_control_decode(buf, n, &ic, arg), -1);
+	/* the longest argument fits, one more does not */
+	memset(big, 'a', sizeof(big));
+	n = ipc_control_encode(buf, 1, 0, 0, big, 255);
+	ck_assert_uint_eq(n, sizeof(ic) + 255);
+	ck_assert_int_eq(ipc_control_decode(buf, n, &ic, arg), 0);
+	ck_assert_uint_eq(strlen(arg), 255);
+	ck_assert_uint_eq(ipc_control_encode(buf, 1, 0, 0, big, 256), 0);
+	ck_assert_int_eq(ipc_type_known(IPC_CTL_CONTROL), 1);
+	ck_assert_int_eq(ipc_type_known(IPC_CTL_SYNC), 1);
+	ck_assert_int_eq(ipc_type_known(IPC_CTL_NODES_REPLY), 1);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -311,6 +346,7 @@ main(void)
 	tcase_add_test(tc, test_ipc_cfg_ack_round_trip_and_malformed);
 	tcase_add_test(tc, test_pos_round_trip);
 	tcase_add_test(tc, test_pos_decode_rejects_bad_lengths);
+	tcase_add_test(tc, test_control_round_trip_and_malformed);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

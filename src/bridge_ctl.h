@@ -1,0 +1,42 @@
+#ifndef RT_BRIDGE_CTL_H
+#define RT_BRIDGE_CTL_H
+
+/*
+ * The bridge's part of control across nodes (PROTOCOL.md "Revocation and
+ * control across nodes"): it signs and publishes the admin's kick,
+ * kick-user, revoke and unrevoke on control_channel, stores revocations
+ * in Redis, verifies what other nodes publish and hands it to the master,
+ * reads the stored revocations back after every (re)connect, and keeps
+ * this node's entry in the node registry.  Private to the bridge.
+ *
+ * Redis keys, named after control_channel (CC):
+ *   CC:revoked   hash: jti -> "UNTIL MAC" (control.h), expires with the last
+ *   CC:nodes     hash: node id -> JSON (id, host, version, started,
+ *                connections, expires), refreshed every node_ttl / 3
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+struct bctl;
+struct ipc_hdr;
+struct redisAsyncContext;
+struct registry;
+struct rt_config;
+
+/* conf is the bridge's own (reloads change it in place). */
+struct bctl *bctl_new(struct rt_config *conf, struct registry *reg, int master_fd);
+/* After every Redis context is freed. */
+void	bctl_free(struct bctl *bc);
+/*
+ * The command connection: a new one (commands may be queued on it at
+ * once), or NULL when it is gone.
+ */
+void	bctl_set_cmd(struct bctl *bc, struct redisAsyncContext *cmd);
+/* A message heard on control_channel. */
+void	bctl_message(struct bctl *bc, const char *data, size_t len);
+/* IPC_CTL_CONTROL or IPC_CTL_NODES from the master. */
+void	bctl_request(struct bctl *bc, const struct ipc_hdr *hdr, const char *buf);
+/* Every bridge tick: the node registry. */
+void	bctl_tick(struct bctl *bc, uint64_t now);
+
+#endif
