@@ -1449,12 +1449,14 @@ static void
 bridge_reload(struct rt_bridge *b, const char *p, size_t len)
 {
 	struct rt_config	 nc;
-
-	int			 nschanged;
+	int			 nschanged, secretchanged;
 
 	config_from_master(&nc, b->b_conf->c_file, p, len);
 	nschanged = !chan_table_equal(b->b_conf->c_namespaces, nc.c_namespaces);
+	secretchanged = strcmp(b->b_conf->c_control_secret, nc.c_control_secret) != 0;
 	config_merge_reloadable(b->b_conf, &nc, 0);
+	if (secretchanged)
+		bctl_secret_changed(b->b_ctl);
 	hist_set_limits(b->b_hist, b->b_conf->c_history_memory, b->b_conf->c_history_channels);
 	log_setlevel(b->b_conf->c_log_level);
 	config_free(&nc);

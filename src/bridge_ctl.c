@@ -587,6 +587,16 @@ bctl_set_cmd(struct bctl *bc, redisAsyncContext *cmd)
 }
 
 void
+bctl_secret_changed(struct bctl *bc)
+{
+	if (bc->bc_syncing)
+		bc->bc_sync_again = 1;
+	else
+		bctl_sync(bc);
+	bc->bc_node_at = 0;		/* "control" in the node registry */
+}
+
+void
 bctl_tick(struct bctl *bc, uint64_t now)
 {
 	if (bc->bc_cmd != NULL && now >= bc->bc_node_at)

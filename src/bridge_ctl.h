@@ -36,6 +36,8 @@ void	bctl_set_cmd(struct bctl *bc, struct redisAsyncContext *cmd);
 void	bctl_message(struct bctl *bc, const char *data, size_t len);
 /* IPC_CTL_CONTROL or IPC_CTL_NODES from the master. */
 void	bctl_request(struct bctl *bc, const struct ipc_hdr *hdr, const char *buf);
+/* control_secret changed (a reload): read the stored revocations again. */
+void	bctl_secret_changed(struct bctl *bc);
 /* Every bridge tick: the node registry. */
 void	bctl_tick(struct bctl *bc, uint64_t now);
 
