@@ -101,6 +101,8 @@ void	admin_publish_done(struct admin *a, uint32_t reqid, int64_t receivers,
  */
 void	admin_control_done(struct admin *a, uint32_t reqid, int64_t nodes,
 	    const char *why);
+/* The bridge died: whatever waits for it is answered now. */
+void	admin_bridge_gone(struct admin *a);
 /* The node registry for reqid: a JSON array's text, or NULL with error. */
 void	admin_nodes_done(struct admin *a, uint32_t reqid, const char *json, size_t len,
 	    const char *error);

@@ -701,6 +701,29 @@ admin_publish_done(struct admin *a, uint32_t reqid, int64_t receivers, int64_t o
 }
 
 void
+admin_bridge_gone(struct admin *a)
+{
+	struct admin_client	*ac;
+	int			 i;
+
+	for (i = 0; a != NULL && i < ADMIN_CLIENTS_MAX; i++) {
+		if ((ac = a->a_clients[i]) == NULL || ac->ac_reqid == 0)
+			continue;
+		switch (ac->ac_waiting) {
+		case ADM_PUBLISH:
+			admin_publish_done(a, ac->ac_reqid, -1, -1, "the bridge went away");
+			break;
+		case ADM_NODES:
+			admin_nodes_done(a, ac->ac_reqid, NULL, 0, "the bridge went away");
+			break;
+		default:
+			admin_control_done(a, ac->ac_reqid, -1,
+			    "the bridge went away: this node only");
+		}
+	}
+}
+
+void
 admin_control_done(struct admin *a, uint32_t reqid, int64_t nodes, const char *why)
 {
 	struct admin_client	*ac;

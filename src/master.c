@@ -843,6 +843,8 @@ master_child_gone(struct rt_master *m, struct master_child *mc, int status)
 	else {
 		atomic_store(&m->m_reg.r_hdr->rh_bridge.rb_redis_up, 0);
 		atomic_store(&m->m_reg.r_hdr->rh_bridge.rb_pid, 0);
+		/* its answers will not come */
+		admin_bridge_gone(m->m_admin);
 	}
 	if (m->m_stopping) {
 		if (WIFSIGNALED(status))
