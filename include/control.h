@@ -28,7 +28,10 @@
  * Revocations are also stored in Redis (HSET <control_channel>:revoked JTI
  * VALUE) so that a node that starts later refuses them too; VALUE is
  * "UNTIL MAC" with MAC = HMAC-SHA256(secret, "revoke " JTI " " UNTIL) in
- * hex, so a value written by anyone without the secret is not taken.
+ * hex, so a value written by anyone without the secret is not taken.  An
+ * unrevoke leaves "~UNTIL MAC" (MAC over "unrevoke " JTI " " UNTIL) until
+ * UNTIL, so that a node that missed it learns it too: the field holds
+ * the last word on its jti.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -119,6 +122,11 @@ int	ctl_stored_encode(const void *secret, size_t secretlen, const char *jti,
 	    int64_t until, char *out, size_t outlen);
 /* Check a stored value (vlen bytes) for jti: 0 with *until, or -1. */
 int	ctl_stored_decode(const void *secret, size_t secretlen, const char *jti,
+	    const char *v, size_t vlen, int64_t *until);
+/* The same for an unrevoke's mark, "~UNTIL MAC". */
+int	ctl_unrevoked_encode(const void *secret, size_t secretlen, const char *jti,
+	    int64_t until, char *out, size_t outlen);
+int	ctl_unrevoked_decode(const void *secret, size_t secretlen, const char *jti,
 	    const char *v, size_t vlen, int64_t *until);
 
 #endif

@@ -44,11 +44,11 @@ enum ipc_type {
 	IPC_CTL_PUBLISH_REPLY	= 203,	/* bridge -> master: int64 receivers, or error text */
 	IPC_CTL_REVOKE		= 204,	/* master -> worker: check connections against the revocations */
 	IPC_CTL_CONTROL		= 205,	/* master -> bridge: peerid = request; ipc_control */
-	IPC_CTL_CONTROL_REPLY	= 206,	/* bridge -> master: int64 nodes reached, or error text */
+	IPC_CTL_CONTROL_REPLY	= 206,	/* bridge -> master: 'N' int64 nodes reached, or 'E' text */
 	IPC_CTL_APPLY		= 207,	/* bridge -> master: ipc_control another node sent */
 	IPC_CTL_SYNC		= 208,	/* bridge -> master: revocations from Redis, see below */
 	IPC_CTL_NODES		= 209,	/* master -> bridge: peerid = request */
-	IPC_CTL_NODES_REPLY	= 210,	/* bridge -> master: '{' JSON array '}', or error text */
+	IPC_CTL_NODES_REPLY	= 210,	/* bridge -> master: 'J' JSON array, or 'E' text */
 
 	/* events, bridge -> worker */
 	IPC_EVENT		= 300,	/* uint16 channel length, channel, frame */
@@ -115,10 +115,11 @@ int	ipc_control_decode(const uint8_t *p, size_t len, struct ipc_control *ic,
 	    char *arg);
 
 /*
- * IPC_CTL_SYNC: a full reload of the revocations from Redis.  One byte,
- * the phase, then for IPC_SYNC_ENTRIES whole ipc_sync_entry records.  The
- * table keeps what the entries between BEGIN and END set (and what else
- * came meanwhile); END drops the rest.
+ * IPC_CTL_SYNC: the revocations read back from Redis (between BEGIN and
+ * END), and the bridge's echo of the master's own revoke and unrevoke.
+ * One byte, the phase, then for IPC_SYNC_ENTRIES whole ipc_sync_entry
+ * records: until > 0 revokes, 0 unrevokes.  Nothing is dropped for not
+ * being named: Redis holds the last word per jti, not the whole list.
  */
 enum { IPC_SYNC_BEGIN = 0, IPC_SYNC_ENTRIES = 1, IPC_SYNC_END = 2,
 	IPC_SYNC_ABORT = 3 };	/* the read failed: drop nothing */

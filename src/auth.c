@@ -490,7 +490,8 @@ auth_id_claim(struct json_object *claims, const char *name,
 
 /*
  * The token's id (jti), kept as its digest for the revocation table: a
- * string (an empty one is no id) or, leniently, an integer in decimal.
+ * string (an empty one is no id); any other JSON value by its JSON text,
+ * so that issuers with odd ids can still revoke them.
  */
 static const char *
 auth_jti(struct json_object *claims, struct auth_user *user)
@@ -502,16 +503,13 @@ auth_jti(struct json_object *claims, struct auth_user *user)
 	user->u_has_jti = 0;
 	if (!json_object_object_get_ex(claims, "jti", &o) || o == NULL)
 		return NULL;
-	if (json_object_is_type(o, json_type_int))
-		s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-	else if (json_object_is_type(o, json_type_string))
+	if (json_object_is_type(o, json_type_string)) {
 		s = json_object_get_string(o);
-	else
-		return "invalid claim type";
-	len = strlen(s);
-	if (json_object_is_type(o, json_type_string) &&
-	    len != (size_t)json_object_get_string_len(o))
-		return "invalid claim type";
+		len = (size_t)json_object_get_string_len(o);
+	} else {
+		s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+		len = strlen(s);
+	}
 	if (len > 0) {
 		rvk_digest(s, len, user->u_jti);
 		user->u_has_jti = 1;

@@ -322,6 +322,9 @@ bridge_on_connect(const redisAsyncContext *ac, int status)
 		return;
 	}
 	log_debug("%s: connected to redis", __func__);
+	/* control's commands go on it once it is there (after AUTH, queued first) */
+	if (ac == b->b_cmd)
+		bctl_set_cmd(b->b_ctl, b->b_cmd);
 }
 
 static void
@@ -1225,10 +1228,8 @@ bridge_connect(struct rt_bridge *b)
 		bridge_subscribe(b, b->b_conf->c_control_channel, 0);
 	}
 	/* the command connection: canaries, the admin's publish, positions */
-	if (b->b_cmd == NULL && (b->b_cmd = bridge_open(b)) != NULL) {
+	if (b->b_cmd == NULL && (b->b_cmd = bridge_open(b)) != NULL)
 		bridge_load_library(b);
-		bctl_set_cmd(b->b_ctl, b->b_cmd);
-	}
 	if (b->b_sub == NULL || b->b_cmd == NULL)
 		bridge_schedule_retry(b);
 }

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@
 #include "revoke.h"
 #include "util.h"
 
-#define BCTL_UNREVOKED_MAX	64	/* unrevokes remembered while a reload runs */
+#define BCTL_TOUCHED_MAX	64	/* jtis changed while a reload runs */
 #define BCTL_LOG_MS		10000	/* one line per kind of refusal this often */
 #define BCTL_KEY_MAX		(RT_CHANNEL_MAX + 16)
 
@@ -48,7 +49,7 @@ struct bctl {
 	struct registry		*bc_reg;
 	struct reg_bridge	*bc_rb;
 	int			 bc_master_fd;
-	redisAsyncContext	*bc_cmd;
+	redisAsyncContext	*bc_cmd;	/* connected, else NULL */
 	uint64_t		 bc_gen;	/* bumped per command connection */
 	uint64_t		 bc_inst;	/* ours: our own messages come back */
 	struct ctl_window	*bc_window;
@@ -56,8 +57,9 @@ struct bctl {
 	size_t			 bc_npend;
 	int			 bc_syncing;	/* the reload's HGETALL is in flight */
 	int			 bc_sync_again;
-	int			 bc_nunrevoked;
-	char			*bc_unrevoked[BCTL_UNREVOKED_MAX];
+	int			 bc_sync_dirty;	/* too much changed meanwhile: read again */
+	int			 bc_ntouched;
+	char			*bc_touched[BCTL_TOUCHED_MAX];
 	uint64_t		 bc_node_at;	/* ms: register again then */
 	uint64_t		 bc_logged[BCTL_LOG_KINDS];
 	char			 bc_key_revoked[BCTL_KEY_MAX];
@@ -65,12 +67,32 @@ struct bctl {
 	char			 bc_host[256];
 };
 
-/* A command's reply is for bc, while bc_gen is still gen. */
+/*
+ * A command's reply is for bc, while bc_gen is still gen; a revocation's
+ * store keeps what it stores, to queue it again if the connection goes.
+ */
 struct bctl_req {
 	struct bctl		*br_bc;
 	uint64_t		 br_gen;
 	uint32_t		 br_reqid;
+	uint8_t			 br_cmd;
+	int64_t			 br_until;
+	char			 br_arg[CTL_ARG_MAX + 1];
 };
+
+/*
+ * Store a revocation or an unrevoke's mark, and let the hash live as long
+ * as its longest entry (Redis 2.6+: no EXPIRE options needed).
+ */
+static const char bctl_store_lua[] =
+	"redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) "
+	"local want = tonumber(ARGV[3]) - tonumber(ARGV[4]) "
+	"if redis.call('TTL', KEYS[1]) < want then redis.call('EXPIRE', KEYS[1], want) end "
+	"return 1";
+/* Drop an ended entry, unless another node wrote the field meanwhile. */
+static const char bctl_drop_lua[] =
+	"if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then "
+	"return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0";
 
 static void	bctl_sync(struct bctl *);
 
@@ -90,6 +112,12 @@ bctl_secret(const struct bctl *bc, size_t *len)
 	return bc->bc_conf->c_control_secret;
 }
 
+static int
+bctl_enabled(const struct bctl *bc)
+{
+	return bc->bc_conf->c_control_secret[0] != '\0';
+}
+
 /* A refusal of kind k: counted by the caller, a log line now and then. */
 static void
 bctl_log(struct bctl *bc, int k, const char *fmt, const char *why)
@@ -107,19 +135,77 @@ bctl_req(struct bctl *bc, uint32_t reqid)
 {
 	struct bctl_req	*r;
 
-	if ((r = malloc(sizeof(*r))) == NULL)
-		fatal("malloc");
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		fatal("calloc");
 	r->br_bc = bc;
 	r->br_gen = bc->bc_gen;
 	r->br_reqid = reqid;
 	return r;
 }
 
+/*
+ * A command on the command connection; -1 when hiredis would not take it
+ * (the connection is going): then priv is the caller's to free.
+ */
+static int
+bctl_cmd(struct bctl *bc, redisCallbackFn *fn, void *priv, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 rv;
+
+	if (bc->bc_cmd == NULL)
+		return -1;
+	va_start(ap, fmt);
+	rv = redisvAsyncCommand(bc->bc_cmd, fn, priv, fmt, ap);
+	va_end(ap);
+	return rv == REDIS_OK ? 0 : -1;
+}
+
+/* Answers to the master: 'N' and an int64, 'J' and JSON, or 'E' and a reason. */
+static void
+bctl_answer(struct bctl *bc, uint32_t type, uint32_t reqid, char kind, const void *p,
+    size_t len)
+{
+	char	*msg;
+
+	if (reqid == 0)
+		return;
+	if (len > IPC_CTL_MAX - 1) {
+		bctl_answer(bc, type, reqid, 'E', "the answer is too long", 22);
+		return;
+	}
+	if ((msg = malloc(1 + len)) == NULL)
+		fatal("malloc");
+	msg[0] = kind;
+	memcpy(msg + 1, p, len);
+	if (ipc_send(bc->bc_master_fd, type, reqid, msg, 1 + len, -1) == -1 && kind != 'E')
+		bctl_answer(bc, type, reqid, 'E', "the answer did not fit the master's socket",
+		    42);
+	free(msg);
+}
+
 static void
 bctl_reply_error(struct bctl *bc, uint32_t type, uint32_t reqid, const char *why)
 {
-	if (reqid != 0)
-		ipc_send(bc->bc_master_fd, type, reqid, why, strlen(why), -1);
+	bctl_answer(bc, type, reqid, 'E', why, strlen(why));
+}
+
+/* A revocation (or unrevoke) for Redis later; 0, or -1 when control_queue is full. */
+static int
+bctl_queue(struct bctl *bc, int cmd, const char *arg, int64_t until)
+{
+	struct bctl_pending	*p;
+
+	if (bc->bc_npend >= (size_t)bc->bc_conf->c_control_queue) {
+		atomic_fetch_add(&bc->bc_rb->rb_control_dropped, 1);
+		return -1;
+	}
+	p = &bc->bc_pend[bc->bc_npend++];
+	p->bp_cmd = (uint8_t)cmd;
+	p->bp_until = until;
+	snprintf(p->bp_arg, sizeof(p->bp_arg), "%s", arg);
+	atomic_store(&bc->bc_rb->rb_control_queued, (int64_t)bc->bc_npend);
+	return 0;
 }
 
 /* ---- publishing ---------------------------------------------------------------- */
@@ -138,11 +224,26 @@ bctl_on_publish(redisAsyncContext *ac, void *r, void *priv)
 	else if (reply->type != REDIS_REPLY_INTEGER)
 		bctl_reply_error(rq->br_bc, IPC_CTL_CONTROL_REPLY, rq->br_reqid,
 		    reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply from redis");
-	else if (rq->br_reqid != 0) {
+	else {
 		n = (int64_t)reply->integer;
-		ipc_send(rq->br_bc->bc_master_fd, IPC_CTL_CONTROL_REPLY, rq->br_reqid, &n,
-		    sizeof(n), -1);
+		bctl_answer(rq->br_bc, IPC_CTL_CONTROL_REPLY, rq->br_reqid, 'N', &n, sizeof(n));
 	}
+	free(rq);
+}
+
+/* A revocation's store: lost with the connection, it waits for the next. */
+static void
+bctl_on_store(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct bctl_req	*rq = priv;
+	redisReply	*reply = r;
+
+	(void)ac;
+	if (reply == NULL)
+		bctl_queue(rq->br_bc, rq->br_cmd, rq->br_arg, rq->br_until);
+	else if (reply->type == REDIS_REPLY_ERROR)
+		log_warnx("redis: storing a revocation in %s: %s", rq->br_bc->bc_key_revoked,
+		    reply->str);
 	free(rq);
 }
 
@@ -158,18 +259,20 @@ bctl_on_reply(redisAsyncContext *ac, void *r, void *priv)
 }
 
 /*
- * Sign and publish one command (and store a revocation's change) on the
- * command connection; the master's request reqid (0: none) is answered
- * with how many bridges heard it.  -1 when it cannot be encoded.
+ * Sign and publish one command, storing a revocation's change first; the
+ * master's request reqid (0: none) is answered with how many bridges
+ * heard it.  With no connection a revocation waits in the queue.
  */
-static int
+static void
 bctl_publish(struct bctl *bc, int cmd, const char *arg, int64_t until, uint32_t reqid)
 {
 	struct ctl_msg	 m;
+	struct bctl_req	*rq;
 	char		 out[CTL_MSG_MAX], stored[CTL_STORED_MAX];
 	const char	*secret;
 	size_t		 slen;
 	ssize_t		 n;
+	int64_t		 now = (int64_t)time(NULL), keep = until;
 	int		 sn = 0;
 
 	memset(&m, 0, sizeof(m));
@@ -182,54 +285,86 @@ bctl_publish(struct bctl *bc, int cmd, const char *arg, int64_t until, uint32_t 
 	snprintf(m.cm_arg, sizeof(m.cm_arg), "%s", arg);
 	m.cm_until = cmd == CTL_REVOKE ? until : 0;
 	secret = bctl_secret(bc, &slen);
+	/* an unrevoke's mark outlasts the revocations it ends */
+	if (cmd == CTL_UNREVOKE)
+		keep = now + bc->bc_conf->c_revocation_ttl / 1000;
 	if ((n = ctl_encode(&m, secret, slen, out, sizeof(out))) == -1 ||
 	    (cmd == CTL_REVOKE && (sn = ctl_stored_encode(secret, slen, arg, until, stored,
+	    sizeof(stored))) == -1) ||
+	    (cmd == CTL_UNREVOKE && (sn = ctl_unrevoked_encode(secret, slen, arg, keep, stored,
 	    sizeof(stored))) == -1)) {
 		bctl_reply_error(bc, IPC_CTL_CONTROL_REPLY, reqid, "cannot encode the command");
-		return -1;
+		return;
 	}
-	if (cmd == CTL_REVOKE) {
-		redisAsyncCommand(bc->bc_cmd, bctl_on_reply, NULL, "HSET %s %s %b",
-		    bc->bc_key_revoked, arg, stored, (size_t)sn);
-		/* the hash lives as long as its last revocation */
-		redisAsyncCommand(bc->bc_cmd, bctl_on_reply, NULL, "EXPIREAT %s %lld NX",
-		    bc->bc_key_revoked, (long long)until);
-		redisAsyncCommand(bc->bc_cmd, bctl_on_reply, NULL, "EXPIREAT %s %lld GT",
-		    bc->bc_key_revoked, (long long)until);
-	} else if (cmd == CTL_UNREVOKE)
-		redisAsyncCommand(bc->bc_cmd, bctl_on_reply, NULL, "HDEL %s %s",
-		    bc->bc_key_revoked, arg);
-	redisAsyncCommand(bc->bc_cmd, bctl_on_publish, bctl_req(bc, reqid), "PUBLISH %s %b",
-	    bc->bc_conf->c_control_channel, out, (size_t)n);
+	if (cmd == CTL_REVOKE || cmd == CTL_UNREVOKE) {
+		rq = bctl_req(bc, 0);
+		rq->br_cmd = (uint8_t)cmd;
+		rq->br_until = until;
+		snprintf(rq->br_arg, sizeof(rq->br_arg), "%s", arg);
+		if (bctl_cmd(bc, bctl_on_store, rq, "EVAL %s 1 %s %s %b %lld %lld",
+		    bctl_store_lua, bc->bc_key_revoked, arg, stored, (size_t)sn,
+		    (long long)keep, (long long)now) == -1) {
+			free(rq);
+			if (bctl_queue(bc, cmd, arg, until) == -1)
+				bctl_reply_error(bc, IPC_CTL_CONTROL_REPLY, reqid,
+				    "redis is down and control_queue is full: this node only");
+			else
+				bctl_reply_error(bc, IPC_CTL_CONTROL_REPLY, reqid,
+				    "redis is down: this node now, the other nodes when it is back");
+			return;
+		}
+	}
+	rq = bctl_req(bc, reqid);
+	if (bctl_cmd(bc, bctl_on_publish, rq, "PUBLISH %s %b", bc->bc_conf->c_control_channel,
+	    out, (size_t)n) == -1) {
+		free(rq);
+		bctl_reply_error(bc, IPC_CTL_CONTROL_REPLY, reqid, "redis is down: this node only");
+		return;
+	}
 	atomic_fetch_add(&bc->bc_rb->rb_control_sent, 1);
-	return 0;
 }
 
-/* While a reload of the revocations runs, an unrevoke must not come back. */
+/*
+ * A jti changed while the revocations are read back: what the read brings
+ * for it is older than what the master holds, and is skipped.
+ */
 static void
-bctl_unrevoked_during_sync(struct bctl *bc, const char *jti)
+bctl_touch(struct bctl *bc, const char *jti)
 {
 	if (!bc->bc_syncing)
 		return;
-	if (bc->bc_nunrevoked == BCTL_UNREVOKED_MAX ||
-	    (bc->bc_unrevoked[bc->bc_nunrevoked] = strdup(jti)) == NULL) {
-		bc->bc_sync_again = 1;		/* read them all again afterwards */
+	if (bc->bc_ntouched == BCTL_TOUCHED_MAX ||
+	    (bc->bc_touched[bc->bc_ntouched] = strdup(jti)) == NULL) {
+		bc->bc_sync_dirty = 1;		/* read it all again */
 		return;
 	}
-	bc->bc_nunrevoked++;
+	bc->bc_ntouched++;
 }
 
-/* A revocation made while the reload runs must survive its end. */
+static int
+bctl_touched(const struct bctl *bc, const char *jti)
+{
+	int	 i;
+
+	for (i = 0; i < bc->bc_ntouched; i++)
+		if (strcmp(bc->bc_touched[i], jti) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * The master's own revoke or unrevoke, once more, behind whatever this
+ * bridge sent it before: a read of the revocations that the master took
+ * in between must not have the last word.
+ */
 static void
-bctl_revoked_during_sync(struct bctl *bc, const char *jti, int64_t until)
+bctl_echo(struct bctl *bc, int cmd, const char *jti, int64_t until)
 {
 	uint8_t			 msg[1 + sizeof(struct ipc_sync_entry)];
 	struct ipc_sync_entry	 e;
 
-	if (!bc->bc_syncing)
-		return;
 	rvk_digest(jti, strlen(jti), e.se_digest);
-	e.se_until = until;
+	e.se_until = cmd == CTL_REVOKE ? until : 0;
 	msg[0] = IPC_SYNC_ENTRIES;
 	memcpy(msg + 1, &e, sizeof(e));
 	ipc_send(bc->bc_master_fd, IPC_CTL_SYNC, 0, msg, sizeof(msg), -1);
@@ -240,45 +375,34 @@ static void
 bctl_control(struct bctl *bc, uint32_t reqid, const char *buf, size_t len)
 {
 	struct ipc_control	 ic;
-	struct bctl_pending	*p;
 	char			 arg[IPC_CONTROL_MAX];
-	size_t			 slen;
 
 	if (ipc_control_decode((const uint8_t *)buf, len, &ic, arg) == -1 ||
 	    ctl_cmd_name(ic.ic_cmd) == NULL)
 		fatalx("%s: a malformed control command from the master", __func__);
-	if (bctl_secret(bc, &slen) == NULL || slen == 0) {
+	if (!bctl_enabled(bc)) {
 		bctl_reply_error(bc, IPC_CTL_CONTROL_REPLY, reqid,
 		    "control_secret is not set: this node only");
 		return;
 	}
-	if (ic.ic_cmd == CTL_UNREVOKE)
-		bctl_unrevoked_during_sync(bc, arg);
-	else if (ic.ic_cmd == CTL_REVOKE)
-		bctl_revoked_during_sync(bc, arg, ic.ic_until);
+	if (ic.ic_cmd == CTL_REVOKE || ic.ic_cmd == CTL_UNREVOKE) {
+		bctl_touch(bc, arg);
+		bctl_echo(bc, ic.ic_cmd, arg, ic.ic_until);
+	}
 	if (bc->bc_cmd != NULL) {
 		bctl_publish(bc, ic.ic_cmd, arg, ic.ic_until, reqid);
 		return;
 	}
-	if (ic.ic_cmd == CTL_KICK || ic.ic_cmd == CTL_KICK_USER) {
+	if (ic.ic_cmd == CTL_KICK || ic.ic_cmd == CTL_KICK_USER)
 		bctl_reply_error(bc, IPC_CTL_CONTROL_REPLY, reqid,
 		    "redis is down: this node only");
-		return;
-	}
 	/* a revocation is kept until Redis is back, then stored and sent */
-	if (bc->bc_npend >= (size_t)bc->bc_conf->c_control_queue) {
-		atomic_fetch_add(&bc->bc_rb->rb_control_dropped, 1);
+	else if (bctl_queue(bc, ic.ic_cmd, arg, ic.ic_until) == -1)
 		bctl_reply_error(bc, IPC_CTL_CONTROL_REPLY, reqid,
 		    "redis is down and control_queue is full: this node only");
-		return;
-	}
-	p = &bc->bc_pend[bc->bc_npend++];
-	p->bp_cmd = ic.ic_cmd;
-	p->bp_until = ic.ic_until;
-	memcpy(p->bp_arg, arg, ic.ic_len + 1);		/* ic_len <= CTL_ARG_MAX */
-	atomic_store(&bc->bc_rb->rb_control_queued, (int64_t)bc->bc_npend);
-	bctl_reply_error(bc, IPC_CTL_CONTROL_REPLY, reqid,
-	    "redis is down: this node now, the other nodes when it is back");
+	else
+		bctl_reply_error(bc, IPC_CTL_CONTROL_REPLY, reqid,
+		    "redis is down: this node now, the other nodes when it is back");
 }
 
 /* ---- what other nodes send ----------------------------------------------------- */
@@ -290,7 +414,6 @@ bctl_message(struct bctl *bc, const char *data, size_t len)
 	uint8_t		 msg[IPC_CONTROL_MAX];
 	const char	*secret, *why = "malformed";
 	size_t		 slen, n;
-	int		 rv;
 
 	secret = bctl_secret(bc, &slen);
 	if (slen == 0) {
@@ -299,7 +422,7 @@ bctl_message(struct bctl *bc, const char *data, size_t len)
 		    "control_secret is not set");
 		return;
 	}
-	if ((rv = ctl_decode(data, len, secret, slen, &m, &why)) != CTL_OK) {
+	if (ctl_decode(data, len, secret, slen, &m, &why) != CTL_OK) {
 		atomic_fetch_add(&bc->bc_rb->rb_control_forged, 1);
 		bctl_log(bc, BCTL_LOG_FORGED, "%s: a control message dropped: %s", why);
 		return;
@@ -318,8 +441,8 @@ bctl_message(struct bctl *bc, const char *data, size_t len)
 	}
 	if (m.cm_inst == bc->bc_inst)
 		return;			/* ours: the master did it already */
-	if (m.cm_cmd == CTL_UNREVOKE)
-		bctl_unrevoked_during_sync(bc, m.cm_arg);
+	if (m.cm_cmd == CTL_REVOKE || m.cm_cmd == CTL_UNREVOKE)
+		bctl_touch(bc, m.cm_arg);
 	if ((n = ipc_control_encode(msg, m.cm_cmd, 0, m.cm_until, m.cm_arg,
 	    strlen(m.cm_arg))) == 0)
 		return;
@@ -330,17 +453,6 @@ bctl_message(struct bctl *bc, const char *data, size_t len)
 
 /* ---- reading the revocations back --------------------------------------------- */
 
-static int
-bctl_was_unrevoked(const struct bctl *bc, const char *jti)
-{
-	int	 i;
-
-	for (i = 0; i < bc->bc_nunrevoked; i++)
-		if (strcmp(bc->bc_unrevoked[i], jti) == 0)
-			return 1;
-	return 0;
-}
-
 static void
 bctl_sync_phase(struct bctl *bc, uint8_t phase)
 {
@@ -350,19 +462,32 @@ bctl_sync_phase(struct bctl *bc, uint8_t phase)
 static void
 bctl_sync_done(struct bctl *bc, uint8_t phase)
 {
-	int	 i;
+	int	 i, again = bc->bc_sync_again || bc->bc_sync_dirty;
 
 	bctl_sync_phase(bc, phase);
-	for (i = 0; i < bc->bc_nunrevoked; i++)
-		free(bc->bc_unrevoked[i]);
-	bc->bc_nunrevoked = 0;
+	for (i = 0; i < bc->bc_ntouched; i++)
+		free(bc->bc_touched[i]);
+	bc->bc_ntouched = 0;
 	bc->bc_syncing = 0;
-	if (bc->bc_sync_again && bc->bc_cmd != NULL) {
-		bc->bc_sync_again = 0;
+	bc->bc_sync_again = bc->bc_sync_dirty = 0;
+	if (again && bc->bc_cmd != NULL && phase != IPC_SYNC_ABORT)
 		bctl_sync(bc);
-	}
 }
 
+/* An ended entry (a revocation past its until, an old unrevoke's mark). */
+static void
+bctl_drop(struct bctl *bc, const redisReply *k, const redisReply *v)
+{
+	bctl_cmd(bc, bctl_on_reply, NULL, "EVAL %s 1 %s %b %b", bctl_drop_lua,
+	    bc->bc_key_revoked, k->str, k->len, v->str, v->len);
+}
+
+/*
+ * What Redis holds for each jti is the last word on it: a revocation (its
+ * until) or an unrevoke's mark (an entry of until 0: the master drops
+ * it).  A jti Redis does not name, or names with a value we cannot check,
+ * stays as the master holds it.
+ */
 static void
 bctl_on_sync(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -374,13 +499,19 @@ bctl_on_sync(redisAsyncContext *ac, void *r, void *priv)
 	const char		*secret;
 	size_t			 i, slen, n = 0, loaded = 0, bad = 0;
 	int64_t			 until, now = (int64_t)time(NULL);
+	int			 revoked;
 
 	(void)ac;
-	if (rq->br_gen != bc->bc_gen || reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+	if (rq->br_gen != bc->bc_gen || reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+	    bc->bc_sync_dirty) {
 		if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
 			log_warnx("redis: HGETALL %s: %s", bc->bc_key_revoked, reply->str);
-		if (rq->br_gen == bc->bc_gen)
-			bctl_sync_done(bc, IPC_SYNC_ABORT);
+		if (rq->br_gen == bc->bc_gen && bc->bc_syncing) {
+			if (bc->bc_sync_dirty && reply != NULL) {
+				bctl_sync_done(bc, IPC_SYNC_END);	/* and again */
+			} else
+				bctl_sync_done(bc, IPC_SYNC_ABORT);
+		}
 		free(rq);
 		return;
 	}
@@ -394,23 +525,25 @@ bctl_on_sync(redisAsyncContext *ac, void *r, void *priv)
 		v = reply->element[i + 1];
 		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
 			continue;
+		revoked = 1;
 		if (!ctl_arg_valid(k->str, k->len) ||
-		    ctl_stored_decode(secret, slen, k->str, v->str, v->len, &until) == -1) {
+		    (ctl_stored_decode(secret, slen, k->str, v->str, v->len, &until) == -1 &&
+		    (revoked = 0, ctl_unrevoked_decode(secret, slen, k->str, v->str, v->len,
+		    &until)) == -1)) {
 			bad++;
 			continue;
 		}
 		if (until <= now) {
-			/* ended: make room (the hash itself expires with the last) */
-			redisAsyncCommand(bc->bc_cmd, bctl_on_reply, NULL, "HDEL %s %b",
-			    bc->bc_key_revoked, k->str, k->len);
+			/* ended: the master's copy ends by itself, a mark has done its work */
+			bctl_drop(bc, k, v);
 			continue;
 		}
-		if (bctl_was_unrevoked(bc, k->str))
+		if (bctl_touched(bc, k->str))
 			continue;
 		rvk_digest(k->str, k->len, e.se_digest);
-		e.se_until = until;
+		e.se_until = revoked ? until : 0;
 		memcpy(msg + 1 + n * sizeof(e), &e, sizeof(e));
-		loaded++;
+		loaded += revoked;
 		if (++n == IPC_SYNC_BATCH) {
 			ipc_send(bc->bc_master_fd, IPC_CTL_SYNC, 0, msg, 1 + n * sizeof(e), -1);
 			n = 0;
@@ -430,20 +563,22 @@ bctl_on_sync(redisAsyncContext *ac, void *r, void *priv)
 
 /*
  * Read every stored revocation: what this node missed while it was away
- * (or before it started).  The master starts a new generation now, so
- * that what arrives while the read is in flight is kept.
+ * (or before it started).
  */
 static void
 bctl_sync(struct bctl *bc)
 {
-	size_t	 slen;
+	struct bctl_req	*rq;
 
-	if (bc->bc_cmd == NULL || bc->bc_syncing || (bctl_secret(bc, &slen), slen == 0))
+	if (bc->bc_cmd == NULL || bc->bc_syncing || !bctl_enabled(bc))
 		return;
+	rq = bctl_req(bc, 0);
+	if (bctl_cmd(bc, bctl_on_sync, rq, "HGETALL %s", bc->bc_key_revoked) == -1) {
+		free(rq);
+		return;
+	}
 	bc->bc_syncing = 1;
 	bctl_sync_phase(bc, IPC_SYNC_BEGIN);
-	redisAsyncCommand(bc->bc_cmd, bctl_on_sync, bctl_req(bc, 0), "HGETALL %s",
-	    bc->bc_key_revoked);
 }
 
 /* ---- the node registry ----------------------------------------------------------- */
@@ -456,7 +591,7 @@ bctl_register(struct bctl *bc, uint64_t now)
 	struct timeval		 tv = { (time_t)bc->bc_reg->r_hdr->rh_started, 0 };
 	char			 ts[RT_TIMESTAMP_LEN + 1];
 	const char		*s;
-	size_t			 len, slen;
+	size_t			 len;
 	int64_t			 ttl = bc->bc_conf->c_node_ttl;
 
 	bc->bc_node_at = now + (uint64_t)ttl / 3;
@@ -469,14 +604,13 @@ bctl_register(struct bctl *bc, uint64_t now)
 	json_object_object_add(o, "pid", json_object_new_int64((int64_t)getppid()));
 	json_object_object_add(o, "workers", json_object_new_int64(t.t_workers));
 	json_object_object_add(o, "connections", json_object_new_int64(t.t_connections));
-	json_object_object_add(o, "control", json_object_new_boolean(
-	    (bctl_secret(bc, &slen), slen > 0)));
+	json_object_object_add(o, "control", json_object_new_boolean(bctl_enabled(bc)));
 	json_object_object_add(o, "expires", json_object_new_int64(bctl_wall_ms() + ttl));
 	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-	redisAsyncCommand(bc->bc_cmd, bctl_on_reply, NULL, "HSET %s %s %b", bc->bc_key_nodes,
+	bctl_cmd(bc, bctl_on_reply, NULL, "HSET %s %s %b", bc->bc_key_nodes,
 	    bc->bc_conf->c_node_id, s, len);
 	/* the hash outlives its nodes by one ttl at most */
-	redisAsyncCommand(bc->bc_cmd, bctl_on_reply, NULL, "PEXPIRE %s %lld", bc->bc_key_nodes,
+	bctl_cmd(bc, bctl_on_reply, NULL, "PEXPIRE %s %lld", bc->bc_key_nodes,
 	    (long long)(2 * ttl));
 	json_object_put(o);
 	atomic_store(&bc->bc_rb->rb_node_seen, now);
@@ -528,19 +662,15 @@ bctl_on_nodes(redisAsyncContext *ac, void *r, void *priv)
 		    json_object_get_int64(ex) <= now) {
 			/* gone (or not ours): its ttl passed without a refresh */
 			json_object_put(o);
-			if (bc->bc_cmd != NULL)
-				redisAsyncCommand(bc->bc_cmd, bctl_on_reply, NULL, "HDEL %s %b",
-			    bc->bc_key_nodes, k->str, k->len);
+			bctl_cmd(bc, bctl_on_reply, NULL, "HDEL %s %b", bc->bc_key_nodes, k->str,
+			    k->len);
 			continue;
 		}
 		json_object_array_add(arr, o);
 	}
 	json_object_array_sort(arr, bctl_node_cmp);
 	s = json_object_to_json_string_length(arr, JSON_C_TO_STRING_PLAIN, &len);
-	if (len > IPC_CTL_MAX)
-		bctl_reply_error(bc, IPC_CTL_NODES_REPLY, rq->br_reqid, "too many nodes to list");
-	else
-		ipc_send(bc->bc_master_fd, IPC_CTL_NODES_REPLY, rq->br_reqid, s, len, -1);
+	bctl_answer(bc, IPC_CTL_NODES_REPLY, rq->br_reqid, 'J', s, len);
 	json_object_put(arr);
 	free(rq);
 }
@@ -550,22 +680,24 @@ bctl_on_nodes(redisAsyncContext *ac, void *r, void *priv)
 void
 bctl_request(struct bctl *bc, const struct ipc_hdr *hdr, const char *buf)
 {
+	struct bctl_req	*rq;
+
 	if (hdr->type == IPC_CTL_CONTROL) {
 		bctl_control(bc, hdr->peerid, buf, hdr->len);
 		return;
 	}
-	if (bc->bc_cmd == NULL) {
+	rq = bctl_req(bc, hdr->peerid);
+	if (bctl_cmd(bc, bctl_on_nodes, rq, "HGETALL %s", bc->bc_key_nodes) == -1) {
+		free(rq);
 		bctl_reply_error(bc, IPC_CTL_NODES_REPLY, hdr->peerid, "redis is down");
-		return;
 	}
-	redisAsyncCommand(bc->bc_cmd, bctl_on_nodes, bctl_req(bc, hdr->peerid), "HGETALL %s",
-	    bc->bc_key_nodes);
 }
 
 void
 bctl_set_cmd(struct bctl *bc, redisAsyncContext *cmd)
 {
-	size_t	 i, slen;
+	struct bctl_pending	*p;
+	size_t			 i, n = bc->bc_npend;
 
 	bc->bc_cmd = cmd;
 	bc->bc_gen++;
@@ -574,13 +706,19 @@ bctl_set_cmd(struct bctl *bc, redisAsyncContext *cmd)
 			bctl_sync_done(bc, IPC_SYNC_ABORT);
 		return;
 	}
-	/* what waited for Redis goes first, so that the reload reads it back */
-	if ((bctl_secret(bc, &slen), slen > 0)) {
-		for (i = 0; i < bc->bc_npend; i++)
-			bctl_publish(bc, bc->bc_pend[i].bp_cmd, bc->bc_pend[i].bp_arg,
-			    bc->bc_pend[i].bp_until, 0);
+	/*
+	 * What waited for Redis goes first, so that the reload reads it back
+	 * (from a copy: what fails again queues itself anew).
+	 */
+	if (bctl_enabled(bc) && n > 0) {
+		if ((p = reallocarray(NULL, n, sizeof(*p))) == NULL)
+			fatal("reallocarray");
+		memcpy(p, bc->bc_pend, n * sizeof(*p));
 		bc->bc_npend = 0;
 		atomic_store(&bc->bc_rb->rb_control_queued, 0);
+		for (i = 0; i < n; i++)
+			bctl_publish(bc, p[i].bp_cmd, p[i].bp_arg, p[i].bp_until, 0);
+		free(p);
 	}
 	bctl_sync(bc);
 	bctl_register(bc, util_now_ms());
@@ -642,8 +780,8 @@ bctl_free(struct bctl *bc)
 
 	if (bc == NULL)
 		return;
-	for (i = 0; i < bc->bc_nunrevoked; i++)
-		free(bc->bc_unrevoked[i]);
+	for (i = 0; i < bc->bc_ntouched; i++)
+		free(bc->bc_touched[i]);
 	ctl_window_free(bc->bc_window);
 	free(bc->bc_pend);
 	free(bc);

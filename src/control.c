@@ -587,16 +587,16 @@ ctl_window_check(struct ctl_window *w, const uint8_t nonce[CTL_NONCE_LEN],
 
 /* ---- stored revocations ---------------------------------------------- */
 
-/* The hex MAC of "revoke JTI UNTIL" into hex (CTL_HEX_LEN + 1): 0 or -1. */
+/* The hex MAC of "VERB JTI UNTIL" into hex (CTL_HEX_LEN + 1): 0 or -1. */
 static int
-ctl_stored_mac(const void *secret, size_t secretlen, const char *jti,
+ctl_stored_mac(const void *secret, size_t secretlen, const char *verb, const char *jti,
     int64_t until, char *hex)
 {
-	char	 buf[sizeof("revoke ") + CTL_ARG_MAX + 32];
+	char	 buf[sizeof("unrevoke ") + CTL_ARG_MAX + 32];
 	uint8_t	 mac[CTL_MAC_LEN];
 	int	 n;
 
-	n = snprintf(buf, sizeof(buf), "revoke %s %lld", jti, (long long)until);
+	n = snprintf(buf, sizeof(buf), "%s %s %lld", verb, jti, (long long)until);
 	if (n < 0 || (size_t)n >= sizeof(buf) ||
 	    ctl_mac(secret, secretlen, buf, (size_t)n, mac) == -1)
 		return -1;
@@ -604,21 +604,37 @@ ctl_stored_mac(const void *secret, size_t secretlen, const char *jti,
 	return 0;
 }
 
-int
-ctl_stored_encode(const void *secret, size_t secretlen, const char *jti,
-    int64_t until, char *out, size_t outlen)
+/* A stored value, "MARK" "UNTIL MAC", signed for verb. */
+static int
+ctl_stored_encode_as(const void *secret, size_t secretlen, const char *verb,
+    const char *mark, const char *jti, int64_t until, char *out, size_t outlen)
 {
 	char	 hex[CTL_HEX_LEN + 1];
 	int	 n;
 
 	if (jti == NULL || out == NULL || until <= 0 ||
 	    !ctl_arg_valid(jti, strnlen(jti, CTL_ARG_MAX + 1)) ||
-	    ctl_stored_mac(secret, secretlen, jti, until, hex) == -1)
+	    ctl_stored_mac(secret, secretlen, verb, jti, until, hex) == -1)
 		return -1;
-	n = snprintf(out, outlen, "%lld %s", (long long)until, hex);
+	n = snprintf(out, outlen, "%s%lld %s", mark, (long long)until, hex);
 	if (n < 0 || (size_t)n >= outlen)
 		return -1;
 	return n;
+}
+
+int
+ctl_stored_encode(const void *secret, size_t secretlen, const char *jti,
+    int64_t until, char *out, size_t outlen)
+{
+	return ctl_stored_encode_as(secret, secretlen, "revoke", "", jti, until, out, outlen);
+}
+
+int
+ctl_unrevoked_encode(const void *secret, size_t secretlen, const char *jti,
+    int64_t until, char *out, size_t outlen)
+{
+	return ctl_stored_encode_as(secret, secretlen, "unrevoke", "~", jti, until, out,
+	    outlen);
 }
 
 /* v[0..len) as a decimal > 0 without sign or leading zero: 0 and *r, or -1. */
@@ -639,9 +655,9 @@ ctl_stored_until(const char *v, size_t len, int64_t *r)
 	return 0;
 }
 
-int
-ctl_stored_decode(const void *secret, size_t secretlen, const char *jti,
-    const char *v, size_t vlen, int64_t *until)
+static int
+ctl_stored_decode_as(const void *secret, size_t secretlen, const char *verb,
+    const char *jti, const char *v, size_t vlen, int64_t *until)
 {
 	const char	*sp;
 	char		 want[CTL_HEX_LEN + 1];
@@ -658,9 +674,26 @@ ctl_stored_decode(const void *secret, size_t secretlen, const char *jti,
 	for (i = 0; i < CTL_HEX_LEN; i++)
 		if (ctl_hexval(sp[1 + i]) == -1)
 			return -1;
-	if (ctl_stored_mac(secret, secretlen, jti, u, want) == -1 ||
+	if (ctl_stored_mac(secret, secretlen, verb, jti, u, want) == -1 ||
 	    CRYPTO_memcmp(want, sp + 1, CTL_HEX_LEN) != 0)
 		return -1;
 	*until = u;
 	return 0;
+}
+
+int
+ctl_stored_decode(const void *secret, size_t secretlen, const char *jti,
+    const char *v, size_t vlen, int64_t *until)
+{
+	return ctl_stored_decode_as(secret, secretlen, "revoke", jti, v, vlen, until);
+}
+
+int
+ctl_unrevoked_decode(const void *secret, size_t secretlen, const char *jti,
+    const char *v, size_t vlen, int64_t *until)
+{
+	if (v == NULL || vlen < 1 || v[0] != '~')
+		return -1;
+	return ctl_stored_decode_as(secret, secretlen, "unrevoke", jti, v + 1, vlen - 1,
+	    until);
 }

@@ -100,7 +100,7 @@ struct rt_master {
 	int			 m_uid;			/* after dropping, -1 = same */
 	int			 m_gid;
 	uint64_t		 m_revoke_swept;	/* ms, expired revocations dropped */
-	uint32_t		 m_sync_new;		/* revocations a reload from Redis added */
+	uint32_t		 m_sync_new;		/* revocations Redis added, unchecked */
 	int			 m_recheck;		/* workers will check their connections */
 };
 
@@ -537,7 +537,10 @@ master_control_from(struct rt_master *m, const char *buf, size_t len, char *why,
 	return 0;
 }
 
-/* A full reload of the revocations from Redis (ipc.h, IPC_CTL_SYNC). */
+/*
+ * Revocations read back from Redis, or the bridge's echo of ours
+ * (ipc.h, IPC_CTL_SYNC): an entry of until 0 is an unrevoke.
+ */
 static int
 master_revocations_sync(struct rt_master *m, const char *buf, size_t len, char *why,
     size_t whylen)
@@ -545,7 +548,6 @@ master_revocations_sync(struct rt_master *m, const char *buf, size_t len, char *
 	struct rvk_table	*t = m->m_reg.r_revoked;
 	struct ipc_sync_entry	 e;
 	int64_t			 now = (int64_t)time(NULL);
-	uint32_t		 dropped;
 	size_t			 off;
 
 	if (len < 1 || (buf[0] == IPC_SYNC_ENTRIES ? (len - 1) % sizeof(e) != 0 : len != 1)) {
@@ -554,54 +556,62 @@ master_revocations_sync(struct rt_master *m, const char *buf, size_t len, char *
 	}
 	switch (buf[0]) {
 	case IPC_SYNC_BEGIN:
-		rvk_sync_begin(t);
 		m->m_sync_new = 0;
 		return 0;
 	case IPC_SYNC_ENTRIES:
 		for (off = 1; off < len; off += sizeof(e)) {
 			memcpy(&e, buf + off, sizeof(e));
+			if (e.se_until <= 0) {
+				rvk_del(t, e.se_digest);
+				continue;
+			}
 			if (!rvk_revoked(t, e.se_digest, now))
 				m->m_sync_new++;
-			if (rvk_add(t, e.se_digest, e.se_until, now) == -1)
-				break;		/* counted in the table; logged at the end */
+			rvk_add(t, e.se_digest, e.se_until, now);	/* full: counted */
 		}
+		if (m->m_sync_new > 0)
+			master_revoke_recheck(m);
 		return 0;
 	case IPC_SYNC_ABORT:
 		/* Redis went away mid-read: the next connection reads again */
 		return 0;
 	case IPC_SYNC_END:
-		dropped = rvk_sync_end(t);
-		if (m->m_sync_new > 0)
-			master_revoke_recheck(m);
-		log_info("revocations: %lld held after reading redis (%u new, %u no longer"
-		    " there)%s", (long long)rvk_count(t), m->m_sync_new, dropped,
+		log_info("revocations: %lld held after reading redis (%u new)%s",
+		    (long long)rvk_count(t), m->m_sync_new,
 		    atomic_load(&t->rt_full) > 0 ? "; max_revocations refused some" : "");
+		m->m_sync_new = 0;
 		return 0;
 	}
 	snprintf(why, whylen, "a revocation reload in an unknown phase");
 	return -1;
 }
 
-/* The bridge's answer to a control command or to nodes. */
+/*
+ * The bridge's answer to a control command or to nodes: 'N' and an
+ * int64 (the nodes that heard it), 'J' and the node list, or 'E' and why.
+ */
 static void
 master_control_reply(struct rt_master *m, const struct ipc_hdr *hdr, const char *buf)
 {
 	int64_t	 v;
 	char	 err[200];
+	int	 nodes = hdr->type == IPC_CTL_NODES_REPLY;
 
 	if (m->m_admin == NULL)
 		return;
-	snprintf(err, sizeof(err), "%.*s", (int)(hdr->len < 199 ? hdr->len : 199), buf);
-	if (hdr->type == IPC_CTL_NODES_REPLY) {
-		if (buf[0] == '[')
-			admin_nodes_done(m->m_admin, hdr->peerid, buf, hdr->len, NULL);
-		else
-			admin_nodes_done(m->m_admin, hdr->peerid, NULL, 0, err);
-	} else if (hdr->len == sizeof(v)) {
-		memcpy(&v, buf, sizeof(v));
+	snprintf(err, sizeof(err), "%.*s", (int)(hdr->len - 1 < 199 ? hdr->len - 1 : 199),
+	    buf + 1);
+	if (buf[0] == 'J' && nodes)
+		admin_nodes_done(m->m_admin, hdr->peerid, buf + 1, hdr->len - 1, NULL);
+	else if (buf[0] == 'N' && !nodes && hdr->len == 1 + sizeof(v)) {
+		memcpy(&v, buf + 1, sizeof(v));
 		admin_control_done(m->m_admin, hdr->peerid, v, NULL);
-	} else
-		admin_control_done(m->m_admin, hdr->peerid, -1, err);
+	} else if (nodes)
+		admin_nodes_done(m->m_admin, hdr->peerid, NULL, 0,
+		    buf[0] == 'E' ? err : "a malformed answer from the bridge");
+	else
+		admin_control_done(m->m_admin, hdr->peerid, -1,
+		    buf[0] == 'E' ? err : "a malformed answer from the bridge");
 }
 
 static void	master_reload_ack(struct rt_master *, struct master_child *,

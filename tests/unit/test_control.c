@@ -1381,6 +1381,49 @@ START_TEST(test_stored_strict_until)
 }
 END_TEST
 
+/* An unrevoke's mark: its own verb under the MAC, never taken for a revocation. */
+START_TEST(test_unrevoked_marks)
+{
+	char	 out[CTL_STORED_MAX], rev[CTL_STORED_MAX];
+	int64_t	 until = 0;
+	int	 n, r;
+
+	n = ctl_unrevoked_encode(SECRET, strlen(SECRET), "jti-1", 1767225600, out, sizeof(out));
+	ck_assert_int_eq(n, 1 + 10 + 1 + 64);
+	ck_assert_int_eq(out[0], '~');
+	ck_assert_int_eq(ctl_unrevoked_decode(SECRET, strlen(SECRET), "jti-1", out, (size_t)n,
+	    &until), 0);
+	ck_assert_int_eq(until, 1767225600);
+	/* not a revocation, and a revocation is not a mark */
+	ck_assert_int_eq(ctl_stored_decode(SECRET, strlen(SECRET), "jti-1", out, (size_t)n,
+	    &until), -1);
+	ck_assert_int_eq(ctl_stored_decode(SECRET, strlen(SECRET), "jti-1", out + 1,
+	    (size_t)n - 1, &until), -1);
+	r = ctl_stored_encode(SECRET, strlen(SECRET), "jti-1", 1767225600, rev, sizeof(rev));
+	ck_assert_int_gt(r, 0);
+	ck_assert_int_eq(ctl_unrevoked_decode(SECRET, strlen(SECRET), "jti-1", rev, (size_t)r,
+	    &until), -1);
+	memmove(rev + 1, rev, (size_t)r + 1);
+	rev[0] = '~';
+	ck_assert_int_eq(ctl_unrevoked_decode(SECRET, strlen(SECRET), "jti-1", rev,
+	    (size_t)r + 1, &until), -1);
+	/* another jti, another secret, a flipped digit */
+	ck_assert_int_eq(ctl_unrevoked_decode(SECRET, strlen(SECRET), "jti-2", out, (size_t)n,
+	    &until), -1);
+	ck_assert_int_eq(ctl_unrevoked_decode("other-secret-0123", 17, "jti-1", out, (size_t)n,
+	    &until), -1);
+	out[3] ^= 1;
+	ck_assert_int_eq(ctl_unrevoked_decode(SECRET, strlen(SECRET), "jti-1", out, (size_t)n,
+	    &until), -1);
+	ck_assert_int_eq(ctl_unrevoked_decode(SECRET, strlen(SECRET), "jti-1", "~", 1, &until),
+	    -1);
+	ck_assert_int_eq(ctl_unrevoked_decode(SECRET, strlen(SECRET), "jti-1", "", 0, &until),
+	    -1);
+	ck_assert_int_eq(ctl_unrevoked_encode(SECRET, strlen(SECRET), "jti-1", 0, out,
+	    sizeof(out)), -1);
+}
+END_TEST
+
 static Suite *
 control_suite(void)
 {
@@ -1435,6 +1478,7 @@ control_suite(void)
 
 	tc = tcase_create("stored");
 	tcase_add_test(tc, test_stored_round_trip);
+	tcase_add_test(tc, test_unrevoked_marks);
 	tcase_add_test(tc, test_stored_encode_refuses);
 	tcase_add_test(tc, test_stored_tampering_refused);
 	tcase_add_test(tc, test_stored_strict_until);
