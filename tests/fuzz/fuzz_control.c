@@ -190,6 +190,16 @@ check_stored(const uint8_t *data, size_t size)
 	    (n = ctl_stored_encode(SECRET, strlen(SECRET), JTI, until, out,
 	    sizeof(out))) < 0 || (size_t)n != size || memcmp(out, data, size) != 0))
 		abort();
+	/* and as an unrevoke's mark: never both, and what is taken re-encodes */
+	c = copy(data, size);
+	n = ctl_unrevoked_decode(SECRET, strlen(SECRET), JTI, c, size, &want);
+	free(c);
+	if ((n == 0 && rv == 0) || (n != 0 && n != -1))
+		abort();
+	if (n == 0 && (want <= 0 ||
+	    (n = ctl_unrevoked_encode(SECRET, strlen(SECRET), JTI, want, out,
+	    sizeof(out))) < 0 || (size_t)n != size || memcmp(out, data, size) != 0))
+		abort();
 
 	/* the input as the UNTIL of a value signed right */
 	if (size > 64)
