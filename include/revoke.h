@@ -56,7 +56,9 @@ int	rvk_del(struct rvk_table *t, const uint8_t d[RVK_DIGEST]);
 /* Drop the entries whose until has passed; how many. */
 uint32_t rvk_expire(struct rvk_table *t, int64_t now);
 /*
- * A full reload (from Redis): rvk_sync_begin() starts a new generation,
+ * A full replace, for a writer that holds the whole list (the daemon reads
+ * Redis additively instead, see bridge_ctl.c): rvk_sync_begin() starts a
+ * new generation,
  * the rvk_add()s that follow carry it, and rvk_sync_end() drops every
  * entry an earlier generation set; how many it dropped.
  */

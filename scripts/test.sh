@@ -63,19 +63,22 @@ run_build() {
 }
 
 # The benchmark tools build, the JWT micro-benchmark verifies every token it
-# times, and the authorization one gets every verdict it times right
+# times, the revocation one gets every lookup right, and the authorization
+# one gets every verdict it times right
 # (figures are for docs/PERFORMANCE.md, never checked here).
 bench_tools() {
 	local dir=$1
 	echo "== benchmark tools (tests/bench)"
-	if (cd "$dir" && make tests/bench/bench_auth tests/bench/bench_authz >>make.out 2>&1 &&
+	if (cd "$dir" && make tests/bench/bench_auth tests/bench/bench_authz \
+	    tests/bench/bench_revoke >>make.out 2>&1 &&
 	    ./tests/bench/bench_auth -n 500 -r 1 >bench_auth.out 2>&1 &&
-	    ./tests/bench/bench_authz -n 2000 -r 1 >bench_authz.out 2>&1) &&
+	    ./tests/bench/bench_authz -n 2000 -r 1 >bench_authz.out 2>&1 &&
+	    ./tests/bench/bench_revoke -n 20000 -r 1 >bench_revoke.out 2>&1) &&
 	    CFLAGS=-Werror "$top/tests/bench/build.sh" "$dir/rtbench" >"$dir/rtbench.out" 2>&1; then
 		passed=$((passed + 1))
 	else
 		tail -20 "$dir/make.out" "$dir/bench_auth.out" "$dir/bench_authz.out" \
-		    "$dir/rtbench.out" 2>/dev/null
+		    "$dir/bench_revoke.out" "$dir/rtbench.out" 2>/dev/null
 		echo "FAIL: benchmark tools"; failed=$((failed + 1))
 	fi
 }

@@ -303,18 +303,21 @@ rvk_del(struct rvk_table *t, const uint8_t d[RVK_DIGEST])
 }
 
 /*
- * Each removal is its own short write section, so that a sweep of a big
- * table holds readers back no longer than one entry (or the rebuild).
+ * Drop every live entry drop() picks, then rebuild if the tombstones
+ * piled up; how many.  Each removal is its own short write section, so
+ * that a sweep of a big table holds readers back no longer than one entry
+ * (or the rebuild).
  */
-uint32_t
-rvk_expire(struct rvk_table *t, int64_t now)
+static uint32_t
+rvk_drop_if(struct rvk_table *t, int (*drop)(const struct rvk_table *,
+    const struct rvk_entry *, int64_t), int64_t now)
 {
-	int64_t		 until;
-	uint32_t	 i, n = 0;
+	const struct rvk_entry	*e;
+	uint32_t		 i, n = 0;
 
 	for (i = 0; i < t->rt_slots; i++) {
-		until = t->rt_e[i].re_until;
-		if (until == RVK_EMPTY || until == RVK_TOMB || until > now)
+		e = &t->rt_e[i];
+		if (e->re_until == RVK_EMPTY || e->re_until == RVK_TOMB || !drop(t, e, now))
 			continue;
 		rvk_write_begin(t);
 		rvk_tomb(t, i);
@@ -327,6 +330,26 @@ rvk_expire(struct rvk_table *t, int64_t now)
 		rvk_write_end(t);
 	}
 	return n;
+}
+
+static int
+rvk_ended(const struct rvk_table *t, const struct rvk_entry *e, int64_t now)
+{
+	(void)t;
+	return e->re_until <= now;
+}
+
+static int
+rvk_stale_gen(const struct rvk_table *t, const struct rvk_entry *e, int64_t now)
+{
+	(void)now;
+	return e->re_gen != t->rt_gen;
+}
+
+uint32_t
+rvk_expire(struct rvk_table *t, int64_t now)
+{
+	return rvk_drop_if(t, rvk_ended, now);
 }
 
 void
@@ -338,25 +361,7 @@ rvk_sync_begin(struct rvk_table *t)
 uint32_t
 rvk_sync_end(struct rvk_table *t)
 {
-	struct rvk_entry	*e;
-	uint32_t		 i, n = 0;
-
-	for (i = 0; i < t->rt_slots; i++) {
-		e = &t->rt_e[i];
-		if (e->re_until == RVK_EMPTY || e->re_until == RVK_TOMB ||
-		    e->re_gen == t->rt_gen)
-			continue;
-		rvk_write_begin(t);
-		rvk_tomb(t, i);
-		rvk_write_end(t);
-		n++;
-	}
-	if (t->rt_tombs > t->rt_slots / 4) {
-		rvk_write_begin(t);
-		rvk_rebuild(t);
-		rvk_write_end(t);
-	}
-	return n;
+	return rvk_drop_if(t, rvk_stale_gen, 0);
 }
 
 /* ---- readers -------------------------------------------------------- */

@@ -346,10 +346,25 @@ stats_metric(struct evbuffer *out, const char *name, const char *type, const cha
 	evbuffer_add_printf(out, "%s %lld\n", name, v);
 }
 
+/* realtimed_control_messages_total, by result. */
+static const struct {
+	const char	*sc_result;
+	size_t		 sc_off;
+} stats_control[] = {
+	{ "sent", offsetof(struct reg_bridge, rb_control_sent) },
+	{ "applied", offsetof(struct reg_bridge, rb_control_applied) },
+	{ "forged", offsetof(struct reg_bridge, rb_control_forged) },
+	{ "stale", offsetof(struct reg_bridge, rb_control_stale) },
+	{ "replayed", offsetof(struct reg_bridge, rb_control_replayed) },
+	{ "ignored", offsetof(struct reg_bridge, rb_control_ignored) },
+	{ "dropped", offsetof(struct reg_bridge, rb_control_dropped) },
+};
+
 static void
 stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 {
 	struct reg_bridge	*rb = &reg->r_hdr->rh_bridge;
+	size_t			 i;
 
 	stats_metric_head(out, "realtimed_redis_up", "gauge", "1 while the bridge is subscribed to Redis.");
 	evbuffer_add_printf(out, "realtimed_redis_up %d\n", (int)atomic_load(&rb->rb_redis_up));
@@ -395,20 +410,10 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	stats_metric(out, "realtimed_canary_misses_total", "counter", "Canaries that did not come back from Redis in time.",
 	    (long long)atomic_load(&rb->rb_canary_misses));
 	stats_metric_head(out, "realtimed_control_messages_total", "counter", "Control messages across nodes, by outcome.");
-	evbuffer_add_printf(out, "realtimed_control_messages_total{result=\"sent\"} %lld\n",
-	    (long long)atomic_load(&rb->rb_control_sent));
-	evbuffer_add_printf(out, "realtimed_control_messages_total{result=\"applied\"} %lld\n",
-	    (long long)atomic_load(&rb->rb_control_applied));
-	evbuffer_add_printf(out, "realtimed_control_messages_total{result=\"forged\"} %lld\n",
-	    (long long)atomic_load(&rb->rb_control_forged));
-	evbuffer_add_printf(out, "realtimed_control_messages_total{result=\"stale\"} %lld\n",
-	    (long long)atomic_load(&rb->rb_control_stale));
-	evbuffer_add_printf(out, "realtimed_control_messages_total{result=\"replayed\"} %lld\n",
-	    (long long)atomic_load(&rb->rb_control_replayed));
-	evbuffer_add_printf(out, "realtimed_control_messages_total{result=\"ignored\"} %lld\n",
-	    (long long)atomic_load(&rb->rb_control_ignored));
-	evbuffer_add_printf(out, "realtimed_control_messages_total{result=\"dropped\"} %lld\n",
-	    (long long)atomic_load(&rb->rb_control_dropped));
+	for (i = 0; i < sizeof(stats_control) / sizeof(stats_control[0]); i++)
+		evbuffer_add_printf(out, "realtimed_control_messages_total{result=\"%s\"} %lld\n",
+		    stats_control[i].sc_result,
+		    (long long)atomic_load((_Atomic int64_t *)((char *)rb + stats_control[i].sc_off)));
 	stats_metric(out, "realtimed_control_queued", "gauge", "Control messages waiting for Redis.",
 	    (long long)atomic_load(&rb->rb_control_queued));
 	if (reg->r_revoked != NULL) {
