@@ -247,7 +247,7 @@ b64url(const unsigned char *in, size_t n, char *out)
 static char *
 jwt_mint(const char *secret, const char *user)
 {
-	char hdr[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", pl[256], *tok;
+	char hdr[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", pl[512], *tok;
 	unsigned char mac[32];
 	unsigned int maclen = sizeof(mac);
 	size_t o;
