@@ -4,7 +4,8 @@
 #      (unit tests + integration tests with redis-server, python3-websockets,
 #      node ws);
 #   2. the same suites again under AddressSanitizer + UndefinedBehaviorSanitizer;
-#   3. every libFuzzer target for FUZZ_SECONDS each.
+#   3. every libFuzzer target for FUZZ_SECONDS each;
+#   and once, the JavaScript client's suite (clients/js/test/run).
 # Ends with "N passed, N failed".  Options: --no-deps, --no-asan, --no-fuzz.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -83,8 +84,26 @@ bench_tools() {
 	fi
 }
 
+# The JavaScript client (clients/js): node:test against the daemon just
+# built, headless Chromium pages, npm pack and a consumer install.  Once.
+js_client() {
+	local out=$top/build/jsclient.out n f s
+	echo "== JavaScript client (clients/js)"
+	REALTIMED_BIN=$top/build/src/realtimed timeout -k 10 900 "$top/clients/js/test/run" \
+	    >"$out" 2>&1
+	if read -r n f s < <(sed -n 's/^jsclient: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' "$out" | tail -1) && [ -n "$n" ]; then
+		passed=$((passed + n)); failed=$((failed + f)); skipped=$((skipped + s))
+		[ "$f" -eq 0 ] || tail -80 "$out"
+		tail -1 "$out"
+	else
+		tail -60 "$out"; echo "FAIL: the JavaScript client suite printed no summary"
+		failed=$((failed + 1))
+	fi
+}
+
 run_build "$top/build"
 [ -f "$top/build/src/realtimed" ] && bench_tools "$top/build"
+[ -f "$top/build/src/realtimed" ] && js_client
 if [ $asan -eq 1 ]; then
 	san="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 	ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=32 \

@@ -1,0 +1,148 @@
+// React binding for realtimed-client: one RealtimeClient per component.
+//
+//   const { connected, events, send } = useRealtime({ url, token }, ['apps:created']);
+//
+// Identity rules, so that the usual way of writing a component (a fresh
+// options object and a fresh channel array on every render) neither
+// reconnects nor resubscribes:
+// - the client is keyed by the VALUE of url and token (and whether a
+//   getToken is given); getToken itself and the other options are read
+//   through refs, so a new function or object each render changes nothing;
+// - the channel list is compared by value, as a set: order and duplicates
+//   do not matter. A changed list becomes subscribe/unsubscribe calls on the
+//   same client, never a new socket.
+import * as React from 'react';
+import { RealtimeClient } from './index.js';
+
+const DEFAULT_MAX_EVENTS = 100;
+
+// The channel set as a stable string key; names are [A-Za-z0-9_.:@-], so
+// JSON of the sorted names is unambiguous.
+function channelKey(channels) {
+  if (channels == null)
+    return '[]';
+  const list = typeof channels === 'string' ? [channels] : Array.from(channels);
+  const names = [...new Set(list.filter((c) => typeof c === 'string' && c !== ''))];
+  names.sort();
+  return JSON.stringify(names);
+}
+
+function boundedAppend(list, item, max) {
+  if (!(max > 0))
+    return list.length === 0 ? list : [];
+  const keep = list.length >= max ? list.slice(list.length - max + 1) : list.slice();
+  keep.push(item);
+  return keep;
+}
+
+// Bring the client's subscriptions (subs: channel -> handle) to `wanted`.
+function syncSubscriptions(live, wanted, onEvent) {
+  const want = new Set(wanted);
+  for (const [channel, handle] of live.subs) {
+    if (!want.has(channel)) {
+      live.subs.delete(channel);
+      handle.unsubscribe();
+    }
+  }
+  for (const channel of want) {
+    if (!live.subs.has(channel)) {
+      live.subs.set(channel, live.client.subscribe(channel,
+        (data, meta) => onEvent(channel, data, meta)));
+    }
+  }
+}
+
+export function useRealtime(options, channels) {
+  const { url, token, getToken, maxEvents, ...clientOptions } = options || {};
+  const [connected, setConnected] = React.useState(false);
+  const [events, setEvents] = React.useState([]);
+
+  // Everything read at connect time or per event, kept current without
+  // being an effect dependency.
+  const getTokenRef = React.useRef(getToken);
+  const optionsRef = React.useRef(clientOptions);
+  const maxRef = React.useRef(DEFAULT_MAX_EVENTS);
+  const channelsRef = React.useRef([]);
+  const liveRef = React.useRef(null);   // { client, subs } of the current client
+
+  const key = channelKey(channels);
+  const hasGetToken = typeof getToken === 'function';
+
+  // Declared first: effects run in order, so the client effect below sees
+  // the values of this render.
+  React.useEffect(() => {
+    getTokenRef.current = getToken;
+    optionsRef.current = clientOptions;
+    maxRef.current = maxEvents === undefined ? DEFAULT_MAX_EVENTS : maxEvents;
+  });
+
+  const onEvent = React.useCallback((subscribed, data, meta) => {
+    const m = meta || {};
+    const ev = {
+      channel: m.channel || subscribed,
+      data,
+      offset: m.offset,
+      epoch: m.epoch,
+      timestamp: m.timestamp,
+    };
+    setEvents((list) => boundedAppend(list, ev, maxRef.current));
+  }, []);
+
+  // Before the client effect, so that a client made in this commit starts
+  // with this render's channels; on its own, a changed list is a diff on
+  // the live client.
+  React.useEffect(() => {
+    channelsRef.current = JSON.parse(key);
+    if (liveRef.current !== null)
+      syncSubscriptions(liveRef.current, channelsRef.current, onEvent);
+  }, [key, onEvent]);
+
+  // Events are kept across a reconnect (a new url or token): they are
+  // what the component received, not what the socket holds.
+  React.useEffect(() => {
+    if (!url)
+      return undefined;
+    const opts = Object.assign({}, optionsRef.current, { url });
+    if (token !== undefined && token !== null)
+      opts.token = token;
+    if (hasGetToken)
+      opts.getToken = (...args) => getTokenRef.current(...args);
+    const client = new RealtimeClient(opts);
+    const live = { client, subs: new Map() };
+    liveRef.current = live;
+    const offs = [
+      client.on('connected', () => setConnected(true)),
+      client.on('disconnected', () => setConnected(false)),
+    ];
+    syncSubscriptions(live, channelsRef.current, onEvent);
+    // connect() deferred by a microtask: StrictMode's mount, unmount, mount
+    // in development then opens one socket, not two (a client closed
+    // before connect() never opened one).
+    let cancelled = false;
+    queueMicrotask(() => {
+      if (!cancelled)
+        client.connect();
+    });
+    return () => {
+      cancelled = true;
+      if (liveRef.current === live)
+        liveRef.current = null;
+      for (const off of offs) {
+        if (typeof off === 'function')
+          off();
+      }
+      live.subs.clear();
+      client.close();
+      setConnected(false);
+    };
+  }, [url, token, hasGetToken, onEvent]);
+
+  const send = React.useCallback((obj) => {
+    const live = liveRef.current;
+    if (live === null)
+      return false;
+    return live.client.send(obj);
+  }, []);
+
+  return { connected, events, send };
+}
