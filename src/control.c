@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "channel.h"
 #include "control.h"
 #include "utf8.h"
 #include "util.h"
@@ -82,25 +83,11 @@ ctl_arg_valid(const char *s, size_t len)
 	return utf8_valid((const uint8_t *)s, len);
 }
 
-static int
-ctl_node_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9') || c == '_' || c == '.' || c == ':' ||
-	    c == '@' || c == '-';
-}
-
+/* A node id is spelled like a channel name, only shorter. */
 int
 ctl_node_valid(const char *s, size_t len)
 {
-	size_t	 i;
-
-	if (s == NULL || len == 0 || len > CTL_NODE_MAX)
-		return 0;
-	for (i = 0; i < len; i++)
-		if (!ctl_node_char(s[i]))
-			return 0;
-	return 1;
+	return len <= CTL_NODE_MAX && chan_name_valid(s, len);
 }
 
 /* ---- hex and MACs ---------------------------------------------------- */
