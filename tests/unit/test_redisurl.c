@@ -89,6 +89,73 @@ START_TEST(test_overlong_parts)
 }
 END_TEST
 
+START_TEST(test_sentinel)
+{
+	ck_assert_int_eq(redis_url_parse("redis-sentinel://app:pw@10.0.0.1:26380,[::1],s3/mymaster",
+	    &u, err, sizeof(err)), 0);
+	ck_assert_int_eq(u.ru_mode, REDIS_SENTINEL);
+	ck_assert_int_eq(u.ru_nnodes, 3);
+	ck_assert_str_eq(u.ru_nodes[0].rn_host, "10.0.0.1");
+	ck_assert_int_eq(u.ru_nodes[0].rn_port, 26380);
+	ck_assert_str_eq(u.ru_nodes[1].rn_host, "::1");
+	ck_assert_int_eq(u.ru_nodes[1].rn_port, 26379);
+	ck_assert_str_eq(u.ru_nodes[2].rn_host, "s3");
+	ck_assert_int_eq(u.ru_nodes[2].rn_port, 26379);
+	ck_assert_str_eq(u.ru_master, "mymaster");
+	ck_assert_str_eq(u.ru_user, "app");
+	ck_assert_str_eq(u.ru_password, "pw");
+	ck_assert_int_eq(u.ru_db, 0);
+	ck_assert_int_eq(redis_url_parse("redis-sentinel://h/m/3", &u, err, sizeof(err)), 0);
+	ck_assert_int_eq(u.ru_nnodes, 1);
+	ck_assert_int_eq(u.ru_db, 3);
+	/* the master's name is required and plain */
+	ck_assert_int_eq(redis_url_parse("redis-sentinel://h1,h2", &u, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "master"));
+	ck_assert_int_eq(redis_url_parse("redis-sentinel://h1/", &u, err, sizeof(err)), -1);
+	ck_assert_int_eq(redis_url_parse("redis-sentinel://h1/a b", &u, err, sizeof(err)), -1);
+	ck_assert_int_eq(redis_url_parse("redis-sentinel://h1/m/x", &u, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "database"));
+	/* empty members of the list, bad ports */
+	ck_assert_int_eq(redis_url_parse("redis-sentinel://h1,,h2/m", &u, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "empty"));
+	ck_assert_int_eq(redis_url_parse("redis-sentinel://h1,/m", &u, err, sizeof(err)), -1);
+	ck_assert_int_eq(redis_url_parse("redis-sentinel:///m", &u, err, sizeof(err)), -1);
+	ck_assert_int_eq(redis_url_parse("redis-sentinel://h1:0/m", &u, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "port"));
+}
+END_TEST
+
+START_TEST(test_cluster)
+{
+	char	 many[1024];
+
+	ck_assert_int_eq(redis_url_parse("redis-cluster://:pw@127.0.0.1:7000,127.0.0.1:7001",
+	    &u, err, sizeof(err)), 0);
+	ck_assert_int_eq(u.ru_mode, REDIS_CLUSTER);
+	ck_assert_int_eq(u.ru_nnodes, 2);
+	ck_assert_int_eq(u.ru_nodes[1].rn_port, 7001);
+	ck_assert_str_eq(u.ru_password, "pw");
+	ck_assert_int_eq(redis_url_parse("redis-cluster://h", &u, err, sizeof(err)), 0);
+	ck_assert_int_eq(u.ru_nodes[0].rn_port, 6379);
+	ck_assert_int_eq(redis_url_parse("redis-cluster://h/", &u, err, sizeof(err)), 0);
+	ck_assert_int_eq(redis_url_parse("redis-cluster://h/1", &u, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "database"));
+	/* bounded list */
+	strcpy(many, "redis-cluster://h");
+	for (int i = 0; i < REDIS_NODES_MAX; i++)
+		strcat(many, ",h");
+	ck_assert_int_eq(redis_url_parse(many, &u, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "more than"));
+	many[strlen(many) - 2] = '\0';
+	ck_assert_int_eq(redis_url_parse(many, &u, err, sizeof(err)), 0);
+	ck_assert_int_eq(u.ru_nnodes, REDIS_NODES_MAX);
+	/* a plain URL is one node, single mode */
+	ck_assert_int_eq(redis_url_parse("redis://h1,h2", &u, err, sizeof(err)), 0);
+	ck_assert_int_eq(u.ru_mode, REDIS_SINGLE);
+	ck_assert_int_eq(u.ru_nnodes, 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -102,6 +169,8 @@ main(void)
 	tcase_add_test(tc, test_ipv6_and_unix);
 	tcase_add_test(tc, test_refusals_say_why);
 	tcase_add_test(tc, test_overlong_parts);
+	tcase_add_test(tc, test_sentinel);
+	tcase_add_test(tc, test_cluster);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
