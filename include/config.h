@@ -79,6 +79,7 @@ struct rt_config {
 
 	/* redis and the bridge */
 	char		*c_redis_url;
+	char		*c_redis_sentinel_password;
 	int64_t		 c_canary_interval;	/* 0 = off */
 	int64_t		 c_ipc_max_buffer;	/* bridge -> worker high-water mark */
 	int64_t		 c_max_event_size;	/* larger Redis messages are dropped */

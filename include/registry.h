@@ -22,7 +22,7 @@
 #include "realtimed.h"
 
 #define REGISTRY_MAGIC		0x52544452u	/* "RTDR" */
-#define REGISTRY_VERSION	7
+#define REGISTRY_VERSION	8
 #define REG_MAX_WORKERS		64
 #define REG_PEER_MAX		48
 #define REG_USER_MAX		63
@@ -128,6 +128,8 @@ struct reg_bridge {
 	_Atomic int64_t		 rb_cluster_reads;	/* positions read from Redis */
 	_Atomic int64_t		 rb_cluster_reads_failed;	/* no answer: the node's own */
 	_Atomic int64_t		 rb_cluster_reads_full;	/* over position_reads: the node's */
+	_Atomic int64_t		 rb_redis_failovers;	/* sentinel: new master followed */
+	_Atomic int64_t		 rb_sentinel_errors;	/* sentinel: unreachable, no answer, refusals */
 	_Atomic int64_t		 rb_control_sent;	/* control messages published */
 	_Atomic int64_t		 rb_control_applied;	/* another node's, carried out */
 	_Atomic int64_t		 rb_control_forged;	/* malformed or a wrong MAC */

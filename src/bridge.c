@@ -26,6 +26,7 @@
 #include "realtimed.h"
 #include "bridge.h"
 #include "bridge_ctl.h"
+#include "bridge_sentinel.h"
 #include "channel.h"
 #include "cluster.h"
 #include "config.h"
@@ -135,6 +136,8 @@ struct rt_bridge {
 	size_t			 b_jsoncap;
 	struct hist		*b_hist;	/* node positions */
 	struct bctl		*b_ctl;		/* control across nodes */
+	struct bsen		*b_sen;		/* redis-sentinel:// */
+	int			 b_master_known;	/* b_url holds the sentinels' answer */
 	uint64_t		 b_big_logged_at;	/* ms, the last "too large" line */
 	uint64_t		 b_big_unlogged;	/* drops since, not in a line yet */
 	size_t			 b_big_len;		/* the last of those */
@@ -298,6 +301,7 @@ bridge_lost(struct rt_bridge *b, const redisAsyncContext *ac)
 		atomic_store(&b->b_rb->rb_cluster_function, 0);
 	} else
 		return;
+	b->b_master_known = 0;	/* the master may have moved: ask the sentinels */
 	if (!b->b_stopping)
 		bridge_schedule_retry(b);
 }
@@ -1206,12 +1210,84 @@ bridge_subscribe(struct rt_bridge *b, const char *name, int pattern)
 	b->b_sub_expect++;
 }
 
+/*
+ * Sentinel mode: the address the sentinels gave must be the master's
+ * (a demoted master still answers for a while): ROLE says.
+ */
+static void
+bridge_on_role(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct rt_bridge	*b = priv;
+	redisReply		*reply = r;
+
+	if (reply == NULL || ac != b->b_cmd || reply->type != REDIS_REPLY_ARRAY ||
+	    reply->elements == 0 || reply->element[0]->type != REDIS_REPLY_STRING ||
+	    strcmp(reply->element[0]->str, "master") == 0)
+		return;
+	log_warnx("redis %s:%d is a %s, not the master: asking the sentinels again",
+	    b->b_url.ru_host, b->b_url.ru_port, reply->element[0]->str);
+	atomic_fetch_add(&b->b_rb->rb_sentinel_errors, 1);
+	bridge_drop(b, b->b_sub);
+	bridge_drop(b, b->b_cmd);
+}
+
+static void
+bridge_master_at(struct rt_bridge *b, const char *host, int port)
+{
+	if (strcmp(b->b_url.ru_host, host) != 0 || b->b_url.ru_port != port)
+		log_info("sentinel: master %s is at %s:%d", b->b_url.ru_master, host, port);
+	snprintf(b->b_url.ru_host, sizeof(b->b_url.ru_host), "%s", host);
+	b->b_url.ru_port = port;
+}
+
+/* The sentinels' answer to bsen_resolve(). */
+static void
+bridge_sentinel_found(void *arg, const char *host, int port)
+{
+	struct rt_bridge	*b = arg;
+
+	if (b->b_stopping)
+		return;
+	if (host == NULL) {
+		log_warnx("sentinel: no sentinel gave the address of master %s",
+		    b->b_url.ru_master);
+		bridge_schedule_retry(b);
+		return;
+	}
+	bridge_master_at(b, host, port);
+	b->b_master_known = 1;
+	bridge_connect(b);
+}
+
+/* +switch-master: leave the old master now, not when it times out. */
+static void
+bridge_sentinel_moved(void *arg, const char *host, int port)
+{
+	struct rt_bridge	*b = arg;
+
+	if (b->b_stopping)
+		return;
+	log_warnx("sentinel: master %s moved to %s:%d, reconnecting", b->b_url.ru_master,
+	    host, port);
+	atomic_fetch_add(&b->b_rb->rb_redis_failovers, 1);
+	bridge_drop(b, b->b_sub);
+	bridge_drop(b, b->b_cmd);
+	bridge_master_at(b, host, port);
+	b->b_master_known = 1;
+	b->b_backoff = 0;
+	bridge_connect(b);
+}
+
 static void
 bridge_connect(struct rt_bridge *b)
 {
 	int	 i;
 
 	b->b_retry_at = 0;
+	if (b->b_sen != NULL && !b->b_master_known) {
+		bsen_resolve(b->b_sen);		/* bridge_sentinel_found() goes on */
+		return;
+	}
 	if (b->b_sub == NULL && (b->b_sub = bridge_open(b)) != NULL) {
 		b->b_sub_started = util_now_ms();
 		b->b_sub_acks = 0;
@@ -1228,8 +1304,11 @@ bridge_connect(struct rt_bridge *b)
 		bridge_subscribe(b, b->b_conf->c_control_channel, 0);
 	}
 	/* the command connection: canaries, the admin's publish, positions */
-	if (b->b_cmd == NULL && (b->b_cmd = bridge_open(b)) != NULL)
+	if (b->b_cmd == NULL && (b->b_cmd = bridge_open(b)) != NULL) {
+		if (b->b_sen != NULL)
+			redisAsyncCommand(b->b_cmd, bridge_on_role, b, "ROLE");
 		bridge_load_library(b);
+	}
 	if (b->b_sub == NULL || b->b_cmd == NULL)
 		bridge_schedule_retry(b);
 }
@@ -1290,6 +1369,8 @@ bridge_tick(evutil_socket_t fd, short ev, void *arg)
 	hist_expire(b->b_hist, now);
 	bridge_publish_history(b);
 	bctl_tick(b->b_ctl, now);
+	if (b->b_sen != NULL)
+		bsen_tick(b->b_sen, now);
 }
 
 /* ---- workers and the master --------------------------------------------- */
@@ -1556,6 +1637,7 @@ bridge_cleanup(struct rt_bridge *b)
 	bridge_subs_free(&b->b_next);
 	hist_free(b->b_hist);
 	bctl_free(b->b_ctl);
+	bsen_free(b->b_sen);
 	if (b->b_base != NULL)
 		event_base_free(b->b_base);
 }
@@ -1574,6 +1656,8 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 	b.b_master_fd = master_fd;
 	if (redis_url_parse(conf->c_redis_url, &b.b_url, err, sizeof(err)) == -1)
 		fatalx("redis_url: %s", err);
+	if (b.b_url.ru_mode == REDIS_CLUSTER)
+		fatalx("redis_url: redis-cluster:// is not supported by this version");
 	bridge_canary_name(&b);
 	if ((b.b_hist = hist_new(conf->c_history_memory, conf->c_history_channels, "-")) == NULL)
 		fatalx("%s: out of memory", __func__);
@@ -1594,6 +1678,13 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 	b.b_master_ev = event_new(b.b_base, master_fd, EV_READ | EV_PERSIST,
 	    bridge_dispatch_master, &b);
 	event_add(b.b_master_ev, NULL);
+	if (b.b_url.ru_mode == REDIS_SENTINEL) {
+		struct bsen_cb cb = { bridge_sentinel_found, bridge_sentinel_moved, &b };
+
+		if ((b.b_sen = bsen_new(b.b_base, &b.b_url, conf->c_redis_sentinel_password,
+		    b.b_rb, &cb)) == NULL)
+			fatalx("%s: out of memory", __func__);
+	}
 	b.b_tick = event_new(b.b_base, -1, EV_PERSIST, bridge_tick, &b);
 	event_add(b.b_tick, &tick);
 	atomic_store(&b.b_rb->rb_state, REG_PROC_RUNNING);

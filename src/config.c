@@ -102,6 +102,7 @@ static const struct conf_key conf_keys[] = {
 	{ "allow_anonymous", CT_BOOL, OFF(c_allow_anonymous), "yes", 0, 0, F_RELOAD },
 	{ "allowed_origins", CT_LIST, OFF(c_allowed_origins), "", 0, 0, F_RELOAD },
 	{ "redis_url", CT_STR, OFF(c_redis_url), "redis://127.0.0.1:6379", 0, 0, F_REDIS_URL },
+	{ "redis_sentinel_password", CT_STR, OFF(c_redis_sentinel_password), "", 0, 0, F_SECRET },
 	{ "canary_interval", CT_DURATION, OFF(c_canary_interval), "5s", 0, DAY, 0 },
 	{ "ipc_max_buffer", CT_SIZE, OFF(c_ipc_max_buffer), "64m", 65536, 16 * GB, F_RELOAD },
 	{ "max_event_size", CT_SIZE, OFF(c_max_event_size), "1m", 1024, GB, F_RELOAD },
@@ -285,6 +286,11 @@ config_check_redis_url(const char *v, char *why, size_t whylen)
 	struct redis_url	 u;
 	int			 rv = redis_url_parse(v, &u, why, whylen);
 
+	if (rv == 0 && u.ru_mode == REDIS_CLUSTER) {
+		snprintf(why, whylen, "redis-cluster:// is not supported by this version"
+		    " (use redis:// or redis-sentinel://)");
+		rv = -1;
+	}
 	explicit_bzero(&u, sizeof(u));	/* it may hold the password */
 	return rv;
 }

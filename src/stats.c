@@ -134,6 +134,8 @@ stats_bridge_json(struct registry *reg)
 	json_object_object_add(b, "redis", json_object_new_string(
 	    atomic_load(&rb->rb_redis_up) ? "up" : "down"));
 	J_INT(b, "redis_reconnects", atomic_load(&rb->rb_redis_reconnects));
+	J_INT(b, "redis_failovers", atomic_load(&rb->rb_redis_failovers));
+	J_INT(b, "sentinel_errors", atomic_load(&rb->rb_sentinel_errors));
 	J_INT(b, "events_in", atomic_load(&rb->rb_events_in));
 	J_INT(b, "events_routed", atomic_load(&rb->rb_events_routed));
 	J_INT(b, "events_unrouted", atomic_load(&rb->rb_events_unrouted));
@@ -370,6 +372,10 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	evbuffer_add_printf(out, "realtimed_redis_up %d\n", (int)atomic_load(&rb->rb_redis_up));
 	stats_metric(out, "realtimed_redis_reconnects_total", "counter", "Redis connections lost.",
 	    (long long)atomic_load(&rb->rb_redis_reconnects));
+	stats_metric(out, "realtimed_redis_failovers_total", "counter", "Sentinel: moves to a new master.",
+	    (long long)atomic_load(&rb->rb_redis_failovers));
+	stats_metric(out, "realtimed_sentinel_errors_total", "counter", "Sentinel: unreachable, silent or refusing sentinels.",
+	    (long long)atomic_load(&rb->rb_sentinel_errors));
 	stats_metric(out, "realtimed_events_in_total", "counter", "Messages received from Redis.",
 	    (long long)atomic_load(&rb->rb_events_in));
 	stats_metric(out, "realtimed_events_unrouted_total", "counter", "Redis messages on channels nobody here subscribes to.",
