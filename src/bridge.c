@@ -1142,6 +1142,9 @@ bridge_open(struct rt_bridge *b)
 		return NULL;
 	}
 	ac->data = b;
+	/* a peer gone without a word (a partition) is found in seconds, not hours */
+	if (!b->b_url.ru_unix)
+		(void)redisEnableKeepAlive(&ac->c);
 	redisLibeventAttach(ac, b->b_base);
 	redisAsyncSetConnectCallback(ac, bridge_on_connect);
 	redisAsyncSetDisconnectCallback(ac, bridge_on_disconnect);
@@ -1326,10 +1329,15 @@ bridge_canary(struct rt_bridge *b, uint64_t now)
 		log_warnx("canary %llu did not come back from redis within %llu ms",
 		    (unsigned long long)b->b_canary_sent, (unsigned long long)iv);
 		if (++b->b_canary_missed >= 2) {
-			/* a wedged subscription: start it again */
-			log_warnx("redis subscription lost events: resubscribing");
+			/*
+			 * A wedged subscription, or a command connection that no
+			 * longer reaches Redis (the canary goes out on it): start
+			 * both again.
+			 */
+			log_warnx("redis subscription lost events: reconnecting");
 			b->b_canary_missed = 0;
 			bridge_drop(b, b->b_sub);
+			bridge_drop(b, b->b_cmd);
 			return;
 		}
 	}
