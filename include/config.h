@@ -80,6 +80,8 @@ struct rt_config {
 	/* redis and the bridge */
 	char		*c_redis_url;
 	char		*c_redis_sentinel_password;
+	char		*c_redis_subscribe;	/* "patterns" or "on_demand" */
+	int		 c_redis_subscriptions_max;
 	int64_t		 c_canary_interval;	/* 0 = off */
 	int64_t		 c_ipc_max_buffer;	/* bridge -> worker high-water mark */
 	int64_t		 c_max_event_size;	/* larger Redis messages are dropped */
@@ -184,6 +186,9 @@ int	config_check_files(const struct rt_config *conf, char *err, size_t errlen);
  * ("jwt_public_key FILE: No such file or directory", ...).
  */
 struct auth_ctx *config_auth_new(const struct rt_config *conf, char *err, size_t errlen);
+
+/* redis_subscribe on_demand (else patterns)? */
+int	config_on_demand(const struct rt_config *conf);
 
 /* Value parsers shared with the environment code; 0 ok, -1 bad. */
 int	config_parse_duration(const char *s, int64_t *ms);

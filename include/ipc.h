@@ -13,7 +13,7 @@
 
 #include "realtimed.h"
 
-#define IPC_VERSION		5
+#define IPC_VERSION		6
 #define IPC_MAX_PAYLOAD		(1U << 30)	/* 1 GiB: events can be megabytes */
 #define IPC_CTL_MAX		(192 * 1024)	/* a master <-> child message */
 
@@ -75,7 +75,8 @@ enum ipc_type {
  * IPC_POS_TOO_LARGE, and an empty epoch means the channel has no history.
  */
 enum { IPC_POS_UNRECOVERED = 0, IPC_POS_RECOVERED = 1, IPC_POS_PLAIN = 2,
-	IPC_POS_TOO_LARGE = 3 };	/* the replay is over max_output_buffer */
+	IPC_POS_TOO_LARGE = 3,		/* the replay is over max_output_buffer */
+	IPC_POS_REFUSED = 4 };		/* on_demand: over redis_subscriptions_max */
 #define IPC_POS_MAX	(12 + 255 + RT_CHANNEL_MAX)
 
 struct ipc_pos {

@@ -130,6 +130,10 @@ struct reg_bridge {
 	_Atomic int64_t		 rb_cluster_reads_full;	/* over position_reads: the node's */
 	_Atomic int64_t		 rb_redis_failovers;	/* sentinel: new master followed */
 	_Atomic int64_t		 rb_sentinel_errors;	/* sentinel: unreachable, no answer, refusals */
+	_Atomic int64_t		 rb_demand_channels;	/* on_demand: channels subscribed */
+	_Atomic int64_t		 rb_demand_subscribes;
+	_Atomic int64_t		 rb_demand_unsubscribes;
+	_Atomic int64_t		 rb_demand_full;	/* over redis_subscriptions_max: refused */
 	_Atomic int64_t		 rb_control_sent;	/* control messages published */
 	_Atomic int64_t		 rb_control_applied;	/* another node's, carried out */
 	_Atomic int64_t		 rb_control_forged;	/* malformed or a wrong MAC */

@@ -26,6 +26,7 @@
 #include "realtimed.h"
 #include "bridge.h"
 #include "bridge_ctl.h"
+#include "bridge_demand.h"
 #include "bridge_sentinel.h"
 #include "channel.h"
 #include "cluster.h"
@@ -137,6 +138,7 @@ struct rt_bridge {
 	struct hist		*b_hist;	/* node positions */
 	struct bctl		*b_ctl;		/* control across nodes */
 	struct bsen		*b_sen;		/* redis-sentinel:// */
+	struct bdem		*b_dem;		/* redis_subscribe on_demand */
 	int			 b_master_known;	/* b_url holds the sentinels' answer */
 	uint64_t		 b_big_logged_at;	/* ms, the last "too large" line */
 	uint64_t		 b_big_unlogged;	/* drops since, not in a line yet */
@@ -152,6 +154,8 @@ static void	bridge_reads_flush(struct rt_bridge *, uint64_t);
 static void	bridge_load_library(struct rt_bridge *);
 static void	bridge_read_answer(struct rt_bridge *, const char *, size_t);
 static void	bridge_unpark(struct rt_bridge *, int);
+static void	bridge_answer_send(struct rt_bridge *, int, uint32_t, const char *, size_t, int,
+		    const struct hist_pos *);
 static void	bridge_answer(struct rt_bridge *, int, uint32_t, const char *, size_t, int,
 		    const char *, uint64_t, int);
 
@@ -183,7 +187,8 @@ static void
 bridge_subs_build(struct rt_bridge *b, struct bridge_subs *s)
 {
 	bridge_subs_free(s);
-	chan_redis_subscriptions(b->b_conf->c_namespaces, bridge_subs_add, s);
+	if (b->b_dem == NULL)	/* on_demand: channel by channel instead */
+		chan_redis_subscriptions(b->b_conf->c_namespaces, bridge_subs_add, s);
 }
 
 static int
@@ -291,6 +296,8 @@ bridge_lost(struct rt_bridge *b, const redisAsyncContext *ac)
 		b->b_sub_expect = 0;
 		b->b_switch_acks = 0;
 		bridge_subs_free(&b->b_next);
+		if (b->b_dem != NULL)
+			bdem_lost(b->b_dem);
 		bridge_new_epoch(b);	/* what Redis publishes now is missed */
 		bridge_set_up(b, 0);
 		bridge_reads_flush(b, 0);	/* their answers will not come */
@@ -610,6 +617,71 @@ bridge_canary_seen(struct rt_bridge *b, const char *data, size_t len)
 		bridge_send(b, w, IPC_CANARY, &seq, sizeof(seq), NULL, 0);
 }
 
+/* ---- on_demand subscriptions --------------------------------------------- */
+
+/* One of the bridge's own channels, never a client's on_demand one. */
+static int
+bridge_private(const struct rt_bridge *b, const char *ch, size_t chlen)
+{
+	return (strlen(b->b_canary) == chlen && memcmp(b->b_canary, ch, chlen) == 0) ||
+	    (strlen(b->b_reply) == chlen && memcmp(b->b_reply, ch, chlen) == 0) ||
+	    (strlen(b->b_conf->c_control_channel) == chlen &&
+	    memcmp(b->b_conf->c_control_channel, ch, chlen) == 0);
+}
+
+/* A (un)subscribe reply for an on_demand channel: 1 when it was one. */
+static int
+bridge_demand_ack(struct rt_bridge *b, const redisReply *reply)
+{
+	redisReply	**e = reply->element;
+	int		 sub, counted;
+
+	sub = strcmp(e[0]->str, "subscribe") == 0;
+	if ((!sub && strcmp(e[0]->str, "unsubscribe") != 0) || e[1]->type != REDIS_REPLY_STRING ||
+	    bridge_private(b, e[1]->str, e[1]->len) ||
+	    !bdem_ack(b->b_dem, e[1]->str, e[1]->len, sub, &counted))
+		return 0;
+	if (counted && ++b->b_sub_acks == b->b_sub_expect) {
+		b->b_backoff = 0;
+		bridge_set_up(b, 1);
+	}
+	return 1;
+}
+
+static void
+bridge_demand_command(void *arg, int sub, const char **names, const size_t *lens, int n)
+{
+	struct rt_bridge	*b = arg;
+	const char		*argv[1 + 256];
+	size_t			 argl[1 + 256];
+
+	if (b->b_sub == NULL || n > 256)
+		return;
+	argv[0] = sub ? "SUBSCRIBE" : "UNSUBSCRIBE";
+	argl[0] = strlen(argv[0]);
+	memcpy(argv + 1, names, (size_t)n * sizeof(*names));
+	memcpy(argl + 1, lens, (size_t)n * sizeof(*lens));
+	redisAsyncCommandArgv(b->b_sub, bridge_on_message, b, n + 1, argv, argl);
+}
+
+static void
+bridge_demand_answer(void *arg, const char *ch, size_t chlen, const struct bdem_wait *wt,
+    int refused)
+{
+	struct rt_bridge	*b = arg;
+	struct hist_pos		 none;
+
+	if (refused) {
+		none.hp_epoch[0] = '\0';
+		none.hp_offset = 0;
+		bridge_answer_send(b, wt->dw_w, wt->dw_req, ch, chlen, IPC_POS_REFUSED, &none);
+		bridge_write(b, wt->dw_w, IPC_POS_END, wt->dw_req, 1, NULL, 0, NULL, 0);
+		return;
+	}
+	bridge_answer(b, wt->dw_w, wt->dw_req, ch, chlen, wt->dw_since, wt->dw_epoch,
+	    wt->dw_offset, 1);
+}
+
 static void
 bridge_on_message(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -623,6 +695,8 @@ bridge_on_message(redisAsyncContext *ac, void *r, void *priv)
 	e = reply->element;
 	n = reply->elements;
 	if (e[0]->type != REDIS_REPLY_STRING)
+		return;
+	if (b->b_dem != NULL && bridge_demand_ack(b, reply))
 		return;
 	if (!strcmp(e[0]->str, "subscribe") || !strcmp(e[0]->str, "psubscribe")) {
 		if (b->b_switch_acks > 0) {
@@ -644,7 +718,8 @@ bridge_on_message(redisAsyncContext *ac, void *r, void *priv)
 			bctl_message(b->b_ctl, e[2]->str, e[2]->len);
 		else if (strcmp(e[1]->str, b->b_reply) == 0)
 			bridge_read_answer(b, e[2]->str, e[2]->len);
-		else if (bridge_subs_has(&b->b_active, e[1]->str, e[1]->len, 0))
+		else if (bridge_subs_has(&b->b_active, e[1]->str, e[1]->len, 0) ||
+		    (b->b_dem != NULL && bdem_has(b->b_dem, e[1]->str, e[1]->len)))
 			bridge_route(b, e[1]->str, e[1]->len, e[2]->str, e[2]->len);
 	} else if (!strcmp(e[0]->str, "pmessage") && n == 4 &&
 	    e[1]->type == REDIS_REPLY_STRING && e[2]->type == REDIS_REPLY_STRING &&
@@ -905,6 +980,16 @@ bridge_position(struct rt_bridge *b, int w, uint32_t req, const struct ipc_pos *
 	/* an epoch too long to be ours matches none */
 	snprintf(epoch, sizeof(epoch), "%.*s", rq->ip_epochlen > HIST_EPOCH_MAX ? 0 :
 	    (int)rq->ip_epochlen, rq->ip_epoch);
+	if (b->b_dem != NULL) {
+		struct bdem_wait wt = { w, req, rq->ip_flag != 0, rq->ip_offset, util_now_ms(), "" };
+
+		snprintf(wt.dw_epoch, sizeof(wt.dw_epoch), "%s", epoch);
+		if (bridge_private(b, ch, rq->ip_chlen))
+			bridge_demand_answer(b, ch, rq->ip_chlen, &wt, 1);
+		else	/* answered once Redis confirms the subscription */
+			bdem_want(b->b_dem, ch, rq->ip_chlen, &wt, b->b_sub != NULL);
+		return;
+	}
 	bridge_answer(b, w, req, ch, rq->ip_chlen, rq->ip_flag != 0, epoch, rq->ip_offset, 1);
 }
 
@@ -1305,6 +1390,8 @@ bridge_connect(struct rt_bridge *b)
 		bridge_subscribe(b, b->b_reply, 0);
 		/* admin commands from the other nodes */
 		bridge_subscribe(b, b->b_conf->c_control_channel, 0);
+		if (b->b_dem != NULL)	/* up once these are confirmed too */
+			b->b_sub_expect += bdem_connected(b->b_dem);
 	}
 	/* the command connection: canaries, the admin's publish, positions */
 	if (b->b_cmd == NULL && (b->b_cmd = bridge_open(b)) != NULL) {
@@ -1379,6 +1466,8 @@ bridge_tick(evutil_socket_t fd, short ev, void *arg)
 	bctl_tick(b->b_ctl, now);
 	if (b->b_sen != NULL)
 		bsen_tick(b->b_sen, now);
+	if (b->b_dem != NULL)
+		bdem_tick(b->b_dem, now, BRIDGE_CONNECT_MS, b->b_sub != NULL);
 }
 
 /* ---- workers and the master --------------------------------------------- */
@@ -1646,6 +1735,7 @@ bridge_cleanup(struct rt_bridge *b)
 	hist_free(b->b_hist);
 	bctl_free(b->b_ctl);
 	bsen_free(b->b_sen);
+	bdem_free(b->b_dem);
 	if (b->b_base != NULL)
 		event_base_free(b->b_base);
 }
@@ -1686,6 +1776,12 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 	b.b_master_ev = event_new(b.b_base, master_fd, EV_READ | EV_PERSIST,
 	    bridge_dispatch_master, &b);
 	event_add(b.b_master_ev, NULL);
+	if (config_on_demand(conf)) {
+		struct bdem_ops ops = { bridge_demand_command, bridge_demand_answer, &b };
+
+		if ((b.b_dem = bdem_new(reg, b.b_rb, conf->c_redis_subscriptions_max, &ops)) == NULL)
+			fatalx("%s: out of memory", __func__);
+	}
 	if (b.b_url.ru_mode == REDIS_SENTINEL) {
 		struct bsen_cb cb = { bridge_sentinel_found, bridge_sentinel_moved, &b };
 

@@ -40,6 +40,7 @@ enum conf_type { CT_STR, CT_INT, CT_SIZE, CT_DURATION, CT_BOOL, CT_LIST, CT_LOGL
 #define F_REDIS_URL	0x08
 #define F_CIDR		0x10	/* each entry ADDR[/BITS] */
 #define F_LOG_FORMAT	0x20
+#define F_SUBSCRIBE	0x40	/* patterns | on_demand */
 
 struct conf_key {
 	const char	*k_name;
@@ -102,6 +103,8 @@ static const struct conf_key conf_keys[] = {
 	{ "allow_anonymous", CT_BOOL, OFF(c_allow_anonymous), "yes", 0, 0, F_RELOAD },
 	{ "allowed_origins", CT_LIST, OFF(c_allowed_origins), "", 0, 0, F_RELOAD },
 	{ "redis_url", CT_STR, OFF(c_redis_url), "redis://127.0.0.1:6379", 0, 0, F_REDIS_URL },
+	{ "redis_subscribe", CT_STR, OFF(c_redis_subscribe), "patterns", 0, 0, F_SUBSCRIBE },
+	{ "redis_subscriptions_max", CT_INT, OFF(c_redis_subscriptions_max), "1000000", 16, 100000000, 0 },
 	{ "redis_sentinel_password", CT_STR, OFF(c_redis_sentinel_password), "", 0, 0, F_SECRET },
 	{ "canary_interval", CT_DURATION, OFF(c_canary_interval), "5s", 0, DAY, 0 },
 	{ "ipc_max_buffer", CT_SIZE, OFF(c_ipc_max_buffer), "64m", 65536, 16 * GB, F_RELOAD },
@@ -313,6 +316,21 @@ config_check_log_format(const char *v, char *why, size_t whylen)
 	return -1;
 }
 
+int
+config_on_demand(const struct rt_config *conf)
+{
+	return conf->c_redis_subscribe != NULL && strcmp(conf->c_redis_subscribe, "on_demand") == 0;
+}
+
+static int
+config_check_subscribe(const char *v, char *why, size_t whylen)
+{
+	if (strcmp(v, "patterns") == 0 || strcmp(v, "on_demand") == 0)
+		return 0;
+	snprintf(why, whylen, "'%s' is not patterns or on_demand", v);
+	return -1;
+}
+
 /* The F_ check of k on one value (a list: on each entry). */
 static int
 config_check(const struct conf_key *k, const char *v, char *why, size_t whylen)
@@ -325,6 +343,8 @@ config_check(const struct conf_key *k, const char *v, char *why, size_t whylen)
 		return config_check_cidr(v, why, whylen);
 	if (k->k_flags & F_LOG_FORMAT)
 		return config_check_log_format(v, why, whylen);
+	if (k->k_flags & F_SUBSCRIBE)
+		return config_check_subscribe(v, why, whylen);
 	return 0;
 }
 

@@ -76,7 +76,8 @@ conn_ws_subscribe(struct rt_conn *c, struct proto_request *r)
 		conn_send_error(c, why, "subscribe", r->pr_channel);
 		return;
 	}
-	if (ns->ns_history > 0)
+	/* on_demand: "subscribed" once the bridge holds the Redis subscription */
+	if (ns->ns_history > 0 || (fresh && config_on_demand(c->c_worker->w_conf)))
 		conn_ws_subscribe_at(c, r, fresh);
 	else if (r->pr_has_since)	/* nothing kept: nothing to recover */
 		conn_send_json(c, proto_subscribed_at(r->pr_channel, NULL, 0, 0, NULL));

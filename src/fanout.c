@@ -439,6 +439,12 @@ fanout_pos_answer(struct rt_worker *w, uint32_t id, const uint8_t *m, size_t len
 		conn_slow(c);	/* the replay alone is over max_output_buffer */
 		return;
 	}
+	if (pos.ip_flag == IPC_POS_REFUSED) {	/* redis_subscriptions_max */
+		conn_send_error(c, "Server busy, try again later", "subscribe", s->s_chan->ch_name);
+		chanidx_unsubscribe_at(c, chanidx_find_sub(c, s->s_chan->ch_name,
+		    strlen(s->s_chan->ch_name)));
+		return;
+	}
 	/* what this batch has for c goes first: the answer follows it */
 	if (c->c_pend_batch == w->w_batch)
 		fanout_flush_conn(w, c);

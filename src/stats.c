@@ -136,6 +136,10 @@ stats_bridge_json(struct registry *reg)
 	J_INT(b, "redis_reconnects", atomic_load(&rb->rb_redis_reconnects));
 	J_INT(b, "redis_failovers", atomic_load(&rb->rb_redis_failovers));
 	J_INT(b, "sentinel_errors", atomic_load(&rb->rb_sentinel_errors));
+	J_INT(b, "redis_channels", atomic_load(&rb->rb_demand_channels));
+	J_INT(b, "redis_subscribes", atomic_load(&rb->rb_demand_subscribes));
+	J_INT(b, "redis_unsubscribes", atomic_load(&rb->rb_demand_unsubscribes));
+	J_INT(b, "redis_subscriptions_full", atomic_load(&rb->rb_demand_full));
 	J_INT(b, "events_in", atomic_load(&rb->rb_events_in));
 	J_INT(b, "events_routed", atomic_load(&rb->rb_events_routed));
 	J_INT(b, "events_unrouted", atomic_load(&rb->rb_events_unrouted));
@@ -376,6 +380,15 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	    (long long)atomic_load(&rb->rb_redis_failovers));
 	stats_metric(out, "realtimed_sentinel_errors_total", "counter", "Sentinel: unreachable, silent or refusing sentinels.",
 	    (long long)atomic_load(&rb->rb_sentinel_errors));
+	stats_metric(out, "realtimed_redis_channels", "gauge", "redis_subscribe on_demand: channels subscribed in Redis.",
+	    (long long)atomic_load(&rb->rb_demand_channels));
+	stats_metric_head(out, "realtimed_redis_subscriptions_total", "counter", "redis_subscribe on_demand: channel subscriptions, by operation.");
+	evbuffer_add_printf(out, "realtimed_redis_subscriptions_total{op=\"subscribe\"} %lld\n",
+	    (long long)atomic_load(&rb->rb_demand_subscribes));
+	evbuffer_add_printf(out, "realtimed_redis_subscriptions_total{op=\"unsubscribe\"} %lld\n",
+	    (long long)atomic_load(&rb->rb_demand_unsubscribes));
+	evbuffer_add_printf(out, "realtimed_redis_subscriptions_total{op=\"refused\"} %lld\n",
+	    (long long)atomic_load(&rb->rb_demand_full));
 	stats_metric(out, "realtimed_events_in_total", "counter", "Messages received from Redis.",
 	    (long long)atomic_load(&rb->rb_events_in));
 	stats_metric(out, "realtimed_events_unrouted_total", "counter", "Redis messages on channels nobody here subscribes to.",
