@@ -207,7 +207,12 @@ bdem_want(struct bdem *d, const char *ch, size_t chlen, const struct bdem_wait *
 		return;
 	}
 	dc->dc_empty = 0;
-	if (dc->dc_state == BDEM_JOINED) {
+	/*
+	 * Without a connection to Redis (not even one being made), nothing
+	 * can be confirmed soon: the answer goes now, as without on_demand,
+	 * and the channel is subscribed with the others at the next connect.
+	 */
+	if (dc->dc_state == BDEM_JOINED || (dc->dc_state == BDEM_NEW && !connected)) {
 		d->d_ops.do_answer(d->d_ops.do_arg, ch, chlen, wt, 0);
 		return;
 	}
@@ -218,7 +223,7 @@ bdem_want(struct bdem *d, const char *ch, size_t chlen, const struct bdem_wait *
 	}
 	if (dc->dc_state == BDEM_LEAVING)
 		dc->dc_rejoin = 1;	/* SUBSCRIBE after the UNSUBSCRIBE's reply */
-	else if (dc->dc_state == BDEM_NEW && connected) {
+	else if (dc->dc_state == BDEM_NEW) {
 		bdem_command(d, dc, 1);
 		bdem_flush(d);
 	}

@@ -46,8 +46,9 @@ void	bdem_free(struct bdem *d);
 /*
  * Worker request for channel ch: answered at once (do_answer) when the
  * subscription is confirmed, else when Redis confirms it.  connected: the
- * subscribe connection is there to send SUBSCRIBE on (else it waits for
- * bdem_connected()).
+ * subscribe connection is there (or being made) to send SUBSCRIBE on;
+ * without one the answer goes at once and the channel waits for
+ * bdem_connected().
  */
 void	bdem_want(struct bdem *d, const char *ch, size_t chlen, const struct bdem_wait *wt,
 	    int connected);
