@@ -158,3 +158,38 @@ def test_bad_redis_subscribe_is_refused_by_t(tmp_path):
                        capture_output=True, text=True, timeout=10)
     assert p.returncode != 0
     assert "x.conf:3" in p.stderr and "patterns or on_demand" in p.stderr, p.stderr
+
+
+def test_subscribed_while_redis_is_down_then_delivered_when_it_comes(start_daemon, tmp_path):
+    import subprocess
+    import time
+    port = rtlib.free_port()
+    d = start_daemon(conf={"workers": "1", "redis_url": "redis://127.0.0.1:%d" % port,
+                           "redis_subscribe": "on_demand", "redis_reconnect_max": "200ms",
+                           "namespace": "apps:* authenticated"})
+    c = Client(d.port, tok())
+    t0 = time.monotonic()
+    c.subscribe("apps:early")       # no Redis: answered now, not after a wait
+    assert time.monotonic() - t0 < 2
+    p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                          "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: rtlib.health(d.port)[0] == 200, 10, "subscribed once Redis is there")
+        s = socket_publish(port, "apps:early", '{"late":1}')
+        assert s == 1
+        assert c.next_event()["data"] == {"late": 1}
+    finally:
+        p.terminate()
+        p.wait(5)
+
+
+def socket_publish(port, ch, data):
+    import socket
+    import proclib
+    s = socket.create_connection(("127.0.0.1", port), timeout=2)
+    try:
+        s.sendall(proclib.resp_command("PUBLISH", ch, data))
+        return int(s.recv(100)[1:].strip())
+    finally:
+        s.close()
