@@ -56,6 +56,12 @@ struct rt_config {
 	int		 c_max_subscriptions;
 	int		 c_max_channels_per_user;	/* subscriptions, host-wide; 0 = auto */
 	int		 c_stats_channels;	/* stats: channels listed, most subscribed first */
+
+	/* permessage-deflate (RFC 7692) */
+	int		 c_compression;		/* offered by new handshakes */
+	int64_t		 c_compression_min_size;	/* smaller messages go plain */
+	int		 c_compression_level;	/* zlib 1-9 */
+	int		 c_compression_window_bits;	/* of what the server compresses */
 	int64_t		 c_handshake_timeout;
 	int64_t		 c_close_timeout;
 	int		 c_max_client_messages_per_sec;

@@ -51,7 +51,7 @@ enum ipc_type {
 	IPC_CTL_NODES_REPLY	= 210,	/* bridge -> master: 'J' JSON array, or 'E' text */
 
 	/* events, bridge -> worker */
-	IPC_EVENT		= 300,	/* uint16 channel length, channel, frame */
+	IPC_EVENT		= 300,	/* struct ipc_event, below */
 	IPC_CANARY		= 301,	/* uint64 sequence number */
 
 	/*
@@ -191,7 +191,10 @@ int	ipc_cfg_ack_parse(const void *p, size_t len, struct ipc_cfg_ack *ack,
 
 /*
  * Event payload: uint64 when the bridge received it (util_now_us(), one
- * clock for every process), uint16 channel length, channel, frame.
+ * clock for every process), uint16 channel length, channel, uint32 length
+ * of the compressed frame, the plain frame, then the compressed frame
+ * (permessage-deflate, RSV1 set), built once for the worker's
+ * subscribers that negotiated it; length 0: none.
  */
 struct ipc_event {
 	uint64_t	 ie_received_us;
@@ -199,11 +202,13 @@ struct ipc_event {
 	size_t		 ie_chlen;
 	const uint8_t	*ie_frame;
 	size_t		 ie_framelen;
+	const uint8_t	*ie_zframe;	/* NULL: no compressed frame */
+	size_t		 ie_zframelen;
 };
-#define IPC_EVENT_PREFIX_MAX	(8 + 2 + RT_CHANNEL_MAX)
+#define IPC_EVENT_PREFIX_MAX	(8 + 2 + RT_CHANNEL_MAX + 4)
 /* Encode the prefix into out (IPC_EVENT_PREFIX_MAX bytes); its length. */
 size_t	ipc_event_prefix(uint8_t *out, uint64_t received_us, const char *channel,
-	    size_t chlen);
+	    size_t chlen, size_t zlen);
 /* Decode an event payload in place: 0, or -1 when malformed. */
 int	ipc_event_split(const uint8_t *p, size_t len, struct ipc_event *ev);
 

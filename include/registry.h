@@ -91,6 +91,12 @@ struct reg_worker {
 	_Atomic int64_t		 rw_full_refusals;	/* 1013 */
 	_Atomic int64_t		 rw_tls_handshakes;
 	_Atomic int64_t		 rw_tls_errors;		/* failed or timed-out handshakes */
+	_Atomic int64_t		 rw_deflate_conns;	/* open, with permessage-deflate (gauge) */
+	_Atomic int64_t		 rw_deflate_events;	/* compressed event frames queued */
+	_Atomic int64_t		 rw_inflated;		/* compressed client messages inflated */
+	_Atomic int64_t		 rw_inflate_too_big;	/* inflated past max_message_size: 1009 */
+	_Atomic int64_t		 rw_inflate_errors;	/* invalid compressed data: 1007 */
+	_Atomic int64_t		 rw_inflate_memory;	/* bytes held by inflaters now (gauge) */
 	_Atomic uint64_t	 rw_canary_seen;	/* ms of the last canary */
 	_Atomic uint64_t	 rw_canary_seq;
 	struct reg_hist		 rw_handshake;		/* accept to the 101 */
@@ -110,6 +116,10 @@ struct reg_bridge {
 	_Atomic int64_t		 rb_events_unrouted;	/* nobody subscribed */
 	_Atomic int64_t		 rb_ipc_drops;		/* a worker over its high-water mark */
 	_Atomic int64_t		 rb_events_too_large;	/* over max_event_size, dropped */
+	_Atomic int64_t		 rb_compressed;		/* events compressed (once each) */
+	_Atomic int64_t		 rb_compress_in;	/* their JSON bytes */
+	_Atomic int64_t		 rb_compress_out;	/* their compressed bytes */
+	_Atomic int64_t		 rb_compress_errors;	/* sent plain only */
 	_Atomic int64_t		 rb_canary_sent;
 	_Atomic uint64_t	 rb_canary_sent_at;	/* ms */
 	_Atomic int64_t		 rb_canary_misses;

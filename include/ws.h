@@ -48,6 +48,7 @@ struct ws_event {
 	int		 opcode;	/* DATA: WS_OP_TEXT or WS_OP_BINARY */
 	int		 first;		/* DATA: chunk starts the message */
 	int		 last;		/* DATA: chunk ends the message */
+	int		 compressed;	/* DATA: the message had RSV1 (deflate) */
 	const uint8_t	*data;		/* DATA chunk / control payload */
 	size_t		 len;
 	uint16_t	 code;		/* CLOSE: peer's code; ERROR: code to send */
@@ -81,6 +82,8 @@ struct ws_decoder {
 	uint8_t		 wd_msg_started;	/* first chunk reported */
 	uint64_t	 wd_msg_len;
 	uint32_t	 wd_utf8;
+	uint8_t		 wd_deflate;		/* permessage-deflate negotiated */
+	uint8_t		 wd_msg_rsv1;		/* the message is compressed */
 	/* a control frame payload split across reads (allocated on demand) */
 	uint8_t		*wd_ctl;
 	uint8_t		 wd_ctl_len;
@@ -88,6 +91,12 @@ struct ws_decoder {
 };
 
 void	ws_decoder_init(struct ws_decoder *d, uint64_t max_message, int server);
+/*
+ * permessage-deflate negotiated: RSV1 is then allowed on the first frame
+ * of a data message (it marks it compressed, DATA events say so, and the
+ * caller validates UTF-8 after inflating); anywhere else it stays 1002.
+ */
+void	ws_decoder_deflate(struct ws_decoder *d, int on);
 /* Release what the decoder allocated (a split control frame's buffer). */
 void	ws_decoder_free(struct ws_decoder *d);
 
@@ -106,6 +115,9 @@ size_t	ws_decode(struct ws_decoder *d, uint8_t *buf, size_t len, struct ws_event
  * out (WS_HEADER_MAX bytes); returns the header length (2, 4 or 10).
  */
 size_t	ws_frame_header(uint8_t *out, int opcode, int fin, uint64_t len);
+
+/* A final frame's header with RSV1 set: a compressed message. */
+size_t	ws_frame_header_rsv1(uint8_t *out, int opcode, uint64_t len);
 
 /*
  * Write a masked (client) frame header; mask is the 4-byte key that the

@@ -4,7 +4,7 @@ set -eu
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 pkgs="build-essential autoconf automake pkg-config
- libevent-dev libhiredis-dev libjwt-dev libjson-c-dev libssl-dev check
+ libevent-dev libhiredis-dev libjwt-dev libjson-c-dev libssl-dev zlib1g-dev check
  redis-server redis-tools redis-sentinel python3 python3-websockets python3-jwt python3-pytest python3-cryptography
  clang libclang-rt-14-dev mandoc curl openssl chromium prometheus iproute2 util-linux"
 command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"

@@ -31,6 +31,7 @@
 #include "channel.h"
 #include "cluster.h"
 #include "config.h"
+#include "deflate.h"
 #include "history.h"
 #include "ipc.h"
 #include "log.h"
@@ -135,6 +136,7 @@ struct rt_bridge {
 	int			 b_stopping;
 	char			*b_json;	/* the event being built, reused */
 	size_t			 b_jsoncap;
+	struct deflate_ctx	 b_deflate;	/* compresses each event once; dc_z NULL: not yet */
 	struct hist		*b_hist;	/* node positions */
 	struct bctl		*b_ctl;		/* control across nodes */
 	struct bsen		*b_sen;		/* redis-sentinel:// */
@@ -370,8 +372,8 @@ bridge_on_auth(redisAsyncContext *ac, void *r, void *priv)
  * that it never waits forever, and the worker_timeout bounds a stuck one.
  */
 static void
-bridge_write(struct rt_bridge *b, int w, uint32_t type, uint32_t peerid, int always,
-    const void *a, size_t alen, const void *c, size_t clen)
+bridge_write3(struct rt_bridge *b, int w, uint32_t type, uint32_t peerid, int always,
+    const void *a, size_t alen, const void *c, size_t clen, const void *d, size_t dlen)
 {
 	struct evbuffer	*out;
 	struct ipc_hdr	 h;
@@ -385,11 +387,20 @@ bridge_write(struct rt_bridge *b, int w, uint32_t type, uint32_t peerid, int alw
 		atomic_fetch_add(&b->b_rb->rb_ipc_drops, 1);
 		return;
 	}
-	ipc_hdr_init(&h, type, (uint32_t)(alen + clen), peerid);
+	ipc_hdr_init(&h, type, (uint32_t)(alen + clen + dlen), peerid);
 	evbuffer_add(out, &h, sizeof(h));
 	evbuffer_add(out, a, alen);
 	if (clen > 0)
 		evbuffer_add(out, c, clen);
+	if (dlen > 0)
+		evbuffer_add(out, d, dlen);
+}
+
+static void
+bridge_write(struct rt_bridge *b, int w, uint32_t type, uint32_t peerid, int always,
+    const void *a, size_t alen, const void *c, size_t clen)
+{
+	bridge_write3(b, w, type, peerid, always, a, alen, c, clen, NULL, 0);
 }
 
 static void
@@ -498,9 +509,57 @@ bridge_build(struct rt_bridge *b, const char *ch, size_t chlen, const char *data
 	return jlen;
 }
 
+/* 1 when a worker of mask has a connection that negotiated permessage-deflate. */
+static int
+bridge_deflate_wanted(struct rt_bridge *b, uint64_t mask)
+{
+	int	 w;
+
+	for (w = 0; w < b->b_reg->r_hdr->rh_nworkers; w++)
+		if ((mask & ((uint64_t)1 << w)) &&
+		    atomic_load(&reg_worker(b->b_reg, w)->rw_deflate_conns) > 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * The event's compressed frame (RSV1, raw deflate, 00 00 ff ff removed),
+ * built once for every worker: *zlen bytes, or NULL (compression off, a
+ * small event, nobody to read it, or a failure: plain only).
+ */
+static const uint8_t *
+bridge_compress(struct rt_bridge *b, size_t jlen, uint64_t mask, size_t *zlen)
+{
+	struct rt_config	*conf = b->b_conf;
+	uint8_t			*z, hdr[WS_HEADER_MAX];
+	size_t			 n, hlen;
+
+	if (!conf->c_compression || jlen < (size_t)conf->c_compression_min_size ||
+	    !bridge_deflate_wanted(b, mask))
+		return NULL;
+	if (b->b_deflate.dc_z != NULL && b->b_deflate.dc_level != conf->c_compression_level)
+		deflate_ctx_free(&b->b_deflate);	/* a reload changed the level */
+	if ((b->b_deflate.dc_z == NULL && deflate_ctx_init(&b->b_deflate,
+	    conf->c_compression_level, conf->c_compression_window_bits) == -1) ||
+	    deflate_compress(&b->b_deflate, b->b_json, jlen, &z, &n) == -1) {
+		atomic_fetch_add(&b->b_rb->rb_compress_errors, 1);
+		return NULL;
+	}
+	hlen = ws_frame_header_rsv1(hdr, WS_OP_TEXT, n);
+	memcpy(z - hlen, hdr, hlen);	/* DEFLATE_HEADROOM > WS_HEADER_MAX */
+	atomic_fetch_add(&b->b_rb->rb_compressed, 1);
+	atomic_fetch_add(&b->b_rb->rb_compress_in, (int64_t)jlen);
+	atomic_fetch_add(&b->b_rb->rb_compress_out, (int64_t)n);
+	*zlen = hlen + n;
+	return z - hlen;
+}
+
 /*
  * Deliver one event of ns's channel ch, at pos (kept for replay) when
- * not NULL; at (ms, from Redis) when not 0, else now.
+ * not NULL; at (ms, from Redis) when not 0, else now.  The plain frame
+ * and, when some subscriber negotiated permessage-deflate, the compressed
+ * one are built once whatever the number of subscribers; a worker gets the
+ * compressed one only when it has such a connection.
  */
 static void
 bridge_deliver(struct rt_bridge *b, const char *ch, size_t chlen, const char *data,
@@ -508,7 +567,9 @@ bridge_deliver(struct rt_bridge *b, const char *ch, size_t chlen, const char *da
 {
 	uint64_t		 received_us = util_now_us(), now = util_now_ms();
 	uint8_t			 pre[IPC_EVENT_PREFIX_MAX + WS_HEADER_MAX];
-	size_t			 plen, hlen, jlen;
+	uint8_t			 zpre[IPC_EVENT_PREFIX_MAX + WS_HEADER_MAX];
+	const uint8_t		*zf;
+	size_t			 plen, hlen, jlen, zlen = 0;
 	uint64_t		 mask = 0;
 	int			 w;
 	int64_t			 subscribers;
@@ -518,24 +579,33 @@ bridge_deliver(struct rt_bridge *b, const char *ch, size_t chlen, const char *da
 		atomic_fetch_add(&b->b_rb->rb_events_unrouted, 1);
 		return;
 	}
-	/* the frame is built once, whatever the number of subscribers */
 	if ((jlen = bridge_build(b, ch, chlen, data, len, pos, at)) == 0)
 		return;
-	plen = ipc_event_prefix(pre, received_us, ch, chlen);
+	plen = ipc_event_prefix(pre, received_us, ch, chlen, 0);
 	hlen = ws_frame_header(pre + plen, WS_OP_TEXT, 1, jlen);
+	/* history keeps the plain frame: a replay is valid for any subscriber */
 	if (pos != NULL)
 		hist_append(b->b_hist, ch, chlen, pos->hp_offset, pre + plen, hlen, b->b_json,
 		    jlen, ns->ns_history, ns->ns_history_ttl, at != 0 && at < now ? at : now);
-	plen += hlen;
 	if (subscribers == 0 || mask == 0) {
 		atomic_fetch_add(&b->b_rb->rb_events_unrouted, 1);
 		return;
 	}
-	for (w = 0; w < b->b_reg->r_hdr->rh_nworkers; w++)
-		if (mask & ((uint64_t)1 << w)) {
+	if ((zf = bridge_compress(b, jlen, mask, &zlen)) != NULL) {
+		ipc_event_prefix(zpre, received_us, ch, chlen, zlen);
+		memcpy(zpre + plen, pre + plen, hlen);
+	}
+	plen += hlen;
+	for (w = 0; w < b->b_reg->r_hdr->rh_nworkers; w++) {
+		if (!(mask & ((uint64_t)1 << w)))
+			continue;
+		if (zf != NULL && atomic_load(&reg_worker(b->b_reg, w)->rw_deflate_conns) > 0)
+			bridge_write3(b, w, IPC_EVENT, (uint32_t)w, 0, zpre, plen, b->b_json, jlen,
+			    zf, zlen);
+		else
 			bridge_send(b, w, IPC_EVENT, pre, plen, b->b_json, jlen);
-			atomic_fetch_add(&b->b_rb->rb_events_routed, 1);
-		}
+		atomic_fetch_add(&b->b_rb->rb_events_routed, 1);
+	}
 }
 
 /* An event that Redis gives or not; 0 when it may go on. */
@@ -1726,6 +1796,7 @@ bridge_cleanup(struct rt_bridge *b)
 	if (b->b_tick != NULL)
 		event_free(b->b_tick);
 	free(b->b_json);
+	deflate_ctx_free(&b->b_deflate);
 	for (w = 0; w < b->b_nreads; w++)
 		free(b->b_reads[w].rd_wait);
 	free(b->b_reads);

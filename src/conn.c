@@ -32,6 +32,7 @@
 #include "proto.h"
 #include "registry.h"
 #include "outq.h"
+#include "deflate.h"
 #include "worker_int.h"
 
 /*
@@ -124,6 +125,54 @@ conn_send_frame(struct rt_conn *c, int opcode, const void *data, size_t len)
 
 	hlen = ws_frame_header(hdr, opcode, 1, len);
 	conn_write2(c, hdr, hlen, data, len);
+}
+
+/*
+ * A data message, compressed when the connection negotiated
+ * permessage-deflate and it is at least compression_min_size (the echo
+ * route: RFC 7692 conformance both ways).  Plain when compressing fails.
+ */
+void
+conn_send_message(struct rt_conn *c, int opcode, const void *data, size_t len)
+{
+	struct rt_worker	*w = c->c_worker;
+	struct rt_config	*conf = w->w_conf;
+	uint8_t			*z, hdr[WS_HEADER_MAX];
+	size_t			 zlen, hlen;
+
+	if (!c->c_deflate || !conf->c_compression || len < (size_t)conf->c_compression_min_size) {
+		conn_send_frame(c, opcode, data, len);
+		return;
+	}
+	if (w->w_deflate != NULL && w->w_deflate->dc_level != conf->c_compression_level) {
+		deflate_ctx_free(w->w_deflate);		/* a reload changed the level */
+		free(w->w_deflate);
+		w->w_deflate = NULL;
+	}
+	if (w->w_deflate == NULL && (w->w_deflate = calloc(1, sizeof(*w->w_deflate))) != NULL &&
+	    deflate_ctx_init(w->w_deflate, conf->c_compression_level,
+	    conf->c_compression_window_bits) == -1) {
+		free(w->w_deflate);
+		w->w_deflate = NULL;
+	}
+	if (w->w_deflate == NULL || deflate_compress(w->w_deflate, data, len, &z, &zlen) == -1) {
+		conn_send_frame(c, opcode, data, len);
+		return;
+	}
+	hlen = ws_frame_header_rsv1(hdr, opcode, zlen);
+	conn_write2(c, hdr, hlen, z, zlen);
+}
+
+/* The inflater of a message is gone: its memory leaves the gauge. */
+void
+conn_inflate_end(struct rt_conn *c)
+{
+	if (c->c_inflate == NULL)
+		return;
+	STAT_ADD(c->c_worker, rw_inflate_memory, -(int64_t)c->c_inflate->ci_counted);
+	deflate_inflater_free(c->c_inflate->ci_di);
+	free(c->c_inflate);
+	c->c_inflate = NULL;
 }
 
 /* Replies and pongs obey max_output_buffer like events: a client that asks
@@ -219,6 +268,9 @@ conn_free(struct rt_conn *c)
 		evbuffer_free(c->c_msg);
 	if (c->c_later != NULL)
 		evbuffer_free(c->c_later);
+	conn_inflate_end(c);
+	if (c->c_deflate)
+		STAT_ADD(w, rw_deflate_conns, -1);
 	ws_decoder_free(&c->c_dec);
 	free(c->c_subs);
 	free(c->c_user);

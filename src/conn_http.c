@@ -24,6 +24,7 @@
 #include "proto.h"
 #include "stats.h"
 #include "registry.h"
+#include "deflate.h"
 #include "worker_int.h"
 
 void
@@ -120,7 +121,8 @@ conn_http_origin_ok(struct rt_conn *c, const struct http_request *req)
 }
 
 static void
-conn_http_101(struct rt_conn *c, const struct http_upgrade *up, const struct http_token *tok)
+conn_http_101(struct rt_conn *c, const struct http_upgrade *up, const struct http_token *tok,
+    const char *ext)
 {
 	char		 accept[64], buf[256];
 	int		 n;
@@ -134,6 +136,10 @@ conn_http_101(struct rt_conn *c, const struct http_upgrade *up, const struct htt
 	if (tok != NULL && tok->t_protocol != NULL) {
 		conn_write(c, "Sec-WebSocket-Protocol: ", 24);
 		conn_write2(c, tok->t_protocol, tok->t_protocol_len, "\r\n", 2);
+	}
+	if (ext != NULL && ext[0] != '\0') {
+		conn_write(c, "Sec-WebSocket-Extensions: ", 26);
+		conn_write2(c, ext, strlen(ext), "\r\n", 2);
 	}
 	conn_write(c, "\r\n", 2);
 }
@@ -206,7 +212,9 @@ conn_http_upgrade(struct rt_conn *c, const struct http_request *req, int route)
 {
 	struct http_upgrade	 up;
 	struct http_token	*tok = NULL;
-	int			 status;
+	struct rt_config	*conf = c->c_worker->w_conf;
+	char			 ext[DEFLATE_RESPONSE_MAX];
+	int			 status, deflate = 0;
 
 	if ((status = http_check_upgrade(req, &up)) != 0) {
 		conn_http_error(c, status, status == 426 ?
@@ -224,13 +232,21 @@ conn_http_upgrade(struct rt_conn *c, const struct http_request *req, int route)
 		}
 		http_extract_token(req, tok);
 	}
-	conn_http_101(c, &up, tok);
+	/* permessage-deflate: a declined or malformed offer only goes without */
+	if (conf->c_compression)
+		deflate = deflate_negotiate(req, conf->c_compression_window_bits, ext, sizeof(ext));
+	conn_http_101(c, &up, tok, deflate ? ext : NULL);
 	stats_observe(&c->c_worker->w_rw->rw_handshake, util_now_us() - c->c_last_rx);
 	c->c_state = CS_OPEN;
 	c->c_route = (uint8_t)route;
 	c->c_last_rx = c->c_last_ping = c->c_tokens_at = util_now_ms();
 	c->c_tokens = c->c_worker->w_conf->c_client_messages_burst;
 	ws_decoder_init(&c->c_dec, (uint64_t)c->c_worker->w_conf->c_max_message_size, 1);
+	if (deflate) {
+		ws_decoder_deflate(&c->c_dec, 1);
+		c->c_deflate = 1;
+		STAT_ADD(c->c_worker, rw_deflate_conns, 1);
+	}
 	if (route == ROUTE_PROTO)
 		conn_http_greet(c, tok);
 	free(tok);

@@ -23,6 +23,8 @@
 #include "channel.h"
 #include "proto.h"
 #include "registry.h"
+#include "deflate.h"
+#include "utf8.h"
 #include "worker_int.h"
 
 #define CONN_WS_PEEK_IOV	16
@@ -430,10 +432,123 @@ static void
 conn_ws_message_done(struct rt_conn *c, const uint8_t *data, size_t len)
 {
 	if (c->c_route == ROUTE_ECHO) {
-		conn_send_frame(c, c->c_msg_opcode, data, len);
+		conn_send_message(c, c->c_msg_opcode, data, len);
 		return;
 	}
 	conn_ws_message(c, (const char *)data, len);
+}
+
+/* The whole message in c_msg, handed on and freed. */
+static void
+conn_ws_message_buffered(struct rt_conn *c)
+{
+	size_t		 n = evbuffer_get_length(c->c_msg);
+	const uint8_t	*msg = evbuffer_pullup(c->c_msg, -1);
+
+	if (msg == NULL && n > 0)
+		conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
+	else
+		conn_ws_message_done(c, msg != NULL ? msg : (const uint8_t *)"", n);
+	evbuffer_free(c->c_msg);
+	c->c_msg = NULL;
+}
+
+/* deflate_sink: an inflated chunk, validated (text) and kept. */
+static int
+conn_ws_inflated(void *arg, const uint8_t *p, size_t len)
+{
+	struct rt_conn	*c = arg;
+
+	if (c->c_msg_opcode == WS_OP_TEXT &&
+	    (c->c_inflate->ci_utf8 = utf8_feed(c->c_inflate->ci_utf8, p, len)) == UTF8_REJECT)
+		return -1;
+	return evbuffer_add(c->c_msg, p, len);
+}
+
+/* The inflater's memory as the gauge sees it, after a call that may have grown it. */
+static void
+conn_ws_inflate_count(struct rt_conn *c)
+{
+	struct conn_inflate	*ci = c->c_inflate;
+	size_t			 now = deflate_inflater_bytes(ci->ci_di);
+
+	STAT_ADD(c->c_worker, rw_inflate_memory, (int64_t)now - (int64_t)ci->ci_counted);
+	ci->ci_counted = now;
+}
+
+static int
+conn_ws_inflate_start(struct rt_conn *c)
+{
+	struct conn_inflate	*ci;
+
+	conn_inflate_end(c);
+	if ((ci = calloc(1, sizeof(*ci))) == NULL)
+		return -1;
+	if ((ci->ci_di = deflate_inflater_new((uint64_t)c->c_worker->w_conf->c_max_message_size)) == NULL) {
+		free(ci);
+		return -1;
+	}
+	ci->ci_utf8 = UTF8_ACCEPT;
+	c->c_inflate = ci;
+	conn_ws_inflate_count(c);
+	if (c->c_msg == NULL && (c->c_msg = evbuffer_new()) == NULL)
+		return -1;
+	return 0;
+}
+
+/* Why an inflate stopped, as the close the client gets. */
+static void
+conn_ws_inflate_fail(struct rt_conn *c, enum deflate_result r)
+{
+	struct rt_worker	*w = c->c_worker;
+	int			 utf8 = c->c_inflate != NULL && c->c_inflate->ci_utf8 == UTF8_REJECT;
+
+	conn_inflate_end(c);
+	STAT_ADD(w, rw_protocol_errors, 1);
+	if (r == DEFLATE_TOO_BIG) {
+		STAT_ADD(w, rw_inflate_too_big, 1);
+		conn_close(c, WS_CLOSE_TOO_BIG, "message too big", 1);
+	} else if (r == DEFLATE_BAD) {
+		STAT_ADD(w, rw_inflate_errors, 1);
+		conn_close(c, WS_CLOSE_BAD_DATA, "invalid compressed data", 1);
+	} else if (r == DEFLATE_SINK && utf8)
+		conn_close(c, WS_CLOSE_BAD_DATA, "invalid UTF-8", 1);
+	else
+		conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
+}
+
+/*
+ * A chunk of a compressed message: inflated as it comes, at most
+ * max_message_size bytes of output (more: 1009 at once, the rest never
+ * inflated), then handed on like a plain one.  The inflater exists from
+ * the message's first frame to its last.
+ */
+static void
+conn_ws_inflate(struct rt_conn *c, const struct ws_event *ev)
+{
+	enum deflate_result	 r;
+
+	if ((ev->first && conn_ws_inflate_start(c) == -1) || c->c_inflate == NULL) {
+		conn_ws_inflate_fail(c, DEFLATE_NOMEM);
+		return;
+	}
+	r = deflate_inflate(c->c_inflate->ci_di, ev->data, ev->len, ev->last,
+	    conn_ws_inflated, c);
+	conn_ws_inflate_count(c);
+	if (r == DEFLATE_OK && ev->last && c->c_msg_opcode == WS_OP_TEXT &&
+	    c->c_inflate->ci_utf8 != UTF8_ACCEPT) {
+		c->c_inflate->ci_utf8 = UTF8_REJECT;
+		r = DEFLATE_SINK;
+	}
+	if (r != DEFLATE_OK) {
+		conn_ws_inflate_fail(c, r);
+		return;
+	}
+	if (!ev->last)
+		return;
+	conn_inflate_end(c);
+	STAT_ADD(c->c_worker, rw_inflated, 1);
+	conn_ws_message_buffered(c);
 }
 
 static void
@@ -449,6 +564,10 @@ conn_ws_data(struct rt_conn *c, const struct ws_event *ev)
 	}
 	if (c->c_state != CS_OPEN)
 		return;		/* closing: the rest of a message is ignored */
+	if (ev->compressed) {
+		conn_ws_inflate(c, ev);
+		return;
+	}
 	if (ev->first && ev->last) {
 		conn_ws_message_done(c, ev->data, ev->len);	/* no copy */
 		return;
@@ -461,17 +580,8 @@ conn_ws_data(struct rt_conn *c, const struct ws_event *ev)
 		conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
 		return;
 	}
-	if (ev->last) {
-		size_t		 n = evbuffer_get_length(c->c_msg);
-		const uint8_t	*msg = evbuffer_pullup(c->c_msg, -1);
-
-		if (msg == NULL)
-			conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
-		else
-			conn_ws_message_done(c, msg, n);
-		evbuffer_free(c->c_msg);
-		c->c_msg = NULL;
-	}
+	if (ev->last)
+		conn_ws_message_buffered(c);
 }
 
 static void

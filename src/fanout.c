@@ -24,6 +24,7 @@
 #include "registry.h"
 #include "outq.h"
 #include "stats.h"
+#include "deflate.h"
 #include "worker_int.h"
 
 #define FANOUT_PEND_MAX		65536	/* frames pending before a forced flush */
@@ -113,7 +114,8 @@ fanout_flush(struct rt_worker *w)
 	now = w->w_nframes > 0 ? util_now_us() : 0;
 	for (i = 0; i < w->w_nframes; i++) {
 		blk_unref(w->w_frames[i].ff_blk);
-		stats_observe(&w->w_rw->rw_delivery, now - w->w_frames[i].ff_received_us);
+		if (w->w_frames[i].ff_received_us != 0)
+			stats_observe(&w->w_rw->rw_delivery, now - w->w_frames[i].ff_received_us);
 	}
 	w->w_nframes = 0;
 	w->w_npend = 0;
@@ -196,16 +198,74 @@ fanout_pend(struct rt_worker *w, struct rt_conn *c, uint32_t i)
  * max_output_buffer is a slow consumer, closed with 4000 after the loop
  * (closing edits the channel's subscriber array).
  */
+/* c's frame of this event: the compressed one when c negotiated permessage-deflate. */
+struct fanout_pick {
+	const uint8_t	*fp_p[2];	/* plain, compressed (NULL: none) */
+	size_t		 fp_len[2];
+	int64_t		 fp_idx[2];	/* in w_frames; -2: not added yet, -1: no room */
+	uint64_t	 fp_received_us;
+};
+
+static int
+fanout_pick(struct rt_worker *w, struct fanout_pick *pk, const struct rt_conn *c)
+{
+	int	 k = c->c_deflate && pk->fp_p[1] != NULL;
+
+	/* a frame enters the batch at its first subscriber */
+	if (pk->fp_idx[k] == -2)
+		pk->fp_idx[k] = fanout_frame_add(w, pk->fp_p[k], pk->fp_len[k], pk->fp_received_us);
+	return k;
+}
+
+/* A subscriber with output waiting that f would take over max_output_buffer. */
+static int
+fanout_too_slow(struct rt_worker *w, struct rt_conn *c, size_t flen)
+{
+	size_t	 olen = conn_outlen(c);
+
+	if (c->c_pend_batch == w->w_batch)
+		olen += c->c_pend_bytes;
+	/* a frame alone is never slow: the bridge caps its size */
+	return olen > 0 && olen + flen > (size_t)w->w_conf->c_max_output_buffer;
+}
+
+/* Hand frame fi (bytes p, flen) to c the cheapest way its socket allows. */
+static void
+fanout_give(struct rt_worker *w, struct rt_conn *c, int64_t fi, const uint8_t *p, size_t flen)
+{
+	if (c->c_tls)
+		evbuffer_add(bufferevent_get_output(c->c_bev), p, flen);
+	else if (fi == -1)
+		conn_io_fail(c, ENOMEM);
+	else if (c->c_pend_batch == w->w_batch || c->c_out == NULL) {
+		/* behind its other frames of this batch, or the first */
+		if (fanout_pend(w, c, (uint32_t)fi) == -1)
+			conn_io_fail(c, ENOMEM);
+	} else
+		fanout_queue(c, (uint32_t)fi, 0);
+}
+
+/*
+ * Deliver one event frame to every subscriber.  The bytes arrive complete
+ * from the bridge, plain and, when some subscriber here negotiated
+ * permessage-deflate, compressed: each subscriber gets the one it can
+ * read, both shared.  A plain socket with nothing queued gets the frame at
+ * the end of this batch by sendmsg (coalesced with the batch's other
+ * frames for it); a plain socket with bytes waiting queues a reference to
+ * the frame's one shared copy; wss copies it into the bufferevent.  A
+ * subscriber with output waiting that this frame would take over
+ * max_output_buffer is a slow consumer, closed with 4000 after the loop
+ * (closing edits the channel's subscriber array).
+ */
 static void
 fanout_event(struct rt_worker *w, const uint8_t *p, size_t len)
 {
-	struct rt_chan	*ch;
-	struct rt_conn	*c, **slow = NULL;
-	struct ipc_event ev;
-	const uint8_t	*frame;
-	size_t		 flen, i, olen, nslow = 0;
-	size_t		 max = (size_t)w->w_conf->c_max_output_buffer;
-	int64_t		 fi;
+	struct rt_chan		*ch;
+	struct rt_conn		*c, **slow = NULL;
+	struct ipc_event	 ev;
+	struct fanout_pick	 pk;
+	size_t			 i, nslow = 0;
+	int			 k;
 
 	if (ipc_event_split(p, len, &ev) == -1)
 		fatalx("%s: malformed event from the bridge", __func__);
@@ -213,19 +273,19 @@ fanout_event(struct rt_worker *w, const uint8_t *p, size_t len)
 		return;
 	if (w->w_npend + ch->ch_nsubs > FANOUT_PEND_MAX)
 		fanout_flush(w);
-	frame = ev.ie_frame;
-	flen = ev.ie_framelen;
-	fi = fanout_frame_add(w, frame, flen, ev.ie_received_us);
+	pk.fp_p[0] = ev.ie_frame;
+	pk.fp_len[0] = ev.ie_framelen;
+	pk.fp_p[1] = ev.ie_zframe;
+	pk.fp_len[1] = ev.ie_zframelen;
+	pk.fp_idx[0] = pk.fp_idx[1] = -2;
+	pk.fp_received_us = ev.ie_received_us;
 	for (i = 0; i < ch->ch_nsubs; i++) {
 		c = ch->ch_subs[i]->s_conn;
 		/* s_hold: its replay, then the live events, come after the answer */
 		if (c->c_state != CS_OPEN || c->c_io_err || ch->ch_subs[i]->s_hold)
 			continue;
-		olen = conn_outlen(c);
-		if (c->c_pend_batch == w->w_batch)
-			olen += c->c_pend_bytes;
-		/* a frame alone is never slow: the bridge caps its size */
-		if (olen > 0 && olen + flen > max) {
+		k = fanout_pick(w, &pk, c);
+		if (fanout_too_slow(w, c, pk.fp_len[k])) {
 			struct rt_conn **n = reallocarray(slow, nslow + 1, sizeof(*n));
 
 			if (n != NULL) {
@@ -234,19 +294,15 @@ fanout_event(struct rt_worker *w, const uint8_t *p, size_t len)
 			}
 			continue;
 		}
-		if (c->c_tls)
-			evbuffer_add(bufferevent_get_output(c->c_bev), frame, flen);
-		else if (fi == -1)
-			conn_io_fail(c, ENOMEM);
-		else if (c->c_pend_batch == w->w_batch || c->c_out == NULL) {
-			/* behind its other frames of this batch, or the first */
-			if (fanout_pend(w, c, (uint32_t)fi) == -1)
-				conn_io_fail(c, ENOMEM);
-		} else
-			fanout_queue(c, (uint32_t)fi, 0);
+		fanout_give(w, c, pk.fp_idx[k], pk.fp_p[k], pk.fp_len[k]);
 		STAT_ADD(w, rw_events_out, 1);
-		STAT_ADD(w, rw_bytes_out, (int64_t)flen);
+		STAT_ADD(w, rw_bytes_out, (int64_t)pk.fp_len[k]);
+		if (k == 1)
+			STAT_ADD(w, rw_deflate_events, 1);
 	}
+	/* one event, one latency sample */
+	if (pk.fp_idx[0] >= 0 && pk.fp_idx[1] >= 0)
+		w->w_frames[pk.fp_idx[1]].ff_received_us = 0;
 	for (i = 0; i < nslow; i++) {
 		slow[i]->c_pend_batch = 0;	/* its pending frames are dropped */
 		conn_slow(slow[i]);
@@ -614,4 +670,8 @@ fanout_free(struct rt_worker *w)
 	free(w->w_frames);
 	free(w->w_reqs);
 	free(w->w_reqfree);
+	if (w->w_deflate != NULL)
+		deflate_ctx_free(w->w_deflate);
+	free(w->w_deflate);
+	w->w_deflate = NULL;
 }

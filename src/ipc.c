@@ -210,30 +210,40 @@ ipc_cfg_ack_parse(const void *p, size_t len, struct ipc_cfg_ack *ack,
 }
 
 size_t
-ipc_event_prefix(uint8_t *out, uint64_t received_us, const char *channel, size_t chlen)
+ipc_event_prefix(uint8_t *out, uint64_t received_us, const char *channel, size_t chlen,
+    size_t zlen)
 {
+	uint32_t	 z = (uint32_t)zlen;
+
 	memcpy(out, &received_us, 8);
 	out[8] = (uint8_t)(chlen >> 8);
 	out[9] = (uint8_t)chlen;
 	memcpy(out + 10, channel, chlen);
-	return 10 + chlen;
+	memcpy(out + 10 + chlen, &z, 4);
+	return 14 + chlen;
 }
 
 int
 ipc_event_split(const uint8_t *p, size_t len, struct ipc_event *ev)
 {
-	size_t	 n;
+	size_t		 n;
+	uint32_t	 z;
 
 	if (len < 10)
 		return -1;
 	memcpy(&ev->ie_received_us, p, 8);
 	n = ((size_t)p[8] << 8) | p[9];
-	if (n == 0 || n > RT_CHANNEL_MAX || len - 10 < n)
+	if (n == 0 || n > RT_CHANNEL_MAX || len - 10 < n || len - 10 - n < 4)
 		return -1;
 	ev->ie_channel = (const char *)p + 10;
 	ev->ie_chlen = n;
-	ev->ie_frame = p + 10 + n;
-	ev->ie_framelen = len - 10 - n;
+	memcpy(&z, p + 10 + n, 4);
+	if (z > len - 14 - n)
+		return -1;
+	ev->ie_frame = p + 14 + n;
+	ev->ie_framelen = len - 14 - n - z;
+	ev->ie_zframe = z > 0 ? ev->ie_frame + ev->ie_framelen : NULL;
+	ev->ie_zframelen = z;
 	return 0;
 }
 

@@ -60,6 +60,12 @@ static const struct {
 	{ "events_replayed", WOFF(rw_replayed) },
 	{ "accept_errors", WOFF(rw_accept_errors) },
 	{ "tokens_revoked", WOFF(rw_tokens_revoked) },
+	{ "deflate_connections", WOFF(rw_deflate_conns) },
+	{ "events_out_compressed", WOFF(rw_deflate_events) },
+	{ "messages_inflated", WOFF(rw_inflated) },
+	{ "inflate_too_big", WOFF(rw_inflate_too_big) },
+	{ "inflate_errors", WOFF(rw_inflate_errors) },
+	{ "inflate_memory", WOFF(rw_inflate_memory) },
 };
 
 void
@@ -145,6 +151,10 @@ stats_bridge_json(struct registry *reg)
 	J_INT(b, "events_unrouted", atomic_load(&rb->rb_events_unrouted));
 	J_INT(b, "ipc_drops", atomic_load(&rb->rb_ipc_drops));
 	J_INT(b, "events_too_large", atomic_load(&rb->rb_events_too_large));
+	J_INT(b, "events_compressed", atomic_load(&rb->rb_compressed));
+	J_INT(b, "compress_bytes_in", atomic_load(&rb->rb_compress_in));
+	J_INT(b, "compress_bytes_out", atomic_load(&rb->rb_compress_out));
+	J_INT(b, "compress_errors", atomic_load(&rb->rb_compress_errors));
 	J_INT(b, "canary_sent", atomic_load(&rb->rb_canary_sent));
 	J_INT(b, "canary_misses", atomic_load(&rb->rb_canary_misses));
 	J_INT(b, "history_memory", atomic_load(&rb->rb_history_memory));
@@ -335,6 +345,12 @@ static const struct stats_counter stats_worker_metrics[] = {
 	{ "realtimed_events_replayed_total", "counter", "Events sent again to clients that subscribed with since.", WOFF(rw_replayed) },
 	{ "realtimed_accept_errors_total", "counter", "Failed accept() calls (out of descriptors or memory).", WOFF(rw_accept_errors) },
 	{ "realtimed_tokens_revoked_total", "counter", "Handshakes, auth messages and connections refused or closed for a revoked token.", WOFF(rw_tokens_revoked) },
+	{ "realtimed_deflate_connections", "gauge", "Open connections that negotiated permessage-deflate.", WOFF(rw_deflate_conns) },
+	{ "realtimed_events_out_compressed_total", "counter", "Compressed event frames queued to subscribers.", WOFF(rw_deflate_events) },
+	{ "realtimed_messages_inflated_total", "counter", "Compressed client messages inflated.", WOFF(rw_inflated) },
+	{ "realtimed_inflate_too_big_total", "counter", "Compressed client messages closed 1009: inflated past max_message_size.", WOFF(rw_inflate_too_big) },
+	{ "realtimed_inflate_errors_total", "counter", "Compressed client messages closed 1007: invalid deflate data.", WOFF(rw_inflate_errors) },
+	{ "realtimed_inflate_memory_bytes", "gauge", "Bytes held by inflaters of compressed messages being read.", WOFF(rw_inflate_memory) },
 };
 
 static void
@@ -400,6 +416,12 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	    (long long)atomic_load(&rb->rb_events_too_large));
 	evbuffer_add_printf(out, "realtimed_drops_total{reason=\"slow_consumer\"} %lld\n",
 	    (long long)stats_sum(reg, WOFF(rw_slow_closes)));
+	stats_metric(out, "realtimed_events_compressed_total", "counter", "Events compressed by the bridge (once each, for every subscriber).",
+	    (long long)atomic_load(&rb->rb_compressed));
+	stats_metric(out, "realtimed_compress_in_bytes_total", "counter", "Bytes of event JSON compressed.",
+	    (long long)atomic_load(&rb->rb_compress_in));
+	stats_metric(out, "realtimed_compress_out_bytes_total", "counter", "Bytes those events took compressed.",
+	    (long long)atomic_load(&rb->rb_compress_out));
 	stats_metric(out, "realtimed_history_memory_bytes", "gauge", "Bytes of event history held for replay (node positions).",
 	    (long long)atomic_load(&rb->rb_history_memory));
 	stats_metric(out, "realtimed_history_events", "gauge", "Events held for replay.",

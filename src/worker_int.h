@@ -36,6 +36,15 @@ struct proto_request;
 struct auth_user;
 struct bufferevent;
 struct evbuffer;
+struct deflate_inflater;
+struct deflate_ctx;
+
+/* A compressed client message being inflated: only while it is read. */
+struct conn_inflate {
+	struct deflate_inflater	*ci_di;
+	uint32_t		 ci_utf8;	/* text: validated as it is inflated */
+	size_t			 ci_counted;	/* bytes in rw_inflate_memory */
+};
 
 #define STAT_ADD(w, f, n)	atomic_fetch_add_explicit(&(w)->w_rw->f, (n), memory_order_relaxed)
 #define STAT_GET(w, f)		atomic_load_explicit(&(w)->w_rw->f, memory_order_relaxed)
@@ -129,6 +138,7 @@ struct rt_conn {
 	struct outq		*c_out;		/* plain: bytes waiting; NULL: none */
 	struct evbuffer		*c_msg;		/* message being assembled */
 	struct evbuffer		*c_later;	/* requests behind an unanswered one */
+	struct conn_inflate	*c_inflate;	/* a compressed message being read */
 	struct conn_user	*c_user;	/* NULL: anonymous */
 	struct rt_sub		**c_subs;
 	int			 c_nsubs;
@@ -152,6 +162,7 @@ struct rt_conn {
 	uint8_t			 c_ip_counted;
 	uint8_t			 c_waiting;	/* replies owed by the bridge: later requests wait */
 	uint8_t			 c_noticed;	/* token_expiring sent for this token */
+	uint8_t			 c_deflate;	/* permessage-deflate negotiated */
 	uint16_t		 c_msg_opcode;
 	uint64_t		 c_last_rx;	/* ms, monotonic; CS_HTTP: accepted, us */
 	uint64_t		 c_last_ping;
@@ -217,6 +228,7 @@ struct rt_worker {
 	uint32_t		 w_nreqfree;
 	uint32_t		 w_reqgen;
 	SSL_CTX			*w_ssl_ctx;	/* this generation's; NULL: no TLS */
+	struct deflate_ctx	*w_deflate;	/* echo replies; made at the first */
 };
 
 /* worker.c */
@@ -232,6 +244,8 @@ void	conn_want_room(struct rt_conn *);
 void	conn_write2(struct rt_conn *, const void *, size_t, const void *, size_t);
 void	conn_write(struct rt_conn *, const void *, size_t);
 void	conn_send_frame(struct rt_conn *, int, const void *, size_t);
+void	conn_send_message(struct rt_conn *, int, const void *, size_t);
+void	conn_inflate_end(struct rt_conn *);
 int	conn_output_full(struct rt_conn *);
 void	conn_slow(struct rt_conn *);
 void	conn_send_json(struct rt_conn *, struct json_object *);

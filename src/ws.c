@@ -17,6 +17,7 @@
 
 #define WS_FIN		0x80
 #define WS_RSV		0x70
+#define WS_RSV1		0x40	/* permessage-deflate: the message is compressed */
 #define WS_OPMASK	0x0f
 #define WS_MASKBIT	0x80
 #define WS_LENMASK	0x7f
@@ -151,7 +152,9 @@ ws_check_byte0(struct ws_decoder *d)
 {
 	uint8_t	 b = d->wd_hdr[0], op = b & WS_OPMASK;
 
-	if (b & WS_RSV)
+	/* RSV1 only on a message's first frame, once negotiated (RFC 7692 6) */
+	if ((b & (WS_RSV & ~WS_RSV1)) || ((b & WS_RSV1) && (!d->wd_deflate ||
+	    (op != WS_OP_TEXT && op != WS_OP_BINARY))))
 		return ws_fail(d, WS_E_RSV);
 	switch (op) {
 	case WS_OP_CONT:
@@ -244,6 +247,7 @@ ws_frame_start(struct ws_decoder *d)
 		d->wd_msg_started = 0;
 		d->wd_msg_len = 0;
 		d->wd_utf8 = UTF8_ACCEPT;
+		d->wd_msg_rsv1 = (d->wd_hdr[0] & WS_RSV1) != 0;
 	}
 	if (!ws_is_control(op))
 		d->wd_msg_len += d->wd_remaining;
@@ -293,7 +297,8 @@ ws_read_data(struct ws_decoder *d, uint8_t *buf, size_t len,
 	if (n > d->wd_remaining)
 		n = d->wd_remaining;
 	ws_unmask(d, buf, n);
-	if (d->wd_msg_opcode == WS_OP_TEXT) {
+	/* compressed text is validated once inflated, by the caller */
+	if (d->wd_msg_opcode == WS_OP_TEXT && !d->wd_msg_rsv1) {
 		d->wd_utf8 = utf8_feed(d->wd_utf8, buf, n);
 		if (d->wd_utf8 == UTF8_REJECT) {
 			ws_fail(d, WS_E_UTF8);
@@ -304,7 +309,7 @@ ws_read_data(struct ws_decoder *d, uint8_t *buf, size_t len,
 	if (d->wd_remaining == 0)
 		d->wd_in_frame = 0;
 	last = d->wd_remaining == 0 && d->wd_fin;
-	if (last && d->wd_msg_opcode == WS_OP_TEXT &&
+	if (last && d->wd_msg_opcode == WS_OP_TEXT && !d->wd_msg_rsv1 &&
 	    d->wd_utf8 != UTF8_ACCEPT) {
 		ws_fail(d, WS_E_UTF8);
 		return n;
@@ -316,6 +321,7 @@ ws_read_data(struct ws_decoder *d, uint8_t *buf, size_t len,
 	ev->opcode = d->wd_msg_opcode;
 	ev->first = !d->wd_msg_started;
 	ev->last = last;
+	ev->compressed = d->wd_msg_rsv1;
 	ev->data = buf;
 	ev->len = n;
 	d->wd_msg_started = 1;
@@ -323,6 +329,7 @@ ws_read_data(struct ws_decoder *d, uint8_t *buf, size_t len,
 		d->wd_msg_opcode = 0;
 		d->wd_msg_started = 0;
 		d->wd_msg_len = 0;
+		d->wd_msg_rsv1 = 0;
 	}
 	return n;
 }
@@ -429,6 +436,21 @@ ws_decode(struct ws_decoder *d, uint8_t *buf, size_t len, struct ws_event *ev)
 	if (d->wd_failed)
 		ws_error_event(d, ev);
 	return used;
+}
+
+void
+ws_decoder_deflate(struct ws_decoder *d, int on)
+{
+	d->wd_deflate = on != 0;
+}
+
+size_t
+ws_frame_header_rsv1(uint8_t *out, int opcode, uint64_t len)
+{
+	size_t	 n = ws_frame_header(out, opcode, 1, len);
+
+	out[0] |= WS_RSV1;
+	return n;
 }
 
 size_t

@@ -8,5 +8,5 @@ mkdir -p "$out"
 CC=${CC:-gcc}
 # shellcheck disable=SC2046
 $CC -O2 -g -Wall -Wextra -Wno-unused-parameter ${CFLAGS:-} -o "$out/rtload" "$here/rtload.c" \
-    $(pkg-config --cflags --libs openssl)
+    $(pkg-config --cflags --libs openssl zlib)
 echo "$out/rtload"

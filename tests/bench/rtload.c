@@ -44,6 +44,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <zlib.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -131,6 +132,7 @@ struct child_sh {
 	uint64_t	 subscribed, sub_errors, auth_errors, proto_errors;
 	uint64_t	 server_closes, last_close_code, resets;
 	uint64_t	 events, event_bytes, late, pings, other_msgs, ooo;
+	uint64_t	 wire_bytes, zframes, zerrors;	/* data frames as sent; compressed ones */
 	uint64_t	 hs_done, hs_fail, hs_resumed;
 	int		 ready, exited;
 	char		 first_error[160];
@@ -175,6 +177,8 @@ static const char *opt_path = "/ws";
 static int	 opt_quiet;
 static int	 opt_nchan;		/* -N: Nchan subscriber / HTTP publisher */
 static int	 opt_npub = 1;		/* -K: publisher connections (Nchan) */
+static int	 opt_deflate;		/* -z: offer permessage-deflate, inflate RSV1 messages */
+static int	 opt_jsonpad;		/* -j: padding like real JSON, not 'x' */
 
 /* ---- time ---- */
 static uint64_t
@@ -513,8 +517,9 @@ conn_send_upgrade(struct conn *c)
 		n = snprintf(req, sizeof(req),
 		    "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
 		    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-		    "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n",
-		    opt_path, opt_host, opt_port, key, C.token);
+		    "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n%s\r\n",
+		    opt_path, opt_host, opt_port, key, C.token, opt_deflate ?
+		    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
 	c->state = S_HTTP;
 	if (conn_send(c, req, (size_t)n) == -1)
 		conn_fail(c, "send upgrade");
@@ -775,6 +780,51 @@ on_text(struct conn *c, const char *p, size_t n)
 	C.sh->other_msgs++;
 }
 
+/*
+ * -z: a compressed message (RSV1), inflated as a browser would (raw
+ * deflate, the 00 00 ff ff trailer put back, no context kept: the server
+ * answers server_no_context_takeover), then handled as text.
+ */
+static void
+on_compressed(struct conn *c, const char *p, size_t n)
+{
+	static z_stream z;
+	static int init;
+	static unsigned char *out, tail[4] = { 0, 0, 0xff, 0xff };
+	static size_t cap;
+	size_t have;
+	int r;
+
+	if (!init) {
+		if (inflateInit2(&z, -15) != Z_OK)
+			abort();
+		init = 1;
+	}
+	inflateReset(&z);
+	C.sh->zframes++;
+	have = 0;
+	for (int part = 0; part < 2; part++) {
+		z.next_in = (unsigned char *)(uintptr_t)(part == 0 ? (const unsigned char *)p : tail);
+		z.avail_in = part == 0 ? (uInt)n : 4;
+		do {
+			if (cap - have < 65536) {
+				cap = cap ? cap * 2 : 1 << 20;
+				if ((out = realloc(out, cap)) == NULL)
+					abort();
+			}
+			z.next_out = out + have;
+			z.avail_out = (uInt)(cap - have);
+			r = inflate(&z, Z_SYNC_FLUSH);
+			have = cap - z.avail_out;
+			if (r != Z_OK && r != Z_BUF_ERROR && r != Z_STREAM_END) {
+				C.sh->zerrors++;
+				return;
+			}
+		} while (z.avail_in > 0 && r != Z_STREAM_END);
+	}
+	on_text(c, (const char *)out, have);
+}
+
 /* parse as many frames as complete; return bytes consumed, -1 = closed */
 static long
 ws_parse(struct conn *c, char *buf, size_t len)
@@ -808,7 +858,11 @@ ws_parse(struct conn *c, char *buf, size_t len)
 		switch (op) {
 		case 1:
 		case 0:
-			on_text(c, p, (size_t)pl);
+			C.sh->wire_bytes += hl + pl;
+			if (h[0] & 0x40)
+				on_compressed(c, p, (size_t)pl);
+			else
+				on_text(c, p, (size_t)pl);
 			break;
 		case 9:
 			C.sh->pings++;
@@ -1302,6 +1356,33 @@ pub_backlog(void)
 	return b;
 }
 
+/*
+ * -j: padding that compresses like a real JSON event (records of words and
+ * numbers that change from event to event), not like a run of 'x'.
+ */
+static void
+json_pad(char *p, size_t n, uint64_t seq)
+{
+	static const char *const words[] = { "alpha", "deploy", "status", "running",
+	    "eu-west-3", "user", "created", "updated", "build", "ok", "failed", "region",
+	    "service", "checkout", "payments", "queued", "node", "replica", "v2.14.1" };
+	uint64_t x = seq * 0x9e3779b97f4a7c15ULL + 1;
+	size_t off = 0;
+	char rec[96];
+	int k;
+
+	while (off < n) {
+		x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+		k = snprintf(rec, sizeof(rec), "id=%lu name=%s-%lu state=%s at=%lu; ",
+		    (unsigned long)(x % 100000), words[x % 19], (unsigned long)((x >> 20) % 1000),
+		    words[(x >> 8) % 19], (unsigned long)(1700000000 + (x >> 33) % 100000));
+		if ((size_t)k > n - off)
+			k = (int)(n - off);
+		memcpy(p + off, rec, (size_t)k);
+		off += (size_t)k;
+	}
+}
+
 static void
 pub_one(uint64_t seq)
 {
@@ -1316,7 +1397,10 @@ pub_one(uint64_t seq)
 	need = opt_pad - pn - 2;
 	if (need < 0) need = 0;
 	if (need > (int)sizeof(pl) - pn - 3) need = (int)sizeof(pl) - pn - 3;
-	memset(pl + pn, 'x', (size_t)need);
+	if (opt_jsonpad)
+		json_pad(pl + pn, (size_t)need, seq);
+	else
+		memset(pl + pn, 'x', (size_t)need);
 	pn += need;
 	pl[pn++] = '"';
 	pl[pn++] = '}';
@@ -1358,7 +1442,9 @@ usage(void)
 	    "  [-c inflight] [-C channels] [-S subs|min-max] [-x prefix] [-d secs] [-r events/s]\n"
 	    "  [-w window] [-R redisport] [-s secret] [-T token] [-a naddr] [-L payload]\n"
 	    "  [-D drain] [-W connect-timeout] [-Z pid,pid..] [-u path] [-q]\n"
-	    "  [-N [-K publisher-conns]]   Nchan: subscribe at /sub/<chan>, POST to /pub/<chan>\n");
+	    "  [-N [-K publisher-conns]]   Nchan: subscribe at /sub/<chan>, POST to /pub/<chan>\n"
+	    "  [-z]   offer permessage-deflate and inflate compressed events (wire_bytes: as sent)\n"
+	    "  [-j]   pad events with JSON-like records (compresses like real events)\n");
 	exit(2);
 }
 
@@ -1372,7 +1458,7 @@ main(int argc, char **argv)
 	uint64_t t_ready, t_pub0 = 0, t_pub1 = 0, t_drained = 0;
 	double conn_secs;
 
-	while ((ch = getopt(argc, argv, "m:H:p:teqn:P:c:C:S:x:d:r:w:R:s:T:a:L:D:W:Z:u:NK:")) != -1) {
+	while ((ch = getopt(argc, argv, "m:H:p:teqn:P:c:C:S:x:d:r:w:R:s:T:a:L:D:W:Z:u:NK:zj")) != -1) {
 		switch (ch) {
 		case 'm':
 			if (!strcmp(optarg, "idle")) opt_mode = M_IDLE;
@@ -1408,6 +1494,8 @@ main(int argc, char **argv)
 		case 'u': opt_path = optarg; break;
 		case 'N': opt_nchan = 1; break;
 		case 'K': opt_npub = atoi(optarg); break;
+		case 'z': opt_deflate = 1; break;
+		case 'j': opt_jsonpad = 1; break;
 		default: usage();
 		}
 	}
@@ -1658,6 +1746,7 @@ collect:
 		tot.auth_errors += s->auth_errors; tot.proto_errors += s->proto_errors;
 		tot.server_closes += s->server_closes; tot.resets += s->resets;
 		tot.events += s->events; tot.event_bytes += s->event_bytes; tot.late += s->late;
+		tot.wire_bytes += s->wire_bytes; tot.zframes += s->zframes; tot.zerrors += s->zerrors;
 		tot.pings += s->pings; tot.other_msgs += s->other_msgs; tot.ooo += s->ooo;
 		tot.hs_done += s->hs_done; tot.hs_fail += s->hs_fail; tot.hs_resumed += s->hs_resumed;
 		if (s->last_close_code) tot.last_close_code = s->last_close_code;
@@ -1720,6 +1809,11 @@ collect:
 		    (unsigned long)gdone, (unsigned long)pub_stalls, drained_secs,
 		    (double)seq / drained_secs, (double)tot.events / drained_secs,
 		    server_cpu > 0 ? (double)tot.events / server_cpu : 0);
+		printf("\"deflate\":%d,\"event_bytes\":%lu,\"wire_bytes\":%lu,\"compressed_frames\":%lu,"
+		    "\"inflate_errors\":%lu,\"wire_bytes_per_delivery\":%.1f,",
+		    opt_deflate, (unsigned long)tot.event_bytes, (unsigned long)tot.wire_bytes,
+		    (unsigned long)tot.zframes, (unsigned long)tot.zerrors,
+		    tot.events ? (double)tot.wire_bytes / (double)tot.events : 0);
 		print_hist_json(stdout, "lat_each", tot.hist);
 		putchar(',');
 		print_hist_json(stdout, "lat_last", hist_last);

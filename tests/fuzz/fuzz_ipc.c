@@ -23,8 +23,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (h.type == IPC_EVENT &&
 		    ipc_event_split(data + off + sizeof(h), h.len, &ev) == 0) {
 			if (ev.ie_chlen == 0 || ev.ie_chlen > RT_CHANNEL_MAX ||
-			    (const uint8_t *)ev.ie_channel + ev.ie_chlen != ev.ie_frame ||
-			    ev.ie_frame + ev.ie_framelen != data + off + sizeof(h) + h.len)
+			    (const uint8_t *)ev.ie_channel + ev.ie_chlen + 4 != ev.ie_frame ||
+			    ev.ie_frame + ev.ie_framelen + ev.ie_zframelen !=
+			    data + off + sizeof(h) + h.len ||
+			    (ev.ie_zframelen > 0) != (ev.ie_zframe != NULL))
 				abort();
 		}
 		off += sizeof(h) + h.len;

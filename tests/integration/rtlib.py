@@ -299,11 +299,17 @@ class RawWS:
 
     def recv_frame(self, timeout=IO_TIMEOUT):
         """(fin, opcode, payload) of the next server frame."""
+        fin, rsv, opcode, payload = self.recv_frame_rsv(timeout)
+        assert not rsv, "server frame has RSV bits"
+        return fin, opcode, payload
+
+    def recv_frame_rsv(self, timeout=IO_TIMEOUT):
+        """(fin, rsv bits (0x70 mask), opcode, payload) of the next server
+        frame: permessage-deflate sets RSV1 (0x40)."""
         deadline = time.monotonic() + timeout
         self._fill(2, deadline)
         b0, b1 = self.buf[0], self.buf[1]
         assert not (b1 & 0x80), "server frame is masked"
-        assert not (b0 & 0x70), "server frame has RSV bits"
         n = b1 & 0x7F
         off = 2
         if n == 126:
@@ -317,7 +323,7 @@ class RawWS:
         self._fill(off + n, deadline)
         payload = self.buf[off:off + n]
         self.buf = self.buf[off + n:]
-        return bool(b0 & 0x80), b0 & 0x0F, payload
+        return bool(b0 & 0x80), b0 & 0x70, b0 & 0x0F, payload
 
     def recv_message(self, timeout=IO_TIMEOUT, answer_pings=True):
         """(opcode, payload) of the next data message, reassembled; control

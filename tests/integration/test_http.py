@@ -132,12 +132,24 @@ def test_handshake_accept_key_matches_rfc_example(rt):
         s.close()
 
 
-def test_handshake_declines_offered_extensions(rt):
+def test_handshake_declines_unknown_extensions(rt):
+    ws = RawWS(rt.port, headers={
+        "Sec-WebSocket-Extensions": "x-webkit-deflate-frame, x-other; a=1"})
+    try:
+        assert "sec-websocket-extensions" not in ws.headers
+    finally:
+        ws.close_socket()
+
+
+def test_handshake_accepts_permessage_deflate(rt):
+    # compression is on by default (test_compression.py has the rest)
     ws = RawWS(rt.port, headers={
         "Sec-WebSocket-Extensions":
         "permessage-deflate; client_max_window_bits"})
     try:
-        assert "sec-websocket-extensions" not in ws.headers
+        assert ws.headers["sec-websocket-extensions"] == (
+            "permessage-deflate; server_no_context_takeover; "
+            "client_no_context_takeover")
     finally:
         ws.close_socket()
 

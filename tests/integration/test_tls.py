@@ -21,6 +21,7 @@ import time
 import pytest
 import websockets
 
+import chaoslib
 import rtlib
 import tlslib
 
@@ -644,13 +645,13 @@ GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!"
        b"\x00\x02\x02D\x01\x00;")
 
 
-def test_headless_chromium_receives_an_event_over_wss(start_daemon, certs):
+def chromium_page_event(d, r, channel, data):
+    """Headless Chromium's own WebSocket connects to d over wss://,
+    subscribes to channel while data is published to Redis until the page
+    reports: the page's result (its messages, the last the event)."""
     if CHROMIUM is None:
         pytest.skip("chromium not installed (apt-get install chromium; "
                     "/usr/bin/chromium)")
-    r = start_daemon.redis()
-    d = start_tls(start_daemon, certs["a"], redis=r)
-    channel = "apps:deployed"
     url = "wss://localhost:%d/ws?token=%s" % (tlslib.tls_port(d),
                                               rtlib.mint(userId="browser"))
     with open(os.path.join(BROWSER_DIR, "page.html")) as f:
@@ -670,7 +671,7 @@ def test_headless_chromium_receives_an_event_over_wss(start_daemon, certs):
     out = err = b""
     try:
         # publish until the page reports (it connects and subscribes first)
-        payload = json.dumps({"from": "redis", "n": 1})
+        payload = json.dumps(data)
         deadline = time.monotonic() + 45
         while not srv.got.is_set() and p.poll() is None and \
                 time.monotonic() < deadline:
@@ -695,8 +696,30 @@ def test_headless_chromium_receives_an_event_over_wss(start_daemon, certs):
     assert types[:2] == ["connected", "subscribed"], res
     ev = res["messages"][-1]
     assert ev["type"] == "event" and ev["channel"] == channel, res
-    assert ev["data"] == {"from": "redis", "n": 1}, res
+    assert ev["data"] == data, res
     assert res["messages"][0]["user"]["userId"] == "browser", res
     # and the DOM Chromium dumped says the same
     dom = out.decode("utf-8", "replace")
     assert "GOT-EVENT" in dom, "dumped DOM:\n%s%s" % (dom[-2000:], why)
+    return res
+
+
+def test_headless_chromium_receives_an_event_over_wss(start_daemon, certs):
+    r = start_daemon.redis()
+    d = start_tls(start_daemon, certs["a"], redis=r)
+    chromium_page_event(d, r, "apps:deployed", {"from": "redis", "n": 1})
+
+
+def test_headless_chromium_receives_a_compressed_event_over_wss(start_daemon,
+                                                                certs):
+    """Chromium offers permessage-deflate: a 4 KB event reaches it
+    compressed (once, by the bridge; then encrypted), and it inflates it."""
+    r = start_daemon.redis()
+    d = start_tls(start_daemon, certs["a"], redis=r)
+    data = {"items": [{"id": i, "name": "item-%d" % i, "status": "ok"}
+                      for i in range(120)]}
+    assert len(json.dumps(data)) > 4000
+    chromium_page_event(d, r, "apps:deployed", data)
+    st = chaoslib.stats(d)
+    assert st["events_out_compressed"] >= 1, st
+    assert st["bridge"]["events_compressed"] >= 1, st["bridge"]

@@ -48,7 +48,7 @@ START_TEST(test_event_prefix_round_trip)
 	struct ipc_event ev;
 	size_t		 n;
 
-	n = ipc_event_prefix(buf, 123456789012345ULL, "apps:created", 12);
+	n = ipc_event_prefix(buf, 123456789012345ULL, "apps:created", 12, 0);
 	memcpy(buf + n, "FRAME", 5);
 	ck_assert_int_eq(ipc_event_split(buf, n + 5, &ev), 0);
 	ck_assert_uint_eq(ev.ie_received_us, 123456789012345ULL);
@@ -56,16 +56,40 @@ START_TEST(test_event_prefix_round_trip)
 	ck_assert_int_eq(memcmp(ev.ie_channel, "apps:created", 12), 0);
 	ck_assert_uint_eq(ev.ie_framelen, 5);
 	ck_assert_int_eq(memcmp(ev.ie_frame, "FRAME", 5), 0);
+	ck_assert_ptr_null(ev.ie_zframe);
+	ck_assert_uint_eq(ev.ie_zframelen, 0);
 	/* truncated, empty and over-long channel names are malformed */
 	ck_assert_int_eq(ipc_event_split(buf, 1, &ev), -1);
 	ck_assert_int_eq(ipc_event_split(buf, 9, &ev), -1);
 	ck_assert_int_eq(ipc_event_split(buf, 18, &ev), -1);
+	ck_assert_int_eq(ipc_event_split(buf, 25, &ev), -1);	/* no room for the length */
 	buf[8] = 0;
 	buf[9] = 0;
 	ck_assert_int_eq(ipc_event_split(buf, 18, &ev), -1);
 	buf[8] = 0;
 	buf[9] = 201;
 	ck_assert_int_eq(ipc_event_split(buf, sizeof(buf), &ev), -1);
+}
+END_TEST
+
+/* The plain frame, then the compressed one, each found whole. */
+START_TEST(test_event_with_compressed_frame)
+{
+	uint8_t		 buf[IPC_EVENT_PREFIX_MAX + 16];
+	struct ipc_event ev;
+	size_t		 n;
+
+	n = ipc_event_prefix(buf, 7, "a", 1, 3);
+	memcpy(buf + n, "PLAINZZZ", 8);
+	ck_assert_int_eq(ipc_event_split(buf, n + 8, &ev), 0);
+	ck_assert_uint_eq(ev.ie_framelen, 5);
+	ck_assert_int_eq(memcmp(ev.ie_frame, "PLAIN", 5), 0);
+	ck_assert_uint_eq(ev.ie_zframelen, 3);
+	ck_assert_int_eq(memcmp(ev.ie_zframe, "ZZZ", 3), 0);
+	/* a compressed length past the payload is malformed */
+	ck_assert_int_eq(ipc_event_split(buf, n + 2, &ev), -1);
+	ck_assert_int_eq(ipc_event_split(buf, n + 3, &ev), 0);
+	ck_assert_uint_eq(ev.ie_framelen, 0);
 }
 END_TEST
 
@@ -341,6 +365,7 @@ main(void)
 	tcase_add_test(tc, test_parse_needs_whole_message);
 	tcase_add_test(tc, test_parse_rejects_unknown_and_oversized);
 	tcase_add_test(tc, test_event_prefix_round_trip);
+	tcase_add_test(tc, test_event_with_compressed_frame);
 	tcase_add_test(tc, test_control_messages_with_fd);
 	tcase_add_test(tc, test_malformed_control_message);
 	tcase_add_test(tc, test_ipc_cfg_ack_round_trip_and_malformed);

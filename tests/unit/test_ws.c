@@ -496,6 +496,98 @@ START_TEST(test_client_mode_refuses_masked_frames)
 }
 END_TEST
 
+/* Decode w whole with permessage-deflate negotiated; events into ev (at most n). */
+static int
+decode_deflate(struct wire *w, struct ws_event *ev, int n)
+{
+	struct ws_decoder	 d;
+	size_t			 off = 0;
+	int			 k = 0;
+
+	ws_decoder_init(&d, 1 << 20, 1);
+	ws_decoder_deflate(&d, 1);
+	while (k < n) {
+		off += ws_decode(&d, w->b + off, w->len - off, &ev[k]);
+		if (ev[k].type == WS_EV_NEED_MORE)
+			break;
+		if (ev[k++].type == WS_EV_ERROR)
+			break;
+	}
+	ws_decoder_free(&d);
+	return k;
+}
+
+/* RFC 7692 6: RSV1 marks a compressed message, on its first frame only. */
+START_TEST(test_rsv1_with_deflate)
+{
+	struct wire		 w = { 0 };
+	struct ws_event		 ev[8];
+	int			 n;
+
+	/* compressed bytes are not UTF-8: the caller validates after inflating */
+	w_frame(&w, WS_OP_TEXT, 0, "\xff\xfe", 2);
+	w.b[0] |= 0x40;
+	w_frame(&w, WS_OP_CONT, 1, "\x80", 1);
+	w_str(&w, WS_OP_TEXT, 1, "plain");
+	n = decode_deflate(&w, ev, 8);
+	ck_assert_int_eq(n, 3);
+	ck_assert_int_eq(ev[0].type, WS_EV_DATA);
+	ck_assert_int_eq(ev[0].compressed, 1);
+	ck_assert_int_eq(ev[0].first, 1);
+	ck_assert_int_eq(ev[1].compressed, 1);
+	ck_assert_int_eq(ev[1].last, 1);
+	ck_assert_int_eq(ev[2].compressed, 0);
+	w_free(&w);
+
+	/* a plain message is still UTF-8 checked */
+	w_frame(&w, WS_OP_TEXT, 1, "\xff", 1);
+	n = decode_deflate(&w, ev, 8);
+	ck_assert_int_eq(ev[n - 1].type, WS_EV_ERROR);
+	ck_assert_int_eq(ev[n - 1].code, WS_CLOSE_BAD_DATA);
+	w_free(&w);
+
+	/* RSV1 on a continuation */
+	w_frame(&w, WS_OP_TEXT, 0, "ab", 2);
+	w.b[0] |= 0x40;
+	w_frame(&w, WS_OP_CONT, 1, "c", 1);
+	w.b[w.len - 1 - 4 - 2] |= 0x40;
+	n = decode_deflate(&w, ev, 8);
+	ck_assert_int_eq(ev[n - 1].type, WS_EV_ERROR);
+	ck_assert_int_eq(ev[n - 1].code, WS_CLOSE_PROTOCOL);
+	w_free(&w);
+
+	/* on a control frame, and RSV2/RSV3 even when negotiated */
+	w_str(&w, WS_OP_PING, 1, "x");
+	w.b[0] |= 0x40;
+	n = decode_deflate(&w, ev, 8);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(ev[0].code, WS_CLOSE_PROTOCOL);
+	w_free(&w);
+	w_str(&w, WS_OP_TEXT, 1, "x");
+	w.b[0] |= 0x60;
+	n = decode_deflate(&w, ev, 8);
+	ck_assert_int_eq(ev[0].code, WS_CLOSE_PROTOCOL);
+	w_free(&w);
+	/* binary may be compressed too */
+	w_frame(&w, WS_OP_BINARY, 1, "\x01", 1);
+	w.b[0] |= 0x40;
+	n = decode_deflate(&w, ev, 8);
+	ck_assert_int_eq(ev[0].type, WS_EV_DATA);
+	ck_assert_int_eq(ev[0].compressed, 1);
+	w_free(&w);
+}
+END_TEST
+
+START_TEST(test_frame_header_rsv1)
+{
+	uint8_t	 h[WS_HEADER_MAX];
+
+	ck_assert_uint_eq(ws_frame_header_rsv1(h, WS_OP_TEXT, 300), 4);
+	ck_assert_uint_eq(h[0], 0xc1);
+	ck_assert_uint_eq(h[1], 126);
+}
+END_TEST
+
 START_TEST(test_reserved_bits_fail_1002)
 {
 	static const uint8_t	 rsv[] = { 0x40, 0x20, 0x10 };
@@ -1630,6 +1722,8 @@ ws_suite(void)
 	tcase_add_test(tc, test_close_frame_truncates_at_utf8_boundary);
 	tcase_add_test(tc, test_accept_key_rfc6455_example);
 	tcase_add_test(tc, test_accept_key_short_output_is_empty);
+	tcase_add_test(tc, test_rsv1_with_deflate);
+	tcase_add_test(tc, test_frame_header_rsv1);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,410 @@
+"""permessage-deflate (PROTOCOL.md "Compression", RFC 7692): what the
+handshake answers, events compressed once by the bridge and shared by
+every compressed subscriber, plain and compressed subscribers side by
+side, client messages inflated with a cap (bombs refused 1009), RSV1 where
+it is a protocol error, and compressed echo on /echo at Autobahn 12.x/13.x
+sizes and parameter sets with Python websockets (which compresses by
+default)."""
+import asyncio
+import json
+import zlib
+
+import pytest
+import websockets
+from websockets.extensions.permessage_deflate import \
+    ClientPerMessageDeflateFactory
+
+import rtlib
+from chaoslib import stats
+from rtlib import RawWS, ServerClosed, mint
+
+EXT = "permessage-deflate"
+ANSWER = ("permessage-deflate; server_no_context_takeover; "
+          "client_no_context_takeover")
+TRAILER = b"\x00\x00\xff\xff"
+
+
+def inflate(payload):
+    """A server message's payload, inflated as RFC 7692 7.2.2 says."""
+    d = zlib.decompressobj(-15)
+    return d.decompress(payload + TRAILER) + d.flush()
+
+
+def deflate(data):
+    """A message compressed on its own, trailer removed (RFC 7692 7.2.1)."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(TRAILER)
+    return out[:-4]
+
+
+def publish(r, channel, obj):
+    r.command("PUBLISH", channel, json.dumps(obj))
+
+
+def big_event(n, tag):
+    """JSON data of about n bytes, compressible like real events."""
+    items = [{"id": i, "name": "item-%d" % i, "status": "ok", "tag": tag}
+             for i in range(max(1, n // 55))]
+    return {"items": items}
+
+
+class DeflateWS(RawWS):
+    """A raw client that offers permessage-deflate (or what offer says)."""
+
+    def __init__(self, port, offer=EXT, path=None, **kw):
+        if path is None:
+            path = "/ws?token=" + mint(userId="z1")
+        headers = {"Sec-WebSocket-Extensions": offer} if offer else {}
+        super().__init__(port, path=path, headers=headers, **kw)
+
+    def recv_msg(self, timeout=rtlib.IO_TIMEOUT):
+        """(compressed, payload inflated) of the next data message."""
+        while True:
+            fin, rsv, op, payload = self.recv_frame_rsv(timeout)
+            if op == 0x8:
+                raise ServerClosed(rtlib.parse_close(payload))
+            if op in (0x9, 0xA):
+                assert not rsv, "RSV on a control frame"
+                continue
+            assert fin, "server events are single frames"
+            assert rsv in (0, 0x40), "RSV2/RSV3 set"
+            return bool(rsv), inflate(payload) if rsv else payload
+
+    def recv_obj(self, timeout=rtlib.IO_TIMEOUT):
+        z, p = self.recv_msg(timeout)
+        return z, json.loads(p)
+
+    def send_compressed(self, data, fragments=1, opcode=0x1):
+        z = deflate(data)
+        step = max(1, -(-len(z) // fragments))
+        parts = [z[i:i + step] for i in range(0, len(z), step)] or [b""]
+        for i, part in enumerate(parts):
+            self.send_frame(opcode if i == 0 else 0x0, part,
+                            fin=i == len(parts) - 1, rsv=4 if i == 0 else 0)
+
+
+@pytest.fixture(scope="module")
+def _rt(module_factory):
+    r = module_factory.redis()
+    d = module_factory({"workers": "2", "redis_url": r.url,
+                        "echo_path": "/echo", "max_message_size": "300k",
+                        "allow_anonymous": "yes"})
+    rtlib.wait_settled(d, 2)
+    d.redis = r
+    return d
+
+
+@pytest.fixture
+def rt(_rt, attach):
+    return attach(_rt)
+
+
+@pytest.fixture
+def clients():
+    opened = []
+
+    def track(c):
+        opened.append(c)
+        return c
+    yield track
+    for c in opened:
+        c.close_socket()
+
+
+def subscribed(c, channel):
+    c.send_json({"type": "subscribe", "channel": channel})
+    z, m = c.recv_obj()
+    assert m["type"] == "subscribed", m
+    return z
+
+
+# ------------------------------------------------------------ negotiation
+
+@pytest.mark.parametrize("offer,answer", [
+    (EXT, ANSWER),
+    ("permessage-deflate; client_max_window_bits", ANSWER),
+    ("permessage-deflate; client_no_context_takeover; "
+     "server_no_context_takeover", ANSWER),
+    ("permessage-deflate; server_max_window_bits=15",
+     ANSWER + "; server_max_window_bits=15"),
+    ("permessage-deflate; server_max_window_bits=\"15\"",
+     ANSWER + "; server_max_window_bits=15"),
+    # what cannot be honoured is declined, the next offer wins
+    ("permessage-deflate; server_max_window_bits=10, permessage-deflate",
+     ANSWER),
+    ("x-webkit-deflate-frame, permessage-deflate; client_max_window_bits=12",
+     ANSWER),
+    # malformed offers are declined, never the handshake
+    ("permessage-deflate; client_max_window_bits=16", None),
+    ("permessage-deflate; client_max_window_bits=7", None),
+    ("permessage-deflate; server_max_window_bits=abc", None),
+    ("permessage-deflate; server_max_window_bits", None),
+    ("permessage-deflate; server_no_context_takeover; "
+     "server_no_context_takeover", None),
+    ("permessage-deflate; foo=1", None),
+    ("permessage-deflate; server_max_window_bits=8", None),
+    ("x-unknown", None),
+])
+def test_offer_is_answered_or_declined(rt, clients, offer, answer):
+    c = clients(DeflateWS(rt.port, offer))
+    assert c.headers.get("sec-websocket-extensions") == answer, c.headers
+    z, hello = c.recv_obj()
+    assert hello["type"] == "connected" and not z
+
+
+def test_offers_in_several_headers_first_acceptable_wins(rt, clients):
+    c = clients(RawWS(rt.port, headers={
+        "Sec-WebSocket-Extensions": "permessage-deflate; bogus",
+        "Sec-WebSocket-extensions": "permessage-deflate; "
+                                    "server_max_window_bits=15"}))
+    assert c.headers["sec-websocket-extensions"] == \
+        ANSWER + "; server_max_window_bits=15"
+
+
+def test_compression_off_declines(start_daemon):
+    d = start_daemon({"compression": "off"})
+    c = DeflateWS(d.port)
+    try:
+        assert "sec-websocket-extensions" not in c.headers
+    finally:
+        c.close_socket()
+
+
+# ------------------------------------------------------------ outbound
+
+def test_event_compressed_once_for_every_compressed_subscriber(rt, clients):
+    before = stats(rt)["bridge"]["events_compressed"]
+    zs = [clients(DeflateWS(rt.port)) for _ in range(8)]
+    plain = [clients(DeflateWS(rt.port, offer=None)) for _ in range(4)]
+    for c in zs + plain:
+        c.recv_obj()
+        subscribed(c, "apps:created")
+    data = [big_event(2048, i) for i in range(3)]
+    for d in data:
+        publish(rt.redis, "apps:created", d)
+    for c in zs:
+        for d in data:
+            z, m = c.recv_obj()
+            assert z, "a compressed subscriber got a plain 2 KB event"
+            assert m["type"] == "event" and m["data"] == d
+    for c in plain:
+        for d in data:
+            z, m = c.recv_obj()
+            assert not z and m["data"] == d
+    st = stats(rt)
+    # once per event on this node, not once per subscriber (8 of them)
+    assert st["bridge"]["events_compressed"] - before == 3, st["bridge"]
+    assert st["events_out_compressed"] >= 24
+    assert st["bridge"]["compress_bytes_out"] < \
+        st["bridge"]["compress_bytes_in"] / 3
+
+
+def test_small_event_stays_plain(rt, clients):
+    c = clients(DeflateWS(rt.port))
+    c.recv_obj()
+    subscribed(c, "apps:updated")
+    publish(rt.redis, "apps:updated", {"small": True})
+    z, m = c.recv_obj()
+    assert not z and m["data"] == {"small": True}
+
+
+def test_replies_stay_plain(rt, clients):
+    c = clients(DeflateWS(rt.port))
+    c.recv_obj()
+    c.send_json({"type": "ping"})
+    z, m = c.recv_obj()
+    assert m["type"] == "pong" and not z
+
+
+def test_python_websockets_receives_compressed_events(rt):
+    async def run():
+        async with websockets.connect(rt.url + "?token=" + mint(userId="p1"),
+                                      ping_interval=None,
+                                      max_size=None) as ws:
+            assert ws.response_headers["Sec-WebSocket-Extensions"] == ANSWER
+            json.loads(await ws.recv())
+            await ws.send(json.dumps({"type": "subscribe",
+                                      "channel": "apps:deleted"}))
+            assert json.loads(await ws.recv())["type"] == "subscribed"
+            data = big_event(8000, "py")
+            publish(rt.redis, "apps:deleted", data)
+            m = json.loads(await ws.recv())
+            assert m["data"] == data
+    rtlib.arun(run())
+
+
+# ------------------------------------------------------------ inbound
+
+def test_compressed_subscribe_is_inflated(rt, clients):
+    c = clients(DeflateWS(rt.port))
+    c.recv_obj()
+    before = stats(rt)["messages_inflated"]
+    c.send_compressed(json.dumps({"type": "subscribe",
+                                  "channel": "apps:created"}).encode())
+    z, m = c.recv_obj()
+    assert m["type"] == "subscribed", m
+    # fragmented: RSV1 on the first frame only
+    c.send_compressed(json.dumps({"type": "ping", "pad": "x" * 3000}).encode(),
+                      fragments=4)
+    z, m = c.recv_obj()
+    assert m["type"] == "pong", m
+    st = stats(rt)
+    assert st["messages_inflated"] - before == 2
+    assert st["inflate_memory"] == 0     # nothing kept between messages
+
+
+def expect_close(c, code):
+    with pytest.raises(ServerClosed) as e:
+        while True:
+            c.recv_msg()
+    assert e.value.code == code, (e.value.code, e.value.reason)
+    return e.value
+
+
+def test_decompression_bomb_closes_1009(rt, clients):
+    c = clients(DeflateWS(rt.port))
+    c.recv_obj()
+    before = stats(rt)["inflate_too_big"]
+    bomb = b'{"type":"ping","pad":"' + b"a" * (50 * 1024 * 1024)
+    z = deflate(bomb)
+    assert len(z) < 100 * 1024      # small input, huge output
+    c.send_frame(0x1, z, rsv=4)
+    expect_close(c, 1009)
+    assert stats(rt)["inflate_too_big"] - before == 1
+    assert stats(rt)["inflate_memory"] == 0
+
+
+def test_fragmented_bomb_closes_1009(rt, clients):
+    c = clients(DeflateWS(rt.port, path="/echo"))
+    z = deflate(b"\x00" * (20 * 1024 * 1024))
+    step = len(z) // 8
+    c.send_frame(0x2, z[:step], fin=False, rsv=4)
+    for i in range(1, 8):
+        c.send_frame(0x0, z[i * step:(i + 1) * step], fin=False)
+    c.send_frame(0x0, z[8 * step:], fin=True)
+    expect_close(c, 1009)
+
+
+def test_invalid_deflate_data_closes_1007(rt, clients):
+    c = clients(DeflateWS(rt.port))
+    c.recv_obj()
+    c.send_frame(0x1, b"\xff\xff\xff\xff\xff", rsv=4)
+    expect_close(c, 1007)
+
+
+def test_compressed_invalid_utf8_closes_1007(rt, clients):
+    c = clients(DeflateWS(rt.port))
+    c.recv_obj()
+    c.send_compressed(b'{"type":"ping","x":"\xc3\x28"}')
+    expect_close(c, 1007)
+
+
+@pytest.mark.parametrize("what", ["not negotiated", "continuation", "ping",
+                                  "rsv2"])
+def test_rsv1_where_not_allowed_closes_1002(rt, clients, what):
+    c = clients(DeflateWS(rt.port, offer=None if what == "not negotiated"
+                          else EXT))
+    c.recv_obj()
+    z = deflate(b'{"type":"ping"}')
+    if what == "not negotiated":
+        c.send_frame(0x1, z, rsv=4)
+    elif what == "continuation":
+        c.send_frame(0x1, z[:3], fin=False, rsv=4)
+        c.send_frame(0x0, z[3:], rsv=4)
+    elif what == "ping":
+        c.send_frame(0x9, b"hi", rsv=4)
+    else:
+        c.send_frame(0x1, z, rsv=6)
+    expect_close(c, 1002)
+
+
+# ------------------------------------------------- Autobahn 12.x / 13.x
+
+SIZES = [16, 64, 256, 1024, 4096, 16384, 65536, 131072, 262144]
+PARAMS = [
+    {},                                                     # 12.x
+    {"client_no_context_takeover": True},                   # 13.2
+    {"server_no_context_takeover": True},                   # 13.3
+    {"client_max_window_bits": 9},                          # 13.4
+    {"client_max_window_bits": 15},
+    {"server_max_window_bits": 15, "client_max_window_bits": 9},   # 13.6
+    {"client_max_window_bits": True,
+     "client_no_context_takeover": True},                   # 13.7
+]
+
+
+def payload_of(n, i):
+    text = json.dumps(big_event(n, i))
+    return (text * (n // len(text) + 1))[:n]
+
+
+@pytest.mark.parametrize("params", PARAMS,
+                         ids=lambda p: ",".join(sorted(p)) or "default")
+def test_compressed_echo_at_every_size(rt, params):
+    async def run():
+        ext = ClientPerMessageDeflateFactory(**params)
+        async with websockets.connect(
+                "ws://127.0.0.1:%d/echo" % rt.port, extensions=[ext],
+                compression=None, ping_interval=None,
+                max_size=None) as ws:
+            assert ws.response_headers["Sec-WebSocket-Extensions"]\
+                .startswith(ANSWER)
+            for i, n in enumerate(SIZES):
+                msg = payload_of(n, i)
+                await ws.send(msg)
+                assert await ws.recv() == msg, n
+                b = msg.encode()
+                await ws.send(b)
+                assert await ws.recv() == b, n
+            # fragmented (RSV1 on the first fragment only)
+            parts = [payload_of(3000, j) for j in range(5)]
+            await ws.send(iter(parts))
+            assert await ws.recv() == "".join(parts)
+    rtlib.arun(run(), timeout=30)
+
+
+def test_echo_reply_is_compressed_on_the_wire(rt, clients):
+    c = clients(DeflateWS(rt.port, path="/echo"))
+    data = payload_of(5000, 1).encode()
+    c.send_compressed(data)
+    z, p = c.recv_msg()
+    assert z and p == data
+    c.send_frame(0x1, data)         # a plain message is fine too
+    z, p = c.recv_msg()
+    assert z and p == data
+
+
+# ------------------------------------------------- replay (since)
+
+def test_replay_to_a_compressed_subscriber_then_live(start_daemon):
+    """History keeps plain frames: replayed events reach a compressed
+    subscriber plain (RSV1 is per message), live ones compressed, with no
+    gap and nothing twice."""
+    r = start_daemon.redis()
+    d = start_daemon({"redis_url": r.url,
+                      "namespace": "apps:* authenticated history=50"})
+    rtlib.wait_settled(d, 1)
+    c = DeflateWS(d.port)
+    try:
+        c.recv_obj()
+        c.send_json({"type": "subscribe", "channel": "apps:created"})
+        z, m = c.recv_obj()
+        epoch = m["epoch"]
+        c.close_socket()
+        for i in range(5):
+            publish(r, "apps:created", big_event(2048, i))
+        c = DeflateWS(d.port)
+        c.recv_obj()
+        c.send_json({"type": "subscribe", "channel": "apps:created",
+                     "since": {"epoch": epoch, "offset": 2}})
+        z, m = c.recv_obj()
+        assert m["type"] == "subscribed" and m["recovered"] is True, m
+        got = [c.recv_obj() for _ in range(3)]
+        assert [m["offset"] for _, m in got] == [3, 4, 5]
+        assert [m["data"]["items"][0]["tag"] for _, m in got] == [2, 3, 4]
+        publish(r, "apps:created", big_event(2048, 5))
+        z, m = c.recv_obj()
+        assert z and m["offset"] == 6 and m["data"] == big_event(2048, 5)
+    finally:
+        c.close_socket()
