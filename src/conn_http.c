@@ -119,6 +119,27 @@ conn_http_origin_ok(struct rt_conn *c, const struct http_request *req)
 	return 0;
 }
 
+/*
+ * max_handshake_rate, for the whole node: 503 with the whole seconds
+ * (at least 1, RFC 9110's Retry-After) until the bucket has room again.
+ */
+static int
+conn_http_throttled(struct rt_conn *c)
+{
+	struct rt_worker	*w = c->c_worker;
+	uint64_t		 wait_ns;
+	char			 hdr[64];
+
+	if (reg_admit(w->w_reg, util_now_us() * 1000, w->w_conf->c_max_handshake_rate,
+	    w->w_conf->c_max_handshake_burst, &wait_ns) == 0)
+		return 0;
+	STAT_ADD(w, rw_handshakes_throttled, 1);
+	snprintf(hdr, sizeof(hdr), "Retry-After: %llu\r\n",
+	    (unsigned long long)(wait_ns / 1000000000ull + 1));
+	conn_http_error(c, 503, hdr);
+	return 1;
+}
+
 static void
 conn_http_101(struct rt_conn *c, const struct http_upgrade *up, const struct http_token *tok)
 {
@@ -173,6 +194,10 @@ conn_http_greet(struct rt_conn *c, const struct http_token *tok)
 		conn_close(c, WS_CLOSE_POLICY, "Token revoked", 0);
 		return;
 	}
+	if (user.u_authenticated && conn_user_acquire(c, user.u_id) == -1) {
+		conn_refuse_user(c, NULL);
+		return;
+	}
 	c->c_slot = reg_conn_add(w->w_reg, w->w_id, c->c_id,
 	    user.u_authenticated ? user.u_id : NULL, user.u_admin, conn_peer(c), (int64_t)time(NULL));
 	if (c->c_slot == -1) {
@@ -189,9 +214,6 @@ conn_http_greet(struct rt_conn *c, const struct http_token *tok)
 			conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
 			return;
 		}
-		/* 0 marks a free entry in a channel's table of users */
-		if ((c->c_userkey = reg_count_key(user.u_id, strlen(user.u_id))) == 0)
-			c->c_userkey = 1;
 		STAT_ADD(w, rw_authenticated, 1);
 	} else
 		STAT_ADD(w, rw_anonymous, 1);
@@ -217,6 +239,8 @@ conn_http_upgrade(struct rt_conn *c, const struct http_request *req, int route)
 		conn_http_error(c, 403, NULL);
 		return;
 	}
+	if (conn_http_throttled(c))
+		return;
 	if (route == ROUTE_PROTO) {
 		if ((tok = malloc(sizeof(*tok))) == NULL) {
 			conn_http_error(c, 503, NULL);

@@ -60,6 +60,14 @@ static const struct {
 	{ "events_replayed", WOFF(rw_replayed) },
 	{ "accept_errors", WOFF(rw_accept_errors) },
 	{ "tokens_revoked", WOFF(rw_tokens_revoked) },
+	{ "handshakes_throttled", WOFF(rw_handshakes_throttled) },
+	{ "user_connections_limited", WOFF(rw_user_conn_limited) },
+	{ "publish_requests", WOFF(rw_publish_requests) },
+	{ "publish_events", WOFF(rw_publish_events) },
+	{ "publish_unauthorized", WOFF(rw_publish_unauthorized) },
+	{ "publish_rejected", WOFF(rw_publish_rejected) },
+	{ "publish_failed", WOFF(rw_publish_failed) },
+	{ "publish_busy", WOFF(rw_publish_busy) },
 };
 
 void
@@ -329,6 +337,14 @@ static const struct stats_counter stats_worker_metrics[] = {
 	{ "realtimed_events_replayed_total", "counter", "Events sent again to clients that subscribed with since.", WOFF(rw_replayed) },
 	{ "realtimed_accept_errors_total", "counter", "Failed accept() calls (out of descriptors or memory).", WOFF(rw_accept_errors) },
 	{ "realtimed_tokens_revoked_total", "counter", "Handshakes, auth messages and connections refused or closed for a revoked token.", WOFF(rw_tokens_revoked) },
+	{ "realtimed_handshakes_throttled_total", "counter", "WebSocket upgrades refused 503 (max_handshake_rate).", WOFF(rw_handshakes_throttled) },
+	{ "realtimed_user_connections_limited_total", "counter", "Connections closed 1008 (max_connections_per_user).", WOFF(rw_user_conn_limited) },
+	{ "realtimed_publish_requests_total", "counter", "POST /publish requests answered.", WOFF(rw_publish_requests) },
+	{ "realtimed_publish_events_total", "counter", "Events published through POST /publish.", WOFF(rw_publish_events) },
+	{ "realtimed_publish_unauthorized_total", "counter", "POST /publish refused 401 (a missing or wrong key).", WOFF(rw_publish_unauthorized) },
+	{ "realtimed_publish_rejected_total", "counter", "POST /publish refused for its request (400, 405, 411, 413, 415, 422).", WOFF(rw_publish_rejected) },
+	{ "realtimed_publish_failed_total", "counter", "POST /publish items Redis or the bridge did not take.", WOFF(rw_publish_failed) },
+	{ "realtimed_publish_busy_total", "counter", "POST /publish refused 503 (max_publish_pending).", WOFF(rw_publish_busy) },
 };
 
 static void

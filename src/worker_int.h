@@ -150,6 +150,7 @@ struct rt_conn {
 	uint32_t		 c_pend_last;
 	uint32_t		 c_pend_bytes;
 	uint8_t			 c_ip_counted;
+	uint8_t			 c_user_counted;	/* in max_connections_per_user */
 	uint8_t			 c_waiting;	/* replies owed by the bridge: later requests wait */
 	uint8_t			 c_noticed;	/* token_expiring sent for this token */
 	uint16_t		 c_msg_opcode;
@@ -245,6 +246,8 @@ int	conn_flush(struct rt_conn *);
 int	conn_drained(struct rt_conn *);
 const struct auth_user *conn_auth_user(const struct rt_conn *, struct auth_user *);
 struct conn_user *conn_user_new(const struct auth_user *);
+int	conn_user_acquire(struct rt_conn *, const char *);
+void	conn_refuse_user(struct rt_conn *, const char *);
 void	conn_peer_set(struct rt_conn *, const struct sockaddr *);
 const char *conn_peer(const struct rt_conn *);
 
