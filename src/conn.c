@@ -222,6 +222,7 @@ conn_free(struct rt_conn *c)
 	struct rt_worker	*w = c->c_worker;
 
 	conn_uncount(c);
+	conn_pub_cancel(c);
 	chanidx_unsubscribe_all(c);
 	if (c->c_ip_counted)
 		reg_count_release(w->w_reg, REG_COUNT_IP, w->w_id, c->c_ipkey);
@@ -295,6 +296,7 @@ conn_close(struct rt_conn *c, uint16_t code, const char *reason, int fail)
 	n = ws_close_frame(frame, code, reason);
 	conn_write(c, frame, n);
 	conn_uncount(c);
+	conn_pub_cancel(c);
 	chanidx_unsubscribe_all(c);
 	if (fail || c->c_close_rcvd) {
 		conn_linger(c);

@@ -686,6 +686,7 @@ worker_cleanup(struct rt_worker *w)
 	if (w->w_master_ev != NULL)
 		event_free(w->w_master_ev);
 	fanout_free(w);
+	free(w->w_pubs);
 	if (w->w_reserve_fd != -1)
 		close(w->w_reserve_fd);
 	auth_free(w->w_auth);

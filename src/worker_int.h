@@ -4,6 +4,7 @@
  *   conn.c       a connection's output, close/linger/free, heartbeat timers
  *   conn_http.c  request head, routes, upgrade, greeting, /health, /metrics
  *   conn_ws.c    WebSocket frames, protocol messages, rate limit
+ *   conn_pub.c   POST /publish: the key, the body, the bridge's answers
  *   chanidx.c    the channel -> subscribers index, subscribe/unsubscribe
  *   fanout.c     the bridge link: event batches, shared frames, pending sends
  * Private to the worker process: nothing outside these files includes it.
@@ -36,6 +37,8 @@ struct proto_request;
 struct auth_user;
 struct bufferevent;
 struct evbuffer;
+struct conn_pub;
+struct conn_pubslot;
 
 #define STAT_ADD(w, f, n)	atomic_fetch_add_explicit(&(w)->w_rw->f, (n), memory_order_relaxed)
 #define STAT_GET(w, f)		atomic_load_explicit(&(w)->w_rw->f, memory_order_relaxed)
@@ -130,6 +133,7 @@ struct rt_conn {
 	struct evbuffer		*c_msg;		/* message being assembled */
 	struct evbuffer		*c_later;	/* requests behind an unanswered one */
 	struct conn_user	*c_user;	/* NULL: anonymous */
+	struct conn_pub		*c_pub;		/* a POST /publish waiting for the bridge */
 	struct rt_sub		**c_subs;
 	int			 c_nsubs;
 	int			 c_subcap;
@@ -218,6 +222,10 @@ struct rt_worker {
 	uint32_t		 w_nreqfree;
 	uint32_t		 w_reqgen;
 	SSL_CTX			*w_ssl_ctx;	/* this generation's; NULL: no TLS */
+	struct conn_pubslot	*w_pubs;	/* POST /publish items asked of the bridge */
+	uint32_t		 w_pubcap;
+	uint32_t		 w_npubs;	/* used; at most max_publish_pending */
+	uint32_t		 w_pubnext;
 };
 
 /* worker.c */
@@ -255,6 +263,13 @@ const char *conn_peer(const struct rt_conn *);
 void	conn_http_error(struct rt_conn *, int, const char *);
 void	conn_http_input(struct rt_conn *);
 void	conn_http_plain(struct rt_conn *, uint8_t *, size_t);
+
+/* conn_pub.c */
+int	conn_pub_request(struct rt_conn *, const struct http_request *, const char *, size_t,
+	    size_t *);
+void	conn_pub_reply(struct rt_worker *, uint32_t, const uint8_t *, size_t);
+void	conn_pub_bridge_lost(struct rt_worker *);
+void	conn_pub_cancel(struct rt_conn *);
 
 /* conn_ws.c */
 size_t	conn_ws_feed(struct rt_conn *, uint8_t *, size_t);
