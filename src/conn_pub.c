@@ -56,7 +56,8 @@ conn_pub_respond(struct rt_conn *c, int status, struct json_object *o, const cha
 	char		 head[512];
 	int		 n;
 
-	body = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &blen);
+	body = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+	    &blen);
 	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
 	    "Content-Length: %zu\r\nCache-Control: no-store\r\n%s%s\r\n", status,
 	    http_reason(status), blen, extra != NULL ? extra : "", keep ? "" : "Connection: close\r\n");
