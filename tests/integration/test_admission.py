@@ -213,3 +213,107 @@ def test_drain_closes_carry_retry_after_spread_in_time(own, start_daemon):
     assert times[-1] - times[0] >= 1.0, times
     busiest = max(sum(1 for t in times if s <= t < s + 0.25) for s in times)
     assert busiest <= len(times) // 2, times
+
+
+# ------------------------------------------------------- a reconnect storm
+
+async def _ws_open(port, path="/ws"):
+    """(status, headers, reader, writer) of one upgrade, raw asyncio."""
+    import asyncio
+    import base64
+    import os
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    w.write(("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             % (path, key)).encode())
+    head = await r.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    hd = {k.strip().lower(): v.strip() for k, _, v in
+          (line.partition(":") for line in lines[1:] if line)}
+    return int(lines[0].split()[1]), hd, r, w
+
+
+async def _ws_close_frame(r):
+    """Read server frames until the close: (code, reason)."""
+    import struct
+    while True:
+        b0, b1 = await r.readexactly(2)
+        n = b1 & 0x7f
+        if n == 126:
+            n = struct.unpack("!H", await r.readexactly(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", await r.readexactly(8))[0]
+        payload = await r.readexactly(n)
+        if b0 & 0x0f == 0x8:
+            return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
+
+
+def test_reconnect_storm_to_a_rate_limited_node(own, start_daemon):
+    """300 clients on node A; A's SIGTERM drains them over 1 s with
+    retry-after; they reconnect to node B (max_handshake_rate 60/s, burst
+    20) honouring retry-after and Retry-After with jitter.  B's accepts per
+    second stay within the bucket, some 503s carried Retry-After, and every
+    client is back within drain + backoff."""
+    import asyncio
+    import random
+    r = start_daemon.redis()
+    common = {"workers": "2", "redis_url": r.url, "canary_interval": "0"}
+    a = own(conf=dict(common, drain_period="1s", shutdown_timeout="5s"))
+    b = start_daemon(conf=dict(common, max_handshake_rate="60", max_handshake_burst="20"))
+    rtlib.wait_settled(a, 2)
+    rtlib.wait_settled(b, 2)
+    n, rate, burst = 300, 60, 20
+    accepts, refusals, back = [], [], []
+
+    async def client(st):
+        status, _, rd, wr = await _ws_open(a.port)
+        assert status == 101
+        st.append(1)
+        code, reason = await asyncio.wait_for(_ws_close_frame(rd), 15)
+        wr.close()
+        assert code == 1001
+        m = re.search(r"retry-after=(\d+)", reason)
+        await asyncio.sleep(int(m.group(1)) / 1000 + random.random() * 0.5)
+        while True:
+            status, hd, rd, wr = await _ws_open(b.port)
+            if status == 101:
+                accepts.append(time.monotonic())
+                back.append(wr)
+                return
+            assert status == 503, status
+            refusals.append(hd.get("retry-after"))
+            wr.close()
+            await asyncio.sleep(int(hd["retry-after"]) + random.random() * 2)
+
+    async def run():
+        started = []
+        tasks = [asyncio.ensure_future(client(started)) for _ in range(n)]
+        while len(started) < n:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        t0 = time.monotonic()
+        a.proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(asyncio.gather(*tasks), 40)
+        for wr in back:
+            wr.close()
+        assert a.proc.wait(10) == 0
+        return t0
+
+    t0 = rtlib.arun(run(), timeout=60)
+    assert len(accepts) == n
+    # the accept curve at B, per 100 ms since A's SIGTERM (pytest -s shows it)
+    curve = [0] * (int((max(accepts) - t0) * 10) + 1)
+    for t in accepts:
+        curve[int((t - t0) * 10)] += 1
+    print("storm: B accepts per 100 ms from SIGTERM:", curve,
+          "503s:", len(refusals), "all back after %.2fs" % (max(accepts) - t0))
+    # bounded by the bucket: in any 1 s window at most rate + burst (+ slack
+    # for the window edges)
+    ts = sorted(accepts)
+    busiest = max(sum(1 for t in ts if s <= t < s + 1.0) for s in ts)
+    assert busiest <= rate + burst + 5, busiest
+    assert refusals and all(re.fullmatch(r"[1-9][0-9]*", v or "") for v in refusals)
+    assert stats(b)["handshakes_throttled"] == len(refusals)
+    # back within drain (1 s) + retry-after window (1 s) + n / rate and the backoff
+    assert ts[-1] - t0 <= 1 + 1 + n / rate + 10, ts[-1] - t0
