@@ -128,6 +128,16 @@ struct rt_config {
 	int		 c_max_revocations;	/* the shared revocation table */
 	int64_t		 c_revocation_ttl;	/* revoke without UNTIL lasts this long */
 	int64_t		 c_node_ttl;		/* node registry entries */
+
+	/* admission and publishing over HTTP */
+	int		 c_max_connections_per_user;	/* host-wide; 0: none */
+	int		 c_max_handshake_rate;	/* upgrades per second, node-wide; 0: none */
+	int		 c_max_handshake_burst;	/* 0: the rate (one second's worth) */
+	char		*c_publish_api_key;	/* "" = POST /publish off (404) */
+	char		*c_publish_api_key_file;
+	int64_t		 c_max_publish_body;	/* bytes; over it 413 */
+	int		 c_max_publish_batch;	/* items in one batch body */
+	int		 c_max_publish_pending;	/* per worker, waiting for the bridge */
 };
 
 /*

@@ -7,6 +7,7 @@
  * values point into that buffer, which must outlive the request struct.
  */
 #include <stddef.h>
+#include <stdint.h>
 
 #include "realtimed.h"
 
@@ -29,6 +30,8 @@ struct http_request {
 	const char	*r_query;	/* after '?', NULL if none */
 	size_t		 r_query_len;
 	int		 r_minor;	/* HTTP/1.x */
+	int64_t		 r_content_length;	/* 0: none */
+	int		 r_chunked;	/* a Transfer-Encoding */
 	int		 r_nheaders;
 	struct http_header r_headers[HTTP_MAX_HEADERS];
 };
@@ -53,6 +56,13 @@ enum http_parse_result {
  */
 int	http_parse_request(const char *buf, size_t len, size_t max_size,
 	    struct http_request *req, size_t *consumed);
+/*
+ * The same, but with body 1 a request may announce a body: Content-Length
+ * (at most 15 digits) in r_content_length, any Transfer-Encoding in
+ * r_chunked (both at once stay HTTP_PARSE_BAD).  The body is the caller's.
+ */
+int	http_parse_head(const char *buf, size_t len, size_t max_size,
+	    struct http_request *req, size_t *consumed, int body);
 
 /* First header named name (case-insensitive), or NULL. */
 const struct http_header *http_header_get(const struct http_request *req, const char *name);
@@ -145,5 +155,9 @@ const char *http_reason(int status);
 int	http_format_response(char *out, size_t outlen, int status,
 	    const char *content_type, const char *extra_headers,
 	    const char *body, size_t body_len);
+/* The same; keep_alive 1 leaves "Connection: close" out. */
+int	http_format_response_ka(char *out, size_t outlen, int status,
+	    const char *content_type, const char *extra_headers,
+	    const char *body, size_t body_len, int keep_alive);
 
 #endif

@@ -13,9 +13,10 @@
 
 #include "realtimed.h"
 
-#define IPC_VERSION		6
+#define IPC_VERSION		7
 #define IPC_MAX_PAYLOAD		(1U << 30)	/* 1 GiB: events can be megabytes */
 #define IPC_CTL_MAX		(192 * 1024)	/* a master <-> child message */
+#define IPC_PUB_MAX		(2 + 255 + 16 * 1024 * 1024)	/* an IPC_PUB_REQ, max_publish_body's cap */
 
 struct ipc_hdr {
 	uint32_t	 type;
@@ -65,6 +66,9 @@ enum ipc_type {
 	IPC_POS			= 311,	/* bridge -> worker: struct ipc_pos */
 	IPC_REPLAY		= 312,	/* bridge -> worker: a WebSocket frame */
 	IPC_POS_END		= 313,	/* bridge -> worker: (empty) */
+	/* POST /publish: the same path as the admin's publish */
+	IPC_PUB_REQ		= 320,	/* worker -> bridge: peerid = request; uint16 len, channel, JSON */
+	IPC_PUB_REPLY		= 321,	/* bridge -> worker: int64 receivers, offset; or error text */
 };
 
 /*

@@ -130,5 +130,7 @@ struct json_object *proto_subscribed_at(const char *channel, const char *epoch,
 
 /* 1 if buf holds exactly one valid JSON value (RFC 8259). */
 int	proto_json_valid(const char *buf, size_t len);
+/* Bytes of the one JSON value at buf (leading whitespace included), 0 if none. */
+size_t	proto_json_span(const char *buf, size_t len);
 
 #endif

@@ -22,7 +22,7 @@
 #include "realtimed.h"
 
 #define REGISTRY_MAGIC		0x52544452u	/* "RTDR" */
-#define REGISTRY_VERSION	8
+#define REGISTRY_VERSION	9
 #define REG_MAX_WORKERS		64
 #define REG_PEER_MAX		48
 #define REG_USER_MAX		63
@@ -97,6 +97,14 @@ struct reg_worker {
 	_Atomic int64_t		 rw_inflate_too_big;	/* inflated past max_message_size: 1009 */
 	_Atomic int64_t		 rw_inflate_errors;	/* invalid compressed data: 1007 */
 	_Atomic int64_t		 rw_inflate_memory;	/* bytes held by inflaters now (gauge) */
+	_Atomic int64_t		 rw_handshakes_throttled;	/* 503: max_handshake_rate */
+	_Atomic int64_t		 rw_user_conn_limited;	/* 1008: max_connections_per_user */
+	_Atomic int64_t		 rw_publish_requests;	/* POST /publish answered */
+	_Atomic int64_t		 rw_publish_events;	/* items published through it */
+	_Atomic int64_t		 rw_publish_unauthorized;	/* 401 */
+	_Atomic int64_t		 rw_publish_rejected;	/* 400, 405, 411, 413, 415, 422 */
+	_Atomic int64_t		 rw_publish_failed;	/* items Redis or the bridge refused */
+	_Atomic int64_t		 rw_publish_busy;	/* 503: max_publish_pending */
 	_Atomic uint64_t	 rw_canary_seen;	/* ms of the last canary */
 	_Atomic uint64_t	 rw_canary_seq;
 	struct reg_hist		 rw_handshake;		/* accept to the 101 */
@@ -224,6 +232,7 @@ struct reg_header {
 	_Atomic int64_t		 rh_conn_table_full;	/* refusals, counted */
 	_Atomic int64_t		 rh_chan_table_full;
 	_Atomic int64_t		 rh_lock_recoveries;	/* owner died holding it */
+	_Atomic uint64_t	 rh_hs_tat;		/* max_handshake_rate: GCRA, ns */
 	int64_t			 rh_started;		/* wall clock s, the master's start */
 	struct reg_usage	 rh_master_usage;
 	struct reg_bridge	 rh_bridge;
@@ -285,11 +294,18 @@ int64_t	reg_chan_route(struct registry *r, const char *name, size_t len, uint64_
  * reg_count_release() undoes one.  A dead worker's counters are zeroed by
  * reg_worker_clear().
  */
-enum reg_count { REG_COUNT_IP, REG_COUNT_USER, REG_COUNT_KINDS };
+enum reg_count { REG_COUNT_IP, REG_COUNT_USER, REG_COUNT_CONNS, REG_COUNT_KINDS };
 uint32_t reg_count_key(const void *key, size_t len);
 int	reg_count_acquire(struct registry *r, enum reg_count kind, int w, uint32_t key,
 	    int limit);
 void	reg_count_release(struct registry *r, enum reg_count kind, int w, uint32_t key);
+
+/*
+ * max_handshake_rate, node-wide: one more handshake at now_ns (monotonic)
+ * under rate per second with burst (0: rate) — a GCRA on one shared atomic,
+ * exact across workers.  0 admitted; -1 refused, *wait_ns until one would be.
+ */
+int	reg_admit(struct registry *r, uint64_t now_ns, int rate, int burst, uint64_t *wait_ns);
 
 /* Forget everything worker w owned (it died): counts, connections. */
 void	reg_worker_clear(struct registry *r, int w);

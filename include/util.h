@@ -24,5 +24,7 @@ struct rt_strlist;
 int	util_addr_allowed(const struct sockaddr *sa, const struct rt_strlist *list);
 /* 1 if entry is a valid "ADDR[/BITS]". */
 int	util_cidr_valid(const char *entry);
+/* Random bytes for jitter, not for secrets. */
+void	util_random(void *buf, size_t len);
 
 #endif

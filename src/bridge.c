@@ -1558,7 +1558,9 @@ bridge_worker_event(struct bufferevent *bev, short what, void *arg)
 		}
 }
 
-/* Requests from a worker: positions. */
+static void	bridge_publish(struct rt_bridge *, int, uint32_t, const char *, size_t);
+
+/* Requests from a worker: positions, and POST /publish items. */
 static void
 bridge_worker_read(struct bufferevent *bev, void *arg)
 {
@@ -1589,10 +1591,19 @@ bridge_worker_read(struct bufferevent *bev, void *arg)
 		}
 		evbuffer_copyout(in, raw, sizeof(raw));
 		rv = ipc_parse(raw, len, &hdr);
-		if (rv == IPC_PARSE_BAD || hdr.type != IPC_POS_REQ || hdr.len > IPC_POS_MAX)
+		if (rv == IPC_PARSE_BAD || (hdr.type == IPC_POS_REQ && hdr.len > IPC_POS_MAX) ||
+		    (hdr.type == IPC_PUB_REQ && hdr.len > IPC_PUB_MAX) ||
+		    (hdr.type != IPC_POS_REQ && hdr.type != IPC_PUB_REQ))
 			fatalx("%s: malformed message from worker %d", __func__, w);
 		if (rv == IPC_PARSE_NEED_MORE)
 			return;
+		if (hdr.type == IPC_PUB_REQ) {
+			if ((p = evbuffer_pullup(in, (ev_ssize_t)(sizeof(hdr) + hdr.len))) == NULL)
+				fatalx("%s: out of memory", __func__);
+			bridge_publish(b, w, hdr.peerid, (const char *)p + sizeof(hdr), hdr.len);
+			evbuffer_drain(in, sizeof(hdr) + hdr.len);
+			continue;
+		}
 		if ((p = evbuffer_pullup(in, (ev_ssize_t)(sizeof(hdr) + hdr.len))) == NULL ||
 		    ipc_pos_decode(p + sizeof(hdr), hdr.len, &rq) == -1)
 			fatalx("%s: malformed message from worker %d", __func__, w);
@@ -1634,17 +1645,31 @@ bridge_stop(struct rt_bridge *b)
 	event_base_loopexit(b->b_base, NULL);
 }
 
+/* Who asked for a publish: the master (admin), or worker w (POST /publish). */
+struct bridge_pubreq {
+	int		 pq_worker;	/* -1: the master */
+	uint32_t	 pq_id;
+};
+
 /* receivers, and the offset (-1: a plain PUBLISH, 0: none) */
 static void
-bridge_publish_reply(struct rt_bridge *b, uint32_t reqid, int64_t n, int64_t offset,
-    const char *error)
+bridge_publish_reply(struct rt_bridge *b, const struct bridge_pubreq *pq, int64_t n,
+    int64_t offset, const char *error)
 {
 	int64_t	 v[2] = { n, offset };
 
-	if (error != NULL)
-		ipc_send(b->b_master_fd, IPC_CTL_PUBLISH_REPLY, reqid, error, strlen(error), -1);
+	if (pq->pq_worker >= 0) {
+		/* always: a waiting HTTP client must get its answer */
+		if (error != NULL)
+			bridge_write(b, pq->pq_worker, IPC_PUB_REPLY, pq->pq_id, 1, error,
+			    strlen(error), NULL, 0);
+		else
+			bridge_write(b, pq->pq_worker, IPC_PUB_REPLY, pq->pq_id, 1, v, sizeof(v),
+			    NULL, 0);
+	} else if (error != NULL)
+		ipc_send(b->b_master_fd, IPC_CTL_PUBLISH_REPLY, pq->pq_id, error, strlen(error), -1);
 	else
-		ipc_send(b->b_master_fd, IPC_CTL_PUBLISH_REPLY, reqid, v, sizeof(v), -1);
+		ipc_send(b->b_master_fd, IPC_CTL_PUBLISH_REPLY, pq->pq_id, v, sizeof(v), -1);
 }
 
 static void
@@ -1652,44 +1677,54 @@ bridge_on_publish(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct rt_bridge	*b = ac->data;
 	redisReply		*reply = r;
-	uint32_t		 reqid = (uint32_t)(uintptr_t)priv;
+	struct bridge_pubreq	*pq = priv;
 
 	if (reply == NULL)
-		bridge_publish_reply(b, reqid, 0, 0, "redis connection lost");
+		bridge_publish_reply(b, pq, 0, 0, "redis connection lost");
 	else if (reply->type == REDIS_REPLY_INTEGER)
-		bridge_publish_reply(b, reqid, (int64_t)reply->integer, -1, NULL);
+		bridge_publish_reply(b, pq, (int64_t)reply->integer, -1, NULL);
 	else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
 	    reply->element[0]->type == REDIS_REPLY_INTEGER &&
 	    reply->element[1]->type == REDIS_REPLY_INTEGER)
-		bridge_publish_reply(b, reqid, (int64_t)reply->element[1]->integer,
+		bridge_publish_reply(b, pq, (int64_t)reply->element[1]->integer,
 		    (int64_t)reply->element[0]->integer, NULL);
 	else
-		bridge_publish_reply(b, reqid, 0, 0, reply->type == REDIS_REPLY_ERROR ?
+		bridge_publish_reply(b, pq, 0, 0, reply->type == REDIS_REPLY_ERROR ?
 		    reply->str : "unexpected reply from redis");
+	free(pq);
 }
 
-/* The admin's publish: to Redis like any backend, so every node hears it. */
+/*
+ * The admin's publish and POST /publish (worker >= 0): to Redis like any
+ * backend, so every node hears it.
+ */
 static void
-bridge_publish(struct rt_bridge *b, uint32_t reqid, const char *p, size_t len)
+bridge_publish(struct rt_bridge *b, int worker, uint32_t reqid, const char *p, size_t len)
 {
-	uint16_t	 chlen;
+	struct bridge_pubreq	 stop = { worker, reqid }, *pq;
+	uint16_t		 chlen;
 
 	if (len < sizeof(chlen))
-		fatalx("%s: malformed publish from the master", __func__);
+		fatalx("%s: malformed publish", __func__);
 	memcpy(&chlen, p, sizeof(chlen));
 	if (chlen == 0 || chlen > len - sizeof(chlen))
-		fatalx("%s: malformed publish from the master", __func__);
+		fatalx("%s: malformed publish", __func__);
 	if (b->b_cmd == NULL || !atomic_load(&b->b_rb->rb_redis_up)) {
-		bridge_publish_reply(b, reqid, 0, 0, "redis is down");
+		bridge_publish_reply(b, &stop, 0, 0, "redis is down");
 		return;
 	}
+	if ((pq = malloc(sizeof(*pq))) == NULL) {
+		bridge_publish_reply(b, &stop, 0, 0, "out of memory");
+		return;
+	}
+	*pq = stop;
 	/* through the function (cluster positions) when Redis has it */
 	if (b->b_fn_ok)
-		redisAsyncCommand(b->b_cmd, bridge_on_publish, (void *)(uintptr_t)reqid,
+		redisAsyncCommand(b->b_cmd, bridge_on_publish, pq,
 		    "FCALL realtimed_publish_count 1 %b %b", p + sizeof(chlen), (size_t)chlen,
 		    p + sizeof(chlen) + chlen, len - sizeof(chlen) - chlen);
 	else
-		redisAsyncCommand(b->b_cmd, bridge_on_publish, (void *)(uintptr_t)reqid,
+		redisAsyncCommand(b->b_cmd, bridge_on_publish, pq,
 		    "PUBLISH %b %b", p + sizeof(chlen), (size_t)chlen,
 		    p + sizeof(chlen) + chlen, len - sizeof(chlen) - chlen);
 }
@@ -1738,7 +1773,7 @@ bridge_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 			ipc_cfg_ack(fd, &hdr, 0, NULL);
 			break;
 		case IPC_CTL_PUBLISH:
-			bridge_publish(b, hdr.peerid, buf, hdr.len);
+			bridge_publish(b, -1, hdr.peerid, buf, hdr.len);
 			break;
 		case IPC_CTL_CONTROL:
 		case IPC_CTL_NODES:

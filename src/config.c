@@ -85,6 +85,9 @@ static const struct conf_key conf_keys[] = {
 	{ "max_channels", CT_INT, OFF(c_max_channels), "65536", 16, 10000000, 0 },
 	{ "max_subscriptions", CT_INT, OFF(c_max_subscriptions), "100", 1, 100000, F_RELOAD },
 	{ "max_channels_per_user", CT_INT, OFF(c_max_channels_per_user), "0", 0, 10000000, F_RELOAD },
+	{ "max_connections_per_user", CT_INT, OFF(c_max_connections_per_user), "0", 0, 10000000, F_RELOAD },
+	{ "max_handshake_rate", CT_INT, OFF(c_max_handshake_rate), "0", 0, 10000000, F_RELOAD },
+	{ "max_handshake_burst", CT_INT, OFF(c_max_handshake_burst), "0", 0, 10000000, F_RELOAD },
 	{ "stats_channels", CT_INT, OFF(c_stats_channels), "100", 0, 100000, F_RELOAD },
 	{ "compression", CT_BOOL, OFF(c_compression), "on", 0, 0, F_RELOAD },
 	{ "compression_min_size", CT_SIZE, OFF(c_compression_min_size), "256", 0, GB, F_RELOAD },
@@ -133,6 +136,11 @@ static const struct conf_key conf_keys[] = {
 	{ "control_channel", CT_STR, OFF(c_control_channel), "realtimed:control", 0, 0, 0 },
 	{ "control_secret", CT_STR, OFF(c_control_secret), "", 0, 0, F_RELOAD | F_SECRET },
 	{ "control_secret_file", CT_STR, OFF(c_control_secret_file), "", 0, 0, F_RELOAD },
+	{ "publish_api_key", CT_STR, OFF(c_publish_api_key), "", 0, 0, F_RELOAD | F_SECRET },
+	{ "publish_api_key_file", CT_STR, OFF(c_publish_api_key_file), "", 0, 0, F_RELOAD },
+	{ "max_publish_body", CT_SIZE, OFF(c_max_publish_body), "64k", 64, 16 * 1024 * 1024, F_RELOAD },
+	{ "max_publish_batch", CT_INT, OFF(c_max_publish_batch), "100", 1, 10000, F_RELOAD },
+	{ "max_publish_pending", CT_INT, OFF(c_max_publish_pending), "1024", 1, 1000000, F_RELOAD },
 	{ "control_max_skew", CT_DURATION, OFF(c_control_max_skew), "30s", 1000, DAY, 0 },
 	{ "control_nonces", CT_INT, OFF(c_control_nonces), "65536", 16, 10000000, 0 },
 	{ "control_queue", CT_INT, OFF(c_control_queue), "1024", 0, 1000000, 0 },
@@ -743,8 +751,11 @@ config_read_secret(struct rt_config *conf, char *err, size_t errlen)
 	if (config_read_secret_file(conf, &conf->c_jwt_secret, "jwt_secret",
 	    "jwt_secret_file", conf->c_jwt_secret_file, err, errlen) == -1)
 		return -1;
-	return config_read_secret_file(conf, &conf->c_control_secret, "control_secret",
-	    "control_secret_file", conf->c_control_secret_file, err, errlen);
+	if (config_read_secret_file(conf, &conf->c_control_secret, "control_secret",
+	    "control_secret_file", conf->c_control_secret_file, err, errlen) == -1)
+		return -1;
+	return config_read_secret_file(conf, &conf->c_publish_api_key, "publish_api_key",
+	    "publish_api_key_file", conf->c_publish_api_key_file, err, errlen);
 }
 
 /*
@@ -808,6 +819,11 @@ config_validate(struct rt_config *conf, char *err, size_t errlen)
 	if (conf->c_control_secret[0] != '\0' && strlen(conf->c_control_secret) < 16) {
 		snprintf(err, errlen, "%s: control_secret: at least 16 bytes",
 		    config_where(conf, "control_secret"));
+		return -1;
+	}
+	if (conf->c_publish_api_key[0] != '\0' && strlen(conf->c_publish_api_key) < 16) {
+		snprintf(err, errlen, "%s: publish_api_key: at least 16 bytes",
+		    config_where(conf, "publish_api_key"));
 		return -1;
 	}
 	if (conf->c_drain_period > conf->c_shutdown_timeout) {

@@ -233,15 +233,50 @@ conn_uncount(struct rt_conn *c)
 	c->c_slot = -1;
 }
 
+/*
+ * The connection becomes user id's: its user key, and one more of the
+ * user's connections host-wide (max_connections_per_user).  -1 when the
+ * user has that many already (counted; nothing changed).
+ */
+int
+conn_user_acquire(struct rt_conn *c, const char *id)
+{
+	struct rt_worker	*w = c->c_worker;
+	uint32_t		 key = reg_count_key(id, strlen(id));
+	int			 limit = w->w_conf->c_max_connections_per_user;
+
+	if (key == 0)
+		key = 1;	/* 0 marks a free entry in a channel's table of users */
+	if (limit > 0 && reg_count_acquire(w->w_reg, REG_COUNT_CONNS, w->w_id, key, limit) == -1) {
+		STAT_ADD(w, rw_user_conn_limited, 1);
+		log_debug("%s: %s: over max_connections_per_user", __func__, conn_peer(c));
+		return -1;
+	}
+	c->c_userkey = key;
+	c->c_user_counted = limit > 0;
+	return 0;
+}
+
+/* Over max_connections_per_user: the error, then 1008. */
+void
+conn_refuse_user(struct rt_conn *c, const char *request)
+{
+	conn_send_error(c, "Too many connections", request, NULL);
+	conn_close(c, WS_CLOSE_POLICY, "Too many connections", 0);
+}
+
 void
 conn_free(struct rt_conn *c)
 {
 	struct rt_worker	*w = c->c_worker;
 
 	conn_uncount(c);
+	conn_pub_cancel(c);
 	chanidx_unsubscribe_all(c);
 	if (c->c_ip_counted)
 		reg_count_release(w->w_reg, REG_COUNT_IP, w->w_id, c->c_ipkey);
+	if (c->c_user_counted)
+		reg_count_release(w->w_reg, REG_COUNT_CONNS, w->w_id, c->c_userkey);
 	wheel_cancel(&w->w_wheel, &c->c_timer);
 	TAILQ_REMOVE(&w->w_conns, c, c_link);
 	if (c->c_bev != NULL && c->c_tls && c->c_tls_done && !c->c_tls_failed &&
@@ -313,6 +348,7 @@ conn_close(struct rt_conn *c, uint16_t code, const char *reason, int fail)
 	n = ws_close_frame(frame, code, reason);
 	conn_write(c, frame, n);
 	conn_uncount(c);
+	conn_pub_cancel(c);
 	chanidx_unsubscribe_all(c);
 	if (fail || c->c_close_rcvd) {
 		conn_linger(c);

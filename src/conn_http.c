@@ -120,6 +120,27 @@ conn_http_origin_ok(struct rt_conn *c, const struct http_request *req)
 	return 0;
 }
 
+/*
+ * max_handshake_rate, for the whole node: 503 with the whole seconds
+ * (at least 1, RFC 9110's Retry-After) until the bucket has room again.
+ */
+static int
+conn_http_throttled(struct rt_conn *c)
+{
+	struct rt_worker	*w = c->c_worker;
+	uint64_t		 wait_ns;
+	char			 hdr[64];
+
+	if (reg_admit(w->w_reg, util_now_us() * 1000, w->w_conf->c_max_handshake_rate,
+	    w->w_conf->c_max_handshake_burst, &wait_ns) == 0)
+		return 0;
+	STAT_ADD(w, rw_handshakes_throttled, 1);
+	snprintf(hdr, sizeof(hdr), "Retry-After: %llu\r\n",
+	    (unsigned long long)(wait_ns / 1000000000ull + 1));
+	conn_http_error(c, 503, hdr);
+	return 1;
+}
+
 static void
 conn_http_101(struct rt_conn *c, const struct http_upgrade *up, const struct http_token *tok,
     const char *ext)
@@ -179,6 +200,10 @@ conn_http_greet(struct rt_conn *c, const struct http_token *tok)
 		conn_close(c, WS_CLOSE_POLICY, "Token revoked", 0);
 		return;
 	}
+	if (user.u_authenticated && conn_user_acquire(c, user.u_id) == -1) {
+		conn_refuse_user(c, NULL);
+		return;
+	}
 	c->c_slot = reg_conn_add(w->w_reg, w->w_id, c->c_id,
 	    user.u_authenticated ? user.u_id : NULL, user.u_admin, conn_peer(c), (int64_t)time(NULL));
 	if (c->c_slot == -1) {
@@ -195,9 +220,6 @@ conn_http_greet(struct rt_conn *c, const struct http_token *tok)
 			conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
 			return;
 		}
-		/* 0 marks a free entry in a channel's table of users */
-		if ((c->c_userkey = reg_count_key(user.u_id, strlen(user.u_id))) == 0)
-			c->c_userkey = 1;
 		STAT_ADD(w, rw_authenticated, 1);
 	} else
 		STAT_ADD(w, rw_anonymous, 1);
@@ -225,6 +247,8 @@ conn_http_upgrade(struct rt_conn *c, const struct http_request *req, int route)
 		conn_http_error(c, 403, NULL);
 		return;
 	}
+	if (conn_http_throttled(c))
+		return;
 	if (route == ROUTE_PROTO) {
 		if ((tok = malloc(sizeof(*tok))) == NULL) {
 			conn_http_error(c, 503, NULL);
@@ -254,8 +278,23 @@ conn_http_upgrade(struct rt_conn *c, const struct http_request *req, int route)
 		conn_schedule(c);
 }
 
-static void
-conn_http_route(struct rt_conn *c, const struct http_request *req)
+/* A route that takes no body: one announced is refused, as before (400). */
+static int
+conn_http_no_body(struct rt_conn *c, const struct http_request *req)
+{
+	if (!req->r_chunked && req->r_content_length == 0)
+		return 0;
+	conn_http_error(c, 400, NULL);
+	return 1;
+}
+
+/*
+ * Answer a request whose head is parsed, with avail bytes after the head.
+ * 1 when done (*used: body bytes taken), 0 while a body is incomplete.
+ */
+static int
+conn_http_route(struct rt_conn *c, const struct http_request *req, const char *body,
+    size_t avail, size_t *used)
 {
 	struct rt_config	*conf = c->c_worker->w_conf;
 	const char		*p = req->r_path;
@@ -263,6 +302,20 @@ conn_http_route(struct rt_conn *c, const struct http_request *req)
 	int			 is_get = req->r_method_len == 3 &&
 				    memcmp(req->r_method, "GET", 3) == 0;
 
+	*used = 0;
+	if (n == 8 && memcmp(p, "/publish", 8) == 0) {
+		if (conf->c_publish_api_key[0] == '\0')
+			conn_http_error(c, 404, NULL);	/* off: no such endpoint */
+		else if (req->r_method_len == 4 && memcmp(req->r_method, "POST", 4) == 0)
+			return conn_pub_request(c, req, body, avail, used);
+		else {
+			STAT_ADD(c->c_worker, rw_publish_rejected, 1);
+			conn_http_error(c, 405, "Allow: POST\r\n");
+		}
+		return 1;
+	}
+	if (conn_http_no_body(c, req))
+		return 1;
 	if (n == strlen(conf->c_ws_path) && memcmp(p, conf->c_ws_path, n) == 0)
 		conn_http_upgrade(c, req, ROUTE_PROTO);
 	else if (conf->c_echo_path[0] != '\0' && n == strlen(conf->c_echo_path) &&
@@ -277,20 +330,22 @@ conn_http_route(struct rt_conn *c, const struct http_request *req)
 		is_get ? conn_http_metrics(c) : conn_http_error(c, 405, "Allow: GET\r\n");
 	else
 		conn_http_error(c, 404, NULL);
+	return 1;
 }
 
 /*
- * Parse a request head and answer it.  Returns the bytes it used; 0 with
- * c still in CS_HTTP means the head is not complete yet.
+ * Parse a request head and answer it.  Returns the bytes it used (head
+ * and body); 0 with c still in CS_HTTP means the request is not complete
+ * yet.  After a kept-alive answer c is in CS_HTTP again.
  */
 static size_t
 conn_http_parse(struct rt_conn *c, const char *buf, size_t len)
 {
 	struct http_request	 req;
-	size_t			 max, consumed = 0;
+	size_t			 max, consumed = 0, used;
 
 	max = (size_t)c->c_worker->w_conf->c_max_header_size;
-	switch (http_parse_request(buf, len < max ? len : max, max, &req, &consumed)) {
+	switch (http_parse_head(buf, len < max ? len : max, max, &req, &consumed, 1)) {
 	case HTTP_PARSE_INCOMPLETE:
 		if (len >= max)
 			conn_http_error(c, 431, NULL);
@@ -305,63 +360,107 @@ conn_http_parse(struct rt_conn *c, const char *buf, size_t len)
 		conn_http_error(c, 400, NULL);
 		return 0;
 	}
-	conn_http_route(c, &req);
-	return consumed;
+	if (!conn_http_route(c, &req, buf + consumed, len - consumed, &used))
+		return 0;
+	return consumed + used;
 }
 
-/* wss: the head from the bufferevent's input. */
+/* What may wait in a connection's input before its request is whole. */
+static size_t
+conn_http_bound(const struct rt_conn *c)
+{
+	const struct rt_config	*conf = c->c_worker->w_conf;
+
+	return (size_t)conf->c_max_header_size + (conf->c_publish_api_key[0] != '\0' ?
+	    (size_t)conf->c_max_publish_body : 0);
+}
+
+/* wss: requests from the bufferevent's input. */
 void
 conn_http_input(struct rt_conn *c)
 {
 	struct evbuffer	*in = bufferevent_get_input(c->c_bev);
-	size_t		 len = evbuffer_get_length(in), max, consumed;
+	size_t		 len = evbuffer_get_length(in), bound = conn_http_bound(c), consumed;
 	const char	*buf;
 
-	max = (size_t)c->c_worker->w_conf->c_max_header_size;
-	if ((buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(len < max ? len : max))) == NULL)
+	while (c->c_state == CS_HTTP && c->c_pub == NULL && len > 0) {
+		if ((buf = (const char *)evbuffer_pullup(in,
+		    (ev_ssize_t)(len < bound ? len : bound))) == NULL)
+			return;
+		consumed = conn_http_parse(c, buf, len < bound ? len : bound);
+		/* the request points into the input buffer: drain only now */
+		evbuffer_drain(in, consumed);
+		len = evbuffer_get_length(in);
+		if (consumed == 0)
+			break;
+	}
+	if (c->c_state == CS_HTTP && len > bound) {
+		log_debug("%s: %s: %zu bytes waiting, over the bound", __func__, conn_peer(c), len);
+		conn_free(c);
 		return;
-	consumed = conn_http_parse(c, buf, len);
-	/* the request points into the input buffer: drain only now */
-	evbuffer_drain(in, consumed);
-	if ((c->c_state == CS_OPEN || c->c_state == CS_CLOSING) &&
-	    evbuffer_get_length(in) > 0)
+	}
+	if ((c->c_state == CS_OPEN || c->c_state == CS_CLOSING) && len > 0)
 		conn_ws_input(c);
 	else if (c->c_state == CS_LINGER)
 		evbuffer_drain(in, evbuffer_get_length(in));
 }
 
+/* Plain: keep the len bytes at buf that no request used yet; -1 if they do not fit. */
+static int
+conn_http_hold(struct rt_conn *c, const uint8_t *buf, size_t len)
+{
+	if (len > conn_http_bound(c)) {
+		log_debug("%s: %s: %zu bytes waiting, over the bound", __func__, conn_peer(c), len);
+		conn_free(c);
+		return -1;
+	}
+	if (len == 0)
+		return 0;
+	if ((c->c_msg = evbuffer_new()) == NULL || evbuffer_add(c->c_msg, buf, len) == -1) {
+		conn_http_error(c, 503, NULL);
+		return -1;
+	}
+	return 0;
+}
+
 /*
- * Plain: the head from one read.  A head split over reads waits in c_msg
- * (which holds WebSocket messages only after the upgrade).
+ * Plain: requests from reads.  What is not used yet (a head split over
+ * reads, a body still coming, requests behind a publish the bridge has
+ * not answered) waits in c_msg, which holds WebSocket messages only after
+ * the upgrade.  buf NULL: only what waits there.
  */
 void
 conn_http_plain(struct rt_conn *c, uint8_t *buf, size_t len)
 {
 	struct evbuffer	*held = c->c_msg;
-	size_t		 used;
+	size_t		 used, total = 0;
 
 	if (held != NULL) {
-		if (evbuffer_add(held, buf, len) == -1) {
+		if (len > 0 && evbuffer_add(held, buf, len) == -1) {
 			conn_http_error(c, 503, NULL);
 			return;
 		}
 		len = evbuffer_get_length(held);
-		if ((buf = evbuffer_pullup(held, -1)) == NULL) {
+		if ((buf = evbuffer_pullup(held, -1)) == NULL && len > 0) {
 			conn_http_error(c, 503, NULL);
 			return;
 		}
 	}
-	used = conn_http_parse(c, (const char *)buf, len);
+	c->c_msg = NULL;
+	while (c->c_state == CS_HTTP && c->c_pub == NULL && total < len) {
+		if ((used = conn_http_parse(c, (const char *)buf + total, len - total)) == 0)
+			break;
+		total += used;
+	}
 	if (c->c_state == CS_HTTP) {
-		/* incomplete, and under max_header_size */
-		if (held == NULL && ((c->c_msg = evbuffer_new()) == NULL ||
-		    evbuffer_add(c->c_msg, buf, len) == -1))
-			conn_http_error(c, 503, NULL);
+		/* incomplete, or waiting for the bridge: keep the rest */
+		(void)conn_http_hold(c, buf + total, len - total);
+		if (held != NULL)
+			evbuffer_free(held);
 		return;
 	}
-	c->c_msg = NULL;	/* the decoder's from now on */
-	if ((c->c_state == CS_OPEN || c->c_state == CS_CLOSING) && used < len)
-		conn_ws_feed(c, buf + used, len - used);
+	if ((c->c_state == CS_OPEN || c->c_state == CS_CLOSING) && total < len)
+		conn_ws_feed(c, buf + total, len - total);
 	if (held != NULL)
 		evbuffer_free(held);
 }

@@ -142,6 +142,11 @@ conn_ws_auth(struct rt_conn *c, struct proto_request *r)
 		conn_send_error(c, "Server busy, try again later", "auth", NULL);
 		return;
 	}
+	if (old == NULL && conn_user_acquire(c, nu.u_id) == -1) {
+		free(cu);
+		conn_refuse_user(c, "auth");
+		return;
+	}
 	free(c->c_user);
 	c->c_user = cu;
 	/* token_expiring again only for a new exp: a resent token is no news */
@@ -149,9 +154,6 @@ conn_ws_auth(struct rt_conn *c, struct proto_request *r)
 		c->c_noticed = 0;
 	reg_conn_set_user(w->w_reg, c->c_slot, nu.u_id, nu.u_admin);
 	if (old == NULL) {
-		/* anonymous until now: 0 marks a free entry in a channel's users */
-		if ((c->c_userkey = reg_count_key(nu.u_id, strlen(nu.u_id))) == 0)
-			c->c_userkey = 1;
 		STAT_ADD(w, rw_anonymous, -1);
 		STAT_ADD(w, rw_authenticated, 1);
 	}

@@ -452,6 +452,7 @@ fanout_bridge_lost(struct rt_worker *w)
 	struct fanout_req	*r;
 	uint32_t		 i;
 
+	conn_pub_bridge_lost(w);
 	for (i = 0; i < w->w_reqcap; i++) {
 		r = &w->w_reqs[i];
 		if (r->fr_dead) {
@@ -605,6 +606,9 @@ fanout_bridge_read(struct bufferevent *bev, void *arg)
 			break;
 		case IPC_POS_END:
 			fanout_pos_end(w, hdr.peerid);
+			break;
+		case IPC_PUB_REPLY:
+			conn_pub_reply(w, hdr.peerid, m, hdr.len);
 			break;
 		case IPC_CANARY:
 			if (hdr.len != sizeof(seq))

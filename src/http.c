@@ -41,7 +41,7 @@ static int	http_parse_reqline(struct http_request *, const char *, size_t);
 static void	http_set_target(struct http_request *, const char *, size_t);
 static int	http_parse_version(struct http_request *, const char *, size_t);
 static int	http_parse_field(struct http_request *, const char *, size_t);
-static int	http_check_fields(const struct http_request *);
+static int	http_check_fields(struct http_request *, int);
 static int	http_header_count(const struct http_request *, const char *);
 static size_t	http_item(const char *, size_t, size_t, const char **,
 		    size_t *);
@@ -120,6 +120,13 @@ int
 http_parse_request(const char *buf, size_t len, size_t max_size,
     struct http_request *req, size_t *consumed)
 {
+	return http_parse_head(buf, len, max_size, req, consumed, 0);
+}
+
+int
+http_parse_head(const char *buf, size_t len, size_t max_size,
+    struct http_request *req, size_t *consumed, int body)
+{
 	const char	*line;
 	size_t		 end, pos, n;
 	int		 rv;
@@ -141,7 +148,7 @@ http_parse_request(const char *buf, size_t len, size_t max_size,
 		if ((rv = http_parse_field(req, line, n)) != HTTP_PARSE_DONE)
 			return rv;
 	}
-	if ((rv = http_check_fields(req)) != HTTP_PARSE_DONE)
+	if ((rv = http_check_fields(req, body)) != HTTP_PARSE_DONE)
 		return rv;
 	*consumed = end;
 	return HTTP_PARSE_DONE;
@@ -249,9 +256,26 @@ http_parse_field(struct http_request *req, const char *p, size_t n)
 	return HTTP_PARSE_DONE;
 }
 
+/* Content-Length: 1-15 digits (a body this parser's callers may take). */
+static int
+http_content_length(const struct http_header *h, int64_t *out)
+{
+	size_t	 i;
+
+	if (h->h_value_len == 0 || h->h_value_len > 15)
+		return -1;
+	*out = 0;
+	for (i = 0; i < h->h_value_len; i++) {
+		if (h->h_value[i] < '0' || h->h_value[i] > '9')
+			return -1;
+		*out = *out * 10 + (h->h_value[i] - '0');
+	}
+	return 0;
+}
+
 /* Whole-head rules, once every field is known. */
 static int
-http_check_fields(const struct http_request *req)
+http_check_fields(struct http_request *req, int body)
 {
 	const struct http_header	*h;
 	size_t				 i;
@@ -262,16 +286,15 @@ http_check_fields(const struct http_request *req)
 			return HTTP_PARSE_BAD;
 	if (req->r_minor >= 1 && http_header_get(req, "Host") == NULL)
 		return HTTP_PARSE_BAD;
-	/* No endpoint takes a body, and not reading one must stay safe. */
-	if (http_header_get(req, "Transfer-Encoding") != NULL)
+	req->r_chunked = http_header_get(req, "Transfer-Encoding") != NULL;
+	h = http_header_get(req, "Content-Length");
+	if (h != NULL && http_content_length(h, &req->r_content_length) == -1)
 		return HTTP_PARSE_BAD;
-	if ((h = http_header_get(req, "Content-Length")) != NULL) {
-		if (h->h_value_len == 0)
-			return HTTP_PARSE_BAD;
-		for (i = 0; i < h->h_value_len; i++)
-			if (h->h_value[i] != '0')
-				return HTTP_PARSE_BAD;
-	}
+	if (h != NULL && req->r_chunked)
+		return HTTP_PARSE_BAD;	/* both: a smuggling attempt (RFC 9112 6.1) */
+	/* without body: no endpoint takes one, and not reading one must stay safe */
+	if (!body && (req->r_chunked || req->r_content_length > 0))
+		return HTTP_PARSE_BAD;
 	return HTTP_PARSE_DONE;
 }
 
@@ -657,6 +680,15 @@ http_format_response(char *out, size_t outlen, int status,
     const char *content_type, const char *extra_headers,
     const char *body, size_t body_len)
 {
+	return http_format_response_ka(out, outlen, status, content_type, extra_headers,
+	    body, body_len, 0);
+}
+
+int
+http_format_response_ka(char *out, size_t outlen, int status,
+    const char *content_type, const char *extra_headers,
+    const char *body, size_t body_len, int keep_alive)
+{
 	char	 num[96];
 	size_t	 off = 0;
 	int	 interim = status >= 100 && status < 200;
@@ -678,8 +710,8 @@ http_format_response(char *out, size_t outlen, int status,
 		    http_puts(out, outlen, &off, content_type) == -1 ||
 		    http_puts(out, outlen, &off, "\r\n") == -1))
 			return -1;
-		(void)snprintf(num, sizeof(num), "Content-Length: %zu\r\n"
-		    "Connection: close\r\n", body_len);
+		(void)snprintf(num, sizeof(num), "Content-Length: %zu\r\n%s", body_len,
+		    keep_alive ? "" : "Connection: close\r\n");
 		if (http_puts(out, outlen, &off, num) == -1)
 			return -1;
 	}

@@ -41,6 +41,8 @@ ipc_type_known(uint32_t type)
 	case IPC_POS:
 	case IPC_REPLAY:
 	case IPC_POS_END:
+	case IPC_PUB_REQ:
+	case IPC_PUB_REPLY:
 		return 1;
 	}
 	return 0;

@@ -230,22 +230,19 @@ proto_jv_key(const unsigned char *p, const unsigned char *end)
  * Iterative, with the open containers as a bit stack (1 = object), so
  * hostile nesting costs neither C stack nor memory.
  */
-int
-proto_json_valid(const char *buf, size_t len)
+static const unsigned char *
+proto_jv_value(const unsigned char *p, const unsigned char *end)
 {
-	const unsigned char	*p = (const unsigned char *)buf, *end = p + len;
 	unsigned char		 stack[PROTO_DEPTH_MAX / 8];
 	size_t			 depth = 0;
 	int			 obj;
 
-	if (buf == NULL)
-		return 0;
  value:
 	if ((p = proto_jv_ws(p, end)) == end)
-		return 0;
+		return NULL;
 	if (*p == '{' || *p == '[') {
 		if (depth == PROTO_DEPTH_MAX)
-			return 0;
+			return NULL;
 		obj = *p == '{';
 		if (obj)
 			stack[depth / 8] |= 1 << (depth % 8);
@@ -253,36 +250,55 @@ proto_json_valid(const char *buf, size_t len)
 			stack[depth / 8] &= ~(1 << (depth % 8));
 		depth++;
 		if ((p = proto_jv_ws(p + 1, end)) == end)
-			return 0;
+			return NULL;
 		if (*p == (obj ? '}' : ']')) {
 			depth--;
 			p++;
 			goto next;
 		}
 		if (obj && (p = proto_jv_key(p, end)) == NULL)
-			return 0;
+			return NULL;
 		goto value;
 	}
 	if ((p = proto_jv_scalar(p, end)) == NULL)
-		return 0;
+		return NULL;
  next:
-	p = proto_jv_ws(p, end);
 	if (depth == 0)
-		return p == end;
-	if (p == end)
-		return 0;
+		return p;
+	if ((p = proto_jv_ws(p, end)) == end)
+		return NULL;
 	obj = (stack[(depth - 1) / 8] >> ((depth - 1) % 8)) & 1;
 	if (*p == ',') {
 		p++;
 		if (obj && (p = proto_jv_key(p, end)) == NULL)
-			return 0;
+			return NULL;
 		goto value;
 	}
 	if (*p != (obj ? '}' : ']'))
-		return 0;
+		return NULL;
 	depth--;
 	p++;
 	goto next;
+}
+
+int
+proto_json_valid(const char *buf, size_t len)
+{
+	const unsigned char	*p = (const unsigned char *)buf, *end = p + len;
+
+	if (buf == NULL || (p = proto_jv_value(p, end)) == NULL)
+		return 0;
+	return proto_jv_ws(p, end) == end;
+}
+
+size_t
+proto_json_span(const char *buf, size_t len)
+{
+	const unsigned char	*p = (const unsigned char *)buf;
+
+	if (buf == NULL || (p = proto_jv_value(p, p + len)) == NULL)
+		return 0;
+	return (size_t)(p - (const unsigned char *)buf);
 }
 
 /* ---- requests ------------------------------------------------------- */

@@ -686,6 +686,28 @@ reg_count_release(struct registry *r, enum reg_count kind, int w, uint32_t key)
 }
 
 int
+reg_admit(struct registry *r, uint64_t now_ns, int rate, int burst, uint64_t *wait_ns)
+{
+	_Atomic uint64_t	*tat = &r->r_hdr->rh_hs_tat;
+	uint64_t		 interval, tolerance, old, t;
+
+	if (rate <= 0)
+		return 0;
+	interval = 1000000000ull / (uint64_t)rate;
+	tolerance = interval * (uint64_t)((burst > 0 ? burst : rate) - 1);
+	old = atomic_load_explicit(tat, memory_order_relaxed);
+	do {
+		t = old > now_ns ? old : now_ns;
+		if (t - now_ns > tolerance) {
+			*wait_ns = t - now_ns - tolerance;
+			return -1;
+		}
+	} while (!atomic_compare_exchange_weak_explicit(tat, &old, t + interval,
+	    memory_order_relaxed, memory_order_relaxed));
+	return 0;
+}
+
+int
 reg_user_match(const char *rc_user, const char *user)
 {
 	size_t	 n = strlen(rc_user);

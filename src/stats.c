@@ -66,6 +66,14 @@ static const struct {
 	{ "inflate_too_big", WOFF(rw_inflate_too_big) },
 	{ "inflate_errors", WOFF(rw_inflate_errors) },
 	{ "inflate_memory", WOFF(rw_inflate_memory) },
+	{ "handshakes_throttled", WOFF(rw_handshakes_throttled) },
+	{ "user_connections_limited", WOFF(rw_user_conn_limited) },
+	{ "publish_requests", WOFF(rw_publish_requests) },
+	{ "publish_events", WOFF(rw_publish_events) },
+	{ "publish_unauthorized", WOFF(rw_publish_unauthorized) },
+	{ "publish_rejected", WOFF(rw_publish_rejected) },
+	{ "publish_failed", WOFF(rw_publish_failed) },
+	{ "publish_busy", WOFF(rw_publish_busy) },
 };
 
 void
@@ -351,6 +359,14 @@ static const struct stats_counter stats_worker_metrics[] = {
 	{ "realtimed_inflate_too_big_total", "counter", "Compressed client messages closed 1009: inflated past max_message_size.", WOFF(rw_inflate_too_big) },
 	{ "realtimed_inflate_errors_total", "counter", "Compressed client messages closed 1007: invalid deflate data.", WOFF(rw_inflate_errors) },
 	{ "realtimed_inflate_memory_bytes", "gauge", "Bytes held by inflaters of compressed messages being read.", WOFF(rw_inflate_memory) },
+	{ "realtimed_handshakes_throttled_total", "counter", "WebSocket upgrades refused 503 (max_handshake_rate).", WOFF(rw_handshakes_throttled) },
+	{ "realtimed_user_connections_limited_total", "counter", "Connections closed 1008 (max_connections_per_user).", WOFF(rw_user_conn_limited) },
+	{ "realtimed_publish_requests_total", "counter", "POST /publish requests answered.", WOFF(rw_publish_requests) },
+	{ "realtimed_publish_events_total", "counter", "Events published through POST /publish.", WOFF(rw_publish_events) },
+	{ "realtimed_publish_unauthorized_total", "counter", "POST /publish refused 401 (a missing or wrong key).", WOFF(rw_publish_unauthorized) },
+	{ "realtimed_publish_rejected_total", "counter", "POST /publish refused for its request (400, 405, 411, 413, 415, 422).", WOFF(rw_publish_rejected) },
+	{ "realtimed_publish_failed_total", "counter", "POST /publish items Redis or the bridge did not take.", WOFF(rw_publish_failed) },
+	{ "realtimed_publish_busy_total", "counter", "POST /publish refused 503 (max_publish_pending).", WOFF(rw_publish_busy) },
 };
 
 static void

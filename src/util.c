@@ -159,3 +159,16 @@ util_hash(const char *s, size_t len)
 		h = (h ^ (uint8_t)s[i]) * 16777619u;
 	return h;
 }
+
+/* Random bytes for jitter (not secrets): OpenSSL's, or random()'s. */
+void
+util_random(void *buf, size_t len)
+{
+	uint8_t	*p = buf;
+	size_t	 i;
+
+	if (RAND_bytes(buf, (int)len) == 1)
+		return;
+	for (i = 0; i < len; i++)
+		p[i] = (uint8_t)random();
+}

@@ -562,35 +562,58 @@ worker_dispatch_master(evutil_socket_t fd, short ev, void *arg)
 /* ---- start and stop ------------------------------------------------------ */
 
 /*
- * Close open connections with 1001, spread evenly over drain_period, so a
- * host's clients do not all reconnect to the next node in the same second.
+ * 1001 with a retry-after each client should wait before it comes back,
+ * drawn uniformly over max(1 s, drain_period): added to the close times,
+ * themselves spread over drain_period, the host's clients return over
+ * two periods, not in the same second.
+ */
+static void
+worker_drain_close(struct rt_worker *w, struct rt_conn *c)
+{
+	uint64_t	 window = w->w_drain_period > 1000 ? w->w_drain_period : 1000;
+	uint32_t	 r;
+	char		 reason[64];
+
+	util_random(&r, sizeof(r));
+	snprintf(reason, sizeof(reason), "Server shutting down; retry-after=%llu",
+	    (unsigned long long)((uint64_t)r % (window + 1)));
+	conn_close(c, WS_CLOSE_GOING_AWAY, reason, 0);
+}
+
+/*
+ * Close open connections with 1001 in batches, one a tick, their sizes
+ * jittered around an even spread over drain_period, so a host's clients
+ * do not all reconnect to the next node in the same second.
  */
 static void
 worker_drain(struct rt_worker *w, uint64_t now)
 {
 	struct rt_conn	*c, *next;
-	uint64_t	 period = w->w_drain_period, elapsed;
+	uint64_t	 period = w->w_drain_period, elapsed, jitter;
+	uint32_t	 r;
 	int64_t		 due, closed;
 
 	elapsed = now - w->w_drain_start;
-	if (period == 0 || elapsed >= period)
+	util_random(&r, sizeof(r));
+	jitter = (uint64_t)r % (2 * WORKER_TICK_MS + 1);	/* 0..2 ticks ahead */
+	if (period == 0 || elapsed + jitter >= period)
 		due = w->w_drain_total;
 	else
-		due = (int64_t)((uint64_t)w->w_drain_total * (elapsed + WORKER_TICK_MS) / period);
+		due = (int64_t)((uint64_t)w->w_drain_total * (elapsed + jitter) / period);
 	closed = w->w_drain_total - (int64_t)STAT_GET(w, rw_connections);
 	for (c = TAILQ_FIRST(&w->w_conns); c != NULL && closed < due; c = next) {
 		next = TAILQ_NEXT(c, c_link);
 		if (c->c_state != CS_OPEN)
 			continue;
-		conn_close(c, WS_CLOSE_GOING_AWAY, "Server shutting down", 0);
+		worker_drain_close(w, c);
 		closed++;
 	}
 	/* late arrivals: connections that were still upgrading */
-	if (due >= w->w_drain_total)
+	if (elapsed >= period)
 		for (c = TAILQ_FIRST(&w->w_conns); c != NULL; c = next) {
 			next = TAILQ_NEXT(c, c_link);
 			if (c->c_state == CS_OPEN)
-				conn_close(c, WS_CLOSE_GOING_AWAY, "Server shutting down", 0);
+				worker_drain_close(w, c);
 		}
 }
 
@@ -663,6 +686,7 @@ worker_cleanup(struct rt_worker *w)
 	if (w->w_master_ev != NULL)
 		event_free(w->w_master_ev);
 	fanout_free(w);
+	free(w->w_pubs);
 	if (w->w_reserve_fd != -1)
 		close(w->w_reserve_fd);
 	auth_free(w->w_auth);

@@ -4,6 +4,7 @@
  *   conn.c       a connection's output, close/linger/free, heartbeat timers
  *   conn_http.c  request head, routes, upgrade, greeting, /health, /metrics
  *   conn_ws.c    WebSocket frames, protocol messages, rate limit
+ *   conn_pub.c   POST /publish: the key, the body, the bridge's answers
  *   chanidx.c    the channel -> subscribers index, subscribe/unsubscribe
  *   fanout.c     the bridge link: event batches, shared frames, pending sends
  * Private to the worker process: nothing outside these files includes it.
@@ -45,6 +46,8 @@ struct conn_inflate {
 	uint32_t		 ci_utf8;	/* text: validated as it is inflated */
 	size_t			 ci_counted;	/* bytes in rw_inflate_memory */
 };
+struct conn_pub;
+struct conn_pubslot;
 
 #define STAT_ADD(w, f, n)	atomic_fetch_add_explicit(&(w)->w_rw->f, (n), memory_order_relaxed)
 #define STAT_GET(w, f)		atomic_load_explicit(&(w)->w_rw->f, memory_order_relaxed)
@@ -140,6 +143,7 @@ struct rt_conn {
 	struct evbuffer		*c_later;	/* requests behind an unanswered one */
 	struct conn_inflate	*c_inflate;	/* a compressed message being read */
 	struct conn_user	*c_user;	/* NULL: anonymous */
+	struct conn_pub		*c_pub;		/* a POST /publish waiting for the bridge */
 	struct rt_sub		**c_subs;
 	int			 c_nsubs;
 	int			 c_subcap;
@@ -160,6 +164,7 @@ struct rt_conn {
 	uint32_t		 c_pend_last;
 	uint32_t		 c_pend_bytes;
 	uint8_t			 c_ip_counted;
+	uint8_t			 c_user_counted;	/* in max_connections_per_user */
 	uint8_t			 c_waiting;	/* replies owed by the bridge: later requests wait */
 	uint8_t			 c_noticed;	/* token_expiring sent for this token */
 	uint8_t			 c_deflate;	/* permessage-deflate negotiated */
@@ -229,6 +234,10 @@ struct rt_worker {
 	uint32_t		 w_reqgen;
 	SSL_CTX			*w_ssl_ctx;	/* this generation's; NULL: no TLS */
 	struct deflate_ctx	*w_deflate;	/* echo replies; made at the first */
+	struct conn_pubslot	*w_pubs;	/* POST /publish items asked of the bridge */
+	uint32_t		 w_pubcap;
+	uint32_t		 w_npubs;	/* used; at most max_publish_pending */
+	uint32_t		 w_pubnext;
 };
 
 /* worker.c */
@@ -259,6 +268,8 @@ int	conn_flush(struct rt_conn *);
 int	conn_drained(struct rt_conn *);
 const struct auth_user *conn_auth_user(const struct rt_conn *, struct auth_user *);
 struct conn_user *conn_user_new(const struct auth_user *);
+int	conn_user_acquire(struct rt_conn *, const char *);
+void	conn_refuse_user(struct rt_conn *, const char *);
 void	conn_peer_set(struct rt_conn *, const struct sockaddr *);
 const char *conn_peer(const struct rt_conn *);
 
@@ -266,6 +277,13 @@ const char *conn_peer(const struct rt_conn *);
 void	conn_http_error(struct rt_conn *, int, const char *);
 void	conn_http_input(struct rt_conn *);
 void	conn_http_plain(struct rt_conn *, uint8_t *, size_t);
+
+/* conn_pub.c */
+int	conn_pub_request(struct rt_conn *, const struct http_request *, const char *, size_t,
+	    size_t *);
+void	conn_pub_reply(struct rt_worker *, uint32_t, const uint8_t *, size_t);
+void	conn_pub_bridge_lost(struct rt_worker *);
+void	conn_pub_cancel(struct rt_conn *);
 
 /* conn_ws.c */
 size_t	conn_ws_feed(struct rt_conn *, uint8_t *, size_t);

@@ -171,6 +171,32 @@ START_TEST(test_long_user_ids)
 }
 END_TEST
 
+START_TEST(test_handshake_bucket_is_a_gcra)
+{
+	uint64_t	 t = 1000000000000ull, wait = 0;
+	int		 i, ok = 0;
+
+	/* 0: no limit */
+	ck_assert_int_eq(reg_admit(&reg, t, 0, 0, &wait), 0);
+	/* 10/s, burst 5: five at once, the sixth waits 100 ms */
+	for (i = 0; i < 8; i++)
+		ok += reg_admit(&reg, t, 10, 5, &wait) == 0;
+	ck_assert_int_eq(ok, 5);
+	ck_assert_uint_eq(wait, 100000000ull);
+	ck_assert_int_eq(reg_admit(&reg, t + 99999999ull, 10, 5, &wait), -1);
+	ck_assert_int_eq(reg_admit(&reg, t + 100000000ull, 10, 5, &wait), 0);
+	/* idle a second: the burst again, never more */
+	for (i = 0, ok = 0; i < 30; i++)
+		ok += reg_admit(&reg, t + 1100000000ull, 10, 5, &wait) == 0;
+	ck_assert_int_eq(ok, 5);
+	/* burst 0 is one second's worth */
+	for (i = 0, ok = 0; i < 30; i++)
+		ok += reg_admit(&reg, t + 100000000000ull, 10, 0, &wait) == 0;
+	ck_assert_int_eq(ok, 10);
+	ck_assert(wait >= 1 && wait <= 100000000ull);
+}
+END_TEST
+
 START_TEST(test_worker_clear_forgets_only_that_worker)
 {
 	uint64_t	 mask;
@@ -448,6 +474,7 @@ main(void)
 	tcase_add_test(tc, test_churn_keeps_lookups_right);
 	tcase_add_test(tc, test_connection_table);
 	tcase_add_test(tc, test_worker_clear_forgets_only_that_worker);
+	tcase_add_test(tc, test_handshake_bucket_is_a_gcra);
 	tcase_add_test(tc, test_long_user_ids);
 	tcase_add_test(tc, test_writer_dying_with_the_lock);
 	tcase_add_test(tc, test_half_done_channel_changes_repaired);

@@ -1,0 +1,196 @@
+"""POST /publish: the key (Bearer, 401 counted), the body (single and
+batch, 400 with the reason, 413, 411, 415, 422), keep-alive, delivery to a
+real WebSocket subscriber with cluster positions (the function library),
+405, 404 when no key is set, 503 when Redis is down.  Loopback only."""
+import json
+import socket
+import time
+
+import chaoslib
+import rtlib
+from chaoslib import stats
+from rtlib import Client
+
+KEY = "k" * 8 + "-publish-key-0123"
+
+
+def start(start_daemon, **conf):
+    r = start_daemon.redis()
+    c = {"workers": "2", "redis_url": r.url, "canary_interval": "0",
+         "publish_api_key": KEY, "max_publish_body": "4k",
+         "max_publish_batch": "5",
+         "namespace": "apps:* authenticated history=100"}
+    c.update({k: None if v is None else str(v) for k, v in conf.items()})
+    d = start_daemon(conf=c)
+    rtlib.wait_settled(d, 2)
+    return d, r
+
+
+def request(body, key=KEY, method="POST", path="/publish", headers=None,
+            close=True):
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    lines = ["%s %s HTTP/1.1" % (method, path), "Host: x"]
+    if key is not None:
+        lines.append("Authorization: Bearer %s" % key)
+    if body is not None:
+        lines.append("Content-Length: %d" % len(body))
+    for k, v in (headers or {}).items():
+        lines.append("%s: %s" % (k, v))
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
+def post(d, body, **kw):
+    st, hd, b, _ = rtlib.http_raw(d.port, request(body, **kw), read_all=False)
+    return st, hd, (json.loads(b) if b and hd.get("content-type") ==
+                    "application/json" else b)
+
+
+def test_publish_is_delivered_with_its_position(start_daemon):
+    d, _ = start(start_daemon)
+    sub = Client(d.port, rtlib.mint(userId="reader"))
+    sub.subscribe("apps:created")
+    st, hd, b = post(d, '{"channel": "apps:created", "data": {"id": 7, "n": 1e400}}')
+    assert st == 200, (st, b)
+    assert b == {"offset": 1, "receivers": 1}, b
+    ev = sub.next_event()
+    # the data's bytes as sent, never re-serialized (1e400 is no double)
+    assert ev["channel"] == "apps:created" and ev["offset"] == 1, ev
+    assert ev["data"]["id"] == 7
+    st, _, b = post(d, {"channel": "apps:created", "data": "two"})
+    assert (st, b["offset"]) == (200, 2)
+    assert sub.next_event()["data"] == "two"
+    s = stats(d)
+    assert s["publish_requests"] == 2 and s["publish_events"] == 2, s
+    sub.close()
+
+
+def test_batch_answers_per_item(start_daemon):
+    d, _ = start(start_daemon)
+    sub = Client(d.port, rtlib.mint(userId="reader"))
+    sub.subscribe("apps:b")
+    items = [{"channel": "apps:b", "data": i} for i in range(3)]
+    items.insert(1, {"channel": "nope:x", "data": 0})
+    items.append({"channel": "bad name!", "data": 0})
+    st, _, b = post(d, items)
+    assert st == 200, (st, b)
+    assert b == [{"offset": 1, "receivers": 1}, {"error": "unknown channel"},
+                 {"offset": 2, "receivers": 1}, {"offset": 3, "receivers": 1},
+                 {"error": "invalid channel name"}], b
+    assert [e["data"] for e in sub.events_until(3)] == [0, 1, 2]
+    # more than max_publish_batch: the whole batch is refused
+    st, _, b = post(d, [{"channel": "apps:b", "data": 0}] * 6)
+    assert st == 400 and "too many" in b["error"], (st, b)
+    sub.close()
+
+
+def test_keep_alive_serves_several_requests_on_one_connection(start_daemon):
+    d, _ = start(start_daemon)
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    try:
+        # pipelined: the second waits behind the first's bridge answer
+        s.sendall(request({"channel": "apps:k", "data": 1}, close=False) +
+                  request({"channel": "apps:k", "data": 2}, close=False))
+        buf = b""
+        for want in (1, 2):
+            st, hd, rest, _ = rtlib.read_http_response(s, 5, read_all=False, buf=buf)
+            n = int(hd["content-length"])
+            assert st == 200 and "connection" not in hd, (st, hd)
+            assert json.loads(rest[:n])["offset"] == want
+            buf = rest[n:]
+        s.sendall(request("{bad", close=False))
+        st, hd, rest, _ = rtlib.read_http_response(s, 5, read_all=False, buf=buf)
+        assert st == 400 and json.loads(rest)["error"] == "invalid JSON"
+        s.sendall(request({"channel": "apps:k", "data": 3}))
+        st, hd, rest, closed = rtlib.read_http_response(s, 5)
+        assert st == 200 and hd["connection"] == "close" and closed
+        assert json.loads(rest)["offset"] == 3
+    finally:
+        s.close()
+
+
+def test_key_is_required_and_refusals_are_counted(start_daemon):
+    d, _ = start(start_daemon)
+    body = {"channel": "apps:x", "data": 1}
+    for kw in ({"key": None}, {"key": KEY + "x"}, {"key": KEY[:-1]},
+               {"key": None, "headers": {"Authorization": "Basic " + KEY}}):
+        st, hd, b = post(d, body, **kw)
+        assert st == 401, (kw, st)
+        assert hd["www-authenticate"].startswith("Bearer"), hd
+        assert "error" in b
+    s = stats(d)
+    assert s["publish_unauthorized"] == 4 and s["publish_events"] == 0, s
+    assert chaoslib.metrics(d.port)["realtimed_publish_unauthorized_total"] == 4
+
+
+def test_bad_bodies_get_the_reason(start_daemon):
+    d, _ = start(start_daemon)
+    cases = [
+        ("{bad", 400, "invalid JSON"),
+        ("", 400, "empty body"),
+        ("42", 400, "not an object or an array"),
+        ("[]", 400, "empty batch"),
+        ("[1]", 400, "an item is not an object"),
+        ({"data": 1}, 400, "missing channel"),
+        ({"channel": "apps:x"}, 400, "missing data"),
+        ({"channel": "apps:x", "data": 1, "extra": 2}, 400, "unknown member (channel and data only)"),
+        ({"channel": 5, "data": 1}, 400, "channel is not a string"),
+        ('{"channel":"apps:x","channel":"apps:y","data":1}', 400, "channel given twice"),
+        ({"channel": "nope:x", "data": 1}, 422, "unknown channel"),
+        ({"channel": "a b", "data": 1}, 422, "invalid channel name"),
+        ({"channel": "", "data": 1}, 422, "invalid channel name"),
+    ]
+    for body, status, why in cases:
+        st, _, b = post(d, body)
+        assert (st, b) == (status, {"error": why}), (body, st, b)
+    st, _, b = post(d, {"channel": "apps:x", "data": "y" * 5000})
+    assert st == 413, st
+    st, _, _ = post(d, {"channel": "apps:x", "data": 1},
+                    headers={"Content-Type": "text/plain"})
+    assert st == 415
+    st, _, _ = post(d, {"channel": "apps:x", "data": 1},
+                    headers={"Content-Type": "application/json; charset=utf-8"})
+    assert st == 200
+    chunked = ("POST /publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\n0\r\n\r\n" % KEY).encode()
+    assert rtlib.http_raw(d.port, chunked, read_all=False)[0] == 411
+    nolen = ("POST /publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+             "Connection: close\r\n\r\n" % KEY).encode()
+    assert rtlib.http_raw(d.port, nolen, read_all=False)[0] == 411
+    st, hd, _ = post(d, None, method="GET")
+    assert st == 405 and hd["allow"] == "POST"
+    # other paths still take no body
+    assert post(d, "x", path="/health")[0] == 400
+    s = stats(d)
+    assert s["publish_rejected"] >= len(cases) + 4 and s["publish_events"] == 1, s
+
+
+def test_no_key_means_no_endpoint(start_daemon):
+    d, _ = start(start_daemon, publish_api_key=None)
+    assert post(d, {"channel": "apps:x", "data": 1})[0] == 404
+
+
+def test_redis_down_answers_503(start_daemon):
+    d, r = start(start_daemon)
+    r.stop()
+    rtlib.wait_for(lambda: rtlib.health(d.port, timeout=1)[0] == 503, 10,
+                   "redis down in /health", tolerate=rtlib.TRANSIENT)
+    st, hd, b = post(d, {"channel": "apps:x", "data": 1})
+    assert st == 503 and hd["retry-after"] == "1" and b == {"error": "redis is down"}
+    st, _, b = post(d, [{"channel": "apps:x", "data": 1}])
+    assert st == 503, (st, b)
+    assert stats(d)["publish_failed"] >= 2
+
+
+def test_short_key_is_a_config_error(tmp_path):
+    import subprocess
+    conf = tmp_path / "r.conf"
+    conf.write_text("listen 127.0.0.1:1\njwt_secret x\npublish_api_key short\n")
+    p = subprocess.run([rtlib.realtimed_bin(), "-t", "-c", str(conf)],
+                       capture_output=True, text=True, env=rtlib.clean_env())
+    assert p.returncode != 0
+    assert "%s:3: publish_api_key: at least 16 bytes" % conf in p.stderr + p.stdout
