@@ -1,6 +1,7 @@
 // 200 clients on a 2-worker realtimed all dropped at once (SIGTERM, close
-// 1001): their reconnect attempts must be spread by the full jitter, not
-// arrive together.
+// 1001 "Server shutting down; retry-after=<ms>", <ms> uniform over 0..1 s):
+// each waits its retry-after plus its own full jitter, so the attempts are
+// spread over about two seconds, not arriving together.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { RealtimeClient } from '../../src/index.js';
@@ -28,7 +29,9 @@ test(`${CLIENTS} clients dropped at once reconnect spread over the jitter window
     const c = new RealtimeClient({ url: d.url, token, WebSocket: tw.WebSocket, reconnect: { baseMs: BASE_MS, maxMs: 4000 } });
     const st = { c, tw, connects: 0, droppedAt: null };
     c.on('connected', () => st.connects++);
-    c.on('disconnected', () => { if (st.droppedAt === null) st.droppedAt = Date.now(); });
+    c.on('disconnected', (info) => {
+      if (st.droppedAt === null) { st.droppedAt = Date.now(); st.reason = info && info.reason; }
+    });
     c.on('error', () => {});
     c.subscribe('apps:created', () => {});
     clients.push(st);
@@ -46,7 +49,8 @@ test(`${CLIENTS} clients dropped at once reconnect spread over the jitter window
 
   const drops = clients.map((s) => s.droppedAt - t0);
   const delays = clients.map((s) => s.tw.sockets[1].t - s.droppedAt).sort((a, b) => a - b);
-  const window = BASE_MS;
+  // retry-after (0..1 s from the daemon) + full jitter over max(retry-after, BASE_MS)
+  const window = 2 * BASE_MS;
   const bins = new Array(10).fill(0);
   for (const x of delays) bins[Math.min(9, Math.floor((x / window) * 10))]++;
   const pct = (p) => Math.round(delays[Math.min(delays.length - 1, Math.floor((p / 100) * delays.length))]);
@@ -56,7 +60,11 @@ test(`${CLIENTS} clients dropped at once reconnect spread over the jitter window
   assert.equal(workers, 2, 'connections on both workers');
   assert.ok(Math.max(...drops) - Math.min(...drops) < 2000, 'the drop was at once');
   assert.ok(delays[delays.length - 1] <= window + 1000, `no first attempt later than the window: ${delays[delays.length - 1]}`);
+  const reasons = clients.map((s) => s.reason || '');
+  assert.ok(reasons.every((r) => /^Server shutting down; retry-after=\d+$/.test(r)), `drain reasons: ${reasons.slice(0, 3)}`);
+  assert.ok(new Set(reasons).size > CLIENTS / 2, 'retry-after values differ from client to client');
+  // the sum of two uniform waits peaks at about 19% per tenth of the window
   for (const [i, n] of bins.entries())
-    assert.ok(n <= CLIENTS * 0.25, `bin ${i} holds ${n} of ${CLIENTS} attempts (over 25%)`);
-  assert.ok(pct(90) - pct(10) >= window * 0.5, `p10..p90 spans at least half the window: ${pct(10)}..${pct(90)}`);
+    assert.ok(n <= CLIENTS * 0.3, `bin ${i} holds ${n} of ${CLIENTS} attempts (over 30%)`);
+  assert.ok(pct(90) - pct(10) >= window * 0.4, `p10..p90 spans at least 40% of the window: ${pct(10)}..${pct(90)}`);
 });
