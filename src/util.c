@@ -100,8 +100,11 @@ util_cidr_match(const char *entry, const unsigned char *addr, int family)
 	if (slash != NULL) {
 		char *end;
 
+		/* digits only: strtol would take " 8", "+8" and "-0" */
+		if (*slash < '0' || *slash > '9')
+			return -1;
 		v = strtol(slash, &end, 10);
-		if (*slash == '\0' || *end != '\0' || v < 0 || v > bits)
+		if (*end != '\0' || v > bits)
 			return -1;
 		bits = (int)v;
 	}

@@ -186,6 +186,19 @@ def own(request, tmp_path):
 
 
 @pytest.fixture
+def clients():
+    """clients(c) -> c: the rtlib clients a test opened, their sockets closed after it."""
+    opened = []
+
+    def track(c):
+        opened.append(c)
+        return c
+    yield track
+    for c in opened:
+        c.close_socket()
+
+
+@pytest.fixture
 def redis_server(start_daemon):
     return start_daemon.redis()
 

@@ -100,18 +100,6 @@ def rt(_rt, attach):
     return attach(_rt)
 
 
-@pytest.fixture
-def clients():
-    opened = []
-
-    def track(c):
-        opened.append(c)
-        return c
-    yield track
-    for c in opened:
-        c.close_socket()
-
-
 def subscribed(c, channel):
     c.send_json({"type": "subscribe", "channel": channel})
     z, m = c.recv_obj()

@@ -61,18 +61,6 @@ def rt(_rt, attach):
     return attach(_rt)
 
 
-@pytest.fixture
-def clients():
-    opened = []
-
-    def track(c):
-        opened.append(c)
-        return c
-    yield track
-    for c in opened:
-        c.close_socket()
-
-
 # ------------------------------------------------------------- connected
 
 def test_connected_message_shape_for_user(rt, clients):

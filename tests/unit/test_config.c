@@ -393,6 +393,12 @@ START_TEST(test_metrics_allow_matching)
 	ck_assert_int_eq(util_cidr_valid("1.2.3.4/x"), 0);
 	ck_assert_int_eq(util_cidr_valid("::1/129"), 0);
 	ck_assert_int_eq(util_cidr_valid("localhost"), 0);
+	ck_assert_int_eq(util_cidr_valid("10.0.0.0/+8"), 0);
+	ck_assert_int_eq(util_cidr_valid("10.0.0.0/ 8"), 0);
+	ck_assert_int_eq(util_cidr_valid("10.0.0.0/-0"), 0);
+	ck_assert_int_eq(util_cidr_valid("10.0.0.0/"), 0);
+	ck_assert_int_eq(util_cidr_valid("10.0.0.0/8"), 1);
+	ck_assert_int_eq(util_cidr_valid("::/0"), 1);
 }
 END_TEST
 
