@@ -20,13 +20,14 @@
 #include <event2/bufferevent.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
-#include <hiredis/adapters/libevent.h>
 #include <openssl/rand.h>
 
 #include "realtimed.h"
 #include "bridge.h"
 #include "bridge_ctl.h"
 #include "bridge_demand.h"
+#include "bridge_ev.h"
+#include "bridge_out.h"
 #include "bridge_sentinel.h"
 #include "channel.h"
 #include "cluster.h"
@@ -115,6 +116,7 @@ struct rt_bridge {
 	uint64_t		 b_backoff;
 	uint64_t		 b_retry_at;
 	struct bufferevent	*b_workers[REG_MAX_WORKERS];
+	struct bout		*b_out;		/* what goes to them, per loop pass */
 	int			 b_master_fd;
 	struct event		*b_master_ev;
 	struct event		*b_tick;
@@ -382,11 +384,11 @@ bridge_write3(struct rt_bridge *b, int w, uint32_t type, uint32_t peerid, int al
 		atomic_fetch_add(&b->b_rb->rb_ipc_drops, 1);
 		return;
 	}
-	out = bufferevent_get_output(b->b_workers[w]);
-	if (!always && evbuffer_get_length(out) > (size_t)b->b_conf->c_ipc_max_buffer) {
+	if (!always && bout_pending(b->b_out, w) > (size_t)b->b_conf->c_ipc_max_buffer) {
 		atomic_fetch_add(&b->b_rb->rb_ipc_drops, 1);
 		return;
 	}
+	out = bout_stage(b->b_out, w);
 	ipc_hdr_init(&h, type, (uint32_t)(alen + clen + dlen), peerid);
 	evbuffer_add(out, &h, sizeof(h));
 	evbuffer_add(out, a, alen);
@@ -1300,7 +1302,10 @@ bridge_open(struct rt_bridge *b)
 	/* a peer gone without a word (a partition) is found in seconds, not hours */
 	if (!b->b_url.ru_unix)
 		(void)redisEnableKeepAlive(&ac->c);
-	redisLibeventAttach(ac, b->b_base);
+	if (brev_attach(ac, b->b_base) == -1) {
+		redisAsyncFree(ac);
+		return NULL;
+	}
 	redisAsyncSetConnectCallback(ac, bridge_on_connect);
 	redisAsyncSetDisconnectCallback(ac, bridge_on_disconnect);
 	if (b->b_url.ru_password[0] != '\0') {
@@ -1553,6 +1558,7 @@ bridge_worker_event(struct bufferevent *bev, short what, void *arg)
 	for (w = 0; w < REG_MAX_WORKERS; w++)
 		if (b->b_workers[w] == bev) {
 			log_debug("%s: worker %d went away", __func__, w);
+			bout_set(b->b_out, w, NULL);
 			bufferevent_free(bev);
 			b->b_workers[w] = NULL;
 		}
@@ -1634,6 +1640,7 @@ bridge_attach_worker(struct rt_bridge *b, uint32_t w, int fd)
 	bufferevent_setcb(b->b_workers[w], bridge_worker_read, bridge_worker_write,
 	    bridge_worker_event, b);
 	bufferevent_enable(b->b_workers[w], EV_READ);
+	bout_set(b->b_out, (int)w, b->b_workers[w]);
 	/* events for this worker now have a way in: it may take clients */
 	bridge_send(b, (int)w, IPC_HELLO, "", 0, NULL, 0);
 }
@@ -1823,9 +1830,12 @@ bridge_cleanup(struct rt_bridge *b)
 		bridge_drop(b, b->b_sub);
 	if (b->b_cmd != NULL)
 		bridge_drop(b, b->b_cmd);
+	if (b->b_out != NULL)
+		bout_flush(b->b_out);
 	for (w = 0; w < REG_MAX_WORKERS; w++)
 		if (b->b_workers[w] != NULL)
 			bufferevent_free(b->b_workers[w]);
+	bout_free(b->b_out);
 	if (b->b_master_ev != NULL)
 		event_free(b->b_master_ev);
 	if (b->b_tick != NULL)
@@ -1879,6 +1889,7 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 	b.b_canary_sent = b.b_canary_seen = atomic_load(&b.b_rb->rb_canary_sent);
 	if ((b.b_base = event_base_new()) == NULL)
 		fatalx("%s: out of memory", __func__);
+	b.b_out = bout_new(b.b_base);
 	b.b_master_ev = event_new(b.b_base, master_fd, EV_READ | EV_PERSIST,
 	    bridge_dispatch_master, &b);
 	event_add(b.b_master_ev, NULL);

@@ -9,9 +9,9 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
-#include <hiredis/adapters/libevent.h>
 
 #include "realtimed.h"
+#include "bridge_ev.h"
 #include "bridge_sentinel.h"
 #include "log.h"
 #include "redis_url.h"
@@ -131,7 +131,10 @@ bsen_open(struct bsen *s, int i)
 		return NULL;
 	}
 	ac->data = s;
-	redisLibeventAttach(ac, s->s_base);
+	if (brev_attach(ac, s->s_base) == -1) {
+		redisAsyncFree(ac);
+		return NULL;
+	}
 	redisAsyncSetConnectCallback(ac, bsen_on_connect);
 	redisAsyncSetDisconnectCallback(ac, bsen_on_disconnect);
 	if (s->s_password[0] != '\0')

@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -80,13 +81,45 @@ ipc_control_decode(const uint8_t *p, size_t len, struct ipc_control *ic, char *a
 	return 0;
 }
 
+/*
+ * The sender's pid, read once per process: getpid() is a system call, and
+ * the bridge stamps every event with it.  A forked child forgets it.
+ */
+static uint32_t		ipc_pid;
+static int		ipc_pid_watched;
+static pthread_once_t	ipc_pid_once = PTHREAD_ONCE_INIT;
+
+static void
+ipc_forked(void)
+{
+	ipc_pid = 0;
+}
+
+static void
+ipc_pid_watch(void)
+{
+	ipc_pid_watched = pthread_atfork(NULL, NULL, ipc_forked) == 0;
+}
+
+/* Our pid, without a system call once the fork watch is in place. */
+static uint32_t
+ipc_self(void)
+{
+	pthread_once(&ipc_pid_once, ipc_pid_watch);
+	if (!ipc_pid_watched)
+		return (uint32_t)getpid();
+	if (ipc_pid == 0)
+		ipc_pid = (uint32_t)getpid();
+	return ipc_pid;
+}
+
 void
 ipc_hdr_init(struct ipc_hdr *h, uint32_t type, uint32_t len, uint32_t peerid)
 {
 	h->type = type;
 	h->len = len;
 	h->peerid = peerid;
-	h->pid = (uint32_t)getpid();
+	h->pid = ipc_self();
 }
 
 int

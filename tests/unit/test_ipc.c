@@ -1,5 +1,6 @@
 /* IPC framing: headers, partial reads, bad types, fd passing. */
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <check.h>
 #include <errno.h>
@@ -26,6 +27,33 @@ START_TEST(test_parse_needs_whole_message)
 	ck_assert_uint_eq(out.len, 5);
 	ck_assert_uint_eq(out.peerid, 3);
 	ck_assert_uint_eq(out.pid, (uint32_t)getpid());
+}
+END_TEST
+
+/* The sender's pid is cached per process; a forked child stamps its own. */
+START_TEST(test_hdr_pid_after_fork)
+{
+	struct ipc_hdr	 h;
+	int		 p[2], st;
+	uint32_t	 child;
+	pid_t		 pid;
+
+	ipc_hdr_init(&h, IPC_EVENT, 0, 0);
+	ck_assert_uint_eq(h.pid, (uint32_t)getpid());
+	ck_assert_int_eq(pipe(p), 0);
+	if ((pid = fork()) == 0) {
+		ipc_hdr_init(&h, IPC_EVENT, 0, 0);
+		child = h.pid == (uint32_t)getpid() ? h.pid : 0;
+		_exit(write(p[1], &child, sizeof(child)) == sizeof(child) ? 0 : 1);
+	}
+	ck_assert_int_gt(pid, 0);
+	ck_assert_int_eq(read(p[0], &child, sizeof(child)), (int)sizeof(child));
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_uint_eq(child, (uint32_t)pid);
+	ipc_hdr_init(&h, IPC_EVENT, 0, 0);
+	ck_assert_uint_eq(h.pid, (uint32_t)getpid());
+	close(p[0]);
+	close(p[1]);
 }
 END_TEST
 
@@ -364,6 +392,7 @@ main(void)
 
 	tcase_add_test(tc, test_parse_needs_whole_message);
 	tcase_add_test(tc, test_parse_rejects_unknown_and_oversized);
+	tcase_add_test(tc, test_hdr_pid_after_fork);
 	tcase_add_test(tc, test_event_prefix_round_trip);
 	tcase_add_test(tc, test_event_with_compressed_frame);
 	tcase_add_test(tc, test_control_messages_with_fd);
