@@ -12,9 +12,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #include "realtimed.h"
 #include "config.h"
@@ -29,6 +31,7 @@
 
 #define FANOUT_PEND_MAX		65536	/* frames pending before a forced flush */
 #define FANOUT_WRITEV_MAX	64
+#define FANOUT_BIN_MIN		65536	/* bytes read from the bridge at a time */
 
 /* Frame i of the batch as a shared block: copied once, for every subscriber. */
 static struct rt_blk *
@@ -562,29 +565,20 @@ fanout_pos_end(struct rt_worker *w, uint32_t id)
 	fanout_pos_resume(c);
 }
 
-static void
-fanout_bridge_read(struct bufferevent *bev, void *arg)
+/*
+ * The bridge's messages in p[0..len): each whole one is handled, and the
+ * frames of a batch leave straight from p (fanout_flush() before p moves).
+ * The bytes used.
+ */
+static size_t
+fanout_dispatch(struct rt_worker *w, const uint8_t *p, size_t len)
 {
-	struct rt_worker	*w = arg;
-	struct evbuffer		*in = bufferevent_get_input(bev);
 	struct ipc_hdr		 hdr;
-	uint8_t			 raw[sizeof(hdr)];
-	const uint8_t		*p, *m;
+	const uint8_t		*m;
 	uint64_t		 seq;
-	size_t			 len, off = 0;
+	size_t			 off = 0;
 	int			 rv;
 
-	len = evbuffer_get_length(in);
-	if (len < sizeof(hdr))
-		return;
-	evbuffer_copyout(in, raw, sizeof(raw));
-	if ((rv = ipc_parse(raw, len, &hdr)) == IPC_PARSE_NEED_MORE)
-		return;		/* no whole message yet: no pullup either */
-	/* one contiguous block for the batch: frames leave straight from it */
-	if ((p = evbuffer_pullup(in, (ev_ssize_t)len)) == NULL) {
-		log_warnx("%s: out of memory; the events wait for the next read", __func__);
-		return;
-	}
 	while (len - off >= sizeof(hdr)) {
 		if ((rv = ipc_parse(p + off, len - off, &hdr)) == IPC_PARSE_NEED_MORE)
 			break;
@@ -623,9 +617,78 @@ fanout_bridge_read(struct bufferevent *bev, void *arg)
 		off += sizeof(hdr) + hdr.len;
 	}
 	fanout_flush(w);
-	evbuffer_drain(in, off);
+	return off;
 }
 
+static void
+fanout_bridge_close(struct rt_worker *w)
+{
+	if (w->w_bridge_rd != NULL)
+		event_free(w->w_bridge_rd);
+	w->w_bridge_rd = NULL;
+	if (w->w_bridge != NULL)
+		bufferevent_free(w->w_bridge);	/* closes the socket */
+	w->w_bridge = NULL;
+	w->w_binlen = 0;
+}
+
+/* Room in w_bin for the message whose header starts it, at most IPC_MAX_PAYLOAD. */
+static void
+fanout_bin_fit(struct rt_worker *w)
+{
+	struct ipc_hdr	 hdr;
+	size_t		 need = FANOUT_BIN_MIN;
+	uint8_t		*p;
+
+	if (w->w_binlen >= sizeof(hdr) &&
+	    ipc_parse(w->w_bin, w->w_binlen, &hdr) == IPC_PARSE_NEED_MORE &&
+	    sizeof(hdr) + hdr.len > need)
+		need = sizeof(hdr) + hdr.len;
+	if (need <= w->w_bincap)
+		return;
+	if ((p = realloc(w->w_bin, need)) == NULL)
+		fatalx("%s: out of memory", __func__);
+	w->w_bin = p;
+	w->w_bincap = need;
+}
+
+/*
+ * The bridge's socket is readable.  It is read with plain read() into
+ * w_bin: a bufferevent asks the kernel how much is waiting (FIONREAD)
+ * before every read, one more system call per event at low rates.
+ */
+static void
+fanout_bridge_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct rt_worker	*w = arg;
+	ssize_t			 n;
+	size_t			 used;
+
+	(void)what;
+	fanout_bin_fit(w);
+	n = read(fd, w->w_bin + w->w_binlen, w->w_bincap - w->w_binlen);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		log_debug("%s: the bridge went away", __func__);
+		fanout_bridge_close(w);
+		fanout_bridge_lost(w);
+		return;
+	}
+	w->w_binlen += (size_t)n;
+	used = fanout_dispatch(w, w->w_bin, w->w_binlen);
+	if (w->w_bridge_rd == NULL)
+		return;		/* gone meanwhile */
+	memmove(w->w_bin, w->w_bin + used, w->w_binlen - used);
+	w->w_binlen -= used;
+	if (w->w_binlen == 0 && w->w_bincap > FANOUT_BIN_MIN) {
+		free(w->w_bin);		/* a large message passed: back to the small buffer */
+		w->w_bin = NULL;
+		w->w_bincap = 0;
+	}
+}
+
+/* Only writes (requests to the bridge) go through the bufferevent. */
 static void
 fanout_bridge_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -634,8 +697,7 @@ fanout_bridge_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
 		log_debug("%s: the bridge went away", __func__);
-		bufferevent_free(w->w_bridge);
-		w->w_bridge = NULL;
+		fanout_bridge_close(w);
 		fanout_bridge_lost(w);
 	}
 }
@@ -648,15 +710,16 @@ fanout_attach_bridge(struct rt_worker *w, int fd)
 	if (fd == -1)
 		fatalx("%s: no socket from the master", __func__);
 	if (w->w_bridge != NULL) {
-		bufferevent_free(w->w_bridge);
-		w->w_bridge = NULL;
+		fanout_bridge_close(w);
 		fanout_bridge_lost(w);
 	}
 	evutil_make_socket_nonblocking(fd);
-	if ((w->w_bridge = bufferevent_socket_new(w->w_base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL)
-		fatalx("%s: bufferevent_socket_new() failed", __func__);
-	bufferevent_setcb(w->w_bridge, fanout_bridge_read, NULL, fanout_bridge_event, w);
-	bufferevent_enable(w->w_bridge, EV_READ);
+	if ((w->w_bridge = bufferevent_socket_new(w->w_base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL ||
+	    (w->w_bridge_rd = event_new(w->w_base, fd, EV_READ | EV_PERSIST,
+	    fanout_bridge_readable, w)) == NULL)
+		fatalx("%s: out of memory", __func__);
+	bufferevent_setcb(w->w_bridge, NULL, NULL, fanout_bridge_event, w);
+	event_add(w->w_bridge_rd, NULL);
 	/* what the last bridge did not answer, this one does (a new epoch) */
 	for (i = 0; i < w->w_reqcap; i++)
 		if (w->w_reqs[i].fr_sub != NULL)
@@ -666,9 +729,10 @@ fanout_attach_bridge(struct rt_worker *w, int fd)
 void
 fanout_free(struct rt_worker *w)
 {
-	if (w->w_bridge != NULL)
-		bufferevent_free(w->w_bridge);
-	w->w_bridge = NULL;
+	fanout_bridge_close(w);
+	free(w->w_bin);
+	w->w_bin = NULL;
+	w->w_bincap = 0;
 	free(w->w_pend);
 	free(w->w_pconns);
 	free(w->w_frames);

@@ -226,7 +226,11 @@ struct rt_worker {
 	struct reg_worker	*w_rw;		/* our counters, shared */
 	int			 w_master_fd;
 	struct event		*w_master_ev;
-	struct bufferevent	*w_bridge;
+	struct bufferevent	*w_bridge;		/* requests to the bridge */
+	struct event		*w_bridge_rd;		/* its messages, read into w_bin */
+	uint8_t			*w_bin;
+	size_t			 w_binlen;
+	size_t			 w_bincap;		/* FANOUT_BIN_MIN, or a larger message */
 	struct fanout_req	*w_reqs;	/* positions asked of the bridge */
 	uint32_t		 w_reqcap;
 	uint32_t		*w_reqfree;	/* free slots, a stack */
