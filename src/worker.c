@@ -47,6 +47,13 @@
 #define WORKER_TRIM_MS		5000
 #define WORKER_TRIM_FREE	(4 * 1024 * 1024)
 #define WORKER_READ_MAX		(64 * 1024)	/* one read() of a plain socket */
+/*
+ * One SSL_read() of a TLS socket.  The OpenSSL bufferevent reserves this
+ * much in its input buffer before every read, and the read that finds
+ * nothing leaves the reservation there: every idle wss connection held an
+ * empty 4 KB chunk with libevent's default.
+ */
+#define WORKER_TLS_READ		1024
 #define WORKER_ACCEPT_BACKOFF_MIN 50		/* ms: accept() out of descriptors */
 #define WORKER_ACCEPT_BACKOFF_MAX 1000
 #define WORKER_ACCEPT_LOG_MS	1000
@@ -249,6 +256,7 @@ worker_accept_conn(struct rt_worker *w, evutil_socket_t fd, struct sockaddr *sa,
 			goto fail;
 		/* clients rarely send close_notify; EOF is EOF */
 		bufferevent_openssl_set_allow_dirty_shutdown(c->c_bev, 1);
+		bufferevent_set_max_single_read(c->c_bev, WORKER_TLS_READ);
 		c->c_tls = 1;
 	} else if (event_assign(&c->c_ev, w->w_base, fd, EV_READ | EV_PERSIST,
 	    worker_sock_cb, c) == -1)
