@@ -414,7 +414,8 @@ def test_config_test_accepts_proxy_protocol_and_dumps_it(tmp_path):
     p = subprocess.run([rtlib.realtimed_bin(), "-t", "-c", str(f)], capture_output=True,
                        text=True, timeout=10)
     assert p.returncode == 0, p.stderr
-    p = subprocess.run([rtlib.realtimed_bin(), "-T", "-c", str(f)], capture_output=True,
+    p = subprocess.run([rtlib.realtimed_bin(), "-t", "-v", "-c", str(f)], capture_output=True,
                        text=True, timeout=10)
-    if p.returncode == 0:
-        assert "proxy_protocol" in p.stdout
+    assert p.returncode == 0, p.stderr
+    assert '"127.0.0.1:' in p.stdout and ' proxy_protocol"' in p.stdout, p.stdout
+    assert "trusted_proxies 10.0.0.0/8 fd00::/8 192.0.2.1" in p.stdout, p.stdout
