@@ -1309,6 +1309,10 @@ config_same(const struct conf_key *k, const struct rt_config *a, const struct rt
 
 	switch (k->k_type) {
 	case CT_STR:
+		if ((k->k_flags & F_HOSTPORT) &&
+		    *config_listen_proxy((struct rt_config *)(uintptr_t)a, k) !=
+		    *config_listen_proxy((struct rt_config *)(uintptr_t)b, k))
+			return 0;	/* proxy_protocol added or dropped */
 		return strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
 	case CT_INT:
 	case CT_BOOL:

@@ -167,6 +167,19 @@ START_TEST(test_listen_proxy_protocol_option)
 	ck_assert_str_eq(again.c_listen, "127.0.0.1:8888");
 	config_free(&again);
 	free(text);
+	/* a reload that drops the option says it needs a restart */
+	{
+		static const char next[] = "listen 127.0.0.1:8888\nlisten_tls [::1]:8443\n"
+		    "trusted_proxies 10.0.0.0/8 fd00::/8 192.0.2.1\nproxy_protocol_timeout 250ms\n";
+
+		memset(&again, 0, sizeof(again));
+		ck_assert_int_eq(config_parse_string(&again, "again", next, sizeof(next) - 1,
+		    err, sizeof(err)), 0);
+		ck_assert_int_eq(config_validate(&again, err, sizeof(err)), 0);
+	}
+	ck_assert_int_eq(config_merge_reloadable(&conf, &again, 0), 1);
+	ck_assert_int_eq(conf.c_listen_proxy, 1);
+	config_free(&again);
 	ck_assert_int_eq(parse("listen_tls 8443 proxy_protocol\n"), 0);
 	ck_assert_int_eq(conf.c_listen_tls_proxy, 1);
 	ck_assert_int_eq(conf.c_listen_proxy, 0);
