@@ -449,10 +449,10 @@ config_list_set(struct rt_strlist *l, const struct conf_key *k, const char *v,
 }
 
 /* listen, listen_tls: the address, and the proxy_protocol option beside it. */
-static int *
-config_listen_proxy(struct rt_config *conf, const struct conf_key *k)
+static int
+config_listen_proxy(const struct rt_config *conf, const struct conf_key *k)
 {
-	return k->k_off == OFF(c_listen) ? &conf->c_listen_proxy : &conf->c_listen_tls_proxy;
+	return k->k_off == OFF(c_listen) ? conf->c_listen_proxy : conf->c_listen_tls_proxy;
 }
 
 static int
@@ -467,7 +467,10 @@ config_set_listen(struct rt_config *conf, const struct conf_key *k, const char *
 	free(*field);
 	if ((*field = strdup(addr)) == NULL)
 		fatal("strdup");
-	*config_listen_proxy(conf, k) = proxy;
+	if (k->k_off == OFF(c_listen))
+		conf->c_listen_proxy = proxy;
+	else
+		conf->c_listen_tls_proxy = proxy;
 	return 0;
 }
 
@@ -1255,7 +1258,7 @@ config_emit(const struct rt_config *conf, int secrets,
 			if (!secrets && (k->k_flags & F_SECRET) && **(char *const *)field)
 				snprintf(line + n, sizeof(line) - n, "(set)");
 			else if ((k->k_flags & F_HOSTPORT) &&
-			    *config_listen_proxy((struct rt_config *)(uintptr_t)conf, k)) {
+			    config_listen_proxy(conf, k)) {
 				char	 v[CONF_STR_MAX + 32];
 
 				snprintf(v, sizeof(v), "%s proxy_protocol", *(char *const *)field);
@@ -1310,8 +1313,7 @@ config_same(const struct conf_key *k, const struct rt_config *a, const struct rt
 	switch (k->k_type) {
 	case CT_STR:
 		if ((k->k_flags & F_HOSTPORT) &&
-		    *config_listen_proxy((struct rt_config *)(uintptr_t)a, k) !=
-		    *config_listen_proxy((struct rt_config *)(uintptr_t)b, k))
+		    config_listen_proxy(a, k) != config_listen_proxy(b, k))
 			return 0;	/* proxy_protocol added or dropped */
 		return strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
 	case CT_INT:

@@ -56,7 +56,7 @@ conn_proxy_timeout(struct rt_conn *c)
 }
 
 static void
-conn_peer_from(struct rt_conn *c, const struct proxy_addr *a)
+conn_proxy_peer(struct rt_conn *c, const struct proxy_addr *a)
 {
 	c->c_peer_family = a->pa_family;
 	c->c_peer_port = a->pa_port;
@@ -75,7 +75,7 @@ conn_proxy_done(struct rt_conn *c, const struct proxy_hdr *h)
 	c->c_proxy_buf = NULL;
 	c->c_proxy_len = 0;
 	if (!h->ph_local)	/* LOCAL, UNKNOWN: the socket's own address stands */
-		conn_peer_from(c, &h->ph_src);
+		conn_proxy_peer(c, &h->ph_src);
 	c->c_state = CS_HTTP;
 	c->c_deadline = util_now_ms() + (uint64_t)(c->c_proxy_tls ?
 	    w->w_conf->c_tls_handshake_timeout : w->w_conf->c_handshake_timeout);
@@ -236,7 +236,7 @@ conn_proxy_forwarded(struct rt_conn *c, const struct http_request *req)
 	}
 	STAT_ADD(w, rw_forwarded_used, 1);
 	log_debug("%s: %s: forwarded for the client below", __func__, conn_peer(c));
-	conn_peer_from(c, &client);
+	conn_proxy_peer(c, &client);
 	if (conn_ip_acquire(c) == -1) {
 		conn_http_error(c, 503, "Retry-After: 10\r\n");
 		return -1;

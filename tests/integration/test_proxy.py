@@ -200,6 +200,9 @@ def test_per_ip_limit_applies_to_the_proxied_address(lb, attach):
         r = ws_via(lb.port, v2("198.51.100.1", sport=5999), expect=None)
         assert r.status == 503, r.status
         r.close_socket()
+        # the log line names the proxied client, not the balancer's 127.0.0.1
+        rtlib.wait_for(lambda: "198.51.100.1:5999: over max_connections_per_ip" in lb.log(), 5,
+                       "the refusal logged with the proxied address")
         # ... and other proxied addresses from the same 127.0.0.1 are not limited with it
         for i in range(PER_IP):
             held.append(ws_via(lb.port, v1("198.51.100.2", sport=6000 + i)))
