@@ -30,6 +30,7 @@ struct rt_config {
 
 	/* listeners and processes */
 	char		*c_listen;		/* "HOST:PORT", "" = off */
+	int		 c_listen_proxy;	/* listen ... proxy_protocol */
 	int		 c_workers;		/* 0 = number of CPUs */
 	int		 c_listen_backlog;	/* listen(2), capped by somaxconn */
 	char		*c_echo_path;		/* "" = off */
@@ -37,6 +38,7 @@ struct rt_config {
 
 	/* TLS */
 	char		*c_listen_tls;		/* "HOST:PORT", "" = off */
+	int		 c_listen_tls_proxy;	/* listen_tls ... proxy_protocol */
 	char		*c_tls_certificate;	/* full chain PEM, "" = no TLS */
 	char		*c_tls_certificate_key;	/* "" = in the certificate file */
 	char		*c_tls_protocols;
@@ -116,6 +118,10 @@ struct rt_config {
 	char		*c_jwt_secret_file;
 	struct rt_strlist c_metrics_allow;	/* addresses / CIDRs */
 	int64_t		 c_drain_period;
+
+	/* behind a load balancer */
+	struct rt_strlist c_trusted_proxies;	/* Forwarded / X-Forwarded-For from these */
+	int64_t		 c_proxy_protocol_timeout;	/* the PROXY header must be in by then */
 
 	/* control across nodes, revocations, the node registry */
 	char		*c_node_id;		/* "" at load: HOST:PORT */

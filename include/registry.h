@@ -22,7 +22,7 @@
 #include "realtimed.h"
 
 #define REGISTRY_MAGIC		0x52544452u	/* "RTDR" */
-#define REGISTRY_VERSION	9
+#define REGISTRY_VERSION	10
 #define REG_MAX_WORKERS		64
 #define REG_PEER_MAX		48
 #define REG_USER_MAX		63
@@ -105,6 +105,11 @@ struct reg_worker {
 	_Atomic int64_t		 rw_publish_rejected;	/* 400, 405, 411, 413, 415, 422 */
 	_Atomic int64_t		 rw_publish_failed;	/* items Redis or the bridge refused */
 	_Atomic int64_t		 rw_publish_busy;	/* 503: max_publish_pending */
+	_Atomic int64_t		 rw_proxy_accepted;	/* PROXY headers taken */
+	_Atomic int64_t		 rw_proxy_rejected;	/* malformed, truncated, missing: closed */
+	_Atomic int64_t		 rw_proxy_timeouts;	/* not whole in proxy_protocol_timeout */
+	_Atomic int64_t		 rw_forwarded_used;	/* a trusted proxy's Forwarded / XFF taken */
+	_Atomic int64_t		 rw_forwarded_invalid;	/* ... malformed: the peer's address kept */
 	_Atomic uint64_t	 rw_canary_seen;	/* ms of the last canary */
 	_Atomic uint64_t	 rw_canary_seq;
 	struct reg_hist		 rw_handshake;		/* accept to the 101 */

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "control.h"
 #include "log.h"
+#include "proxy.h"
 #include "redis_url.h"
 #include "tls.h"
 #include "util.h"
@@ -41,6 +42,7 @@ enum conf_type { CT_STR, CT_INT, CT_SIZE, CT_DURATION, CT_BOOL, CT_LIST, CT_LOGL
 #define F_CIDR		0x10	/* each entry ADDR[/BITS] */
 #define F_LOG_FORMAT	0x20
 #define F_SUBSCRIBE	0x40	/* patterns | on_demand */
+#define F_PROXY_CIDR	0x80	/* each entry ADDR[/BITS], as proxy_cidr_parse() reads it */
 
 struct conf_key {
 	const char	*k_name;
@@ -131,6 +133,8 @@ static const struct conf_key conf_keys[] = {
 	{ "admin_socket_mode", CT_STR, OFF(c_admin_socket_mode), "0660", 0, 0, 0 },
 	{ "jwt_secret_file", CT_STR, OFF(c_jwt_secret_file), "", 0, 0, F_RELOAD },
 	{ "metrics_allow", CT_LIST, OFF(c_metrics_allow), "127.0.0.1 ::1", 0, 0, F_RELOAD | F_CIDR },
+	{ "trusted_proxies", CT_LIST, OFF(c_trusted_proxies), "", 0, 0, F_RELOAD | F_PROXY_CIDR },
+	{ "proxy_protocol_timeout", CT_DURATION, OFF(c_proxy_protocol_timeout), "5s", 100, DAY, F_RELOAD },
 	{ "drain_period", CT_DURATION, OFF(c_drain_period), "5s", 0, DAY, F_RELOAD },
 	{ "node_id", CT_STR, OFF(c_node_id), "", 0, 0, 0 },
 	{ "control_channel", CT_STR, OFF(c_control_channel), "realtimed:control", 0, 0, 0 },
@@ -271,6 +275,8 @@ config_parse_bool(const char *s, int *b)
 /*
  * HOST:PORT, [ADDRESS]:PORT or PORT alone ("" = off).  The port is checked
  * here, or 99999 would be bound as 34463; the host resolves at -t and start.
+ * What config_listen_split() takes off the end (" proxy_protocol") is not
+ * seen here.
  */
 static int
 config_check_listen(const char *v, char *why, size_t whylen)
@@ -295,6 +301,39 @@ config_check_listen(const char *v, char *why, size_t whylen)
 	return 0;
 }
 
+/*
+ * "HOST:PORT [proxy_protocol]": the address into addr (addrlen bytes), and
+ * whether the listener reads a PROXY header first into *proxy.
+ */
+static int
+config_listen_split(const char *v, char *addr, size_t addrlen, int *proxy,
+    char *why, size_t whylen)
+{
+	size_t	 n = strcspn(v, " \t");
+	char	*opts, *tok, *save = NULL;
+
+	*proxy = 0;
+	if (n >= addrlen) {
+		snprintf(why, whylen, "value too long");
+		return -1;
+	}
+	memcpy(addr, v, n);
+	addr[n] = '\0';
+	if ((opts = strdup(v + n)) == NULL)
+		fatal("strdup");
+	for (tok = strtok_r(opts, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
+		if (strcmp(tok, "proxy_protocol") != 0 || *proxy || addr[0] == '\0') {
+			snprintf(why, whylen, "'%s': unknown or repeated listener option '%s'"
+			    " (the one option is proxy_protocol)", v, tok);
+			free(opts);
+			return -1;
+		}
+		*proxy = 1;
+	}
+	free(opts);
+	return config_check_listen(addr, why, whylen);
+}
+
 static int
 config_check_redis_url(const char *v, char *why, size_t whylen)
 {
@@ -316,6 +355,17 @@ config_check_cidr(const char *v, char *why, size_t whylen)
 	if (util_cidr_valid(v))
 		return 0;
 	snprintf(why, whylen, "'%s' is not an address or CIDR block", v);
+	return -1;
+}
+
+static int
+config_check_proxy_cidr(const char *v, char *why, size_t whylen)
+{
+	struct proxy_cidr	 pc;
+
+	if (proxy_cidr_parse(v, &pc) == 0)
+		return 0;
+	snprintf(why, whylen, "'%s' is not an address or CIDR block (ADDR or ADDR/BITS)", v);
 	return -1;
 }
 
@@ -353,6 +403,8 @@ config_check(const struct conf_key *k, const char *v, char *why, size_t whylen)
 		return config_check_redis_url(v, why, whylen);
 	if (k->k_flags & F_CIDR)
 		return config_check_cidr(v, why, whylen);
+	if (k->k_flags & F_PROXY_CIDR)
+		return config_check_proxy_cidr(v, why, whylen);
 	if (k->k_flags & F_LOG_FORMAT)
 		return config_check_log_format(v, why, whylen);
 	if (k->k_flags & F_SUBSCRIBE)
@@ -396,6 +448,32 @@ config_list_set(struct rt_strlist *l, const struct conf_key *k, const char *v,
 	return 0;
 }
 
+/* listen, listen_tls: the address, and the proxy_protocol option beside it. */
+static int
+config_listen_proxy(const struct rt_config *conf, const struct conf_key *k)
+{
+	return k->k_off == OFF(c_listen) ? conf->c_listen_proxy : conf->c_listen_tls_proxy;
+}
+
+static int
+config_set_listen(struct rt_config *conf, const struct conf_key *k, const char *v,
+    char *err, size_t errlen)
+{
+	char	 addr[CONF_STR_MAX + 1], **field = (char **)((char *)conf + k->k_off);
+	int	 proxy;
+
+	if (config_listen_split(v, addr, sizeof(addr), &proxy, err, errlen) == -1)
+		return -1;
+	free(*field);
+	if ((*field = strdup(addr)) == NULL)
+		fatal("strdup");
+	if (k->k_off == OFF(c_listen))
+		conf->c_listen_proxy = proxy;
+	else
+		conf->c_listen_tls_proxy = proxy;
+	return 0;
+}
+
 /* Set one key from its text value; err gets the reason on failure. */
 static int
 config_set(struct rt_config *conf, const struct conf_key *k, const char *v,
@@ -413,6 +491,8 @@ config_set(struct rt_config *conf, const struct conf_key *k, const char *v,
 			snprintf(err, errlen, "value too long");
 			return -1;
 		}
+		if (k->k_flags & F_HOSTPORT)
+			return config_set_listen(conf, k, v, err, errlen);
 		if (config_check(k, v, err, errlen) == -1)
 			return -1;
 		free(*(char **)field);
@@ -1177,7 +1257,13 @@ config_emit(const struct rt_config *conf, int secrets,
 		case CT_STR:
 			if (!secrets && (k->k_flags & F_SECRET) && **(char *const *)field)
 				snprintf(line + n, sizeof(line) - n, "(set)");
-			else
+			else if ((k->k_flags & F_HOSTPORT) &&
+			    config_listen_proxy(conf, k)) {
+				char	 v[CONF_STR_MAX + 32];
+
+				snprintf(v, sizeof(v), "%s proxy_protocol", *(char *const *)field);
+				config_quote(line + n, sizeof(line) - n, v);
+			} else
 				config_quote(line + n, sizeof(line) - n, *(char *const *)field);
 			break;
 		case CT_INT:
@@ -1226,6 +1312,9 @@ config_same(const struct conf_key *k, const struct rt_config *a, const struct rt
 
 	switch (k->k_type) {
 	case CT_STR:
+		if ((k->k_flags & F_HOSTPORT) &&
+		    config_listen_proxy(a, k) != config_listen_proxy(b, k))
+			return 0;	/* proxy_protocol added or dropped */
 		return strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
 	case CT_INT:
 	case CT_BOOL:

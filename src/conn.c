@@ -303,6 +303,7 @@ conn_free(struct rt_conn *c)
 		evbuffer_free(c->c_msg);
 	if (c->c_later != NULL)
 		evbuffer_free(c->c_later);
+	free(c->c_proxy_buf);
 	conn_inflate_end(c);
 	if (c->c_deflate)
 		STAT_ADD(w, rw_deflate_conns, -1);
@@ -454,6 +455,9 @@ conn_timer_fire(struct wheel_entry *e, void *arg)
 		STAT_ADD(c->c_worker, rw_handshake_timeouts, 1);
 		conn_free(c);
 		break;
+	case CS_PROXY:
+		conn_proxy_timeout(c);
+		break;
 	case CS_OPEN:
 		conn_timer_open(c, now);
 		break;
@@ -577,6 +581,42 @@ conn_peer_set(struct rt_conn *c, const struct sockaddr *sa)
 		memcpy(c->c_peer_addr, &sin6->sin6_addr, 16);
 		c->c_peer_port = ntohs(sin6->sin6_port);
 	}
+}
+
+/*
+ * max_connections_per_ip for c's address as it stands now (the socket's,
+ * a PROXY header's, a trusted proxy's Forwarded): one more connection of
+ * it, host-wide, in place of the address counted before, if any.  -1 when
+ * it has that many already (counted, logged; the old count stays until
+ * c is freed).
+ */
+int
+conn_ip_acquire(struct rt_conn *c)
+{
+	struct rt_worker	*w = c->c_worker;
+	int			 limit = w->w_conf->c_max_connections_per_ip;
+	uint32_t		 key;
+
+	if (limit <= 0)
+		return 0;
+	if (c->c_peer_family == AF_INET)
+		key = reg_count_key(c->c_peer_addr, 4);
+	else if (c->c_peer_family == AF_INET6)
+		key = reg_count_key(c->c_peer_addr, 16);
+	else
+		return 0;
+	if (c->c_ip_counted && c->c_ipkey == key)
+		return 0;
+	if (reg_count_acquire(w->w_reg, REG_COUNT_IP, w->w_id, key, limit) == -1) {
+		STAT_ADD(w, rw_ip_limited, 1);
+		log_debug("%s: %s: over max_connections_per_ip", __func__, conn_peer(c));
+		return -1;
+	}
+	if (c->c_ip_counted)
+		reg_count_release(w->w_reg, REG_COUNT_IP, w->w_id, c->c_ipkey);
+	c->c_ipkey = key;
+	c->c_ip_counted = 1;
+	return 0;
 }
 
 /* "address:port" of the peer, in a static buffer (for one log line). */

@@ -249,6 +249,8 @@ conn_http_upgrade(struct rt_conn *c, const struct http_request *req, int route)
 	}
 	if (conn_http_throttled(c))
 		return;
+	if (conn_proxy_forwarded(c, req) == -1)
+		return;
 	if (route == ROUTE_PROTO) {
 		if ((tok = malloc(sizeof(*tok))) == NULL) {
 			conn_http_error(c, 503, NULL);

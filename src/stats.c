@@ -74,6 +74,11 @@ static const struct {
 	{ "publish_rejected", WOFF(rw_publish_rejected) },
 	{ "publish_failed", WOFF(rw_publish_failed) },
 	{ "publish_busy", WOFF(rw_publish_busy) },
+	{ "proxy_accepted", WOFF(rw_proxy_accepted) },
+	{ "proxy_rejected", WOFF(rw_proxy_rejected) },
+	{ "proxy_timeouts", WOFF(rw_proxy_timeouts) },
+	{ "forwarded_used", WOFF(rw_forwarded_used) },
+	{ "forwarded_invalid", WOFF(rw_forwarded_invalid) },
 };
 
 void
@@ -367,6 +372,11 @@ static const struct stats_counter stats_worker_metrics[] = {
 	{ "realtimed_publish_rejected_total", "counter", "POST /publish refused for its request (400, 405, 411, 413, 415, 422).", WOFF(rw_publish_rejected) },
 	{ "realtimed_publish_failed_total", "counter", "POST /publish items Redis or the bridge did not take.", WOFF(rw_publish_failed) },
 	{ "realtimed_publish_busy_total", "counter", "POST /publish refused 503 (max_publish_pending).", WOFF(rw_publish_busy) },
+	{ "realtimed_proxy_accepted_total", "counter", "PROXY protocol headers taken (proxy_protocol listeners).", WOFF(rw_proxy_accepted) },
+	{ "realtimed_proxy_rejected_total", "counter", "Connections closed for a malformed, truncated or missing PROXY header.", WOFF(rw_proxy_rejected) },
+	{ "realtimed_proxy_timeouts_total", "counter", "Connections closed without a whole PROXY header in proxy_protocol_timeout.", WOFF(rw_proxy_timeouts) },
+	{ "realtimed_forwarded_used_total", "counter", "Upgrades whose client address came from a trusted proxy's Forwarded or X-Forwarded-For.", WOFF(rw_forwarded_used) },
+	{ "realtimed_forwarded_invalid_total", "counter", "Upgrades from trusted proxies with a malformed Forwarded or X-Forwarded-For (the peer's address kept).", WOFF(rw_forwarded_invalid) },
 };
 
 static void

@@ -61,7 +61,6 @@
 static void	worker_drain(struct rt_worker *, uint64_t);
 static void	worker_stop(evutil_socket_t, short, void *);
 static void	worker_shutdown(struct rt_worker *, uint64_t, uint64_t);
-static void	worker_ip_limit(struct rt_worker *, struct rt_conn *, const struct sockaddr *);
 static void	worker_listeners_enable(struct rt_worker *, int);
 static void	worker_accept_resume(struct rt_worker *, uint64_t);
 
@@ -128,6 +127,10 @@ worker_sock_read(struct rt_conn *c)
 	static uint8_t	 buf[WORKER_READ_MAX];
 	ssize_t		 n;
 
+	if (c->c_state == CS_PROXY) {
+		conn_proxy_read(c);
+		return;
+	}
 	if ((n = read(conn_fd(c), buf, sizeof(buf))) == -1) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return;
@@ -149,6 +152,7 @@ worker_sock_read(struct rt_conn *c)
 		conn_ws_feed(c, buf, (size_t)n);
 		break;
 	case CS_LINGER:
+	case CS_PROXY:
 		break;	/* discarded */
 	}
 }
@@ -237,52 +241,74 @@ worker_tls_event(struct bufferevent *bev, short what, void *arg)
 	conn_free(c);
 }
 
+/*
+ * wss: the OpenSSL bufferevent on c's socket, at accept or once a PROXY
+ * header is read off it; -1 out of memory (c unchanged: its c_ev, if
+ * any, still owns the socket).
+ */
+int
+worker_tls_attach(struct rt_conn *c, evutil_socket_t fd)
+{
+	struct rt_worker	*w = c->c_worker;
+	SSL			*ssl;
+
+	if ((ssl = SSL_new(w->w_ssl_ctx)) == NULL)
+		return -1;
+	/* (an SSL that bufferevent_openssl_socket_new() refused is its to free) */
+	if ((c->c_bev = bufferevent_openssl_socket_new(w->w_base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		return -1;
+	/* clients rarely send close_notify; EOF is EOF */
+	bufferevent_openssl_set_allow_dirty_shutdown(c->c_bev, 1);
+	bufferevent_set_max_single_read(c->c_bev, WORKER_TLS_READ);
+	c->c_tls = 1;
+	bufferevent_setcb(c->c_bev, worker_tls_read, worker_tls_write, worker_tls_event, c);
+	bufferevent_enable(c->c_bev, EV_READ | EV_WRITE);
+	return 0;
+}
+
+/*
+ * flags: WORKER_L_TLS, WORKER_L_PROXY.  A proxy_protocol listener's
+ * connection reads its PROXY header off the raw socket first (CS_PROXY,
+ * conn_proxy.c): TLS and the per-address limit wait for the address it
+ * gives.
+ */
 static void
-worker_accept_conn(struct rt_worker *w, evutil_socket_t fd, struct sockaddr *sa, int tls)
+worker_accept_conn(struct rt_worker *w, evutil_socket_t fd, struct sockaddr *sa, int flags)
 {
 	struct rt_conn		*c;
-	SSL			*ssl;
+	int			 tls = (flags & WORKER_L_TLS) != 0, proxy = (flags & WORKER_L_PROXY) != 0;
 	uint64_t		 timeout;
 
 	w->w_accept_backoff = 0;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		goto fail;
-	if (tls) {
-		if ((ssl = SSL_new(w->w_ssl_ctx)) == NULL)
+	c->c_worker = w;
+	if (tls && !proxy) {
+		if (worker_tls_attach(c, fd) == -1)
 			goto fail;
-		c->c_bev = bufferevent_openssl_socket_new(w->w_base, fd, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-		if (c->c_bev == NULL)
-			goto fail;
-		/* clients rarely send close_notify; EOF is EOF */
-		bufferevent_openssl_set_allow_dirty_shutdown(c->c_bev, 1);
-		bufferevent_set_max_single_read(c->c_bev, WORKER_TLS_READ);
-		c->c_tls = 1;
 	} else if (event_assign(&c->c_ev, w->w_base, fd, EV_READ | EV_PERSIST,
 	    worker_sock_cb, c) == -1)
 		goto fail;
-	c->c_worker = w;
-	c->c_state = CS_HTTP;
+	c->c_state = proxy ? CS_PROXY : CS_HTTP;
+	c->c_proxy_tls = (uint8_t)(proxy && tls);
 	c->c_last_rx = util_now_us();	/* for the handshake histogram */
 	c->c_slot = -1;
 	conn_peer_set(c, sa);
 	if (util_uuid4(c->c_id, sizeof(c->c_id)) == -1)
 		fatalx("%s: no randomness for connection ids", __func__);
 	TAILQ_INSERT_TAIL(&w->w_conns, c, c_link);
-	timeout = (uint64_t)(tls ? w->w_conf->c_tls_handshake_timeout :
-	    w->w_conf->c_handshake_timeout);
+	timeout = (uint64_t)(proxy ? w->w_conf->c_proxy_protocol_timeout :
+	    tls ? w->w_conf->c_tls_handshake_timeout : w->w_conf->c_handshake_timeout);
 	c->c_deadline = util_now_ms() + timeout;
 	wheel_schedule(&w->w_wheel, &c->c_timer, c->c_deadline);
-	if (tls) {
-		bufferevent_setcb(c->c_bev, worker_tls_read, worker_tls_write, worker_tls_event, c);
-		bufferevent_enable(c->c_bev, EV_READ | EV_WRITE);
-	} else
+	if (!c->c_tls)
 		event_add(&c->c_ev, NULL);
-	worker_ip_limit(w, c, sa);
+	if (!proxy)
+		worker_ip_limit(c);
 	return;
  fail:
 	log_warnx("%s: out of memory, connection dropped", __func__);
-	/* (an SSL that bufferevent_openssl_socket_new() refused is its to free) */
 	if (c == NULL || c->c_bev == NULL)
 		close(fd);
 	else
@@ -290,32 +316,12 @@ worker_accept_conn(struct rt_worker *w, evutil_socket_t fd, struct sockaddr *sa,
 	free(c);
 }
 
-/* max_connections_per_ip: count this address, or refuse with 503. */
-static void
-worker_ip_limit(struct rt_worker *w, struct rt_conn *c, const struct sockaddr *sa)
+/* max_connections_per_ip, for c's address as it stands: count it, or refuse with 503. */
+void
+worker_ip_limit(struct rt_conn *c)
 {
-	const void	*addr;
-	size_t		 len;
-	int		 limit = w->w_conf->c_max_connections_per_ip;
-
-	if (limit <= 0)
-		return;
-	if (sa->sa_family == AF_INET) {
-		addr = &((const struct sockaddr_in *)sa)->sin_addr;
-		len = 4;
-	} else if (sa->sa_family == AF_INET6) {
-		addr = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-		len = 16;
-	} else
-		return;
-	c->c_ipkey = reg_count_key(addr, len);
-	if (reg_count_acquire(w->w_reg, REG_COUNT_IP, w->w_id, c->c_ipkey, limit) == 0) {
-		c->c_ip_counted = 1;
-		return;
-	}
-	STAT_ADD(w, rw_ip_limited, 1);
-	log_debug("%s: %s: over max_connections_per_ip", __func__, conn_peer(c));
-	conn_http_error(c, 503, "Retry-After: 10\r\n");
+	if (conn_ip_acquire(c) == -1)
+		conn_http_error(c, 503, "Retry-After: 10\r\n");
 }
 
 static void
@@ -328,12 +334,30 @@ worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 }
 
 static void
+worker_accept_proxy(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	(void)l;
+	(void)salen;
+	worker_accept_conn(arg, fd, sa, WORKER_L_PROXY);
+}
+
+static void
+worker_accept_tls_proxy(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	(void)l;
+	(void)salen;
+	worker_accept_conn(arg, fd, sa, WORKER_L_TLS | WORKER_L_PROXY);
+}
+
+static void
 worker_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
 	(void)l;
 	(void)salen;
-	worker_accept_conn(arg, fd, sa, 1);
+	worker_accept_conn(arg, fd, sa, WORKER_L_TLS);
 }
 
 static void
@@ -644,7 +668,7 @@ worker_shutdown(struct rt_worker *w, uint64_t period, uint64_t timeout)
 	worker_listeners_close(w);
 	for (c = TAILQ_FIRST(&w->w_conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, c_link);
-		if (c->c_state == CS_HTTP)
+		if (c->c_state == CS_HTTP || c->c_state == CS_PROXY)
 			conn_free(c);
 	}
 	w->w_drain_period = period;
@@ -736,9 +760,10 @@ worker_run(struct rt_config *conf, struct registry *reg, int worker_id, int mast
 		fatalx("event_base_new() failed");
 	w.w_ssl_ctx = ssl_ctx;
 	if (plain_fd != -1)
-		worker_listen(&w, plain_fd, worker_accept);
+		worker_listen(&w, plain_fd, conf->c_listen_proxy ? worker_accept_proxy : worker_accept);
 	if (tls_fd != -1 && ssl_ctx != NULL)
-		worker_listen(&w, tls_fd, worker_accept_tls);
+		worker_listen(&w, tls_fd, conf->c_listen_tls_proxy ? worker_accept_tls_proxy :
+		    worker_accept_tls);
 	w.w_tick = event_new(w.w_base, -1, EV_PERSIST, worker_tick, &w);
 	event_add(w.w_tick, &tick);
 	w.w_sigterm = evsignal_new(w.w_base, SIGTERM, worker_stop, &w);

@@ -5,6 +5,7 @@
  *   conn_http.c  request head, routes, upgrade, greeting, /health, /metrics
  *   conn_ws.c    WebSocket frames, protocol messages, rate limit
  *   conn_pub.c   POST /publish: the key, the body, the bridge's answers
+ *   conn_proxy.c the PROXY header of proxy_protocol listeners, trusted Forwarded
  *   chanidx.c    the channel -> subscribers index, subscribe/unsubscribe
  *   fanout.c     the bridge link: event batches, shared frames, pending sends
  * Private to the worker process: nothing outside these files includes it.
@@ -56,6 +57,7 @@ struct conn_pubslot;
 
 enum conn_state {
 	CS_HTTP,	/* reading the request head */
+	CS_PROXY,	/* reading the PROXY header, off the raw socket (before TLS) */
 	CS_OPEN,	/* WebSocket open */
 	CS_CLOSING,	/* close frame sent, waiting for the peer's */
 	CS_LINGER,	/* our last bytes flushing, then discard until EOF */
@@ -156,6 +158,9 @@ struct rt_conn {
 	uint8_t			 c_close_rcvd;
 	uint8_t			 c_counted;	/* in the open-connection counters */
 	uint8_t			 c_io_err;	/* plain: a write failed, free soon */
+	uint8_t			 c_proxy_tls;	/* CS_PROXY: TLS starts after the header */
+	uint16_t		 c_proxy_len;	/* CS_PROXY: bytes of the header in c_proxy_buf */
+	uint8_t			*c_proxy_buf;	/* CS_PROXY: a header split over reads; PROXY_MAX */
 	int32_t			 c_slot;	/* registry connection slot, -1 none */
 	uint32_t		 c_ipkey;	/* per-address counters held */
 	uint32_t		 c_userkey;	/* per-user counters (authenticated) */
@@ -242,10 +247,16 @@ struct rt_worker {
 	uint32_t		 w_pubcap;
 	uint32_t		 w_npubs;	/* used; at most max_publish_pending */
 	uint32_t		 w_pubnext;
+	uint64_t		 w_proxy_logged;	/* PROXY refusals: one line per PROXY_LOG_MS */
+	uint64_t		 w_proxy_refused;	/* since that line */
 };
 
 /* worker.c */
+#define WORKER_L_TLS	0x01
+#define WORKER_L_PROXY	0x02
 void	worker_sock_cb(evutil_socket_t, short, void *);
+int	worker_tls_attach(struct rt_conn *, evutil_socket_t);
+void	worker_ip_limit(struct rt_conn *);
 void	worker_accepting(struct rt_worker *, const char *);
 
 /* conn.c */
@@ -276,6 +287,13 @@ int	conn_user_acquire(struct rt_conn *, const char *);
 void	conn_refuse_user(struct rt_conn *, const char *);
 void	conn_peer_set(struct rt_conn *, const struct sockaddr *);
 const char *conn_peer(const struct rt_conn *);
+
+int	conn_ip_acquire(struct rt_conn *);
+
+/* conn_proxy.c */
+void	conn_proxy_read(struct rt_conn *);
+void	conn_proxy_timeout(struct rt_conn *);
+int	conn_proxy_forwarded(struct rt_conn *, const struct http_request *);
 
 /* conn_http.c */
 void	conn_http_error(struct rt_conn *, int, const char *);

@@ -179,6 +179,7 @@ static int	 opt_nchan;		/* -N: Nchan subscriber / HTTP publisher */
 static int	 opt_npub = 1;		/* -K: publisher connections (Nchan) */
 static int	 opt_deflate;		/* -z: offer permessage-deflate, inflate RSV1 messages */
 static int	 opt_jsonpad;		/* -j: padding like real JSON, not 'x' */
+static int	 opt_proxy;		/* -X: a PROXY v2 header before anything else */
 
 /* ---- time ---- */
 static uint64_t
@@ -486,11 +487,42 @@ ws_send(struct conn *c, int op, const void *p, size_t n)
 	return rv;
 }
 
+/*
+ * -X: a PROXY protocol v2 header (PROXY, TCP over IPv4) whose source is a
+ * synthetic 10.x.y.z:port, one per connection, as a balancer's send-proxy-v2
+ * would write it.  28 bytes into out.
+ */
+static size_t
+proxy_v2_header(unsigned char *out)
+{
+	static const unsigned char sig[12] = "\r\n\r\n\0\r\nQUIT\n";
+	static uint32_t seq;
+	uint32_t src = (10u << 24) | (((uint32_t)getpid() & 0xff) << 16) | (seq++ & 0xffff);
+	uint32_t dst = 0x7f000001;
+	uint16_t sport = (uint16_t)(1024 + seq % 60000), dport = (uint16_t)opt_port;
+
+	memcpy(out, sig, 12);
+	out[12] = 0x21;		/* version 2, PROXY */
+	out[13] = 0x11;		/* TCP over IPv4 */
+	out[14] = 0;
+	out[15] = 12;
+	src = htonl(src);
+	dst = htonl(dst);
+	memcpy(out + 16, &src, 4);
+	memcpy(out + 20, &dst, 4);
+	sport = htons(sport);
+	dport = htons(dport);
+	memcpy(out + 24, &sport, 2);
+	memcpy(out + 26, &dport, 2);
+	return 28;
+}
+
 static void
 conn_send_upgrade(struct conn *c)
 {
-	char req[2048], key[32];
+	char req[2048 + 28], key[32];
 	unsigned char raw[16];
+	size_t pre = 0;
 	int n;
 
 	RAND_bytes(raw, sizeof(raw));
@@ -513,13 +545,17 @@ conn_send_upgrade(struct conn *c)
 		    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
 		    "Sec-WebSocket-Version: 13\r\n\r\n",
 		    path, opt_host, opt_port, key);
-	} else
-		n = snprintf(req, sizeof(req),
+	} else {
+		if (opt_proxy && !opt_tls)	/* wss: sent before TLS (conn_connected) */
+			pre = proxy_v2_header((unsigned char *)req);
+		n = snprintf(req + pre, sizeof(req) - pre,
 		    "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
 		    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
 		    "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n%s\r\n",
 		    opt_path, opt_host, opt_port, key, C.token, opt_deflate ?
 		    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
+		n += (int)pre;
+	}
 	c->state = S_HTTP;
 	if (conn_send(c, req, (size_t)n) == -1)
 		conn_fail(c, "send upgrade");
@@ -568,6 +604,16 @@ conn_connected(struct conn *c)
 	}
 	c->want_out = 0;
 	ep_set(c, 0);
+	if (opt_tls && opt_proxy) {
+		unsigned char hdr[28];
+		size_t hl = proxy_v2_header(hdr);
+
+		/* a fresh socket's buffer takes 28 bytes at once */
+		if (send(c->fd, hdr, hl, MSG_NOSIGNAL) != (ssize_t)hl) {
+			conn_fail(c, "send PROXY header");
+			return;
+		}
+	}
 	if (opt_tls) {
 		c->ssl = SSL_new(C.ctx);
 		SSL_set_fd(c->ssl, c->fd);
@@ -1444,7 +1490,8 @@ usage(void)
 	    "  [-D drain] [-W connect-timeout] [-Z pid,pid..] [-u path] [-q]\n"
 	    "  [-N [-K publisher-conns]]   Nchan: subscribe at /sub/<chan>, POST to /pub/<chan>\n"
 	    "  [-z]   offer permessage-deflate and inflate compressed events (wire_bytes: as sent)\n"
-	    "  [-j]   pad events with JSON-like records (compresses like real events)\n");
+	    "  [-j]   pad events with JSON-like records (compresses like real events)\n"
+	    "  [-X]   send a PROXY v2 header (a synthetic 10.x.y.z source) first, per connection\n");
 	exit(2);
 }
 
@@ -1458,7 +1505,7 @@ main(int argc, char **argv)
 	uint64_t t_ready, t_pub0 = 0, t_pub1 = 0, t_drained = 0;
 	double conn_secs;
 
-	while ((ch = getopt(argc, argv, "m:H:p:teqn:P:c:C:S:x:d:r:w:R:s:T:a:L:D:W:Z:u:NK:zj")) != -1) {
+	while ((ch = getopt(argc, argv, "m:H:p:teqn:P:c:C:S:x:d:r:w:R:s:T:a:L:D:W:Z:u:NK:zjX")) != -1) {
 		switch (ch) {
 		case 'm':
 			if (!strcmp(optarg, "idle")) opt_mode = M_IDLE;
@@ -1496,6 +1543,7 @@ main(int argc, char **argv)
 		case 'K': opt_npub = atoi(optarg); break;
 		case 'z': opt_deflate = 1; break;
 		case 'j': opt_jsonpad = 1; break;
+		case 'X': opt_proxy = 1; break;
 		default: usage();
 		}
 	}

@@ -245,9 +245,11 @@ class RawWS:
     """A hand-driven WebSocket client: frames are built byte by byte."""
 
     def __init__(self, port, path="/ws", headers=None, timeout=IO_TIMEOUT,
-                 expect=101):
-        self.sock = socket.create_connection(("127.0.0.1", port),
-                                             timeout=timeout)
+                 expect=101, sock=None):
+        """sock: a connected socket to use (e.g. one that sent a PROXY
+        header, or wrapped in TLS), else a new one to 127.0.0.1:port."""
+        self.sock = sock or socket.create_connection(("127.0.0.1", port),
+                                                     timeout=timeout)
         self.key = base64.b64encode(os.urandom(16)).decode()
         lines = [
             "GET %s HTTP/1.1" % path,

@@ -143,6 +143,59 @@ START_TEST(test_listen_port_checked_at_its_line)
 }
 END_TEST
 
+START_TEST(test_listen_proxy_protocol_option)
+{
+	struct rt_config	 again;
+	char			*text;
+	size_t			 len;
+
+	ck_assert_int_eq(parse("listen 127.0.0.1:8888 proxy_protocol\n"
+	    "listen_tls [::1]:8443\ttrusted_proxies 10.0.0.0/8\n"), -1);	/* a port "8443\ttrusted..." */
+	ck_assert_int_eq(parse("listen 127.0.0.1:8888 proxy_protocol\nlisten_tls [::1]:8443\n"
+	    "trusted_proxies 10.0.0.0/8 fd00::/8 192.0.2.1\nproxy_protocol_timeout 250ms\n"), 0);
+	ck_assert_str_eq(conf.c_listen, "127.0.0.1:8888");
+	ck_assert_int_eq(conf.c_listen_proxy, 1);
+	ck_assert_str_eq(conf.c_listen_tls, "[::1]:8443");
+	ck_assert_int_eq(conf.c_listen_tls_proxy, 0);
+	ck_assert_int_eq(conf.c_trusted_proxies.sl_count, 3);
+	ck_assert_int_eq(conf.c_proxy_protocol_timeout, 250);
+	/* what the master hands the workers keeps the option */
+	text = config_serialize(&conf, &len);
+	memset(&again, 0, sizeof(again));
+	ck_assert_int_eq(config_parse_string(&again, "again", text, len, err, sizeof(err)), 0);
+	ck_assert_int_eq(again.c_listen_proxy, 1);
+	ck_assert_str_eq(again.c_listen, "127.0.0.1:8888");
+	config_free(&again);
+	free(text);
+	/* a reload that drops the option says it needs a restart */
+	{
+		static const char next[] = "listen 127.0.0.1:8888\nlisten_tls [::1]:8443\n"
+		    "trusted_proxies 10.0.0.0/8 fd00::/8 192.0.2.1\nproxy_protocol_timeout 250ms\n";
+
+		memset(&again, 0, sizeof(again));
+		ck_assert_int_eq(config_parse_string(&again, "again", next, sizeof(next) - 1,
+		    err, sizeof(err)), 0);
+		ck_assert_int_eq(config_validate(&again, err, sizeof(err)), 0);
+	}
+	ck_assert_int_eq(config_merge_reloadable(&conf, &again, 0), 1);
+	ck_assert_int_eq(conf.c_listen_proxy, 1);
+	config_free(&again);
+	ck_assert_int_eq(parse("listen_tls 8443 proxy_protocol\n"), 0);
+	ck_assert_int_eq(conf.c_listen_tls_proxy, 1);
+	ck_assert_int_eq(conf.c_listen_proxy, 0);
+	ck_assert_int_eq(parse("workers 1\nlisten 8888 proxy\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "test.conf:2: listen:"));
+	ck_assert_int_eq(parse("listen 8888 proxy_protocol proxy_protocol\n"), -1);
+	ck_assert_int_eq(parse("listen \"\" proxy_protocol\n"), -1);
+	ck_assert_int_eq(parse("listen 99999 proxy_protocol\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "out of range"));
+	ck_assert_int_eq(parse("trusted_proxies 10.0.0.0/8 10.0.0.0/33\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "test.conf:1: trusted_proxies:"));
+	ck_assert_int_eq(parse("trusted_proxies host.example\n"), -1);
+	ck_assert_int_eq(parse("proxy_protocol_timeout 10ms\n"), -1);
+}
+END_TEST
+
 START_TEST(test_redis_url_and_metrics_allow_name_their_line)
 {
 	ck_assert_int_eq(parse("workers 2\nredis_url http://redis:6379\n"), -1);
@@ -461,6 +514,7 @@ main(void)
 	log_init("test", 1, LOG_LVL_ERR);
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_listen_proxy_protocol_option);
 	tcase_add_test(tc, test_values_of_every_type);
 	tcase_add_test(tc, test_unknown_key_names_file_line_key);
 	tcase_add_test(tc, test_bad_values_name_file_line_key);
