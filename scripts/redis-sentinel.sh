@@ -89,9 +89,9 @@ start)
 	dir=$(cd "$dir" && pwd)
 	data_node "$base"
 	data_node $((base + 1)) "$base"
-	wait_until 10 "replica in sync" replica_up
+	wait_until 30 "replica in sync" replica_up
 	for s in $((base + 10)) $((base + 11)) $((base + 12)); do sentinel "$s"; done
-	wait_until 20 "sentinels agree on the master and see the replica" sentinels_ready
+	wait_until 45 "sentinels agree on the master and see the replica" sentinels_ready
 	echo "redis_url redis-sentinel://${rpass:+:$rpass@}127.0.0.1:$((base + 10)),127.0.0.1:$((base + 11)),127.0.0.1:$((base + 12))/$name"
 	;;
 stop)

@@ -105,8 +105,16 @@ def test_connections_per_user_host_wide_and_released_on_close(start_daemon):
     limit = 10
     d = start(start_daemon, max_connections_per_user=limit)
     tok = rtlib.mint(userId="many")
-    mine = [Client(d.port, tok) for _ in range(limit)]
-    # both workers hold some: a limit per worker would let more in
+    # both workers hold some: a limit per worker would let more in.  The
+    # kernel picks the worker; on a loaded machine ten may land on one.
+    for _ in range(10):
+        mine = [Client(d.port, tok) for _ in range(limit)]
+        if workers_used(d) == {0, 1}:
+            break
+        for c in mine:
+            c.close()
+        rtlib.wait_for(lambda: stats(d)["connections"] == 0, 5, "all closed",
+                       tolerate=rtlib.TRANSIENT)
     assert workers_used(d) == {0, 1}
     for _ in range(4):
         refused(d.port, tok)

@@ -68,7 +68,7 @@ class Topology:
         env = dict(os.environ, REDIS_PASSWORD=redis_password,
                    SENTINEL_PASSWORD=sentinel_password)
         p = subprocess.run(["sh", SCRIPT, "start", self.dir, str(self.base)],
-                           capture_output=True, text=True, timeout=60, env=env)
+                           capture_output=True, text=True, timeout=90, env=env)
         if p.returncode != 0:
             self.stop()
             raise RuntimeError("redis-sentinel.sh: %s %s" % (p.stdout, p.stderr))
