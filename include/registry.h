@@ -158,6 +158,7 @@ struct reg_bridge {
 	_Atomic int64_t		 rb_rcluster_resubscribes;	/* cluster: channels Redis moved */
 	_Atomic int32_t		 rb_rcluster_shards;	/* cluster: masters in the map */
 	_Atomic int32_t		 rb_rcluster_ready;	/* cluster: of them, connected */
+	_Atomic int32_t		 rb_rcluster_canary_missed;	/* cluster: shards whose last canary missed */
 	_Atomic int64_t		 rb_control_sent;	/* control messages published */
 	_Atomic int64_t		 rb_control_applied;	/* another node's, carried out */
 	_Atomic int64_t		 rb_control_forged;	/* malformed or a wrong MAC */

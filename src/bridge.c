@@ -2029,7 +2029,8 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 		if (b.b_dem == NULL && (b.b_dem = bdem_new(reg, b.b_rb,
 		    conf->c_redis_subscriptions_max, &ops)) == NULL)
 			fatalx("%s: out of memory", __func__);
-		if ((b.b_clu = bclu_new(b.b_base, &b.b_url, b.b_rb, &cops)) == NULL)
+		if ((b.b_clu = bclu_new(b.b_base, &b.b_url, b.b_rb, &cops, b.b_canary,
+		    (uint64_t)conf->c_canary_interval)) == NULL)
 			fatalx("%s: out of memory", __func__);
 	}
 	if (b.b_url.ru_mode == REDIS_SENTINEL) {

@@ -31,8 +31,15 @@ struct bclu_ops {
 	void	*co_arg;
 };
 
+/*
+ * canary: every canary_ms (0: never), a canary goes to each shard: SPUBLISH
+ * on a second connection to it, on "canary:{N}" in one of its slots,
+ * SSUBSCRIBEd on its shard connection; a shard whose last canary did not
+ * come back is counted degraded, two in a row make it reconnect.
+ */
 struct bclu *bclu_new(struct event_base *base, const struct redis_url *u,
-	    struct reg_bridge *rb, const struct bclu_ops *ops);
+	    struct reg_bridge *rb, const struct bclu_ops *ops, const char *canary,
+	    uint64_t canary_ms);
 void	bclu_free(struct bclu *c);
 /* Read the slot map again soon (coalesced, at most one fetch at a time). */
 void	bclu_refresh(struct bclu *c);

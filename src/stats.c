@@ -156,6 +156,7 @@ stats_bridge_json(struct registry *reg)
 	J_INT(b, "redis_subscriptions_full", atomic_load(&rb->rb_demand_full));
 	J_INT(b, "cluster_shards", atomic_load(&rb->rb_rcluster_shards));
 	J_INT(b, "cluster_shards_ready", atomic_load(&rb->rb_rcluster_ready));
+	J_INT(b, "cluster_canary_missed", atomic_load(&rb->rb_rcluster_canary_missed));
 	J_INT(b, "cluster_map_refreshes", atomic_load(&rb->rb_rcluster_refreshes));
 	J_INT(b, "cluster_moved", atomic_load(&rb->rb_rcluster_moved));
 	J_INT(b, "cluster_shard_reconnects", atomic_load(&rb->rb_rcluster_reconnects));
@@ -242,6 +243,10 @@ stats_degraded(struct registry *reg, int64_t canary_interval, char *buf, size_t 
 	if (shards > 0 && ready < shards) {
 		snprintf(buf, len, "redis cluster: %d of %d shards unreachable",
 		    shards - ready, shards);
+		return buf;
+	}
+	if (shards > 0 && (i = atomic_load(&rb->rb_rcluster_canary_missed)) > 0) {
+		snprintf(buf, len, "redis cluster: canary missed on %d of %d shards", i, shards);
 		return buf;
 	}
 	/* a stalled bridge stops counting: judge it by its own clock too */
@@ -439,6 +444,8 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	    (long long)atomic_load(&rb->rb_rcluster_shards));
 	stats_metric(out, "realtimed_redis_cluster_shards_ready", "gauge", "Redis Cluster: masters the bridge is connected to.",
 	    (long long)atomic_load(&rb->rb_rcluster_ready));
+	stats_metric(out, "realtimed_redis_cluster_canary_missed", "gauge", "Redis Cluster: shards whose last canary did not come back.",
+	    (long long)atomic_load(&rb->rb_rcluster_canary_missed));
 	stats_metric(out, "realtimed_redis_cluster_map_refreshes_total", "counter", "Redis Cluster: slot maps read (CLUSTER SLOTS).",
 	    (long long)atomic_load(&rb->rb_rcluster_refreshes));
 	stats_metric(out, "realtimed_redis_cluster_moved_total", "counter", "Redis Cluster: MOVED or ASK replies.",
