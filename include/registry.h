@@ -157,6 +157,13 @@ struct reg_bridge {
 	_Atomic int64_t		 rb_demand_subscribes;
 	_Atomic int64_t		 rb_demand_unsubscribes;
 	_Atomic int64_t		 rb_demand_full;	/* over redis_subscriptions_max: refused */
+	_Atomic int64_t		 rb_rcluster_refreshes;	/* cluster: slot maps read */
+	_Atomic int64_t		 rb_rcluster_moved;	/* cluster: MOVED/ASK replies */
+	_Atomic int64_t		 rb_rcluster_reconnects;	/* cluster: shard connections lost */
+	_Atomic int64_t		 rb_rcluster_resubscribes;	/* cluster: channels Redis moved */
+	_Atomic int32_t		 rb_rcluster_shards;	/* cluster: masters in the map */
+	_Atomic int32_t		 rb_rcluster_ready;	/* cluster: of them, connected */
+	_Atomic int32_t		 rb_rcluster_canary_missed;	/* cluster: shards whose last canary missed */
 	_Atomic int64_t		 rb_control_sent;	/* control messages published */
 	_Atomic int64_t		 rb_control_applied;	/* another node's, carried out */
 	_Atomic int64_t		 rb_control_forged;	/* malformed or a wrong MAC */

@@ -33,7 +33,8 @@ node() { # PORT
 	redis-server --port "$1" --bind 127.0.0.1 --daemonize yes --save "" \
 	    --appendonly no --dir "$dir" --dbfilename "dump-$1.rdb" \
 	    --cluster-enabled yes --cluster-config-file "nodes-$1.conf" \
-	    --cluster-node-timeout 2000 \
+	    --cluster-node-timeout 2000 --cluster-require-full-coverage no \
+	    --repl-diskless-sync-delay 0 \
 	    --pidfile "$dir/redis-$1.pid" --logfile "$dir/redis-$1.log" $auth
 }
 

@@ -24,6 +24,7 @@
 
 #include "realtimed.h"
 #include "bridge.h"
+#include "bridge_cluster.h"
 #include "bridge_ctl.h"
 #include "bridge_demand.h"
 #include "bridge_ev.h"
@@ -37,6 +38,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "proto.h"
+#include "redis_cluster.h"
 #include "redis_url.h"
 #include "registry.h"
 #include "stats.h"
@@ -143,6 +145,8 @@ struct rt_bridge {
 	struct bctl		*b_ctl;		/* control across nodes */
 	struct bsen		*b_sen;		/* redis-sentinel:// */
 	struct bdem		*b_dem;		/* redis_subscribe on_demand */
+	struct bclu		*b_clu;		/* redis-cluster:// shards */
+	int			 b_seed;	/* cluster: the node b_sub, b_cmd go to */
 	int			 b_master_known;	/* b_url holds the sentinels' answer */
 	uint64_t		 b_big_logged_at;	/* ms, the last "too large" line */
 	uint64_t		 b_big_unlogged;	/* drops since, not in a line yet */
@@ -191,7 +195,8 @@ static void
 bridge_subs_build(struct rt_bridge *b, struct bridge_subs *s)
 {
 	bridge_subs_free(s);
-	if (b->b_dem == NULL)	/* on_demand: channel by channel instead */
+	/* on_demand: channel by channel instead; a cluster does both */
+	if (b->b_dem == NULL || b->b_clu != NULL)
 		chan_redis_subscriptions(b->b_conf->c_namespaces, bridge_subs_add, s);
 }
 
@@ -720,6 +725,31 @@ bridge_demand_ack(struct rt_bridge *b, const redisReply *reply)
 	return 1;
 }
 
+/*
+ * Cluster mode: each channel on the shard serving its slot, one a
+ * command (those of one SSUBSCRIBE must share a slot).  A channel whose
+ * shard is not connected is left subscribing: bridge_cluster_changed()
+ * starts it again when the shard is there.
+ */
+static void
+bridge_cluster_command(struct rt_bridge *b, int sub, const char **names, const size_t *lens,
+    int n)
+{
+	const char	*argv[2];
+	size_t		 argl[2];
+	int		 i, id;
+
+	argv[0] = sub ? "SSUBSCRIBE" : "SUNSUBSCRIBE";
+	argl[0] = strlen(argv[0]);
+	for (i = 0; i < n; i++) {
+		id = bclu_owner(b->b_clu, names[i], lens[i]);
+		argv[1] = names[i];
+		argl[1] = lens[i];
+		if (id >= 0 && bclu_send(b->b_clu, id, 2, argv, argl) == 0 && sub)
+			bdem_tag(b->b_dem, names[i], lens[i], id);
+	}
+}
+
 static void
 bridge_demand_command(void *arg, int sub, const char **names, const size_t *lens, int n)
 {
@@ -727,6 +757,10 @@ bridge_demand_command(void *arg, int sub, const char **names, const size_t *lens
 	const char		*argv[1 + 256];
 	size_t			 argl[1 + 256];
 
+	if (b->b_clu != NULL) {
+		bridge_cluster_command(b, sub, names, lens, n);
+		return;
+	}
 	if (b->b_sub == NULL || n > 256)
 		return;
 	argv[0] = sub ? "SUBSCRIBE" : "UNSUBSCRIBE";
@@ -754,6 +788,88 @@ bridge_demand_answer(void *arg, const char *ch, size_t chlen, const struct bdem_
 	    wt->dw_offset, 1);
 }
 
+/* ---- cluster: the shards' subscriptions ---------------------------------- */
+
+struct bridge_pred {
+	struct rt_bridge	*bp_b;
+	int			 bp_id;
+	int			 bp_slot;
+};
+
+/* Subscribed (or subscribing) elsewhere than on the shard serving it now? */
+static int
+bridge_cluster_misplaced(void *arg, const char *ch, size_t chlen, int32_t tag)
+{
+	struct bridge_pred	*p = arg;
+
+	return tag != bclu_owner(p->bp_b->b_clu, ch, chlen);
+}
+
+static int
+bridge_cluster_on(void *arg, const char *ch, size_t chlen, int32_t tag)
+{
+	struct bridge_pred	*p = arg;
+
+	return tag == p->bp_id && (p->bp_slot < 0 || rcluster_keyslot(ch, chlen) == p->bp_slot);
+}
+
+/* A new map or a shard ready: every channel on the shard that serves it. */
+static void
+bridge_cluster_changed(void *arg)
+{
+	struct rt_bridge	*b = arg;
+	struct bridge_pred	 p = { b, -1, -1 };
+
+	bdem_reset_if(b->b_dem, bridge_cluster_misplaced, &p);
+	bdem_connected(b->b_dem);
+}
+
+static void
+bridge_cluster_lost(void *arg, int id)
+{
+	struct rt_bridge	*b = arg;
+	struct bridge_pred	 p = { b, id, -1 };
+
+	bdem_reset_if(b->b_dem, bridge_cluster_on, &p);
+	bridge_new_epoch(b);	/* what the shard publishes now is missed */
+}
+
+static void
+bridge_cluster_moved(void *arg, int id, int slot)
+{
+	struct rt_bridge	*b = arg;
+	struct bridge_pred	 p = { b, id, slot };
+
+	bdem_reset_if(b->b_dem, bridge_cluster_on, &p);
+}
+
+/* A shard's ssubscribe, sunsubscribe or smessage. */
+static void
+bridge_cluster_reply(void *arg, int id, const redisReply *r)
+{
+	struct rt_bridge	*b = arg;
+	redisReply		**e = r->element;
+	int			 counted;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || e[0]->type != REDIS_REPLY_STRING ||
+	    e[1]->type != REDIS_REPLY_STRING)
+		return;
+	if (strcmp(e[0]->str, "smessage") == 0 && e[2]->type == REDIS_REPLY_STRING) {
+		if (bdem_has_tag(b->b_dem, e[1]->str, e[1]->len, id))
+			bridge_route(b, e[1]->str, e[1]->len, e[2]->str, e[2]->len);
+	} else if (strcmp(e[0]->str, "ssubscribe") == 0)
+		bdem_ack(b->b_dem, e[1]->str, e[1]->len, 1, &counted);
+	else if (strcmp(e[0]->str, "sunsubscribe") == 0) {
+		if (bdem_reset_one(b->b_dem, e[1]->str, e[1]->len, id)) {
+			/* Redis's own: the slot moved (failover, migration) */
+			atomic_fetch_add(&b->b_rb->rb_rcluster_resubscribes, 1);
+			bridge_new_epoch(b);
+			bclu_refresh(b->b_clu);
+		} else
+			bdem_ack(b->b_dem, e[1]->str, e[1]->len, 0, &counted);
+	}
+}
+
 static void
 bridge_on_message(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -768,7 +884,7 @@ bridge_on_message(redisAsyncContext *ac, void *r, void *priv)
 	n = reply->elements;
 	if (e[0]->type != REDIS_REPLY_STRING)
 		return;
-	if (b->b_dem != NULL && bridge_demand_ack(b, reply))
+	if (b->b_dem != NULL && b->b_clu == NULL && bridge_demand_ack(b, reply))
 		return;
 	if (!strcmp(e[0]->str, "subscribe") || !strcmp(e[0]->str, "psubscribe")) {
 		if (b->b_switch_acks > 0) {
@@ -791,7 +907,8 @@ bridge_on_message(redisAsyncContext *ac, void *r, void *priv)
 		else if (strcmp(e[1]->str, b->b_reply) == 0)
 			bridge_read_answer(b, e[2]->str, e[2]->len);
 		else if (bridge_subs_has(&b->b_active, e[1]->str, e[1]->len, 0) ||
-		    (b->b_dem != NULL && bdem_has(b->b_dem, e[1]->str, e[1]->len)))
+		    (b->b_dem != NULL && b->b_clu == NULL &&
+		    bdem_has(b->b_dem, e[1]->str, e[1]->len)))
 			bridge_route(b, e[1]->str, e[1]->len, e[2]->str, e[2]->len);
 	} else if (!strcmp(e[0]->str, "pmessage") && n == 4 &&
 	    e[1]->type == REDIS_REPLY_STRING && e[2]->type == REDIS_REPLY_STRING &&
@@ -1059,7 +1176,8 @@ bridge_position(struct rt_bridge *b, int w, uint32_t req, const struct ipc_pos *
 		if (bridge_private(b, ch, rq->ip_chlen))
 			bridge_demand_answer(b, ch, rq->ip_chlen, &wt, 1);
 		else	/* answered once Redis confirms the subscription */
-			bdem_want(b->b_dem, ch, rq->ip_chlen, &wt, b->b_sub != NULL);
+			bdem_want(b->b_dem, ch, rq->ip_chlen, &wt, b->b_clu != NULL ?
+			    bclu_owner(b->b_clu, ch, rq->ip_chlen) >= 0 : b->b_sub != NULL);
 		return;
 	}
 	bridge_answer(b, w, req, ch, rq->ip_chlen, rq->ip_flag != 0, epoch, rq->ip_offset, 1);
@@ -1357,6 +1475,11 @@ bridge_load_library(struct rt_bridge *b)
 
 	if (b->b_cmd == NULL)
 		return;
+	if (b->b_clu != NULL) {
+		/* FUNCTION LOAD is per node: not in cluster mode yet, node positions */
+		b->b_fn_failed = 1;
+		return;
+	}
 	if ((lib = cluster_library(b->b_conf->c_namespaces, PACKAGE_VERSION)) == NULL) {
 		log_warnx("%s: out of memory", __func__);
 		return;
@@ -1451,6 +1574,14 @@ bridge_connect(struct rt_bridge *b)
 		bsen_resolve(b->b_sen);		/* bridge_sentinel_found() goes on */
 		return;
 	}
+	if (b->b_clu != NULL && !b->b_master_known) {
+		/* any node hears every PUBLISH: the next seed after a failure */
+		const struct redis_node *rn = &b->b_url.ru_nodes[b->b_seed++ % b->b_url.ru_nnodes];
+
+		snprintf(b->b_url.ru_host, sizeof(b->b_url.ru_host), "%s", rn->rn_host);
+		b->b_url.ru_port = rn->rn_port;
+		b->b_master_known = 1;
+	}
 	if (b->b_sub == NULL && (b->b_sub = bridge_open(b)) != NULL) {
 		b->b_sub_started = util_now_ms();
 		b->b_sub_acks = 0;
@@ -1465,7 +1596,7 @@ bridge_connect(struct rt_bridge *b)
 		bridge_subscribe(b, b->b_reply, 0);
 		/* admin commands from the other nodes */
 		bridge_subscribe(b, b->b_conf->c_control_channel, 0);
-		if (b->b_dem != NULL)	/* up once these are confirmed too */
+		if (b->b_dem != NULL && b->b_clu == NULL)	/* up once these are confirmed too */
 			b->b_sub_expect += bdem_connected(b->b_dem);
 	}
 	/* the command connection: canaries, the admin's publish, positions */
@@ -1541,6 +1672,8 @@ bridge_tick(evutil_socket_t fd, short ev, void *arg)
 	bctl_tick(b->b_ctl, now);
 	if (b->b_sen != NULL)
 		bsen_tick(b->b_sen, now);
+	if (b->b_clu != NULL)
+		bclu_tick(b->b_clu, now);
 	if (b->b_dem != NULL)
 		bdem_tick(b->b_dem, now, BRIDGE_CONNECT_MS, b->b_sub != NULL);
 }
@@ -1851,6 +1984,7 @@ bridge_cleanup(struct rt_bridge *b)
 	hist_free(b->b_hist);
 	bctl_free(b->b_ctl);
 	bsen_free(b->b_sen);
+	bclu_free(b->b_clu);
 	bdem_free(b->b_dem);
 	if (b->b_base != NULL)
 		event_base_free(b->b_base);
@@ -1870,8 +2004,6 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 	b.b_master_fd = master_fd;
 	if (redis_url_parse(conf->c_redis_url, &b.b_url, err, sizeof(err)) == -1)
 		fatalx("redis_url: %s", err);
-	if (b.b_url.ru_mode == REDIS_CLUSTER)
-		fatalx("redis_url: redis-cluster:// is not supported by this version");
 	bridge_canary_name(&b);
 	if ((b.b_hist = hist_new(conf->c_history_memory, conf->c_history_channels, "-")) == NULL)
 		fatalx("%s: out of memory", __func__);
@@ -1897,6 +2029,19 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 		struct bdem_ops ops = { bridge_demand_command, bridge_demand_answer, &b };
 
 		if ((b.b_dem = bdem_new(reg, b.b_rb, conf->c_redis_subscriptions_max, &ops)) == NULL)
+			fatalx("%s: out of memory", __func__);
+	}
+	if (b.b_url.ru_mode == REDIS_CLUSTER) {
+		struct bclu_ops cops = { bridge_cluster_changed, bridge_cluster_lost,
+		    bridge_cluster_moved, bridge_cluster_reply, &b };
+		struct bdem_ops ops = { bridge_demand_command, bridge_demand_answer, &b };
+
+		/* sharded pub/sub is per channel: on demand whatever redis_subscribe says */
+		if (b.b_dem == NULL && (b.b_dem = bdem_new(reg, b.b_rb,
+		    conf->c_redis_subscriptions_max, &ops)) == NULL)
+			fatalx("%s: out of memory", __func__);
+		if ((b.b_clu = bclu_new(b.b_base, &b.b_url, b.b_rb, &cops, b.b_canary,
+		    (uint64_t)conf->c_canary_interval)) == NULL)
 			fatalx("%s: out of memory", __func__);
 	}
 	if (b.b_url.ru_mode == REDIS_SENTINEL) {

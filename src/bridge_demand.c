@@ -32,6 +32,7 @@ struct bdem_chan {
 	uint8_t			 dc_counted;	/* its ack belongs to bdem_connected() */
 	uint8_t			 dc_rejoin;	/* wanted again while leaving */
 	uint8_t			 dc_empty;	/* scans that found nobody */
+	int32_t			 dc_tag;	/* cluster: the connection it is on, -1 */
 	struct bdem_wait	*dc_wait;
 	uint32_t		 dc_nwait;
 	uint32_t		 dc_waitcap;
@@ -124,6 +125,7 @@ bdem_add(struct bdem *d, const char *ch, size_t len, uint32_t h)
 	dc->dc_len = len;
 	dc->dc_hash = h;
 	dc->dc_state = BDEM_NEW;
+	dc->dc_tag = -1;
 	dc->dc_next = d->d_buckets[h & (d->d_nbuckets - 1)];
 	d->d_buckets[h & (d->d_nbuckets - 1)] = dc;
 	d->d_n++;
@@ -283,23 +285,69 @@ bdem_connected(struct bdem *d)
 	return n;
 }
 
+/* dc's subscription is gone (its connection, or Redis moved it). */
+static void
+bdem_lost_chan(struct bdem *d, struct bdem_chan *dc)
+{
+	if (dc->dc_state == BDEM_LEAVING && !dc->dc_rejoin && dc->dc_nwait == 0) {
+		bdem_remove(d, dc);
+		return;
+	}
+	dc->dc_state = BDEM_NEW;
+	dc->dc_counted = dc->dc_rejoin = 0;
+	dc->dc_tag = -1;
+}
+
 void
 bdem_lost(struct bdem *d)
+{
+	d->d_nnames = 0;	/* the connection is gone */
+	bdem_reset_if(d, NULL, NULL);
+}
+
+void
+bdem_reset_if(struct bdem *d, int (*pred)(void *, const char *, size_t, int32_t), void *arg)
 {
 	struct bdem_chan	*dc, *next;
 	size_t			 i;
 
-	d->d_nnames = 0;
+	bdem_flush(d);
 	for (i = 0; i < d->d_nbuckets; i++)
 		for (dc = d->d_buckets[i]; dc != NULL; dc = next) {
 			next = dc->dc_next;
-			if (dc->dc_state == BDEM_LEAVING && !dc->dc_rejoin && dc->dc_nwait == 0) {
-				bdem_remove(d, dc);
-				continue;
-			}
-			dc->dc_state = BDEM_NEW;
-			dc->dc_counted = dc->dc_rejoin = 0;
+			if (dc->dc_state != BDEM_NEW && (pred == NULL ||
+			    pred(arg, dc->dc_name, dc->dc_len, dc->dc_tag)))
+				bdem_lost_chan(d, dc);
 		}
+}
+
+int
+bdem_reset_one(struct bdem *d, const char *ch, size_t chlen, int32_t tag)
+{
+	struct bdem_chan	*dc = bdem_find(d, ch, chlen, util_hash(ch, chlen));
+
+	if (dc == NULL || dc->dc_tag != tag ||
+	    (dc->dc_state != BDEM_JOINED && dc->dc_state != BDEM_JOINING))
+		return 0;
+	bdem_lost_chan(d, dc);
+	return 1;
+}
+
+void
+bdem_tag(struct bdem *d, const char *ch, size_t chlen, int32_t tag)
+{
+	struct bdem_chan	*dc = bdem_find(d, ch, chlen, util_hash(ch, chlen));
+
+	if (dc != NULL && dc->dc_state == BDEM_JOINING)
+		dc->dc_tag = tag;
+}
+
+int
+bdem_has_tag(const struct bdem *d, const char *ch, size_t chlen, int32_t tag)
+{
+	const struct bdem_chan	*dc = bdem_find(d, ch, chlen, util_hash(ch, chlen));
+
+	return dc != NULL && dc->dc_state == BDEM_JOINED && dc->dc_tag == tag;
 }
 
 /* One channel of the scan: still wanted by someone on this host? */

@@ -64,6 +64,19 @@ int	bdem_connected(struct bdem *d);
 /* The subscribe connection is gone: nothing is subscribed. */
 void	bdem_lost(struct bdem *d);
 /*
+ * Cluster mode: each channel is subscribed on one shard connection, its
+ * tag.  bdem_tag() records it as the command goes (for a JOINING
+ * channel); bdem_reset_if() makes the channels pred says lost NEW again
+ * (pred NULL: all, as bdem_lost()), bdem_reset_one() one channel on
+ * connection tag (1 when it was subscribed or subscribing); bdem_connected()
+ * then subscribes them again.
+ */
+void	bdem_tag(struct bdem *d, const char *ch, size_t chlen, int32_t tag);
+int	bdem_has_tag(const struct bdem *d, const char *ch, size_t chlen, int32_t tag);
+void	bdem_reset_if(struct bdem *d, int (*pred)(void *arg, const char *ch, size_t chlen,
+	    int32_t tag), void *arg);
+int	bdem_reset_one(struct bdem *d, const char *ch, size_t chlen, int32_t tag);
+/*
  * Every tick: unsubscribe channels nobody on the host has had for two
  * scans, a slice of the table at a time; answer requests older than
  * wait_ms anyway (Redis is not coming back soon).

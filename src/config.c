@@ -340,11 +340,6 @@ config_check_redis_url(const char *v, char *why, size_t whylen)
 	struct redis_url	 u;
 	int			 rv = redis_url_parse(v, &u, why, whylen);
 
-	if (rv == 0 && u.ru_mode == REDIS_CLUSTER) {
-		snprintf(why, whylen, "redis-cluster:// is not supported by this version"
-		    " (use redis:// or redis-sentinel://)");
-		rv = -1;
-	}
 	explicit_bzero(&u, sizeof(u));	/* it may hold the password */
 	return rv;
 }

@@ -159,6 +159,13 @@ stats_bridge_json(struct registry *reg)
 	J_INT(b, "redis_subscribes", atomic_load(&rb->rb_demand_subscribes));
 	J_INT(b, "redis_unsubscribes", atomic_load(&rb->rb_demand_unsubscribes));
 	J_INT(b, "redis_subscriptions_full", atomic_load(&rb->rb_demand_full));
+	J_INT(b, "cluster_shards", atomic_load(&rb->rb_rcluster_shards));
+	J_INT(b, "cluster_shards_ready", atomic_load(&rb->rb_rcluster_ready));
+	J_INT(b, "cluster_canary_missed", atomic_load(&rb->rb_rcluster_canary_missed));
+	J_INT(b, "cluster_map_refreshes", atomic_load(&rb->rb_rcluster_refreshes));
+	J_INT(b, "cluster_moved", atomic_load(&rb->rb_rcluster_moved));
+	J_INT(b, "cluster_shard_reconnects", atomic_load(&rb->rb_rcluster_reconnects));
+	J_INT(b, "cluster_resubscribes", atomic_load(&rb->rb_rcluster_resubscribes));
 	J_INT(b, "events_in", atomic_load(&rb->rb_events_in));
 	J_INT(b, "events_routed", atomic_load(&rb->rb_events_routed));
 	J_INT(b, "events_unrouted", atomic_load(&rb->rb_events_unrouted));
@@ -230,11 +237,23 @@ stats_degraded(struct registry *reg, int64_t canary_interval, char *buf, size_t 
 	struct reg_worker	*rw;
 	uint64_t		 sent = atomic_load(&rb->rb_canary_sent);
 	int			 i;
+	int			 shards = atomic_load(&rb->rb_rcluster_shards);
+	int			 ready = atomic_load(&rb->rb_rcluster_ready);
 
 	uint64_t		 now = util_now_ms(), at, tick;
 
 	if (!atomic_load(&rb->rb_redis_up))
 		return "redis unreachable";
+	/* cluster: a shard's channels get nothing while it is away */
+	if (shards > 0 && ready < shards) {
+		snprintf(buf, len, "redis cluster: %d of %d shards unreachable",
+		    shards - ready, shards);
+		return buf;
+	}
+	if (shards > 0 && (i = atomic_load(&rb->rb_rcluster_canary_missed)) > 0) {
+		snprintf(buf, len, "redis cluster: canary missed on %d of %d shards", i, shards);
+		return buf;
+	}
 	/* a stalled bridge stops counting: judge it by its own clock too */
 	tick = atomic_load(&rb->rb_tick);
 	if (tick != 0 && now > tick && now - tick > 3000)
@@ -431,6 +450,20 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	    (long long)atomic_load(&rb->rb_demand_unsubscribes));
 	evbuffer_add_printf(out, "realtimed_redis_subscriptions_total{op=\"refused\"} %lld\n",
 	    (long long)atomic_load(&rb->rb_demand_full));
+	stats_metric(out, "realtimed_redis_cluster_shards", "gauge", "Redis Cluster: masters in the slot map.",
+	    (long long)atomic_load(&rb->rb_rcluster_shards));
+	stats_metric(out, "realtimed_redis_cluster_shards_ready", "gauge", "Redis Cluster: masters the bridge is connected to.",
+	    (long long)atomic_load(&rb->rb_rcluster_ready));
+	stats_metric(out, "realtimed_redis_cluster_canary_missed", "gauge", "Redis Cluster: shards whose last canary did not come back.",
+	    (long long)atomic_load(&rb->rb_rcluster_canary_missed));
+	stats_metric(out, "realtimed_redis_cluster_map_refreshes_total", "counter", "Redis Cluster: slot maps read (CLUSTER SLOTS).",
+	    (long long)atomic_load(&rb->rb_rcluster_refreshes));
+	stats_metric(out, "realtimed_redis_cluster_moved_total", "counter", "Redis Cluster: MOVED or ASK replies.",
+	    (long long)atomic_load(&rb->rb_rcluster_moved));
+	stats_metric(out, "realtimed_redis_cluster_shard_reconnects_total", "counter", "Redis Cluster: shard connections lost.",
+	    (long long)atomic_load(&rb->rb_rcluster_reconnects));
+	stats_metric(out, "realtimed_redis_cluster_resubscribes_total", "counter", "Redis Cluster: channels Redis unsubscribed (slot moved, failover), subscribed again.",
+	    (long long)atomic_load(&rb->rb_rcluster_resubscribes));
 	stats_metric(out, "realtimed_events_in_total", "counter", "Messages received from Redis.",
 	    (long long)atomic_load(&rb->rb_events_in));
 	stats_metric(out, "realtimed_events_unrouted_total", "counter", "Redis messages on channels nobody here subscribes to.",

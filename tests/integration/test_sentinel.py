@@ -249,7 +249,7 @@ def test_wrong_passwords_are_clear_and_do_not_crash_loop(start_daemon, topology)
 def test_bad_sentinel_urls_are_refused_by_t(tmp_path):
     for url, why in (("redis-sentinel://h1,h2", "master"),
                      ("redis-sentinel://h1,,h2/m", "empty"),
-                     ("redis-cluster://h1:7000", "not supported")):
+                     ("redis-cluster://h1:7000/0", "takes no database")):
         conf = tmp_path / "x.conf"
         conf.write_text("redis_url %s\njwt_algorithm HS256\njwt_secret %s\n"
                         % (url, rtlib.SECRET))
