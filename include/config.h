@@ -89,6 +89,7 @@ struct rt_config {
 	char		*c_redis_url;
 	char		*c_redis_sentinel_password;
 	char		*c_redis_subscribe;	/* "patterns" or "on_demand" */
+	char		*c_forwarded_header;	/* "x-forwarded-for" or "forwarded" */
 	int		 c_redis_subscriptions_max;
 	int64_t		 c_canary_interval;	/* 0 = off */
 	int64_t		 c_ipc_max_buffer;	/* bridge -> worker high-water mark */

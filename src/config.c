@@ -42,6 +42,7 @@ enum conf_type { CT_STR, CT_INT, CT_SIZE, CT_DURATION, CT_BOOL, CT_LIST, CT_LOGL
 #define F_CIDR		0x10	/* each entry ADDR[/BITS] */
 #define F_LOG_FORMAT	0x20
 #define F_SUBSCRIBE	0x40	/* patterns | on_demand */
+#define F_FWD_HEADER	0x100	/* x-forwarded-for | forwarded */
 #define F_PROXY_CIDR	0x80	/* each entry ADDR[/BITS], as proxy_cidr_parse() reads it */
 
 struct conf_key {
@@ -134,6 +135,7 @@ static const struct conf_key conf_keys[] = {
 	{ "jwt_secret_file", CT_STR, OFF(c_jwt_secret_file), "", 0, 0, F_RELOAD },
 	{ "metrics_allow", CT_LIST, OFF(c_metrics_allow), "127.0.0.1 ::1", 0, 0, F_RELOAD | F_CIDR },
 	{ "trusted_proxies", CT_LIST, OFF(c_trusted_proxies), "", 0, 0, F_RELOAD | F_PROXY_CIDR },
+	{ "forwarded_header", CT_STR, OFF(c_forwarded_header), "x-forwarded-for", 0, 0, F_RELOAD | F_FWD_HEADER },
 	{ "proxy_protocol_timeout", CT_DURATION, OFF(c_proxy_protocol_timeout), "5s", 100, DAY, F_RELOAD },
 	{ "drain_period", CT_DURATION, OFF(c_drain_period), "5s", 0, DAY, F_RELOAD },
 	{ "node_id", CT_STR, OFF(c_node_id), "", 0, 0, 0 },
@@ -404,6 +406,11 @@ config_check(const struct conf_key *k, const char *v, char *why, size_t whylen)
 		return config_check_log_format(v, why, whylen);
 	if (k->k_flags & F_SUBSCRIBE)
 		return config_check_subscribe(v, why, whylen);
+	if ((k->k_flags & F_FWD_HEADER) && strcasecmp(v, "x-forwarded-for") != 0 &&
+	    strcasecmp(v, "forwarded") != 0) {
+		snprintf(why, whylen, "'%s' is not x-forwarded-for or forwarded", v);
+		return -1;
+	}
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/event.h>
 
@@ -208,7 +209,8 @@ conn_proxy_forwarded(struct rt_conn *c, const struct http_request *req)
 	struct proxy_cidr	 trusted[CONF_LIST_MAX];
 	struct proxy_item	 items[PROXY_FWD_HOPS];
 	struct proxy_addr	 peer, client;
-	enum proxy_fwd_kind	 kind = PROXY_FWD_FORWARDED;
+	enum proxy_fwd_kind	 kind = PROXY_FWD_XFF;
+	const char		*name = "X-Forwarded-For";
 	int			 ntrusted, n, cut;
 
 	if (w->w_conf->c_trusted_proxies.sl_count == 0)
@@ -219,17 +221,23 @@ conn_proxy_forwarded(struct rt_conn *c, const struct http_request *req)
 	ntrusted = conn_proxy_trusted(w->w_conf, trusted);
 	if (!proxy_cidr_match(trusted, ntrusted, &peer))
 		return 0;
-	if ((n = conn_proxy_items(req, "Forwarded", items, &cut)) == 0) {
-		kind = PROXY_FWD_XFF;
-		n = conn_proxy_items(req, "X-Forwarded-For", items, &cut);
+	/*
+	 * One header, the one the proxies set (forwarded_header): a proxy
+	 * appends to it, and a client's forgery of the other would otherwise
+	 * be believed.
+	 */
+	if (strcasecmp(w->w_conf->c_forwarded_header, "forwarded") == 0) {
+		kind = PROXY_FWD_FORWARDED;
+		name = "Forwarded";
 	}
+	n = conn_proxy_items(req, name, items, &cut);
 	switch (proxy_fwd_client(kind, items, n, cut, trusted, ntrusted, &client)) {
 	case 1:
 		break;
 	case -1:
 		STAT_ADD(w, rw_forwarded_invalid, 1);
 		log_debug("%s: %s: malformed %s, the peer's address kept", __func__,
-		    conn_peer(c), kind == PROXY_FWD_XFF ? "X-Forwarded-For" : "Forwarded");
+		    conn_peer(c), name);
 		return 0;
 	default:
 		return 0;

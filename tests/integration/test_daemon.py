@@ -180,7 +180,7 @@ jwt_audience allow_anonymous allowed_origins redis_url canary_interval ipc_max_b
 redis_reconnect_max child_timeout bridge_timeout worker_timeout listen_backlog
 shutdown_timeout user group pidfile admin_socket
 admin_socket_mode jwt_secret_file metrics_allow drain_period log_level
-trusted_proxies proxy_protocol_timeout""".split()
+trusted_proxies proxy_protocol_timeout forwarded_header""".split()
 
 
 def test_config_dump_shows_every_key_and_hides_secrets(tmp_path):

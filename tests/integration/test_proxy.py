@@ -317,13 +317,37 @@ def test_xff_from_a_trusted_proxy_is_used_and_limited(lb, attach):
             ws.close_socket()
 
 
-def test_forwarded_from_a_trusted_ipv6_proxy(lb, attach):
-    attach(lb)
-    ws = ws_via(lb.port, v2("2001:db8:ffff::1"),
-                headers={"Forwarded": 'for="[2001:db8::99]:4711";proto=https'})
+def test_forwarded_from_a_trusted_ipv6_proxy(start_daemon):
+    plain = rtlib.free_port()
+    d = start_daemon(conf={"listen": "127.0.0.1:%d proxy_protocol" % plain,
+                           "trusted_proxies": "2001:db8:ffff::/48",
+                           "forwarded_header": "forwarded"}, ready=False)
+    d.port = plain      # the harness's probe cannot speak PROXY
+    rtlib.wait_for(lambda: http_via(d.port, v1("192.0.2.1"))[0] is not None, 10,
+                   "the proxy_protocol listener answers", tolerate=rtlib.TRANSIENT)
+    ws = ws_via(d.port, v2("2001:db8:ffff::1"),
+                headers={"Forwarded": 'for="[2001:db8::99]:4711";proto=https',
+                         "X-Forwarded-For": "198.51.100.77"})
     try:
         ws.recv_json()
-        assert "[2001:db8::99]:4711" in peers(lb)
+        assert "[2001:db8::99]:4711" in peers(d), peers(d)
+        assert not any(p.startswith("198.51.100.77") for p in peers(d))
+    finally:
+        ws.close_socket()
+
+
+def test_only_the_configured_header_is_believed(lb, attach):
+    """By default X-Forwarded-For: a Forwarded the client forged, which the
+    proxy passed on untouched, does not choose the client's address."""
+    attach(lb)
+    ws = ws_via(lb.port, v2("10.1.2.9", sport=7100),
+                headers={"Forwarded": "for=203.0.113.66",
+                         "X-Forwarded-For": "203.0.113.66, 198.51.100.70"})
+    try:
+        ws.recv_json()
+        p = peers(lb)
+        assert "198.51.100.70:0" in p, p
+        assert not any(x.startswith("203.0.113.66") for x in p), p
     finally:
         ws.close_socket()
 
@@ -399,6 +423,7 @@ def test_untrusted_plain_peer_xff_is_ignored(start_daemon):
     ("listen 127.0.0.1:8888 proxy_protocol proxy_protocol", "repeated listener option"),
     ("listen_tls 127.0.0.1:8443 ssl", "listener option 'ssl'"),
     ("proxy_protocol_timeout 50ms", "out of range"),
+    ("forwarded_header x-real-ip", "'x-real-ip' is not x-forwarded-for or forwarded"),
 ])
 def test_config_test_refuses_bad_values_naming_file_and_line(tmp_path, line, why):
     f = tmp_path / "bad.conf"
