@@ -176,6 +176,7 @@ static const char *opt_pids;
 static const char *opt_path = "/ws";
 static int	 opt_quiet;
 static int	 opt_nchan;		/* -N: Nchan subscriber / HTTP publisher */
+static int	 opt_npubport;		/* -Q: the publisher's (plain) port with -N -t; default -p */
 static int	 opt_npub = 1;		/* -K: publisher connections (Nchan) */
 static int	 opt_deflate;		/* -z: offer permessage-deflate, inflate RSV1 messages */
 static int	 opt_jsonpad;		/* -j: padding like real JSON, not 'x' */
@@ -1488,7 +1489,8 @@ usage(void)
 	    "  [-c inflight] [-C channels] [-S subs|min-max] [-x prefix] [-d secs] [-r events/s]\n"
 	    "  [-w window] [-R redisport] [-s secret] [-T token] [-a naddr] [-L payload]\n"
 	    "  [-D drain] [-W connect-timeout] [-Z pid,pid..] [-u path] [-q]\n"
-	    "  [-N [-K publisher-conns]]   Nchan: subscribe at /sub/<chan>, POST to /pub/<chan>\n"
+	    "  [-N [-K publisher-conns] [-Q plain-port]]   Nchan: subscribe at /sub/<chan>, POST to\n"
+	    "         /pub/<chan> (on -Q's plain port when -t puts the subscribers on TLS)\n"
 	    "  [-z]   offer permessage-deflate and inflate compressed events (wire_bytes: as sent)\n"
 	    "  [-j]   pad events with JSON-like records (compresses like real events)\n"
 	    "  [-X]   send a PROXY v2 header (a synthetic 10.x.y.z source) first, per connection\n");
@@ -1505,7 +1507,7 @@ main(int argc, char **argv)
 	uint64_t t_ready, t_pub0 = 0, t_pub1 = 0, t_drained = 0;
 	double conn_secs;
 
-	while ((ch = getopt(argc, argv, "m:H:p:teqn:P:c:C:S:x:d:r:w:R:s:T:a:L:D:W:Z:u:NK:zjX")) != -1) {
+	while ((ch = getopt(argc, argv, "m:H:p:teqn:P:c:C:S:x:d:r:w:R:s:T:a:L:D:W:Z:u:NK:Q:zjX")) != -1) {
 		switch (ch) {
 		case 'm':
 			if (!strcmp(optarg, "idle")) opt_mode = M_IDLE;
@@ -1541,6 +1543,7 @@ main(int argc, char **argv)
 		case 'u': opt_path = optarg; break;
 		case 'N': opt_nchan = 1; break;
 		case 'K': opt_npub = atoi(optarg); break;
+		case 'Q': opt_npubport = atoi(optarg); break;
 		case 'z': opt_deflate = 1; break;
 		case 'j': opt_jsonpad = 1; break;
 		case 'X': opt_proxy = 1; break;
@@ -1667,7 +1670,7 @@ main(int argc, char **argv)
 	npub = opt_npub;
 	PB = calloc((size_t)npub, sizeof(*PB));
 	for (i = 0; i < npub; i++) {
-		PB[i].port = opt_nchan ? opt_port : opt_rport;
+		PB[i].port = opt_nchan ? (opt_npubport > 0 ? opt_npubport : opt_port) : opt_rport;
 		PB[i].fd = tcp_connect(PB[i].port);
 	}
 	usleep(200000);		/* let the last SUBSCRIBE reach every worker's index */
