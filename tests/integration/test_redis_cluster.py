@@ -261,6 +261,98 @@ def test_spublish_and_publish_on_36_channels_exactly_once_in_order(start_daemon,
     assert status == 200 and b"realtimed_redis_cluster_shards_ready 3" in body
 
 
+SECRET = "control-secret-0123456789"
+
+
+def spread(cluster, prefix, n):
+    """n channels prefix0... over every master, one per master at least."""
+    chans = ["%s%d" % (prefix, i) for i in range(n)]
+    assert len({cluster.owner(keyslot(ch)) for ch in chans}) == 3
+    return chans
+
+
+def admin_publish(d, ch, data):
+    return rtlib.admin(d.conf["admin_socket"], "publish %s %s" % (ch, json.dumps(data)))
+
+
+def with_library(d):
+    wait_for(lambda: bstats(d)["cluster_function"] == 1, 10, "the library on every master")
+
+
+def test_publish_gets_cluster_positions_on_every_shard_and_recovers(start_daemon, cluster):
+    d = daemon(start_daemon, cluster.url)
+    with_library(d)
+    chans = spread(cluster, "apps:pos", 12)
+    for ch in chans:       # realtimed_publish on the channel's own master
+        rep = admin_publish(d, ch, {"n": 1})
+        assert rep["ok"] is True and rep["offset"] == 1, (ch, rep)
+    c = Client(d.port, rtlib.mint())
+    first = {}
+    for ch in chans:       # the position read from the channel's master
+        m = c.reply({"type": "subscribe", "channel": ch})
+        assert m["offset"] == 1 and "-" not in m["epoch"], (ch, m)
+        first[ch] = m["epoch"]
+    for n in (2, 3):
+        for ch in chans:
+            assert admin_publish(d, ch, {"n": n})["offset"] == n
+    evs = c.events_until(2 * len(chans), timeout=10)
+    got = {}
+    for e in evs:
+        assert e["epoch"] == first[e["channel"]], e
+        got.setdefault(e["channel"], []).append((e["offset"], e["data"]["n"]))
+    assert got == {ch: [(2, 2), (3, 3)] for ch in chans}
+    # kept in Redis, on the master of the channel's slot
+    for ch in chans:
+        key = "realtimed:{%s}:m" % ch
+        assert cmd(cluster.owner(keyslot(key)), "HGET", key, "o") == b"$1\r\n3\r\n"
+    c.close()
+    # a client back with since: recovered, read from Redis by a node that held nothing
+    d2 = daemon(start_daemon, cluster.url)
+    with_library(d2)
+    c2 = Client(d2.port, rtlib.mint())
+    for ch in chans:
+        m = c2.reply({"type": "subscribe", "channel": ch,
+                      "since": {"epoch": first[ch], "offset": 1}})
+        assert m["recovered"] is True and (m["epoch"], m["offset"]) == (first[ch], 3), m
+    evs = c2.events_until(2 * len(chans), timeout=10)
+    assert sorted((e["channel"], e["offset"]) for e in evs) == \
+        sorted((ch, o) for ch in chans for o in (2, 3))
+    s = bstats(d2)
+    assert s["cluster_reads"] >= len(chans) and s["cluster_commands"] >= len(chans), s
+    assert s["cluster_commands_failed"] == 0, s
+    assert "MOVED" not in d.log() and "MOVED" not in d2.log()
+
+
+def test_revoke_is_stored_in_the_cluster_and_enforced(start_daemon, cluster):
+    d = daemon(start_daemon, cluster.url, control_secret=SECRET)
+    bad = rtlib.mint({"userId": "u1", "jti": "leaked-c", "exp": int(time.time()) + 3600})
+    live = Client(d.port, bad)
+    rep = rtlib.admin(d.conf["admin_socket"], "revoke leaked-c 2h")
+    assert rep["ok"] and rep["scope"] == "cluster", rep
+    code, reason, _ = live.ws.recv_close(5)
+    live.ws.close_socket()
+    assert (code, reason) == (1008, b"Token revoked")
+    key = "realtimed:control:revoked"
+    wait_for(lambda: cmd(cluster.owner(keyslot(key)), "HEXISTS", key, "leaked-c") ==
+             b":1\r\n", 5, "stored on the key's master")
+    # a node started later reads it back from the cluster and refuses the token
+    d2 = daemon(start_daemon, cluster.url, control_secret=SECRET)
+    wait_for(lambda: rtlib.admin(d2.conf["admin_socket"], "stats")["stats"]["revocations"] == 1,
+             10, "read back on d2")
+    ws = rtlib.RawWS(d2.port, "/ws?token=" + bad)
+    try:
+        code, reason, seen = ws.recv_close()
+    finally:
+        ws.close_socket()
+    assert (code, reason) == (1008, b"Token revoked")
+    assert json.loads(seen[-1])["message"] == "Invalid token: token revoked"
+    assert bstats(d2)["revocations_loaded"] == 1
+    # the node registry (its own key, its own slot) too
+    nodes = rtlib.admin(d2.conf["admin_socket"], "nodes")
+    assert len(nodes["nodes"]) == 2, nodes
+    assert "MOVED" not in d.log() and "MOVED" not in d2.log()
+
+
 def test_a_shard_whose_canary_is_missed_degrades_health(start_daemon, cluster):
     d = daemon(start_daemon, cluster.url)
     chans = channels_on(cluster, 36)
@@ -363,6 +455,25 @@ def test_manual_cluster_failover_resumes_without_reconnecting(start_daemon, clus
     s = bstats(d)
     assert s["cluster_resubscribes"] + s["cluster_shard_reconnects"] >= 1, s
     print("manual failover: %d taken publishes not delivered" % len(lost))
+
+
+def test_failover_then_fcall_on_the_new_master(start_daemon, cluster):
+    d = daemon(start_daemon, cluster.url)
+    with_library(d)
+    channel = "apps:c1"        # the shard the manual failover moved: back again
+    master = cluster.owner(keyslot(channel))
+    replica = cluster.replica_of(master)
+    wait_for(lambda: cluster.synced(replica), 15, "the replica in sync")
+    before = admin_publish(d, channel, {"n": 0})["offset"]
+    assert cmd(replica, "CONFIG", "RESETSTAT").startswith(b"+OK")
+    assert cmd(replica, "CLUSTER", "FAILOVER").startswith(b"+OK")
+    wait_for(lambda: cluster.owner(keyslot(channel)) == replica, 15, "replica promoted")
+    # the bridge loads the library on the master that appeared
+    wait_for(lambda: b"cmdstat_function|load:" in cmd(replica, "INFO", "commandstats"),
+             10, "FUNCTION LOAD on the new master")
+    with_library(d)
+    rep = admin_publish(d, channel, {"n": 1})
+    assert rep["ok"] is True and rep["offset"] == before + 1, rep
 
 
 def test_kill9_of_a_master_resumes(start_daemon, cluster):
