@@ -193,6 +193,22 @@ bclu_conn_auth(struct bclu_conn *cc)
 		(void)bclu_cmd_internal(cc, BCLU_RQ_AUTH, "", 0);
 }
 
+/* The connection of conns (n) to shard rs's node, taken out; NULL when none. */
+static struct bclu_conn *
+bclu_take(struct bclu_conn **conns, int n, const struct rcluster_shard *rs)
+{
+	struct bclu_conn	*cc;
+	int			 j;
+
+	for (j = 0; j < n; j++)
+		if ((cc = conns[j]) != NULL && cc->cc_port == rs->rs_port &&
+		    strcmp(cc->cc_host, rs->rs_host) == 0) {
+			conns[j] = NULL;
+			return cc;
+		}
+	return NULL;
+}
+
 /* A new map: shard connections follow it; those to a master no more are closed. */
 static void
 bclu_apply(struct bclu *c, struct rcluster_map *m)
@@ -209,23 +225,16 @@ bclu_apply(struct bclu *c, struct rcluster_map *m)
 		rcluster_map_free(m);
 		return;
 	}
-	for (i = 0; i < m->rm_nshards; i++)
-		for (j = 0; c->c_have_map && j < c->c_map.rm_nshards; j++)
-			if (c->c_shard[j] != NULL &&
-			    strcmp(c->c_shard[j]->cc_host, m->rm_shards[i].rs_host) == 0 &&
-			    c->c_shard[j]->cc_port == m->rm_shards[i].rs_port) {
-				ns[i] = c->c_shard[j];
-				c->c_shard[j] = NULL;
-				np[i] = c->c_pub[j];	/* same node, same canary */
-				c->c_pub[j] = NULL;
-				break;
-			}
+	nop = c->c_have_map ? c->c_map.rm_nshards : 0;
+	for (i = 0; i < m->rm_nshards; i++) {
+		ns[i] = bclu_take(c->c_shard, nop, &m->rm_shards[i]);
+		np[i] = bclu_take(c->c_pub, nop, &m->rm_shards[i]);	/* its commands go on */
+	}
 	for (j = 0; c->c_have_map && j < c->c_map.rm_nshards; j++)
 		if (c->c_shard[j] != NULL)
 			bclu_conn_close(c->c_shard[j], 1);
 	/* a master no more: its commands fail once the new map is in place */
 	op = c->c_pub;
-	nop = c->c_have_map ? c->c_map.rm_nshards : 0;
 	if (c->c_have_map)
 		rcluster_map_free(&c->c_map);
 	free(c->c_shard);
@@ -469,14 +478,42 @@ bclu_redirect(struct bclu *c, struct bclu_req *rq, const char *err)
 	return 0;
 }
 
+/* The reply to one of bclu's own commands on cc (kind). */
+static void
+bclu_cmd_own(struct bclu_conn *cc, int kind, const redisReply *r)
+{
+	struct bclu	*c = cc->cc_c;
+	char		 host[REDIS_HOST_MAX];
+	int		 err = r->type == REDIS_REPLY_ERROR, slot, port;
+
+	if (kind == BCLU_RQ_AUTH && err) {
+		log_warnx("redis cluster node %s:%d: AUTH failed: %s", cc->cc_host,
+		    cc->cc_port, r->str);
+		bclu_conn_close(cc, 0);
+		return;
+	}
+	if (kind == BCLU_RQ_AUTH) {
+		cc->cc_auth = 0;
+		cc->cc_ready = 1;
+	} else if (kind == BCLU_RQ_LOAD)
+		cc->cc_lib = err ? -1 : 1;
+	if (err)
+		log_warnx("redis cluster node %s:%d: %s: %s", cc->cc_host, cc->cc_port,
+		    kind == BCLU_RQ_LOAD ? "FUNCTION LOAD" : kind == BCLU_RQ_CANARY ?
+		    "canary" : "ASKING", r->str);
+	if (err && rcluster_redirect(r->str, &slot, host, sizeof(host), &port) > 0)
+		bclu_refresh(c);	/* the canary's slot moved */
+	if (kind == BCLU_RQ_AUTH || kind == BCLU_RQ_LOAD)
+		c->c_ops.co_cmd(c->c_ops.co_arg);
+}
+
 /* A reply on command connection cc: to what its queue says it answers. */
 static void
 bclu_cmd_reply(struct bclu_conn *cc, redisReply *r)
 {
 	struct bclu	*c = cc->cc_c;
 	struct bclu_req	*rq = cc->cc_head;
-	char		 host[REDIS_HOST_MAX];
-	int		 err = r->type == REDIS_REPLY_ERROR, slot, port;
+	int		 kind;
 
 	if (rq == NULL) {
 		log_warnx("redis cluster node %s:%d: a reply to nothing asked", cc->cc_host,
@@ -486,38 +523,12 @@ bclu_cmd_reply(struct bclu_conn *cc, redisReply *r)
 	}
 	if ((cc->cc_head = rq->rq_next) == NULL)
 		cc->cc_tail = &cc->cc_head;
-	switch (rq->rq_kind) {
-	case BCLU_RQ_AUTH:
-		free(rq);
-		if (err) {
-			log_warnx("redis cluster node %s:%d: AUTH failed: %s", cc->cc_host,
-			    cc->cc_port, r->str);
-			bclu_conn_close(cc, 0);
-			return;
-		}
-		cc->cc_auth = 0;
-		cc->cc_ready = 1;
-		c->c_ops.co_cmd(c->c_ops.co_arg);
-		return;
-	case BCLU_RQ_LOAD:
-		free(rq);
-		cc->cc_lib = err ? -1 : 1;
-		if (err)
-			log_warnx("redis cluster node %s:%d: FUNCTION LOAD: %s", cc->cc_host,
-			    cc->cc_port, r->str);
-		c->c_ops.co_cmd(c->c_ops.co_arg);
-		return;
-	case BCLU_RQ_CANARY:
-	case BCLU_RQ_ASKING:
-		if (err)
-			log_warnx("redis cluster node %s:%d: %s: %s", cc->cc_host, cc->cc_port,
-			    rq->rq_kind == BCLU_RQ_CANARY ? "canary" : "ASKING", r->str);
-		if (err && rcluster_redirect(r->str, &slot, host, sizeof(host), &port) > 0)
-			bclu_refresh(c);	/* the canary's slot moved */
-		free(rq);
+	if ((kind = rq->rq_kind) != BCLU_RQ_CMD) {
+		bclu_req_free(rq);
+		bclu_cmd_own(cc, kind, r);
 		return;
 	}
-	if (err && bclu_redirect(c, rq, r->str) == 0)
+	if (r->type == REDIS_REPLY_ERROR && bclu_redirect(c, rq, r->str) == 0)
 		return;
 	c->c_ncmd--;
 	if (rq->rq_cb != NULL)
