@@ -403,15 +403,20 @@ bridge_ctl_send(void *arg, const char *key, redisCallbackFn *fn, void *priv, con
 }
 
 /*
- * Control may send when b_cmd is connected and, in a cluster, every
- * master's command connection is ready: each (re)start of that reads the
+ * Control may send when b_cmd is connected and, in a cluster, the
+ * command connections to the masters of its keys are ready (another
+ * shard away does not stop it): each (re)start of that reads the
  * revocations back and sends what waited.
  */
 static void
 bridge_ctl_update(struct rt_bridge *b)
 {
-	int	 up = b->b_cmd_up && !b->b_stopping &&
-		    (b->b_clu == NULL || bclu_cmd_ready(b->b_clu));
+	const char	*rk, *nk;
+	int		 up;
+
+	bctl_keys(b->b_ctl, &rk, &nk);
+	up = b->b_cmd_up && !b->b_stopping && (b->b_clu == NULL ||
+	    (bclu_cmd_ready(b->b_clu, rk, strlen(rk)) && bclu_cmd_ready(b->b_clu, nk, strlen(nk))));
 
 	if (up == b->b_ctl_up)
 		return;

@@ -969,16 +969,12 @@ bclu_command(struct bclu *c, const char *key, size_t keylen, bclu_cb *cb, void *
 }
 
 int
-bclu_cmd_ready(const struct bclu *c)
+bclu_cmd_ready(const struct bclu *c, const char *key, size_t keylen)
 {
 	int	 i;
 
-	if (!c->c_have_map || c->c_map.rm_nshards == 0)
-		return 0;
-	for (i = 0; i < c->c_map.rm_nshards; i++)
-		if (c->c_pub[i] == NULL || !c->c_pub[i]->cc_ready)
-			return 0;
-	return 1;
+	return c->c_have_map && (i = c->c_map.rm_owner[rcluster_keyslot(key, keylen)]) >= 0 &&
+	    c->c_pub[i] != NULL && c->c_pub[i]->cc_ready;
 }
 
 int

@@ -70,8 +70,8 @@ void	bclu_counts(const struct bclu *c, int *shards, int *ready);
  */
 int	bclu_command(struct bclu *c, const char *key, size_t keylen, bclu_cb *cb, void *priv,
 	    const char *cmd, size_t len);
-/* Every master of the map has a ready command connection. */
-int	bclu_cmd_ready(const struct bclu *c);
+/* The master serving key's slot has a ready command connection. */
+int	bclu_cmd_ready(const struct bclu *c, const char *key, size_t keylen);
 /*
  * The formatted FUNCTION LOAD REPLACE of the library: sent now on every
  * command connection, and first on each new one.

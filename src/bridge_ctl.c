@@ -732,6 +732,13 @@ bctl_set_cmd(struct bctl *bc, bctl_send_fn *send, void *arg)
 }
 
 void
+bctl_keys(const struct bctl *bc, const char **revoked, const char **nodes)
+{
+	*revoked = bc->bc_key_revoked;
+	*nodes = bc->bc_key_nodes;
+}
+
+void
 bctl_secret_changed(struct bctl *bc)
 {
 	if (bc->bc_syncing)

@@ -40,6 +40,8 @@ typedef int bctl_send_fn(void *arg, const char *key, void (*fn)(struct redisAsyn
  * gone.
  */
 void	bctl_set_cmd(struct bctl *bc, bctl_send_fn *send, void *arg);
+/* The keys in Redis: CC:revoked, CC:nodes. */
+void	bctl_keys(const struct bctl *bc, const char **revoked, const char **nodes);
 /* A message heard on control_channel. */
 void	bctl_message(struct bctl *bc, const char *data, size_t len);
 /* IPC_CTL_CONTROL or IPC_CTL_NODES from the master. */

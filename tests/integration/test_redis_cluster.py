@@ -544,14 +544,18 @@ def test_wrong_password_is_clear_and_does_not_crash_loop(start_daemon, cluster):
 
 
 def test_a_shard_gone_for_good_degrades_the_others_deliver(start_daemon, cluster):
-    d = daemon(start_daemon, cluster.url)
     chans = channels_on(cluster, 36)
-    c = Client(d.port, rtlib.mint())
-    for ch in chans:
-        c.subscribe(ch)
     # a shard with a master and its replica: both killed
     victim = next(p for p in {cluster.owner(keyslot(ch)) for ch in chans}
                   if cluster.replica_of(p) is not None)
+    # control keys on the shards that stay
+    cc = next("ctl%d" % i for i in range(1000)
+              if all(cluster.owner(keyslot("ctl%d:%s" % (i, k))) != victim
+                     for k in ("revoked", "nodes")))
+    d = daemon(start_daemon, cluster.url, control_secret=SECRET, control_channel=cc)
+    c = Client(d.port, rtlib.mint())
+    for ch in chans:
+        c.subscribe(ch)
     cluster.kill(cluster.replica_of(victim))
     cluster.kill(victim)
     def reason():
@@ -567,3 +571,9 @@ def test_a_shard_gone_for_good_degrades_the_others_deliver(start_daemon, cluster
     got = by_channel(c.events_until(len(alive), timeout=10))
     assert got == {ch: [1] for ch in alive}
     assert bstats(d)["cluster_shards_ready"] == 2
+    # control goes on: its keys' masters are there
+    rep = rtlib.admin(d.conf["admin_socket"], "revoke while-degraded 1h")
+    assert rep["ok"] and rep["scope"] == "cluster", rep
+    key = cc + ":revoked"
+    wait_for(lambda: cmd(cluster.owner(keyslot(key)), "HEXISTS", key, "while-degraded") ==
+             b":1\r\n", 5, "stored with a shard away")
