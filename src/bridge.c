@@ -966,8 +966,15 @@ bridge_cluster_cmd(void *arg)
 		bridge_fn_warn(b, "FUNCTION LOAD of the realtimed library failed on a master",
 		    "cluster positions are off until it is loaded");
 	}
-	b->b_fn_ok = lib == 1;
-	b->b_fn_failed = lib == -1;
+	/*
+	 * Loaded once on every master, it stays so: a new command connection
+	 * (a master back, or promoted) loads it before any other command, and
+	 * a master away answers nothing anyway.
+	 */
+	if (lib != 0) {
+		b->b_fn_ok = lib == 1;
+		b->b_fn_failed = lib == -1;
+	}
 	atomic_store(&b->b_rb->rb_cluster_function, b->b_fn_ok);
 	if (lib != 0)
 		bridge_unpark(b, lib == -1);

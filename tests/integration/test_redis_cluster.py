@@ -386,6 +386,34 @@ def test_a_migrating_slot_ask_then_moved_are_followed(start_daemon, cluster):
     assert bstats(d)["cluster_commands_failed"] == 0
 
 
+def test_a_command_lost_with_its_connection_fails_and_is_counted(start_daemon, cluster):
+    d = daemon(start_daemon, cluster.url)
+    with_library(d)
+    ch = "apps:lost"
+    master = cluster.owner(keyslot(ch))
+    before = admin_publish(d, ch, {"n": 0})["offset"]
+    failed = bstats(d)["cluster_commands_failed"]
+    # writes paused: the FCALL waits on the master, then its connection goes
+    assert cmd(master, "CLIENT", "PAUSE", "3000", "WRITE").startswith(b"+OK")
+    out = {}
+    t = threading.Thread(target=lambda: out.update(admin_publish(d, ch, {"n": 1})))
+    t.start()
+    try:
+        wait_for(lambda: any(b"flags=b" in l and b"cmd=fcall" in l for l in
+                             cmd(master, "CLIENT", "LIST").split(b"\n")), 5, "the FCALL paused")
+        assert cmd(master, "CLIENT", "KILL", "TYPE", "normal").startswith(b":")
+        t.join(5)
+    finally:
+        cmd(master, "CLIENT", "UNPAUSE")
+    assert out.get("ok") is False and "redis connection lost" in json.dumps(out), out
+    assert bstats(d)["cluster_commands_failed"] == failed + 1
+    # a new command connection (the library loaded first): cluster positions go on
+    assert bstats(d)["cluster_function"] == 1
+    wait_for(lambda: admin_publish(d, ch, {"n": 2}).get("ok") is True, 10, "publishing again")
+    assert cmd(master, "HGET", "realtimed:{%s}:m" % ch, "o") == \
+        b"$1\r\n%d\r\n" % (before + 1)
+
+
 def test_a_shard_whose_canary_is_missed_degrades_health(start_daemon, cluster):
     d = daemon(start_daemon, cluster.url)
     chans = channels_on(cluster, 36)
