@@ -949,8 +949,8 @@ bridge_cluster_reply(void *arg, int id, const redisReply *r)
 
 /*
  * The masters' command connections or their library changed: cluster
- * positions when every master has the library; control when every
- * master is there.
+ * positions once every master has the library; control while the
+ * masters of its keys are there.
  */
 static void
 bridge_cluster_cmd(void *arg)
