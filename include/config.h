@@ -91,6 +91,7 @@ struct rt_config {
 	char		*c_redis_subscribe;	/* "patterns" or "on_demand" */
 	char		*c_forwarded_header;	/* "x-forwarded-for" or "forwarded" */
 	int		 c_redis_subscriptions_max;
+	int		 c_redis_cluster_commands;	/* cluster: keyed commands in flight */
 	int64_t		 c_canary_interval;	/* 0 = off */
 	int64_t		 c_ipc_max_buffer;	/* bridge -> worker high-water mark */
 	int64_t		 c_max_event_size;	/* larger Redis messages are dropped */

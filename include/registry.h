@@ -161,6 +161,8 @@ struct reg_bridge {
 	_Atomic int64_t		 rb_rcluster_moved;	/* cluster: MOVED/ASK replies */
 	_Atomic int64_t		 rb_rcluster_reconnects;	/* cluster: shard connections lost */
 	_Atomic int64_t		 rb_rcluster_resubscribes;	/* cluster: channels Redis moved */
+	_Atomic int64_t		 rb_rcluster_commands;	/* cluster: keyed commands routed */
+	_Atomic int64_t		 rb_rcluster_commands_failed;	/* cluster: no master, full, lost */
 	_Atomic int32_t		 rb_rcluster_shards;	/* cluster: masters in the map */
 	_Atomic int32_t		 rb_rcluster_ready;	/* cluster: of them, connected */
 	_Atomic int32_t		 rb_rcluster_canary_missed;	/* cluster: shards whose last canary missed */

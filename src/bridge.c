@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +74,9 @@ struct bridge_park {
 #define BRIDGE_PARK_MAX		65536
 
 struct bridge_read {
+	struct rt_bridge *rd_b;
 	uint32_t	 rd_tag;	/* slot | generation << 16; 0: free */
+	int		 rd_pending;	/* the FCALL's own reply still to come: not free */
 	/* requests on the same channel meanwhile: answered after this one */
 	struct bridge_wait *rd_wait;
 	size_t		 rd_nwait;
@@ -127,6 +130,8 @@ struct rt_bridge {
 	int			 b_fn_ok;	/* the function library is loaded */
 	uint64_t		 b_fn_logged;	/* ms, the last "cannot use it" line */
 	int			 b_fn_failed;	/* FUNCTION LOAD refused (Redis < 7) */
+	int			 b_cmd_up;	/* b_cmd connected */
+	int			 b_ctl_up;	/* control's commands may go (bctl_set_cmd()) */
 	struct bridge_park	*b_park;	/* requests waiting for Redis */
 	size_t			 b_npark;
 	size_t			 b_parkcap;
@@ -166,6 +171,8 @@ static void	bridge_answer_send(struct rt_bridge *, int, uint32_t, const char *, 
 		    const struct hist_pos *);
 static void	bridge_answer(struct rt_bridge *, int, uint32_t, const char *, size_t, int,
 		    const char *, uint64_t, int);
+static void	bridge_ctl_update(struct rt_bridge *);
+static void	bridge_fn_warn(struct rt_bridge *, const char *, const char *);
 
 /* ---- subscriptions ---------------------------------------------------------- */
 
@@ -312,9 +319,12 @@ bridge_lost(struct rt_bridge *b, const redisAsyncContext *ac)
 		bridge_reads_flush(b, 0);	/* their answers will not come */
 	} else if (ac == b->b_cmd) {
 		b->b_cmd = NULL;
-		bctl_set_cmd(b->b_ctl, NULL);
-		b->b_fn_ok = 0;
-		atomic_store(&b->b_rb->rb_cluster_function, 0);
+		b->b_cmd_up = 0;
+		bridge_ctl_update(b);
+		if (b->b_clu == NULL) {	/* a cluster's library is on its masters */
+			b->b_fn_ok = 0;
+			atomic_store(&b->b_rb->rb_cluster_function, 0);
+		}
 	} else
 		return;
 	b->b_master_known = 0;	/* the master may have moved: ask the sentinels */
@@ -343,8 +353,75 @@ bridge_on_connect(const redisAsyncContext *ac, int status)
 	}
 	log_debug("%s: connected to redis", __func__);
 	/* control's commands go on it once it is there (after AUTH, queued first) */
-	if (ac == b->b_cmd)
-		bctl_set_cmd(b->b_ctl, b->b_cmd);
+	if (ac == b->b_cmd) {
+		b->b_cmd_up = 1;
+		bridge_ctl_update(b);
+	}
+}
+
+/*
+ * A command for Redis, as redisAsyncCommand() takes it: on b_cmd, or in
+ * a cluster, when it has a key, to the master serving the key's slot
+ * (fn is then called with ac NULL).  0, or -1 when it was not sent.
+ */
+static int
+bridge_vcommand(struct rt_bridge *b, const char *key, size_t keylen, redisCallbackFn *fn,
+    void *priv, const char *fmt, va_list ap)
+{
+	char	*cmd;
+	int	 len, rv;
+
+	if (b->b_clu == NULL || key == NULL)
+		return b->b_cmd != NULL && redisvAsyncCommand(b->b_cmd, fn, priv, fmt, ap) ==
+		    REDIS_OK ? 0 : -1;
+	if ((len = redisvFormatCommand(&cmd, fmt, ap)) < 0)
+		return -1;
+	rv = bclu_command(b->b_clu, key, keylen, fn, priv, cmd, (size_t)len);
+	redisFreeCommand(cmd);
+	return rv;
+}
+
+static int
+bridge_command(struct rt_bridge *b, const char *key, size_t keylen, redisCallbackFn *fn,
+    void *priv, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 rv;
+
+	va_start(ap, fmt);
+	rv = bridge_vcommand(b, key, keylen, fn, priv, fmt, ap);
+	va_end(ap);
+	return rv;
+}
+
+/* Control's commands (bctl_send_fn). */
+static int
+bridge_ctl_send(void *arg, const char *key, redisCallbackFn *fn, void *priv, const char *fmt,
+    va_list ap)
+{
+	return bridge_vcommand(arg, key, key != NULL ? strlen(key) : 0, fn, priv, fmt, ap);
+}
+
+/*
+ * Control may send when b_cmd is connected and, in a cluster, the
+ * command connections to the masters of its keys are ready (another
+ * shard away does not stop it): each (re)start of that reads the
+ * revocations back and sends what waited.
+ */
+static void
+bridge_ctl_update(struct rt_bridge *b)
+{
+	const char	*rk, *nk;
+	int		 up;
+
+	bctl_keys(b->b_ctl, &rk, &nk);
+	up = b->b_cmd_up && !b->b_stopping && (b->b_clu == NULL ||
+	    (bclu_cmd_ready(b->b_clu, rk, strlen(rk)) && bclu_cmd_ready(b->b_clu, nk, strlen(nk))));
+
+	if (up == b->b_ctl_up)
+		return;
+	b->b_ctl_up = up;
+	bctl_set_cmd(b->b_ctl, up ? bridge_ctl_send : NULL, b);
 }
 
 static void
@@ -870,6 +947,40 @@ bridge_cluster_reply(void *arg, int id, const redisReply *r)
 	}
 }
 
+/*
+ * The masters' command connections or their library changed: cluster
+ * positions once every master has the library; control while the
+ * masters of its keys are there.
+ */
+static void
+bridge_cluster_cmd(void *arg)
+{
+	struct rt_bridge	*b = arg;
+	int			 lib = bclu_library(b->b_clu);
+
+	if (lib == 1 && !b->b_fn_ok)
+		log_info("redis cluster: function library realtimed loaded on every master"
+		    " (realtimed_publish)");
+	if (lib == -1 && !b->b_fn_failed) {
+		b->b_fn_logged = 0;
+		bridge_fn_warn(b, "FUNCTION LOAD of the realtimed library failed on a master",
+		    "cluster positions are off until it is loaded");
+	}
+	/*
+	 * Loaded once on every master, it stays so: a new command connection
+	 * (a master back, or promoted) loads it before any other command, and
+	 * a master away answers nothing anyway.
+	 */
+	if (lib != 0) {
+		b->b_fn_ok = lib == 1;
+		b->b_fn_failed = lib == -1;
+	}
+	atomic_store(&b->b_rb->rb_cluster_function, b->b_fn_ok);
+	if (lib != 0)
+		bridge_unpark(b, lib == -1);
+	bridge_ctl_update(b);
+}
+
 static void
 bridge_on_message(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -1253,7 +1364,7 @@ bridge_read_ask(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t
 		    memcmp(b->b_reads[i].rd_ch, ch, chlen) == 0)
 			return bridge_read_wait(&b->b_reads[i], w, req, since, epoch, offset);
 	for (i = 0; i < b->b_nreads && rd == NULL; i++)
-		if (b->b_reads[i].rd_tag == 0)
+		if (b->b_reads[i].rd_tag == 0 && !b->b_reads[i].rd_pending)
 			rd = &b->b_reads[i];
 	if (rd == NULL) {
 		atomic_fetch_add(&b->b_rb->rb_cluster_reads_full, 1);
@@ -1274,9 +1385,15 @@ bridge_read_ask(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t
 	snprintf(tag, sizeof(tag), "%u", rd->rd_tag);
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)offset);
 	snprintf(max, sizeof(max), "%lld", (long long)b->b_conf->c_max_output_buffer);
-	redisAsyncCommand(b->b_cmd, bridge_on_read, (void *)(uintptr_t)rd->rd_tag,
+	/* the channel is the key: its keys, realtimed:{CH}:m and :h, share its slot */
+	if (bridge_command(b, ch, chlen, bridge_on_read, rd,
 	    "FCALL realtimed_read 1 %b %s %s %b %s %s", ch, chlen, b->b_reply, tag,
-	    rd->rd_epoch, strlen(rd->rd_epoch), num, max);
+	    rd->rd_epoch, strlen(rd->rd_epoch), num, max) == -1) {
+		rd->rd_tag = 0;
+		return -1;
+	}
+	rd->rd_b = b;
+	rd->rd_pending = 1;
 	atomic_fetch_add(&b->b_rb->rb_cluster_reads, 1);
 	return 0;
 }
@@ -1325,15 +1442,20 @@ bridge_fn_warn(struct rt_bridge *b, const char *what, const char *why)
 	log_warnx("redis: %s: %s", what, why);
 }
 
-/* The command's reply: an error means no answer will be published. */
+/*
+ * The command's reply: an error means no answer will be published.  The
+ * slot stays taken until it comes, so rd is still this read's (or over).
+ */
 static void
 bridge_on_read(redisAsyncContext *ac, void *r, void *priv)
 {
-	struct rt_bridge	*b = ac->data;
+	struct bridge_read	*rd = priv;
+	struct rt_bridge	*b = rd->rd_b;
 	redisReply		*reply = r;
-	struct bridge_read	*rd = bridge_read_find(b, (uint32_t)(uintptr_t)priv);
 
-	if (rd == NULL || (reply != NULL && reply->type == REDIS_REPLY_INTEGER))
+	(void)ac;
+	rd->rd_pending = 0;
+	if (rd->rd_tag == 0 || (reply != NULL && reply->type == REDIS_REPLY_INTEGER))
 		return;
 	bridge_fn_warn(b, "realtimed_read", reply == NULL ? "connection lost" :
 	    reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
@@ -1473,19 +1595,28 @@ bridge_load_library(struct rt_bridge *b)
 {
 	char	*lib;
 
-	if (b->b_cmd == NULL)
+	char	*cmd;
+	int	 len;
+
+	if (b->b_cmd == NULL && b->b_clu == NULL)
 		return;
-	if (b->b_clu != NULL) {
-		/* FUNCTION LOAD is per node: not in cluster mode yet, node positions */
-		b->b_fn_failed = 1;
-		return;
-	}
 	if ((lib = cluster_library(b->b_conf->c_namespaces, PACKAGE_VERSION)) == NULL) {
 		log_warnx("%s: out of memory", __func__);
 		return;
 	}
-	redisAsyncCommand(b->b_cmd, bridge_on_load, NULL, "FUNCTION LOAD REPLACE %s", lib);
+	if (b->b_clu == NULL) {
+		redisAsyncCommand(b->b_cmd, bridge_on_load, NULL, "FUNCTION LOAD REPLACE %s", lib);
+		free(lib);
+		return;
+	}
+	/* FUNCTION LOAD is per node: on every master, and each new one */
+	if ((len = redisFormatCommand(&cmd, "FUNCTION LOAD REPLACE %s", lib)) < 0 ||
+	    bclu_set_library(b->b_clu, cmd, (size_t)len) == -1)
+		log_warnx("%s: out of memory", __func__);
+	if (len >= 0)
+		redisFreeCommand(cmd);
 	free(lib);
+	bridge_cluster_cmd(b);
 }
 
 /* One subscription of the channel table's (or the canary's). */
@@ -1603,7 +1734,8 @@ bridge_connect(struct rt_bridge *b)
 	if (b->b_cmd == NULL && (b->b_cmd = bridge_open(b)) != NULL) {
 		if (b->b_sen != NULL)
 			redisAsyncCommand(b->b_cmd, bridge_on_role, b, "ROLE");
-		bridge_load_library(b);
+		if (b->b_clu == NULL)	/* a cluster's: on its masters, bclu_set_library() */
+			bridge_load_library(b);
 	}
 	if (b->b_sub == NULL || b->b_cmd == NULL)
 		bridge_schedule_retry(b);
@@ -1787,6 +1919,7 @@ bridge_stop(struct rt_bridge *b)
 
 /* Who asked for a publish: the master (admin), or worker w (POST /publish). */
 struct bridge_pubreq {
+	struct rt_bridge *pq_b;
 	int		 pq_worker;	/* -1: the master */
 	uint32_t	 pq_id;
 };
@@ -1815,10 +1948,11 @@ bridge_publish_reply(struct rt_bridge *b, const struct bridge_pubreq *pq, int64_
 static void
 bridge_on_publish(redisAsyncContext *ac, void *r, void *priv)
 {
-	struct rt_bridge	*b = ac->data;
-	redisReply		*reply = r;
 	struct bridge_pubreq	*pq = priv;
+	struct rt_bridge	*b = pq->pq_b;
+	redisReply		*reply = r;
 
+	(void)ac;
 	if (reply == NULL)
 		bridge_publish_reply(b, pq, 0, 0, "redis connection lost");
 	else if (reply->type == REDIS_REPLY_INTEGER)
@@ -1841,7 +1975,8 @@ bridge_on_publish(redisAsyncContext *ac, void *r, void *priv)
 static void
 bridge_publish(struct rt_bridge *b, int worker, uint32_t reqid, const char *p, size_t len)
 {
-	struct bridge_pubreq	 stop = { worker, reqid }, *pq;
+	struct bridge_pubreq	 stop = { b, worker, reqid }, *pq;
+	int			 rv;
 	uint16_t		 chlen;
 
 	if (len < sizeof(chlen))
@@ -1858,15 +1993,20 @@ bridge_publish(struct rt_bridge *b, int worker, uint32_t reqid, const char *p, s
 		return;
 	}
 	*pq = stop;
-	/* through the function (cluster positions) when Redis has it */
+	/* through the function (cluster positions) when Redis has it; in a
+	 * cluster on the channel's master, a PUBLISH on any node */
 	if (b->b_fn_ok)
-		redisAsyncCommand(b->b_cmd, bridge_on_publish, pq,
+		rv = bridge_command(b, p + sizeof(chlen), chlen, bridge_on_publish, pq,
 		    "FCALL realtimed_publish_count 1 %b %b", p + sizeof(chlen), (size_t)chlen,
 		    p + sizeof(chlen) + chlen, len - sizeof(chlen) - chlen);
 	else
-		redisAsyncCommand(b->b_cmd, bridge_on_publish, pq,
+		rv = bridge_command(b, NULL, 0, bridge_on_publish, pq,
 		    "PUBLISH %b %b", p + sizeof(chlen), (size_t)chlen,
 		    p + sizeof(chlen) + chlen, len - sizeof(chlen) - chlen);
+	if (rv == -1) {
+		free(pq);
+		bridge_publish_reply(b, &stop, 0, 0, "redis is down");
+	}
 }
 
 static void
@@ -1963,6 +2103,8 @@ bridge_cleanup(struct rt_bridge *b)
 		bridge_drop(b, b->b_sub);
 	if (b->b_cmd != NULL)
 		bridge_drop(b, b->b_cmd);
+	bclu_free(b->b_clu);	/* its commands' callbacks, while what they use is there */
+	b->b_clu = NULL;
 	if (b->b_out != NULL)
 		bout_flush(b->b_out);
 	for (w = 0; w < REG_MAX_WORKERS; w++)
@@ -1984,7 +2126,6 @@ bridge_cleanup(struct rt_bridge *b)
 	hist_free(b->b_hist);
 	bctl_free(b->b_ctl);
 	bsen_free(b->b_sen);
-	bclu_free(b->b_clu);
 	bdem_free(b->b_dem);
 	if (b->b_base != NULL)
 		event_base_free(b->b_base);
@@ -2033,7 +2174,7 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 	}
 	if (b.b_url.ru_mode == REDIS_CLUSTER) {
 		struct bclu_ops cops = { bridge_cluster_changed, bridge_cluster_lost,
-		    bridge_cluster_moved, bridge_cluster_reply, &b };
+		    bridge_cluster_moved, bridge_cluster_reply, bridge_cluster_cmd, &b };
 		struct bdem_ops ops = { bridge_demand_command, bridge_demand_answer, &b };
 
 		/* sharded pub/sub is per channel: on demand whatever redis_subscribe says */
@@ -2041,8 +2182,9 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 		    conf->c_redis_subscriptions_max, &ops)) == NULL)
 			fatalx("%s: out of memory", __func__);
 		if ((b.b_clu = bclu_new(b.b_base, &b.b_url, b.b_rb, &cops, b.b_canary,
-		    (uint64_t)conf->c_canary_interval)) == NULL)
+		    (uint64_t)conf->c_canary_interval, conf->c_redis_cluster_commands)) == NULL)
 			fatalx("%s: out of memory", __func__);
+		bridge_load_library(&b);
 	}
 	if (b.b_url.ru_mode == REDIS_SENTINEL) {
 		struct bsen_cb cb = { bridge_sentinel_found, bridge_sentinel_moved, &b };

@@ -1,6 +1,7 @@
 /*
- * The bridge's Redis Cluster client: the slot map and one connection per
- * master for the sharded subscriptions.  See bridge_cluster.h.
+ * The bridge's Redis Cluster client: the slot map, one connection per
+ * master for the sharded subscriptions, one per master for commands (a
+ * queue of the replies to come on each).  See bridge_cluster.h.
  */
 #include <sys/socket.h>
 
@@ -31,11 +32,31 @@
 #define BCLU_SETTLE_MS		500	/* ... and this often for BCLU_REREAD_MS after a change */
 #define BCLU_TAG_TRIES		1000000	/* hash tags tried for a shard's canary */
 
+/* What a command connection's next reply answers. */
+enum { BCLU_RQ_AUTH, BCLU_RQ_LOAD, BCLU_RQ_CANARY, BCLU_RQ_ASKING, BCLU_RQ_CMD };
+
+static const char bclu_asking[] = "*1\r\n$6\r\nASKING\r\n";
+
+/* A command sent (or, redirected to a node not in the map yet, to send). */
+struct bclu_req {
+	struct bclu_req		*rq_next;
+	int			 rq_kind;
+	int			 rq_slot;
+	int			 rq_redirected;	/* MOVED or ASK followed already */
+	bclu_cb			*rq_cb;
+	void			*rq_priv;
+	size_t			 rq_len;
+	char			*rq_cmd;	/* BCLU_RQ_CMD: kept for a redirection */
+};
+
 struct bclu_conn {
 	struct bclu		*cc_c;
 	int			 cc_id;
 	int			 cc_map;	/* fetching the map, not a shard */
-	int			 cc_pub;	/* a shard's SPUBLISH connection (canary) */
+	int			 cc_pub;	/* a shard's command connection (and canary) */
+	int			 cc_lib;	/* the library: 0 not yet, 1 loaded, -1 refused */
+	struct bclu_req		*cc_head;	/* cc_pub: the replies to come, in order */
+	struct bclu_req		**cc_tail;
 	int			 cc_auth;	/* AUTH's reply still to come */
 	int			 cc_ready;
 	uint64_t		 cc_at;		/* ms, opened */
@@ -58,7 +79,12 @@ struct bclu {
 	struct rcluster_map	 c_map;
 	int			 c_have_map;
 	struct bclu_conn	**c_shard;	/* c_map.rm_nshards, NULL: not connected */
-	struct bclu_conn	**c_pub;	/* c_map.rm_nshards, the canaries' SPUBLISH */
+	struct bclu_conn	**c_pub;	/* c_map.rm_nshards, commands (and canaries) */
+	char			*c_lib;		/* FUNCTION LOAD REPLACE, formatted; NULL: none */
+	size_t			 c_liblen;
+	int			 c_ncmd;	/* commands in flight */
+	int			 c_cmd_max;
+	struct bclu_req		*c_retry;	/* MOVED to a node not in the map: after the next */
 	char			 c_canary[64];	/* the canaries' prefix; "": none */
 	uint64_t		 c_canary_iv;	/* ms */
 	uint64_t		 c_canary_at;
@@ -94,6 +120,58 @@ bclu_conn_send(struct bclu_conn *cc, int argc, const char **argv, const size_t *
 	redisFreeCommand(cmd);
 }
 
+/* Bytes on command connection cc, whose reply rq's kind (and callback) awaits. */
+static void
+bclu_cmd_write(struct bclu_conn *cc, struct bclu_req *rq, const char *cmd, size_t len)
+{
+	rq->rq_next = NULL;
+	*cc->cc_tail = rq;
+	cc->cc_tail = &rq->rq_next;
+	bufferevent_write(cc->cc_bev, cmd, len);
+}
+
+/* An internal command (AUTH, the library, a canary, ASKING): 0, or -1 when out of memory. */
+static int
+bclu_cmd_internal(struct bclu_conn *cc, int kind, const char *cmd, size_t len)
+{
+	struct bclu_req	*rq;
+
+	if ((rq = calloc(1, sizeof(*rq))) == NULL) {
+		log_warnx("%s: out of memory", __func__);
+		return -1;
+	}
+	rq->rq_kind = kind;
+	if (kind == BCLU_RQ_AUTH)	/* written already by bclu_conn_auth() */
+		len = 0;
+	bclu_cmd_write(cc, rq, cmd, len);
+	return 0;
+}
+
+static void
+bclu_req_free(struct bclu_req *rq)
+{
+	free(rq->rq_cmd);
+	free(rq);
+}
+
+/* Commands whose answer will not come: their callbacks get NULL. */
+static void
+bclu_fail(struct bclu *c, struct bclu_req *rq)
+{
+	struct bclu_req	*next;
+
+	for (; rq != NULL; rq = next) {
+		next = rq->rq_next;
+		if (rq->rq_kind == BCLU_RQ_CMD) {
+			c->c_ncmd--;
+			atomic_fetch_add(&c->c_rb->rb_rcluster_commands_failed, 1);
+			if (rq->rq_cb != NULL)
+				rq->rq_cb(NULL, NULL, rq->rq_priv);
+		}
+		bclu_req_free(rq);
+	}
+}
+
 static void
 bclu_conn_auth(struct bclu_conn *cc)
 {
@@ -111,14 +189,32 @@ bclu_conn_auth(struct bclu_conn *cc)
 		bclu_conn_send(cc, 2, argv, lens);
 	}
 	cc->cc_auth = 1;
+	if (cc->cc_pub)
+		(void)bclu_cmd_internal(cc, BCLU_RQ_AUTH, "", 0);
+}
+
+/* The connection of conns (n) to shard rs's node, taken out; NULL when none. */
+static struct bclu_conn *
+bclu_take(struct bclu_conn **conns, int n, const struct rcluster_shard *rs)
+{
+	struct bclu_conn	*cc;
+	int			 j;
+
+	for (j = 0; j < n; j++)
+		if ((cc = conns[j]) != NULL && cc->cc_port == rs->rs_port &&
+		    strcmp(cc->cc_host, rs->rs_host) == 0) {
+			conns[j] = NULL;
+			return cc;
+		}
+	return NULL;
 }
 
 /* A new map: shard connections follow it; those to a master no more are closed. */
 static void
 bclu_apply(struct bclu *c, struct rcluster_map *m)
 {
-	struct bclu_conn	**ns, **np;
-	int			 i, j;
+	struct bclu_conn	**ns, **np, **op;
+	int			 i, j, nop;
 
 	ns = calloc((size_t)m->rm_nshards + 1, sizeof(*ns));
 	np = calloc((size_t)m->rm_nshards + 1, sizeof(*np));
@@ -129,27 +225,19 @@ bclu_apply(struct bclu *c, struct rcluster_map *m)
 		rcluster_map_free(m);
 		return;
 	}
-	for (i = 0; i < m->rm_nshards; i++)
-		for (j = 0; c->c_have_map && j < c->c_map.rm_nshards; j++)
-			if (c->c_shard[j] != NULL &&
-			    strcmp(c->c_shard[j]->cc_host, m->rm_shards[i].rs_host) == 0 &&
-			    c->c_shard[j]->cc_port == m->rm_shards[i].rs_port) {
-				ns[i] = c->c_shard[j];
-				c->c_shard[j] = NULL;
-				np[i] = c->c_pub[j];	/* same node, same canary */
-				c->c_pub[j] = NULL;
-				break;
-			}
-	for (j = 0; c->c_have_map && j < c->c_map.rm_nshards; j++) {
+	nop = c->c_have_map ? c->c_map.rm_nshards : 0;
+	for (i = 0; i < m->rm_nshards; i++) {
+		ns[i] = bclu_take(c->c_shard, nop, &m->rm_shards[i]);
+		np[i] = bclu_take(c->c_pub, nop, &m->rm_shards[i]);	/* its commands go on */
+	}
+	for (j = 0; c->c_have_map && j < c->c_map.rm_nshards; j++)
 		if (c->c_shard[j] != NULL)
 			bclu_conn_close(c->c_shard[j], 1);
-		if (c->c_pub[j] != NULL)	/* a master no more */
-			bclu_conn_close(c->c_pub[j], 0);
-	}
+	/* a master no more: its commands fail once the new map is in place */
+	op = c->c_pub;
 	if (c->c_have_map)
 		rcluster_map_free(&c->c_map);
 	free(c->c_shard);
-	free(c->c_pub);
 	c->c_map = *m;
 	c->c_shard = ns;
 	c->c_pub = np;
@@ -160,6 +248,10 @@ bclu_apply(struct bclu *c, struct rcluster_map *m)
 		    strlen(ns[i]->cc_canary))] != i)
 			bclu_canary_listen(ns[i]);
 	c->c_have_map = 1;
+	for (j = 0; j < nop; j++)
+		if (op[j] != NULL)
+			bclu_conn_close(op[j], 0);
+	free(op);
 	c->c_read_at = util_now_ms();
 	atomic_fetch_add(&c->c_rb->rb_rcluster_refreshes, 1);
 	atomic_store(&c->c_rb->rb_rcluster_shards, c->c_map.rm_nshards);
@@ -173,10 +265,34 @@ bclu_connect_shards(struct bclu *c)
 {
 	int	 i;
 
-	for (i = 0; c->c_have_map && i < c->c_map.rm_nshards; i++)
+	for (i = 0; c->c_have_map && i < c->c_map.rm_nshards; i++) {
 		if (c->c_shard[i] == NULL)
 			c->c_shard[i] = bclu_conn_open(c, c->c_map.rm_shards[i].rs_host,
 			    c->c_map.rm_shards[i].rs_port, 0);
+		if (c->c_pub[i] == NULL)
+			c->c_pub[i] = bclu_conn_open(c, c->c_map.rm_shards[i].rs_host,
+			    c->c_map.rm_shards[i].rs_port, 2);
+	}
+}
+
+/* The commands MOVED to a node that was not in the map: to the new map's owner. */
+static void
+bclu_retry(struct bclu *c)
+{
+	struct bclu_req	*rq = c->c_retry, *next, *fail = NULL;
+	int		 i;
+
+	c->c_retry = NULL;
+	for (; rq != NULL; rq = next) {
+		next = rq->rq_next;
+		if ((i = c->c_map.rm_owner[rq->rq_slot]) >= 0 && c->c_pub[i] != NULL)
+			bclu_cmd_write(c->c_pub[i], rq, rq->rq_cmd, rq->rq_len);
+		else {
+			rq->rq_next = fail;
+			fail = rq;
+		}
+	}
+	bclu_fail(c, fail);
 }
 
 /* The map fetch's reply: 1 when cc is closed (always, but for AUTH's "OK"). */
@@ -208,7 +324,9 @@ bclu_fetch_reply(struct bclu_conn *cc, redisReply *r)
 	bclu_conn_close(cc, 0);
 	bclu_apply(c, &m);
 	bclu_connect_shards(c);
+	bclu_retry(c);
 	c->c_ops.co_changed(c->c_ops.co_arg);
+	c->c_ops.co_cmd(c->c_ops.co_arg);
 	return 1;
 }
 
@@ -307,9 +425,115 @@ bclu_conn_live(const struct bclu *c, int id)
 	int	 i;
 
 	for (i = 0; c->c_have_map && i < c->c_map.rm_nshards; i++)
-		if (c->c_shard[i] != NULL && c->c_shard[i]->cc_id == id)
+		if ((c->c_shard[i] != NULL && c->c_shard[i]->cc_id == id) ||
+		    (c->c_pub[i] != NULL && c->c_pub[i]->cc_id == id))
 			return 1;
 	return 0;
+}
+
+/* The command connection to host:port, or NULL. */
+static struct bclu_conn *
+bclu_pub_at(const struct bclu *c, const char *host, int port)
+{
+	int	 i;
+
+	for (i = 0; c->c_have_map && i < c->c_map.rm_nshards; i++)
+		if (c->c_pub[i] != NULL && c->c_pub[i]->cc_port == port &&
+		    strcmp(c->c_pub[i]->cc_host, host) == 0)
+			return c->c_pub[i];
+	return NULL;
+}
+
+/*
+ * A command's MOVED or ASK: followed once, to the node named (MOVED to a
+ * node not in the map: after the next map; the map is read again anyway).
+ * 0 when followed, -1 when the error goes to the callback.
+ */
+static int
+bclu_redirect(struct bclu *c, struct bclu_req *rq, const char *err)
+{
+	struct bclu_conn	*to;
+	char			 host[REDIS_HOST_MAX];
+	int			 slot, port, rv;
+
+	if ((rv = rcluster_redirect(err, &slot, host, sizeof(host), &port)) != 1 && rv != 2)
+		return -1;
+	atomic_fetch_add(&c->c_rb->rb_rcluster_moved, 1);
+	if (rv == 1)
+		bclu_refresh(c);
+	if (rq->rq_redirected)
+		return -1;
+	rq->rq_redirected = 1;
+	if ((to = bclu_pub_at(c, host, port)) == NULL) {
+		if (rv == 2)
+			return -1;
+		rq->rq_next = c->c_retry;
+		c->c_retry = rq;
+		return 0;
+	}
+	if (rv == 2 && bclu_cmd_internal(to, BCLU_RQ_ASKING, bclu_asking,
+	    sizeof(bclu_asking) - 1) == -1)
+		return -1;
+	bclu_cmd_write(to, rq, rq->rq_cmd, rq->rq_len);
+	return 0;
+}
+
+/* The reply to one of bclu's own commands on cc (kind). */
+static void
+bclu_cmd_own(struct bclu_conn *cc, int kind, const redisReply *r)
+{
+	struct bclu	*c = cc->cc_c;
+	char		 host[REDIS_HOST_MAX];
+	int		 err = r->type == REDIS_REPLY_ERROR, slot, port;
+
+	if (kind == BCLU_RQ_AUTH && err) {
+		log_warnx("redis cluster node %s:%d: AUTH failed: %s", cc->cc_host,
+		    cc->cc_port, r->str);
+		bclu_conn_close(cc, 0);
+		return;
+	}
+	if (kind == BCLU_RQ_AUTH) {
+		cc->cc_auth = 0;
+		cc->cc_ready = 1;
+	} else if (kind == BCLU_RQ_LOAD)
+		cc->cc_lib = err ? -1 : 1;
+	if (err)
+		log_warnx("redis cluster node %s:%d: %s: %s", cc->cc_host, cc->cc_port,
+		    kind == BCLU_RQ_LOAD ? "FUNCTION LOAD" : kind == BCLU_RQ_CANARY ?
+		    "canary" : "ASKING", r->str);
+	if (err && rcluster_redirect(r->str, &slot, host, sizeof(host), &port) > 0)
+		bclu_refresh(c);	/* the canary's slot moved */
+	if (kind == BCLU_RQ_AUTH || kind == BCLU_RQ_LOAD)
+		c->c_ops.co_cmd(c->c_ops.co_arg);
+}
+
+/* A reply on command connection cc: to what its queue says it answers. */
+static void
+bclu_cmd_reply(struct bclu_conn *cc, redisReply *r)
+{
+	struct bclu	*c = cc->cc_c;
+	struct bclu_req	*rq = cc->cc_head;
+	int		 kind;
+
+	if (rq == NULL) {
+		log_warnx("redis cluster node %s:%d: a reply to nothing asked", cc->cc_host,
+		    cc->cc_port);
+		bclu_conn_close(cc, 1);
+		return;
+	}
+	if ((cc->cc_head = rq->rq_next) == NULL)
+		cc->cc_tail = &cc->cc_head;
+	if ((kind = rq->rq_kind) != BCLU_RQ_CMD) {
+		bclu_req_free(rq);
+		bclu_cmd_own(cc, kind, r);
+		return;
+	}
+	if (r->type == REDIS_REPLY_ERROR && bclu_redirect(c, rq, r->str) == 0)
+		return;
+	c->c_ncmd--;
+	if (rq->rq_cb != NULL)
+		rq->rq_cb(NULL, r, rq->rq_priv);
+	bclu_req_free(rq);
 }
 
 static void
@@ -341,16 +565,11 @@ bclu_conn_read(struct bufferevent *bev, void *arg)
 			}
 			if (r == NULL)
 				break;
-			if (cc->cc_pub) {	/* SPUBLISH's counts; an error is the canary's */
-				closed = ((redisReply *)r)->type == REDIS_REPLY_ERROR;
-				if (closed)
-					log_warnx("redis cluster node %s:%d: canary: %s",
-					    cc->cc_host, cc->cc_port, ((redisReply *)r)->str);
+			if (cc->cc_pub) {
+				bclu_cmd_reply(cc, r);
 				freeReplyObject(r);
-				if (closed) {
-					bclu_conn_close(cc, 0);
+				if (!bclu_conn_live(c, id))	/* the reply closed it */
 					return;
-				}
 				continue;
 			}
 			if (map) {
@@ -379,6 +598,9 @@ bclu_conn_event(struct bufferevent *bev, short what, void *arg)
 			cc->cc_ready = 1;
 			bclu_canary_listen(cc);
 			cc->cc_c->c_ops.co_changed(cc->cc_c->c_ops.co_arg);
+		} else if (cc->cc_pub && !cc->cc_auth) {
+			cc->cc_ready = 1;
+			cc->cc_c->c_ops.co_cmd(cc->cc_c->c_ops.co_arg);
 		}
 		return;
 	}
@@ -399,7 +621,8 @@ bclu_conn_open(struct bclu *c, const char *host, int port, int map)
 	cc->cc_c = c;
 	cc->cc_map = map == 1;
 	cc->cc_pub = map == 2;
-	cc->cc_id = map ? -1 : ++c->c_gen;
+	cc->cc_id = map == 1 ? -1 : ++c->c_gen;
+	cc->cc_tail = &cc->cc_head;
 	cc->cc_at = util_now_ms();
 	snprintf(cc->cc_host, sizeof(cc->cc_host), "%s", host);
 	cc->cc_port = port;
@@ -413,6 +636,8 @@ bclu_conn_open(struct bclu *c, const char *host, int port, int map)
 	bufferevent_setcb(cc->cc_bev, bclu_conn_read, NULL, bclu_conn_event, cc);
 	bufferevent_enable(cc->cc_bev, EV_READ | EV_WRITE);
 	bclu_conn_auth(cc);
+	if (map == 2 && c->c_lib != NULL)
+		(void)bclu_cmd_internal(cc, BCLU_RQ_LOAD, c->c_lib, c->c_liblen);
 	if (map == 1) {
 		const char	*argv[2] = { "CLUSTER", "SLOTS" };
 		size_t		 lens[2] = { 7, 5 };
@@ -436,14 +661,14 @@ static void
 bclu_conn_close(struct bclu_conn *cc, int tell)
 {
 	struct bclu	*c = cc->cc_c;
-	int		 i, id = cc->cc_id, map = cc->cc_map;
+	struct bclu_req	*lost = cc->cc_head;
+	int		 i, id = cc->cc_id, map = cc->cc_map, pub = cc->cc_pub;
 
-	if (cc->cc_pub) {
+	if (pub) {
 		for (i = 0; c->c_have_map && i < c->c_map.rm_nshards; i++)
 			if (c->c_pub[i] == cc)
 				c->c_pub[i] = NULL;
 		id = -1;
-		tell = 0;
 	} else if (map) {
 		if (c->c_fetch == cc) {	/* failed: the next node */
 			c->c_fetch = NULL;
@@ -468,6 +693,15 @@ bclu_conn_close(struct bclu_conn *cc, int tell)
 	bufferevent_free(cc->cc_bev);
 	redisReaderFree(cc->cc_rd);
 	free(cc);
+	if (pub) {
+		/* their answers will not come; a new connection after the next map */
+		bclu_fail(c, lost);
+		if (!c->c_stopping)
+			c->c_ops.co_cmd(c->c_ops.co_arg);
+		if (tell && !c->c_stopping)
+			bclu_refresh(c);
+		return;
+	}
 	if (!map && tell && !c->c_stopping) {
 		if (id >= 0)
 			c->c_ops.co_lost(c->c_ops.co_arg, id);
@@ -585,7 +819,21 @@ bclu_send(struct bclu *c, int id, int argc, const char **argv, const size_t *len
 	return -1;
 }
 
-/* One shard's canary: missed? then the next one, on its SPUBLISH connection. */
+static void
+bclu_canary_send(struct bclu_conn *cc, int argc, const char **argv, const size_t *lens)
+{
+	char	*cmd;
+	int	 len;
+
+	if ((len = redisFormatCommandArgv(&cmd, argc, argv, lens)) < 0) {
+		log_warnx("%s: out of memory", __func__);
+		return;
+	}
+	(void)bclu_cmd_internal(cc, BCLU_RQ_CANARY, cmd, (size_t)len);
+	redisFreeCommand(cmd);
+}
+
+/* One shard's canary: missed? then the next one, on its command connection. */
 static void
 bclu_canary_one(struct bclu *c, int i)
 {
@@ -617,7 +865,7 @@ bclu_canary_one(struct bclu *c, int i)
 	argv[2] = seq;
 	log_debug("%s: canary %s to %s:%d on %s", __func__, seq, cc->cc_host, cc->cc_port,
 	    cc->cc_canary);
-	bclu_conn_send(c->c_pub[i], 3, argv, lens);
+	bclu_canary_send(c->c_pub[i], 3, argv, lens);
 }
 
 static void
@@ -655,6 +903,12 @@ bclu_tick(struct bclu *c, uint64_t now)
 			bclu_conn_close(cc, 1);
 			continue;
 		}
+		if ((cc = c->c_pub[i]) != NULL && !cc->cc_ready &&
+		    now - cc->cc_at > BCLU_CONNECT_MS) {
+			log_warnx("redis cluster node %s:%d: command connection not ready in %d ms",
+			    cc->cc_host, cc->cc_port, BCLU_CONNECT_MS);
+			bclu_conn_close(cc, 1);
+		}
 		ready += c->c_shard[i] != NULL && c->c_shard[i]->cc_ready;
 	}
 	bclu_canary_tick(c, now);
@@ -684,9 +938,84 @@ bclu_counts(const struct bclu *c, int *shards, int *ready)
 		*ready += c->c_shard[i] != NULL && c->c_shard[i]->cc_ready;
 }
 
+int
+bclu_command(struct bclu *c, const char *key, size_t keylen, bclu_cb *cb, void *priv,
+    const char *cmd, size_t len)
+{
+	struct bclu_req	*rq;
+	int		 slot = rcluster_keyslot(key, keylen), i;
+
+	if (c->c_stopping || !c->c_have_map || (i = c->c_map.rm_owner[slot]) < 0 ||
+	    c->c_pub[i] == NULL || c->c_ncmd >= c->c_cmd_max ||
+	    (rq = calloc(1, sizeof(*rq))) == NULL) {
+		atomic_fetch_add(&c->c_rb->rb_rcluster_commands_failed, 1);
+		return -1;
+	}
+	if ((rq->rq_cmd = malloc(len)) == NULL) {
+		free(rq);
+		atomic_fetch_add(&c->c_rb->rb_rcluster_commands_failed, 1);
+		return -1;
+	}
+	memcpy(rq->rq_cmd, cmd, len);
+	rq->rq_len = len;
+	rq->rq_kind = BCLU_RQ_CMD;
+	rq->rq_slot = slot;
+	rq->rq_cb = cb;
+	rq->rq_priv = priv;
+	c->c_ncmd++;
+	atomic_fetch_add(&c->c_rb->rb_rcluster_commands, 1);
+	bclu_cmd_write(c->c_pub[i], rq, rq->rq_cmd, len);
+	return 0;
+}
+
+int
+bclu_cmd_ready(const struct bclu *c, const char *key, size_t keylen)
+{
+	int	 i;
+
+	return c->c_have_map && (i = c->c_map.rm_owner[rcluster_keyslot(key, keylen)]) >= 0 &&
+	    c->c_pub[i] != NULL && c->c_pub[i]->cc_ready;
+}
+
+int
+bclu_set_library(struct bclu *c, const char *cmd, size_t len)
+{
+	char	*lib;
+	int	 i;
+
+	if ((lib = malloc(len)) == NULL)
+		return -1;
+	memcpy(lib, cmd, len);
+	free(c->c_lib);
+	c->c_lib = lib;
+	c->c_liblen = len;
+	for (i = 0; c->c_have_map && i < c->c_map.rm_nshards; i++)
+		if (c->c_pub[i] != NULL) {
+			c->c_pub[i]->cc_lib = 0;
+			(void)bclu_cmd_internal(c->c_pub[i], BCLU_RQ_LOAD, c->c_lib, c->c_liblen);
+		}
+	return 0;
+}
+
+int
+bclu_library(const struct bclu *c)
+{
+	int	 i, rv = 1;
+
+	if (!c->c_have_map || c->c_map.rm_nshards == 0 || c->c_lib == NULL)
+		return 0;
+	for (i = 0; i < c->c_map.rm_nshards; i++) {
+		if (c->c_pub[i] != NULL && c->c_pub[i]->cc_lib == -1)
+			return -1;
+		if (c->c_pub[i] == NULL || c->c_pub[i]->cc_lib != 1)
+			rv = 0;
+	}
+	return rv;
+}
+
 struct bclu *
 bclu_new(struct event_base *base, const struct redis_url *u, struct reg_bridge *rb,
-    const struct bclu_ops *ops, const char *canary, uint64_t canary_ms)
+    const struct bclu_ops *ops, const char *canary, uint64_t canary_ms, int cmd_max)
 {
 	struct bclu	*c;
 
@@ -699,6 +1028,7 @@ bclu_new(struct event_base *base, const struct redis_url *u, struct reg_bridge *
 	c->c_backoff = BCLU_BACKOFF_MIN;
 	snprintf(c->c_canary, sizeof(c->c_canary), "%s", canary_ms > 0 ? canary : "");
 	c->c_canary_iv = canary_ms;
+	c->c_cmd_max = cmd_max;
 	if ((c->c_timer = evtimer_new(base, bclu_timer, c)) == NULL) {
 		free(c);
 		return NULL;
@@ -727,10 +1057,12 @@ bclu_free(struct bclu *c)
 		if (c->c_pub[i] != NULL)
 			bclu_conn_close(c->c_pub[i], 0);
 	}
+	bclu_fail(c, c->c_retry);
 	if (c->c_have_map)
 		rcluster_map_free(&c->c_map);
 	free(c->c_shard);
 	free(c->c_pub);
+	free(c->c_lib);
 	event_free(c->c_timer);
 	free(c);
 }

@@ -3,8 +3,11 @@
 
 /*
  * redis-cluster://: the slot map (CLUSTER SLOTS from a seed, each seed in
- * turn) and one connection per master shard for the sharded subscriptions
- * (SSUBSCRIBE).  hiredis 0.14 does not know SSUBSCRIBE as a subscribe
+ * turn), one connection per master shard for the sharded subscriptions
+ * (SSUBSCRIBE), and a second one per master for commands: the canary's
+ * SPUBLISH and the bridge's keyed commands, each sent to the master
+ * serving its key's slot (MOVED and ASK followed once), with the function
+ * library loaded on every master.  hiredis 0.14 does not know SSUBSCRIBE as a subscribe
  * command (its async layer would drop or assert on "smessage" pushes), so
  * these connections are plain bufferevents with hiredis' reply reader.
  * Each connection has an id, never reused: a channel is subscribed on the
@@ -18,6 +21,13 @@ struct event_base;
 struct redis_url;
 struct reg_bridge;
 struct redisReply;
+struct redisAsyncContext;
+
+/*
+ * A command's reply, as hiredis gives it (ac is always NULL here); reply
+ * NULL: the connection went before the answer (or the bridge is stopping).
+ */
+typedef void bclu_cb(struct redisAsyncContext *ac, void *reply, void *priv);
 
 struct bclu_ops {
 	/* a shard connection is ready (AUTH done), or there is a new map */
@@ -28,6 +38,8 @@ struct bclu_ops {
 	void	(*co_moved)(void *arg, int id, int slot);
 	/* a reply or push on connection id (not an error) */
 	void	(*co_reply)(void *arg, int id, const struct redisReply *r);
+	/* a command connection came or went, or a master loaded the library */
+	void	(*co_cmd)(void *arg);
 	void	*co_arg;
 };
 
@@ -39,7 +51,7 @@ struct bclu_ops {
  */
 struct bclu *bclu_new(struct event_base *base, const struct redis_url *u,
 	    struct reg_bridge *rb, const struct bclu_ops *ops, const char *canary,
-	    uint64_t canary_ms);
+	    uint64_t canary_ms, int cmd_max);
 void	bclu_free(struct bclu *c);
 /* Read the slot map again soon (coalesced, at most one fetch at a time). */
 void	bclu_refresh(struct bclu *c);
@@ -50,5 +62,22 @@ int	bclu_send(struct bclu *c, int id, int argc, const char **argv, const size_t 
 void	bclu_tick(struct bclu *c, uint64_t now);
 /* Masters in the map, and those with a ready connection. */
 void	bclu_counts(const struct bclu *c, int *shards, int *ready);
+/*
+ * A formatted command (cmd, len: RESP) for the master serving key's slot,
+ * on its command connection; cb(NULL, reply, priv) when it answers.  At
+ * most cmd_max are in flight.  0, or -1 (no master for the slot, or too
+ * many in flight: counted) and cb is not called.
+ */
+int	bclu_command(struct bclu *c, const char *key, size_t keylen, bclu_cb *cb, void *priv,
+	    const char *cmd, size_t len);
+/* The master serving key's slot has a ready command connection. */
+int	bclu_cmd_ready(const struct bclu *c, const char *key, size_t keylen);
+/*
+ * The formatted FUNCTION LOAD REPLACE of the library: sent now on every
+ * command connection, and first on each new one.
+ */
+int	bclu_set_library(struct bclu *c, const char *cmd, size_t len);
+/* 1: every master loaded the library; -1: one refused it; 0: not yet. */
+int	bclu_library(const struct bclu *c);
 
 #endif

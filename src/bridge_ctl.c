@@ -49,7 +49,8 @@ struct bctl {
 	struct registry		*bc_reg;
 	struct reg_bridge	*bc_rb;
 	int			 bc_master_fd;
-	redisAsyncContext	*bc_cmd;	/* connected, else NULL */
+	bctl_send_fn		*bc_send;	/* Redis is there, else NULL */
+	void			*bc_send_arg;
 	uint64_t		 bc_gen;	/* bumped per command connection */
 	uint64_t		 bc_inst;	/* ours: our own messages come back */
 	struct ctl_window	*bc_window;
@@ -144,21 +145,23 @@ bctl_req(struct bctl *bc, uint32_t reqid)
 }
 
 /*
- * A command on the command connection; -1 when hiredis would not take it
- * (the connection is going): then priv is the caller's to free.
+ * A command on key (NULL: any node); -1 when it was not sent (the
+ * connection is going, no master for the key): then priv is the caller's
+ * to free.
  */
 static int
-bctl_cmd(struct bctl *bc, redisCallbackFn *fn, void *priv, const char *fmt, ...)
+bctl_cmd(struct bctl *bc, const char *key, redisCallbackFn *fn, void *priv, const char *fmt,
+    ...)
 {
 	va_list	 ap;
 	int	 rv;
 
-	if (bc->bc_cmd == NULL)
+	if (bc->bc_send == NULL)
 		return -1;
 	va_start(ap, fmt);
-	rv = redisvAsyncCommand(bc->bc_cmd, fn, priv, fmt, ap);
+	rv = bc->bc_send(bc->bc_send_arg, key, fn, priv, fmt, ap);
 	va_end(ap);
-	return rv == REDIS_OK ? 0 : -1;
+	return rv;
 }
 
 /* Answers to the master: 'N' and an int64, 'J' and JSON, or 'E' and a reason. */
@@ -301,7 +304,8 @@ bctl_publish(struct bctl *bc, int cmd, const char *arg, int64_t until, uint32_t 
 		rq->br_cmd = (uint8_t)cmd;
 		rq->br_until = until;
 		snprintf(rq->br_arg, sizeof(rq->br_arg), "%s", arg);
-		if (bctl_cmd(bc, bctl_on_store, rq, "EVAL %s 1 %s %s %b %lld %lld",
+		if (bctl_cmd(bc, bc->bc_key_revoked, bctl_on_store, rq,
+		    "EVAL %s 1 %s %s %b %lld %lld",
 		    bctl_store_lua, bc->bc_key_revoked, arg, stored, (size_t)sn,
 		    (long long)keep, (long long)now) == -1) {
 			free(rq);
@@ -315,7 +319,7 @@ bctl_publish(struct bctl *bc, int cmd, const char *arg, int64_t until, uint32_t 
 		}
 	}
 	rq = bctl_req(bc, reqid);
-	if (bctl_cmd(bc, bctl_on_publish, rq, "PUBLISH %s %b", bc->bc_conf->c_control_channel,
+	if (bctl_cmd(bc, NULL, bctl_on_publish, rq, "PUBLISH %s %b", bc->bc_conf->c_control_channel,
 	    out, (size_t)n) == -1) {
 		free(rq);
 		bctl_reply_error(bc, IPC_CTL_CONTROL_REPLY, reqid, "redis is down: this node only");
@@ -389,7 +393,7 @@ bctl_control(struct bctl *bc, uint32_t reqid, const char *buf, size_t len)
 		bctl_touch(bc, arg);
 		bctl_echo(bc, ic.ic_cmd, arg, ic.ic_until);
 	}
-	if (bc->bc_cmd != NULL) {
+	if (bc->bc_send != NULL) {
 		bctl_publish(bc, ic.ic_cmd, arg, ic.ic_until, reqid);
 		return;
 	}
@@ -470,7 +474,7 @@ bctl_sync_done(struct bctl *bc, uint8_t phase)
 	bc->bc_ntouched = 0;
 	bc->bc_syncing = 0;
 	bc->bc_sync_again = bc->bc_sync_dirty = 0;
-	if (again && bc->bc_cmd != NULL && phase != IPC_SYNC_ABORT)
+	if (again && bc->bc_send != NULL && phase != IPC_SYNC_ABORT)
 		bctl_sync(bc);
 }
 
@@ -478,7 +482,7 @@ bctl_sync_done(struct bctl *bc, uint8_t phase)
 static void
 bctl_drop(struct bctl *bc, const redisReply *k, const redisReply *v)
 {
-	bctl_cmd(bc, bctl_on_reply, NULL, "EVAL %s 1 %s %b %b", bctl_drop_lua,
+	bctl_cmd(bc, bc->bc_key_revoked, bctl_on_reply, NULL, "EVAL %s 1 %s %b %b", bctl_drop_lua,
 	    bc->bc_key_revoked, k->str, k->len, v->str, v->len);
 }
 
@@ -570,10 +574,11 @@ bctl_sync(struct bctl *bc)
 {
 	struct bctl_req	*rq;
 
-	if (bc->bc_cmd == NULL || bc->bc_syncing || !bctl_enabled(bc))
+	if (bc->bc_send == NULL || bc->bc_syncing || !bctl_enabled(bc))
 		return;
 	rq = bctl_req(bc, 0);
-	if (bctl_cmd(bc, bctl_on_sync, rq, "HGETALL %s", bc->bc_key_revoked) == -1) {
+	if (bctl_cmd(bc, bc->bc_key_revoked, bctl_on_sync, rq, "HGETALL %s",
+	    bc->bc_key_revoked) == -1) {
 		free(rq);
 		return;
 	}
@@ -607,10 +612,10 @@ bctl_register(struct bctl *bc, uint64_t now)
 	json_object_object_add(o, "control", json_object_new_boolean(bctl_enabled(bc)));
 	json_object_object_add(o, "expires", json_object_new_int64(bctl_wall_ms() + ttl));
 	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-	bctl_cmd(bc, bctl_on_reply, NULL, "HSET %s %s %b", bc->bc_key_nodes,
+	bctl_cmd(bc, bc->bc_key_nodes, bctl_on_reply, NULL, "HSET %s %s %b", bc->bc_key_nodes,
 	    bc->bc_conf->c_node_id, s, len);
 	/* the hash outlives its nodes by one ttl at most */
-	bctl_cmd(bc, bctl_on_reply, NULL, "PEXPIRE %s %lld", bc->bc_key_nodes,
+	bctl_cmd(bc, bc->bc_key_nodes, bctl_on_reply, NULL, "PEXPIRE %s %lld", bc->bc_key_nodes,
 	    (long long)(2 * ttl));
 	json_object_put(o);
 	atomic_store(&bc->bc_rb->rb_node_seen, now);
@@ -662,8 +667,8 @@ bctl_on_nodes(redisAsyncContext *ac, void *r, void *priv)
 		    json_object_get_int64(ex) <= now) {
 			/* gone (or not ours): its ttl passed without a refresh */
 			json_object_put(o);
-			bctl_cmd(bc, bctl_on_reply, NULL, "HDEL %s %b", bc->bc_key_nodes, k->str,
-			    k->len);
+			bctl_cmd(bc, bc->bc_key_nodes, bctl_on_reply, NULL, "HDEL %s %b",
+			    bc->bc_key_nodes, k->str, k->len);
 			continue;
 		}
 		json_object_array_add(arr, o);
@@ -687,21 +692,23 @@ bctl_request(struct bctl *bc, const struct ipc_hdr *hdr, const char *buf)
 		return;
 	}
 	rq = bctl_req(bc, hdr->peerid);
-	if (bctl_cmd(bc, bctl_on_nodes, rq, "HGETALL %s", bc->bc_key_nodes) == -1) {
+	if (bctl_cmd(bc, bc->bc_key_nodes, bctl_on_nodes, rq, "HGETALL %s",
+	    bc->bc_key_nodes) == -1) {
 		free(rq);
 		bctl_reply_error(bc, IPC_CTL_NODES_REPLY, hdr->peerid, "redis is down");
 	}
 }
 
 void
-bctl_set_cmd(struct bctl *bc, redisAsyncContext *cmd)
+bctl_set_cmd(struct bctl *bc, bctl_send_fn *send, void *arg)
 {
 	struct bctl_pending	*p;
 	size_t			 i, n = bc->bc_npend;
 
-	bc->bc_cmd = cmd;
+	bc->bc_send = send;
+	bc->bc_send_arg = arg;
 	bc->bc_gen++;
-	if (cmd == NULL) {
+	if (send == NULL) {
 		if (bc->bc_syncing)
 			bctl_sync_done(bc, IPC_SYNC_ABORT);
 		return;
@@ -725,6 +732,13 @@ bctl_set_cmd(struct bctl *bc, redisAsyncContext *cmd)
 }
 
 void
+bctl_keys(const struct bctl *bc, const char **revoked, const char **nodes)
+{
+	*revoked = bc->bc_key_revoked;
+	*nodes = bc->bc_key_nodes;
+}
+
+void
 bctl_secret_changed(struct bctl *bc)
 {
 	if (bc->bc_syncing)
@@ -737,7 +751,7 @@ bctl_secret_changed(struct bctl *bc)
 void
 bctl_tick(struct bctl *bc, uint64_t now)
 {
-	if (bc->bc_cmd != NULL && now >= bc->bc_node_at)
+	if (bc->bc_send != NULL && now >= bc->bc_node_at)
 		bctl_register(bc, now);
 }
 

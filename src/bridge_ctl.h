@@ -14,6 +14,7 @@
  *   CC:nodes     hash: node id -> JSON (id, host, version, started,
  *                connections, expires), refreshed every node_ttl / 3
  */
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,10 +29,19 @@ struct bctl *bctl_new(struct rt_config *conf, struct registry *reg, int master_f
 /* After every Redis context is freed. */
 void	bctl_free(struct bctl *bc);
 /*
- * The command connection: a new one (commands may be queued on it at
- * once), or NULL when it is gone.
+ * How a command reaches Redis: key (NULL: any node, a PUBLISH) routes it
+ * in a cluster; fn(ac, reply, priv) as hiredis calls it (ac may be NULL).
+ * 0, or -1 when it was not sent (fn is then not called).
  */
-void	bctl_set_cmd(struct bctl *bc, struct redisAsyncContext *cmd);
+typedef int bctl_send_fn(void *arg, const char *key, void (*fn)(struct redisAsyncContext *,
+	    void *, void *), void *priv, const char *fmt, va_list ap);
+/*
+ * Redis is there (commands may be sent at once): send, or NULL when it is
+ * gone.
+ */
+void	bctl_set_cmd(struct bctl *bc, bctl_send_fn *send, void *arg);
+/* The keys in Redis: CC:revoked, CC:nodes. */
+void	bctl_keys(const struct bctl *bc, const char **revoked, const char **nodes);
 /* A message heard on control_channel. */
 void	bctl_message(struct bctl *bc, const char *data, size_t len);
 /* IPC_CTL_CONTROL or IPC_CTL_NODES from the master. */

@@ -115,6 +115,7 @@ static const struct conf_key conf_keys[] = {
 	{ "redis_url", CT_STR, OFF(c_redis_url), "redis://127.0.0.1:6379", 0, 0, F_REDIS_URL },
 	{ "redis_subscribe", CT_STR, OFF(c_redis_subscribe), "patterns", 0, 0, F_SUBSCRIBE },
 	{ "redis_subscriptions_max", CT_INT, OFF(c_redis_subscriptions_max), "1000000", 16, 100000000, 0 },
+	{ "redis_cluster_commands", CT_INT, OFF(c_redis_cluster_commands), "65536", 16, 10000000, 0 },
 	{ "redis_sentinel_password", CT_STR, OFF(c_redis_sentinel_password), "", 0, 0, F_SECRET },
 	{ "canary_interval", CT_DURATION, OFF(c_canary_interval), "5s", 0, DAY, 0 },
 	{ "ipc_max_buffer", CT_SIZE, OFF(c_ipc_max_buffer), "64m", 65536, 16 * GB, F_RELOAD },

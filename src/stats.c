@@ -166,6 +166,8 @@ stats_bridge_json(struct registry *reg)
 	J_INT(b, "cluster_moved", atomic_load(&rb->rb_rcluster_moved));
 	J_INT(b, "cluster_shard_reconnects", atomic_load(&rb->rb_rcluster_reconnects));
 	J_INT(b, "cluster_resubscribes", atomic_load(&rb->rb_rcluster_resubscribes));
+	J_INT(b, "cluster_commands", atomic_load(&rb->rb_rcluster_commands));
+	J_INT(b, "cluster_commands_failed", atomic_load(&rb->rb_rcluster_commands_failed));
 	J_INT(b, "events_in", atomic_load(&rb->rb_events_in));
 	J_INT(b, "events_routed", atomic_load(&rb->rb_events_routed));
 	J_INT(b, "events_unrouted", atomic_load(&rb->rb_events_unrouted));
@@ -464,6 +466,10 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	    (long long)atomic_load(&rb->rb_rcluster_reconnects));
 	stats_metric(out, "realtimed_redis_cluster_resubscribes_total", "counter", "Redis Cluster: channels Redis unsubscribed (slot moved, failover), subscribed again.",
 	    (long long)atomic_load(&rb->rb_rcluster_resubscribes));
+	stats_metric(out, "realtimed_redis_cluster_commands_total", "counter", "Redis Cluster: the bridge's keyed commands sent to the master of their slot.",
+	    (long long)atomic_load(&rb->rb_rcluster_commands));
+	stats_metric(out, "realtimed_redis_cluster_commands_failed_total", "counter", "Redis Cluster: keyed commands not sent (no master, redis_cluster_commands in flight) or lost with their connection.",
+	    (long long)atomic_load(&rb->rb_rcluster_commands_failed));
 	stats_metric(out, "realtimed_events_in_total", "counter", "Messages received from Redis.",
 	    (long long)atomic_load(&rb->rb_events_in));
 	stats_metric(out, "realtimed_events_unrouted_total", "counter", "Redis messages on channels nobody here subscribes to.",

@@ -261,6 +261,159 @@ def test_spublish_and_publish_on_36_channels_exactly_once_in_order(start_daemon,
     assert status == 200 and b"realtimed_redis_cluster_shards_ready 3" in body
 
 
+SECRET = "control-secret-0123456789"
+
+
+def spread(cluster, prefix, n):
+    """n channels prefix0... over every master, one per master at least."""
+    chans = ["%s%d" % (prefix, i) for i in range(n)]
+    assert len({cluster.owner(keyslot(ch)) for ch in chans}) == 3
+    return chans
+
+
+def admin_publish(d, ch, data):
+    return rtlib.admin(d.conf["admin_socket"], "publish %s %s" % (ch, json.dumps(data)))
+
+
+def with_library(d):
+    wait_for(lambda: bstats(d)["cluster_function"] == 1, 10, "the library on every master")
+
+
+def test_publish_gets_cluster_positions_on_every_shard_and_recovers(start_daemon, cluster):
+    d = daemon(start_daemon, cluster.url)
+    with_library(d)
+    chans = spread(cluster, "apps:pos", 12)
+    for ch in chans:       # realtimed_publish on the channel's own master
+        rep = admin_publish(d, ch, {"n": 1})
+        assert rep["ok"] is True and rep["offset"] == 1, (ch, rep)
+    c = Client(d.port, rtlib.mint())
+    first = {}
+    for ch in chans:       # the position read from the channel's master
+        m = c.reply({"type": "subscribe", "channel": ch})
+        assert m["offset"] == 1 and "-" not in m["epoch"], (ch, m)
+        first[ch] = m["epoch"]
+    for n in (2, 3):
+        for ch in chans:
+            assert admin_publish(d, ch, {"n": n})["offset"] == n
+    evs = c.events_until(2 * len(chans), timeout=10)
+    got = {}
+    for e in evs:
+        assert e["epoch"] == first[e["channel"]], e
+        got.setdefault(e["channel"], []).append((e["offset"], e["data"]["n"]))
+    assert got == {ch: [(2, 2), (3, 3)] for ch in chans}
+    # kept in Redis, on the master of the channel's slot
+    for ch in chans:
+        key = "realtimed:{%s}:m" % ch
+        assert cmd(cluster.owner(keyslot(key)), "HGET", key, "o") == b"$1\r\n3\r\n"
+    c.close()
+    # a client back with since: recovered, read from Redis by a node that held nothing
+    d2 = daemon(start_daemon, cluster.url)
+    with_library(d2)
+    c2 = Client(d2.port, rtlib.mint())
+    for ch in chans:
+        m = c2.reply({"type": "subscribe", "channel": ch,
+                      "since": {"epoch": first[ch], "offset": 1}})
+        assert m["recovered"] is True and (m["epoch"], m["offset"]) == (first[ch], 3), m
+    evs = c2.events_until(2 * len(chans), timeout=10)
+    assert sorted((e["channel"], e["offset"]) for e in evs) == \
+        sorted((ch, o) for ch in chans for o in (2, 3))
+    s = bstats(d2)
+    assert s["cluster_reads"] >= len(chans) and s["cluster_commands"] >= len(chans), s
+    assert s["cluster_commands_failed"] == 0, s
+    assert "MOVED" not in d.log() and "MOVED" not in d2.log()
+
+
+def test_revoke_is_stored_in_the_cluster_and_enforced(start_daemon, cluster):
+    d = daemon(start_daemon, cluster.url, control_secret=SECRET)
+    bad = rtlib.mint({"userId": "u1", "jti": "leaked-c", "exp": int(time.time()) + 3600})
+    live = Client(d.port, bad)
+    rep = rtlib.admin(d.conf["admin_socket"], "revoke leaked-c 2h")
+    assert rep["ok"] and rep["scope"] == "cluster", rep
+    code, reason, _ = live.ws.recv_close(5)
+    live.ws.close_socket()
+    assert (code, reason) == (1008, b"Token revoked")
+    key = "realtimed:control:revoked"
+    wait_for(lambda: cmd(cluster.owner(keyslot(key)), "HEXISTS", key, "leaked-c") ==
+             b":1\r\n", 5, "stored on the key's master")
+    # a node started later reads it back from the cluster and refuses the token
+    d2 = daemon(start_daemon, cluster.url, control_secret=SECRET)
+    wait_for(lambda: rtlib.admin(d2.conf["admin_socket"], "stats")["stats"]["revocations"] == 1,
+             10, "read back on d2")
+    ws = rtlib.RawWS(d2.port, "/ws?token=" + bad)
+    try:
+        code, reason, seen = ws.recv_close()
+    finally:
+        ws.close_socket()
+    assert (code, reason) == (1008, b"Token revoked")
+    assert json.loads(seen[-1])["message"] == "Invalid token: token revoked"
+    assert bstats(d2)["revocations_loaded"] == 1
+    # the node registry (its own key, its own slot) too
+    nodes = rtlib.admin(d2.conf["admin_socket"], "nodes")
+    assert len([n for n in nodes["nodes"] if n["control"]]) == 2, nodes
+    assert "MOVED" not in d.log() and "MOVED" not in d2.log()
+
+
+def test_a_migrating_slot_ask_then_moved_are_followed(start_daemon, cluster):
+    d = daemon(start_daemon, cluster.url)
+    with_library(d)
+    ch = "apps:migrating"
+    slot = keyslot(ch)
+    a = cluster.owner(slot)
+    b = next(p for p in {cluster.owner(keyslot(c)) for c in spread(cluster, "apps:pos", 12)}
+             if p != a)
+    ida, idb = (cmd(p, "CLUSTER", "MYID").split(b"\r\n")[1] for p in (a, b))
+    assert cmd(b, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", ida).startswith(b"+OK")
+    assert cmd(a, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", idb).startswith(b"+OK")
+    moved = bstats(d)["cluster_moved"]
+    # a has no key of the channel: ASK, then ASKING and the command on b
+    rep = admin_publish(d, ch, {"n": 1})
+    assert rep["ok"] is True and rep["offset"] == 1, rep
+    assert bstats(d)["cluster_moved"] == moved + 1
+    key = "realtimed:{%s}:m" % ch
+    assert cmd(b, "ASKING") == b"+OK\r\n"
+    # the migration done: b serves the slot (a MOVED, or the next map, brings it there)
+    for p in (b, a):
+        assert cmd(p, "CLUSTER", "SETSLOT", str(slot), "NODE", idb).startswith(b"+OK")
+    rep = admin_publish(d, ch, {"n": 2})
+    assert rep["ok"] is True and rep["offset"] == 2, rep
+    assert cmd(b, "HGET", key, "o") == b"$1\r\n2\r\n"
+    c = Client(d.port, rtlib.mint())
+    m = c.reply({"type": "subscribe", "channel": ch})
+    # (the node answers at its point of the stream: event 2 may be on its way)
+    assert m["offset"] in (1, 2) and "-" not in m["epoch"], m
+    if m["offset"] == 1:
+        assert c.next_event()["offset"] == 2
+    assert bstats(d)["cluster_commands_failed"] == 0
+
+
+def test_a_command_lost_with_its_connection_fails_and_is_counted(start_daemon, cluster):
+    d = daemon(start_daemon, cluster.url)
+    with_library(d)
+    ch = "apps:lost"
+    master = cluster.owner(keyslot(ch))
+    before = admin_publish(d, ch, {"n": 0})["offset"]
+    failed = bstats(d)["cluster_commands_failed"]
+    # writes paused: the FCALL waits on the master, then its connection goes
+    assert cmd(master, "CLIENT", "PAUSE", "3000", "WRITE").startswith(b"+OK")
+    out = {}
+    t = threading.Thread(target=lambda: out.update(admin_publish(d, ch, {"n": 1})))
+    t.start()
+    try:
+        wait_for(lambda: any(b"flags=b" in l and b"cmd=fcall" in l for l in
+                             cmd(master, "CLIENT", "LIST").split(b"\n")), 5, "the FCALL paused")
+        assert cmd(master, "CLIENT", "KILL", "TYPE", "normal").startswith(b":")
+        t.join(5)
+    finally:
+        cmd(master, "CLIENT", "UNPAUSE")
+    assert out.get("ok") is False and "redis connection lost" in json.dumps(out), out
+    assert bstats(d)["cluster_commands_failed"] == failed + 1
+    # a new command connection (the library loaded first): cluster positions go on
+    assert bstats(d)["cluster_function"] == 1
+    wait_for(lambda: admin_publish(d, ch, {"n": 2}).get("ok") is True, 10, "publishing again")
+    assert cmd(master, "HGET", "realtimed:{%s}:m" % ch, "o") == \
+        b"$1\r\n%d\r\n" % (before + 1)
+
+
 def test_a_shard_whose_canary_is_missed_degrades_health(start_daemon, cluster):
     d = daemon(start_daemon, cluster.url)
     chans = channels_on(cluster, 36)
@@ -365,6 +518,36 @@ def test_manual_cluster_failover_resumes_without_reconnecting(start_daemon, clus
     print("manual failover: %d taken publishes not delivered" % len(lost))
 
 
+def test_failover_then_fcall_on_the_new_master(start_daemon, cluster):
+    d = daemon(start_daemon, cluster.url)
+    with_library(d)
+    channel = "apps:c1"        # the shard the manual failover moved: back again
+    master = cluster.owner(keyslot(channel))
+    replica = cluster.replica_of(master)
+    wait_for(lambda: cluster.synced(replica), 15, "the replica in sync")
+    # the master itself must know it as its replica, or it ignores the request
+    mid = cmd(master, "CLUSTER", "MYID").split(b"\r\n")[1]
+    rid = cmd(replica, "CLUSTER", "MYID").split(b"\r\n")[1]
+    wait_for(lambda: rid in cmd(master, "CLUSTER", "REPLICAS", mid), 15,
+             "the replica known to its master")
+    before = admin_publish(d, channel, {"n": 0})["offset"]
+    assert cmd(replica, "CONFIG", "RESETSTAT").startswith(b"+OK")
+    for _ in range(3):     # a manual failover gives up after 5 s
+        assert cmd(replica, "CLUSTER", "FAILOVER").startswith(b"+OK")
+        try:
+            wait_for(lambda: cluster.owner(keyslot(channel)) == replica, 6, "replica promoted")
+            break
+        except AssertionError:
+            continue
+    assert cluster.owner(keyslot(channel)) == replica
+    # the bridge loads the library on the master that appeared
+    wait_for(lambda: b"cmdstat_function|load:" in cmd(replica, "INFO", "commandstats"),
+             10, "FUNCTION LOAD on the new master")
+    with_library(d)
+    rep = admin_publish(d, channel, {"n": 1})
+    assert rep["ok"] is True and rep["offset"] == before + 1, rep
+
+
 def test_kill9_of_a_master_resumes(start_daemon, cluster):
     d = daemon(start_daemon, cluster.url)
     # a shard the manual failover left alone
@@ -400,14 +583,18 @@ def test_wrong_password_is_clear_and_does_not_crash_loop(start_daemon, cluster):
 
 
 def test_a_shard_gone_for_good_degrades_the_others_deliver(start_daemon, cluster):
-    d = daemon(start_daemon, cluster.url)
     chans = channels_on(cluster, 36)
-    c = Client(d.port, rtlib.mint())
-    for ch in chans:
-        c.subscribe(ch)
     # a shard with a master and its replica: both killed
     victim = next(p for p in {cluster.owner(keyslot(ch)) for ch in chans}
                   if cluster.replica_of(p) is not None)
+    # control keys on the shards that stay
+    cc = next("ctl%d" % i for i in range(1000)
+              if all(cluster.owner(keyslot("ctl%d:%s" % (i, k))) != victim
+                     for k in ("revoked", "nodes")))
+    d = daemon(start_daemon, cluster.url, control_secret=SECRET, control_channel=cc)
+    c = Client(d.port, rtlib.mint())
+    for ch in chans:
+        c.subscribe(ch)
     cluster.kill(cluster.replica_of(victim))
     cluster.kill(victim)
     def reason():
@@ -423,3 +610,9 @@ def test_a_shard_gone_for_good_degrades_the_others_deliver(start_daemon, cluster
     got = by_channel(c.events_until(len(alive), timeout=10))
     assert got == {ch: [1] for ch in alive}
     assert bstats(d)["cluster_shards_ready"] == 2
+    # control goes on: its keys' masters are there
+    rep = rtlib.admin(d.conf["admin_socket"], "revoke while-degraded 1h")
+    assert rep["ok"] and rep["scope"] == "cluster", rep
+    key = cc + ":revoked"
+    wait_for(lambda: cmd(cluster.owner(keyslot(key)), "HEXISTS", key, "while-degraded") ==
+             b":1\r\n", 5, "stored with a shard away")

@@ -12,6 +12,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "channel.h"
 #include "redis_cluster.h"
 
 /* CLUSTER KEYSLOT of a Redis 7.0 cluster for each key. */
@@ -87,6 +88,32 @@ START_TEST(test_keyslots_match_redis)
 	ck_assert_int_eq(rcluster_keyslot("x{user:9}y", 10), rcluster_keyslot("user:9", 6));
 	/* bytes after a NUL count (lengths, not C strings) */
 	ck_assert_int_ne(rcluster_keyslot("a\0b", 3), rcluster_keyslot("a", 1));
+}
+END_TEST
+
+/*
+ * FCALL realtimed_publish and realtimed_read name one key, the channel,
+ * and touch realtimed:{CH}:m and :h (cluster.c): the bridge routes the
+ * call by the channel, so all three must be in its slot.  A channel name
+ * has no braces, so the channel hashes whole, as the tag does.
+ */
+START_TEST(test_function_keys_share_the_channel_slot)
+{
+	static const char *chans[] = { "apps:created", "user:42", "a", "storage:x.y-z@q",
+	    "deployments:status" };
+	char	 m[256], h[256];
+	size_t	 i;
+	int	 ml, hl;
+
+	ck_assert(!chan_name_valid("a{b}", 4));
+	for (i = 0; i < sizeof(chans) / sizeof(chans[0]); i++) {
+		ml = snprintf(m, sizeof(m), "realtimed:{%s}:m", chans[i]);
+		hl = snprintf(h, sizeof(h), "realtimed:{%s}:h", chans[i]);
+		ck_assert_int_eq(rcluster_keyslot(m, (size_t)ml),
+		    rcluster_keyslot(chans[i], strlen(chans[i])));
+		ck_assert_int_eq(rcluster_keyslot(h, (size_t)hl),
+		    rcluster_keyslot(chans[i], strlen(chans[i])));
+	}
 }
 END_TEST
 
@@ -217,6 +244,7 @@ main(void)
 
 	tcase_add_test(tc, test_crc16_vector);
 	tcase_add_test(tc, test_keyslots_match_redis);
+	tcase_add_test(tc, test_function_keys_share_the_channel_slot);
 	tcase_add_test(tc, test_map_from_a_real_cluster);
 	tcase_add_test(tc, test_map_forms_and_holes);
 	tcase_add_test(tc, test_map_refusals);
