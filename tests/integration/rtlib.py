@@ -148,6 +148,19 @@ def health(port, timeout=IO_TIMEOUT):
     return status, headers, json.loads(body.decode())
 
 
+def health_code(d):
+    """d's /health status, or None while it does not answer."""
+    try:
+        return health(d.port, timeout=2)[0]
+    except (OSError, ValueError):
+        return None
+
+
+def bridge_stats(d):
+    """The bridge's part of d's admin `stats`."""
+    return admin(d.conf["admin_socket"], "stats")["stats"]["bridge"]
+
+
 # ------------------------------------------------------------------ tokens
 
 def mint(claims=None, key=SECRET, alg="HS256", exp_in=3600, headers=None,

@@ -27,8 +27,7 @@ def node(start_daemon, r, **conf):
     return d
 
 
-def bstats(d):
-    return rtlib.admin(d.conf["admin_socket"], "stats")["stats"]["bridge"]
+bstats = rtlib.bridge_stats
 
 
 def sub(c, ch, since=None):

@@ -39,8 +39,7 @@ def numsub(r, ch):
     return int(rep[3][1:])
 
 
-def bstats(d):
-    return rtlib.admin(d.conf["admin_socket"], "stats")["stats"]["bridge"]
+bstats = rtlib.bridge_stats
 
 
 def publish(r, ch, data):

@@ -108,15 +108,10 @@ def topology(tmp_path):
         t.stop()
 
 
-def bstats(d):
-    return rtlib.admin(d.conf["admin_socket"], "stats")["stats"]["bridge"]
+bstats = rtlib.bridge_stats
 
 
-def health_code(d):
-    try:
-        return rtlib.health(d.port, timeout=2)[0]
-    except (OSError, ValueError):
-        return None
+health_code = rtlib.health_code
 
 
 def daemon(start_daemon, url, **conf):
