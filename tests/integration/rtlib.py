@@ -62,6 +62,28 @@ def free_port():
         s.close()
 
 
+def port_free(port):
+    """Nothing is bound to 127.0.0.1:port."""
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_port_base(offsets, below=60000):
+    """A port B below `below` with B + each offset free: for the scripts in
+    scripts/ that take a base port."""
+    for _ in range(50):
+        b = free_port()
+        if b < below and all(port_free(b + i) for i in offsets):
+            return b
+    raise RuntimeError("no free port range")
+
+
 # --------------------------------------------------------------------- HTTP
 
 def http_raw(port, data, timeout=IO_TIMEOUT, read_all=True):

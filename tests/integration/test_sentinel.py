@@ -26,23 +26,8 @@ pytestmark = pytest.mark.skipif(
     reason="redis-sentinel (Debian package redis-sentinel) not installed")
 
 
-def _free(port):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 def _base():
-    for _ in range(50):
-        b = rtlib.free_port()
-        if b < 60000 and all(_free(b + i) for i in (1, 10, 11, 12)):
-            return b
-    raise RuntimeError("no free port range")
+    return rtlib.free_port_base((1, 10, 11, 12))    # the replica and three sentinels
 
 
 def cmd(port, *args, password=None, timeout=2):
