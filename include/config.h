@@ -92,6 +92,7 @@ struct rt_config {
 	char		*c_forwarded_header;	/* "x-forwarded-for" or "forwarded" */
 	int		 c_redis_subscriptions_max;
 	int		 c_redis_cluster_commands;	/* cluster: keyed commands in flight */
+	int64_t		 c_redis_coalesce;	/* us: events let gather before a read */
 	int64_t		 c_canary_interval;	/* 0 = off */
 	int64_t		 c_ipc_max_buffer;	/* bridge -> worker high-water mark */
 	int64_t		 c_max_event_size;	/* larger Redis messages are dropped */
@@ -216,6 +217,7 @@ int	config_on_demand(const struct rt_config *conf);
 
 /* Value parsers shared with the environment code; 0 ok, -1 bad. */
 int	config_parse_duration(const char *s, int64_t *ms);
+int	config_parse_usec(const char *s, int64_t *us);
 int	config_parse_size(const char *s, int64_t *bytes);
 int	config_parse_bool(const char *s, int *b);
 

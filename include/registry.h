@@ -22,7 +22,7 @@
 #include "realtimed.h"
 
 #define REGISTRY_MAGIC		0x52544452u	/* "RTDR" */
-#define REGISTRY_VERSION	10
+#define REGISTRY_VERSION	11
 #define REG_MAX_WORKERS		64
 #define REG_PEER_MAX		48
 #define REG_USER_MAX		63
@@ -127,6 +127,7 @@ struct reg_bridge {
 	_Atomic int64_t		 rb_events_in;		/* Redis messages */
 	_Atomic int64_t		 rb_events_routed;	/* IPC writes to workers */
 	_Atomic int64_t		 rb_events_unrouted;	/* nobody subscribed */
+	_Atomic int64_t		 rb_redis_coalesced;	/* reads after a redis_coalesce hold */
 	_Atomic int64_t		 rb_ipc_drops;		/* a worker over its high-water mark */
 	_Atomic int64_t		 rb_events_too_large;	/* over max_event_size, dropped */
 	_Atomic int64_t		 rb_compressed;		/* events compressed (once each) */

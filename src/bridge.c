@@ -1714,6 +1714,7 @@ bridge_connect(struct rt_bridge *b)
 		b->b_master_known = 1;
 	}
 	if (b->b_sub == NULL && (b->b_sub = bridge_open(b)) != NULL) {
+		brev_hold(b->b_sub, (unsigned)b->b_conf->c_redis_coalesce, &b->b_rb->rb_redis_coalesced);
 		b->b_sub_started = util_now_ms();
 		b->b_sub_acks = 0;
 		b->b_sub_expect = 0;
@@ -1878,6 +1879,9 @@ bridge_worker_read(struct bufferevent *bev, void *arg)
 		if ((p = evbuffer_pullup(in, (ev_ssize_t)(sizeof(hdr) + hdr.len))) == NULL ||
 		    ipc_pos_decode(p + sizeof(hdr), hdr.len, &rq) == -1)
 			fatalx("%s: malformed message from worker %d", __func__, w);
+		/* the events Redis sent before this question count in its answer */
+		if (b->b_sub != NULL)
+			brev_release(b->b_sub);
 		bridge_position(b, w, hdr.peerid, &rq);
 		evbuffer_drain(in, sizeof(hdr) + hdr.len);
 	}
@@ -2160,8 +2164,16 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 	atomic_store(&b.b_rb->rb_tick, util_now_ms());
 	/* the sequence goes on across respawns, so workers' figures stay comparable */
 	b.b_canary_sent = b.b_canary_seen = atomic_load(&b.b_rb->rb_canary_sent);
-	if ((b.b_base = event_base_new()) == NULL)
-		fatalx("%s: out of memory", __func__);
+	{
+		struct event_config *cfg = event_config_new();
+
+		/* redis_coalesce's holds are shorter than the coarse clock's 4 ms */
+		if (cfg != NULL && conf->c_redis_coalesce > 0)
+			event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+		if (cfg == NULL || (b.b_base = event_base_new_with_config(cfg)) == NULL)
+			fatalx("%s: out of memory", __func__);
+		event_config_free(cfg);
+	}
 	b.b_out = bout_new(b.b_base);
 	b.b_master_ev = event_new(b.b_base, master_fd, EV_READ | EV_PERSIST,
 	    bridge_dispatch_master, &b);

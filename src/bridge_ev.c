@@ -1,7 +1,12 @@
 /*
  * The bridge's hiredis adapter for libevent.  See bridge_ev.h.
  */
+#include <sys/ioctl.h>
+
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
@@ -13,8 +18,49 @@ struct brev {
 	redisAsyncContext	*e_ac;
 	struct event		*e_rev;
 	struct event		*e_wev;
-	int			 e_reading;
+	struct event		*e_tev;		/* the hold's end */
+	int			 e_reading;	/* hiredis wants reads */
+	int			 e_held;	/* e_rev out of epoll, e_tev pending */
+	struct timeval		 e_hold;
+	uint64_t		 e_hold_us;
+	uint64_t		 e_last;	/* µs, the last read */
+	_Atomic int64_t		*e_reads;	/* reads after a hold, or NULL */
+	int			*e_gone;	/* set when freed, or NULL */
 };
+
+/* hiredis 0.14 reads at most this much at a time (redisBufferRead) */
+#define BREV_READ	(16 * 1024)
+
+static uint64_t
+brev_now_us(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static size_t
+brev_queued(redisAsyncContext *ac)
+{
+	int	 n = 0;
+
+	if (ioctl(ac->c.fd, FIONREAD, &n) == -1 || n < 0)
+		return 0;
+	return (size_t)n;
+}
+
+/*
+ * Take the read event out of epoll for e_hold: what Redis sends meanwhile
+ * waits in the socket and is read in one go when the hold ends.
+ */
+static void
+brev_hold_start(struct brev *e)
+{
+	event_del(e->e_rev);
+	evtimer_add(e->e_tev, &e->e_hold);
+	e->e_held = 1;
+}
 
 static void
 brev_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -23,7 +69,45 @@ brev_read_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	redisAsyncHandleRead(e->e_ac);
+	/*
+	 * Events closer together than the hold: read this one now and let
+	 * the next ones gather, when one read takes what is queued.
+	 */
+	if (e->e_hold_us != 0) {
+		uint64_t now = brev_now_us();
+
+		if (now - e->e_last < e->e_hold_us && brev_queued(e->e_ac) <= BREV_READ)
+			brev_hold_start(e);
+		e->e_last = now;
+	}
+	redisAsyncHandleRead(e->e_ac);	/* may free e */
+}
+
+/* The hold is over: read what gathered, and hold again while they come. */
+static void
+brev_hold_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct brev	*e = arg;
+	size_t		 q;
+
+	(void)fd;
+	(void)what;
+	e->e_held = 0;
+	if (!e->e_reading)
+		return;
+	q = brev_queued(e->e_ac);
+	if (q == 0 || q > BREV_READ) {
+		/* quiet again (the next event is read when it comes), or more
+		 * than one read: read as fast as the loop goes */
+		event_add(e->e_rev, NULL);
+		if (q == 0)
+			return;
+	} else
+		brev_hold_start(e);
+	if (e->e_reads != NULL)
+		atomic_fetch_add(e->e_reads, 1);
+	e->e_last = brev_now_us();
+	redisAsyncHandleRead(e->e_ac);	/* may free e */
 }
 
 static void
@@ -43,7 +127,8 @@ brev_add_read(void *arg)
 	struct brev	*e = arg;
 
 	if (!e->e_reading) {
-		event_add(e->e_rev, NULL);
+		if (!e->e_held)
+			event_add(e->e_rev, NULL);
 		e->e_reading = 1;
 	}
 }
@@ -56,6 +141,10 @@ brev_del_read(void *arg)
 	if (e->e_reading) {
 		event_del(e->e_rev);
 		e->e_reading = 0;
+	}
+	if (e->e_held) {
+		evtimer_del(e->e_tev);
+		e->e_held = 0;
 	}
 }
 
@@ -78,6 +167,9 @@ brev_cleanup(void *arg)
 
 	event_free(e->e_rev);
 	event_free(e->e_wev);
+	event_free(e->e_tev);
+	if (e->e_gone != NULL)
+		*e->e_gone = 1;
 	free(e);
 }
 
@@ -91,11 +183,14 @@ brev_attach(redisAsyncContext *ac, struct event_base *base)
 	e->e_ac = ac;
 	e->e_rev = event_new(base, ac->c.fd, EV_READ | EV_PERSIST, brev_read_cb, e);
 	e->e_wev = event_new(base, ac->c.fd, EV_WRITE, brev_write_cb, e);
-	if (e->e_rev == NULL || e->e_wev == NULL) {
+	e->e_tev = evtimer_new(base, brev_hold_cb, e);
+	if (e->e_rev == NULL || e->e_wev == NULL || e->e_tev == NULL) {
 		if (e->e_rev != NULL)
 			event_free(e->e_rev);
 		if (e->e_wev != NULL)
 			event_free(e->e_wev);
+		if (e->e_tev != NULL)
+			event_free(e->e_tev);
 		free(e);
 		return -1;
 	}
@@ -109,4 +204,41 @@ brev_attach(redisAsyncContext *ac, struct event_base *base)
 	brev_add_read(e);
 	brev_add_write(e);
 	return 0;
+}
+
+void
+brev_hold(redisAsyncContext *ac, unsigned usec, _Atomic int64_t *reads)
+{
+	struct brev	*e = ac->ev.data;
+
+	if (e == NULL)
+		return;
+	e->e_hold_us = usec;
+	e->e_hold.tv_sec = usec / 1000000;
+	e->e_hold.tv_usec = usec % 1000000;
+	e->e_reads = reads;
+}
+
+void
+brev_release(redisAsyncContext *ac)
+{
+	struct brev	*e = ac->ev.data;
+	int		 gone = 0, i;
+
+	if (e == NULL || !e->e_held)
+		return;
+	evtimer_del(e->e_tev);
+	e->e_held = 0;
+	if (!e->e_reading)
+		return;
+	event_add(e->e_rev, NULL);
+	e->e_last = brev_now_us();
+	e->e_gone = &gone;
+	/* a bound: what comes meanwhile waits for the loop */
+	for (i = 0; i < 64 && brev_queued(ac) > 0; i++) {
+		redisAsyncHandleRead(ac);	/* may free e */
+		if (gone)
+			return;
+	}
+	e->e_gone = NULL;
 }

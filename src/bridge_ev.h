@@ -11,10 +11,27 @@
  * write event stays one-shot (hiredis writes seldom).  Private to the
  * bridge.
  */
+#include <stdint.h>
+
 struct event_base;
 struct redisAsyncContext;
 
 /* 0, or -1 when ac already has an adapter or out of memory. */
 int	brev_attach(struct redisAsyncContext *ac, struct event_base *base);
+
+/*
+ * Replies closer together than usec (0: off) are let gather in the socket
+ * for usec and read together (see redis_coalesce in realtimed.conf(5)):
+ * one wakeup for several events.  The first after a quiet spell is read
+ * at once.  *reads (if not NULL) counts the reads made after a hold.
+ */
+void	brev_hold(struct redisAsyncContext *ac, unsigned usec, _Atomic int64_t *reads);
+
+/*
+ * End a hold now: read what has gathered (what Redis had sent before a
+ * question about positions must be counted in the answer).  ac may be
+ * gone after it (a read error): the disconnect callback has run.
+ */
+void	brev_release(struct redisAsyncContext *ac);
 
 #endif

@@ -32,7 +32,7 @@
 #define RUNSTATEDIR	"/run"
 #endif
 
-enum conf_type { CT_STR, CT_INT, CT_SIZE, CT_DURATION, CT_BOOL, CT_LIST, CT_LOGLEVEL };
+enum conf_type { CT_STR, CT_INT, CT_SIZE, CT_DURATION, CT_USEC, CT_BOOL, CT_LIST, CT_LOGLEVEL };
 
 #define F_RELOAD	0x01	/* a reload may change it live */
 #define F_SECRET	0x02	/* never printed */
@@ -116,6 +116,7 @@ static const struct conf_key conf_keys[] = {
 	{ "redis_subscribe", CT_STR, OFF(c_redis_subscribe), "patterns", 0, 0, F_SUBSCRIBE },
 	{ "redis_subscriptions_max", CT_INT, OFF(c_redis_subscriptions_max), "1000000", 16, 100000000, 0 },
 	{ "redis_cluster_commands", CT_INT, OFF(c_redis_cluster_commands), "65536", 16, 10000000, 0 },
+	{ "redis_coalesce", CT_USEC, OFF(c_redis_coalesce), "1ms", 0, 100000, 0 },
 	{ "redis_sentinel_password", CT_STR, OFF(c_redis_sentinel_password), "", 0, 0, F_SECRET },
 	{ "canary_interval", CT_DURATION, OFF(c_canary_interval), "5s", 0, DAY, 0 },
 	{ "ipc_max_buffer", CT_SIZE, OFF(c_ipc_max_buffer), "64m", 65536, 16 * GB, F_RELOAD },
@@ -250,6 +251,16 @@ config_parse_duration(const char *s, int64_t *ms)
 	static const int64_t mul[] = { 1, 1000, 60000, 3600000, 86400000 };
 
 	return config_parse_scaled(s, ms, sfx, mul, 1000);
+}
+
+/* A duration in microseconds: 500us, 2ms, 0 (a plain number is seconds). */
+int
+config_parse_usec(const char *s, int64_t *us)
+{
+	static const char *const sfx[] = { "us", "ms", "s", NULL };
+	static const int64_t mul[] = { 1, 1000, 1000000 };
+
+	return config_parse_scaled(s, us, sfx, mul, 1000000);
 }
 
 int
@@ -523,6 +534,12 @@ config_set(struct rt_config *conf, const struct conf_key *k, const char *v,
 			return -1;
 		}
 		break;
+	case CT_USEC:
+		if (config_parse_usec(v, &n) == -1) {
+			snprintf(err, errlen, "'%s' is not a duration (e.g. 0, 500us, 2ms)", v);
+			return -1;
+		}
+		break;
 	case CT_BOOL:
 		if (config_parse_bool(v, &b) == -1) {
 			snprintf(err, errlen, "'%s' is not yes or no", v);
@@ -543,7 +560,8 @@ config_set(struct rt_config *conf, const struct conf_key *k, const char *v,
 	if (n < k->k_min || n > k->k_max) {
 		snprintf(err, errlen, "'%s' is out of range (%lld to %lld%s)", v,
 		    (long long)k->k_min, (long long)k->k_max,
-		    k->k_type == CT_DURATION ? " ms" : k->k_type == CT_SIZE ? " bytes" : "");
+		    k->k_type == CT_DURATION ? " ms" : k->k_type == CT_USEC ? " us" :
+		    k->k_type == CT_SIZE ? " bytes" : "");
 		return -1;
 	}
 	if (k->k_type == CT_INT)
@@ -1274,9 +1292,10 @@ config_emit(const struct rt_config *conf, int secrets,
 			break;
 		case CT_SIZE:
 		case CT_DURATION:
+		case CT_USEC:
 			snprintf(line + n, sizeof(line) - n, "%lld%s",
 			    (long long)*(const int64_t *)field,
-			    k->k_type == CT_DURATION ? "ms" : "");
+			    k->k_type == CT_DURATION ? "ms" : k->k_type == CT_USEC ? "us" : "");
 			break;
 		case CT_BOOL:
 			snprintf(line + n, sizeof(line) - n, "%s",
@@ -1325,6 +1344,7 @@ config_same(const struct conf_key *k, const struct rt_config *a, const struct rt
 		return *(const int *)fa == *(const int *)fb;
 	case CT_SIZE:
 	case CT_DURATION:
+	case CT_USEC:
 		return *(const int64_t *)fa == *(const int64_t *)fb;
 	case CT_LIST: {
 		const struct rt_strlist *la = fa, *lb = fb;
@@ -1361,6 +1381,7 @@ config_copy(const struct conf_key *k, struct rt_config *dst, const struct rt_con
 		break;
 	case CT_SIZE:
 	case CT_DURATION:
+	case CT_USEC:
 		*(int64_t *)fd = *(const int64_t *)fs;
 		break;
 	case CT_LIST: {

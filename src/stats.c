@@ -171,6 +171,7 @@ stats_bridge_json(struct registry *reg)
 	J_INT(b, "events_in", atomic_load(&rb->rb_events_in));
 	J_INT(b, "events_routed", atomic_load(&rb->rb_events_routed));
 	J_INT(b, "events_unrouted", atomic_load(&rb->rb_events_unrouted));
+	J_INT(b, "redis_coalesced_reads", atomic_load(&rb->rb_redis_coalesced));
 	J_INT(b, "ipc_drops", atomic_load(&rb->rb_ipc_drops));
 	J_INT(b, "events_too_large", atomic_load(&rb->rb_events_too_large));
 	J_INT(b, "events_compressed", atomic_load(&rb->rb_compressed));
@@ -474,6 +475,8 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	    (long long)atomic_load(&rb->rb_events_in));
 	stats_metric(out, "realtimed_events_unrouted_total", "counter", "Redis messages on channels nobody here subscribes to.",
 	    (long long)atomic_load(&rb->rb_events_unrouted));
+	stats_metric(out, "realtimed_redis_coalesced_reads_total", "counter", "Reads of the subscribe connection after a redis_coalesce hold let events gather.",
+	    (long long)atomic_load(&rb->rb_redis_coalesced));
 	stats_metric_head(out, "realtimed_drops_total", "counter", "Events dropped, by reason.");
 	evbuffer_add_printf(out, "realtimed_drops_total{reason=\"ipc_high_water\"} %lld\n",
 	    (long long)atomic_load(&rb->rb_ipc_drops));

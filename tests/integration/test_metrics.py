@@ -55,6 +55,7 @@ FAMILIES = {
     "realtimed_redis_reconnects_total": "counter",
     "realtimed_events_in_total": "counter",
     "realtimed_events_unrouted_total": "counter",
+    "realtimed_redis_coalesced_reads_total": "counter",
     "realtimed_drops_total": "counter",
     "realtimed_canary_sent_total": "counter",
     "realtimed_canary_misses_total": "counter",

@@ -302,6 +302,32 @@ START_TEST(test_units)
 	ck_assert_int_eq(config_parse_size("3kb", &v), 0);
 	ck_assert_int_eq(v, 3072);
 	ck_assert_int_eq(config_parse_size("1t", &v), -1);
+	ck_assert_int_eq(config_parse_usec("500us", &v), 0);
+	ck_assert_int_eq(v, 500);
+	ck_assert_int_eq(config_parse_usec("2ms", &v), 0);
+	ck_assert_int_eq(v, 2000);
+	ck_assert_int_eq(config_parse_usec("0", &v), 0);
+	ck_assert_int_eq(v, 0);
+	ck_assert_int_eq(config_parse_usec("1", &v), 0);
+	ck_assert_int_eq(v, 1000000);
+	ck_assert_int_eq(config_parse_usec("5ns", &v), -1);
+	ck_assert_int_eq(config_parse_usec("-5us", &v), -1);
+}
+END_TEST
+
+/* redis_coalesce: microseconds, 100 ms at most, a clear error beyond. */
+START_TEST(test_redis_coalesce)
+{
+	ck_assert_int_eq(parse(""), 0);
+	ck_assert_int_eq(conf.c_redis_coalesce, 1000);
+	ck_assert_int_eq(parse("redis_coalesce 250us\n"), 0);
+	ck_assert_int_eq(conf.c_redis_coalesce, 250);
+	ck_assert_int_eq(parse("redis_coalesce 0\n"), 0);
+	ck_assert_int_eq(conf.c_redis_coalesce, 0);
+	ck_assert_int_eq(parse("redis_coalesce 1s\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "out of range (0 to 100000 us)"));
+	ck_assert_int_eq(parse("redis_coalesce fast\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "is not a duration (e.g. 0, 500us, 2ms)"));
 }
 END_TEST
 
@@ -526,6 +552,7 @@ main(void)
 	tcase_add_test(tc, test_cross_key_checks);
 	tcase_add_test(tc, test_hostile_lines);
 	tcase_add_test(tc, test_units);
+	tcase_add_test(tc, test_redis_coalesce);
 	tcase_add_test(tc, test_environment_overrides);
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_dump_masks_secrets);
