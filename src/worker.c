@@ -94,11 +94,8 @@ static void
 worker_trim(struct rt_worker *w)
 {
 	struct mallinfo2	 mi = mallinfo2();
-	size_t			 moved;
 
-	moved = mi.fordblks > w->w_trim_free ? mi.fordblks - w->w_trim_free :
-	    w->w_trim_free - mi.fordblks;
-	if (mi.fordblks > WORKER_TRIM_FREE && moved >= WORKER_TRIM_FREE / 4) {
+	if (util_trim_due(mi.fordblks, w->w_trim_free, WORKER_TRIM_FREE)) {
 		malloc_trim(64 * 1024);
 		w->w_trim_free = mi.fordblks;
 	}
