@@ -15,6 +15,12 @@ uint64_t util_now_ms(void);
 uint64_t util_now_us(void);
 /* Case-insensitive compare of a counted string with a C string. */
 int	util_strncaseeq(const char *a, size_t alen, const char *b);
+/*
+ * 1 if a heap with free_bytes free (mallinfo2 fordblks) is worth a
+ * malloc_trim(): more than threshold free, and the free total moved by a
+ * quarter of threshold since the last trim (last_free; 0 if none).
+ */
+int	util_trim_due(size_t free_bytes, size_t last_free, size_t threshold);
 /* FNV-1a of len bytes: the one hash of every table (registry, worker index). */
 uint32_t util_hash(const char *s, size_t len);
 

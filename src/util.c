@@ -177,6 +177,15 @@ util_cidr_valid(const char *entry)
 	return util_cidr_match(entry, any, AF_INET) != -1;
 }
 
+int
+util_trim_due(size_t free_bytes, size_t last_free, size_t threshold)
+{
+	size_t	 moved = free_bytes > last_free ? free_bytes - last_free :
+		    last_free - free_bytes;
+
+	return free_bytes > threshold && moved >= threshold / 4;
+}
+
 uint32_t
 util_hash(const char *s, size_t len)
 {

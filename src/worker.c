@@ -45,7 +45,7 @@
 
 #define WORKER_BRIDGE_WAIT_MS	1000
 #define WORKER_TRIM_MS		5000
-#define WORKER_TRIM_FREE	(4 * 1024 * 1024)
+#define WORKER_TRIM_FREE	(1024 * 1024)	/* free heap worth a malloc_trim() */
 #define WORKER_READ_MAX		(64 * 1024)	/* one read() of a plain socket */
 /*
  * One SSL_read() of a TLS socket.  The OpenSSL bufferevent reserves this
@@ -84,16 +84,21 @@ worker_accepting(struct rt_worker *w, const char *why)
 /*
  * A connect storm leaves the heap full of freed handshake buffers that
  * glibc keeps: give whole free pages back, so idle connections cost what
- * they hold, not what their handshakes once held.
+ * they hold, not what their handshakes once held (a wss handshake's
+ * leftovers are ~0.5 KB per connection that a 4 MiB threshold left
+ * resident).  The chunks a trim gave back still count as free, so the
+ * next trim waits until the free total has moved by a quarter of the
+ * threshold: an idle worker does not trim every tick.
  */
 static void
 worker_trim(struct rt_worker *w)
 {
 	struct mallinfo2	 mi = mallinfo2();
 
-	(void)w;
-	if (mi.fordblks > WORKER_TRIM_FREE)
+	if (util_trim_due(mi.fordblks, w->w_trim_free, WORKER_TRIM_FREE)) {
 		malloc_trim(64 * 1024);
+		w->w_trim_free = mi.fordblks;
+	}
 }
 
 static void

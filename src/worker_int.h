@@ -208,6 +208,7 @@ struct rt_worker {
 	uint64_t		 w_drain_start;
 	int			 w_accepting;
 	uint64_t		 w_trimmed;
+	size_t			 w_trim_free;	/* mallinfo2 fordblks at the last trim */
 	/* accept() out of descriptors: listeners paused until w_accept_resume */
 	int			 w_reserve_fd;	/* spent to refuse one client cleanly */
 	uint64_t		 w_accept_resume;	/* 0: not paused */

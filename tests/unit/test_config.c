@@ -529,6 +529,24 @@ START_TEST(test_include_files)
 }
 END_TEST
 
+/* The workers' heap trim: over the threshold, and only once the free total moved. */
+START_TEST(test_trim_due)
+{
+	const size_t	 mib = 1024 * 1024;
+
+	ck_assert_int_eq(util_trim_due(mib / 2, 0, mib), 0);
+	ck_assert_int_eq(util_trim_due(mib, 0, mib), 0);
+	ck_assert_int_eq(util_trim_due(mib + 1, 0, mib), 1);
+	ck_assert_int_eq(util_trim_due(3 * mib, 0, mib), 1);
+	/* trimmed at 3 MiB: the pages given back still count as free */
+	ck_assert_int_eq(util_trim_due(3 * mib, 3 * mib, mib), 0);
+	ck_assert_int_eq(util_trim_due(3 * mib + mib / 4 - 1, 3 * mib, mib), 0);
+	ck_assert_int_eq(util_trim_due(3 * mib + mib / 4, 3 * mib, mib), 1);
+	ck_assert_int_eq(util_trim_due(2 * mib, 3 * mib, mib), 1);
+	ck_assert_int_eq(util_trim_due(mib - 1, 3 * mib, mib), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -559,6 +577,7 @@ main(void)
 	tcase_add_test(tc, test_every_key_in_sample_config);
 	tcase_add_test(tc, test_every_key_in_manual);
 	tcase_add_test(tc, test_metrics_allow_matching);
+	tcase_add_test(tc, test_trim_due);
 	tcase_add_test(tc, test_include_files);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
