@@ -11,6 +11,9 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <pthread.h>
+
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "realtimed.h"
@@ -58,6 +61,49 @@ util_timestamp(char *out, size_t outlen, const struct timeval *tv)
 	out[hlen + 4] = '\0';
 }
 
+/*
+ * Connection ids come from a pool of OpenSSL randomness filled 64 ids at a
+ * time: RAND_bytes() asks getpid() on every call (its fork check), a
+ * system call per handshake.  A forked child never hands out its parent's
+ * ids: the pool is emptied in the child (pthread_atfork) and cleansed.
+ */
+#define UTIL_UUID_POOL	64
+
+static unsigned char	util_pool[UTIL_UUID_POOL][16];
+static int		util_pool_next = UTIL_UUID_POOL;
+static pthread_once_t	util_pool_once = PTHREAD_ONCE_INIT;
+static int		util_pool_watched;
+
+static void
+util_pool_forked(void)
+{
+	OPENSSL_cleanse(util_pool, sizeof(util_pool));
+	util_pool_next = UTIL_UUID_POOL;
+}
+
+static void
+util_pool_watch(void)
+{
+	util_pool_watched = pthread_atfork(NULL, NULL, util_pool_forked) == 0;
+}
+
+static int
+util_pool_take(unsigned char b[16])
+{
+	pthread_once(&util_pool_once, util_pool_watch);
+	if (!util_pool_watched)		/* no fork hook: never pool */
+		return RAND_bytes(b, 16) == 1 ? 0 : -1;
+	if (util_pool_next == UTIL_UUID_POOL) {
+		if (RAND_bytes(&util_pool[0][0], sizeof(util_pool)) != 1)
+			return -1;
+		util_pool_next = 0;
+	}
+	memcpy(b, util_pool[util_pool_next], 16);
+	OPENSSL_cleanse(util_pool[util_pool_next], 16);
+	util_pool_next++;
+	return 0;
+}
+
 int
 util_uuid4(char *out, size_t outlen)
 {
@@ -65,7 +111,7 @@ util_uuid4(char *out, size_t outlen)
 	unsigned char	 b[16];
 	int		 i, o;
 
-	if (outlen < RT_UUID_LEN + 1 || RAND_bytes(b, sizeof(b)) != 1)
+	if (outlen < RT_UUID_LEN + 1 || util_pool_take(b) == -1)
 		return -1;
 	b[6] = (b[6] & 0x0f) | 0x40;	/* version 4 */
 	b[8] = (b[8] & 0x3f) | 0x80;	/* variant 10 */

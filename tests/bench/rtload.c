@@ -162,6 +162,7 @@ static int	 opt_conc = 200;	/* connects in flight per child / hs loops */
 static long	 opt_channels = 1;
 static int	 opt_smin = -1, opt_smax = -1;	/* subscribers per channel */
 static const char *opt_prefix = "apps:bench";
+static int opt_hs_sub;		/* -b: hs counts a handshake at "subscribed", not "connected" */
 static double	 opt_dur = 10;
 static double	 opt_rate;		/* events/s; 0 = window mode */
 static int	 opt_window = 16;
@@ -758,7 +759,19 @@ on_text(struct conn *c, const char *p, size_t n)
 		return;
 	}
 	if (opt_mode == M_HS) {
-		if (c->state == S_WAITCONN && memmem(p, n, "\"connected\"", 11)) {
+		if (opt_hs_sub && c->state == S_WAITCONN && memmem(p, n, "\"connected\"", 11)) {
+			char m[256];
+			int mn = snprintf(m, sizeof(m),
+			    "{\"type\":\"subscribe\",\"channel\":\"%s0\"}", opt_prefix);
+
+			c->state = S_SUBSCRIBING;
+			if (ws_send(c, 1, m, (size_t)mn) == -1)
+				conn_fail(c, "send subscribe");
+			return;
+		}
+		if (opt_hs_sub ? c->state == S_SUBSCRIBING && memmem(p, n < 40 ? n : 40,
+		    "\"subscribed\"", 12) != NULL : c->state == S_WAITCONN && memmem(p, n,
+		    "\"connected\"", 11) != NULL) {
 			uint64_t us = (mono_ns() - c->t0) / 1000;
 			C.sh->hs_hist[hidx(us)]++;
 			C.sh->hs_done++;
@@ -1493,7 +1506,8 @@ usage(void)
 	    "         /pub/<chan> (on -Q's plain port when -t puts the subscribers on TLS)\n"
 	    "  [-z]   offer permessage-deflate and inflate compressed events (wire_bytes: as sent)\n"
 	    "  [-j]   pad events with JSON-like records (compresses like real events)\n"
-	    "  [-X]   send a PROXY v2 header (a synthetic 10.x.y.z source) first, per connection\n");
+	    "  [-X]   send a PROXY v2 header (a synthetic 10.x.y.z source) first, per connection\n"
+	    "  [-b]   hs: subscribe to <prefix>0 after 'connected'; a handshake is done at 'subscribed'\n");
 	exit(2);
 }
 
@@ -1507,7 +1521,7 @@ main(int argc, char **argv)
 	uint64_t t_ready, t_pub0 = 0, t_pub1 = 0, t_drained = 0;
 	double conn_secs;
 
-	while ((ch = getopt(argc, argv, "m:H:p:teqn:P:c:C:S:x:d:r:w:R:s:T:a:L:D:W:Z:u:NK:Q:zjX")) != -1) {
+	while ((ch = getopt(argc, argv, "m:H:p:teqn:P:c:C:S:x:d:r:w:R:s:T:a:L:D:W:Z:u:NK:Q:zjXb")) != -1) {
 		switch (ch) {
 		case 'm':
 			if (!strcmp(optarg, "idle")) opt_mode = M_IDLE;
@@ -1547,6 +1561,7 @@ main(int argc, char **argv)
 		case 'z': opt_deflate = 1; break;
 		case 'j': opt_jsonpad = 1; break;
 		case 'X': opt_proxy = 1; break;
+		case 'b': opt_hs_sub = 1; break;
 		default: usage();
 		}
 	}

@@ -2,12 +2,15 @@
 #include <check.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "channel.h"
 #include "config.h"
 #include "log.h"
+#include "realtimed.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -547,6 +550,67 @@ START_TEST(test_trim_due)
 }
 END_TEST
 
+static int
+uuid_shape_ok(const char *u)
+{
+	int	 i;
+
+	if (strlen(u) != RT_UUID_LEN || u[14] != '4' || strchr("89ab", u[19]) == NULL)
+		return 0;
+	for (i = 0; i < RT_UUID_LEN; i++)
+		if ((i == 8 || i == 13 || i == 18 || i == 23) ? u[i] != '-' :
+		    strchr("0123456789abcdef", u[i]) == NULL)
+			return 0;
+	return 1;
+}
+
+/*
+ * Connection ids from the pooled randomness: v4 shape, no repeats across
+ * several refills, and a forked child (workers are forked) hands out none
+ * of the ids its parent has still to give.
+ */
+START_TEST(test_uuid4_pool)
+{
+	enum { N = 300 };
+	static char	 ids[N][RT_UUID_LEN + 1];
+	char		 small[8], child[RT_UUID_LEN + 1];
+	int		 i, j, p[2], st;
+	pid_t		 pid;
+
+	ck_assert_int_eq(util_uuid4(small, sizeof(small)), -1);
+	for (i = 0; i < N; i++) {
+		ck_assert_int_eq(util_uuid4(ids[i], sizeof(ids[i])), 0);
+		ck_assert_msg(uuid_shape_ok(ids[i]), "bad id %s", ids[i]);
+		for (j = 0; j < i; j++)
+			ck_assert_str_ne(ids[i], ids[j]);
+	}
+	/* the pool is part used: the parent's next id is in it, the child's must not be */
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		char	 u[RT_UUID_LEN + 1];
+
+		if (util_uuid4(u, sizeof(u)) != 0 || write(p[1], u, RT_UUID_LEN) != RT_UUID_LEN)
+			_exit(1);
+		_exit(0);
+	}
+	ck_assert_int_eq(read(p[0], child, RT_UUID_LEN), RT_UUID_LEN);
+	child[RT_UUID_LEN] = '\0';
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert(uuid_shape_ok(child));
+	for (i = 0; i < 64; i++) {
+		char	 u[RT_UUID_LEN + 1];
+
+		ck_assert_int_eq(util_uuid4(u, sizeof(u)), 0);
+		ck_assert_str_ne(u, child);
+	}
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -578,6 +642,7 @@ main(void)
 	tcase_add_test(tc, test_every_key_in_manual);
 	tcase_add_test(tc, test_metrics_allow_matching);
 	tcase_add_test(tc, test_trim_due);
+	tcase_add_test(tc, test_uuid4_pool);
 	tcase_add_test(tc, test_include_files);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
