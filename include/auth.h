@@ -47,7 +47,30 @@ struct auth_params {
 	const char	*ap_audience;		/* aud must hold this */
 	int		 ap_require_exp;	/* a token without exp is refused */
 	const char *const *ap_claims;		/* NULL-ended: kept in u_claims */
+	size_t		 ap_cache_size;		/* verified tokens kept; 0: none */
 };
+
+/*
+ * The verified-token cache: tokens of at most AUTH_CACHE_TOKEN_MAX bytes
+ * that verified are kept (ap_cache_size slots, one token each, a newer
+ * token taking the slot of an older one) with the user they named.  The
+ * same token again is a hit: no signature or claims work, but its exp
+ * (plus the leeway) is checked at the new time, and revocation is the
+ * caller's as always.  Keyed by a hash of the token, confirmed by the
+ * whole token.  A context's keys never change: a new context (a reload)
+ * starts empty.
+ */
+#define AUTH_CACHE_TOKEN_MAX	2048
+
+struct auth_cache_stats {
+	uint64_t	 ac_hits;	/* tokens the cache answered */
+	uint64_t	 ac_misses;	/* valid tokens verified in full */
+	uint64_t	 ac_evictions;	/* kept tokens a newer one replaced */
+	size_t		 ac_entries;	/* tokens kept now */
+	size_t		 ac_bytes;	/* ... and the bytes they hold */
+};
+
+void	auth_cache_stats(const struct auth_ctx *ctx, struct auth_cache_stats *st);
 
 /*
  * 1 if the algorithm verifies with a public key (RS*, ES*), 0 with a
@@ -72,6 +95,7 @@ void	auth_free(struct auth_ctx *ctx);
  * "missing exp claim" (only when ap_require_exp),
  * "invalid nbf claim", "invalid claim type", "claim too long",
  * "empty user id") otherwise.  The reason never contains the token.
+ * 1 instead of 0 when the verified-token cache answered.
  */
 int	auth_verify(struct auth_ctx *ctx, const char *token, size_t len, time_t now,
 	    struct auth_user *user, char *reason, size_t reasonlen);

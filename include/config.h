@@ -82,6 +82,7 @@ struct rt_config {
 	char		*c_jwt_issuer;
 	char		*c_jwt_audience;
 	int		 c_jwt_require_exp;	/* refuse tokens without exp */
+	int		 c_token_cache;		/* verified tokens kept per worker */
 	int		 c_allow_anonymous;
 	struct rt_strlist c_allowed_origins;	/* empty = any */
 

@@ -10,6 +10,7 @@
  * All key material lives in struct auth_ctx so that a prepared HMAC or
  * public key context can be cached there later without an API change.
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include "realtimed.h"
 #include "auth.h"
 #include "channel.h"
+#include "util.h"
 
 #define AUTH_PEM_MAX		(64 * 1024)	/* larger is not a public key */
 #define AUTH_STR_MAX		1024		/* iss / aud we compare with */
@@ -45,7 +47,24 @@ struct auth_ctx {
 	struct json_tokener *a_tok;	/* reused for every payload */
 	char		 a_hdr[128];	/* last header segment seen to be right */
 	size_t		 a_hdrlen;
+	struct auth_centry **a_cache;	/* a_cache_size slots, NULL: empty */
+	size_t		 a_cache_size;
+	struct auth_cache_stats a_cst;
 };
+
+/*
+ * A verified token and the user it named: the token's bytes, then the
+ * struct auth_user up to its claims, then the e_claimslen bytes of claims.
+ */
+struct auth_centry {
+	uint32_t	 e_hash;
+	uint32_t	 e_toklen;
+	size_t		 e_claimslen;
+	int64_t		 e_until;	/* ms: exp plus the leeway; INT64_MAX: no exp */
+	size_t		 e_size;	/* bytes allocated */
+	unsigned char	 e_data[];
+};
+#define AUTH_USER_HEAD	offsetof(struct auth_user, u_claims)
 
 static const struct {
 	const char	*name;
@@ -77,6 +96,96 @@ auth_reason(char *reason, size_t len, const char *why)
 		snprintf(reason, len, "%s", why);
 }
 
+/* ---- the verified-token cache ---------------------------------------- */
+
+static int64_t	auth_ms(int64_t);
+
+static void
+auth_centry_free(struct auth_ctx *ctx, struct auth_centry *e)
+{
+	ctx->a_cst.ac_entries--;
+	ctx->a_cst.ac_bytes -= e->e_size;
+	OPENSSL_cleanse(e, e->e_size);	/* a token is a credential */
+	free(e);
+}
+
+static void
+auth_cache_flush(struct auth_ctx *ctx)
+{
+	size_t	 i;
+
+	for (i = 0; i < ctx->a_cache_size; i++)
+		if (ctx->a_cache[i] != NULL) {
+			auth_centry_free(ctx, ctx->a_cache[i]);
+			ctx->a_cache[i] = NULL;
+		}
+}
+
+/* The token's slot: its signature, the last bytes, is what varies most. */
+static uint32_t
+auth_cache_hash(const char *token, size_t len)
+{
+	size_t	 n = len < 64 ? len : 64;
+
+	return util_hash(token + len - n, n) ^ (uint32_t)len;
+}
+
+/* 1 and *user filled when token is kept and not expired at now. */
+static int
+auth_cache_find(struct auth_ctx *ctx, const char *token, size_t len, uint32_t h,
+    time_t now, struct auth_user *user)
+{
+	struct auth_centry	**slot = &ctx->a_cache[h % ctx->a_cache_size];
+	struct auth_centry	 *e = *slot;
+
+	if (e == NULL || e->e_hash != h || e->e_toklen != len ||
+	    memcmp(e->e_data, token, len) != 0)
+		return 0;
+	if (e->e_until <= auth_ms(now)) {	/* expired: verify, and refuse */
+		auth_centry_free(ctx, e);
+		*slot = NULL;
+		return 0;
+	}
+	memcpy(user, e->e_data + len, AUTH_USER_HEAD);
+	memcpy(user->u_claims, e->e_data + len + AUTH_USER_HEAD, e->e_claimslen);
+	user->u_claimslen = e->e_claimslen;
+	return 1;
+}
+
+static void
+auth_cache_add(struct auth_ctx *ctx, const char *token, size_t len, uint32_t h,
+    const struct auth_user *user)
+{
+	struct auth_centry	**slot = &ctx->a_cache[h % ctx->a_cache_size];
+	struct auth_centry	 *e;
+	size_t			  size;
+
+	size = sizeof(*e) + len + AUTH_USER_HEAD + user->u_claimslen;
+	if ((e = malloc(size)) == NULL)
+		return;				/* not kept: verified next time */
+	e->e_hash = h;
+	e->e_toklen = (uint32_t)len;
+	e->e_claimslen = user->u_claimslen;
+	e->e_until = user->u_exp != 0 ? auth_ms(user->u_exp) + ctx->a_leeway : INT64_MAX;
+	e->e_size = size;
+	memcpy(e->e_data, token, len);
+	memcpy(e->e_data + len, user, AUTH_USER_HEAD);
+	memcpy(e->e_data + len + AUTH_USER_HEAD, user->u_claims, user->u_claimslen);
+	if (*slot != NULL) {
+		auth_centry_free(ctx, *slot);
+		ctx->a_cst.ac_evictions++;
+	}
+	*slot = e;
+	ctx->a_cst.ac_entries++;
+	ctx->a_cst.ac_bytes += size;
+}
+
+void
+auth_cache_stats(const struct auth_ctx *ctx, struct auth_cache_stats *st)
+{
+	*st = ctx->a_cst;
+}
+
 /* ---- context -------------------------------------------------------- */
 
 void
@@ -94,6 +203,8 @@ auth_free(struct auth_ctx *ctx)
 	free(ctx->a_audience);
 	for (i = 0; ctx->a_claims[i] != NULL; i++)
 		free(ctx->a_claims[i]);
+	auth_cache_flush(ctx);
+	free(ctx->a_cache);
 	EVP_MAC_CTX_free(ctx->a_mac);
 	if (ctx->a_tok != NULL)
 		json_tokener_free(ctx->a_tok);
@@ -289,6 +400,13 @@ auth_new(const struct auth_params *p, char *err, size_t errlen)
 	ctx->a_alg = alg;
 	ctx->a_leeway = p->ap_leeway < 0 ? 0 : p->ap_leeway;
 	ctx->a_require_exp = p->ap_require_exp;
+	if (p->ap_cache_size > 0 &&
+	    (ctx->a_cache = calloc(p->ap_cache_size, sizeof(*ctx->a_cache))) == NULL) {
+		snprintf(err, errlen, "token_cache: out of memory");
+		free(ctx);
+		return NULL;
+	}
+	ctx->a_cache_size = p->ap_cache_size;
 	if (pkey_type == EVP_PKEY_NONE)
 		rv = auth_load_secret(ctx, p, err, errlen);
 	else
@@ -818,8 +936,19 @@ auth_verify(struct auth_ctx *ctx, const char *token, size_t len, time_t now,
 {
 	char		 tok[RT_TOKEN_MAX + 1];
 	const char	*why;
+	uint32_t	 h = 0;
+	int		 cached;
 
 	auth_anonymous(user);
+	cached = ctx->a_cache_size > 0 && token != NULL && len > 0 &&
+	    len <= AUTH_CACHE_TOKEN_MAX;
+	if (cached) {
+		h = auth_cache_hash(token, len);
+		if (auth_cache_find(ctx, token, len, h, now, user)) {
+			ctx->a_cst.ac_hits++;
+			return 1;
+		}
+	}
 	if (len > RT_TOKEN_MAX)
 		why = "token too long";
 	else if (token == NULL || len == 0 || memchr(token, '\0', len) != NULL)
@@ -831,8 +960,13 @@ auth_verify(struct auth_ctx *ctx, const char *token, size_t len, time_t now,
 		tok[len] = '\0';
 		why = auth_check(ctx, tok, now, user);
 	}
-	if (why == NULL)
+	if (why == NULL) {
+		if (ctx->a_cache_size > 0)
+			ctx->a_cst.ac_misses++;
+		if (cached)
+			auth_cache_add(ctx, token, len, h, user);
 		return 0;
+	}
 	auth_anonymous(user);
 	auth_reason(reason, reasonlen, why);
 	return -1;

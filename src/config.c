@@ -110,6 +110,7 @@ static const struct conf_key conf_keys[] = {
 	{ "jwt_issuer", CT_STR, OFF(c_jwt_issuer), "", 0, 0, F_RELOAD },
 	{ "jwt_audience", CT_STR, OFF(c_jwt_audience), "", 0, 0, F_RELOAD },
 	{ "jwt_require_exp", CT_BOOL, OFF(c_jwt_require_exp), "no", 0, 0, F_RELOAD },
+	{ "token_cache", CT_INT, OFF(c_token_cache), "1024", 0, 1048576, F_RELOAD },
 	{ "allow_anonymous", CT_BOOL, OFF(c_allow_anonymous), "yes", 0, 0, F_RELOAD },
 	{ "allowed_origins", CT_LIST, OFF(c_allowed_origins), "", 0, 0, F_RELOAD },
 	{ "redis_url", CT_STR, OFF(c_redis_url), "redis://127.0.0.1:6379", 0, 0, F_REDIS_URL },
@@ -1170,6 +1171,7 @@ config_auth_new(const struct rt_config *conf, char *err, size_t errlen)
 	p.ap_issuer = conf->c_jwt_issuer;
 	p.ap_audience = conf->c_jwt_audience;
 	p.ap_require_exp = conf->c_jwt_require_exp;
+	p.ap_cache_size = (size_t)conf->c_token_cache;
 	if (conf->c_namespaces != NULL)
 		p.ap_claims = chan_table_claims(conf->c_namespaces);
 	/* a stale jwt_public_key does not matter to an HS* configuration */

@@ -489,6 +489,34 @@ conn_user_new(const struct auth_user *user)
 	return cu;
 }
 
+/*
+ * auth_verify() with the worker's keys at the time now, counting what the
+ * verified-token cache did: 0 verified, -1 refused (reason filled).
+ */
+int
+conn_verify_token(struct rt_conn *c, const char *token, size_t len,
+    struct auth_user *user, char *reason, size_t reasonlen)
+{
+	struct rt_worker	*w = c->c_worker;
+	struct auth_cache_stats	 before, after;
+	int			 rv;
+
+	auth_cache_stats(w->w_auth, &before);
+	rv = auth_verify(w->w_auth, token, len, time(NULL), user, reason, reasonlen);
+	auth_cache_stats(w->w_auth, &after);
+	if (after.ac_hits != before.ac_hits)
+		STAT_ADD(w, rw_token_cache_hits, 1);
+	else if (after.ac_misses != before.ac_misses)
+		STAT_ADD(w, rw_token_cache_misses, 1);
+	if (after.ac_evictions != before.ac_evictions)
+		STAT_ADD(w, rw_token_cache_evictions, (int64_t)(after.ac_evictions - before.ac_evictions));
+	if (after.ac_entries != before.ac_entries || after.ac_bytes != before.ac_bytes) {
+		STAT_ADD(w, rw_token_cache_entries, (int64_t)after.ac_entries - (int64_t)before.ac_entries);
+		STAT_ADD(w, rw_token_cache_bytes, (int64_t)after.ac_bytes - (int64_t)before.ac_bytes);
+	}
+	return rv == -1 ? -1 : 0;
+}
+
 /* The policy's view of a connection's user (NULL: anonymous), in tmp. */
 const struct auth_user *
 conn_auth_user(const struct rt_conn *c, struct auth_user *tmp)

@@ -181,8 +181,8 @@ conn_http_greet(struct rt_conn *c, const struct http_token *tok)
 			return;
 		}
 		auth_anonymous(&user);
-	} else if (tok->t_error != NULL || auth_verify(w->w_auth, tok->t_token, tok->t_len,
-	    time(NULL), &user, reason, sizeof(reason)) == -1) {
+	} else if (tok->t_error != NULL || conn_verify_token(c, tok->t_token, tok->t_len,
+	    &user, reason, sizeof(reason)) == -1) {
 		if (tok->t_error != NULL)
 			snprintf(reason, sizeof(reason), "%s", tok->t_error);
 		STAT_ADD(w, rw_auth_failures, 1);

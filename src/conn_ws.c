@@ -120,7 +120,7 @@ conn_ws_auth(struct rt_conn *c, struct proto_request *r)
 	struct conn_user	*cu;
 	char			 reason[128], msg[192];
 
-	if (auth_verify(w->w_auth, r->pr_token, r->pr_token_len, time(NULL), &nu, reason,
+	if (conn_verify_token(c, r->pr_token, r->pr_token_len, &nu, reason,
 	    sizeof(reason)) == -1) {
 		STAT_ADD(w, rw_auth_failures, 1);
 		snprintf(msg, sizeof(msg), "Invalid token: %s", reason);

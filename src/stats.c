@@ -79,6 +79,11 @@ static const struct {
 	{ "proxy_timeouts", WOFF(rw_proxy_timeouts) },
 	{ "forwarded_used", WOFF(rw_forwarded_used) },
 	{ "forwarded_invalid", WOFF(rw_forwarded_invalid) },
+	{ "token_cache_hits", WOFF(rw_token_cache_hits) },
+	{ "token_cache_misses", WOFF(rw_token_cache_misses) },
+	{ "token_cache_evictions", WOFF(rw_token_cache_evictions) },
+	{ "token_cache_entries", WOFF(rw_token_cache_entries) },
+	{ "token_cache_bytes", WOFF(rw_token_cache_bytes) },
 };
 
 void
@@ -399,6 +404,11 @@ static const struct stats_counter stats_worker_metrics[] = {
 	{ "realtimed_proxy_timeouts_total", "counter", "Connections closed without a whole PROXY header in proxy_protocol_timeout.", WOFF(rw_proxy_timeouts) },
 	{ "realtimed_forwarded_used_total", "counter", "Upgrades whose client address came from a trusted proxy's Forwarded or X-Forwarded-For.", WOFF(rw_forwarded_used) },
 	{ "realtimed_forwarded_invalid_total", "counter", "Upgrades from trusted proxies with a malformed Forwarded or X-Forwarded-For (the peer's address kept).", WOFF(rw_forwarded_invalid) },
+	{ "realtimed_token_cache_hits_total", "counter", "Tokens the verified-token cache answered (no signature check).", WOFF(rw_token_cache_hits) },
+	{ "realtimed_token_cache_misses_total", "counter", "Valid tokens verified in full while the cache was on.", WOFF(rw_token_cache_misses) },
+	{ "realtimed_token_cache_evictions_total", "counter", "Kept tokens a newer token replaced (token_cache full).", WOFF(rw_token_cache_evictions) },
+	{ "realtimed_token_cache_entries", "gauge", "Verified tokens kept now.", WOFF(rw_token_cache_entries) },
+	{ "realtimed_token_cache_bytes", "gauge", "Bytes the kept tokens hold.", WOFF(rw_token_cache_bytes) },
 };
 
 static void

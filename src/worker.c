@@ -516,6 +516,7 @@ worker_reload(struct rt_worker *w, const char *p, size_t len, char *err, size_t 
 {
 	struct rt_config	 nc;
 	struct auth_ctx		*auth;
+	struct auth_cache_stats	 old;
 	struct rt_conn		*c, *next;
 	int			 nschanged;
 
@@ -527,6 +528,9 @@ worker_reload(struct rt_worker *w, const char *p, size_t len, char *err, size_t 
 	}
 	nschanged = !chan_table_equal(w->w_conf->c_namespaces, nc.c_namespaces);
 	config_merge_reloadable(w->w_conf, &nc, 0);
+	auth_cache_stats(w->w_auth, &old);	/* the new keys start with no tokens */
+	STAT_ADD(w, rw_token_cache_entries, -(int64_t)old.ac_entries);
+	STAT_ADD(w, rw_token_cache_bytes, -(int64_t)old.ac_bytes);
 	auth_free(w->w_auth);
 	w->w_auth = auth;
 	log_setlevel(w->w_conf->c_log_level);

@@ -282,6 +282,8 @@ void	conn_schedule(struct rt_conn *);
 void	conn_timer_fire(struct wheel_entry *, void *);
 int	conn_flush(struct rt_conn *);
 int	conn_drained(struct rt_conn *);
+int	conn_verify_token(struct rt_conn *, const char *, size_t, struct auth_user *,
+	    char *, size_t);
 const struct auth_user *conn_auth_user(const struct rt_conn *, struct auth_user *);
 struct conn_user *conn_user_new(const struct auth_user *);
 int	conn_user_acquire(struct rt_conn *, const char *);

@@ -191,3 +191,65 @@ def test_auth_is_rate_limited_like_any_message(start_daemon):
     code, seen = c.expect_close(5)
     assert code == 1008
     assert any(m.get("message") == "Rate limit exceeded" for m in seen), seen
+
+
+def _refusal(port, token):
+    """A handshake with token that must be refused: (messages, close code)."""
+    ws = rtlib.RawWS(port, "/ws?token=" + token)
+    try:
+        code, reason, seen = ws.recv_close()
+        return [json.loads(p) for p in seen], code
+    finally:
+        ws.close_socket()
+
+
+def test_the_token_cache_answers_reconnects_but_never_a_revoked_token_or_old_keys(start_daemon):
+    """token_cache (on by default): the same token again skips the
+    signature work, shows in stats; a revocation still refuses it; a
+    reload with a new secret empties the cache and refuses it."""
+    import os
+    import signal
+    d, r = start(start_daemon)
+    wait_for(lambda: rtlib.admin(d.conf["admin_socket"], "stats")["stats"]["bridge"]["redis"]
+             == "up", 10, "redis up")
+    keys = ("token_cache_hits", "token_cache_misses", "token_cache_entries")
+    before = {k: stat(d, k) for k in keys}
+    t = tok(jti="cache-1")
+    for _ in range(4):
+        c = Client(d.port, t)
+        assert c.user["userId"] == "u1", c.user
+        assert c.alive()
+        c.ws.close_socket()
+    assert stat(d, "token_cache_misses") - before["token_cache_misses"] == 1
+    assert stat(d, "token_cache_hits") - before["token_cache_hits"] == 3
+    assert stat(d, "token_cache_entries") >= 1
+    assert stat(d, "token_cache_bytes") > len(t)
+
+    # revoked while kept: the cache answers, the revocation still refuses
+    rep = rtlib.admin(d.conf["admin_socket"], "revoke cache-1 1h")
+    assert rep["ok"], rep
+    msgs, code = _refusal(d.port, t)
+    assert code == 1008, (code, msgs)
+    assert msgs and msgs[-1]["message"] == "Invalid token: token revoked", msgs
+    assert stat(d, "token_cache_hits") - before["token_cache_hits"] == 4
+
+    # kept, then the secret changes: the reload drops every kept token
+    t2 = tok(jti="cache-2")
+    Client(d.port, t2).ws.close_socket()
+    Client(d.port, t2).ws.close_socket()
+    assert stat(d, "token_cache_hits") - before["token_cache_hits"] == 5
+    new_secret = "another-secret-for-the-reload-0123456789"
+    with open(d.conf_path) as f:
+        text = f.read()
+    assert "jwt_secret %s\n" % rtlib.SECRET in text
+    with open(d.conf_path, "w") as f:
+        f.write(text.replace("jwt_secret %s\n" % rtlib.SECRET, "jwt_secret %s\n" % new_secret))
+    os.kill(d.proc.pid, signal.SIGHUP)
+    wait_for(lambda: stat(d, "token_cache_entries") == 0, 10, "the reload to empty the cache")
+    assert stat(d, "token_cache_bytes") == 0
+    msgs, code = _refusal(d.port, t2)
+    assert code == 1008, (code, msgs)
+    assert msgs and msgs[-1]["message"] == "Invalid token: signature verification failed", msgs
+    now = int(time.time())
+    c = Client(d.port, rtlib.mint({"userId": "u2", "exp": now + 600}, key=new_secret))
+    assert c.user["userId"] == "u2" and c.alive()

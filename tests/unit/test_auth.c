@@ -1431,6 +1431,224 @@ START_TEST(test_extracted_token_verifies)
 }
 END_TEST
 
+/* ---- the verified-token cache (ap_cache_size) ----------------------- */
+
+static struct auth_ctx *
+cached_ctx(size_t slots, int64_t leeway, const char *const *claims)
+{
+	struct auth_params	 p = params_of("HS256", SECRET, NULL);
+
+	p.ap_cache_size = slots;
+	p.ap_leeway = leeway;
+	p.ap_claims = claims;
+	return ctx_of(&p);
+}
+
+static struct auth_cache_stats
+cache_of(const struct auth_ctx *ctx)
+{
+	struct auth_cache_stats	 st;
+
+	auth_cache_stats(ctx, &st);
+	return st;
+}
+
+/* What a hit gives is what the full verification gave, field by field. */
+START_TEST(test_cache_hit_gives_the_same_user)
+{
+	struct auth_ctx		*ctx = cached_ctx(16, 0, keep);
+	struct auth_user	 u1, u2;
+	char			*tok, reason[128];
+
+	tok = mint_hs256("{\"userId\":\"u-7\",\"email\":\"a@b.c\",\"role\":\"admin\","
+	    "\"jti\":\"j-1\",\"orgId\":\"acme\",\"team\":42,\"exp\":1764075600}");
+	ck_assert_int_eq(verify(ctx, tok, NOW, &u1, reason, sizeof(reason)), 0);
+	memset(&u2, 0x5a, sizeof(u2));
+	ck_assert_int_eq(verify(ctx, tok, NOW + 1, &u2, reason, sizeof(reason)), 1);
+	ck_assert_int_eq(u2.u_authenticated, 1);
+	ck_assert_int_eq(u2.u_admin, 1);
+	ck_assert_str_eq(u2.u_id, "u-7");
+	ck_assert_str_eq(u2.u_email, "a@b.c");
+	ck_assert_str_eq(u2.u_role, "admin");
+	ck_assert_int_eq(u2.u_has_email, u1.u_has_email);
+	ck_assert_int_eq(u2.u_has_role, u1.u_has_role);
+	ck_assert_int_eq(u2.u_exp, 1764075600);
+	ck_assert_int_eq(u2.u_has_jti, 1);
+	ck_assert_mem_eq(u2.u_jti, u1.u_jti, RVK_DIGEST);
+	ck_assert_uint_eq(u2.u_claimslen, u1.u_claimslen);
+	ck_assert_mem_eq(u2.u_claims, u1.u_claims, u1.u_claimslen);
+	expect_claim(&u2, "orgId", "acme");
+	expect_claim(&u2, "team", "42");
+	ck_assert_uint_eq(cache_of(ctx).ac_hits, 1);
+	ck_assert_uint_eq(cache_of(ctx).ac_misses, 1);
+	ck_assert_uint_eq(cache_of(ctx).ac_entries, 1);
+	ck_assert_uint_gt(cache_of(ctx).ac_bytes, strlen(tok));
+	free(tok);
+	auth_free(ctx);
+}
+END_TEST
+
+/* A kept token still expires at exp plus the leeway, with the usual reason. */
+START_TEST(test_cache_hit_respects_exp_and_leeway)
+{
+	struct auth_ctx		*ctx = cached_ctx(16, 5000, NULL);
+	struct auth_user	 u;
+	char			*tok, reason[128];
+
+	tok = mint_hs256("{\"sub\":\"a\",\"exp\":1764072010}");	/* NOW + 10 */
+	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW + 14, &u, reason, sizeof(reason)), 1);
+	ck_assert_int_eq(verify(ctx, tok, NOW + 15, &u, reason, sizeof(reason)), -1);
+	ck_assert_str_eq(reason, "token expired");
+	ck_assert_uint_eq(cache_of(ctx).ac_entries, 0);
+	ck_assert_uint_eq(cache_of(ctx).ac_bytes, 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW + 16, &u, reason, sizeof(reason)), -1);
+	ck_assert_uint_eq(cache_of(ctx).ac_hits, 1);
+	free(tok);
+	auth_free(ctx);
+}
+END_TEST
+
+/*
+ * The slot is chosen by the token's last bytes (its signature), but a hit
+ * needs the whole token: a changed payload with the same signature is
+ * verified, and fails.
+ */
+START_TEST(test_cache_needs_the_whole_token)
+{
+	struct auth_ctx		*ctx = cached_ctx(16, 0, NULL);
+	struct auth_user	 u;
+	char			*tok, *forged, *d1, reason[128];
+
+	tok = mint_hs256("{\"sub\":\"aaaa\",\"exp\":1764075600}");
+	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_ptr_nonnull(forged = strdup(tok));
+	ck_assert_ptr_nonnull(d1 = strchr(forged, '.'));
+	d1[3] = d1[3] == 'A' ? 'B' : 'A';	/* same length, same signature */
+	ck_assert_int_eq(verify(ctx, forged, NOW, &u, reason, sizeof(reason)), -1);
+	ck_assert_str_eq(reason, "signature verification failed");
+	forged[strlen(forged) - 1] = '\0';	/* a prefix of a kept token */
+	ck_assert_int_eq(verify(ctx, forged, NOW, &u, reason, sizeof(reason)), -1);
+	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 1);
+	ck_assert_uint_eq(cache_of(ctx).ac_hits, 1);
+	ck_assert_uint_eq(cache_of(ctx).ac_entries, 1);
+	free(forged);
+	free(tok);
+	auth_free(ctx);
+}
+END_TEST
+
+/* Only valid tokens are kept; a failure is never answered from the cache. */
+START_TEST(test_cache_keeps_only_valid_tokens)
+{
+	struct auth_ctx		*ctx = cached_ctx(16, 0, NULL);
+	struct auth_user	 u;
+	char			*tok, reason[128];
+	int			 i;
+
+	tok = mint(JWT_ALG_HS256, "another-secret", 14, "{\"sub\":\"a\"}");
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), -1);
+		ck_assert_str_eq(reason, "signature verification failed");
+	}
+	free(tok);
+	tok = mint_hs256("{\"sub\":\"a\",\"exp\":1000}");
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), -1);
+	ck_assert_uint_eq(cache_of(ctx).ac_hits, 0);
+	ck_assert_uint_eq(cache_of(ctx).ac_misses, 0);
+	ck_assert_uint_eq(cache_of(ctx).ac_entries, 0);
+	free(tok);
+	auth_free(ctx);
+}
+END_TEST
+
+/* ap_cache_size slots at most; a newer token replaces an older one. */
+START_TEST(test_cache_is_bounded)
+{
+	struct auth_ctx		*ctx = cached_ctx(4, 0, NULL);
+	struct auth_user	 u;
+	struct auth_cache_stats	 st;
+	char			*toks[50], claims[64], reason[128];
+	int			 i, rv, hits = 0;
+
+	for (i = 0; i < 50; i++) {
+		snprintf(claims, sizeof(claims), "{\"sub\":\"user-%d\"}", i);
+		toks[i] = mint_hs256(claims);
+		ck_assert_int_eq(verify(ctx, toks[i], NOW, &u, reason, sizeof(reason)), 0);
+		ck_assert_uint_le(cache_of(ctx).ac_entries, 4);
+	}
+	st = cache_of(ctx);
+	ck_assert_uint_eq(st.ac_misses, 50);
+	ck_assert_uint_eq(st.ac_entries + st.ac_evictions, 50);
+	ck_assert_uint_ge(st.ac_evictions, 46);
+	for (i = 0; i < 50; i++) {
+		rv = verify(ctx, toks[i], NOW, &u, reason, sizeof(reason));
+		ck_assert_msg(rv == 0 || rv == 1, "token %d: %s", i, reason);
+		snprintf(claims, sizeof(claims), "user-%d", i);
+		ck_assert_str_eq(u.u_id, claims);	/* never another's user */
+		hits += rv == 1;
+		free(toks[i]);
+	}
+	ck_assert_uint_eq(cache_of(ctx).ac_hits, (unsigned)hits);
+	ck_assert_uint_le(cache_of(ctx).ac_entries, 4);
+	auth_free(ctx);
+}
+END_TEST
+
+/* Off by default in auth_params; longer tokens are never kept. */
+START_TEST(test_cache_off_and_long_tokens)
+{
+	struct auth_ctx		*ctx = hs256_ctx(0);
+	struct auth_user	 u;
+	char			*tok, *claims, reason[128];
+	size_t			 n = AUTH_CACHE_TOKEN_MAX;
+
+	tok = mint_hs256("{\"sub\":\"a\"}");
+	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_uint_eq(cache_of(ctx).ac_misses, 0);
+	free(tok);
+	auth_free(ctx);
+
+	ctx = cached_ctx(16, 0, NULL);
+	ck_assert_ptr_nonnull(claims = malloc(n + 64));
+	snprintf(claims, n + 64, "{\"sub\":\"a\",\"pad\":\"%0*d\"}", (int)n, 0);
+	tok = mint_hs256(claims);
+	ck_assert_uint_gt(strlen(tok), AUTH_CACHE_TOKEN_MAX);
+	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_uint_eq(cache_of(ctx).ac_entries, 0);
+	ck_assert_uint_eq(cache_of(ctx).ac_misses, 2);
+	free(claims);
+	free(tok);
+	auth_free(ctx);
+}
+END_TEST
+
+/* Public-key tokens (where the cache saves most) and token_cache from the config. */
+START_TEST(test_cache_rs256_and_config)
+{
+	struct rt_config	 c = conf_of("RS256", NULL, rsa_pub);
+	struct auth_ctx		*ctx;
+	struct auth_user	 u;
+	char			*tok, err[512], reason[128];
+
+	c.c_token_cache = 8;
+	ck_assert_msg((ctx = config_auth_new(&c, err, sizeof(err))) != NULL, "%s", err);
+	tok = mint_pem(JWT_ALG_RS256, rsa_priv, "{\"userId\":\"k\",\"exp\":1764075600}");
+	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 1);
+	ck_assert_str_eq(u.u_id, "k");
+	auth_free(ctx);
+	/* a new context (a reload) starts empty: the same token is verified again */
+	ck_assert_msg((ctx = config_auth_new(&c, err, sizeof(err))) != NULL, "%s", err);
+	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	auth_free(ctx);
+	free(tok);
+}
+END_TEST
+
 static Suite *
 auth_suite(void)
 {
@@ -1507,6 +1725,16 @@ auth_suite(void)
 	tcase_add_test(tc, test_claims_of_anonymous_are_none);
 	tcase_add_test(tc, test_claims_to_keep_are_bounded);
 	tcase_add_test(tc, test_add_claim_bounds);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cache");
+	tcase_add_test(tc, test_cache_hit_gives_the_same_user);
+	tcase_add_test(tc, test_cache_hit_respects_exp_and_leeway);
+	tcase_add_test(tc, test_cache_needs_the_whole_token);
+	tcase_add_test(tc, test_cache_keeps_only_valid_tokens);
+	tcase_add_test(tc, test_cache_is_bounded);
+	tcase_add_test(tc, test_cache_off_and_long_tokens);
+	tcase_add_test(tc, test_cache_rs256_and_config);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("extract");
