@@ -52,8 +52,8 @@ struct auth_params {
 
 /*
  * The verified-token cache: tokens of at most AUTH_CACHE_TOKEN_MAX bytes
- * that verified are kept (ap_cache_size slots, one token each, a newer
- * token taking the slot of an older one) with the user they named.  The
+ * that verified are kept (ap_cache_size at most; when full, the one used
+ * longest ago makes room) with the user they named.  The
  * same token again is a hit: no signature or claims work, but its exp
  * (plus the leeway) is checked at the new time, and revocation is the
  * caller's as always.  Keyed by a hash of the token, confirmed by the
@@ -65,7 +65,7 @@ struct auth_params {
 struct auth_cache_stats {
 	uint64_t	 ac_hits;	/* tokens the cache answered */
 	uint64_t	 ac_misses;	/* valid tokens verified in full */
-	uint64_t	 ac_evictions;	/* kept tokens a newer one replaced */
+	uint64_t	 ac_evictions;	/* kept tokens dropped to make room */
 	size_t		 ac_entries;	/* tokens kept now */
 	size_t		 ac_bytes;	/* ... and the bytes they hold */
 };

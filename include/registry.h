@@ -112,7 +112,7 @@ struct reg_worker {
 	_Atomic int64_t		 rw_forwarded_invalid;	/* ... malformed: the peer's address kept */
 	_Atomic int64_t		 rw_token_cache_hits;	/* tokens the verified-token cache answered */
 	_Atomic int64_t		 rw_token_cache_misses;	/* valid tokens verified in full */
-	_Atomic int64_t		 rw_token_cache_evictions;	/* kept tokens a newer one replaced */
+	_Atomic int64_t		 rw_token_cache_evictions;	/* kept tokens dropped to make room */
 	_Atomic int64_t		 rw_token_cache_entries;	/* tokens kept now (gauge) */
 	_Atomic int64_t		 rw_token_cache_bytes;	/* ... their bytes (gauge) */
 	_Atomic uint64_t	 rw_canary_seen;	/* ms of the last canary */

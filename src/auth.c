@@ -10,6 +10,8 @@
  * All key material lives in struct auth_ctx so that a prepared HMAC or
  * public key context can be cached there later without an API change.
  */
+#include <sys/queue.h>
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,16 +49,21 @@ struct auth_ctx {
 	struct json_tokener *a_tok;	/* reused for every payload */
 	char		 a_hdr[128];	/* last header segment seen to be right */
 	size_t		 a_hdrlen;
-	struct auth_centry **a_cache;	/* a_cache_size slots, NULL: empty */
-	size_t		 a_cache_size;
+	struct auth_centry **a_buckets;	/* a_nbuckets chains */
+	size_t		 a_nbuckets;	/* a power of two, >= a_cache_size */
+	size_t		 a_cache_size;	/* tokens kept at most; 0: no cache */
+	TAILQ_HEAD(auth_centry_lru, auth_centry) a_lru;
 	struct auth_cache_stats a_cst;
 };
 
 /*
  * A verified token and the user it named: the token's bytes, then the
  * struct auth_user up to its claims, then the e_claimslen bytes of claims.
+ * In its bucket's chain and in the LRU list (most recently used first).
  */
 struct auth_centry {
+	struct auth_centry	*e_next;	/* in its bucket */
+	TAILQ_ENTRY(auth_centry) e_lru;
 	uint32_t	 e_hash;
 	uint32_t	 e_toklen;
 	size_t		 e_claimslen;
@@ -100,9 +107,16 @@ auth_reason(char *reason, size_t len, const char *why)
 
 static int64_t	auth_ms(int64_t);
 
+/* Unlink e from its bucket and the LRU list, and free it. */
 static void
-auth_centry_free(struct auth_ctx *ctx, struct auth_centry *e)
+auth_centry_drop(struct auth_ctx *ctx, struct auth_centry *e)
 {
+	struct auth_centry	**pp = &ctx->a_buckets[e->e_hash & (ctx->a_nbuckets - 1)];
+
+	while (*pp != e)
+		pp = &(*pp)->e_next;
+	*pp = e->e_next;
+	TAILQ_REMOVE(&ctx->a_lru, e, e_lru);
 	ctx->a_cst.ac_entries--;
 	ctx->a_cst.ac_bytes -= e->e_size;
 	OPENSSL_cleanse(e, e->e_size);	/* a token is a credential */
@@ -112,16 +126,11 @@ auth_centry_free(struct auth_ctx *ctx, struct auth_centry *e)
 static void
 auth_cache_flush(struct auth_ctx *ctx)
 {
-	size_t	 i;
-
-	for (i = 0; i < ctx->a_cache_size; i++)
-		if (ctx->a_cache[i] != NULL) {
-			auth_centry_free(ctx, ctx->a_cache[i]);
-			ctx->a_cache[i] = NULL;
-		}
+	while (ctx->a_cache_size > 0 && !TAILQ_EMPTY(&ctx->a_lru))
+		auth_centry_drop(ctx, TAILQ_FIRST(&ctx->a_lru));
 }
 
-/* The token's slot: its signature, the last bytes, is what varies most. */
+/* The token's bucket: its signature, the last bytes, is what varies most. */
 static uint32_t
 auth_cache_hash(const char *token, size_t len)
 {
@@ -135,16 +144,20 @@ static int
 auth_cache_find(struct auth_ctx *ctx, const char *token, size_t len, uint32_t h,
     time_t now, struct auth_user *user)
 {
-	struct auth_centry	**slot = &ctx->a_cache[h % ctx->a_cache_size];
-	struct auth_centry	 *e = *slot;
+	struct auth_centry	*e;
 
-	if (e == NULL || e->e_hash != h || e->e_toklen != len ||
-	    memcmp(e->e_data, token, len) != 0)
+	for (e = ctx->a_buckets[h & (ctx->a_nbuckets - 1)]; e != NULL; e = e->e_next)
+		if (e->e_hash == h && e->e_toklen == len && memcmp(e->e_data, token, len) == 0)
+			break;
+	if (e == NULL)
 		return 0;
 	if (e->e_until <= auth_ms(now)) {	/* expired: verify, and refuse */
-		auth_centry_free(ctx, e);
-		*slot = NULL;
+		auth_centry_drop(ctx, e);
 		return 0;
+	}
+	if (e != TAILQ_FIRST(&ctx->a_lru)) {
+		TAILQ_REMOVE(&ctx->a_lru, e, e_lru);
+		TAILQ_INSERT_HEAD(&ctx->a_lru, e, e_lru);
 	}
 	memcpy(user, e->e_data + len, AUTH_USER_HEAD);
 	memcpy(user->u_claims, e->e_data + len + AUTH_USER_HEAD, e->e_claimslen);
@@ -152,11 +165,12 @@ auth_cache_find(struct auth_ctx *ctx, const char *token, size_t len, uint32_t h,
 	return 1;
 }
 
+/* Keep a token that verified (it is not kept yet); full: the oldest goes. */
 static void
 auth_cache_add(struct auth_ctx *ctx, const char *token, size_t len, uint32_t h,
     const struct auth_user *user)
 {
-	struct auth_centry	**slot = &ctx->a_cache[h % ctx->a_cache_size];
+	struct auth_centry	**bucket = &ctx->a_buckets[h & (ctx->a_nbuckets - 1)];
 	struct auth_centry	 *e;
 	size_t			  size;
 
@@ -171,11 +185,13 @@ auth_cache_add(struct auth_ctx *ctx, const char *token, size_t len, uint32_t h,
 	memcpy(e->e_data, token, len);
 	memcpy(e->e_data + len, user, AUTH_USER_HEAD);
 	memcpy(e->e_data + len + AUTH_USER_HEAD, user->u_claims, user->u_claimslen);
-	if (*slot != NULL) {
-		auth_centry_free(ctx, *slot);
+	if (ctx->a_cst.ac_entries >= ctx->a_cache_size) {
+		auth_centry_drop(ctx, TAILQ_LAST(&ctx->a_lru, auth_centry_lru));
 		ctx->a_cst.ac_evictions++;
 	}
-	*slot = e;
+	e->e_next = *bucket;
+	*bucket = e;
+	TAILQ_INSERT_HEAD(&ctx->a_lru, e, e_lru);
 	ctx->a_cst.ac_entries++;
 	ctx->a_cst.ac_bytes += size;
 }
@@ -204,7 +220,7 @@ auth_free(struct auth_ctx *ctx)
 	for (i = 0; ctx->a_claims[i] != NULL; i++)
 		free(ctx->a_claims[i]);
 	auth_cache_flush(ctx);
-	free(ctx->a_cache);
+	free(ctx->a_buckets);
 	EVP_MAC_CTX_free(ctx->a_mac);
 	if (ctx->a_tok != NULL)
 		json_tokener_free(ctx->a_tok);
@@ -400,13 +416,17 @@ auth_new(const struct auth_params *p, char *err, size_t errlen)
 	ctx->a_alg = alg;
 	ctx->a_leeway = p->ap_leeway < 0 ? 0 : p->ap_leeway;
 	ctx->a_require_exp = p->ap_require_exp;
-	if (p->ap_cache_size > 0 &&
-	    (ctx->a_cache = calloc(p->ap_cache_size, sizeof(*ctx->a_cache))) == NULL) {
-		snprintf(err, errlen, "token_cache: out of memory");
-		free(ctx);
-		return NULL;
+	TAILQ_INIT(&ctx->a_lru);
+	if (p->ap_cache_size > 0) {
+		for (ctx->a_nbuckets = 1; ctx->a_nbuckets < p->ap_cache_size;)
+			ctx->a_nbuckets <<= 1;
+		if ((ctx->a_buckets = calloc(ctx->a_nbuckets, sizeof(*ctx->a_buckets))) == NULL) {
+			snprintf(err, errlen, "token_cache: out of memory");
+			free(ctx);
+			return NULL;
+		}
+		ctx->a_cache_size = p->ap_cache_size;
 	}
-	ctx->a_cache_size = p->ap_cache_size;
 	if (pkey_type == EVP_PKEY_NONE)
 		rv = auth_load_secret(ctx, p, err, errlen);
 	else

@@ -406,7 +406,7 @@ static const struct stats_counter stats_worker_metrics[] = {
 	{ "realtimed_forwarded_invalid_total", "counter", "Upgrades from trusted proxies with a malformed Forwarded or X-Forwarded-For (the peer's address kept).", WOFF(rw_forwarded_invalid) },
 	{ "realtimed_token_cache_hits_total", "counter", "Tokens the verified-token cache answered (no signature check).", WOFF(rw_token_cache_hits) },
 	{ "realtimed_token_cache_misses_total", "counter", "Valid tokens verified in full while the cache was on.", WOFF(rw_token_cache_misses) },
-	{ "realtimed_token_cache_evictions_total", "counter", "Kept tokens a newer token replaced (token_cache full).", WOFF(rw_token_cache_evictions) },
+	{ "realtimed_token_cache_evictions_total", "counter", "Kept tokens dropped to make room (token_cache full, least recently used).", WOFF(rw_token_cache_evictions) },
 	{ "realtimed_token_cache_entries", "gauge", "Verified tokens kept now.", WOFF(rw_token_cache_entries) },
 	{ "realtimed_token_cache_bytes", "gauge", "Bytes the kept tokens hold.", WOFF(rw_token_cache_bytes) },
 };

@@ -1563,14 +1563,14 @@ START_TEST(test_cache_keeps_only_valid_tokens)
 }
 END_TEST
 
-/* ap_cache_size slots at most; a newer token replaces an older one. */
-START_TEST(test_cache_is_bounded)
+/* ap_cache_size tokens at most; when full, the least recently used goes. */
+START_TEST(test_cache_is_bounded_lru)
 {
 	struct auth_ctx		*ctx = cached_ctx(4, 0, NULL);
 	struct auth_user	 u;
 	struct auth_cache_stats	 st;
 	char			*toks[50], claims[64], reason[128];
-	int			 i, rv, hits = 0;
+	int			 i;
 
 	for (i = 0; i < 50; i++) {
 		snprintf(claims, sizeof(claims), "{\"sub\":\"user-%d\"}", i);
@@ -1580,18 +1580,50 @@ START_TEST(test_cache_is_bounded)
 	}
 	st = cache_of(ctx);
 	ck_assert_uint_eq(st.ac_misses, 50);
-	ck_assert_uint_eq(st.ac_entries + st.ac_evictions, 50);
-	ck_assert_uint_ge(st.ac_evictions, 46);
-	for (i = 0; i < 50; i++) {
-		rv = verify(ctx, toks[i], NOW, &u, reason, sizeof(reason));
-		ck_assert_msg(rv == 0 || rv == 1, "token %d: %s", i, reason);
+	ck_assert_uint_eq(st.ac_entries, 4);
+	ck_assert_uint_eq(st.ac_evictions, 46);
+	/* the last four are kept, and each answers with its own user */
+	for (i = 46; i < 50; i++) {
+		ck_assert_int_eq(verify(ctx, toks[i], NOW, &u, reason, sizeof(reason)), 1);
 		snprintf(claims, sizeof(claims), "user-%d", i);
-		ck_assert_str_eq(u.u_id, claims);	/* never another's user */
-		hits += rv == 1;
+		ck_assert_str_eq(u.u_id, claims);
+	}
+	/* 46 was used longest ago: 0 takes its place, 47..49 stay */
+	ck_assert_int_eq(verify(ctx, toks[47], NOW, &u, reason, sizeof(reason)), 1);
+	ck_assert_int_eq(verify(ctx, toks[48], NOW, &u, reason, sizeof(reason)), 1);
+	ck_assert_int_eq(verify(ctx, toks[49], NOW, &u, reason, sizeof(reason)), 1);
+	ck_assert_int_eq(verify(ctx, toks[0], NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, toks[47], NOW, &u, reason, sizeof(reason)), 1);
+	ck_assert_int_eq(verify(ctx, toks[0], NOW, &u, reason, sizeof(reason)), 1);
+	ck_assert_int_eq(verify(ctx, toks[46], NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_uint_eq(cache_of(ctx).ac_entries, 4);
+	ck_assert_uint_eq(cache_of(ctx).ac_evictions, 48);
+	for (i = 0; i < 50; i++)
+		free(toks[i]);
+	auth_free(ctx);
+}
+END_TEST
+
+/* Every token kept while they fit, whatever their hashes. */
+START_TEST(test_cache_keeps_all_that_fit)
+{
+	struct auth_ctx		*ctx = cached_ctx(300, 0, NULL);
+	struct auth_user	 u;
+	char			*toks[300], claims[64], reason[128];
+	int			 i;
+
+	for (i = 0; i < 300; i++) {
+		snprintf(claims, sizeof(claims), "{\"sub\":\"s-%d\",\"exp\":1764075600}", i);
+		toks[i] = mint_hs256(claims);
+		ck_assert_int_eq(verify(ctx, toks[i], NOW, &u, reason, sizeof(reason)), 0);
+	}
+	for (i = 0; i < 300; i++) {
+		ck_assert_int_eq(verify(ctx, toks[i], NOW, &u, reason, sizeof(reason)), 1);
+		snprintf(claims, sizeof(claims), "s-%d", i);
+		ck_assert_str_eq(u.u_id, claims);
 		free(toks[i]);
 	}
-	ck_assert_uint_eq(cache_of(ctx).ac_hits, (unsigned)hits);
-	ck_assert_uint_le(cache_of(ctx).ac_entries, 4);
+	ck_assert_uint_eq(cache_of(ctx).ac_evictions, 0);
 	auth_free(ctx);
 }
 END_TEST
@@ -1732,7 +1764,8 @@ auth_suite(void)
 	tcase_add_test(tc, test_cache_hit_respects_exp_and_leeway);
 	tcase_add_test(tc, test_cache_needs_the_whole_token);
 	tcase_add_test(tc, test_cache_keeps_only_valid_tokens);
-	tcase_add_test(tc, test_cache_is_bounded);
+	tcase_add_test(tc, test_cache_is_bounded_lru);
+	tcase_add_test(tc, test_cache_keeps_all_that_fit);
 	tcase_add_test(tc, test_cache_off_and_long_tokens);
 	tcase_add_test(tc, test_cache_rs256_and_config);
 	suite_add_tcase(s, tc);
