@@ -7,7 +7,11 @@
  *
  * Input: first byte even, the rest is the token as sent; odd, the rest is
  * a claims payload, signed here with the right key, so that the claim
- * checks get fuzzed too and not only the signature check.
+ * checks get fuzzed too and not only the signature check.  The HS256
+ * context keeps verified tokens (token_cache 64), so the cache is fuzzed
+ * with them.  First byte 2 mod 4: an ES256 token (an ES256 context, a key
+ * made at start) of a payload and a signature of arbitrary bytes and
+ * length, for the r || s to DER path.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +21,8 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
 
 #include "realtimed.h"
 #include "auth.h"
@@ -52,8 +58,36 @@ fuzz_ctx(void)
 	c.ap_issuer = "fuzz-issuer";
 	c.ap_audience = "realtime";
 	c.ap_leeway = 30000;
+	c.ap_cache_size = 64;
 	if ((ctx = auth_new(&c, err, sizeof(err))) == NULL)
 		abort();
+	return ctx;
+}
+
+static struct auth_ctx *
+fuzz_es_ctx(void)
+{
+	static struct auth_ctx	*ctx;
+	struct auth_params	 c;
+	EVP_PKEY		*pk;
+	BIO			*b;
+	char			 err[256], *pem;
+	long			 n;
+
+	if (ctx != NULL)
+		return ctx;
+	if ((pk = EVP_EC_gen("P-256")) == NULL || (b = BIO_new(BIO_s_mem())) == NULL ||
+	    PEM_write_bio_PUBKEY(b, pk) != 1 || (n = BIO_get_mem_data(b, &pem)) <= 0)
+		abort();
+	memset(&c, 0, sizeof(c));
+	c.ap_algorithm = "ES256";
+	c.ap_public_key = pem;
+	c.ap_public_keylen = (size_t)n;
+	c.ap_public_key_name = "fuzz";
+	if ((ctx = auth_new(&c, err, sizeof(err))) == NULL)
+		abort();
+	BIO_free(b);
+	EVP_PKEY_free(pk);
 	return ctx;
 }
 
@@ -92,14 +126,13 @@ sign(char *tok, const uint8_t *claims, size_t len)
 }
 
 static void
-check(const char *tok, size_t len)
+check(struct auth_ctx *ctx, const char *tok, size_t len)
 {
 	struct auth_user	 u;
 	char			 reason[128];
 	size_t			 i;
 
-	if (auth_verify(fuzz_ctx(), tok, len, FUZZ_NOW, &u, reason,
-	    sizeof(reason)) == 0) {
+	if (auth_verify(ctx, tok, len, FUZZ_NOW, &u, reason, sizeof(reason)) != -1) {
 		if (!u.u_authenticated || u.u_id[0] == '\0' ||
 		    (u.u_admin && strcmp(u.u_role, "admin") != 0))
 			abort();
@@ -116,13 +149,23 @@ check(const char *tok, size_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static char	 tok[FUZZ_TOKMAX * 2];
+	static char		 tok[FUZZ_TOKMAX * 2];
+	static const char	 eshdr[] = "{\"alg\":\"ES256\",\"typ\":\"JWT\"}";
+	size_t			 n, siglen;
 
 	if (size == 0)
 		return 0;
-	if (data[0] % 2 == 0)
-		check((const char *)data + 1, size - 1);
+	if (data[0] % 4 == 2 && size >= 2 && size - 2 <= FUZZ_TOKMAX / 2) {
+		siglen = data[1] < size - 2 ? data[1] : size - 2;
+		n = b64url(tok, (const uint8_t *)eshdr, sizeof(eshdr) - 1);
+		tok[n++] = '.';
+		n += b64url(tok + n, data + 2, size - 2 - siglen);
+		tok[n++] = '.';
+		n += b64url(tok + n, data + size - siglen, siglen);
+		check(fuzz_es_ctx(), tok, n);
+	} else if (data[0] % 2 == 0)
+		check(fuzz_ctx(), (const char *)data + 1, size - 1);
 	else if (size - 1 <= FUZZ_TOKMAX / 2)
-		check(tok, sign(tok, data + 1, size - 1));
+		check(fuzz_ctx(), tok, sign(tok, data + 1, size - 1));
 	return 0;
 }

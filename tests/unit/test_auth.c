@@ -26,6 +26,7 @@
 
 static char	 keydir[] = "/tmp/test_auth.XXXXXX";
 static char	 rsa_priv[256], rsa_pub[256], ec_priv[256], ec_pub[256];
+static char	 ec384_priv[256], ec384_pub[256], ec521_priv[256], ec521_pub[256];
 static char	 garbage_file[256];
 
 /* ---- fixtures ------------------------------------------------------- */
@@ -65,6 +66,18 @@ make_keys(void)
 		abort();
 	write_key(pk, ec_priv, ec_pub);
 	EVP_PKEY_free(pk);
+	snprintf(ec384_priv, sizeof(ec384_priv), "%s/ec384.key", keydir);
+	snprintf(ec384_pub, sizeof(ec384_pub), "%s/ec384.pub", keydir);
+	snprintf(ec521_priv, sizeof(ec521_priv), "%s/ec521.key", keydir);
+	snprintf(ec521_pub, sizeof(ec521_pub), "%s/ec521.pub", keydir);
+	if ((pk = EVP_EC_gen("P-384")) == NULL)
+		abort();
+	write_key(pk, ec384_priv, ec384_pub);
+	EVP_PKEY_free(pk);
+	if ((pk = EVP_EC_gen("P-521")) == NULL)
+		abort();
+	write_key(pk, ec521_priv, ec521_pub);
+	EVP_PKEY_free(pk);
 	if ((fp = fopen(garbage_file, "w")) == NULL)
 		abort();
 	fputs("-----BEGIN PUBLIC KEY-----\nnot base64 at all\n"
@@ -79,6 +92,10 @@ remove_keys(void)
 	unlink(rsa_pub);
 	unlink(ec_priv);
 	unlink(ec_pub);
+	unlink(ec384_priv);
+	unlink(ec384_pub);
+	unlink(ec521_priv);
+	unlink(ec521_pub);
 	unlink(garbage_file);
 	rmdir(keydir);
 }
@@ -517,6 +534,75 @@ END_TEST
 START_TEST(test_es256_valid_and_tampered)
 {
 	pem_roundtrip("ES256", JWT_ALG_ES256, ec_priv, ec_pub);
+}
+END_TEST
+
+/*
+ * Every public-key algorithm, verified with OpenSSL against tokens libjwt
+ * signed: RS384/RS512 with the RSA key, ES384 on P-384 and ES512 on P-521
+ * (r and s of 48 and 66 bytes).  A signature one byte short or long, a
+ * signature of another key and a signature of other bytes all fail.
+ */
+START_TEST(test_every_public_key_algorithm)
+{
+	static const struct {
+		const char	*name;
+		jwt_alg_t	 alg;
+		const char	*priv, *pub;
+	} a[] = {
+		{ "RS256", JWT_ALG_RS256, rsa_priv, rsa_pub },
+		{ "RS384", JWT_ALG_RS384, rsa_priv, rsa_pub },
+		{ "RS512", JWT_ALG_RS512, rsa_priv, rsa_pub },
+		{ "ES256", JWT_ALG_ES256, ec_priv, ec_pub },
+		{ "ES384", JWT_ALG_ES384, ec384_priv, ec384_pub },
+		{ "ES512", JWT_ALG_ES512, ec521_priv, ec521_pub },
+	};
+	struct auth_user	 u;
+	struct auth_ctx		*ctx;
+	struct auth_params	 p;
+	char			*tok, *other, *bad, *sig, reason[128];
+	size_t			 i, n;
+
+	for (i = 0; i < sizeof(a) / sizeof(a[0]); i++) {
+		pem_roundtrip(a[i].name, a[i].alg, a[i].priv, a[i].pub);
+		p = params_of(a[i].name, NULL, a[i].pub);
+		ctx = ctx_of(&p);
+		tok = mint_pem(a[i].alg, a[i].priv, "{\"userId\":\"k\",\"exp\":1764075600}");
+		other = mint_pem(a[i].alg, a[i].priv, "{\"userId\":\"m\",\"exp\":1764075600}");
+		ck_assert_msg(verify(ctx, tok, NOW, &u, reason, sizeof(reason)) == 0,
+		    "%s: %s", a[i].name, reason);
+		n = strlen(tok);
+		ck_assert_ptr_nonnull(bad = malloc(n + 8));
+		/* the signature of another payload */
+		sig = strrchr(other, '.');
+		memcpy(bad, tok, (size_t)(strrchr(tok, '.') - tok));
+		strcpy(bad + (strrchr(tok, '.') - tok), sig);
+		ck_assert_int_eq(verify(ctx, bad, NOW, &u, reason, sizeof(reason)), -1);
+		ck_assert_str_eq(reason, "signature verification failed");
+		/* four characters (three bytes) short, four long */
+		memcpy(bad, tok, n - 4);
+		bad[n - 4] = '\0';
+		ck_assert_int_eq(verify(ctx, bad, NOW, &u, reason, sizeof(reason)), -1);
+		ck_assert_str_eq(reason, "signature verification failed");
+		snprintf(bad, n + 8, "%sAAAA", tok);
+		ck_assert_int_eq(verify(ctx, bad, NOW, &u, reason, sizeof(reason)), -1);
+		ck_assert_str_eq(reason, "signature verification failed");
+		/* no signature at all */
+		snprintf(bad, n + 8, "%.*s.", (int)(strrchr(tok, '.') - tok), tok);
+		ck_assert_int_eq(verify(ctx, bad, NOW, &u, reason, sizeof(reason)), -1);
+		free(bad);
+		free(other);
+		free(tok);
+		auth_free(ctx);
+	}
+	/* ES256 against a token of another EC key, and of the P-384 key */
+	p = params_of("ES256", NULL, ec_pub);
+	ctx = ctx_of(&p);
+	tok = mint_pem(JWT_ALG_ES256, ec384_priv, "{\"userId\":\"k\"}");
+	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), -1);
+	ck_assert_str_eq(reason, "signature verification failed");
+	free(tok);
+	auth_free(ctx);
 }
 END_TEST
 
@@ -1703,6 +1789,7 @@ auth_suite(void)
 	tcase_add_test(tc, test_hs384_hs512_valid);
 	tcase_add_test(tc, test_rs256_valid_and_tampered);
 	tcase_add_test(tc, test_es256_valid_and_tampered);
+	tcase_add_test(tc, test_every_public_key_algorithm);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("time");
