@@ -352,6 +352,20 @@ def test_compressed_echo_at_every_size(rt, params):
     rtlib.arun(run(), timeout=30)
 
 
+def test_message_ending_in_a_final_block_is_inflated(rt, clients):
+    """RFC 7692 7.2.3.4: a client may end a message with BFINAL set
+    (zlib's Z_FINISH); the 00 00 ff ff the server adds then follows the
+    final block.  Sizes just past the server's 16 KB inflate chunk end
+    the final block's output after its last input byte: still valid."""
+    c = clients(DeflateWS(rt.port, path="/echo"))
+    for n in (100, 16387, 16394, 16700, 32790):
+        data = (b"a" if n % 2 else b"ab") * (n // (1 if n % 2 else 2))
+        co = zlib.compressobj(6, zlib.DEFLATED, -15)
+        c.send_frame(0x2, co.compress(data) + co.flush(), rsv=4)
+        z, p = c.recv_msg()
+        assert p == data, n
+
+
 def test_echo_reply_is_compressed_on_the_wire(rt, clients):
     c = clients(DeflateWS(rt.port, path="/echo"))
     data = payload_of(5000, 1).encode()
