@@ -7,6 +7,7 @@ sizes and parameter sets with Python websockets (which compresses by
 default)."""
 import asyncio
 import json
+import socket
 import zlib
 
 import pytest
@@ -15,6 +16,7 @@ from websockets.extensions.permessage_deflate import \
     ClientPerMessageDeflateFactory
 
 import rtlib
+import tlslib
 from chaoslib import stats
 from rtlib import RawWS, ServerClosed, mint
 
@@ -188,6 +190,57 @@ def test_event_compressed_once_for_every_compressed_subscriber(rt, clients):
         st["bridge"]["compress_bytes_in"] / 3
 
 
+def test_wss_event_compressed_once_before_encryption(start_daemon,
+                                                     tmp_path):
+    """Over wss:// too the bridge compresses an event once for every
+    compressed subscriber of every worker (before each connection's TLS),
+    and plain wss subscribers get the plain frame."""
+    pair = tlslib.make_certs(str(tmp_path / "certs"), "ec")
+    r = start_daemon.redis()
+    conf = tlslib.tls_conf(pair, workers="2", redis_url=r.url,
+                           allow_anonymous="yes")
+    d = start_daemon(conf=conf)
+    rtlib.wait_settled(d, 2)
+    ctx = tlslib.client_ctx(pair.ca)
+    port = tlslib.tls_port(d)
+
+    def wss(offer):
+        s = socket.create_connection(("127.0.0.1", port),
+                                     timeout=rtlib.IO_TIMEOUT)
+        return DeflateWS(port, offer, sock=ctx.wrap_socket(
+            s, server_hostname="127.0.0.1"))
+
+    zs = [wss(EXT) for _ in range(6)]
+    plain = [wss(None) for _ in range(3)]
+    try:
+        for c in zs:
+            assert c.headers.get("sec-websocket-extensions") == ANSWER
+        for c in zs + plain:
+            c.recv_obj()
+            subscribed(c, "apps:created")
+        st = stats(d)
+        before = (st["bridge"]["events_compressed"],
+                  st["events_out_compressed"])
+        data = [big_event(3000, i) for i in range(4)]
+        for ev in data:
+            publish(r, "apps:created", ev)
+        for c in zs:
+            for ev in data:
+                z, m = c.recv_obj()
+                assert z and m["data"] == ev
+        for c in plain:
+            for ev in data:
+                z, m = c.recv_obj()
+                assert not z and m["data"] == ev
+        st = stats(d)
+        assert st["bridge"]["events_compressed"] - before[0] == 4, \
+            st["bridge"]
+        assert st["events_out_compressed"] - before[1] == 4 * 6, st
+    finally:
+        for c in zs + plain:
+            c.close_socket()
+
+
 def test_small_event_stays_plain(rt, clients):
     c = clients(DeflateWS(rt.port))
     c.recv_obj()
@@ -248,6 +301,38 @@ def expect_close(c, code):
             c.recv_msg()
     assert e.value.code == code, (e.value.code, e.value.reason)
     return e.value
+
+
+def test_ping_between_compressed_fragments(rt, clients):
+    """A control frame may come between the fragments of a compressed
+    message (RFC 6455 5.4); the message is inflated whole after it."""
+    c = clients(DeflateWS(rt.port, path="/echo"))
+    data = payload_of(6000, 3).encode()
+    z = deflate(data)
+    half = len(z) // 2
+    c.send_frame(0x1, z[:half], fin=False, rsv=4)
+    c.send_frame(0x9, b"mid")
+    c.send_frame(0x0, z[half:], fin=True)
+    fin, rsv, op, payload = c.recv_frame_rsv()
+    assert (op, rsv, payload) == (0xA, 0, b"mid")
+    zflag, p = c.recv_msg()
+    assert zflag and p == data
+
+
+def test_client_keeping_its_context_anyway_closes_1007(rt, clients):
+    """The server answered client_no_context_takeover: a client whose
+    second message points back into its first breaks the contract, and
+    its message cannot be inflated on its own (1007), no more."""
+    c = clients(DeflateWS(rt.port, path="/echo"))
+    co = zlib.compressobj(6, zlib.DEFLATED, -15)
+    first = payload_of(2000, 4).encode()
+    z1 = co.compress(first) + co.flush(zlib.Z_SYNC_FLUSH)
+    c.send_frame(0x1, z1[:-4], rsv=4)
+    assert c.recv_msg() == (True, first)
+    z2 = co.compress(first) + co.flush(zlib.Z_SYNC_FLUSH)   # back-references
+    c.send_frame(0x1, z2[:-4], rsv=4)
+    expect_close(c, 1007)
+    assert stats(rt)["inflate_memory"] == 0
 
 
 def test_decompression_bomb_closes_1009(rt, clients):
