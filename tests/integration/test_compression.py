@@ -102,6 +102,10 @@ def rt(_rt, attach):
     return attach(_rt)
 
 
+def rt_url(d, user):
+    return d.url + "?token=" + mint(userId=user)
+
+
 def subscribed(c, channel):
     c.send_json({"type": "subscribe", "channel": channel})
     z, m = c.recv_obj()
@@ -434,6 +438,49 @@ def test_compressed_echo_at_every_size(rt, params):
             parts = [payload_of(3000, j) for j in range(5)]
             await ws.send(iter(parts))
             assert await ws.recv() == "".join(parts)
+    rtlib.arun(run(), timeout=30)
+
+
+@pytest.mark.parametrize("offer,bits", [(9, 9), (12, 9), (15, 12)])
+def test_server_window_honoured_by_compression_window_bits(start_daemon,
+                                                           offer, bits):
+    """compression_window_bits smaller than 15: an offer whose
+    server_max_window_bits is at least it is answered with ours, and what
+    the server sends inflates with that window (a client inflating with
+    exactly the answered window, as Python websockets does, fails on any
+    longer back-reference)."""
+    r = start_daemon.redis()
+    d = start_daemon({"echo_path": "/echo", "max_message_size": "300k",
+                      "redis_url": r.url,
+                      "compression_window_bits": str(bits)})
+    rtlib.wait_settled(d, 1)
+
+    def ext():
+        return [ClientPerMessageDeflateFactory(server_max_window_bits=offer)]
+
+    async def run():
+        async with websockets.connect(
+                "ws://127.0.0.1:%d/echo" % d.port, extensions=ext(),
+                compression=None, ping_interval=None,
+                max_size=None) as ws:
+            assert ws.response_headers["Sec-WebSocket-Extensions"] == \
+                ANSWER + "; server_max_window_bits=%d" % bits
+            for i, n in enumerate(SIZES):
+                msg = payload_of(n, i)
+                await ws.send(msg)
+                assert await ws.recv() == msg, n
+        # events: the bridge compresses with the same window
+        async with websockets.connect(
+                rt_url(d, "w1"), extensions=ext(), compression=None,
+                ping_interval=None, max_size=None) as ws:
+            json.loads(await ws.recv())
+            await ws.send(json.dumps({"type": "subscribe",
+                                      "channel": "apps:created"}))
+            assert json.loads(await ws.recv())["type"] == "subscribed"
+            data = big_event(60000, "w")
+            publish(r, "apps:created", data)
+            assert json.loads(await ws.recv())["data"] == data
+        assert stats(d)["bridge"]["events_compressed"] == 1
     rtlib.arun(run(), timeout=30)
 
 
