@@ -391,10 +391,14 @@ deflate_drain(struct deflate_inflater *di, deflate_sink sink, void *arg)
 /*
  * Inflate in[0..len) to the end of that input.  Each round consumes input
  * or fills the whole chunk, which the limit bounds, so the loop ends.
+ * trailer: in is the 00 00 ff ff we add, whose bytes may follow a final
+ * block: zlib can take a message's last byte while the end of its final
+ * block's output is still to come (the chunk was full), and reach that
+ * end only on this call.
  */
 static enum deflate_result
-deflate_run(struct deflate_inflater *di, const uint8_t *in, size_t len, deflate_sink sink,
-    void *arg)
+deflate_run(struct deflate_inflater *di, const uint8_t *in, size_t len, int trailer,
+    deflate_sink sink, void *arg)
 {
 	z_stream		*z = &di->di_z;
 	enum deflate_result	 r;
@@ -405,6 +409,8 @@ deflate_run(struct deflate_inflater *di, const uint8_t *in, size_t len, deflate_
 	z->next_out = di->di_buf;
 	z->avail_out = sizeof(di->di_buf);
 	while (z->avail_in > 0) {
+		if (di->di_ended && trailer)
+			break;			/* RFC 7692 7.2.3.4: BFINAL, then ours */
 		if (di->di_ended)
 			return DEFLATE_BAD;	/* bytes after the final block */
 		zr = inflate(z, Z_SYNC_FLUSH);
@@ -433,12 +439,12 @@ deflate_inflate(struct deflate_inflater *di, const uint8_t *in, size_t len, int 
 	/* zlib counts in uInt: feed a huge frame in pieces */
 	while (len > 0) {
 		n = len > (1u << 30) ? (1u << 30) : len;
-		if ((r = deflate_run(di, in, n, sink, arg)) != DEFLATE_OK)
+		if ((r = deflate_run(di, in, n, 0, sink, arg)) != DEFLATE_OK)
 			return r;
 		in += n;
 		len -= n;
 	}
 	if (!last || di->di_ended)
 		return DEFLATE_OK;
-	return deflate_run(di, deflate_trailer, sizeof(deflate_trailer), sink, arg);
+	return deflate_run(di, deflate_trailer, sizeof(deflate_trailer), 1, sink, arg);
 }

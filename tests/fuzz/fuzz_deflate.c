@@ -9,7 +9,9 @@
  * permessage-deflate response or nothing; an inflater never hands on more
  * than its limit, in chunks of at most DEFLATE_CHUNK, and the same stream
  * gives the same result whole and in pieces; what the compressor makes
- * inflates back to its input.  Any broken invariant abort()s.
+ * inflates back to its input, and so does zlib's Z_FINISH (a final block,
+ * RFC 7692 7.2.3.4) of the input repeated past an inflate chunk.  Any
+ * broken invariant abort()s.
  *
  * Build: see tests/fuzz/run (src/deflate.c src/http.c ... -lz).
  */
@@ -17,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <zlib.h>
 
 #include "deflate.h"
 #include "http.h"
@@ -116,6 +120,38 @@ round_trip(const uint8_t *p, size_t n, int bits)
 	deflate_ctx_free(&dc);
 }
 
+/*
+ * The input repeated to a little under or over DEFLATE_CHUNK, ended with
+ * a final block the way some clients do: it inflates back whole and in
+ * pieces (the trailer we add follows the final block).
+ */
+static void
+final_block(const uint8_t *p, size_t n, size_t step)
+{
+	static uint8_t		 in[DEFLATE_CHUNK + 1024], z[2 * sizeof(in)];
+	struct out		 o = { 0 };
+	z_stream		 zs;
+	size_t			 len, i, zlen;
+
+	if (n == 0)
+		return;
+	len = DEFLATE_CHUNK - 64 + (p[0] * 131 + n) % 1024;
+	for (i = 0; i < len; i++)
+		in[i] = p[i % n];
+	memset(&zs, 0, sizeof(zs));
+	CHECK(deflateInit2(&zs, 1 + (int)(n % 9), Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+	zs.next_in = in;
+	zs.avail_in = (uInt)len;
+	zs.next_out = z;
+	zs.avail_out = sizeof(z);
+	CHECK(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+	zlen = sizeof(z) - zs.avail_out;
+	deflateEnd(&zs);
+	CHECK(run(z, zlen, 0, 0, &o) == DEFLATE_OK && o.len == len);
+	o.len = 0;
+	CHECK(run(z, zlen, step, 0, &o) == DEFLATE_OK && o.len == len);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -143,6 +179,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* pieces change nothing for a whole stream; a limit hit stops both */
 	if (ra == DEFLATE_OK && rb == DEFLATE_OK)
 		CHECK(a.len == b.len && a.hash == b.hash);
+	/* without a limit, not even whether the stream is valid */
+	if (max == 0)
+		CHECK(ra == rb);
 	round_trip(msg, mlen, bits);
+	final_block(msg, mlen, step);
 	return 0;
 }

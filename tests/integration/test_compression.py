@@ -7,6 +7,7 @@ sizes and parameter sets with Python websockets (which compresses by
 default)."""
 import asyncio
 import json
+import socket
 import zlib
 
 import pytest
@@ -15,6 +16,7 @@ from websockets.extensions.permessage_deflate import \
     ClientPerMessageDeflateFactory
 
 import rtlib
+import tlslib
 from chaoslib import stats
 from rtlib import RawWS, ServerClosed, mint
 
@@ -98,6 +100,10 @@ def _rt(module_factory):
 @pytest.fixture
 def rt(_rt, attach):
     return attach(_rt)
+
+
+def rt_url(d, user):
+    return d.url + "?token=" + mint(userId=user)
 
 
 def subscribed(c, channel):
@@ -188,6 +194,57 @@ def test_event_compressed_once_for_every_compressed_subscriber(rt, clients):
         st["bridge"]["compress_bytes_in"] / 3
 
 
+def test_wss_event_compressed_once_before_encryption(start_daemon,
+                                                     tmp_path):
+    """Over wss:// too the bridge compresses an event once for every
+    compressed subscriber of every worker (before each connection's TLS),
+    and plain wss subscribers get the plain frame."""
+    pair = tlslib.make_certs(str(tmp_path / "certs"), "ec")
+    r = start_daemon.redis()
+    conf = tlslib.tls_conf(pair, workers="2", redis_url=r.url,
+                           allow_anonymous="yes")
+    d = start_daemon(conf=conf)
+    rtlib.wait_settled(d, 2)
+    ctx = tlslib.client_ctx(pair.ca)
+    port = tlslib.tls_port(d)
+
+    def wss(offer):
+        s = socket.create_connection(("127.0.0.1", port),
+                                     timeout=rtlib.IO_TIMEOUT)
+        return DeflateWS(port, offer, sock=ctx.wrap_socket(
+            s, server_hostname="127.0.0.1"))
+
+    zs = [wss(EXT) for _ in range(6)]
+    plain = [wss(None) for _ in range(3)]
+    try:
+        for c in zs:
+            assert c.headers.get("sec-websocket-extensions") == ANSWER
+        for c in zs + plain:
+            c.recv_obj()
+            subscribed(c, "apps:created")
+        st = stats(d)
+        before = (st["bridge"]["events_compressed"],
+                  st["events_out_compressed"])
+        data = [big_event(3000, i) for i in range(4)]
+        for ev in data:
+            publish(r, "apps:created", ev)
+        for c in zs:
+            for ev in data:
+                z, m = c.recv_obj()
+                assert z and m["data"] == ev
+        for c in plain:
+            for ev in data:
+                z, m = c.recv_obj()
+                assert not z and m["data"] == ev
+        st = stats(d)
+        assert st["bridge"]["events_compressed"] - before[0] == 4, \
+            st["bridge"]
+        assert st["events_out_compressed"] - before[1] == 4 * 6, st
+    finally:
+        for c in zs + plain:
+            c.close_socket()
+
+
 def test_small_event_stays_plain(rt, clients):
     c = clients(DeflateWS(rt.port))
     c.recv_obj()
@@ -248,6 +305,38 @@ def expect_close(c, code):
             c.recv_msg()
     assert e.value.code == code, (e.value.code, e.value.reason)
     return e.value
+
+
+def test_ping_between_compressed_fragments(rt, clients):
+    """A control frame may come between the fragments of a compressed
+    message (RFC 6455 5.4); the message is inflated whole after it."""
+    c = clients(DeflateWS(rt.port, path="/echo"))
+    data = payload_of(6000, 3).encode()
+    z = deflate(data)
+    half = len(z) // 2
+    c.send_frame(0x1, z[:half], fin=False, rsv=4)
+    c.send_frame(0x9, b"mid")
+    c.send_frame(0x0, z[half:], fin=True)
+    fin, rsv, op, payload = c.recv_frame_rsv()
+    assert (op, rsv, payload) == (0xA, 0, b"mid")
+    zflag, p = c.recv_msg()
+    assert zflag and p == data
+
+
+def test_client_keeping_its_context_anyway_closes_1007(rt, clients):
+    """The server answered client_no_context_takeover: a client whose
+    second message points back into its first breaks the contract, and
+    its message cannot be inflated on its own (1007), no more."""
+    c = clients(DeflateWS(rt.port, path="/echo"))
+    co = zlib.compressobj(6, zlib.DEFLATED, -15)
+    first = payload_of(2000, 4).encode()
+    z1 = co.compress(first) + co.flush(zlib.Z_SYNC_FLUSH)
+    c.send_frame(0x1, z1[:-4], rsv=4)
+    assert c.recv_msg() == (True, first)
+    z2 = co.compress(first) + co.flush(zlib.Z_SYNC_FLUSH)   # back-references
+    c.send_frame(0x1, z2[:-4], rsv=4)
+    expect_close(c, 1007)
+    assert stats(rt)["inflate_memory"] == 0
 
 
 def test_decompression_bomb_closes_1009(rt, clients):
@@ -350,6 +439,63 @@ def test_compressed_echo_at_every_size(rt, params):
             await ws.send(iter(parts))
             assert await ws.recv() == "".join(parts)
     rtlib.arun(run(), timeout=30)
+
+
+@pytest.mark.parametrize("offer,bits", [(9, 9), (12, 9), (15, 12)])
+def test_server_window_honoured_by_compression_window_bits(start_daemon,
+                                                           offer, bits):
+    """compression_window_bits smaller than 15: an offer whose
+    server_max_window_bits is at least it is answered with ours, and what
+    the server sends inflates with that window (a client inflating with
+    exactly the answered window, as Python websockets does, fails on any
+    longer back-reference)."""
+    r = start_daemon.redis()
+    d = start_daemon({"echo_path": "/echo", "max_message_size": "300k",
+                      "redis_url": r.url,
+                      "compression_window_bits": str(bits)})
+    rtlib.wait_settled(d, 1)
+
+    def ext():
+        return [ClientPerMessageDeflateFactory(server_max_window_bits=offer)]
+
+    async def run():
+        async with websockets.connect(
+                "ws://127.0.0.1:%d/echo" % d.port, extensions=ext(),
+                compression=None, ping_interval=None,
+                max_size=None) as ws:
+            assert ws.response_headers["Sec-WebSocket-Extensions"] == \
+                ANSWER + "; server_max_window_bits=%d" % bits
+            for i, n in enumerate(SIZES):
+                msg = payload_of(n, i)
+                await ws.send(msg)
+                assert await ws.recv() == msg, n
+        # events: the bridge compresses with the same window
+        async with websockets.connect(
+                rt_url(d, "w1"), extensions=ext(), compression=None,
+                ping_interval=None, max_size=None) as ws:
+            json.loads(await ws.recv())
+            await ws.send(json.dumps({"type": "subscribe",
+                                      "channel": "apps:created"}))
+            assert json.loads(await ws.recv())["type"] == "subscribed"
+            data = big_event(60000, "w")
+            publish(r, "apps:created", data)
+            assert json.loads(await ws.recv())["data"] == data
+        assert stats(d)["bridge"]["events_compressed"] == 1
+    rtlib.arun(run(), timeout=30)
+
+
+def test_message_ending_in_a_final_block_is_inflated(rt, clients):
+    """RFC 7692 7.2.3.4: a client may end a message with BFINAL set
+    (zlib's Z_FINISH); the 00 00 ff ff the server adds then follows the
+    final block.  Sizes just past the server's 16 KB inflate chunk end
+    the final block's output after its last input byte: still valid."""
+    c = clients(DeflateWS(rt.port, path="/echo"))
+    for n in (100, 16387, 16394, 16700, 32790):
+        data = (b"a" if n % 2 else b"ab") * (n // (1 if n % 2 else 2))
+        co = zlib.compressobj(6, zlib.DEFLATED, -15)
+        c.send_frame(0x2, co.compress(data) + co.flush(), rsv=4)
+        z, p = c.recv_msg()
+        assert p == data, n
 
 
 def test_echo_reply_is_compressed_on_the_wire(rt, clients):

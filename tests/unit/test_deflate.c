@@ -337,6 +337,61 @@ START_TEST(test_inflate_final_block)
 }
 END_TEST
 
+/*
+ * A message ending in a final block (Z_FINISH, RFC 7692 7.2.3.4) whose
+ * output passes a chunk boundary near its end: zlib takes the last byte
+ * while output is still to come, and reaches the block's end only with
+ * the 00 00 ff ff we add, which is then no "bytes after the final block".
+ * Whole, in pieces, and with the message's last frame empty.
+ */
+START_TEST(test_inflate_final_block_at_chunk_end)
+{
+	static uint8_t		 in[3 * DEFLATE_CHUNK], z[3 * DEFLATE_CHUNK];
+	struct deflate_inflater	*di;
+	struct sink		 s;
+	z_stream		 zs;
+	size_t			 n, i, zlen, base;
+	int			 kind;
+
+	memset(&s, 0, sizeof(s));
+	for (base = DEFLATE_CHUNK; base <= 2 * DEFLATE_CHUNK; base += DEFLATE_CHUNK)
+	for (kind = 0; kind < 2; kind++)
+	for (n = base - 64; n < base + 640; n++) {
+		for (i = 0; i < n; i++)
+			in[i] = kind ? (uint8_t)"abcdefgh"[(i * 7 / 13) % 8] : 'a';
+		memset(&zs, 0, sizeof(zs));
+		ck_assert_int_eq(deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY),
+		    Z_OK);
+		zs.next_in = in;
+		zs.avail_in = (uInt)n;
+		zs.next_out = z;
+		zs.avail_out = sizeof(z);
+		ck_assert_int_eq(deflate(&zs, Z_FINISH), Z_STREAM_END);
+		zlen = sizeof(z) - zs.avail_out;
+		deflateEnd(&zs);
+		s.len = 0;
+		ck_assert_msg(inflate_all(z, zlen, 0, 0, &s) == DEFLATE_OK, "n=%zu kind=%d", n, kind);
+		ck_assert_uint_eq(s.len, n);
+		ck_assert_int_eq(memcmp(s.buf, in, n), 0);
+		s.len = 0;
+		ck_assert_msg(inflate_all(z, zlen, 7, 0, &s) == DEFLATE_OK, "n=%zu kind=%d", n, kind);
+		ck_assert_uint_eq(s.len, n);
+		/* the data in one frame, then an empty final frame */
+		s.len = 0;
+		ck_assert_ptr_nonnull(di = deflate_inflater_new(n));
+		ck_assert_int_eq(deflate_inflate(di, z, zlen, 0, sink_add, &s), DEFLATE_OK);
+		ck_assert_int_eq(deflate_inflate(di, z, 0, 1, sink_add, &s), DEFLATE_OK);
+		ck_assert_uint_eq(s.len, n);
+		deflate_inflater_free(di);
+	}
+	/* bytes of the client's own after a final block stay invalid */
+	s.len = 0;
+	z[zlen] = 0x00;
+	ck_assert_int_eq(inflate_all(z, zlen + 1, 0, 0, &s), DEFLATE_BAD);
+	free(s.buf);
+}
+END_TEST
+
 /* A bomb: a few KB that inflate to 64 MB stop at the limit, early. */
 START_TEST(test_inflate_bomb_stops_at_limit)
 {
@@ -405,6 +460,7 @@ deflate_suite(void)
 	tcase_add_test(tc, test_negotiate_first_acceptable_wins);
 	tcase_add_test(tc, test_compress_round_trip);
 	tcase_add_test(tc, test_inflate_final_block);
+	tcase_add_test(tc, test_inflate_final_block_at_chunk_end);
 	tcase_add_test(tc, test_inflate_bomb_stops_at_limit);
 	tcase_add_test(tc, test_inflate_garbage_and_sink_refusal);
 	suite_add_tcase(s, tc);
