@@ -1,18 +1,18 @@
 /*
- * JWT verification at the handshake (libjwt 1.10, v1 API).
+ * JWT verification at the handshake.
  *
- * libjwt 1.10's jwt_decode() takes the algorithm from the token itself, so
- * the configured algorithm is enforced here: without that check an
- * RS256-configured server would accept an HS256 token whose HMAC key is the
- * public key PEM (algorithm confusion).  Time-based and issuer/audience
- * claims are not checked by libjwt 1.10 at all; they are checked here too.
- *
- * Tokens are verified here, not by jwt_decode(): the key is prepared once
- * (an HMAC context, or the public key parsed into an EVP_PKEY), the
- * signature checked with OpenSSL over the token's bytes in place, and the
- * payload parsed once with json-c.  libjwt 1.10 parsed the PEM and the
+ * Tokens are verified here with OpenSSL, not by libjwt 1.10's jwt_decode():
+ * the key is prepared once (an HMAC context, or the public key parsed into
+ * an EVP_PKEY), the signature checked over the token's bytes in place, and
+ * the payload parsed once with json-c.  jwt_decode() parsed the PEM and the
  * JSON (twice, with jansson) for every token: RS256 cost ~320 us a token.
  * libjwt still names the algorithms (and the tests mint with it).
+ *
+ * The header's "alg" must be exactly the configured algorithm: a token
+ * never chooses how it is checked, so an RS256 server cannot be fed an
+ * HS256 token whose HMAC key is the public key PEM (algorithm confusion),
+ * and "none" is never accepted.  Time-based and issuer/audience claims are
+ * checked here too.
  */
 #include <sys/queue.h>
 
