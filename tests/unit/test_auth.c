@@ -1596,7 +1596,7 @@ START_TEST(test_cache_hit_respects_exp_and_leeway)
 END_TEST
 
 /*
- * The slot is chosen by the token's last bytes (its signature), but a hit
+ * The bucket is chosen by the token's last bytes (its signature), but a hit
  * needs the whole token: a changed payload with the same signature is
  * verified, and fails.
  */
