@@ -350,7 +350,7 @@ START_TEST(test_inflate_final_block_at_chunk_end)
 	struct deflate_inflater	*di;
 	struct sink		 s;
 	z_stream		 zs;
-	size_t			 n, i, zlen, base;
+	size_t			 n, i, zlen = 0, base;
 	int			 kind;
 
 	memset(&s, 0, sizeof(s));
