@@ -272,6 +272,8 @@ class StableClient:
 
     async def run(self):
         while True:
+            if asyncio.current_task().cancelling():	# a lost cancel: see churn()
+                raise asyncio.CancelledError()
             try:
                 c = await FastWS.connect(self.d.port, self.token, timeout=3)
             except (OSError, ConnectionError, asyncio.TimeoutError,
@@ -338,6 +340,11 @@ async def churn(d, clock, stats, rnd):
             if asyncio.current_task().cancelling():
                 raise asyncio.CancelledError()
             ok = False
+        # ... and 3.11's wait_for can also return the result of a churn that
+        # ended just as the cancel came, losing the cancel (bpo-42130): the
+        # task still says it is being cancelled, so end here, never loop on
+        if asyncio.current_task().cancelling():
+            raise asyncio.CancelledError()
         st = stats.setdefault(kind, [0, 0])
         st[0 if ok else 1] += 1
         await asyncio.sleep(rnd.uniform(0.01, 0.06))
