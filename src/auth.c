@@ -44,7 +44,7 @@
 
 struct auth_ctx {
 	jwt_alg_t	 a_alg;
-	unsigned char	*a_key;		/* HMAC secret or public key PEM */
+	unsigned char	*a_key;		/* HS*: the secret (RS*, ES*: a_pkey) */
 	size_t		 a_keylen;
 	int64_t		 a_leeway;	/* milliseconds */
 	char		*a_issuer;	/* NULL: not checked */
@@ -285,7 +285,7 @@ auth_read_pem(const unsigned char *pem, size_t len, int pkey_type)
 	return pkey;
 }
 
-/* A NUL-terminated copy of len bytes (libjwt's PEM reader wants the NUL). */
+/* A copy of the HMAC secret's len bytes. */
 static int
 auth_copy_key(struct auth_ctx *ctx, const char *key, size_t len, char *err,
     size_t errlen)
@@ -325,7 +325,7 @@ auth_load_pubkey(struct auth_ctx *ctx, const struct auth_params *p,
 		    name, why);
 		return -1;
 	}
-	return auth_copy_key(ctx, p->ap_public_key, p->ap_public_keylen, err, errlen);
+	return 0;	/* the PEM itself is not kept: a_pkey is the key */
 }
 
 static int
