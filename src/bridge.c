@@ -120,7 +120,13 @@ struct rt_bridge {
 	uint64_t		 b_sub_started;	/* ms, connect attempt */
 	uint64_t		 b_backoff;
 	uint64_t		 b_retry_at;
-	struct bufferevent	*b_workers[REG_MAX_WORKERS];
+	struct bufferevent	*b_workers[REG_MAX_WORKERS];	/* writes, and their errors */
+	struct bridge_wrd {			/* reads: bridge_worker_readable() */
+		struct rt_bridge	*r_b;
+		int			 r_w;
+		struct event		*r_ev;
+		struct evbuffer		*r_in;	/* read, not yet handled */
+	}			 b_wrd[REG_MAX_WORKERS];
 	struct bout		*b_out;		/* what goes to them, per loop pass */
 	int			 b_master_fd;
 	struct event		*b_master_ev;
@@ -1813,6 +1819,22 @@ bridge_tick(evutil_socket_t fd, short ev, void *arg)
 
 /* ---- workers and the master --------------------------------------------- */
 
+/* Worker w's connection is over (it exited, or is being replaced). */
+static void
+bridge_worker_close(struct rt_bridge *b, int w)
+{
+	if (b->b_workers[w] == NULL)
+		return;
+	if (b->b_out != NULL)
+		bout_set(b->b_out, w, NULL);
+	event_free(b->b_wrd[w].r_ev);
+	b->b_wrd[w].r_ev = NULL;
+	evbuffer_free(b->b_wrd[w].r_in);
+	b->b_wrd[w].r_in = NULL;
+	bufferevent_free(b->b_workers[w]);	/* closes the socket */
+	b->b_workers[w] = NULL;
+}
+
 static void
 bridge_worker_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -1824,9 +1846,7 @@ bridge_worker_event(struct bufferevent *bev, short what, void *arg)
 	for (w = 0; w < REG_MAX_WORKERS; w++)
 		if (b->b_workers[w] == bev) {
 			log_debug("%s: worker %d went away", __func__, w);
-			bout_set(b->b_out, w, NULL);
-			bufferevent_free(bev);
-			b->b_workers[w] = NULL;
+			bridge_worker_close(b, w);
 		}
 }
 
@@ -1834,21 +1854,17 @@ static void	bridge_publish(struct rt_bridge *, int, uint32_t, const char *, size
 
 /* Requests from a worker: positions, and POST /publish items. */
 static void
-bridge_worker_read(struct bufferevent *bev, void *arg)
+bridge_worker_requests(struct rt_bridge *b, int w)
 {
-	struct rt_bridge	*b = arg;
-	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct bufferevent	*bev = b->b_workers[w];
+	struct evbuffer		*in = b->b_wrd[w].r_in;
 	struct ipc_hdr		 hdr;
 	struct ipc_pos		 rq;
 	uint8_t			 raw[sizeof(hdr)];
 	const uint8_t		*p;
 	size_t			 len;
-	int			 w, rv;
+	int			 rv;
 
-	for (w = 0; w < REG_MAX_WORKERS && b->b_workers[w] != bev; w++)
-		;
-	if (w == REG_MAX_WORKERS)
-		return;
 	while ((len = evbuffer_get_length(in)) >= sizeof(hdr)) {
 		/*
 		 * A worker that does not read what we send it gets no more
@@ -1887,12 +1903,49 @@ bridge_worker_read(struct bufferevent *bev, void *arg)
 	}
 }
 
+/*
+ * A worker's socket is readable.  Read with plain read() into the
+ * bufferevent's input: a bufferevent asks the kernel how much is waiting
+ * (FIONREAD) before every read, one more system call per request.
+ */
+#define BRIDGE_WORKER_READ	(16 * 1024)
+
+static void
+bridge_worker_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct bridge_wrd	*r = arg;
+	struct evbuffer		*in = r->r_in;
+	struct evbuffer_iovec	 v;
+	ssize_t			 n;
+
+	(void)what;
+	if (evbuffer_reserve_space(in, BRIDGE_WORKER_READ, &v, 1) < 1)
+		fatalx("%s: out of memory", __func__);
+	n = read(fd, v.iov_base, v.iov_len);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		log_debug("%s: worker %d went away", __func__, r->r_w);
+		bridge_worker_close(r->r_b, r->r_w);
+		return;
+	}
+	v.iov_len = (size_t)n;
+	if (evbuffer_commit_space(in, &v, 1) == -1)
+		fatalx("%s: evbuffer_commit_space() failed", __func__);
+	bridge_worker_requests(r->r_b, r->r_w);
+}
+
 /* A worker's output drained below the low mark: its waiting requests. */
 static void
 bridge_worker_write(struct bufferevent *bev, void *arg)
 {
+	struct rt_bridge	*b = arg;
+	int			 w;
+
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-	bridge_worker_read(bev, arg);
+	for (w = 0; w < REG_MAX_WORKERS; w++)
+		if (b->b_workers[w] == bev)
+			bridge_worker_requests(b, w);
 }
 
 static void
@@ -1900,15 +1953,19 @@ bridge_attach_worker(struct rt_bridge *b, uint32_t w, int fd)
 {
 	if (w >= (uint32_t)b->b_reg->r_hdr->rh_nworkers || fd == -1)
 		fatalx("%s: bad worker socket from the master", __func__);
-	if (b->b_workers[w] != NULL)
-		bufferevent_free(b->b_workers[w]);
+	bridge_worker_close(b, (int)w);
 	evutil_make_socket_nonblocking(fd);
 	b->b_workers[w] = bufferevent_socket_new(b->b_base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (b->b_workers[w] == NULL)
-		fatalx("%s: bufferevent_socket_new() failed", __func__);
-	bufferevent_setcb(b->b_workers[w], bridge_worker_read, bridge_worker_write,
-	    bridge_worker_event, b);
-	bufferevent_enable(b->b_workers[w], EV_READ);
+	b->b_wrd[w].r_b = b;
+	b->b_wrd[w].r_w = (int)w;
+	b->b_wrd[w].r_ev = event_new(b->b_base, fd, EV_READ | EV_PERSIST,
+	    bridge_worker_readable, &b->b_wrd[w]);
+	b->b_wrd[w].r_in = evbuffer_new();
+	if (b->b_workers[w] == NULL || b->b_wrd[w].r_ev == NULL || b->b_wrd[w].r_in == NULL)
+		fatalx("%s: out of memory", __func__);
+	/* the bufferevent only writes; reads are bridge_worker_readable()'s */
+	bufferevent_setcb(b->b_workers[w], NULL, bridge_worker_write, bridge_worker_event, b);
+	event_add(b->b_wrd[w].r_ev, NULL);
 	bout_set(b->b_out, (int)w, b->b_workers[w]);
 	/* events for this worker now have a way in: it may take clients */
 	bridge_send(b, (int)w, IPC_HELLO, "", 0, NULL, 0);
@@ -2112,8 +2169,7 @@ bridge_cleanup(struct rt_bridge *b)
 	if (b->b_out != NULL)
 		bout_flush(b->b_out);
 	for (w = 0; w < REG_MAX_WORKERS; w++)
-		if (b->b_workers[w] != NULL)
-			bufferevent_free(b->b_workers[w]);
+		bridge_worker_close(b, w);
 	bout_free(b->b_out);
 	if (b->b_master_ev != NULL)
 		event_free(b->b_master_ev);
@@ -2164,17 +2220,10 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 	atomic_store(&b.b_rb->rb_tick, util_now_ms());
 	/* the sequence goes on across respawns, so workers' figures stay comparable */
 	b.b_canary_sent = b.b_canary_seen = atomic_load(&b.b_rb->rb_canary_sent);
-	{
-		struct event_config *cfg = event_config_new();
-
-		/* redis_coalesce's holds are shorter than the coarse clock's 4 ms */
-		if (cfg != NULL && conf->c_redis_coalesce > 0)
-			event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
-		if (cfg == NULL || (b.b_base = event_base_new_with_config(cfg)) == NULL)
-			fatalx("%s: out of memory", __func__);
-		event_config_free(cfg);
-	}
-	b.b_out = bout_new(b.b_base);
+	/* redis_coalesce's holds keep their own clock (bridge_ev.c) */
+	if ((b.b_base = event_base_new()) == NULL)
+		fatalx("%s: out of memory", __func__);
+	b.b_out = bout_new(b.b_base, REG_MAX_WORKERS);
 	b.b_master_ev = event_new(b.b_base, master_fd, EV_READ | EV_PERSIST,
 	    bridge_dispatch_master, &b);
 	event_add(b.b_master_ev, NULL);

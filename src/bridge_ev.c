@@ -2,11 +2,13 @@
  * The bridge's hiredis adapter for libevent.  See bridge_ev.h.
  */
 #include <sys/ioctl.h>
+#include <sys/timerfd.h>
 
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
@@ -18,10 +20,11 @@ struct brev {
 	redisAsyncContext	*e_ac;
 	struct event		*e_rev;
 	struct event		*e_wev;
-	struct event		*e_tev;		/* the hold's end */
+	struct event		*e_tev;		/* the hold's end: e_tfd readable */
+	int			 e_tfd;		/* a timerfd, armed only while held */
 	int			 e_reading;	/* hiredis wants reads */
-	int			 e_held;	/* e_rev out of epoll, e_tev pending */
-	struct timeval		 e_hold;
+	int			 e_held;	/* e_rev out of epoll, e_tfd armed */
+	struct itimerspec	 e_hold;
 	uint64_t		 e_hold_us;
 	uint64_t		 e_last;	/* µs, the last read */
 	_Atomic int64_t		*e_reads;	/* reads after a hold, or NULL */
@@ -51,15 +54,40 @@ brev_queued(redisAsyncContext *ac)
 }
 
 /*
+ * The hold's clock is a timerfd of its own, not a libevent timer: those
+ * run on the coarse clock (4 ms steps here), and libevent's precise-timer
+ * mode re-arms a timerfd before every wait of the loop, one system call
+ * per pass whether a hold is on or not.  This one is armed when a hold
+ * starts and disarmed (which also clears its readiness) when it ends: one
+ * timerfd_settime() per hold.
+ */
+static void
+brev_timer(struct brev *e, int on)
+{
+	static const struct itimerspec	 off;
+
+	(void)timerfd_settime(e->e_tfd, 0, on ? &e->e_hold : &off, NULL);
+}
+
+/*
  * Take the read event out of epoll for e_hold: what Redis sends meanwhile
  * waits in the socket and is read in one go when the hold ends.
  */
 static void
 brev_hold_start(struct brev *e)
 {
-	event_del(e->e_rev);
-	evtimer_add(e->e_tev, &e->e_hold);
+	if (!e->e_held)
+		event_del(e->e_rev);
+	brev_timer(e, 1);
 	e->e_held = 1;
+}
+
+/* The hold ends (the timer may have fired): e_rev is added again by the caller. */
+static void
+brev_hold_stop(struct brev *e)
+{
+	brev_timer(e, 0);
+	e->e_held = 0;
 }
 
 static void
@@ -92,18 +120,22 @@ brev_hold_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	e->e_held = 0;
-	if (!e->e_reading)
+	if (!e->e_held)
+		return;		/* ended meanwhile (brev_release) */
+	if (!e->e_reading) {
+		brev_hold_stop(e);
 		return;
+	}
 	q = brev_queued(e->e_ac);
 	if (q == 0 || q > BREV_READ) {
 		/* quiet again (the next event is read when it comes), or more
 		 * than one read: read as fast as the loop goes */
+		brev_hold_stop(e);
 		event_add(e->e_rev, NULL);
 		if (q == 0)
 			return;
 	} else
-		brev_hold_start(e);
+		brev_hold_start(e);	/* re-armed: a new hold */
 	if (e->e_reads != NULL)
 		atomic_fetch_add(e->e_reads, 1);
 	e->e_last = brev_now_us();
@@ -142,10 +174,8 @@ brev_del_read(void *arg)
 		event_del(e->e_rev);
 		e->e_reading = 0;
 	}
-	if (e->e_held) {
-		evtimer_del(e->e_tev);
-		e->e_held = 0;
-	}
+	if (e->e_held)
+		brev_hold_stop(e);
 }
 
 static void
@@ -168,6 +198,7 @@ brev_cleanup(void *arg)
 	event_free(e->e_rev);
 	event_free(e->e_wev);
 	event_free(e->e_tev);
+	close(e->e_tfd);
 	if (e->e_gone != NULL)
 		*e->e_gone = 1;
 	free(e);
@@ -181,16 +212,22 @@ brev_attach(redisAsyncContext *ac, struct event_base *base)
 	if (ac->ev.data != NULL || (e = calloc(1, sizeof(*e))) == NULL)
 		return -1;
 	e->e_ac = ac;
+	e->e_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	e->e_rev = event_new(base, ac->c.fd, EV_READ | EV_PERSIST, brev_read_cb, e);
 	e->e_wev = event_new(base, ac->c.fd, EV_WRITE, brev_write_cb, e);
-	e->e_tev = evtimer_new(base, brev_hold_cb, e);
-	if (e->e_rev == NULL || e->e_wev == NULL || e->e_tev == NULL) {
+	e->e_tev = e->e_tfd == -1 ? NULL :
+	    event_new(base, e->e_tfd, EV_READ | EV_PERSIST, brev_hold_cb, e);
+	/* the timerfd stays in epoll: disarmed, it never wakes the loop */
+	if (e->e_rev == NULL || e->e_wev == NULL || e->e_tev == NULL ||
+	    event_add(e->e_tev, NULL) == -1) {
 		if (e->e_rev != NULL)
 			event_free(e->e_rev);
 		if (e->e_wev != NULL)
 			event_free(e->e_wev);
 		if (e->e_tev != NULL)
 			event_free(e->e_tev);
+		if (e->e_tfd != -1)
+			close(e->e_tfd);
 		free(e);
 		return -1;
 	}
@@ -214,8 +251,8 @@ brev_hold(redisAsyncContext *ac, unsigned usec, _Atomic int64_t *reads)
 	if (e == NULL)
 		return;
 	e->e_hold_us = usec;
-	e->e_hold.tv_sec = usec / 1000000;
-	e->e_hold.tv_usec = usec % 1000000;
+	e->e_hold.it_value.tv_sec = usec / 1000000;
+	e->e_hold.it_value.tv_nsec = (long)(usec % 1000000) * 1000;
 	e->e_reads = reads;
 }
 
@@ -227,8 +264,7 @@ brev_release(redisAsyncContext *ac)
 
 	if (e == NULL || !e->e_held)
 		return;
-	evtimer_del(e->e_tev);
-	e->e_held = 0;
+	brev_hold_stop(e);
 	if (!e->e_reading)
 		return;
 	event_add(e->e_rev, NULL);

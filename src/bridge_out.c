@@ -1,6 +1,6 @@
 /*
- * The bridge's writes to the workers, one per worker per loop pass.
- * See bridge_out.h.
+ * Writes to the other processes, one per peer per loop pass.  See
+ * bridge_out.h.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,6 +18,7 @@ struct bout {
 	struct bufferevent	*o_bev[REG_MAX_WORKERS];
 	struct evbuffer		*o_stage[REG_MAX_WORKERS];
 	uint64_t		 o_dirty;	/* bit w: o_stage[w] has bytes */
+	int			 o_n;		/* slots */
 };
 
 static void
@@ -59,15 +60,18 @@ bout_flush_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct bout *
-bout_new(struct event_base *base)
+bout_new(struct event_base *base, int nslots)
 {
 	struct bout	*bo;
 	int		 w;
 
+	if (nslots < 1 || nslots > REG_MAX_WORKERS)
+		fatalx("%s: %d slots", __func__, nslots);
 	if ((bo = calloc(1, sizeof(*bo))) == NULL ||
 	    (bo->o_flush = event_new(base, -1, 0, bout_flush_cb, bo)) == NULL)
 		fatalx("%s: out of memory", __func__);
-	for (w = 0; w < REG_MAX_WORKERS; w++)
+	bo->o_n = nslots;
+	for (w = 0; w < nslots; w++)
 		if ((bo->o_stage[w] = evbuffer_new()) == NULL)
 			fatalx("%s: out of memory", __func__);
 	return bo;
@@ -80,7 +84,7 @@ bout_free(struct bout *bo)
 
 	if (bo == NULL)
 		return;
-	for (w = 0; w < REG_MAX_WORKERS; w++)
+	for (w = 0; w < bo->o_n; w++)
 		evbuffer_free(bo->o_stage[w]);
 	event_free(bo->o_flush);
 	free(bo);

@@ -276,14 +276,15 @@ static void
 conn_pub_send(struct rt_worker *w, uint32_t slot, const struct pub_item *it)
 {
 	struct ipc_hdr	 h;
+	struct evbuffer	*out = fanout_bridge_out(w);
 	uint16_t	 chlen = (uint16_t)it->pi_chlen;
 
 	ipc_hdr_init(&h, IPC_PUB_REQ, (uint32_t)(sizeof(chlen) + it->pi_chlen + it->pi_datalen),
 	    slot);
-	bufferevent_write(w->w_bridge, &h, sizeof(h));
-	bufferevent_write(w->w_bridge, &chlen, sizeof(chlen));
-	bufferevent_write(w->w_bridge, it->pi_channel, it->pi_chlen);
-	bufferevent_write(w->w_bridge, it->pi_data, it->pi_datalen);
+	if (evbuffer_add(out, &h, sizeof(h)) == -1 || evbuffer_add(out, &chlen, sizeof(chlen)) == -1 ||
+	    evbuffer_add(out, it->pi_channel, it->pi_chlen) == -1 ||
+	    evbuffer_add(out, it->pi_data, it->pi_datalen) == -1)
+		fatalx("%s: out of memory", __func__);
 }
 
 /* Send the items that passed the checks; 0, or -1 at max_publish_pending. */

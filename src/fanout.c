@@ -27,6 +27,7 @@
 #include "outq.h"
 #include "stats.h"
 #include "deflate.h"
+#include "bridge_out.h"
 #include "worker_int.h"
 
 #define FANOUT_PEND_MAX		65536	/* frames pending before a forced flush */
@@ -315,6 +316,17 @@ fanout_event(struct rt_worker *w, const uint8_t *p, size_t len)
 
 /* ---- positions ------------------------------------------------------------- */
 
+/*
+ * Where a message to the bridge goes (w_bridge is set): staged, and
+ * written at the end of this loop pass, straight to the socket when
+ * nothing waits before it (bridge_out.h).
+ */
+struct evbuffer *
+fanout_bridge_out(struct rt_worker *w)
+{
+	return bout_stage(w->w_bout, 0);
+}
+
 #define FANOUT_REQ_BITS		20	/* slots; the rest of an id is a generation */
 #define FANOUT_REQ_MAX		(1u << FANOUT_REQ_BITS)
 
@@ -325,6 +337,7 @@ fanout_req_send(struct rt_worker *w, struct fanout_req *r)
 	struct ipc_pos	 pos;
 	struct ipc_hdr	 h;
 	uint8_t		 buf[IPC_POS_MAX];
+	struct evbuffer	*out;
 	size_t		 len;
 
 	if (w->w_bridge == NULL)
@@ -338,8 +351,9 @@ fanout_req_send(struct rt_worker *w, struct fanout_req *r)
 	pos.ip_chlen = strlen(ch->ch_name);
 	len = ipc_pos_encode(buf, &pos);
 	ipc_hdr_init(&h, IPC_POS_REQ, (uint32_t)len, r->fr_id);
-	bufferevent_write(w->w_bridge, &h, sizeof(h));
-	bufferevent_write(w->w_bridge, buf, len);
+	out = fanout_bridge_out(w);
+	if (evbuffer_add(out, &h, sizeof(h)) == -1 || evbuffer_add(out, buf, len) == -1)
+		fatalx("%s: out of memory", __func__);
 }
 
 static int
@@ -623,6 +637,8 @@ fanout_dispatch(struct rt_worker *w, const uint8_t *p, size_t len)
 static void
 fanout_bridge_close(struct rt_worker *w)
 {
+	if (w->w_bout != NULL)
+		bout_set(w->w_bout, 0, NULL);	/* what was staged goes with it */
 	if (w->w_bridge_rd != NULL)
 		event_free(w->w_bridge_rd);
 	w->w_bridge_rd = NULL;
@@ -720,6 +736,9 @@ fanout_attach_bridge(struct rt_worker *w, int fd)
 		fatalx("%s: out of memory", __func__);
 	bufferevent_setcb(w->w_bridge, NULL, NULL, fanout_bridge_event, w);
 	event_add(w->w_bridge_rd, NULL);
+	if (w->w_bout == NULL)
+		w->w_bout = bout_new(w->w_base, 1);
+	bout_set(w->w_bout, 0, w->w_bridge);
 	/* what the last bridge did not answer, this one does (a new epoch) */
 	for (i = 0; i < w->w_reqcap; i++)
 		if (w->w_reqs[i].fr_sub != NULL)
@@ -730,6 +749,8 @@ void
 fanout_free(struct rt_worker *w)
 {
 	fanout_bridge_close(w);
+	bout_free(w->w_bout);
+	w->w_bout = NULL;
 	free(w->w_bin);
 	w->w_bin = NULL;
 	w->w_bincap = 0;

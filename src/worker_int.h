@@ -233,6 +233,7 @@ struct rt_worker {
 	int			 w_master_fd;
 	struct event		*w_master_ev;
 	struct bufferevent	*w_bridge;		/* requests to the bridge */
+	struct bout		*w_bout;		/* ... staged, written once per pass */
 	struct event		*w_bridge_rd;		/* its messages, read into w_bin */
 	uint8_t			*w_bin;
 	size_t			 w_binlen;
@@ -328,6 +329,7 @@ void	chanidx_adopt_user(struct rt_conn *);
 /* fanout.c */
 void	fanout_attach_bridge(struct rt_worker *, int);
 int	fanout_position(struct rt_sub *, int, const char *, uint64_t);
+struct evbuffer *fanout_bridge_out(struct rt_worker *);
 void	fanout_position_cancel(struct rt_sub *);
 void	fanout_bridge_lost(struct rt_worker *);
 void	fanout_free(struct rt_worker *);
