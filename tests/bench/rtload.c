@@ -1201,7 +1201,12 @@ child_main(int id, long first, long count)
 }
 
 /* ---- server process sampling ---- */
-struct pstat { double cpu_s; double rss_kb, shm_kb, pss_kb; double host_busy_s; int n; };
+#define PSTAT_PIDS 64
+struct pstat { double cpu_s; double rss_kb, shm_kb, pss_kb; double host_busy_s; int n;
+	int npid; double pid_cpu_s[PSTAT_PIDS]; };	/* per -Z pid, in its order */
+
+static double	pid_cpu_delta[PSTAT_PIDS];	/* over the measured phase */
+static int	npid_cpu;
 
 static void
 sample_pids(struct pstat *ps)
@@ -1230,8 +1235,11 @@ sample_pids(struct pstat *ps)
 				char *q = strrchr(buf, ')');
 				unsigned long ut = 0, st = 0;
 				if (q && sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-				    &ut, &st) == 2)
+				    &ut, &st) == 2) {
 					ps->cpu_s += (double)(ut + st) / (double)tck;
+					if (ps->npid < PSTAT_PIDS)
+						ps->pid_cpu_s[ps->npid] = (double)(ut + st) / (double)tck;
+				}
 			}
 			fclose(f);
 			ps->n++;
@@ -1253,9 +1261,23 @@ sample_pids(struct pstat *ps)
 			}
 			fclose(f);
 		}
+		if (ps->npid < PSTAT_PIDS)
+			ps->npid++;
 		p = strchr(p, ',');
 		if (p) p++;
 	}
+}
+
+/* Server CPU seconds from a to b, kept per pid too (server_cpu_by_pid). */
+static double
+cpu_delta(const struct pstat *a, const struct pstat *b)
+{
+	int i;
+
+	npid_cpu = a->npid < b->npid ? a->npid : b->npid;
+	for (i = 0; i < npid_cpu; i++)
+		pid_cpu_delta[i] = b->pid_cpu_s[i] - a->pid_cpu_s[i];
+	return b->cpu_s - a->cpu_s;
 }
 
 /* ---- publisher (parent) ---- */
@@ -1622,7 +1644,7 @@ main(int argc, char **argv)
 		__atomic_store_n(&G->stop, 1, __ATOMIC_RELEASE);
 		t_pub1 = mono_ns();
 		sample_pids(&ps1);
-		server_cpu = ps1.cpu_s - ps0.cpu_s;
+		server_cpu = cpu_delta(&ps0, &ps1);
 		host_busy = ps1.host_busy_s - ps0.host_busy_s;
 		pub_secs = (double)(t_pub1 - t_pub0) / 1e9;
 		t_ready = t_pub0;
@@ -1670,7 +1692,7 @@ main(int argc, char **argv)
 			hold_shm = ps1.shm_kb;
 			hold_pss = ps1.pss_kb;
 		}
-		server_cpu = ps1.cpu_s - ps0.cpu_s;
+		server_cpu = cpu_delta(&ps0, &ps1);
 		host_busy = ps1.host_busy_s - ps0.host_busy_s;
 		t_pub0 = t_ready;
 		t_pub1 = mono_ns();
@@ -1776,7 +1798,7 @@ main(int argc, char **argv)
 		struct pstat ps2;
 		sample_pids(&ps2);
 		/* CPU over publish + drain, so late deliveries are paid for */
-		server_cpu = ps2.cpu_s - ps0.cpu_s;
+		server_cpu = cpu_delta(&ps0, &ps2);
 		host_busy = ps2.host_busy_s - ps0.host_busy_s;
 		pub_secs = (double)(t_pub1 - t_pub0) / 1e9;
 		usleep(100000);
@@ -1847,6 +1869,10 @@ collect:
 	    (unsigned long)tot.resets, (unsigned long)tot.pings, (unsigned long)tot.other_msgs);
 	printf("\"phase_secs\":%.3f,\"server_cpu_s\":%.2f,\"gen_cpu_s\":%.2f,\"host_busy_cpu_s\":%.2f,",
 	    pub_secs, server_cpu, gen_cpu, host_busy);
+	printf("\"server_cpu_by_pid\":[");
+	for (i = 0; i < npid_cpu; i++)
+		printf("%s%.3f", i ? "," : "", pid_cpu_delta[i]);
+	printf("],");
 	if (opt_mode == M_IDLE)
 		printf("\"server_rss_kb\":%.0f,\"server_shmem_kb\":%.0f,\"server_pss_kb\":%.0f,"
 		    "\"server_procs\":%d,", hold_rss, hold_shm, hold_pss, ps0.n);
