@@ -71,17 +71,20 @@ void	proto_timestamp(char *out, size_t outlen, const struct timeval *tv);
 
 /*
  * Reply builders; each returns a new object with "type" first and
- * "timestamp" last.  tv NULL = now.
+ * "timestamp" last.  tv NULL = now.  The replies of every handshake and
+ * subscribe come as text instead (NUL-terminated, *len its length without
+ * the NUL; free() it; NULL when out of memory).
  */
-struct json_object *proto_connected(const char *conn_id, const struct chan_table *t,
-	    const struct auth_user *user, const struct timeval *tv);
-struct json_object *proto_subscribed(const char *type, const char *channel,
-	    const struct timeval *tv);		/* type "subscribed"/"unsubscribed" */
+char	*proto_connected(const char *conn_id, const struct chan_table *t,
+	    const struct auth_user *user, const struct timeval *tv, size_t *len);
+/* type "subscribed"/"unsubscribed" */
+char	*proto_subscribed(const char *type, const char *channel,
+	    const struct timeval *tv, size_t *len);
 struct json_object *proto_pong(const struct timeval *tv);
 /* subscribed: array of channel names, reference taken */
 /* {"type":"authenticated","user":…,"authorizedChannels":…,"expiresAt":…}: an auth that worked. */
-struct json_object *proto_authenticated(const struct chan_table *t,
-	    const struct auth_user *user, const struct timeval *tv);
+char	*proto_authenticated(const struct chan_table *t,
+	    const struct auth_user *user, const struct timeval *tv, size_t *len);
 /* {"type":"token_expiring","expiresAt":…}: refresh with auth before it. */
 struct json_object *proto_token_expiring(time_t exp, const struct timeval *tv);
 struct json_object *proto_channels(const struct chan_table *t, const struct auth_user *user,
@@ -125,8 +128,8 @@ size_t	proto_event_at(char *out, size_t outlen, const char *channel, size_t chle
  * the channel keeps no history), and "recovered" when recovered is 0 or 1
  * (-1: the subscribe had no since).
  */
-struct json_object *proto_subscribed_at(const char *channel, const char *epoch,
-	    uint64_t offset, int recovered, const struct timeval *tv);
+char	*proto_subscribed_at(const char *channel, const char *epoch,
+	    uint64_t offset, int recovered, const struct timeval *tv, size_t *len);
 
 /* 1 if buf holds exactly one valid JSON value (RFC 8259). */
 int	proto_json_valid(const char *buf, size_t len);

@@ -207,6 +207,17 @@ conn_send_json(struct rt_conn *c, struct json_object *obj)
 	json_object_put(obj);
 }
 
+/* A reply made as text (proto.h), freed here; NULL: out of memory, nothing sent. */
+void
+conn_send_text(struct rt_conn *c, char *s, size_t len)
+{
+	if (s == NULL)
+		return;
+	conn_send_frame(c, WS_OP_TEXT, s, len);
+	STAT_ADD(c->c_worker, rw_messages_out, 1);
+	free(s);
+}
+
 void
 conn_send_error(struct rt_conn *c, const char *msg, const char *request,
     const char *channel)

@@ -171,7 +171,8 @@ conn_http_greet(struct rt_conn *c, const struct http_token *tok)
 {
 	struct rt_worker	*w = c->c_worker;
 	struct auth_user	 user;
-	char			 reason[128], msg[160];
+	char			 reason[128], msg[160], *hello;
+	size_t			 hlen;
 
 	if (tok->t_source == HTTP_TOKEN_NONE) {
 		if (!w->w_conf->c_allow_anonymous) {
@@ -225,8 +226,9 @@ conn_http_greet(struct rt_conn *c, const struct http_token *tok)
 		STAT_ADD(w, rw_anonymous, 1);
 	STAT_ADD(w, rw_connections, 1);
 	c->c_counted = 1;
-	conn_send_json(c, proto_connected(c->c_id, w->w_conf->c_namespaces,
-	    user.u_authenticated ? &user : NULL, NULL));
+	hello = proto_connected(c->c_id, w->w_conf->c_namespaces,
+	    user.u_authenticated ? &user : NULL, NULL, &hlen);
+	conn_send_text(c, hello, hlen);
 }
 
 static void

@@ -64,6 +64,8 @@ conn_ws_subscribe(struct rt_conn *c, struct proto_request *r)
 	enum chan_verdict	 v;
 	const struct chan_ns	*ns;
 	const char		*why = NULL;
+	char			*msg;
+	size_t			 mlen;
 	int			 fresh;
 
 	v = chan_authorize(c->c_worker->w_conf->c_namespaces, r->pr_channel,
@@ -81,10 +83,12 @@ conn_ws_subscribe(struct rt_conn *c, struct proto_request *r)
 	/* on_demand: "subscribed" once the bridge holds the Redis subscription */
 	if (ns->ns_history > 0 || (fresh && config_on_demand(c->c_worker->w_conf)))
 		conn_ws_subscribe_at(c, r, fresh);
-	else if (r->pr_has_since)	/* nothing kept: nothing to recover */
-		conn_send_json(c, proto_subscribed_at(r->pr_channel, NULL, 0, 0, NULL));
-	else
-		conn_send_json(c, proto_subscribed("subscribed", r->pr_channel, NULL));
+	else {
+		/* with a since, nothing kept: nothing to recover */
+		msg = r->pr_has_since ? proto_subscribed_at(r->pr_channel, NULL, 0, 0, NULL, &mlen) :
+		    proto_subscribed("subscribed", r->pr_channel, NULL, &mlen);
+		conn_send_text(c, msg, mlen);
+	}
 }
 
 static void
@@ -92,6 +96,8 @@ conn_ws_unsubscribe(struct rt_conn *c, struct proto_request *r)
 {
 	struct auth_user	 u;
 	enum chan_verdict	 v;
+	char			*msg;
+	size_t			 mlen;
 	int			 i;
 
 	v = chan_authorize(c->c_worker->w_conf->c_namespaces, r->pr_channel,
@@ -102,7 +108,8 @@ conn_ws_unsubscribe(struct rt_conn *c, struct proto_request *r)
 	}
 	if ((i = chanidx_find_sub(c, r->pr_channel, r->pr_channel_len)) != -1)
 		chanidx_unsubscribe_at(c, i);
-	conn_send_json(c, proto_subscribed("unsubscribed", r->pr_channel, NULL));
+	msg = proto_subscribed("unsubscribed", r->pr_channel, NULL, &mlen);
+	conn_send_text(c, msg, mlen);
 }
 
 /*
@@ -118,7 +125,8 @@ conn_ws_auth(struct rt_conn *c, struct proto_request *r)
 	struct auth_user	 cur, nu;
 	const struct auth_user	*old = conn_auth_user(c, &cur);
 	struct conn_user	*cu;
-	char			 reason[128], msg[192];
+	char			 reason[128], msg[192], *reply;
+	size_t			 rlen;
 
 	if (conn_verify_token(c, r->pr_token, r->pr_token_len, &nu, reason,
 	    sizeof(reason)) == -1) {
@@ -158,7 +166,8 @@ conn_ws_auth(struct rt_conn *c, struct proto_request *r)
 		STAT_ADD(w, rw_authenticated, 1);
 	}
 	STAT_ADD(w, rw_auth_refreshed, 1);
-	conn_send_json(c, proto_authenticated(w->w_conf->c_namespaces, &nu, NULL));
+	reply = proto_authenticated(w->w_conf->c_namespaces, &nu, NULL, &rlen);
+	conn_send_text(c, reply, rlen);
 	if (old == NULL)
 		chanidx_adopt_user(c);
 	conn_ws_recheck(c);	/* a request itself: what waits behind it follows */

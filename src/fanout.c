@@ -491,7 +491,8 @@ fanout_pos_answer(struct rt_worker *w, uint32_t id, const uint8_t *m, size_t len
 	struct rt_conn		*c;
 	struct ipc_pos		 pos;
 	struct fanout_req	*r;
-	char			 epoch[PROTO_EPOCH_MAX + 1];
+	char			 epoch[PROTO_EPOCH_MAX + 1], *msg;
+	size_t			 mlen;
 
 	if (ipc_pos_decode(m, len, &pos) == -1 || pos.ip_epochlen > PROTO_EPOCH_MAX)
 		fatalx("%s: malformed position from the bridge", __func__);
@@ -525,9 +526,10 @@ fanout_pos_answer(struct rt_worker *w, uint32_t id, const uint8_t *m, size_t len
 	memcpy(epoch, pos.ip_epoch, pos.ip_epochlen);
 	epoch[pos.ip_epochlen] = '\0';
 	/* no epoch: the bridge keeps no history for the channel (a reload) */
-	conn_send_json(c, proto_subscribed_at(s->s_chan->ch_name,
-	    pos.ip_epochlen > 0 ? epoch : NULL, pos.ip_offset,
-	    pos.ip_flag == IPC_POS_PLAIN ? -1 : pos.ip_flag == IPC_POS_RECOVERED, NULL));
+	msg = proto_subscribed_at(s->s_chan->ch_name, pos.ip_epochlen > 0 ? epoch : NULL,
+	    pos.ip_offset, pos.ip_flag == IPC_POS_PLAIN ? -1 : pos.ip_flag == IPC_POS_RECOVERED,
+	    NULL, &mlen);
+	conn_send_text(c, msg, mlen);
 }
 
 /* After the replay's end: the requests that waited for this answer. */

@@ -275,6 +275,7 @@ void	conn_inflate_end(struct rt_conn *);
 int	conn_output_full(struct rt_conn *);
 void	conn_slow(struct rt_conn *);
 void	conn_send_json(struct rt_conn *, struct json_object *);
+void	conn_send_text(struct rt_conn *, char *, size_t);
 void	conn_send_error(struct rt_conn *, const char *, const char *, const char *);
 void	conn_free(struct rt_conn *);
 void	conn_linger(struct rt_conn *);

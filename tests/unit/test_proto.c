@@ -455,6 +455,44 @@ expect_json(struct json_object *o, const char *want)
 	json_object_put(o);
 }
 
+/*
+ * A reply made as text: its length, its bytes, and that it is one JSON
+ * value which json-c writes back the same (ASCII, no '/').
+ */
+static size_t	 tlen;	/* the text replies' lengths */
+
+/* len: read after s is made (an argument's order of evaluation is not fixed) */
+static void
+expect_text(char *s, const size_t *lenp, const char *want)
+{
+	struct json_object	*o;
+	size_t			 len = *lenp;
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_uint_eq(len, strlen(s));
+	ck_assert_str_eq(s, want);
+	ck_assert(proto_json_valid(s, len));
+	ck_assert_ptr_nonnull(o = json_tokener_parse(s));
+	ck_assert_str_eq(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), want);
+	json_object_put(o);
+	free(s);
+}
+
+/* A text reply parsed, to look inside (the text is freed). */
+static struct json_object *
+text_obj(char *s, const size_t *lenp)
+{
+	struct json_object	*o;
+	size_t			 len = *lenp;
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_uint_eq(len, strlen(s));
+	ck_assert(proto_json_valid(s, len));
+	ck_assert_ptr_nonnull(o = json_tokener_parse(s));
+	free(s);
+	return o;
+}
+
 START_TEST(test_timestamp_format)
 {
 	char			 ts[RT_TIMESTAMP_LEN + 1];
@@ -476,12 +514,12 @@ START_TEST(test_connected_anonymous)
 	struct auth_user	 u;
 
 	auth_anonymous(&u);
-	expect_json(proto_connected("8f0c3f0e-1d2b-4c6e-9a1b-2b3c4d5e6f70",
-	    deftab, &u, &tv), "{\"type\":\"connected\","
+	expect_text(proto_connected("8f0c3f0e-1d2b-4c6e-9a1b-2b3c4d5e6f70",
+	    deftab, &u, &tv, &tlen), &tlen, "{\"type\":\"connected\","
 	    "\"connectionId\":\"8f0c3f0e-1d2b-4c6e-9a1b-2b3c4d5e6f70\","
 	    "\"user\":null,\"authorizedChannels\":[\"announcements\"],"
 	    "\"expiresAt\":null," TS "}");
-	expect_json(proto_connected("c", deftab, NULL, &tv), "{\"type\":\"connected\","
+	expect_text(proto_connected("c", deftab, NULL, &tv, &tlen), &tlen, "{\"type\":\"connected\","
 	    "\"connectionId\":\"c\",\"user\":null,"
 	    "\"authorizedChannels\":[\"announcements\"],\"expiresAt\":null," TS "}");
 }
@@ -499,7 +537,7 @@ START_TEST(test_connected_user_with_email_and_role)
 	strcpy(u.u_email, "a@b.c");
 	strcpy(u.u_role, "admin");
 	u.u_has_email = u.u_has_role = u.u_admin = 1;
-	o = proto_connected("c", deftab, &u, &tv);
+	o = text_obj(proto_connected("c", deftab, &u, &tv, &tlen), &tlen);
 	ck_assert_ptr_nonnull(o);
 	ck_assert(json_object_object_get_ex(o, "user", &user));
 	ck_assert_str_eq(json_object_to_json_string_ext(user,
@@ -524,7 +562,7 @@ START_TEST(test_connected_user_without_optional_claims)
 	auth_anonymous(&u);
 	u.u_authenticated = 1;
 	strcpy(u.u_id, "42");
-	o = proto_connected("c", deftab, &u, &tv);
+	o = text_obj(proto_connected("c", deftab, &u, &tv, &tlen), &tlen);
 	ck_assert(json_object_object_get_ex(o, "user", &user));
 	ck_assert_str_eq(json_object_to_json_string_ext(user,
 	    JSON_C_TO_STRING_PLAIN), "{\"userId\":\"42\"}");
@@ -532,11 +570,53 @@ START_TEST(test_connected_user_without_optional_claims)
 }
 END_TEST
 
+/*
+ * The text replies escape what a token's claims may hold: quotes,
+ * backslashes and control characters come back as they were, '/' and
+ * UTF-8 pass, a byte that is not UTF-8 becomes U+FFFD.
+ */
+START_TEST(test_connected_escapes_the_claims)
+{
+	struct auth_user	 u;
+	struct json_object	*o, *user, *v;
+
+	auth_anonymous(&u);
+	u.u_authenticated = 1;
+	strcpy(u.u_id, "a\"b\\c\n/d\x01\xc3\xa9");
+	strcpy(u.u_email, "x/y@z");
+	strcpy(u.u_role, "r\xffs");
+	u.u_has_email = u.u_has_role = 1;
+	o = text_obj(proto_connected("c\"", deftab, &u, &tv, &tlen), &tlen);
+	ck_assert(json_object_object_get_ex(o, "connectionId", &v));
+	ck_assert_str_eq(json_object_get_string(v), "c\"");
+	ck_assert(json_object_object_get_ex(o, "user", &user));
+	ck_assert(json_object_object_get_ex(user, "userId", &v));
+	ck_assert_str_eq(json_object_get_string(v), "a\"b\\c\n/d\x01\xc3\xa9");
+	ck_assert(json_object_object_get_ex(user, "email", &v));
+	ck_assert_str_eq(json_object_get_string(v), "x/y@z");
+	ck_assert(json_object_object_get_ex(user, "role", &v));
+	ck_assert_str_eq(json_object_get_string(v), "r\xef\xbf\xbds");
+	json_object_put(o);
+	o = text_obj(proto_authenticated(deftab, &u, &tv, &tlen), &tlen);
+	ck_assert(json_object_object_get_ex(o, "user", &user));
+	ck_assert(json_object_object_get_ex(user, "userId", &v));
+	ck_assert_str_eq(json_object_get_string(v), "a\"b\\c\n/d\x01\xc3\xa9");
+	json_object_put(o);
+	o = text_obj(proto_subscribed_at("q\"\\", "e", 18446744073709551615ULL, 1, &tv, &tlen),
+	    &tlen);
+	ck_assert(json_object_object_get_ex(o, "channel", &v));
+	ck_assert_str_eq(json_object_get_string(v), "q\"\\");
+	ck_assert(json_object_object_get_ex(o, "offset", &v));
+	ck_assert_uint_eq(json_object_get_uint64(v), 18446744073709551615ULL);
+	json_object_put(o);
+}
+END_TEST
+
 START_TEST(test_subscribed_unsubscribed_pong)
 {
-	expect_json(proto_subscribed("subscribed", "apps:created", &tv),
+	expect_text(proto_subscribed("subscribed", "apps:created", &tv, &tlen), &tlen,
 	    "{\"type\":\"subscribed\",\"channel\":\"apps:created\"," TS "}");
-	expect_json(proto_subscribed("unsubscribed", "apps:created", &tv),
+	expect_text(proto_subscribed("unsubscribed", "apps:created", &tv, &tlen), &tlen,
 	    "{\"type\":\"unsubscribed\",\"channel\":\"apps:created\"," TS "}");
 	expect_json(proto_pong(&tv), "{\"type\":\"pong\"," TS "}");
 }
@@ -600,23 +680,23 @@ START_TEST(test_connected_and_channels_use_the_table)
 	ck_assert_int_eq(chan_table_add(t, "user:{userId} self", NULL, 3,
 	    msg, sizeof(msg)), 0);
 	auth_anonymous(&u);
-	expect_json(proto_connected("c", t, &u, &tv), "{\"type\":\"connected\","
+	expect_text(proto_connected("c", t, &u, &tv, &tlen), &tlen, "{\"type\":\"connected\","
 	    "\"connectionId\":\"c\",\"user\":null,"
 	    "\"authorizedChannels\":[\"lobby\"],\"expiresAt\":null," TS "}");
 	u.u_authenticated = 1;
 	strcpy(u.u_id, "u7");
 	ck_assert_int_eq(auth_user_add_claim(&u, "orgId", "o1", 2), 0);
-	expect_json(proto_connected("c", t, &u, &tv), "{\"type\":\"connected\","
+	expect_text(proto_connected("c", t, &u, &tv, &tlen), &tlen, "{\"type\":\"connected\","
 	    "\"connectionId\":\"c\",\"user\":{\"userId\":\"u7\"},"
 	    "\"authorizedChannels\":[\"lobby\",\"org:o1:chat\",\"user:u7\"],"
 	    "\"expiresAt\":null," TS "}");
 	/* with an exp: its ISO time */
 	u.u_exp = 1764072000;
-	expect_json(proto_connected("c", t, &u, &tv), "{\"type\":\"connected\","
+	expect_text(proto_connected("c", t, &u, &tv, &tlen), &tlen, "{\"type\":\"connected\","
 	    "\"connectionId\":\"c\",\"user\":{\"userId\":\"u7\"},"
 	    "\"authorizedChannels\":[\"lobby\",\"org:o1:chat\",\"user:u7\"],"
 	    "\"expiresAt\":\"2025-11-25T12:00:00.000Z\"," TS "}");
-	expect_json(proto_authenticated(t, &u, &tv), "{\"type\":\"authenticated\","
+	expect_text(proto_authenticated(t, &u, &tv, &tlen), &tlen, "{\"type\":\"authenticated\","
 	    "\"user\":{\"userId\":\"u7\"},"
 	    "\"authorizedChannels\":[\"lobby\",\"org:o1:chat\",\"user:u7\"],"
 	    "\"expiresAt\":\"2025-11-25T12:00:00.000Z\"," TS "}");
@@ -915,31 +995,32 @@ END_TEST
 START_TEST(test_subscribed_at)
 {
 	/* the channel keeps no history */
-	expect_json(proto_subscribed_at("apps:created", NULL, 0, -1, &tv),
+	expect_text(proto_subscribed_at("apps:created", NULL, 0, -1, &tv, &tlen), &tlen,
 	    "{\"type\":\"subscribed\",\"channel\":\"apps:created\"," TS "}");
-	expect_json(proto_subscribed_at("apps:created", NULL, 9, 0, &tv),
+	expect_text(proto_subscribed_at("apps:created", NULL, 9, 0, &tv, &tlen), &tlen,
 	    "{\"type\":\"subscribed\",\"channel\":\"apps:created\","
 	    "\"recovered\":false," TS "}");
 	/* a position, without a since */
-	expect_json(proto_subscribed_at("apps:created", "k3J9x2aQ-1", 0, -1, &tv),
+	expect_text(proto_subscribed_at("apps:created", "k3J9x2aQ-1", 0, -1, &tv, &tlen), &tlen,
 	    "{\"type\":\"subscribed\",\"channel\":\"apps:created\","
 	    "\"epoch\":\"k3J9x2aQ-1\",\"offset\":0," TS "}");
 	/* with one */
-	expect_json(proto_subscribed_at("apps:created", "k3J9x2aQ-1", 42, 1, &tv),
+	expect_text(proto_subscribed_at("apps:created", "k3J9x2aQ-1", 42, 1, &tv, &tlen), &tlen,
 	    "{\"type\":\"subscribed\",\"channel\":\"apps:created\","
 	    "\"epoch\":\"k3J9x2aQ-1\",\"offset\":42,\"recovered\":true," TS "}");
-	expect_json(proto_subscribed_at("apps:created", "k3J9x2aQ-2", 7, 0, &tv),
+	expect_text(proto_subscribed_at("apps:created", "k3J9x2aQ-2", 7, 0, &tv, &tlen), &tlen,
 	    "{\"type\":\"subscribed\",\"channel\":\"apps:created\","
 	    "\"epoch\":\"k3J9x2aQ-2\",\"offset\":7,\"recovered\":false," TS "}");
 	/* the same shape as proto_subscribed's without a position */
 	{
-		struct json_object	*a = proto_subscribed("subscribed", "a\"b", &tv);
-		struct json_object	*b = proto_subscribed_at("a\"b", NULL, 0, -1, &tv);
+		size_t	 alen, blen;
+		char	*a = proto_subscribed("subscribed", "a\"b", &tv, &alen);
+		char	*b = proto_subscribed_at("a\"b", NULL, 0, -1, &tv, &blen);
 
-		ck_assert_str_eq(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN),
-		    json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN));
-		json_object_put(a);
-		json_object_put(b);
+		ck_assert_uint_eq(alen, blen);
+		ck_assert_str_eq(a, b);
+		free(a);
+		free(b);
 	}
 }
 END_TEST
@@ -981,6 +1062,7 @@ proto_suite(void)
 	tcase_add_test(tc, test_connected_anonymous);
 	tcase_add_test(tc, test_connected_user_with_email_and_role);
 	tcase_add_test(tc, test_connected_user_without_optional_claims);
+	tcase_add_test(tc, test_connected_escapes_the_claims);
 	tcase_add_test(tc, test_subscribed_unsubscribed_pong);
 	tcase_add_test(tc, test_unsubscribed_with_reason);
 	tcase_add_test(tc, test_connected_and_channels_use_the_table);
