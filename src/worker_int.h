@@ -128,11 +128,11 @@ struct fanout_pending {
 struct conn_user {
 	time_t		 cu_exp;	/* 0: none */
 	uint8_t		 cu_jti[RVK_DIGEST];	/* the token's id, for revocation */
-	uint8_t		 cu_has_jti;
-	uint8_t		 cu_admin;
-	uint8_t		 cu_has_role;
 	uint16_t	 cu_claimslen;
-	char		 cu_id[];
+	unsigned int	 cu_has_jti:1;
+	unsigned int	 cu_admin:1;
+	unsigned int	 cu_has_role:1;
+	char		 cu_id[];	/* at byte 27: allocated from offsetof(), not sizeof() (32) */
 };
 
 /*
