@@ -64,8 +64,13 @@ struct ws_event {
  * the frame header, before any of it is buffered.
  */
 struct ws_decoder {
+	/* (widest first: no padding between the fields, 72 bytes, not 88) */
 	uint64_t	 wd_max_message;	/* 0 = unlimited */
-	int		 wd_server;		/* 1: client frames must be masked */
+	uint64_t	 wd_remaining;		/* of the frame being consumed */
+	uint64_t	 wd_msg_len;		/* of the message being assembled */
+	/* a control frame payload split across reads (allocated on demand) */
+	uint8_t		*wd_ctl;
+	uint32_t	 wd_utf8;		/* the message's UTF-8 state */
 	/* frame header being assembled */
 	uint8_t		 wd_hdr[WS_HEADER_MAX];
 	uint8_t		 wd_hdr_have;
@@ -76,18 +81,14 @@ struct ws_decoder {
 	uint8_t		 wd_masked;
 	uint8_t		 wd_mask[4];
 	uint8_t		 wd_mask_pos;
-	uint64_t	 wd_remaining;
 	/* message being assembled (data frames) */
 	uint8_t		 wd_msg_opcode;		/* 0 = none in progress */
 	uint8_t		 wd_msg_started;	/* first chunk reported */
-	uint64_t	 wd_msg_len;
-	uint32_t	 wd_utf8;
 	uint8_t		 wd_deflate;		/* permessage-deflate negotiated */
 	uint8_t		 wd_msg_rsv1;		/* the message is compressed */
-	/* a control frame payload split across reads (allocated on demand) */
-	uint8_t		*wd_ctl;
 	uint8_t		 wd_ctl_len;
 	uint8_t		 wd_failed;		/* sticky after WS_EV_ERROR */
+	uint8_t		 wd_server;		/* 1: client frames must be masked */
 };
 
 void	ws_decoder_init(struct ws_decoder *d, uint64_t max_message, int server);

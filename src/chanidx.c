@@ -103,6 +103,8 @@ chanidx_add_sub(struct rt_chan *ch, struct rt_sub *s)
 {
 	struct rt_sub	**n;
 
+	if (ch->ch_nsubs >= INT32_MAX)
+		return -1;	/* s_idx's 31 bits (max_connections keeps far below) */
 	if (ch->ch_nsubs == ch->ch_cap) {
 		size_t cap = ch->ch_cap ? ch->ch_cap * 2 : 4;
 

@@ -486,13 +486,14 @@ conn_user_new(const struct auth_user *user)
 	struct conn_user	*cu;
 	size_t			 idlen = strlen(user->u_id), rlen = strlen(user->u_role);
 
-	if ((cu = malloc(sizeof(*cu) + idlen + 1 + rlen + 1 + user->u_claimslen)) == NULL)
+	if ((cu = malloc(offsetof(struct conn_user, cu_id) + idlen + 1 + rlen + 1 +
+	    user->u_claimslen)) == NULL)
 		return NULL;
 	cu->cu_exp = user->u_exp;
-	cu->cu_has_jti = (uint8_t)user->u_has_jti;
+	cu->cu_has_jti = user->u_has_jti != 0;
 	memcpy(cu->cu_jti, user->u_jti, sizeof(cu->cu_jti));
-	cu->cu_admin = (uint8_t)user->u_admin;
-	cu->cu_has_role = (uint8_t)user->u_has_role;
+	cu->cu_admin = user->u_admin != 0;
+	cu->cu_has_role = user->u_has_role != 0;
 	cu->cu_claimslen = (uint16_t)user->u_claimslen;
 	memcpy(cu->cu_id, user->u_id, idlen + 1);
 	memcpy(cu->cu_id + idlen + 1, user->u_role, rlen + 1);

@@ -566,7 +566,7 @@ static void
 conn_ws_data(struct rt_conn *c, const struct ws_event *ev)
 {
 	if (ev->first) {
-		c->c_msg_opcode = (uint16_t)ev->opcode;
+		c->c_msg_opcode = (uint8_t)ev->opcode;
 		if (c->c_route == ROUTE_PROTO && ev->opcode == WS_OP_BINARY) {
 			STAT_ADD(c->c_worker, rw_protocol_errors, 1);
 			conn_close(c, WS_CLOSE_UNSUPPORTED, "Binary frames are not supported", 1);

@@ -403,7 +403,7 @@ fanout_position(struct rt_sub *s, int hold, const char *epoch, uint64_t since)
 	r->fr_offset = since;
 	snprintf(r->fr_epoch, sizeof(r->fr_epoch), "%s", epoch != NULL ? epoch : "");
 	s->s_req = r->fr_id;
-	s->s_hold = (uint8_t)hold;
+	s->s_hold = hold != 0;
 	s->s_conn->c_waiting++;
 	fanout_req_send(w, r);
 	return 0;

@@ -296,7 +296,7 @@ worker_accept_conn(struct rt_worker *w, evutil_socket_t fd, struct sockaddr *sa,
 	    worker_sock_cb, c) == -1)
 		goto fail;
 	c->c_state = proxy ? CS_PROXY : CS_HTTP;
-	c->c_proxy_tls = (uint8_t)(proxy && tls);
+	c->c_proxy_tls = proxy && tls;
 	c->c_last_rx = util_now_us();	/* for the handshake histogram */
 	c->c_slot = -1;
 	conn_peer_set(c, sa);
