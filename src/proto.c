@@ -74,14 +74,18 @@ size_t
 proto_escape(char *dst, const unsigned char *s, size_t len)
 {
 	static const char	 hex[] = "0123456789abcdef";
-	size_t			 i = 0, o = 0, n;
+	size_t			 i = 0, o = 0, n, run;
 
 	while (i < len) {
 		unsigned char c = s[i];
 		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+			/* a run of bytes that stand as they are: one copy */
+			for (run = 1; i + run < len && s[i + run] >= 0x20 && s[i + run] < 0x80 &&
+			    s[i + run] != '"' && s[i + run] != '\\'; run++)
+				;
 			if (dst != NULL)
-				dst[o] = (char)c;
-			o++, i++;
+				memcpy(dst + o, s + i, run);
+			o += run, i += run;
 		} else if (c == '"' || c == '\\') {
 			if (dst != NULL) {
 				dst[o] = '\\';
@@ -308,14 +312,12 @@ proto_json_span(const char *buf, size_t len)
 static struct json_object *
 proto_tokenize(const char *buf, size_t len)
 {
-	struct json_tokener	*tok;
-	struct json_object	*o;
+	static struct json_tokener	*tok;	/* one, reset for each message */
 
-	if ((tok = json_tokener_new()) == NULL)
+	if (tok == NULL && (tok = json_tokener_new()) == NULL)
 		return NULL;
-	o = json_tokener_parse_ex(tok, buf, (int)len);
-	json_tokener_free(tok);
-	return o;
+	json_tokener_reset(tok);
+	return json_tokener_parse_ex(tok, buf, (int)len);
 }
 
 static void
@@ -576,10 +578,11 @@ proto_text_str(struct proto_text *t, const char *s)
 		proto_text_lit(t, "null");
 		return;
 	}
-	n = proto_escape(NULL, (const unsigned char *)s, strlen(s));
-	if (proto_text_room(t, n + 2) == 0) {
+	n = strlen(s);
+	/* at most 6 bytes out per byte in: one pass, no count first */
+	if (proto_text_room(t, 6 * n + 2) == 0) {
 		t->t_buf[t->t_len++] = '"';
-		t->t_len += proto_escape(t->t_buf + t->t_len, (const unsigned char *)s, strlen(s));
+		t->t_len += proto_escape(t->t_buf + t->t_len, (const unsigned char *)s, n);
 		t->t_buf[t->t_len++] = '"';
 	}
 }

@@ -28,25 +28,39 @@
 void
 util_timestamp(char *out, size_t outlen, const struct timeval *tv)
 {
-	static time_t	 sec = -1;
-	static char	 head[80];	/* 2026-12-03T15:04:08. */
-	static size_t	 hlen;
+	/* two seconds kept: now, and another (a token's exp in connected) */
+	static struct {
+		time_t	 sec;
+		char	 head[80];	/* 2026-12-03T15:04:08. */
+		size_t	 hlen;
+	}		 cache[2] = { { -1, "", 0 }, { -1, "", 0 } };
+	static int	 last;
 	struct timeval	 now;
 	struct tm	 tm;
-	int		 ms;
+	const char	*head;
+	size_t		 hlen;
+	int		 ms, k;
 
 	if (tv == NULL) {
 		gettimeofday(&now, NULL);
 		tv = &now;
 	}
-	if (tv->tv_sec != sec) {
+	if (cache[last].sec == tv->tv_sec)
+		k = last;
+	else if (cache[!last].sec == tv->tv_sec)
+		k = !last;
+	else {
+		k = !last;	/* the one not used last goes */
 		gmtime_r(&tv->tv_sec, &tm);
-		snprintf(head, sizeof(head), "%04d-%02d-%02dT%02d:%02d:%02d.",
+		snprintf(cache[k].head, sizeof(cache[k].head), "%04d-%02d-%02dT%02d:%02d:%02d.",
 		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		    tm.tm_min, tm.tm_sec);
-		hlen = strlen(head);
-		sec = tv->tv_sec;
+		cache[k].hlen = strlen(cache[k].head);
+		cache[k].sec = tv->tv_sec;
 	}
+	last = k;
+	head = cache[k].head;
+	hlen = cache[k].hlen;
 	if (outlen < hlen + 5) {
 		if (outlen > 0)
 			snprintf(out, outlen, "%s", head);

@@ -502,6 +502,22 @@ START_TEST(test_timestamp_format)
 	ck_assert_str_eq(ts, "2025-11-25T12:00:00.123Z");
 	proto_timestamp(ts, sizeof(ts), &t);
 	ck_assert_str_eq(ts, "1970-01-01T00:00:00.999Z");
+	/* the formatter keeps two seconds: any order of three gives each its own */
+	{
+		struct timeval	 t3 = { 86399, 5000 };
+		int		 i;
+
+		for (i = 0; i < 3; i++) {
+			proto_timestamp(ts, sizeof(ts), &tv);
+			ck_assert_str_eq(ts, "2025-11-25T12:00:00.123Z");
+			proto_timestamp(ts, sizeof(ts), &t);
+			ck_assert_str_eq(ts, "1970-01-01T00:00:00.999Z");
+			proto_timestamp(ts, sizeof(ts), &t3);
+			ck_assert_str_eq(ts, "1970-01-01T23:59:59.005Z");
+			proto_timestamp(ts, sizeof(ts), &t);
+			ck_assert_str_eq(ts, "1970-01-01T00:00:00.999Z");
+		}
+	}
 	proto_timestamp(ts, sizeof(ts), NULL);
 	ck_assert_uint_eq(strlen(ts), RT_TIMESTAMP_LEN);
 	ck_assert_int_eq(ts[10], 'T');
