@@ -40,6 +40,14 @@ struct hist_stats {
 struct hist *hist_new(int64_t memory, int max_channels, const char *epoch);
 void	hist_free(struct hist *h);
 
+/*
+ * A count that moves whenever a channel's position changes other than by
+ * hist_next() and hist_cluster_next() of its next event (a record dropped
+ * or reset, a cluster position set or moved): a reader that follows the
+ * positions through the events must forget what it knows when it moves.
+ */
+uint64_t hist_changes(const struct hist *h);
+
 /* Forget every channel and frame: continuity is lost, a new epoch begins. */
 void	hist_reset(struct hist *h, const char *epoch);
 /* New limits (a reload); frames over them go at the next append or sweep. */

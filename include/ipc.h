@@ -66,6 +66,13 @@ enum ipc_type {
 	IPC_POS			= 311,	/* bridge -> worker: struct ipc_pos */
 	IPC_REPLAY		= 312,	/* bridge -> worker: a WebSocket frame */
 	IPC_POS_END		= 313,	/* bridge -> worker: (empty) */
+	/*
+	 * bridge -> worker (empty): a position may have changed without an
+	 * event (history records dropped, an epoch reset, a position read
+	 * from Redis): what the worker learnt of positions from the stream
+	 * before this is no longer to be given out.
+	 */
+	IPC_POS_RESET		= 314,
 	/* POST /publish: the same path as the admin's publish */
 	IPC_PUB_REQ		= 320,	/* worker -> bridge: peerid = request; uint16 len, channel, JSON */
 	IPC_PUB_REPLY		= 321,	/* bridge -> worker: int64 receivers, offset; or error text */
@@ -195,10 +202,11 @@ int	ipc_cfg_ack_parse(const void *p, size_t len, struct ipc_cfg_ack *ack,
 
 /*
  * Event payload: uint64 when the bridge received it (util_now_us(), one
- * clock for every process), uint16 channel length, channel, uint32 length
- * of the compressed frame, the plain frame, then the compressed frame
- * (permessage-deflate, RSV1 set), built once for the worker's
- * subscribers that negotiated it; length 0: none.
+ * clock for every process), uint16 channel length, channel, the event's
+ * position (uint64 offset, uint8 epoch length, epoch; length 0: the event
+ * has none), uint32 length of the compressed frame, the plain frame, then
+ * the compressed frame (permessage-deflate, RSV1 set), built once for the
+ * worker's subscribers that negotiated it; length 0: none.
  */
 struct ipc_event {
 	uint64_t	 ie_received_us;
@@ -208,11 +216,18 @@ struct ipc_event {
 	size_t		 ie_framelen;
 	const uint8_t	*ie_zframe;	/* NULL: no compressed frame */
 	size_t		 ie_zframelen;
+	const char	*ie_epoch;	/* not NUL-terminated; length 0: no position */
+	size_t		 ie_epochlen;
+	uint64_t	 ie_offset;
 };
-#define IPC_EVENT_PREFIX_MAX	(8 + 2 + RT_CHANNEL_MAX + 4)
-/* Encode the prefix into out (IPC_EVENT_PREFIX_MAX bytes); its length. */
+#define IPC_EPOCH_MAX		32
+#define IPC_EVENT_PREFIX_MAX	(8 + 2 + RT_CHANNEL_MAX + 8 + 1 + IPC_EPOCH_MAX + 4)
+/*
+ * Encode the prefix into out (IPC_EVENT_PREFIX_MAX bytes); its length.
+ * epoch NULL (or longer than IPC_EPOCH_MAX): no position.
+ */
 size_t	ipc_event_prefix(uint8_t *out, uint64_t received_us, const char *channel,
-	    size_t chlen, size_t zlen);
+	    size_t chlen, const char *epoch, uint64_t offset, size_t zlen);
 /* Decode an event payload in place: 0, or -1 when malformed. */
 int	ipc_event_split(const uint8_t *p, size_t len, struct ipc_event *ev);
 

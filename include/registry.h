@@ -81,6 +81,7 @@ struct reg_worker {
 	_Atomic int64_t		 rw_auth_refreshed;	/* auth messages that worked */
 	_Atomic int64_t		 rw_token_notices;	/* token_expiring sent */
 	_Atomic int64_t		 rw_replayed;		/* events sent again for since */
+	_Atomic int64_t		 rw_positions_here;	/* subscribes answered without the bridge */
 	_Atomic int64_t		 rw_tokens_revoked;	/* refused or closed: a revoked jti */
 	_Atomic int64_t		 rw_accept_errors;	/* accept() failed (EMFILE...) */
 	_Atomic int64_t		 rw_handshake_errors;

@@ -153,6 +153,7 @@ struct rt_bridge {
 	size_t			 b_jsoncap;
 	struct deflate_ctx	 b_deflate;	/* compresses each event once; dc_z NULL: not yet */
 	struct hist		*b_hist;	/* node positions */
+	uint64_t		 b_hist_told;	/* hist_changes() the workers know of */
 	struct bctl		*b_ctl;		/* control across nodes */
 	struct bsen		*b_sen;		/* redis-sentinel:// */
 	struct bdem		*b_dem;		/* redis_subscribe on_demand */
@@ -461,6 +462,35 @@ bridge_on_auth(redisAsyncContext *ac, void *r, void *priv)
  * show its clients the gap); answers to a worker's request always go, so
  * that it never waits forever, and the worker_timeout bounds a stuck one.
  */
+/* Worker w is to forget the positions it learnt from its stream so far. */
+static void
+bridge_pos_reset(struct rt_bridge *b, int w)
+{
+	struct ipc_hdr	 h;
+
+	ipc_hdr_init(&h, IPC_POS_RESET, 0, (uint32_t)w);
+	evbuffer_add(bout_stage(b->b_out, w), &h, sizeof(h));
+}
+
+/*
+ * Workers answer a subscribe from the positions their stream carried
+ * (events, answers).  A position that changed without an event is told
+ * to every worker before anything else is written to any of them.
+ */
+static void
+bridge_pos_sync(struct rt_bridge *b)
+{
+	uint64_t	 n = hist_changes(b->b_hist);
+	int		 w;
+
+	if (n == b->b_hist_told)
+		return;
+	b->b_hist_told = n;
+	for (w = 0; w < b->b_reg->r_hdr->rh_nworkers; w++)
+		if (b->b_workers[w] != NULL)
+			bridge_pos_reset(b, w);
+}
+
 static void
 bridge_write3(struct rt_bridge *b, int w, uint32_t type, uint32_t peerid, int always,
     const void *a, size_t alen, const void *c, size_t clen, const void *d, size_t dlen)
@@ -472,8 +502,12 @@ bridge_write3(struct rt_bridge *b, int w, uint32_t type, uint32_t peerid, int al
 		atomic_fetch_add(&b->b_rb->rb_ipc_drops, 1);
 		return;
 	}
+	bridge_pos_sync(b);
 	if (!always && bout_pending(b->b_out, w) > (size_t)b->b_conf->c_ipc_max_buffer) {
 		atomic_fetch_add(&b->b_rb->rb_ipc_drops, 1);
+		/* a hole in w's stream: what it knows of positions is behind */
+		if (type == IPC_EVENT)
+			bridge_pos_reset(b, w);
 		return;
 	}
 	out = bout_stage(b->b_out, w);
@@ -671,7 +705,8 @@ bridge_deliver(struct rt_bridge *b, const char *ch, size_t chlen, const char *da
 	}
 	if ((jlen = bridge_build(b, ch, chlen, data, len, pos, at)) == 0)
 		return;
-	plen = ipc_event_prefix(pre, received_us, ch, chlen, 0);
+	plen = ipc_event_prefix(pre, received_us, ch, chlen, pos != NULL ? pos->hp_epoch : NULL,
+	    pos != NULL ? pos->hp_offset : 0, 0);
 	hlen = ws_frame_header(pre + plen, WS_OP_TEXT, 1, jlen);
 	/* history keeps the plain frame: a replay is valid for any subscriber */
 	if (pos != NULL)
@@ -682,7 +717,8 @@ bridge_deliver(struct rt_bridge *b, const char *ch, size_t chlen, const char *da
 		return;
 	}
 	if ((zf = bridge_compress(b, jlen, mask, &zlen)) != NULL) {
-		ipc_event_prefix(zpre, received_us, ch, chlen, zlen);
+		ipc_event_prefix(zpre, received_us, ch, chlen, pos != NULL ? pos->hp_epoch : NULL,
+		    pos != NULL ? pos->hp_offset : 0, zlen);
 		memcpy(zpre + plen, pre + plen, hlen);
 	}
 	plen += hlen;
@@ -725,6 +761,7 @@ bridge_route(struct rt_bridge *b, const char *ch, size_t chlen, const char *data
 	    ns->ns_history > 0 && hist_next(b->b_hist, ch, chlen, &pos) == 0)
 		positioned = 1;
 	bridge_deliver(b, ch, chlen, data, len, ns, positioned ? &pos : NULL, 0);
+	bridge_pos_sync(b);	/* a record made for it may have pushed one out */
 }
 
 /*
@@ -756,6 +793,7 @@ bridge_envelope(struct rt_bridge *b, const char *rch, size_t rchlen, const char 
 		return;
 	bridge_deliver(b, ev.ce_channel, ev.ce_chlen, ev.ce_data, ev.ce_len, ns,
 	    rv == 0 ? &pos : NULL, ev.ce_at);
+	bridge_pos_sync(b);
 }
 
 static void
@@ -1063,6 +1101,7 @@ bridge_new_epoch(struct rt_bridge *b)
 		epoch[i] = digits[r[i] % 62];
 	epoch[i] = '\0';
 	hist_reset(b->b_hist, epoch);
+	bridge_pos_sync(b);
 	atomic_fetch_add(&b->b_rb->rb_epochs, 1);
 	log_debug("%s: node epoch %s", __func__, epoch);
 }
@@ -1807,6 +1846,7 @@ bridge_tick(evutil_socket_t fd, short ev, void *arg)
 		bridge_reads_flush(b, now - BRIDGE_CONNECT_MS);	/* Redis did not answer */
 	bridge_unpark_old(b, now);
 	hist_expire(b->b_hist, now);
+	bridge_pos_sync(b);
 	bridge_publish_history(b);
 	bctl_tick(b->b_ctl, now);
 	if (b->b_sen != NULL)

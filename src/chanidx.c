@@ -94,6 +94,7 @@ chanidx_release(struct rt_worker *w, struct rt_chan *ch)
 	*pp = ch->ch_next;
 	free(ch->ch_subs);
 	free(ch->ch_who);
+	free(ch->ch_pos);
 	free(ch);
 	w->w_nchans--;
 }

@@ -34,7 +34,8 @@ static void	conn_ws_recheck(struct rt_conn *);
 
 /*
  * A channel with history: the bridge answers with its position (and the
- * replay asked for), then live events follow.  A new subscription, or a
+ * replay asked for), then live events follow; without since, the worker
+ * answers itself when its stream has told it the position.  A new subscription, or a
  * replay, holds live events until the answer is through; a plain repeat
  * of a live one does not (what came before the answer is older than the
  * position it carries).
@@ -49,6 +50,9 @@ conn_ws_subscribe_at(struct rt_conn *c, struct proto_request *r, int fresh)
 		    "subscribe", r->pr_channel);
 		return;
 	}
+	/* the worker's stream may already say where the channel is */
+	if (!r->pr_has_since && fanout_position_here(c->c_subs[i]))
+		return;
 	if (fanout_position(c->c_subs[i], fresh || r->pr_has_since,
 	    r->pr_has_since ? r->pr_since_epoch : NULL, r->pr_since_offset) == -1) {
 		if (fresh)

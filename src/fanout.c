@@ -193,6 +193,40 @@ fanout_pend(struct rt_worker *w, struct rt_conn *c, uint32_t i)
 }
 
 /*
+ * ch is at (epoch, offset) in this worker's stream: an event of it, or an
+ * answer about it.  No epoch: it has no position to give out here.
+ */
+static void
+fanout_pos_learn(struct rt_worker *w, struct rt_chan *ch, const char *epoch, size_t elen,
+    uint64_t offset)
+{
+	struct chan_pos	*p = ch->ch_pos;
+
+	if (elen == 0 || elen > IPC_EPOCH_MAX) {
+		if (p != NULL)
+			p->cp_gen = 0;
+		return;
+	}
+	if (p == NULL) {
+		if (ch->ch_nsubs < 2 || (p = malloc(sizeof(*p))) == NULL)
+			return;
+		ch->ch_pos = p;
+	}
+	p->cp_gen = w->w_posgen;
+	p->cp_epochlen = (uint8_t)elen;
+	memcpy(p->cp_epoch, epoch, elen);
+	p->cp_offset = offset;
+}
+
+/* Every position learnt so far goes stale (a reset, a new bridge, a reload). */
+void
+fanout_positions_forget(struct rt_worker *w)
+{
+	if (++w->w_posgen == 0)
+		w->w_posgen = 1;
+}
+
+/*
  * Deliver one event frame to every subscriber.  The bytes arrive complete
  * from the bridge.  A plain socket with nothing queued gets the frame at
  * the end of this batch by sendmsg (coalesced with the batch's other
@@ -275,6 +309,7 @@ fanout_event(struct rt_worker *w, const uint8_t *p, size_t len)
 		fatalx("%s: malformed event from the bridge", __func__);
 	if ((ch = chanidx_find(w, ev.ie_channel, ev.ie_chlen)) == NULL)
 		return;
+	fanout_pos_learn(w, ch, ev.ie_epoch, ev.ie_epochlen, ev.ie_offset);
 	if (w->w_npend + ch->ch_nsubs > FANOUT_PEND_MAX)
 		fanout_flush(w);
 	pk.fp_p[0] = ev.ie_frame;
@@ -409,6 +444,35 @@ fanout_position(struct rt_sub *s, int hold, const char *epoch, uint64_t since)
 	return 0;
 }
 
+/*
+ * A subscribe to s's channel without since, answered from the position
+ * this worker's stream carried (struct chan_pos): every event after it
+ * comes on the stream, none before, as an answer of the bridge's would
+ * promise.  1 when answered ("subscribed" sent), 0 when the bridge is to
+ * be asked.
+ */
+int
+fanout_position_here(struct rt_sub *s)
+{
+	struct rt_conn		*c = s->s_conn;
+	struct rt_worker	*w = c->c_worker;
+	struct chan_pos		*p = s->s_chan->ch_pos;
+	char			 epoch[IPC_EPOCH_MAX + 1], *msg;
+	size_t			 mlen;
+
+	if (p == NULL || p->cp_gen != w->w_posgen || w->w_bridge == NULL)
+		return 0;
+	/* what this batch has for c goes first, as before an answer */
+	if (c->c_pend_batch == w->w_batch)
+		fanout_flush_conn(w, c);
+	memcpy(epoch, p->cp_epoch, p->cp_epochlen);
+	epoch[p->cp_epochlen] = '\0';
+	msg = proto_subscribed_at(s->s_chan->ch_name, epoch, p->cp_offset, -1, NULL, &mlen);
+	conn_send_text(c, msg, mlen);
+	STAT_ADD(w, rw_positions_here, 1);
+	return 1;
+}
+
 static void
 fanout_req_free(struct rt_worker *w, uint32_t slot)
 {
@@ -470,6 +534,7 @@ fanout_bridge_lost(struct rt_worker *w)
 	uint32_t		 i;
 
 	conn_pub_bridge_lost(w);
+	fanout_positions_forget(w);
 	for (i = 0; i < w->w_reqcap; i++) {
 		r = &w->w_reqs[i];
 		if (r->fr_dead) {
@@ -514,6 +579,9 @@ fanout_pos_answer(struct rt_worker *w, uint32_t id, const uint8_t *m, size_t len
 		conn_slow(c);	/* the replay alone is over max_output_buffer */
 		return;
 	}
+	if (pos.ip_flag == IPC_POS_PLAIN || pos.ip_flag == IPC_POS_RECOVERED ||
+	    pos.ip_flag == IPC_POS_UNRECOVERED)	/* the channel's position now */
+		fanout_pos_learn(w, s->s_chan, pos.ip_epoch, pos.ip_epochlen, pos.ip_offset);
 	if (pos.ip_flag == IPC_POS_REFUSED) {	/* redis_subscriptions_max */
 		conn_send_error(c, "Server busy, try again later", "subscribe", s->s_chan->ch_name);
 		chanidx_unsubscribe_at(c, chanidx_find_sub(c, s->s_chan->ch_name,
@@ -606,6 +674,7 @@ fanout_dispatch(struct rt_worker *w, const uint8_t *p, size_t len)
 			fanout_event(w, m, hdr.len);
 			break;
 		case IPC_HELLO:
+			fanout_positions_forget(w);	/* a new bridge, new positions */
 			worker_accepting(w, "the bridge is connected");
 			break;
 		case IPC_POS:
@@ -616,6 +685,9 @@ fanout_dispatch(struct rt_worker *w, const uint8_t *p, size_t len)
 			break;
 		case IPC_POS_END:
 			fanout_pos_end(w, hdr.peerid);
+			break;
+		case IPC_POS_RESET:
+			fanout_positions_forget(w);
 			break;
 		case IPC_PUB_REPLY:
 			conn_pub_reply(w, hdr.peerid, m, hdr.len);

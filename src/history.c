@@ -54,6 +54,7 @@ struct hist {
 	int			 h_maxchans;
 	uint64_t		 h_gen;
 	uint64_t		 h_evicted;
+	uint64_t		 h_changes;	/* hist_changes() */
 	char			 h_epoch[HIST_EPOCH_MAX + 1];
 };
 
@@ -147,6 +148,7 @@ hist_chan_free(struct hist *h, struct hist_chan *c)
 	struct hist_chan	**p = hist_slot(h, c->c_name, c->c_len, c->c_hash);
 
 	hist_chan_clear(h, c);
+	h->h_changes++;
 	*p = c->c_hnext;
 	TAILQ_REMOVE(&h->h_lru, c, c_lru);
 	h->h_memory -= HIST_CHAN_COST(c->c_len);
@@ -265,6 +267,7 @@ hist_reset(struct hist *h, const char *epoch)
 {
 	while (!TAILQ_EMPTY(&h->h_lru))
 		hist_chan_free(h, TAILQ_FIRST(&h->h_lru));
+	h->h_changes++;
 	snprintf(h->h_epoch, sizeof(h->h_epoch) - 8, "%s", epoch);
 }
 
@@ -302,6 +305,7 @@ hist_next(struct hist *h, const char *ch, size_t chlen, struct hist_pos *pos)
 		hist_chan_clear(h, c);
 		c->c_gen = ++h->h_gen;
 		c->c_last = 0;
+		h->h_changes++;
 	}
 	c->c_mode = HIST_NODE;
 	c->c_last++;
@@ -340,6 +344,7 @@ static void
 hist_cluster_move(struct hist *h, struct hist_chan *c, const char *epoch, uint64_t offset)
 {
 	hist_chan_clear(h, c);
+	h->h_changes++;
 	c->c_mode = HIST_CLUSTER;
 	snprintf(c->c_epoch, sizeof(c->c_epoch), "%s", epoch);
 	c->c_last = offset;
@@ -466,6 +471,12 @@ hist_expire(struct hist *h, uint64_t now)
 		h->h_evicted++;
 	}
 	hist_fit(h, NULL);	/* and a budget lowered by a reload */
+}
+
+uint64_t
+hist_changes(const struct hist *h)
+{
+	return h->h_changes;
 }
 
 void

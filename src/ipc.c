@@ -42,6 +42,7 @@ ipc_type_known(uint32_t type)
 	case IPC_POS:
 	case IPC_REPLAY:
 	case IPC_POS_END:
+	case IPC_POS_RESET:
 	case IPC_PUB_REQ:
 	case IPC_PUB_REPLY:
 		return 1;
@@ -246,37 +247,55 @@ ipc_cfg_ack_parse(const void *p, size_t len, struct ipc_cfg_ack *ack,
 
 size_t
 ipc_event_prefix(uint8_t *out, uint64_t received_us, const char *channel, size_t chlen,
-    size_t zlen)
+    const char *epoch, uint64_t offset, size_t zlen)
 {
 	uint32_t	 z = (uint32_t)zlen;
+	size_t		 n = 10 + chlen, elen = epoch != NULL ? strlen(epoch) : 0;
 
+	if (elen > IPC_EPOCH_MAX)
+		elen = 0;
 	memcpy(out, &received_us, 8);
 	out[8] = (uint8_t)(chlen >> 8);
 	out[9] = (uint8_t)chlen;
 	memcpy(out + 10, channel, chlen);
-	memcpy(out + 10 + chlen, &z, 4);
-	return 14 + chlen;
+	memcpy(out + n, &offset, 8);
+	out[n + 8] = (uint8_t)elen;
+	if (elen > 0)
+		memcpy(out + n + 9, epoch, elen);
+	n += 9 + elen;
+	memcpy(out + n, &z, 4);
+	return n + 4;
 }
 
 int
 ipc_event_split(const uint8_t *p, size_t len, struct ipc_event *ev)
 {
-	size_t		 n;
+	size_t		 n, e, at;
 	uint32_t	 z;
 
 	if (len < 10)
 		return -1;
 	memcpy(&ev->ie_received_us, p, 8);
 	n = ((size_t)p[8] << 8) | p[9];
-	if (n == 0 || n > RT_CHANNEL_MAX || len - 10 < n || len - 10 - n < 4)
+	if (n == 0 || n > RT_CHANNEL_MAX || len - 10 < n || len - 10 - n < 9)
 		return -1;
 	ev->ie_channel = (const char *)p + 10;
 	ev->ie_chlen = n;
-	memcpy(&z, p + 10 + n, 4);
-	if (z > len - 14 - n)
+	at = 10 + n;
+	memcpy(&ev->ie_offset, p + at, 8);
+	e = p[at + 8];
+	at += 9;
+	if (e > IPC_EPOCH_MAX || len - at < e || len - at - e < 4)
 		return -1;
-	ev->ie_frame = p + 14 + n;
-	ev->ie_framelen = len - 14 - n - z;
+	ev->ie_epoch = (const char *)p + at;
+	ev->ie_epochlen = e;
+	at += e;
+	memcpy(&z, p + at, 4);
+	at += 4;
+	if (z > len - at)
+		return -1;
+	ev->ie_frame = p + at;
+	ev->ie_framelen = len - at - z;
 	ev->ie_zframe = z > 0 ? ev->ie_frame + ev->ie_framelen : NULL;
 	ev->ie_zframelen = z;
 	return 0;

@@ -528,6 +528,8 @@ worker_reload(struct rt_worker *w, const char *p, size_t len, char *err, size_t 
 	}
 	nschanged = !chan_table_equal(w->w_conf->c_namespaces, nc.c_namespaces);
 	config_merge_reloadable(w->w_conf, &nc, 0);
+	if (nschanged)
+		fanout_positions_forget(w);	/* a namespace's history may be off */
 	auth_cache_stats(w->w_auth, &old);	/* the new keys start with no tokens */
 	STAT_ADD(w, rw_token_cache_entries, -(int64_t)old.ac_entries);
 	STAT_ADD(w, rw_token_cache_bytes, -(int64_t)old.ac_bytes);
@@ -748,6 +750,7 @@ worker_run(struct rt_config *conf, struct registry *reg, int worker_id, int mast
 
 	memset(&w, 0, sizeof(w));
 	w.w_conf = conf;
+	w.w_posgen = 1;
 	w.w_id = worker_id;
 	w.w_reg = reg;
 	w.w_started = util_now_ms();

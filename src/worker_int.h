@@ -29,6 +29,7 @@
 #include "wheel.h"
 #include "ws.h"
 #include "proto.h"
+#include "ipc.h"
 #include "registry.h"
 #include "revoke.h"
 
@@ -97,14 +98,31 @@ struct rt_chanwho {
 
 struct rt_chan {
 	struct rt_chan	*ch_next;	/* hash chain */
-	uint32_t	 ch_hash;
 	struct rt_sub	**ch_subs;
-	size_t		 ch_nsubs;
-	size_t		 ch_cap;
 	struct rt_chanwho *ch_who;	/* open addressing, by user key */
+	struct chan_pos	*ch_pos;	/* its position as the stream carried it, or NULL */
+	uint32_t	 ch_hash;
+	uint32_t	 ch_nsubs;	/* < INT32_MAX (s_idx) */
+	uint32_t	 ch_cap;
 	uint32_t	 ch_whocap;	/* a power of two, or 0 */
 	uint32_t	 ch_nwho;
 	char		 ch_name[];
+};
+
+/*
+ * A channel's position as this worker's stream from the bridge carried it
+ * (its events, the answers to position requests).  While the channel has
+ * subscribers here every event of it comes on that stream, so the last
+ * one seen is where a new subscription starts: a subscribe is answered
+ * here, without asking the bridge.  Valid while cp_gen is w_posgen
+ * (IPC_POS_RESET, a new bridge and a reload move it).  Made only for a
+ * channel with two subscribers or more: a lone one pays nothing.
+ */
+struct chan_pos {
+	uint32_t	 cp_gen;
+	uint8_t		 cp_epochlen;
+	char		 cp_epoch[IPC_EPOCH_MAX];
+	uint64_t	 cp_offset;
 };
 
 /* An event frame of the bridge batch being delivered. */
@@ -252,6 +270,7 @@ struct rt_worker {
 	uint32_t		*w_reqfree;	/* free slots, a stack */
 	uint32_t		 w_nreqfree;
 	uint32_t		 w_reqgen;
+	uint32_t		 w_posgen;	/* chan_pos valid for it; never 0 */
 	SSL_CTX			*w_ssl_ctx;	/* this generation's; NULL: no TLS */
 	struct deflate_ctx	*w_deflate;	/* echo replies; made at the first */
 	struct conn_pubslot	*w_pubs;	/* POST /publish items asked of the bridge */
@@ -341,6 +360,8 @@ void	fanout_attach_bridge(struct rt_worker *, int);
 int	fanout_position(struct rt_sub *, int, const char *, uint64_t);
 struct evbuffer *fanout_bridge_out(struct rt_worker *);
 void	fanout_position_cancel(struct rt_sub *);
+int	fanout_position_here(struct rt_sub *);
+void	fanout_positions_forget(struct rt_worker *);
 void	fanout_bridge_lost(struct rt_worker *);
 void	fanout_free(struct rt_worker *);
 

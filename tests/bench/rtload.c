@@ -24,8 +24,9 @@
  * HTTP/1.1 keep-alive to /pub/<prefix><channel> on the same port (-K
  * connections, a channel always on the same one) instead of Redis PUBLISH.
  * Nchan delivers the posted body itself as the text frame; realtimed wraps
- * it in {"type":"event",...}.  Both carry "seq" and "ts".  idle and fanout
- * only.
+ * it in {"type":"event",...}.  Both carry "seq" and "ts".  In hs mode a
+ * handshake is done at the 101 (every upgrade at /sub/<prefix>0: Nchan's
+ * subscribe is the upgrade), the counterpart of realtimed's hs -b.
  *
  * Output: progress on stderr, one JSON object on stdout at the end.
  * Every loop is bounded in time (-d, connect and drain timeouts).
@@ -537,7 +538,9 @@ conn_send_upgrade(struct conn *c)
 		/* the channel is the path; a connection has 0 or 1 subscription */
 		long l = c->lidx;
 		char path[300];
-		if (C.sub_off[l + 1] > C.sub_off[l])
+		if (opt_mode == M_HS)	/* one channel for all, as hs -b subscribes */
+			snprintf(path, sizeof(path), "/sub/%s0", opt_prefix);
+		else if (C.sub_off[l + 1] > C.sub_off[l])
 			snprintf(path, sizeof(path), "/sub/%s%u", opt_prefix,
 			    C.sub_chan[C.sub_off[l]]);
 		else
@@ -746,6 +749,27 @@ conn_opened(struct conn *c)
 	C.sh->ready_conns++;
 }
 
+/* hs: one handshake done; keep its session for -e, reset the connection */
+static void
+hs_finished(struct conn *c)
+{
+	uint64_t us = (mono_ns() - c->t0) / 1000;
+
+	C.sh->hs_hist[hidx(us)]++;
+	C.sh->hs_done++;
+	if (opt_tls && opt_resume) {
+		SSL_SESSION *s = SSL_get1_session(c->ssl);
+		if (s != NULL && SSL_SESSION_is_resumable(s)) {
+			if (C.sess)
+				SSL_SESSION_free(C.sess);
+			C.sess = s;
+		} else if (s)
+			SSL_SESSION_free(s);
+	}
+	conn_drop(c, 1);
+	c->state = S_FREE;
+}
+
 static void
 on_text(struct conn *c, const char *p, size_t n)
 {
@@ -772,20 +796,7 @@ on_text(struct conn *c, const char *p, size_t n)
 		if (opt_hs_sub ? c->state == S_SUBSCRIBING && memmem(p, n < 40 ? n : 40,
 		    "\"subscribed\"", 12) != NULL : c->state == S_WAITCONN && memmem(p, n,
 		    "\"connected\"", 11) != NULL) {
-			uint64_t us = (mono_ns() - c->t0) / 1000;
-			C.sh->hs_hist[hidx(us)]++;
-			C.sh->hs_done++;
-			if (opt_tls && opt_resume) {
-				SSL_SESSION *s = SSL_get1_session(c->ssl);
-				if (s != NULL && SSL_SESSION_is_resumable(s)) {
-					if (C.sess)
-						SSL_SESSION_free(C.sess);
-					C.sess = s;
-				} else if (s)
-					SSL_SESSION_free(s);
-			}
-			conn_drop(c, 1);
-			c->state = S_FREE;
+			hs_finished(c);
 			return;
 		}
 	}
@@ -1012,6 +1023,10 @@ conn_input(struct conn *c)
 		}
 		off = (size_t)(e + 4 - buf);
 		c->state = S_WAITCONN;
+		if (opt_nchan && opt_mode == M_HS) {	/* the 101 is the subscribe */
+			hs_finished(c);
+			goto out;
+		}
 		if (opt_nchan) {	/* subscribed by the upgrade itself */
 			long l = c->lidx;
 			C.sh->connected++;
@@ -1596,9 +1611,7 @@ main(int argc, char **argv)
 	if (opt_smax > opt_n)
 		die("more subscribers per channel (%d) than connections (%ld)", opt_smax, opt_n);
 	if (opt_nchan) {
-		if (opt_mode == M_HS)
-			die("-N: hs mode is not supported with Nchan");
-		if (plan_total_subs() > opt_n)
+		if (opt_mode != M_HS && plan_total_subs() > opt_n)
 			die("-N: Nchan subscribes one channel per connection; "
 			    "total subscriptions (%ld) exceed connections (%ld)", plan_total_subs(), opt_n);
 		if (opt_npub < 1 || opt_npub > 64)

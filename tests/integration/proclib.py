@@ -13,7 +13,9 @@ import os
 import re
 import socket
 import struct
+import contextlib
 import subprocess
+import threading
 import time
 
 import rtlib
@@ -92,6 +94,54 @@ def publish_many(port, messages, timeout=30):
 
 def publish(port, channel, payload):
     return publish_many(port, [(channel, payload)])[0]
+
+
+def publish_seq(port, channel, a, b):
+    """PUBLISH {"n": a} .. {"n": b - 1} to channel, pipelined."""
+    return publish_many(port, [(channel, json.dumps({"n": i})) for i in range(a, b)])
+
+
+def take_events(c, n, timeout=10):
+    """The next n events of rtlib client c (fewer if they do not come in
+    time), taken."""
+    evs = list(c.events_until(n, timeout))
+    c.events.clear()
+    return evs
+
+
+@contextlib.contextmanager
+def fast_publisher(port, channel, first):
+    """PUBLISH {"n": first}, {"n": first + 1}, ... to channel in bursts of 20
+    (1000+ events/s) from a thread while the block runs; yields a list whose
+    one item is the last n published, final once the block is left."""
+    stop = threading.Event()
+    sent = [first - 1]
+
+    def run():
+        i = first
+        while not stop.is_set():
+            publish_many(port, [(channel, json.dumps({"n": j}))
+                                for j in range(i, i + 20)])
+            i += 20
+            sent[0] = i - 1
+            time.sleep(0.01)
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        yield sent
+    finally:
+        stop.set()
+        t.join(10)
+
+
+def assert_offsets_after(clients, last, timeout=15):
+    """Each (since, client) gets the events at offsets since+1 .. last, each
+    once and in order, with data {"n": offset} (as fast_publisher sends)."""
+    for since, cl in clients:
+        evs = cl.events_until(last - since, timeout)
+        offs = [e["offset"] for e in evs]
+        assert offs == list(range(since + 1, last + 1)), (since, offs[:5], offs[-5:], last)
+        assert [e["data"]["n"] for e in evs] == offs
 
 
 def cli_publish(port, channel, payload):

@@ -6,7 +6,6 @@ redis-server, real clients; every wait bounded."""
 import json
 import os
 import signal
-import threading
 import time
 
 import proclib
@@ -33,18 +32,6 @@ def sub(c, channel, since=None):
     return c.reply(m)
 
 
-def events(c, n, timeout=10):
-    """The next n events (fewer if they do not come in time), taken."""
-    evs = list(c.events_until(n, timeout))
-    c.events.clear()
-    return evs
-
-
-def publish_seq(r, channel, a, b):
-    return proclib.publish_many(r.port, [(channel, json.dumps({"n": i}))
-                                         for i in range(a, b)])
-
-
 def test_events_carry_offset_and_epoch_and_subscribed_the_position(start_daemon):
     d, r = start(start_daemon)
     c = Client(d.port, tok())
@@ -53,8 +40,8 @@ def test_events_carry_offset_and_epoch_and_subscribed_the_position(start_daemon)
     epoch = m["epoch"]
     assert isinstance(epoch, str) and 0 < len(epoch) <= 32
     assert "recovered" not in m
-    publish_seq(r, "apps:created", 1, 4)
-    evs = events(c, 3)
+    proclib.publish_seq(r.port, "apps:created", 1, 4)
+    evs = proclib.take_events(c, 3)
     assert [e["offset"] for e in evs] == [1, 2, 3]
     assert all(e["epoch"] == epoch for e in evs)
     assert [e["data"]["n"] for e in evs] == [1, 2, 3]
@@ -69,16 +56,16 @@ def test_since_replays_what_was_missed_then_live(start_daemon):
     c = Client(d.port, tok())
     m = sub(c, "deployments:status")
     epoch = m["epoch"]
-    publish_seq(r, "deployments:status", 1, 3)
-    assert [e["offset"] for e in events(c, 2)] == [1, 2]
+    proclib.publish_seq(r.port, "deployments:status", 1, 3)
+    assert [e["offset"] for e in proclib.take_events(c, 2)] == [1, 2]
     c.close()
-    publish_seq(r, "deployments:status", 3, 8)	# missed: offsets 3..7
+    proclib.publish_seq(r.port, "deployments:status", 3, 8)	# missed: offsets 3..7
     c = Client(d.port, tok())
     m = sub(c, "deployments:status", {"epoch": epoch, "offset": 2})
     assert m["type"] == "subscribed" and m["recovered"] is True, m
     assert (m["epoch"], m["offset"]) == (epoch, 7)
-    publish_seq(r, "deployments:status", 8, 10)
-    evs = events(c, 7)
+    proclib.publish_seq(r.port, "deployments:status", 8, 10)
+    evs = proclib.take_events(c, 7)
     assert [e["offset"] for e in evs] == [3, 4, 5, 6, 7, 8, 9]
     assert [e["data"]["n"] for e in evs] == [3, 4, 5, 6, 7, 8, 9]
     assert c.no_event(0.3)
@@ -88,8 +75,8 @@ def test_since_unrecoverable_answers_false_with_the_current_position(start_daemo
     d, r = start(start_daemon)
     c = Client(d.port, tok())
     epoch = sub(c, "apps:updated")["epoch"]
-    publish_seq(r, "apps:updated", 1, 3)
-    events(c, 2)
+    proclib.publish_seq(r.port, "apps:updated", 1, 3)
+    proclib.take_events(c, 2)
     for since in ({"epoch": "nope", "offset": 1}, {"epoch": epoch, "offset": 99},
                   {"epoch": "", "offset": 0}, {"epoch": "x" * 300, "offset": 1}):
         c2 = Client(d.port, tok(userId="u9"))
@@ -104,22 +91,22 @@ def test_since_evicted_by_count_is_unrecoverable(start_daemon):
     d, r = start(start_daemon, namespace="apps:* authenticated history=3")
     c = Client(d.port, tok())
     epoch = sub(c, "apps:x")["epoch"]
-    publish_seq(r, "apps:x", 1, 7)
-    events(c, 6)
+    proclib.publish_seq(r.port, "apps:x", 1, 7)
+    proclib.take_events(c, 6)
     c2 = Client(d.port, tok())
     assert sub(c2, "apps:x", {"epoch": epoch, "offset": 2})["recovered"] is False
     c3 = Client(d.port, tok())
     m = sub(c3, "apps:x", {"epoch": epoch, "offset": 3})
     assert m["recovered"] is True
-    assert [e["offset"] for e in events(c3, 3)] == [4, 5, 6]
+    assert [e["offset"] for e in proclib.take_events(c3, 3)] == [4, 5, 6]
 
 
 def test_since_expired_by_ttl_is_unrecoverable(start_daemon):
     d, r = start(start_daemon, namespace="apps:* authenticated history=100 history_ttl=300ms")
     c = Client(d.port, tok())
     epoch = sub(c, "apps:x")["epoch"]
-    publish_seq(r, "apps:x", 1, 3)
-    events(c, 2)
+    proclib.publish_seq(r.port, "apps:x", 1, 3)
+    proclib.take_events(c, 2)
     time.sleep(0.6)
     c2 = Client(d.port, tok())
     m = sub(c2, "apps:x", {"epoch": epoch, "offset": 0})
@@ -161,13 +148,13 @@ def test_gap_repair_on_a_live_subscription(start_daemon):
     d, r = start(start_daemon)
     c = Client(d.port, tok())
     epoch = sub(c, "storage:uploaded")["epoch"]
-    publish_seq(r, "storage:uploaded", 1, 6)
-    events(c, 5)
+    proclib.publish_seq(r.port, "storage:uploaded", 1, 6)
+    proclib.take_events(c, 5)
     m = sub(c, "storage:uploaded", {"epoch": epoch, "offset": 2})
     assert m["recovered"] is True and m["offset"] == 5
-    assert [e["offset"] for e in events(c, 3)] == [3, 4, 5]
-    publish_seq(r, "storage:uploaded", 6, 7)
-    assert [e["offset"] for e in events(c, 1)] == [6]
+    assert [e["offset"] for e in proclib.take_events(c, 3)] == [3, 4, 5]
+    proclib.publish_seq(r.port, "storage:uploaded", 6, 7)
+    assert [e["offset"] for e in proclib.take_events(c, 1)] == [6]
     assert c.no_event(0.3)
 
 
@@ -179,23 +166,10 @@ def test_replay_during_a_fast_publisher_has_no_gap_and_no_duplicate(start_daemon
     ch = "apps:status"
     c = Client(d.port, tok())
     epoch = sub(c, ch)["epoch"]
-    publish_seq(r, ch, 1, 51)
-    events(c, 50)
-    stop = threading.Event()
-    sent = [50]
-
-    def publisher():
-        i = 51
-        while not stop.is_set():
-            proclib.publish_many(r.port, [(ch, json.dumps({"n": j}))
-                                          for j in range(i, i + 20)])
-            i += 20
-            sent[0] = i - 1
-            time.sleep(0.01)
-    t = threading.Thread(target=publisher)
-    t.start()
-    try:
-        clients = []
+    proclib.publish_seq(r.port, ch, 1, 51)
+    proclib.take_events(c, 50)
+    clients = []
+    with proclib.fast_publisher(r.port, ch, 51) as sent:
         for k in range(6):
             time.sleep(0.05)
             cl = Client(d.port, tok(userId="r%d" % k))
@@ -203,15 +177,7 @@ def test_replay_during_a_fast_publisher_has_no_gap_and_no_duplicate(start_daemon
             assert m["recovered"] is True, m
             clients.append((40 + k, cl))
         time.sleep(0.3)
-    finally:
-        stop.set()
-        t.join(10)
-    last = sent[0]
-    for since, cl in clients:
-        evs = cl.events_until(last - since, 15)
-        offs = [e["offset"] for e in evs]
-        assert offs == list(range(since + 1, last + 1)), (since, offs[:5], offs[-5:], last)
-        assert [e["data"]["n"] for e in evs] == offs
+    proclib.assert_offsets_after(clients, sent[0])
 
 
 def test_redis_reconnect_changes_the_epoch(start_daemon):
@@ -235,17 +201,17 @@ def test_worker_kill_keeps_node_positions(start_daemon):
     d, r = start(start_daemon, workers=2)
     c = Client(d.port, tok())
     epoch = sub(c, "apps:deleted")["epoch"]
-    publish_seq(r, "apps:deleted", 1, 4)
-    events(c, 3)
+    proclib.publish_seq(r.port, "apps:deleted", 1, 4)
+    proclib.take_events(c, 3)
     for title, pid in rtlib.roles(d.proc.pid).items():
         if "worker" in title:
             os.kill(pid, signal.SIGKILL)
     rtlib.wait_settled(d, 2)
-    publish_seq(r, "apps:deleted", 4, 6)
+    proclib.publish_seq(r.port, "apps:deleted", 4, 6)
     c2 = Client(d.port, tok())
     m = sub(c2, "apps:deleted", {"epoch": epoch, "offset": 3})
     assert m["recovered"] is True and m["offset"] == 5, m
-    assert [e["offset"] for e in events(c2, 2)] == [4, 5]
+    assert [e["offset"] for e in proclib.take_events(c2, 2)] == [4, 5]
 
 
 def test_daemon_restart_node_positions_answer_false(start_daemon):
@@ -268,8 +234,8 @@ def test_history_stats_and_metrics(start_daemon):
     d, r = start(start_daemon)
     c = Client(d.port, tok())
     epoch = sub(c, "apps:created")["epoch"]
-    publish_seq(r, "apps:created", 1, 4)
-    events(c, 3)
+    proclib.publish_seq(r.port, "apps:created", 1, 4)
+    proclib.take_events(c, 3)
     sub(Client(d.port, tok()), "apps:created", {"epoch": epoch, "offset": 1})
     sub(Client(d.port, tok()), "apps:created", {"epoch": "zz", "offset": 1})
     def bridge():
@@ -311,7 +277,7 @@ def test_bridge_killed_during_a_replay_never_gives_a_wrong_replay(start_daemon):
     payload = "x" * 2000
     proclib.publish_many(r.port, [("apps:big", json.dumps({"n": i, "p": payload}))
                                   for i in range(1, 3001)])
-    assert len(events(c, 3000, 20)) == 3000
+    assert len(proclib.take_events(c, 3000, 20)) == 3000
     bridge = rtlib.roles(d.proc.pid)[rtlib.BRIDGE]
     c2 = Client(d.port, tok())
     c2.ws.send_json({"type": "subscribe", "channel": "apps:big",

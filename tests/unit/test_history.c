@@ -628,6 +628,57 @@ START_TEST(test_channel_lru)
 }
 END_TEST
 
+/*
+ * hist_changes() moves when a position changes without its channel's next
+ * event (the workers then forget what their stream told them), and only
+ * then: events and the records subscribes make leave it.
+ */
+static int	cpub(struct hist *, const char *, const char *, uint64_t, int, int64_t,
+		    uint64_t);
+
+START_TEST(test_changes_count)
+{
+	struct hist	*h;
+	struct hist_pos	 pos;
+	uint64_t	 n;
+
+	ck_assert_ptr_nonnull(h = hist_new(BIG, 2, "n"));
+	n = hist_changes(h);
+	pub(h, "a", 10, 0, 0);
+	pub(h, "a", 10, 0, 0);
+	ck_assert_int_eq(hist_position(h, S("b"), &pos), 0);	/* made for a subscribe */
+	ck_assert_int_eq(hist_set_node(h, S("b")), 0);
+	ck_assert_uint_eq(hist_changes(h), n);
+	/* c pushes a record out */
+	pub(h, "c", 10, 0, 0);
+	ck_assert_uint_gt(hist_changes(h), n);
+	n = hist_changes(h);
+	/* a cluster position set from Redis, then moved by an envelope of
+	 * another epoch; its next envelope is an event */
+	ck_assert_int_eq(hist_cluster_set(h, S("c"), "cE1", 5), 0);
+	ck_assert_uint_gt(hist_changes(h), n);
+	n = hist_changes(h);
+	ck_assert_int_eq(hist_cluster_set(h, S("c"), "cE1", 5), 0);	/* where it is */
+	ck_assert_uint_eq(hist_changes(h), n);
+	ck_assert_int_eq(cpub(h, "c", "cE1", 6, 10, 0, 0), 0);
+	ck_assert_uint_eq(hist_changes(h), n);
+	ck_assert_int_eq(cpub(h, "c", "cE2", 1, 10, 0, 0), 0);
+	ck_assert_uint_gt(hist_changes(h), n);
+	n = hist_changes(h);
+	/* a plain PUBLISH on the cluster record: node positions again */
+	pub(h, "c", 10, 0, 0);
+	ck_assert_uint_gt(hist_changes(h), n);
+	n = hist_changes(h);
+	/* a reset, even of an empty table */
+	hist_reset(h, "m");
+	ck_assert_uint_gt(hist_changes(h), n);
+	n = hist_changes(h);
+	hist_reset(h, "o");
+	ck_assert_uint_gt(hist_changes(h), n);
+	hist_free(h);
+}
+END_TEST
+
 START_TEST(test_expire_sweep)
 {
 	struct hist	*h;
@@ -1714,6 +1765,7 @@ history_suite(void)
 
 	tc = tcase_create("table");
 	tcase_add_test(tc, test_channel_lru);
+	tcase_add_test(tc, test_changes_count);
 	tcase_add_test(tc, test_expire_sweep);
 	tcase_add_test(tc, test_set_limits);
 	tcase_add_test(tc, test_set_limits_then_sweep);

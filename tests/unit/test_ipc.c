@@ -74,29 +74,59 @@ START_TEST(test_event_prefix_round_trip)
 {
 	uint8_t		 buf[IPC_EVENT_PREFIX_MAX + 10];
 	struct ipc_event ev;
-	size_t		 n;
+	size_t		 n, k;
 
-	n = ipc_event_prefix(buf, 123456789012345ULL, "apps:created", 12, 0);
+	n = ipc_event_prefix(buf, 123456789012345ULL, "apps:created", 12, NULL, 0, 0);
+	ck_assert_uint_eq(n, 8 + 2 + 12 + 8 + 1 + 4);
 	memcpy(buf + n, "FRAME", 5);
 	ck_assert_int_eq(ipc_event_split(buf, n + 5, &ev), 0);
 	ck_assert_uint_eq(ev.ie_received_us, 123456789012345ULL);
 	ck_assert_uint_eq(ev.ie_chlen, 12);
 	ck_assert_int_eq(memcmp(ev.ie_channel, "apps:created", 12), 0);
+	ck_assert_uint_eq(ev.ie_epochlen, 0);	/* no position */
 	ck_assert_uint_eq(ev.ie_framelen, 5);
 	ck_assert_int_eq(memcmp(ev.ie_frame, "FRAME", 5), 0);
 	ck_assert_ptr_null(ev.ie_zframe);
 	ck_assert_uint_eq(ev.ie_zframelen, 0);
-	/* truncated, empty and over-long channel names are malformed */
-	ck_assert_int_eq(ipc_event_split(buf, 1, &ev), -1);
-	ck_assert_int_eq(ipc_event_split(buf, 9, &ev), -1);
-	ck_assert_int_eq(ipc_event_split(buf, 18, &ev), -1);
-	ck_assert_int_eq(ipc_event_split(buf, 25, &ev), -1);	/* no room for the length */
+	/* every truncation of the prefix is malformed */
+	for (k = 0; k < n; k++)
+		ck_assert_int_eq(ipc_event_split(buf, k, &ev), -1);
+	/* empty and over-long channel names are malformed */
 	buf[8] = 0;
 	buf[9] = 0;
-	ck_assert_int_eq(ipc_event_split(buf, 18, &ev), -1);
+	ck_assert_int_eq(ipc_event_split(buf, n + 5, &ev), -1);
 	buf[8] = 0;
 	buf[9] = 201;
 	ck_assert_int_eq(ipc_event_split(buf, sizeof(buf), &ev), -1);
+}
+END_TEST
+
+/* The event's position travels with it; an epoch too long for it, none. */
+START_TEST(test_event_prefix_position)
+{
+	uint8_t		 buf[IPC_EVENT_PREFIX_MAX + 10];
+	struct ipc_event ev;
+	size_t		 n, k;
+	char		 longer[IPC_EPOCH_MAX + 2];
+
+	n = ipc_event_prefix(buf, 5, "apps:x", 6, "node1-3f", 42, 0);
+	memcpy(buf + n, "F", 1);
+	ck_assert_int_eq(ipc_event_split(buf, n + 1, &ev), 0);
+	ck_assert_uint_eq(ev.ie_offset, 42);
+	ck_assert_uint_eq(ev.ie_epochlen, 8);
+	ck_assert_int_eq(memcmp(ev.ie_epoch, "node1-3f", 8), 0);
+	ck_assert_uint_eq(ev.ie_framelen, 1);
+	ck_assert_int_eq(ev.ie_frame[0], 'F');
+	for (k = 0; k < n; k++)
+		ck_assert_int_eq(ipc_event_split(buf, k, &ev), -1);
+	/* an epoch length past the limit is malformed */
+	buf[10 + 6 + 8] = IPC_EPOCH_MAX + 1;
+	ck_assert_int_eq(ipc_event_split(buf, sizeof(buf), &ev), -1);
+	memset(longer, 'e', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = '\0';
+	n = ipc_event_prefix(buf, 5, "apps:x", 6, longer, 42, 0);
+	ck_assert_int_eq(ipc_event_split(buf, n, &ev), 0);
+	ck_assert_uint_eq(ev.ie_epochlen, 0);
 }
 END_TEST
 
@@ -107,7 +137,7 @@ START_TEST(test_event_with_compressed_frame)
 	struct ipc_event ev;
 	size_t		 n;
 
-	n = ipc_event_prefix(buf, 7, "a", 1, 3);
+	n = ipc_event_prefix(buf, 7, "a", 1, "ep", 9, 3);
 	memcpy(buf + n, "PLAINZZZ", 8);
 	ck_assert_int_eq(ipc_event_split(buf, n + 8, &ev), 0);
 	ck_assert_uint_eq(ev.ie_framelen, 5);
@@ -394,6 +424,7 @@ main(void)
 	tcase_add_test(tc, test_parse_rejects_unknown_and_oversized);
 	tcase_add_test(tc, test_hdr_pid_after_fork);
 	tcase_add_test(tc, test_event_prefix_round_trip);
+	tcase_add_test(tc, test_event_prefix_position);
 	tcase_add_test(tc, test_event_with_compressed_frame);
 	tcase_add_test(tc, test_control_messages_with_fd);
 	tcase_add_test(tc, test_malformed_control_message);
