@@ -67,6 +67,14 @@ struct chan_ns {
 	/* compiled: see channel.c */
 	void		*ns_parts;
 	int		 ns_nparts;
+	/*
+	 * Without {claim} parts: the names chan_authorized_list() gives for
+	 * it (its well_known names filled in, or its exact name), those
+	 * that no earlier namespace takes; the same for every caller it
+	 * lets in, so made once when the line is added.
+	 */
+	char		**ns_listed;
+	int		 ns_nlisted;
 };
 
 struct chan_table;

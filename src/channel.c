@@ -91,6 +91,9 @@ chan_ns_free(struct chan_ns *ns)
 		free(ns->ns_roles[i]);
 	for (i = 0; i < ns->ns_nwell_known; i++)
 		free(ns->ns_well_known[i]);
+	for (i = 0; i < ns->ns_nlisted; i++)
+		free(ns->ns_listed[i]);
+	free(ns->ns_listed);
 	free(ns->ns_parts);
 	free(ns->ns_pattern);
 	free((char *)(uintptr_t)ns->ns_file);
@@ -382,28 +385,70 @@ chan_ns_has(const struct chan_ns *ns, enum chan_part_kind kind)
 	return 0;
 }
 
+/*
+ * Without claim parts, which names ns (not yet in t) lists is the same
+ * for every caller: made once here, into ns_listed.  0, or -1 (memory).
+ */
+static int
+chan_list_make(const struct chan_table *t, struct chan_ns *ns)
+{
+	struct chan_capture	 caps[CHAN_TEMPLATES_MAX];
+	char			 name[RT_CHANNEL_MAX + 1];
+	const char		*suffix;
+	size_t			 len;
+	int			 i, j, n, star = chan_ns_has(ns, PART_STAR);
+
+	if (chan_ns_has(ns, PART_CLAIM))
+		return 0;
+	if ((ns->ns_listed = calloc((size_t)ns->ns_nwell_known + 1, sizeof(char *))) == NULL)
+		return -1;
+	for (j = 0; j < (star ? ns->ns_nwell_known : 1); j++) {
+		suffix = star ? ns->ns_well_known[j] : NULL;
+		if (chan_fill(t, ns, NULL, suffix, name, sizeof(name)) == -1)
+			continue;
+		len = strlen(name);
+		if (!chan_name_valid(name, len) || !chan_shape(ns, name, len, caps, &n))
+			continue;
+		for (i = 0; i < t->t_n; i++)	/* the first that matches has it */
+			if (chan_shape(t->t_ns[i], name, len, caps, &n))
+				break;
+		if (i < t->t_n)
+			continue;
+		if ((ns->ns_listed[ns->ns_nlisted] = strdup(name)) == NULL)
+			return -1;
+		ns->ns_nlisted++;
+	}
+	return 0;
+}
+
 void
 chan_authorized_list(const struct chan_table *t, const struct auth_user *user,
     void (*emit)(const char *name, void *arg), void *arg)
 {
 	const struct chan_ns	*ns;
 	char			 name[RT_CHANNEL_MAX + 1];
-	int			 i, j, pass;
+	int			 i, j, pass, star, claim;
 
 	for (pass = 0; pass < 3; pass++)
 		for (i = 0; i < t->t_n; i++) {
 			ns = t->t_ns[i];
+			star = chan_ns_has(ns, PART_STAR);
+			claim = chan_ns_has(ns, PART_CLAIM);
+			if (pass == 0 ? !star : (star || claim != (pass == 2)))
+				continue;
 			if (!chan_who_ok(ns, user))
 				continue;
-			if (pass == 0 && chan_ns_has(ns, PART_STAR)) {
+			if (!claim) {
+				for (j = 0; j < ns->ns_nlisted; j++)
+					emit(ns->ns_listed[j], arg);
+			} else if (!star) {
+				if (chan_fill(t, ns, user, NULL, name, sizeof(name)) == 0)
+					chan_list_one(t, ns, user, name, emit, arg);
+			} else {
 				for (j = 0; j < ns->ns_nwell_known; j++)
 					if (chan_fill(t, ns, user, ns->ns_well_known[j],
 					    name, sizeof(name)) == 0)
 						chan_list_one(t, ns, user, name, emit, arg);
-			} else if (pass > 0 && !chan_ns_has(ns, PART_STAR) &&
-			    chan_ns_has(ns, PART_CLAIM) == (pass == 2)) {
-				if (chan_fill(t, ns, user, NULL, name, sizeof(name)) == 0)
-					chan_list_one(t, ns, user, name, emit, arg);
 			}
 		}
 }
@@ -928,6 +973,10 @@ chan_table_add(struct chan_table *t, const char *line, const char *file, int lin
 	free(buf);
 	if (rv == 0)
 		rv = chan_check_order(t, ns, msg, msglen);
+	if (rv != -1 && chan_list_make(t, ns) == -1) {
+		snprintf(msg, msglen, "out of memory");
+		rv = -1;
+	}
 	if (rv == -1) {
 		chan_ns_free(ns);
 		while (t->t_nclaims > nclaims) {	/* claims only this line named */

@@ -1184,6 +1184,22 @@ START_TEST(test_list_names_belong_to_their_namespace)
 }
 END_TEST
 
+START_TEST(test_list_names_an_earlier_claim_pattern_takes)
+{
+	/* org:a.news has the first line's shape: it is never the second's */
+	struct chan_table	*t = tab("org:{orgId}.news self",
+	    "org:* authenticated well_known=a.news,b", "lobby public", NULL);
+	struct auth_user	 o1 = usr("u1", NULL, "orgId", "o1", NULL);
+	struct auth_user	 a = usr("u2", NULL, "orgId", "a", NULL);
+	static const char *const want_o1[] = { "org:b", "lobby", "org:o1.news", NULL };
+	static const char *const want_a[] = { "org:b", "lobby", "org:a.news", NULL };
+
+	expect_authorized(t, &o1, want_o1);
+	expect_authorized(t, &a, want_a);
+	chan_table_free(t);
+}
+END_TEST
+
 START_TEST(test_list_default_table)
 {
 	struct chan_table	*d = chan_table_default();
@@ -1412,6 +1428,7 @@ namespace_suite(void)
 	tcase_add_test(tc, test_list_multi_tenant);
 	tcase_add_test(tc, test_list_odd_claims_fill_nothing);
 	tcase_add_test(tc, test_list_names_belong_to_their_namespace);
+	tcase_add_test(tc, test_list_names_an_earlier_claim_pattern_takes);
 	tcase_add_test(tc, test_list_default_table);
 	suite_add_tcase(s, tc);
 
