@@ -26,8 +26,15 @@ uint32_t util_hash(const char *s, size_t len);
 
 struct sockaddr;
 struct rt_strlist;
-/* 1 if the peer address is in one of the "ADDR[/BITS]" entries. */
+/*
+ * 1 if the peer address is in one of the "ADDR[/BITS]" entries; an
+ * IPv4-mapped IPv6 address (::ffff:a.b.c.d) is matched as a.b.c.d.
+ * util_addr_in: the address as its family's bytes (4 or 16).
+ */
 int	util_addr_allowed(const struct sockaddr *sa, const struct rt_strlist *list);
+int	util_addr_in(int family, const unsigned char *addr, const struct rt_strlist *list);
+/* AF_INET with *addr moved to its last 4 bytes for ::ffff:a.b.c.d, else family. */
+int	util_addr_unmap(int family, const unsigned char **addr);
 /* 1 if entry is a valid "ADDR[/BITS]". */
 int	util_cidr_valid(const char *entry);
 /* Random bytes for jitter, not for secrets. */

@@ -606,21 +606,40 @@ conn_flush(struct rt_conn *c)
 
 /* ---- the peer ------------------------------------------------------------- */
 
+/*
+ * c's client is at addr (4 or 16 bytes of family), port: the socket's
+ * peer or what a PROXY header or a trusted proxy says.  An IPv4 client
+ * that came over IPv6 (::ffff:a.b.c.d) is kept as IPv4, so that it is one
+ * address for max_connections_per_ip, metrics_allow and the logs however
+ * it arrived.
+ */
+void
+conn_peer_put(struct rt_conn *c, int family, const uint8_t *addr, uint16_t port)
+{
+	memset(c->c_peer_addr, 0, sizeof(c->c_peer_addr));
+	family = util_addr_unmap(family, &addr);
+	c->c_peer_family = (uint8_t)family;
+	c->c_peer_port = port;
+	if (family == AF_INET)
+		memcpy(c->c_peer_addr, addr, 4);
+	else if (family == AF_INET6)
+		memcpy(c->c_peer_addr, addr, 16);
+}
+
 void
 conn_peer_set(struct rt_conn *c, const struct sockaddr *sa)
 {
-	c->c_peer_family = (uint8_t)sa->sa_family;
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
 
-		memcpy(c->c_peer_addr, &sin->sin_addr, 4);
-		c->c_peer_port = ntohs(sin->sin_port);
+		conn_peer_put(c, AF_INET, (const uint8_t *)&sin->sin_addr, ntohs(sin->sin_port));
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
 
-		memcpy(c->c_peer_addr, &sin6->sin6_addr, 16);
-		c->c_peer_port = ntohs(sin6->sin6_port);
-	}
+		conn_peer_put(c, AF_INET6, (const uint8_t *)&sin6->sin6_addr,
+		    ntohs(sin6->sin6_port));
+	} else
+		c->c_peer_family = (uint8_t)sa->sa_family;
 }
 
 /*

@@ -69,19 +69,21 @@ conn_http_health(struct rt_conn *c, int live)
 	conn_linger(c);
 }
 
-/* Prometheus text, for the addresses in metrics_allow only. */
+/*
+ * Prometheus text, for the addresses in metrics_allow only: the client's
+ * as the socket or a proxy_protocol listener's header gives it (a
+ * balancer's own address would let everyone behind it in).
+ */
 static void
 conn_http_metrics(struct rt_conn *c)
 {
-	struct sockaddr_storage	 ss;
-	socklen_t		 sslen = sizeof(ss);
 	struct evbuffer		*body;
 	const uint8_t		*p;
 	char			 head[256];
 	int			 n;
 
-	if (getpeername(conn_fd(c), (struct sockaddr *)&ss, &sslen) == -1 ||
-	    !util_addr_allowed((struct sockaddr *)&ss, &c->c_worker->w_conf->c_metrics_allow)) {
+	if (!util_addr_in(c->c_peer_family, c->c_peer_addr,
+	    &c->c_worker->w_conf->c_metrics_allow)) {
 		conn_http_error(c, 403, NULL);
 		return;
 	}

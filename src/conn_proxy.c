@@ -59,9 +59,7 @@ conn_proxy_timeout(struct rt_conn *c)
 static void
 conn_proxy_peer(struct rt_conn *c, const struct proxy_addr *a)
 {
-	c->c_peer_family = a->pa_family;
-	c->c_peer_port = a->pa_port;
-	memcpy(c->c_peer_addr, a->pa_addr, sizeof(c->c_peer_addr));
+	conn_peer_put(c, a->pa_family, a->pa_addr, a->pa_port);
 }
 
 /* The header is in and off the socket: HTTP (or TLS first) from here. */

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "proxy.h"
+#include "util.h"
 
 static const uint8_t proxy_v2_sig[12] = {
 	0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a
@@ -413,16 +414,11 @@ proxy_cidr_in(const struct proxy_cidr *b, int family, const uint8_t *addr)
 int
 proxy_cidr_match(const struct proxy_cidr *blocks, int n, const struct proxy_addr *a)
 {
-	static const uint8_t	 v4mapped[12] = { 0,0,0,0,0,0,0,0,0,0,0xff,0xff };
 	const uint8_t		*addr = a->pa_addr;
-	int			 family = a->pa_family, i;
+	int			 family = util_addr_unmap(a->pa_family, &addr), i;
 
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
-	if (family == AF_INET6 && memcmp(addr, v4mapped, sizeof(v4mapped)) == 0) {
-		addr += 12;
-		family = AF_INET;
-	}
 	for (i = 0; i < n; i++)
 		if (proxy_cidr_in(&blocks[i], family, addr))
 			return 1;

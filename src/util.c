@@ -205,27 +205,40 @@ util_cidr_match(const char *entry, const unsigned char *addr, int family)
 }
 
 int
-util_addr_allowed(const struct sockaddr *sa, const struct rt_strlist *list)
+util_addr_unmap(int family, const unsigned char **addr)
 {
-	const unsigned char	*addr;
-	int			 family, i;
 	static const unsigned char v4mapped[12] = { 0,0,0,0,0,0,0,0,0,0,0xff,0xff };
 
-	if (sa->sa_family == AF_INET) {
-		addr = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
-		family = AF_INET;
-	} else if (sa->sa_family == AF_INET6) {
-		addr = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
-		family = AF_INET6;
-		if (memcmp(addr, v4mapped, sizeof(v4mapped)) == 0) {
-			addr += 12;	/* ::ffff:a.b.c.d is an IPv4 peer */
-			family = AF_INET;
-		}
-	} else
+	if (family == AF_INET6 && memcmp(*addr, v4mapped, sizeof(v4mapped)) == 0) {
+		*addr += 12;	/* ::ffff:a.b.c.d is an IPv4 peer */
+		return AF_INET;
+	}
+	return family;
+}
+
+int
+util_addr_in(int family, const unsigned char *addr, const struct rt_strlist *list)
+{
+	int	 i;
+
+	family = util_addr_unmap(family, &addr);
+	if (family != AF_INET && family != AF_INET6)
 		return 0;
 	for (i = 0; i < list->sl_count; i++)
 		if (util_cidr_match(list->sl_items[i], addr, family) == 1)
 			return 1;
+	return 0;
+}
+
+int
+util_addr_allowed(const struct sockaddr *sa, const struct rt_strlist *list)
+{
+	if (sa->sa_family == AF_INET)
+		return util_addr_in(AF_INET,
+		    (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr, list);
+	if (sa->sa_family == AF_INET6)
+		return util_addr_in(AF_INET6,
+		    (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr, list);
 	return 0;
 }
 

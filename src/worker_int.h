@@ -319,6 +319,7 @@ struct conn_user *conn_user_new(const struct auth_user *);
 int	conn_user_acquire(struct rt_conn *, const char *);
 void	conn_refuse_user(struct rt_conn *, const char *);
 void	conn_peer_set(struct rt_conn *, const struct sockaddr *);
+void	conn_peer_put(struct rt_conn *, int, const uint8_t *, uint16_t);
 const char *conn_peer(const struct rt_conn *);
 
 int	conn_ip_acquire(struct rt_conn *);

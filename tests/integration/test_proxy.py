@@ -217,6 +217,39 @@ def test_per_ip_limit_applies_to_the_proxied_address(lb, attach):
                    5, "198.51.100.1 connects again", tolerate=rtlib.TRANSIENT)
 
 
+def test_an_ipv4_mapped_address_is_the_same_client_as_its_ipv4(lb, attach):
+    """A header giving ::ffff:192.0.2.9 is 192.0.2.9: listed so, and counted
+    with it for max_connections_per_ip."""
+    attach(lb)
+    held = []
+    try:
+        held.append(ws_via(lb.port, v1("192.0.2.9", sport=7000)))
+        held.append(ws_via(lb.port, v2("::ffff:192.0.2.9", sport=7001)))
+        assert "192.0.2.9:7001" in peers(lb), peers(lb)
+        r = ws_via(lb.port, v2("::ffff:192.0.2.9", sport=7002), expect=None)
+        assert r.status == 503, r.status
+        r.close_socket()
+        r = ws_via(lb.port, v2("192.0.2.9", sport=7003), expect=None)
+        assert r.status == 503, r.status
+        r.close_socket()
+    finally:
+        for ws in held:
+            ws.close_socket()
+
+
+@pytest.mark.parametrize("header, status", [
+    (v1("192.0.2.1"), 403),                        # the client is not allowed ...
+    (v2("198.51.100.3"), 403),                     # ... though the balancer (127.0.0.1) is
+    (v1("127.0.0.1"), 200),
+    (v2("::ffff:127.0.0.1", dst="::1"), 200),      # IPv4-mapped: 127.0.0.1
+    (v2("::1"), 200),
+    (v2(local=True), 200),                         # LOCAL: the socket's own address
+])
+def test_metrics_allow_judges_the_client_a_header_gives(lb, header, status):
+    st, raw = http_via(lb.port, header, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert st == status, raw[:200]
+
+
 # ------------------------------------------------------------ bad headers
 
 @pytest.mark.parametrize("data, then_close", [
