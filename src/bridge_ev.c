@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 #include <sys/timerfd.h>
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "log.h"
 #include "bridge_ev.h"
 
 struct brev {
@@ -61,12 +63,17 @@ brev_queued(redisAsyncContext *ac)
  * starts and disarmed (which also clears its readiness) when it ends: one
  * timerfd_settime() per hold.
  */
-static void
+static int
 brev_timer(struct brev *e, int on)
 {
 	static const struct itimerspec	 off;
+	static int			 warned;
 
-	(void)timerfd_settime(e->e_tfd, 0, on ? &e->e_hold : &off, NULL);
+	if (timerfd_settime(e->e_tfd, 0, on ? &e->e_hold : &off, NULL) == 0)
+		return 0;
+	if (!warned++)	/* it cannot fail with these arguments: once is news */
+		log_warn("%s: timerfd_settime", __func__);
+	return -1;
 }
 
 /*
@@ -76,9 +83,16 @@ brev_timer(struct brev *e, int on)
 static void
 brev_hold_start(struct brev *e)
 {
+	if (brev_timer(e, 1) == -1) {
+		/* no clock to end a hold: no hold, read as events come */
+		if (e->e_held) {
+			e->e_held = 0;
+			event_add(e->e_rev, NULL);
+		}
+		return;
+	}
 	if (!e->e_held)
 		event_del(e->e_rev);
-	brev_timer(e, 1);
 	e->e_held = 1;
 }
 
@@ -120,8 +134,13 @@ brev_hold_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!e->e_held)
-		return;		/* ended meanwhile (brev_release) */
+	if (!e->e_held) {	/* ended meanwhile (brev_release), or not disarmed */
+		uint64_t	 n;
+
+		if (read(e->e_tfd, &n, sizeof(n)) == -1 && errno != EAGAIN)
+			log_warn("%s: read timerfd", __func__);
+		return;
+	}
 	if (!e->e_reading) {
 		brev_hold_stop(e);
 		return;
