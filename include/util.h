@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/time.h>
+#include <string.h>
+#include <strings.h>
 
 /* "2025-11-25T12:00:00.000Z" into out (RT_TIMESTAMP_LEN + 1 bytes). */
 void	util_timestamp(char *out, size_t outlen, const struct timeval *tv);
@@ -13,8 +15,15 @@ int	util_uuid4(char *out, size_t outlen);
 uint64_t util_now_ms(void);
 /* The same clock (one for every process) in microseconds. */
 uint64_t util_now_us(void);
-/* Case-insensitive compare of a counted string with a C string. */
-int	util_strncaseeq(const char *a, size_t alen, const char *b);
+/*
+ * Case-insensitive compare of a counted string with a C string (inline:
+ * b's length folds to a constant when b is a literal, as it mostly is).
+ */
+static inline int
+util_strncaseeq(const char *a, size_t alen, const char *b)
+{
+	return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
+}
 /*
  * 1 if a heap with free_bytes free (mallinfo2 fordblks) is worth a
  * malloc_trim(): more than threshold free, and the free total moved by a

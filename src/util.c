@@ -157,12 +157,6 @@ util_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-int
-util_strncaseeq(const char *a, size_t alen, const char *b)
-{
-	return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
-}
-
 /* Does addr (4 or 16 bytes) fall in "ADDR[/BITS]"?  -1: bad entry. */
 static int
 util_cidr_match(const char *entry, const unsigned char *addr, int family)
