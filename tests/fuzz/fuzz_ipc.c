@@ -22,8 +22,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (h.type == IPC_EVENT &&
 		    ipc_event_split(data + off + sizeof(h), h.len, &ev) == 0) {
+			/* channel, offset (8), epoch length (1), epoch, zlen (4), frames */
 			if (ev.ie_chlen == 0 || ev.ie_chlen > RT_CHANNEL_MAX ||
-			    (const uint8_t *)ev.ie_channel + ev.ie_chlen + 4 != ev.ie_frame ||
+			    ev.ie_epochlen > IPC_EPOCH_MAX ||
+			    ev.ie_epoch != ev.ie_channel + ev.ie_chlen + 9 ||
+			    (const uint8_t *)ev.ie_epoch + ev.ie_epochlen + 4 != ev.ie_frame ||
 			    ev.ie_frame + ev.ie_framelen + ev.ie_zframelen !=
 			    data + off + sizeof(h) + h.len ||
 			    (ev.ie_zframelen > 0) != (ev.ie_zframe != NULL))
