@@ -118,8 +118,13 @@ proxy_v1_addr(const char *f, size_t len, int family, struct proxy_addr *a)
 {
 	a->pa_family = (uint8_t)family;
 	memset(a->pa_addr, 0, sizeof(a->pa_addr));
+	/*
+	 * The spec writes IPv6 in hex, but balancers print an IPv4 client of
+	 * an IPv6 listener with inet_ntop(): ::ffff:192.0.2.7 (as Postfix,
+	 * the tail is taken; the peer is then kept as IPv4).
+	 */
 	return family == AF_INET ? proxy_ipv4(f, len, a->pa_addr) :
-	    proxy_ipv6(f, len, 0, a->pa_addr);
+	    proxy_ipv6(f, len, 1, a->pa_addr);
 }
 
 /* "TCP4 src dst sport dport" or "TCP6 ...", the line without "PROXY " and CRLF. */

@@ -91,6 +91,12 @@ START_TEST(test_v1_tcp6_and_unknown)
 	inet_pton(AF_INET6, "2001:db8::1", &a);
 	ck_assert_int_eq(memcmp(h.ph_src.pa_addr, &a, 16), 0);
 	ck_assert_uint_eq(h.ph_src.pa_port, 1234);
+	/* an IPv4 client of an IPv6 listener, as inet_ntop() prints it */
+	ck_assert_int_eq(parse_str("PROXY TCP6 ::ffff:192.0.2.7 ::ffff:10.0.0.1 1 2\r\n"),
+	    PROXY_DONE);
+	ck_assert_int_eq(h.ph_src.pa_family, AF_INET6);
+	inet_pton(AF_INET6, "::ffff:192.0.2.7", &a);
+	ck_assert_int_eq(memcmp(h.ph_src.pa_addr, &a, 16), 0);
 	ck_assert_int_eq(parse_str("PROXY UNKNOWN\r\n"), PROXY_DONE);
 	ck_assert_int_eq(h.ph_local, 1);
 	ck_assert_uint_eq(h.ph_len, 15);
@@ -126,7 +132,10 @@ START_TEST(test_v1_strict)
 		"PROXY TCP4 1.2.3.4.5 5.6.7.8 1 2\r\n",
 		"PROXY TCP4 ::1 5.6.7.8 1 2\r\n",	/* family mismatch */
 		"PROXY TCP6 1.2.3.4 ::1 1 2\r\n",
-		"PROXY TCP6 ::ffff:1.2.3.4 ::1 1 2\r\n",	/* v1 IPv6 is hex only */
+		"PROXY TCP6 ::ffff:1.2.3 ::1 1 2\r\n",	/* a short IPv4 tail */
+		"PROXY TCP6 ::ffff:1.2.3.4.5 ::1 1 2\r\n",
+		"PROXY TCP6 ::ffff:1.2.3.256 ::1 1 2\r\n",
+		"PROXY TCP6 1.2.3.4::1 ::1 1 2\r\n",	/* IPv4 only at the end */
 		"PROXY TCP6 ::1::2 ::1 1 2\r\n",
 		"PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n",
 		"PROXY tcp4 1.2.3.4 5.6.7.8 1 2\r\n",
