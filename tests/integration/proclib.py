@@ -96,6 +96,22 @@ def publish(port, channel, payload):
     return publish_many(port, [(channel, payload)])[0]
 
 
+def start_quiet(start_daemon, workers=1, **conf):
+    """start_settled with canary_interval 0 (no canary events on the
+    channels a test counts) unless conf says otherwise."""
+    c = {"canary_interval": "0"}
+    c.update(conf)
+    return start_settled(start_daemon, workers, **c)
+
+
+def subscribe(c, channel, since=None):
+    """rtlib client c subscribes (with since, if given); the reply."""
+    m = {"type": "subscribe", "channel": channel}
+    if since is not None:
+        m["since"] = since
+    return c.reply(m)
+
+
 def publish_seq(port, channel, a, b):
     """PUBLISH {"n": a} .. {"n": b - 1} to channel, pipelined."""
     return publish_many(port, [(channel, json.dumps({"n": i})) for i in range(a, b)])

@@ -17,17 +17,11 @@ def tok(user="u1"):
     return rtlib.mint({"userId": user})
 
 
-def start(start_daemon, workers=1, **conf):
-    c = {"canary_interval": "0"}
-    c.update(conf)
-    return proclib.start_settled(start_daemon, workers, **c)
+start = proclib.start_quiet
 
 
 def sub(c, channel, since=None):
-    m = {"type": "subscribe", "channel": channel}
-    if since is not None:
-        m["since"] = since
-    m = c.reply(m)
+    m = proclib.subscribe(c, channel, since)
     assert m["type"] == "subscribed", m
     return m
 

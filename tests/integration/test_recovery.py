@@ -19,17 +19,8 @@ def tok(**claims):
     return rtlib.mint(c)
 
 
-def start(start_daemon, workers=1, **conf):
-    c = {"canary_interval": "0"}
-    c.update(conf)
-    return proclib.start_settled(start_daemon, workers, **c)
-
-
-def sub(c, channel, since=None):
-    m = {"type": "subscribe", "channel": channel}
-    if since is not None:
-        m["since"] = since
-    return c.reply(m)
+start = proclib.start_quiet
+sub = proclib.subscribe
 
 
 def test_events_carry_offset_and_epoch_and_subscribed_the_position(start_daemon):
