@@ -58,7 +58,12 @@ run_build() {
 	(cd "$dir" && make -j1 check >check.out 2>&1)
 	grep -E '^(PASS|FAIL|ERROR|SKIP|XFAIL|XPASS):' "$dir/check.out"
 	for f in "$dir"/tests/unit/test_*.log "$dir"/tests/integration/run.log; do
-		[ -f "$f" ] && grep -q -E 'Failures: [1-9]|Errors: [1-9]|FAILED|ERROR|not ok|runtime error|Sanitizer' "$f" && { echo "---- $f"; tail -80 "$f"; }
+		[ -f "$f" ] && grep -q -E 'Failures: [1-9]|Errors: [1-9]|FAILED|ERROR|not ok|runtime error|Sanitizer' "$f" && {
+			echo "---- $f"
+			# name every failed case first: the tail may be another suite's output
+			grep -E '^(FAILED|ERROR) |^ *not ok |:[0-9]+:[EF]:' "$f" | head -40
+			tail -80 "$f"
+		}
 	done
 	tally "$dir"
 }
