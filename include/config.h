@@ -52,6 +52,7 @@ struct rt_config {
 	int64_t		 c_max_message_size;
 	int64_t		 c_max_header_size;
 	int64_t		 c_max_output_buffer;
+	int64_t		 c_max_message_memory;	/* per worker: messages being read */
 	int		 c_max_connections;
 	int		 c_max_connections_per_ip;	/* 0 = no limit */
 	int		 c_max_channels;

@@ -98,6 +98,8 @@ struct reg_worker {
 	_Atomic int64_t		 rw_inflate_too_big;	/* inflated past max_message_size: 1009 */
 	_Atomic int64_t		 rw_inflate_errors;	/* invalid compressed data: 1007 */
 	_Atomic int64_t		 rw_inflate_memory;	/* bytes held by inflaters now (gauge) */
+	_Atomic int64_t		 rw_message_memory;	/* ... by messages being assembled (gauge) */
+	_Atomic int64_t		 rw_message_memory_full;	/* 1013: max_message_memory */
 	_Atomic int64_t		 rw_handshakes_throttled;	/* 503: max_handshake_rate */
 	_Atomic int64_t		 rw_user_conn_limited;	/* 1008: max_connections_per_user */
 	_Atomic int64_t		 rw_publish_requests;	/* POST /publish answered */

@@ -83,6 +83,7 @@ static const struct conf_key conf_keys[] = {
 	{ "max_message_size", CT_SIZE, OFF(c_max_message_size), "1m", 126, GB, F_RELOAD },
 	{ "max_header_size", CT_SIZE, OFF(c_max_header_size), "8k", 512, 1024 * 1024, F_RELOAD },
 	{ "max_output_buffer", CT_SIZE, OFF(c_max_output_buffer), "4m", 4096, 4 * GB, F_RELOAD },
+	{ "max_message_memory", CT_SIZE, OFF(c_max_message_memory), "64m", 1024, 64 * GB, F_RELOAD },
 	{ "max_connections", CT_INT, OFF(c_max_connections), "100000", 1, 10000000, 0 },
 	{ "max_connections_per_ip", CT_INT, OFF(c_max_connections_per_ip), "0", 0, 10000000, F_RELOAD },
 	{ "max_channels", CT_INT, OFF(c_max_channels), "65536", 16, 10000000, 0 },
@@ -898,6 +899,11 @@ config_validate(struct rt_config *conf, char *err, size_t errlen)
 	if (conf->c_heartbeat_timeout < conf->c_heartbeat_interval) {
 		snprintf(err, errlen, "%s: heartbeat_timeout must not be shorter than heartbeat_interval",
 		    conf->c_file ? conf->c_file : "config");
+		return -1;
+	}
+	if (conf->c_max_message_memory < conf->c_max_message_size) {
+		snprintf(err, errlen, "%s: max_message_memory must not be smaller than max_message_size",
+		    config_where(conf, "max_message_memory"));
 		return -1;
 	}
 	if (conf->c_ws_path[0] != '/' ||

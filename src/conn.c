@@ -163,6 +163,19 @@ conn_send_message(struct rt_conn *c, int opcode, const void *data, size_t len)
 	conn_write2(c, hdr, hlen, z, zlen);
 }
 
+/* c_msg is gone; a WebSocket message's bytes leave the gauge. */
+void
+conn_msg_free(struct rt_conn *c)
+{
+	if (c->c_msg == NULL)
+		return;
+	if (c->c_msg_counted)
+		STAT_ADD(c->c_worker, rw_message_memory, -(int64_t)evbuffer_get_length(c->c_msg));
+	c->c_msg_counted = 0;
+	evbuffer_free(c->c_msg);
+	c->c_msg = NULL;
+}
+
 /* The inflater of a message is gone: its memory leaves the gauge. */
 void
 conn_inflate_end(struct rt_conn *c)
@@ -310,8 +323,7 @@ conn_free(struct rt_conn *c)
 		outq_free(&c->c_out);
 		close(event_get_fd(&c->c_ev));
 	}
-	if (c->c_msg != NULL)
-		evbuffer_free(c->c_msg);
+	conn_msg_free(c);
 	if (c->c_later != NULL)
 		evbuffer_free(c->c_later);
 	free(c->c_proxy_buf);

@@ -464,8 +464,51 @@ conn_ws_message_buffered(struct rt_conn *c)
 		conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
 	else
 		conn_ws_message_done(c, msg != NULL ? msg : (const uint8_t *)"", n);
-	evbuffer_free(c->c_msg);
-	c->c_msg = NULL;
+	conn_msg_free(c);
+}
+
+/*
+ * Room for len more bytes of messages being read?  A worker holds at most
+ * max_message_memory of them: fragments kept until the last one, inflated
+ * output and the inflaters, over all its connections.
+ */
+static int
+conn_ws_msg_room(struct rt_conn *c, size_t len)
+{
+	struct rt_worker	*w = c->c_worker;
+	int64_t			 held;
+
+	held = STAT_GET(w, rw_message_memory) + STAT_GET(w, rw_inflate_memory);
+	return held + (int64_t)len <= w->w_conf->c_max_message_memory;
+}
+
+/* No room: the connection goes as from a full server (1013), its message with it. */
+static void
+conn_ws_msg_full(struct rt_conn *c)
+{
+	struct rt_worker	*w = c->c_worker;
+
+	STAT_ADD(w, rw_message_memory_full, 1);
+	log_debug("%s: %s: max_message_memory (%" PRId64 ") reached", __func__,
+	    conn_peer(c), w->w_conf->c_max_message_memory);
+	conn_inflate_end(c);
+	conn_msg_free(c);
+	conn_close(c, WS_CLOSE_TRY_AGAIN, "Server full", 1);
+}
+
+/* len bytes onto the message being assembled, counted; -1: no memory. */
+static int
+conn_ws_msg_add(struct rt_conn *c, const uint8_t *p, size_t len)
+{
+	if (c->c_msg == NULL) {
+		if ((c->c_msg = evbuffer_new()) == NULL)
+			return -1;
+		c->c_msg_counted = 1;
+	}
+	if (evbuffer_add(c->c_msg, p, len) == -1)
+		return -1;
+	STAT_ADD(c->c_worker, rw_message_memory, (int64_t)len);
+	return 0;
 }
 
 /* deflate_sink: an inflated chunk, validated (text) and kept. */
@@ -477,7 +520,11 @@ conn_ws_inflated(void *arg, const uint8_t *p, size_t len)
 	if (c->c_msg_opcode == WS_OP_TEXT &&
 	    (c->c_inflate->ci_utf8 = utf8_feed(c->c_inflate->ci_utf8, p, len)) == UTF8_REJECT)
 		return -1;
-	return evbuffer_add(c->c_msg, p, len);
+	if (!conn_ws_msg_room(c, len)) {
+		c->c_inflate->ci_full = 1;
+		return -1;
+	}
+	return conn_ws_msg_add(c, p, len);
 }
 
 /* The inflater's memory as the gauge sees it, after a call that may have grown it. */
@@ -506,8 +553,6 @@ conn_ws_inflate_start(struct rt_conn *c)
 	ci->ci_utf8 = UTF8_ACCEPT;
 	c->c_inflate = ci;
 	conn_ws_inflate_count(c);
-	if (c->c_msg == NULL && (c->c_msg = evbuffer_new()) == NULL)
-		return -1;
 	return 0;
 }
 
@@ -518,6 +563,10 @@ conn_ws_inflate_fail(struct rt_conn *c, enum deflate_result r)
 	struct rt_worker	*w = c->c_worker;
 	int			 utf8 = c->c_inflate != NULL && c->c_inflate->ci_utf8 == UTF8_REJECT;
 
+	if (r == DEFLATE_SINK && c->c_inflate != NULL && c->c_inflate->ci_full) {
+		conn_ws_msg_full(c);
+		return;
+	}
 	conn_inflate_end(c);
 	STAT_ADD(w, rw_protocol_errors, 1);
 	if (r == DEFLATE_TOO_BIG) {
@@ -543,6 +592,10 @@ conn_ws_inflate(struct rt_conn *c, const struct ws_event *ev)
 {
 	enum deflate_result	 r;
 
+	if (ev->first && !conn_ws_msg_room(c, ev->len)) {
+		conn_ws_msg_full(c);
+		return;
+	}
 	if ((ev->first && conn_ws_inflate_start(c) == -1) || c->c_inflate == NULL) {
 		conn_ws_inflate_fail(c, DEFLATE_NOMEM);
 		return;
@@ -587,11 +640,11 @@ conn_ws_data(struct rt_conn *c, const struct ws_event *ev)
 		conn_ws_message_done(c, ev->data, ev->len);	/* no copy */
 		return;
 	}
-	if (c->c_msg == NULL && (c->c_msg = evbuffer_new()) == NULL) {
-		conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
+	if (!conn_ws_msg_room(c, ev->len)) {
+		conn_ws_msg_full(c);
 		return;
 	}
-	if (evbuffer_add(c->c_msg, ev->data, ev->len) == -1) {
+	if (conn_ws_msg_add(c, ev->data, ev->len) == -1) {
 		conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
 		return;
 	}

@@ -559,6 +559,7 @@ reg_worker_clear(struct registry *r, int w)
 	atomic_store(&rw->rw_subscriptions, 0);
 	atomic_store(&rw->rw_deflate_conns, 0);
 	atomic_store(&rw->rw_inflate_memory, 0);
+	atomic_store(&rw->rw_message_memory, 0);
 	atomic_store(&rw->rw_token_cache_entries, 0);
 	atomic_store(&rw->rw_token_cache_bytes, 0);
 	atomic_store(&rw->rw_state, REG_PROC_NONE);

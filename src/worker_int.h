@@ -47,6 +47,7 @@ struct conn_inflate {
 	struct deflate_inflater	*ci_di;
 	uint32_t		 ci_utf8;	/* text: validated as it is inflated */
 	size_t			 ci_counted;	/* bytes in rw_inflate_memory */
+	int			 ci_full;	/* the sink stopped: max_message_memory */
 };
 struct conn_pub;
 struct conn_pubslot;
@@ -210,6 +211,7 @@ struct rt_conn {
 	unsigned int		 c_user_counted:1;	/* in max_connections_per_user */
 	unsigned int		 c_noticed:1;	/* token_expiring sent for this token */
 	unsigned int		 c_deflate:1;	/* permessage-deflate negotiated */
+	unsigned int		 c_msg_counted:1;	/* c_msg is a message, in rw_message_memory */
 	char			 c_id[RT_UUID_LEN + 1];
 };
 TAILQ_HEAD(conn_list, rt_conn);
@@ -300,6 +302,7 @@ void	conn_write(struct rt_conn *, const void *, size_t);
 void	conn_send_frame(struct rt_conn *, int, const void *, size_t);
 void	conn_send_message(struct rt_conn *, int, const void *, size_t);
 void	conn_inflate_end(struct rt_conn *);
+void	conn_msg_free(struct rt_conn *);
 int	conn_output_full(struct rt_conn *);
 void	conn_slow(struct rt_conn *);
 void	conn_send_json(struct rt_conn *, struct json_object *);

@@ -542,3 +542,97 @@ def test_replay_to_a_compressed_subscriber_then_live(start_daemon):
         assert z and m["offset"] == 6 and m["data"] == big_event(2048, 5)
     finally:
         c.close_socket()
+
+
+# ------------------------------------------------- max_message_memory
+
+def _held(d):
+    st = stats(d)
+    return st["message_memory"], st["inflate_memory"]
+
+
+def test_stalled_fragments_are_bounded_by_max_message_memory(start_daemon):
+    """Clients that stop in the middle of fragmented messages hold at most
+    max_message_memory of one worker, together: the client whose fragment
+    would pass it is closed 1013, the others finish their messages, and
+    nothing is left counted once they are done."""
+    d = start_daemon({"workers": "1", "echo_path": "/echo",
+                      "max_message_size": "64k", "max_message_memory": "128k"})
+    a, b, c = (RawWS(d.port, path="/echo") for _ in range(3))
+    try:
+        a.send_frame(0x1, b"a" * 60000, fin=False)
+        b.send_frame(0x1, b"b" * 60000, fin=False)
+        rtlib.wait_for(lambda: _held(d) == (120000, 0), what="120000 held")
+        before = stats(d)["message_memory_full"]
+        c.send_frame(0x1, b"c" * 20000, fin=False)     # 140000 > 128k
+        with pytest.raises(ServerClosed) as e:
+            c.recv_message()
+        assert (e.value.code, e.value.reason) == (1013, b"Server full")
+        st = stats(d)
+        assert st["message_memory_full"] - before == 1
+        assert st["message_memory"] == 120000           # c's bytes not kept
+        # the two below the bound are untouched
+        a.send_frame(0x0, b"A" * 10, fin=True)
+        assert a.recv_message() == (0x1, b"a" * 60000 + b"A" * 10)
+        rtlib.wait_for(lambda: _held(d) == (60000, 0), what="b's 60000 held")
+        # room again: a new client's fragment is taken
+        e2 = RawWS(d.port, path="/echo")
+        try:
+            e2.send_frame(0x2, b"e" * 20000, fin=False)
+            e2.send_frame(0x0, b"E", fin=True)
+            assert e2.recv_message() == (0x2, b"e" * 20000 + b"E")
+        finally:
+            e2.close_socket()
+        b.close_socket()                # a stalled client that goes away
+        rtlib.wait_for(lambda: _held(d) == (0, 0), what="nothing held")
+    finally:
+        for x in (a, b, c):
+            x.close_socket()
+
+
+def test_stalled_compressed_messages_are_bounded_too(start_daemon):
+    """A compressed message stalled after its first frame holds an inflater
+    and what it inflated; they count against max_message_memory like plain
+    fragments, and are given back when the message ends or the client goes."""
+    d = start_daemon({"workers": "1", "echo_path": "/echo",
+                      "max_message_size": "64k", "max_message_memory": "256k"})
+    data = payload_of(60000, 7).encode()
+    z = deflate(data)
+    half = len(z) // 2
+    held, closed = [], None
+    try:
+        for i in range(12):
+            c = DeflateWS(d.port, path="/echo")
+            held.append(c)
+            c.send_frame(0x1, z[:half], fin=False, rsv=4)
+            try:
+                fin, rsv, op, payload = c.recv_frame_rsv(timeout=0.5)
+            except socket.timeout:
+                continue                # still held: no answer yet
+            assert op == 0x8, (op, payload)
+            assert rtlib.parse_close(payload) == (1013, b"Server full")
+            closed = c
+            break
+        assert closed is not None, "12 stalled messages never hit 256k"
+        assert len(held) >= 3, len(held)    # 256k holds a few of them
+        held.remove(closed)
+        closed.close_socket()
+        st = stats(d)
+        assert st["message_memory_full"] >= 1
+        total = st["message_memory"] + st["inflate_memory"]
+        # the bound, give or take the one inflater that started within it
+        assert st["inflate_memory"] > 0 and 128 * 1024 < total <= 320 * 1024, st
+        # the others go; what they held is given back, and the first
+        # message, stalled all along, finishes and is echoed whole
+        first = held.pop(0)
+        one = total / (len(held) + 1)
+        for c in held:
+            c.close_socket()
+        held = [first]
+        rtlib.wait_for(lambda: sum(_held(d)) <= one, what="one message held")
+        first.send_frame(0x0, z[half:], fin=True)
+        assert first.recv_msg() == (True, data)
+        assert _held(d) == (0, 0)
+    finally:
+        for c in held:
+            c.close_socket()

@@ -160,6 +160,7 @@ def test_config_test_fails_on_a_missing_file(tmp_path):
     ("heartbeat_timeout 1s", "heartbeat_timeout"),
     ("jwt_algorithm none", "jwt_algorithm"),
     ("ws_path ws", "ws_path"),
+    ("max_message_memory 512k", "max_message_memory"),
 ])
 def test_config_test_names_the_key_of_a_cross_key_error(tmp_path, line, key):
     p = tmp_path / "cross.conf"

@@ -270,6 +270,13 @@ START_TEST(test_cross_key_checks)
 	ck_assert_ptr_nonnull(strstr(err, "metrics_allow"));
 	ck_assert_int_eq(parse("listen \"\"\n"), -1);
 	ck_assert_ptr_nonnull(strstr(err, "no listener"));
+	/* a message must fit in what a worker may hold of messages */
+	ck_assert_int_eq(parse("max_message_memory 512k\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "test.conf:1: max_message_memory"));
+	ck_assert_int_eq(parse("max_message_memory 512k\nmax_message_size 512k\n"), 0);
+	ck_assert_int_eq(conf.c_max_message_memory, 512 * 1024);
+	ck_assert_int_eq(parse(""), 0);
+	ck_assert_int_eq(conf.c_max_message_memory, 64 * 1024 * 1024);
 }
 END_TEST
 
