@@ -126,6 +126,7 @@ struct rt_bridge {
 		int			 r_w;
 		struct event		*r_ev;
 		struct evbuffer		*r_in;	/* read, not yet handled */
+		int			 r_waiting;	/* over ipc_max_buffer: not answered */
 	}			 b_wrd[REG_MAX_WORKERS];
 	struct bout		*b_out;		/* what goes to them, per loop pass */
 	int			 b_master_fd;
@@ -1909,14 +1910,18 @@ bridge_worker_requests(struct rt_bridge *b, int w)
 		/*
 		 * A worker that does not read what we send it gets no more
 		 * answers (replays are copies) until it has: its output
-		 * draining below half the mark calls us again.
+		 * draining below half the mark calls us again.  What this
+		 * pass staged counts too: one read may hold hundreds of
+		 * requests, each answered with a replay.
 		 */
-		if (evbuffer_get_length(bufferevent_get_output(bev)) >
-		    (size_t)b->b_conf->c_ipc_max_buffer) {
+		if (bout_pending(b->b_out, w) > (size_t)b->b_conf->c_ipc_max_buffer) {
 			bufferevent_setwatermark(bev, EV_WRITE,
 			    (size_t)b->b_conf->c_ipc_max_buffer / 2, 0);
+			if (!b->b_wrd[w].r_waiting++)
+				atomic_fetch_add(&b->b_rb->rb_ipc_request_waits, 1);
 			return;
 		}
+		b->b_wrd[w].r_waiting = 0;
 		evbuffer_copyout(in, raw, sizeof(raw));
 		rv = ipc_parse(raw, len, &hdr);
 		if (rv == IPC_PARSE_BAD || (hdr.type == IPC_POS_REQ && hdr.len > IPC_POS_MAX) ||
@@ -1998,6 +2003,7 @@ bridge_attach_worker(struct rt_bridge *b, uint32_t w, int fd)
 	b->b_workers[w] = bufferevent_socket_new(b->b_base, fd, BEV_OPT_CLOSE_ON_FREE);
 	b->b_wrd[w].r_b = b;
 	b->b_wrd[w].r_w = (int)w;
+	b->b_wrd[w].r_waiting = 0;
 	b->b_wrd[w].r_ev = event_new(b->b_base, fd, EV_READ | EV_PERSIST,
 	    bridge_worker_readable, &b->b_wrd[w]);
 	b->b_wrd[w].r_in = evbuffer_new();

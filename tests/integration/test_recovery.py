@@ -333,3 +333,40 @@ def test_a_replay_over_the_output_limit_is_a_slow_consumer(start_daemon):
 
 def chaos_slow(d):
     return rtlib.admin(d.conf["admin_socket"], "stats")["stats"]["slow_consumer_closes"]
+
+
+def test_replays_past_ipc_max_buffer_wait_and_arrive_whole(start_daemon):
+    """40 clients ask at once for 60 events of 4 KB each: 9.6 MB of replays
+    through a worker queue of 64k.  Answers are never dropped: the bridge
+    stops answering that worker until it has read its queue down, counts
+    the wait, and every client gets its whole replay, then live events."""
+    d, r = start(start_daemon, namespace="apps:* authenticated history=60",
+                 ipc_max_buffer="64k")
+    c = Client(d.port, tok())
+    epoch = sub(c, "apps:r")["epoch"]
+    c.close()
+    pad = "z" * 4000
+    proclib.publish_many(r.port, [("apps:r", json.dumps({"n": i, "p": pad}))
+                                  for i in range(1, 61)])
+    admin = d.conf["admin_socket"]
+    wait_for(lambda: rtlib.admin(admin, "stats")["stats"]["bridge"]
+             ["history_events"] == 60, 10, "60 events kept")
+    before = rtlib.admin(admin, "stats")["stats"]["bridge"]
+    cs = [Client(d.port, tok(userId="r%d" % i)) for i in range(40)]
+    for x in cs:
+        x.ws.send_json({"type": "subscribe", "channel": "apps:r",
+                        "since": {"epoch": epoch, "offset": 0}})
+    for x in cs:
+        m = x.ws.recv_json(20)
+        assert m["type"] == "subscribed" and m["recovered"] is True, m
+        evs = proclib.take_events(x, 60, timeout=20)
+        assert [e["offset"] for e in evs] == list(range(1, 61))
+        assert all(e["data"]["p"] == pad for e in evs)
+    after = rtlib.admin(admin, "stats")["stats"]["bridge"]
+    assert after["ipc_drops"] == before["ipc_drops"]
+    assert after["ipc_request_waits"] > before["ipc_request_waits"], after
+    proclib.publish_seq(r.port, "apps:r", 61, 62)
+    for x in cs:
+        e = x.next_event(10)
+        assert (e["offset"], e["data"]["n"]) == (61, 61), e
+        x.close()
