@@ -324,8 +324,10 @@ conn_free(struct rt_conn *c)
 		close(event_get_fd(&c->c_ev));
 	}
 	conn_msg_free(c);
-	if (c->c_later != NULL)
+	if (c->c_later != NULL) {
+		STAT_ADD(w, rw_message_memory, -(int64_t)evbuffer_get_length(c->c_later));
 		evbuffer_free(c->c_later);
+	}
 	free(c->c_proxy_buf);
 	conn_inflate_end(c);
 	if (c->c_deflate)

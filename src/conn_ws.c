@@ -382,19 +382,37 @@ conn_ws_request(struct rt_conn *c, const char *buf, size_t len)
 	}
 }
 
+static int	conn_ws_msg_room(struct rt_conn *, size_t);
+static void	conn_ws_msg_full(struct rt_conn *);
+
 /*
  * Replies go out in request order: while the bridge owes c a reply (a
  * subscribe on a channel with history), later requests wait, within
- * max_message_size bytes.
+ * max_message_size bytes, counted in the worker's max_message_memory.
  */
 static void
 conn_ws_defer(struct rt_conn *c, const char *buf, size_t len)
 {
 	uint32_t	 n = (uint32_t)len;
+	size_t		 had = c->c_later != NULL ? evbuffer_get_length(c->c_later) : 0;
+	int		 ok;
 
-	if ((c->c_later == NULL && (c->c_later = evbuffer_new()) == NULL) ||
-	    evbuffer_get_length(c->c_later) + len > (size_t)c->c_worker->w_conf->c_max_message_size ||
-	    evbuffer_add(c->c_later, &n, sizeof(n)) == -1 || evbuffer_add(c->c_later, buf, len) == -1) {
+	if (had + len <= (size_t)c->c_worker->w_conf->c_max_message_size &&
+	    !conn_ws_msg_room(c, sizeof(n) + len)) {
+		conn_ws_msg_full(c);
+		return;
+	}
+	if (c->c_later == NULL && (c->c_later = evbuffer_new()) == NULL)
+		ok = 0;
+	else {
+		ok = had + len <= (size_t)c->c_worker->w_conf->c_max_message_size &&
+		    evbuffer_add(c->c_later, &n, sizeof(n)) == 0 &&
+		    evbuffer_add(c->c_later, buf, len) == 0;
+		/* what it holds is counted, whole or not */
+		STAT_ADD(c->c_worker, rw_message_memory,
+		    (int64_t)(evbuffer_get_length(c->c_later) - had));
+	}
+	if (!ok) {
 		STAT_ADD(c->c_worker, rw_rate_limited, 1);
 		conn_send_error(c, "Rate limit exceeded", NULL, NULL);
 		conn_close(c, WS_CLOSE_POLICY, "Rate limit exceeded", 0);
@@ -411,11 +429,13 @@ conn_ws_resume(struct rt_conn *c)
 	while (c->c_waiting == 0 && c->c_state == CS_OPEN && c->c_later != NULL &&
 	    evbuffer_get_length(c->c_later) >= sizeof(n)) {
 		evbuffer_remove(c->c_later, &n, sizeof(n));
+		STAT_ADD(c->c_worker, rw_message_memory, -(int64_t)sizeof(n));
 		if ((buf = malloc(n ? n : 1)) == NULL) {
 			conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
 			return;
 		}
 		evbuffer_remove(c->c_later, buf, n);
+		STAT_ADD(c->c_worker, rw_message_memory, -(int64_t)n);
 		conn_ws_request(c, buf, n);
 		free(buf);
 	}

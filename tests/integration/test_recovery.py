@@ -370,3 +370,41 @@ def test_replays_past_ipc_max_buffer_wait_and_arrive_whole(start_daemon):
         e = x.next_event(10)
         assert (e["offset"], e["data"]["n"]) == (61, 61), e
         x.close()
+
+
+def _message_memory(d):
+    return rtlib.admin(d.conf["admin_socket"], "stats")["stats"]["message_memory"]
+
+
+def test_requests_behind_a_position_count_in_max_message_memory(start_daemon):
+    """Requests that wait behind a subscribe the bridge has not answered are
+    held by the worker: they count in message_memory while they wait, are
+    given back once answered, and a worker already holding
+    max_message_memory closes the client that would pass it 1013."""
+    d, r = start(start_daemon, max_message_size="2k", max_message_memory="2k")
+    frame = rtlib.client_frame
+    c = Client(d.port, tok())
+    msgs = [{"type": "subscribe", "channel": "apps:a%d" % i} for i in range(3)]
+    msgs += [{"type": "ping", "pad": "p" * 300}] * 3
+    c.ws.sock.sendall(b"".join(frame(0x1, json.dumps(m).encode()) for m in msgs))
+    got = [c.ws.recv_json() for _ in msgs]
+    assert [m["type"] for m in got] == ["subscribed"] * 3 + ["pong"] * 3, got
+    assert _message_memory(d) == 0
+    # another client holds 1500 bytes of a fragmented message ...
+    a = rtlib.RawWS(d.port, path="/ws?token=" + tok(userId="a"))
+    a.recv_json()
+    a.send_frame(0x1, b'{"type":"ping","pad":"' + b"q" * 1478, fin=False)
+    wait_for(lambda: _message_memory(d) == 1500, 5, "1500 bytes held")
+    # ... so a ping of 600 waiting behind a subscribe has no room
+    b = Client(d.port, tok(userId="b"))
+    b.ws.sock.sendall(frame(0x1, json.dumps({"type": "subscribe", "channel": "apps:b"}).encode())
+                      + frame(0x1, json.dumps({"type": "ping", "pad": "p" * 600}).encode()))
+    code, seen = b.expect_close(10)
+    assert code == 1013, (code, seen)
+    assert _message_memory(d) == 1500
+    # the fragmented message still completes
+    a.send_frame(0x0, b'"}', fin=True)
+    assert a.recv_json()["type"] == "pong"
+    assert _message_memory(d) == 0
+    a.close_socket()
+    c.close()
