@@ -396,7 +396,7 @@ static const struct stats_counter stats_worker_metrics[] = {
 	{ "realtimed_inflate_too_big_total", "counter", "Compressed client messages closed 1009: inflated past max_message_size.", WOFF(rw_inflate_too_big) },
 	{ "realtimed_inflate_errors_total", "counter", "Compressed client messages closed 1007: invalid deflate data.", WOFF(rw_inflate_errors) },
 	{ "realtimed_inflate_memory_bytes", "gauge", "Bytes held by inflaters of compressed messages being read.", WOFF(rw_inflate_memory) },
-	{ "realtimed_message_memory_bytes", "gauge", "Bytes held by client messages being assembled from fragments or inflated.", WOFF(rw_message_memory) },
+	{ "realtimed_message_memory_bytes", "gauge", "Bytes held by client messages being read: fragments, inflated output, requests waiting behind a subscribe.", WOFF(rw_message_memory) },
 	{ "realtimed_message_memory_full_total", "counter", "Connections closed 1013: a message would pass max_message_memory.", WOFF(rw_message_memory_full) },
 	{ "realtimed_handshakes_throttled_total", "counter", "WebSocket upgrades refused 503 (max_handshake_rate).", WOFF(rw_handshakes_throttled) },
 	{ "realtimed_user_connections_limited_total", "counter", "Connections closed 1008 (max_connections_per_user).", WOFF(rw_user_conn_limited) },
