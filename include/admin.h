@@ -11,6 +11,7 @@
 
 #define ADMIN_LINE_MAX		(160 * 1024)	/* publish carries a payload */
 #define ADMIN_CLIENTS_MAX	64
+#define ADMIN_OUTPUT_HIGH	(256 * 1024)	/* replies unread: read no more commands */
 
 struct event_base;
 struct registry;

@@ -568,7 +568,9 @@ admin_read(struct bufferevent *bev, void *arg)
 	char			*line;
 	size_t			 n;
 
+	/* a client that sends without reading the replies waits for them */
 	while (ac->ac_reqid == 0 && !ac->ac_reload && !ac->ac_closing &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) <= ADMIN_OUTPUT_HIGH &&
 	    (line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF)) != NULL) {
 		if (memchr(line, '\0', n) != NULL)
 			admin_error(ac, "NUL byte in command");
@@ -576,7 +578,13 @@ admin_read(struct bufferevent *bev, void *arg)
 			admin_run(ac, line);
 		free(line);
 	}
-	if (evbuffer_get_length(in) > ADMIN_LINE_MAX) {
+	if (!ac->ac_closing &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > ADMIN_OUTPUT_HIGH) {
+		bufferevent_disable(bev, EV_READ);	/* admin_write() reads on */
+		return;
+	}
+	if (evbuffer_get_length(in) > ADMIN_LINE_MAX &&
+	    evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF).pos == -1) {
 		admin_error(ac, "line too long");
 		ac->ac_closing = 1;
 		bufferevent_disable(bev, EV_READ);
@@ -590,6 +598,10 @@ admin_write(struct bufferevent *bev, void *arg)
 
 	if (ac->ac_closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		admin_client_free(ac);
+	else if (!ac->ac_closing) {
+		bufferevent_enable(bev, EV_READ);
+		admin_read(bev, ac);	/* replies read: the commands behind them */
+	}
 }
 
 static void

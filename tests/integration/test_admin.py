@@ -442,6 +442,46 @@ def test_several_commands_on_one_connection_answer_in_order(pop):
     assert replies[5]["health"]["workers"] == 2
 
 
+def test_a_client_that_does_not_read_its_replies_is_not_read_either(lone, attach):
+    """Commands written without reading the replies stop being read once
+    256 KiB of replies wait (realtimectl(8) PROTOCOL): the writer blocks,
+    the master holds no more, and every command is answered in order once
+    the client reads."""
+    d = attach(lone)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(d.conf["admin_socket"])
+    try:
+        s.setblocking(False)
+        chunk = b"help\n" * 2000
+        sent, deadline = 0, time.monotonic() + 3
+        while sent < 16 * 1024 * 1024 and time.monotonic() < deadline:
+            try:
+                sent += s.send(chunk)
+            except BlockingIOError:
+                select.select([], [s], [], 0.1)
+        # the kernel's buffers and one read, not the 16 MiB offered
+        assert sent < 4 * 1024 * 1024, sent
+        s.setblocking(True)
+        s.settimeout(20)
+        if sent % 5:
+            s.sendall(b"help\n"[sent % 5:])    # the last line, whole
+        want = -(-sent // 5)
+        lines, buf, first = 0, b"", None
+        while lines < want:
+            data = s.recv(1 << 20)
+            assert data, "closed after %d of %d replies" % (lines, want)
+            buf += data
+            *done, buf = buf.split(b"\n")
+            if first is None and done:
+                first = json.loads(done[0])
+            lines += len(done)
+        assert first is not None and first["commands"] == ALL_USAGES
+        assert lines == want, (lines, want)
+    finally:
+        s.close()
+    assert admin(d.conf["admin_socket"], "help")["ok"] is True
+
+
 BAD_LINES = [
     (b"\n", "empty"),
     (b"   \n", "empty"),
