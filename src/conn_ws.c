@@ -473,12 +473,12 @@ conn_ws_message_done(struct rt_conn *c, const uint8_t *data, size_t len)
 	conn_ws_message(c, (const char *)data, len);
 }
 
-/* The whole message in c_msg, handed on and freed. */
+/* The whole message in c_msg (none: empty), handed on and freed. */
 static void
 conn_ws_message_buffered(struct rt_conn *c)
 {
-	size_t		 n = evbuffer_get_length(c->c_msg);
-	const uint8_t	*msg = evbuffer_pullup(c->c_msg, -1);
+	size_t		 n = c->c_msg != NULL ? evbuffer_get_length(c->c_msg) : 0;
+	const uint8_t	*msg = n > 0 ? evbuffer_pullup(c->c_msg, -1) : NULL;
 
 	if (msg == NULL && n > 0)
 		conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);

@@ -636,3 +636,22 @@ def test_stalled_compressed_messages_are_bounded_too(start_daemon):
     finally:
         for c in held:
             c.close_socket()
+
+
+@pytest.mark.parametrize("frames", [
+    [b""],                      # no deflate data at all
+    [b"\x00"],                  # an empty stored block, unfinished
+    [b"\x02\x00"],              # an empty final fixed block
+    [b"", b"", b""],            # fragmented, every fragment empty
+], ids=["empty", "stored", "final", "fragments"])
+def test_empty_compressed_message_is_an_empty_message(rt, clients, frames):
+    """A compressed message that inflates to nothing is an empty message
+    (echoed empty), and nothing stays held."""
+    c = clients(DeflateWS(rt.port, path="/echo"))
+    for i, f in enumerate(frames):
+        c.send_frame(0x1 if i == 0 else 0x0, f, fin=i == len(frames) - 1,
+                     rsv=4 if i == 0 else 0)
+    assert c.recv_msg() == (False, b"")
+    c.send_compressed(b"after")
+    assert c.recv_msg()[1] == b"after"
+    assert stats(rt)["message_memory"] == 0
