@@ -598,7 +598,7 @@ admin_write(struct bufferevent *bev, void *arg)
 
 	if (ac->ac_closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		admin_client_free(ac);
-	else if (!ac->ac_closing) {
+	else if (!ac->ac_closing && ac->ac_reqid == 0 && !ac->ac_reload) {
 		bufferevent_enable(bev, EV_READ);
 		admin_read(bev, ac);	/* replies read: the commands behind them */
 	}

@@ -1915,10 +1915,24 @@ bridge_worker_requests(struct rt_bridge *b, int w)
 		 * requests, each answered with a replay.
 		 */
 		if (bout_pending(b->b_out, w) > (size_t)b->b_conf->c_ipc_max_buffer) {
+			/*
+			 * Over by what this pass staged: written now, as the
+			 * pass's end would, so that what the socket does not
+			 * take is in the bufferevent, whose draining calls
+			 * us again (a stage the socket takes whole would not).
+			 */
+			if (evbuffer_get_length(bufferevent_get_output(bev)) <=
+			    (size_t)b->b_conf->c_ipc_max_buffer / 2) {
+				bout_flush(b->b_out);
+				if (bout_pending(b->b_out, w) <= (size_t)b->b_conf->c_ipc_max_buffer)
+					continue;
+			}
 			bufferevent_setwatermark(bev, EV_WRITE,
 			    (size_t)b->b_conf->c_ipc_max_buffer / 2, 0);
-			if (!b->b_wrd[w].r_waiting++)
+			if (!b->b_wrd[w].r_waiting) {
+				b->b_wrd[w].r_waiting = 1;
 				atomic_fetch_add(&b->b_rb->rb_ipc_request_waits, 1);
+			}
 			return;
 		}
 		b->b_wrd[w].r_waiting = 0;

@@ -163,6 +163,17 @@ conn_send_message(struct rt_conn *c, int opcode, const void *data, size_t len)
 	conn_write2(c, hdr, hlen, z, zlen);
 }
 
+/* The requests waiting behind an unanswered one are gone, and leave the gauge. */
+void
+conn_later_free(struct rt_conn *c)
+{
+	if (c->c_later == NULL)
+		return;
+	STAT_ADD(c->c_worker, rw_message_memory, -(int64_t)evbuffer_get_length(c->c_later));
+	evbuffer_free(c->c_later);
+	c->c_later = NULL;
+}
+
 /* c_msg is gone; a WebSocket message's bytes leave the gauge. */
 void
 conn_msg_free(struct rt_conn *c)
@@ -324,10 +335,7 @@ conn_free(struct rt_conn *c)
 		close(event_get_fd(&c->c_ev));
 	}
 	conn_msg_free(c);
-	if (c->c_later != NULL) {
-		STAT_ADD(w, rw_message_memory, -(int64_t)evbuffer_get_length(c->c_later));
-		evbuffer_free(c->c_later);
-	}
+	conn_later_free(c);
 	free(c->c_proxy_buf);
 	conn_inflate_end(c);
 	if (c->c_deflate)
@@ -373,6 +381,10 @@ conn_close(struct rt_conn *c, uint16_t code, const char *reason, int fail)
 		return;
 	n = ws_close_frame(frame, code, reason);
 	conn_write(c, frame, n);
+	/* what it was reading or had waiting is never used now: given back */
+	conn_msg_free(c);
+	conn_inflate_end(c);
+	conn_later_free(c);
 	conn_uncount(c);
 	conn_pub_cancel(c);
 	chanidx_unsubscribe_all(c);

@@ -473,18 +473,28 @@ conn_ws_message_done(struct rt_conn *c, const uint8_t *data, size_t len)
 	conn_ws_message(c, (const char *)data, len);
 }
 
-/* The whole message in c_msg (none: empty), handed on and freed. */
+/*
+ * The whole message in c_msg (none: empty), handed on and freed.  It
+ * leaves the gauge first: a request that must wait is counted again, as
+ * what waits.
+ */
 static void
 conn_ws_message_buffered(struct rt_conn *c)
 {
-	size_t		 n = c->c_msg != NULL ? evbuffer_get_length(c->c_msg) : 0;
-	const uint8_t	*msg = n > 0 ? evbuffer_pullup(c->c_msg, -1) : NULL;
+	struct evbuffer	*m = c->c_msg;
+	size_t		 n = m != NULL ? evbuffer_get_length(m) : 0;
+	const uint8_t	*msg = n > 0 ? evbuffer_pullup(m, -1) : NULL;
 
+	if (m != NULL && c->c_msg_counted)
+		STAT_ADD(c->c_worker, rw_message_memory, -(int64_t)n);
+	c->c_msg = NULL;
+	c->c_msg_counted = 0;
 	if (msg == NULL && n > 0)
 		conn_close(c, WS_CLOSE_INTERNAL, "Out of memory", 1);
 	else
 		conn_ws_message_done(c, msg != NULL ? msg : (const uint8_t *)"", n);
-	conn_msg_free(c);
+	if (m != NULL)
+		evbuffer_free(m);
 }
 
 /*

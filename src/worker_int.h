@@ -303,6 +303,7 @@ void	conn_send_frame(struct rt_conn *, int, const void *, size_t);
 void	conn_send_message(struct rt_conn *, int, const void *, size_t);
 void	conn_inflate_end(struct rt_conn *);
 void	conn_msg_free(struct rt_conn *);
+void	conn_later_free(struct rt_conn *);
 int	conn_output_full(struct rt_conn *);
 void	conn_slow(struct rt_conn *);
 void	conn_send_json(struct rt_conn *, struct json_object *);

@@ -408,3 +408,52 @@ def test_requests_behind_a_position_count_in_max_message_memory(start_daemon):
     assert _message_memory(d) == 0
     a.close_socket()
     c.close()
+
+
+def test_replays_staged_past_ipc_max_buffer_in_one_pass_all_arrive(start_daemon):
+    """Replays of ~25 KB each, asked by 30 clients at once through a 64k
+    worker queue: the bridge stages several in one pass and goes over the
+    mark with nothing yet in libevent's hands.  It must go on by itself
+    once they are written, not wait for the worker's next request."""
+    d, r = start(start_daemon, namespace="apps:* authenticated history=25",
+                 ipc_max_buffer="64k")
+    c = Client(d.port, tok())
+    epoch = sub(c, "apps:s")["epoch"]
+    c.close()
+    pad = "s" * 1000
+    proclib.publish_many(r.port, [("apps:s", json.dumps({"n": i, "p": pad}))
+                                  for i in range(1, 26)])
+    admin = d.conf["admin_socket"]
+    wait_for(lambda: rtlib.admin(admin, "stats")["stats"]["bridge"]
+             ["history_events"] == 25, 10, "25 events kept")
+    cs = [Client(d.port, tok(userId="s%d" % i)) for i in range(30)]
+    frames = [rtlib.client_frame(0x1, json.dumps(
+        {"type": "subscribe", "channel": "apps:s",
+         "since": {"epoch": epoch, "offset": 0}}).encode()) for _ in cs]
+    for x, f in zip(cs, frames):
+        x.ws.sock.sendall(f)
+    for i, x in enumerate(cs):
+        m = x.ws.recv_json(10)
+        assert m["type"] == "subscribed" and m["recovered"] is True, (i, m)
+        evs = proclib.take_events(x, 25, timeout=10)
+        assert [e["offset"] for e in evs] == list(range(1, 26)), i
+    for x in cs:
+        x.close()
+
+
+def test_a_fragmented_request_waiting_behind_a_subscribe_counts_once(start_daemon):
+    """max_message_memory equal to max_message_size: a fragmented 1500-byte
+    ping that must wait behind a subscribe is held once (as what waits, no
+    longer as fragments), so it fits and is answered in order."""
+    d, r = start(start_daemon, max_message_size="2k", max_message_memory="2k")
+    c = Client(d.port, tok())
+    ping = json.dumps({"type": "ping", "pad": "f" * 1470}).encode()
+    assert 1400 < len(ping) < 2048
+    c.ws.sock.sendall(
+        rtlib.client_frame(0x1, json.dumps({"type": "subscribe", "channel": "apps:f"}).encode())
+        + rtlib.client_frame(0x1, ping[:700], fin=False)
+        + rtlib.client_frame(0x0, ping[700:], fin=True))
+    got = [c.ws.recv_json() for _ in range(2)]
+    assert [m["type"] for m in got] == ["subscribed", "pong"], got
+    assert _message_memory(d) == 0
+    c.close()
