@@ -40,6 +40,7 @@ struct admin_client {
 	struct json_object	*ac_pending;	/* a control command's reply, to finish */
 	int			 ac_reload;	/* waits for the reload's outcome */
 	int			 ac_closing;
+	int			 ac_eof;	/* the client wrote all it will: answer, then close */
 };
 
 struct admin {
@@ -591,25 +592,62 @@ admin_read(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* Read commands again, unless the client has said all it will. */
+static void
+admin_reading(struct admin_client *ac)
+{
+	if (!ac->ac_eof)
+		bufferevent_enable(ac->ac_bev, EV_READ);
+}
+
+/*
+ * A client that has half-closed is freed once every command it sent is
+ * answered and the answers are written; 1: it was.
+ */
+static int
+admin_finished(struct admin_client *ac)
+{
+	struct evbuffer	*in = bufferevent_get_input(ac->ac_bev);
+
+	if (!ac->ac_eof || ac->ac_reqid != 0 || ac->ac_reload ||
+	    evbuffer_get_length(bufferevent_get_output(ac->ac_bev)) > 0 ||
+	    (!ac->ac_closing && evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF).pos != -1))
+		return 0;
+	admin_client_free(ac);
+	return 1;
+}
+
 static void
 admin_write(struct bufferevent *bev, void *arg)
 {
 	struct admin_client	*ac = arg;
 
-	if (ac->ac_closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (ac->ac_closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
 		admin_client_free(ac);
-	else if (!ac->ac_closing && ac->ac_reqid == 0 && !ac->ac_reload) {
-		bufferevent_enable(bev, EV_READ);
+		return;
+	}
+	if (!ac->ac_closing && ac->ac_reqid == 0 && !ac->ac_reload) {
+		admin_reading(ac);
 		admin_read(bev, ac);	/* replies read: the commands behind them */
 	}
+	(void)admin_finished(ac);
 }
 
 static void
 admin_event(struct bufferevent *bev, short what, void *arg)
 {
-	(void)bev;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		admin_client_free(arg);
+	struct admin_client	*ac = arg;
+
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+		/* no more commands: those read are still answered */
+		ac->ac_eof = 1;
+		bufferevent_disable(bev, EV_READ);
+		admin_read(bev, ac);
+		(void)admin_finished(ac);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR)
+		admin_client_free(ac);
 }
 
 static void
@@ -655,7 +693,7 @@ admin_reload_done(struct admin *a, const char *error)
 			admin_error(ac, error);
 		else
 			admin_reply(ac, admin_ok());
-		bufferevent_enable(ac->ac_bev, EV_READ);
+		admin_reading(ac);
 		admin_read(ac->ac_bev, ac);	/* commands that queued meanwhile */
 	}
 }
@@ -687,7 +725,7 @@ admin_waiting(struct admin *a, uint32_t reqid, enum admin_cmd kind)
 static void
 admin_resume(struct admin_client *ac)
 {
-	bufferevent_enable(ac->ac_bev, EV_READ);
+	admin_reading(ac);
 	admin_read(ac->ac_bev, ac);
 }
 
