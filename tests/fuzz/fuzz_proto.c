@@ -28,7 +28,10 @@ int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char *const errors[] = {
 	"Invalid JSON", "Message must be a JSON object",
 	"Missing or invalid type", "Unknown message type",
-	"Missing or invalid channel",
+	"Missing or invalid channel", "Missing or invalid token",
+	"Invalid token: token too long",
+	"Invalid since: expected {\"epoch\":string,\"offset\":integer}",
+	"Invalid since: offset must be a non-negative integer",
 };
 
 static void
