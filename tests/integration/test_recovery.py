@@ -335,22 +335,29 @@ def chaos_slow(d):
     return rtlib.admin(d.conf["admin_socket"], "stats")["stats"]["slow_consumer_closes"]
 
 
+def _kept_history(start_daemon, channel, n, pad):
+    """A daemon with a 64k worker queue whose channel keeps n events, each
+    padded with pad; (daemon, redis, its admin socket, the channel's epoch)."""
+    d, r = start(start_daemon, namespace="apps:* authenticated history=%d" % n,
+                 ipc_max_buffer="64k")
+    c = Client(d.port, tok())
+    epoch = sub(c, channel)["epoch"]
+    c.close()
+    proclib.publish_many(r.port, [(channel, json.dumps({"n": i, "p": pad}))
+                                  for i in range(1, n + 1)])
+    admin = d.conf["admin_socket"]
+    wait_for(lambda: rtlib.admin(admin, "stats")["stats"]["bridge"]
+             ["history_events"] == n, 10, "%d events kept" % n)
+    return d, r, admin, epoch
+
+
 def test_replays_past_ipc_max_buffer_wait_and_arrive_whole(start_daemon):
     """40 clients ask at once for 60 events of 4 KB each: 9.6 MB of replays
     through a worker queue of 64k.  Answers are never dropped: the bridge
     stops answering that worker until it has read its queue down, counts
     the wait, and every client gets its whole replay, then live events."""
-    d, r = start(start_daemon, namespace="apps:* authenticated history=60",
-                 ipc_max_buffer="64k")
-    c = Client(d.port, tok())
-    epoch = sub(c, "apps:r")["epoch"]
-    c.close()
     pad = "z" * 4000
-    proclib.publish_many(r.port, [("apps:r", json.dumps({"n": i, "p": pad}))
-                                  for i in range(1, 61)])
-    admin = d.conf["admin_socket"]
-    wait_for(lambda: rtlib.admin(admin, "stats")["stats"]["bridge"]
-             ["history_events"] == 60, 10, "60 events kept")
+    d, r, admin, epoch = _kept_history(start_daemon, "apps:r", 60, pad)
     before = rtlib.admin(admin, "stats")["stats"]["bridge"]
     cs = [Client(d.port, tok(userId="r%d" % i)) for i in range(40)]
     for x in cs:
@@ -415,17 +422,8 @@ def test_replays_staged_past_ipc_max_buffer_in_one_pass_all_arrive(start_daemon)
     worker queue: the bridge stages several in one pass and goes over the
     mark with nothing yet in libevent's hands.  It must go on by itself
     once they are written, not wait for the worker's next request."""
-    d, r = start(start_daemon, namespace="apps:* authenticated history=25",
-                 ipc_max_buffer="64k")
-    c = Client(d.port, tok())
-    epoch = sub(c, "apps:s")["epoch"]
-    c.close()
     pad = "s" * 1000
-    proclib.publish_many(r.port, [("apps:s", json.dumps({"n": i, "p": pad}))
-                                  for i in range(1, 26)])
-    admin = d.conf["admin_socket"]
-    wait_for(lambda: rtlib.admin(admin, "stats")["stats"]["bridge"]
-             ["history_events"] == 25, 10, "25 events kept")
+    d, r, admin, epoch = _kept_history(start_daemon, "apps:s", 25, pad)
     cs = [Client(d.port, tok(userId="s%d" % i)) for i in range(30)]
     frames = [rtlib.client_frame(0x1, json.dumps(
         {"type": "subscribe", "channel": "apps:s",
