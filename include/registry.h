@@ -138,6 +138,7 @@ struct reg_bridge {
 	_Atomic int64_t		 rb_redis_coalesced;	/* reads after a redis_coalesce hold */
 	_Atomic int64_t		 rb_ipc_drops;		/* a worker over its high-water mark */
 	_Atomic int64_t		 rb_ipc_request_waits;	/* a worker's requests left until it reads */
+	_Atomic int64_t		 rb_ipc_buffer_peak;	/* most bytes queued for one worker */
 	_Atomic int64_t		 rb_events_too_large;	/* over max_event_size, dropped */
 	_Atomic int64_t		 rb_compressed;		/* events compressed (once each) */
 	_Atomic int64_t		 rb_compress_in;	/* their JSON bytes */

@@ -69,6 +69,7 @@ struct bridge_park {
 	struct bridge_wait pk_wt;
 	uint64_t	 pk_at;		/* ms */
 	size_t		 pk_chlen;
+	int		 pk_ask;	/* deferred (r_later): bridge_answer()'s ask */
 	char		 pk_ch[RT_CHANNEL_MAX + 1];
 };
 #define BRIDGE_PARK_MAX		65536
@@ -127,6 +128,11 @@ struct rt_bridge {
 		struct event		*r_ev;
 		struct evbuffer		*r_in;	/* read, not yet handled */
 		int			 r_waiting;	/* over ipc_max_buffer: not answered */
+		int			 r_reading;	/* r_ev in epoll */
+		/* answers due while over ipc_max_buffer, in order */
+		struct bridge_park	*r_later;
+		size_t			 r_nlater;
+		size_t			 r_latercap;
 	}			 b_wrd[REG_MAX_WORKERS];
 	struct bout		*b_out;		/* what goes to them, per loop pass */
 	int			 b_master_fd;
@@ -177,6 +183,9 @@ static void	bridge_read_answer(struct rt_bridge *, const char *, size_t);
 static void	bridge_unpark(struct rt_bridge *, int);
 static void	bridge_answer_send(struct rt_bridge *, int, uint32_t, const char *, size_t, int,
 		    const struct hist_pos *);
+static int	bridge_worker_full(struct rt_bridge *, int);
+static int	bridge_later(struct rt_bridge *, int, uint32_t, const char *, size_t, int,
+		    const char *, uint64_t, int);
 static void	bridge_answer(struct rt_bridge *, int, uint32_t, const char *, size_t, int,
 		    const char *, uint64_t, int);
 static void	bridge_ctl_update(struct rt_bridge *);
@@ -498,6 +507,7 @@ bridge_write3(struct rt_bridge *b, int w, uint32_t type, uint32_t peerid, int al
 {
 	struct evbuffer	*out;
 	struct ipc_hdr	 h;
+	int64_t		 held;
 
 	if (b->b_workers[w] == NULL) {
 		atomic_fetch_add(&b->b_rb->rb_ipc_drops, 1);
@@ -519,6 +529,9 @@ bridge_write3(struct rt_bridge *b, int w, uint32_t type, uint32_t peerid, int al
 		evbuffer_add(out, c, clen);
 	if (dlen > 0)
 		evbuffer_add(out, d, dlen);
+	held = (int64_t)bout_pending(b->b_out, w);
+	if (held > atomic_load_explicit(&b->b_rb->rb_ipc_buffer_peak, memory_order_relaxed))
+		atomic_store_explicit(&b->b_rb->rb_ipc_buffer_peak, held, memory_order_relaxed);
 }
 
 static void
@@ -1278,6 +1291,10 @@ bridge_answer(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t c
 	uint64_t		 now = util_now_ms(), bytes = 0;
 	int			 rv = 0, flag;
 
+	/* w has no room: later, as if asked then (a replay is a copy) */
+	if (bridge_worker_full(b, w) &&
+	    bridge_later(b, w, req, ch, chlen, since, epoch, offset, ask) == 0)
+		return;
 	ns = chan_match(b->b_conf->c_namespaces, ch, chlen);
 	ttl = ns != NULL ? ns->ns_history_ttl : 0;
 	if (ns == NULL || ns->ns_history == 0) {
@@ -1872,6 +1889,10 @@ bridge_worker_close(struct rt_bridge *b, int w)
 	b->b_wrd[w].r_ev = NULL;
 	evbuffer_free(b->b_wrd[w].r_in);
 	b->b_wrd[w].r_in = NULL;
+	free(b->b_wrd[w].r_later);
+	b->b_wrd[w].r_later = NULL;
+	b->b_wrd[w].r_nlater = b->b_wrd[w].r_latercap = 0;
+	b->b_wrd[w].r_reading = 0;
 	bufferevent_free(b->b_workers[w]);	/* closes the socket */
 	b->b_workers[w] = NULL;
 }
@@ -1891,13 +1912,127 @@ bridge_worker_event(struct bufferevent *bev, short what, void *arg)
 		}
 }
 
+/*
+ * Worker w's queue is over ipc_max_buffer: what its socket has not taken,
+ * what this pass staged included (one read may hold hundreds of
+ * requests, each answered with a replay, and replays are copies).  1,
+ * and its output draining below half the mark calls
+ * bridge_worker_requests() again; 0 when there is room.
+ */
+static int
+bridge_worker_full(struct rt_bridge *b, int w)
+{
+	struct bufferevent	*bev = b->b_workers[w];
+	size_t			 max = (size_t)b->b_conf->c_ipc_max_buffer;
+
+	if (bev == NULL || bout_pending(b->b_out, w) <= max)
+		return 0;
+	/*
+	 * Over by what this pass staged: written now, as the pass's end
+	 * would, so that what the socket does not take is in the
+	 * bufferevent, whose draining calls us again (a stage the socket
+	 * takes whole would not).
+	 */
+	if (evbuffer_get_length(bufferevent_get_output(bev)) <= max / 2) {
+		bout_flush(b->b_out);
+		if (bout_pending(b->b_out, w) <= max)
+			return 0;
+	}
+	bufferevent_setwatermark(bev, EV_WRITE, max / 2, 0);
+	if (!b->b_wrd[w].r_waiting) {
+		b->b_wrd[w].r_waiting = 1;
+		atomic_fetch_add(&b->b_rb->rb_ipc_request_waits, 1);
+	}
+	return 1;
+}
+
+/*
+ * An answer for worker w while it is over ipc_max_buffer (one that waited
+ * for Redis, for a read or for a subscription, answered with the others
+ * that waited with it): kept, and given when w has room, as if the
+ * request had come then.  0, or -1 when it must be answered now.
+ */
+static int
+bridge_later(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t chlen,
+    int since, const char *epoch, uint64_t offset, int ask)
+{
+	struct bridge_wrd	*r = &b->b_wrd[w];
+	struct bridge_park	*pk;
+	size_t			 cap;
+
+	if (r->r_nlater == r->r_latercap) {
+		cap = r->r_latercap ? r->r_latercap * 2 : 16;
+		if ((pk = reallocarray(r->r_later, cap, sizeof(*pk))) == NULL)
+			return -1;
+		r->r_later = pk;
+		r->r_latercap = cap;
+	}
+	pk = &r->r_later[r->r_nlater++];
+	pk->pk_wt.wt_w = w;
+	pk->pk_wt.wt_req = req;
+	pk->pk_wt.wt_since = (uint8_t)since;
+	pk->pk_wt.wt_offset = offset;
+	snprintf(pk->pk_wt.wt_epoch, sizeof(pk->pk_wt.wt_epoch), "%s", epoch);
+	pk->pk_at = util_now_ms();
+	pk->pk_ask = ask;
+	memcpy(pk->pk_ch, ch, chlen);
+	pk->pk_ch[chlen] = '\0';
+	pk->pk_chlen = chlen;
+	return 0;
+}
+
+/* Worker w's socket is read (on), or not while w has no room (off). */
+static void
+bridge_worker_reading(struct rt_bridge *b, int w, int on)
+{
+	struct bridge_wrd	*r = &b->b_wrd[w];
+
+	if (r->r_ev == NULL || r->r_reading == on)
+		return;
+	if (on)
+		event_add(r->r_ev, NULL);
+	else
+		event_del(r->r_ev);
+	r->r_reading = on;
+}
+
 static void	bridge_publish(struct rt_bridge *, int, uint32_t, const char *, size_t);
 
-/* Requests from a worker: positions, and POST /publish items. */
+/*
+ * The answers kept for w (bridge_later()), in order, while it has room.
+ * 0, or -1 when it is full again and some are still kept.
+ */
+static int
+bridge_worker_later(struct rt_bridge *b, int w)
+{
+	struct bridge_wrd	*r = &b->b_wrd[w];
+	struct bridge_park	 pk;
+	size_t			 i;
+
+	if (r->r_nlater == 0)
+		return 0;
+	for (i = 0; i < r->r_nlater && b->b_workers[w] != NULL; i++) {
+		if (bridge_worker_full(b, w))
+			break;
+		pk = r->r_later[i];	/* the answer may keep more */
+		bridge_answer(b, w, pk.pk_wt.wt_req, pk.pk_ch, pk.pk_chlen, pk.pk_wt.wt_since,
+		    pk.pk_wt.wt_epoch, pk.pk_wt.wt_offset, pk.pk_ask);
+	}
+	if (b->b_workers[w] == NULL)
+		return -1;	/* gone meanwhile: r_later freed */
+	memmove(r->r_later, r->r_later + i, (r->r_nlater - i) * sizeof(*r->r_later));
+	r->r_nlater -= i;
+	return r->r_nlater > 0 ? -1 : 0;
+}
+
+/*
+ * Requests from a worker: positions, and POST /publish items.  A worker
+ * that does not read what we send it gets no more answers until it has,
+ * and its requests wait in its socket: we read no more of them.
+ */
 static void
 bridge_worker_requests(struct rt_bridge *b, int w)
 {
-	struct bufferevent	*bev = b->b_workers[w];
 	struct evbuffer		*in = b->b_wrd[w].r_in;
 	struct ipc_hdr		 hdr;
 	struct ipc_pos		 rq;
@@ -1906,36 +2041,15 @@ bridge_worker_requests(struct rt_bridge *b, int w)
 	size_t			 len;
 	int			 rv;
 
+	if (bridge_worker_later(b, w) == -1) {
+		bridge_worker_reading(b, w, 0);
+		return;
+	}
 	while ((len = evbuffer_get_length(in)) >= sizeof(hdr)) {
-		/*
-		 * A worker that does not read what we send it gets no more
-		 * answers (replays are copies) until it has: its output
-		 * draining below half the mark calls us again.  What this
-		 * pass staged counts too: one read may hold hundreds of
-		 * requests, each answered with a replay.
-		 */
-		if (bout_pending(b->b_out, w) > (size_t)b->b_conf->c_ipc_max_buffer) {
-			/*
-			 * Over by what this pass staged: written now, as the
-			 * pass's end would, so that what the socket does not
-			 * take is in the bufferevent, whose draining calls
-			 * us again (a stage the socket takes whole would not).
-			 */
-			if (evbuffer_get_length(bufferevent_get_output(bev)) <=
-			    (size_t)b->b_conf->c_ipc_max_buffer / 2) {
-				bout_flush(b->b_out);
-				if (bout_pending(b->b_out, w) <= (size_t)b->b_conf->c_ipc_max_buffer)
-					continue;
-			}
-			bufferevent_setwatermark(bev, EV_WRITE,
-			    (size_t)b->b_conf->c_ipc_max_buffer / 2, 0);
-			if (!b->b_wrd[w].r_waiting) {
-				b->b_wrd[w].r_waiting = 1;
-				atomic_fetch_add(&b->b_rb->rb_ipc_request_waits, 1);
-			}
+		if (bridge_worker_full(b, w)) {
+			bridge_worker_reading(b, w, 0);
 			return;
 		}
-		b->b_wrd[w].r_waiting = 0;
 		evbuffer_copyout(in, raw, sizeof(raw));
 		rv = ipc_parse(raw, len, &hdr);
 		if (rv == IPC_PARSE_BAD || (hdr.type == IPC_POS_REQ && hdr.len > IPC_POS_MAX) ||
@@ -1943,7 +2057,7 @@ bridge_worker_requests(struct rt_bridge *b, int w)
 		    (hdr.type != IPC_POS_REQ && hdr.type != IPC_PUB_REQ))
 			fatalx("%s: malformed message from worker %d", __func__, w);
 		if (rv == IPC_PARSE_NEED_MORE)
-			return;
+			break;
 		if (hdr.type == IPC_PUB_REQ) {
 			if ((p = evbuffer_pullup(in, (ev_ssize_t)(sizeof(hdr) + hdr.len))) == NULL)
 				fatalx("%s: out of memory", __func__);
@@ -1960,6 +2074,8 @@ bridge_worker_requests(struct rt_bridge *b, int w)
 		bridge_position(b, w, hdr.peerid, &rq);
 		evbuffer_drain(in, sizeof(hdr) + hdr.len);
 	}
+	b->b_wrd[w].r_waiting = 0;
+	bridge_worker_reading(b, w, 1);
 }
 
 /*
@@ -2026,6 +2142,7 @@ bridge_attach_worker(struct rt_bridge *b, uint32_t w, int fd)
 	/* the bufferevent only writes; reads are bridge_worker_readable()'s */
 	bufferevent_setcb(b->b_workers[w], NULL, bridge_worker_write, bridge_worker_event, b);
 	event_add(b->b_wrd[w].r_ev, NULL);
+	b->b_wrd[w].r_reading = 1;
 	bout_set(b->b_out, (int)w, b->b_workers[w]);
 	/* events for this worker now have a way in: it may take clients */
 	bridge_send(b, (int)w, IPC_HELLO, "", 0, NULL, 0);

@@ -182,6 +182,7 @@ stats_bridge_json(struct registry *reg)
 	J_INT(b, "redis_coalesced_reads", atomic_load(&rb->rb_redis_coalesced));
 	J_INT(b, "ipc_drops", atomic_load(&rb->rb_ipc_drops));
 	J_INT(b, "ipc_request_waits", atomic_load(&rb->rb_ipc_request_waits));
+	J_INT(b, "ipc_buffer_peak", atomic_load(&rb->rb_ipc_buffer_peak));
 	J_INT(b, "events_too_large", atomic_load(&rb->rb_events_too_large));
 	J_INT(b, "events_compressed", atomic_load(&rb->rb_compressed));
 	J_INT(b, "compress_bytes_in", atomic_load(&rb->rb_compress_in));
@@ -496,6 +497,8 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	    (long long)atomic_load(&rb->rb_redis_coalesced));
 	stats_metric(out, "realtimed_ipc_request_waits_total", "counter", "Times a worker's requests waited: its queue from the bridge was over ipc_max_buffer.",
 	    (long long)atomic_load(&rb->rb_ipc_request_waits));
+	stats_metric(out, "realtimed_ipc_buffer_peak_bytes", "gauge", "The most bytes the bridge has held for one worker at a time (ipc_max_buffer bounds it, give or take one answer).",
+	    (long long)atomic_load(&rb->rb_ipc_buffer_peak));
 	stats_metric_head(out, "realtimed_drops_total", "counter", "Events dropped, by reason.");
 	evbuffer_add_printf(out, "realtimed_drops_total{reason=\"ipc_high_water\"} %lld\n",
 	    (long long)atomic_load(&rb->rb_ipc_drops));

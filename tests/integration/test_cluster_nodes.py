@@ -43,12 +43,12 @@ def fcall(r, ch, data):
     return int(rep[1:].strip())
 
 
-def fcall_many(r, ch, a, b):
+def fcall_many(r, ch, a, b, pad=None):
     s = __import__("socket").create_connection(("127.0.0.1", r.port), timeout=10)
+    data = [{"n": i} if pad is None else {"n": i, "p": pad} for i in range(a, b)]
     try:
         s.sendall(b"".join(proclib.resp_command("FCALL", "realtimed_publish", "1", ch,
-                                                json.dumps({"n": i}))
-                           for i in range(a, b)))
+                                                json.dumps(x)) for x in data))
         buf = b""
         while buf.count(b"\r\n") < b - a:
             buf += s.recv(65536)
@@ -271,3 +271,46 @@ def test_admin_publish_goes_through_the_function(start_daemon):
     assert rep["ok"] is True and rep["offset"] == 2 and rep["receivers"] >= 1, rep
     ev = c.next_event()
     assert (ev["offset"], ev["epoch"], ev["data"]) == (2, m["epoch"], {"via": "admin"})
+
+
+def test_replays_waiting_for_one_read_are_given_as_the_worker_has_room(start_daemon):
+    """40 clients on a node that holds nothing of a channel ask at once for
+    its 60 events of 4 KB (9.6 MB of replays) while Redis is paused: all
+    wait behind one read.  When Redis answers they are not all staged for
+    the worker at once (a 64k queue): the bridge gives each as the worker
+    has room, so what it holds for the worker stays far below the replays'
+    total, and every client gets its whole replay, then live events."""
+    r = start_daemon.redis()
+    ns = "storage:* authenticated history=60"
+    node(start_daemon, r, namespace=ns)		# loads the library
+    pad = "w" * 4000
+    assert fcall_many(r, "storage:big", 1, 61, pad) == list(range(1, 61))
+    epoch = r.command("HGET", "realtimed:{storage:big}:m", "e").split(b"\r\n")[1].decode()
+    d = node(start_daemon, r, namespace=ns, ipc_max_buffer="64k")	# holds nothing
+    cs = [Client(d.port, tok("b%d" % i)) for i in range(40)]
+    before = bstats(d)
+    os.kill(r.proc.pid, signal.SIGSTOP)
+    try:
+        for x in cs:
+            x.ws.sock.sendall(rtlib.client_frame(0x1, json.dumps(
+                {"type": "subscribe", "channel": "storage:big",
+                 "since": {"epoch": epoch, "offset": 0}}).encode()))
+        time.sleep(0.5)			# every request reaches the bridge
+    finally:
+        os.kill(r.proc.pid, signal.SIGCONT)
+    for i, x in enumerate(cs):
+        m = x.ws.recv_json(20)
+        assert m["type"] == "subscribed" and m["recovered"] is True, (i, m)
+        evs = proclib.take_events(x, 60, timeout=20)
+        assert [e["offset"] for e in evs] == list(range(1, 61)), i
+        assert all(e["data"]["p"] == pad for e in evs)
+    after = bstats(d)
+    assert after["cluster_reads"] == before["cluster_reads"] + 1, after
+    assert after["ipc_drops"] == before["ipc_drops"]
+    assert after["ipc_request_waits"] > before["ipc_request_waits"], after
+    # 64k and one answer (a replay of 240 KB), not 40 of them
+    assert 64 * 1024 < after["ipc_buffer_peak"] < 600 * 1024, after
+    fcall(r, "storage:big", json.dumps({"n": 61, "p": ""}))
+    for x in cs:
+        assert x.next_event(10)["offset"] == 61
+        x.close()
