@@ -98,6 +98,11 @@ void	ws_decoder_init(struct ws_decoder *d, uint64_t max_message, int server);
  * caller validates UTF-8 after inflating); anywhere else it stays 1002.
  */
 void	ws_decoder_deflate(struct ws_decoder *d, int on);
+/*
+ * A new largest message (a reload): the next frame is judged by it, and
+ * a message already longer fails at that frame.
+ */
+void	ws_decoder_set_max(struct ws_decoder *d, uint64_t max_message);
 /* Release what the decoder allocated (a split control frame's buffer). */
 void	ws_decoder_free(struct ws_decoder *d);
 

@@ -736,6 +736,8 @@ conn_ws_feed(struct rt_conn *c, uint8_t *p, size_t len)
 	size_t		 off = 0;
 
 	c->c_last_rx = util_now_ms();
+	/* max_message_size as it stands (reloadable) */
+	ws_decoder_set_max(&c->c_dec, (uint64_t)c->c_worker->w_conf->c_max_message_size);
 	while (c->c_state == CS_OPEN || c->c_state == CS_CLOSING) {
 		off += ws_decode(&c->c_dec, p + off, len - off, &ev);
 		if (ev.type == WS_EV_NEED_MORE)

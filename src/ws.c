@@ -206,8 +206,8 @@ ws_check_length(struct ws_decoder *d)
 		return n > WS_CONTROL_MAX ? ws_fail(d, WS_E_CTL_LEN) : WS_E_NONE;
 	if (max == 0)
 		return WS_E_NONE;
-	/* wd_msg_len <= max always holds, so this cannot wrap. */
-	if (n > max - d->wd_msg_len)
+	/* wd_msg_len > max only after a smaller max was set mid-message */
+	if (d->wd_msg_len > max || n > max - d->wd_msg_len)
 		return ws_fail(d, WS_E_TOO_BIG);
 	return WS_E_NONE;
 }
@@ -442,6 +442,12 @@ void
 ws_decoder_deflate(struct ws_decoder *d, int on)
 {
 	d->wd_deflate = on != 0;
+}
+
+void
+ws_decoder_set_max(struct ws_decoder *d, uint64_t max_message)
+{
+	d->wd_max_message = max_message;
 }
 
 size_t

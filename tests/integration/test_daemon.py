@@ -529,6 +529,32 @@ def test_sighup_under_load_loses_no_connection_and_no_event(start_daemon):
         c.close()
 
 
+def test_reload_lowering_max_message_size_holds_for_open_connections(start_daemon):
+    """A smaller max_message_size applies to clients already connected,
+    also to a message they are partway through: its next frame past the
+    new limit is 1009.  A message within the new limit still works."""
+    d = start_daemon(conf={"workers": "1", "max_message_size": "64k"})
+    wait_settled(d, 1, redis=False)
+    ping = b'{"type":"ping","x":"'
+    whole = rtlib.RawWS(d.port, "/ws?token=" + rtlib.mint(userId="m1"))
+    part = rtlib.RawWS(d.port, "/ws?token=" + rtlib.mint(userId="m2"))
+    for ws in (whole, part):
+        assert ws.recv_json()["type"] == "connected"
+    part.send_frame(0x1, ping + b"a" * 8000, fin=False)	# 8 KB of a message
+    whole.send_frame(0x1, ping + b"a" * 8000 + b'"}')
+    assert whole.recv_json()["type"] == "pong"
+    rewrite(d, max_message_size="4k")
+    assert "keeping the old configuration" not in hup(d)
+    whole.send_frame(0x1, ping + b"b" * 1000 + b'"}')
+    assert whole.recv_json()["type"] == "pong"
+    whole.send_frame(0x1, ping + b"b" * 8000 + b'"}')
+    assert whole.recv_close(5)[0] == 1009
+    part.send_frame(0x0, b'"}')
+    assert part.recv_close(5)[0] == 1009
+    for ws in (whole, part):
+        ws.close_socket()
+
+
 def _sub_refused_with_undo(c, channel):
     """Subscribing is refused; a success (the reload not applied yet) is
     undone and retried."""

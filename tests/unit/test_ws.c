@@ -1082,6 +1082,46 @@ START_TEST(test_fragments_over_limit_fail_1009)
 }
 END_TEST
 
+/* A smaller max set mid-message (a reload) judges the next frame by it. */
+START_TEST(test_smaller_max_mid_message_fails_next_frame_1009)
+{
+	struct wire		 w = { 0 };
+	struct ws_decoder	 d;
+	struct ws_event		 ev;
+	size_t			 off = 0, first;
+
+	w_str(&w, WS_OP_TEXT, 0, "0123456789");
+	first = w.len;
+	w_str(&w, WS_OP_CONT, 1, "X");
+	ws_decoder_init(&d, 100, 1);
+	while (off < first) {
+		off += ws_decode(&d, w.b + off, first - off, &ev);
+		ck_assert(ev.type == WS_EV_DATA || ev.type == WS_EV_NEED_MORE);
+	}
+	ws_decoder_set_max(&d, 5);	/* the message already holds 10 */
+	off += ws_decode(&d, w.b + off, w.len - off, &ev);
+	ck_assert_int_eq(ev.type, WS_EV_ERROR);
+	ck_assert_uint_eq(ev.code, WS_CLOSE_TOO_BIG);
+	ws_decoder_free(&d);
+	/* and a larger one lets a message grow past the old (frames afresh:
+	 * decoding unmasks in place) */
+	w_free(&w);
+	w_str(&w, WS_OP_TEXT, 0, "0123456789");
+	w_str(&w, WS_OP_CONT, 1, "X");
+	ws_decoder_init(&d, 10, 1);
+	for (off = 0; off < first; )
+		off += ws_decode(&d, w.b + off, first - off, &ev);
+	ws_decoder_set_max(&d, 11);
+	do
+		off += ws_decode(&d, w.b + off, w.len - off, &ev);
+	while (ev.type == WS_EV_NEED_MORE && off < w.len);
+	ck_assert_int_eq(ev.type, WS_EV_DATA);
+	ck_assert(ev.last);
+	ws_decoder_free(&d);
+	w_free(&w);
+}
+END_TEST
+
 START_TEST(test_huge_declared_length_fails_1009_without_payload)
 {
 	static const uint8_t	 hdr[] = { 0x82, 0x80 | 127, 0x7f, 0xff, 0xff,
@@ -1686,6 +1726,7 @@ ws_suite(void)
 	tcase_add_test(tc, test_message_at_limit_accepted);
 	tcase_add_test(tc, test_frame_over_limit_fails_1009_at_header);
 	tcase_add_test(tc, test_fragments_over_limit_fail_1009);
+	tcase_add_test(tc, test_smaller_max_mid_message_fails_next_frame_1009);
 	tcase_add_test(tc, test_huge_declared_length_fails_1009_without_payload);
 	tcase_add_test(tc, test_limit_counts_each_message_afresh);
 	tcase_add_test(tc, test_no_limit_when_zero);
