@@ -102,6 +102,7 @@ struct rt_config {
 	int		 c_history_channels;	/* node positions: channel records */
 	int		 c_position_reads;	/* cluster positions: Redis reads in flight */
 	int64_t		 c_redis_reconnect_max;	/* backoff ceiling */
+	int64_t		 c_redis_timeout;	/* not ready / not answered: given up */
 
 	/* supervision */
 	int64_t		 c_child_timeout;	/* a child that does not start is killed */

@@ -47,7 +47,6 @@
 #include "ws.h"
 
 #define BRIDGE_TICK_MS		250
-#define BRIDGE_CONNECT_MS	5000	/* a connect that takes longer is retried */
 #define BRIDGE_LOG_EVERY_MS	1000	/* one "too large" line a second at most */
 
 /*
@@ -1204,7 +1203,7 @@ static int	bridge_read_ask(struct rt_bridge *, int, uint32_t, const char *, size
 /*
  * A request that comes while the bridge is still connecting to Redis
  * (a new bridge, a reconnect in progress, the library being loaded)
- * waits for it, at most BRIDGE_CONNECT_MS: answered now, it could give
+ * waits for it, at most redis_timeout: answered now, it could give
  * only a position the first subscription to Redis ends at once.  0 when
  * parked; -1 when it is to be answered now (Redis is there, or not
  * coming soon, or it cannot wait).
@@ -1264,11 +1263,11 @@ bridge_unpark(struct rt_bridge *b, int force)
 	free(pk);
 }
 
-/* Parked longer than BRIDGE_CONNECT_MS: answered without Redis. */
+/* Parked longer than redis_timeout: answered without Redis. */
 static void
 bridge_unpark_old(struct rt_bridge *b, uint64_t now)
 {
-	if (b->b_npark > 0 && now - b->b_park[0].pk_at > BRIDGE_CONNECT_MS)
+	if (b->b_npark > 0 && now - b->b_park[0].pk_at > (uint64_t)b->b_conf->c_redis_timeout)
 		bridge_unpark(b, 1);
 }
 
@@ -1843,6 +1842,7 @@ bridge_tick(evutil_socket_t fd, short ev, void *arg)
 {
 	struct rt_bridge	*b = arg;
 	uint64_t		 now = util_now_ms();
+	uint64_t		 timeout = (uint64_t)b->b_conf->c_redis_timeout;
 
 	(void)fd;
 	(void)ev;
@@ -1851,17 +1851,17 @@ bridge_tick(evutil_socket_t fd, short ev, void *arg)
 	if (b->b_stopping)
 		return;
 	if (b->b_sub != NULL && !atomic_load(&b->b_rb->rb_redis_up) &&
-	    now - b->b_sub_started > BRIDGE_CONNECT_MS) {
-		log_warnx("redis %s:%d: no answer in %d ms", b->b_url.ru_host,
-		    b->b_url.ru_port, BRIDGE_CONNECT_MS);
+	    now - b->b_sub_started > timeout) {
+		log_warnx("redis %s:%d: not ready in %llu ms (redis_timeout)", b->b_url.ru_host,
+		    b->b_url.ru_port, (unsigned long long)timeout);
 		bridge_drop(b, b->b_sub);
 	}
 	if (b->b_retry_at != 0 && now >= b->b_retry_at)
 		bridge_connect(b);
 	bridge_canary(b, now);
 	bridge_too_large_report(b, now);
-	if (now > BRIDGE_CONNECT_MS)
-		bridge_reads_flush(b, now - BRIDGE_CONNECT_MS);	/* Redis did not answer */
+	if (now > timeout)
+		bridge_reads_flush(b, now - timeout);	/* Redis did not answer */
 	bridge_unpark_old(b, now);
 	hist_expire(b->b_hist, now);
 	bridge_pos_sync(b);
@@ -1872,7 +1872,7 @@ bridge_tick(evutil_socket_t fd, short ev, void *arg)
 	if (b->b_clu != NULL)
 		bclu_tick(b->b_clu, now);
 	if (b->b_dem != NULL)
-		bdem_tick(b->b_dem, now, BRIDGE_CONNECT_MS, b->b_sub != NULL);
+		bdem_tick(b->b_dem, now, timeout, b->b_sub != NULL);
 }
 
 /* ---- workers and the master --------------------------------------------- */

@@ -127,6 +127,7 @@ static const struct conf_key conf_keys[] = {
 	{ "history_channels", CT_INT, OFF(c_history_channels), "65536", 16, 10000000, F_RELOAD },
 	{ "position_reads", CT_INT, OFF(c_position_reads), "1024", 1, 65535, 0 },
 	{ "redis_reconnect_max", CT_DURATION, OFF(c_redis_reconnect_max), "5s", 100, DAY, F_RELOAD },
+	{ "redis_timeout", CT_DURATION, OFF(c_redis_timeout), "5s", 500, DAY, F_RELOAD },
 	{ "child_timeout", CT_DURATION, OFF(c_child_timeout), "10s", 500, DAY, F_RELOAD },
 	{ "bridge_timeout", CT_DURATION, OFF(c_bridge_timeout), "3s", 500, DAY, F_RELOAD },
 	{ "worker_timeout", CT_DURATION, OFF(c_worker_timeout), "5s", 500, DAY, F_RELOAD },

@@ -695,6 +695,29 @@ class Daemon:
         self.deaths = []        # "name: status" of earlier runs that died
         self._spawn()
 
+    def _write_conf(self):
+        with open(self.conf_path, "w") as f:
+            f.write("# written by tests/integration\n")
+            for k, v in self.conf.items():
+                if v is None:
+                    continue
+                f.write("%s %s\n" % (k, v))
+
+    def reconfigure(self, timeout=5, **changes):
+        """Change keys of the config file (None drops one), SIGHUP the
+        master and wait until it logged the outcome; the log then."""
+        self.conf.update(changes)
+        self._write_conf()
+
+        def marks():
+            t = self.log()
+            return t.count("reload complete") + t.count("keeping the old configuration")
+        n = marks()
+        self.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: marks() > n, timeout, "the reload to finish")
+        time.sleep(0.2)     # the children apply it from their control sockets
+        return self.log()
+
     def _spawn(self):
         name = self.base_name if not self.spawns else \
             "%s-respawn%d" % (self.base_name, self.spawns)
@@ -718,12 +741,7 @@ class Daemon:
         }
         c.update({k: v for k, v in conf.items()})
         self.conf = c
-        with open(self.conf_path, "w") as f:
-            f.write("# written by tests/integration\n")
-            for k, v in c.items():
-                if v is None:
-                    continue
-                f.write("%s %s\n" % (k, v))
+        self._write_conf()
         e = clean_env(env)
         self.logf = open(self.log_path, "wb")
         binary = realtimed_bin()

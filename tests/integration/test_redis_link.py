@@ -5,6 +5,7 @@ start both again, and /health comes back without anyone's help.  A real
 redis-server behind a small TCP relay that can freeze one connection."""
 import socket
 import threading
+import time
 
 import rtlib
 from rtlib import Client, wait_for
@@ -105,3 +106,65 @@ def test_a_frozen_command_connection_is_replaced(start_daemon):
         assert c.next_event()["data"] == {"n": 1}
     finally:
         relay.close()
+
+
+class Silent(threading.Thread):
+    """A listener that takes connections and never answers: a Redis that
+    hangs before it is ready.  accepted counts the connections."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        self.accepted = 0
+        self.conns = []
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self.conns.append(c)
+
+    def close(self):
+        self.lsock.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_redis_timeout_gives_up_a_connection_and_answers_waiting_subscribes(start_daemon):
+    """redis_timeout: a Redis connection not ready within it is made again,
+    and a subscribe waiting for Redis (history: its position) is answered
+    without Redis after that long, not after the default 5 s.  A reload
+    changes it."""
+    silent = Silent()
+    silent.start()
+    try:
+        d = start_daemon(conf={"workers": "1", "canary_interval": "0",
+                               "redis_url": "redis://127.0.0.1:%d" % silent.port,
+                               "redis_timeout": "1s", "redis_reconnect_max": "100ms"})
+        rtlib.wait_settled(d, 1, redis=False)
+        wait_for(lambda: "not ready in 1000 ms (redis_timeout)" in d.log(), 4,
+                 "the first connection given up after 1 s")
+        wait_for(lambda: silent.accepted >= 4, 4, "connections made again")
+        c = Client(d.port, rtlib.mint(userId="t1"))
+        # into an attempt (the backoff is 100 ms): the subscribe waits for it
+        gone = d.log().count("not ready in")
+        wait_for(lambda: d.log().count("not ready in") > gone, 4, "an attempt given up")
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        m = c.reply({"type": "subscribe", "channel": "apps:created"}, timeout=10)
+        took = time.monotonic() - t0
+        assert m["type"] == "subscribed" and m["offset"] == 0, m
+        assert 0.2 < took < 3.5, "answered after %.2f s" % took
+        log = d.reconfigure(redis_timeout="2s")
+        assert "keeping the old configuration" not in log
+        wait_for(lambda: "not ready in 2000 ms (redis_timeout)" in d.log(), 6,
+                 "the reloaded redis_timeout")
+        c.close()
+    finally:
+        silent.close()
