@@ -1280,7 +1280,7 @@ bridge_unpark_old(struct rt_bridge *b, uint64_t now)
  * comes from bridge_read_answer()).
  */
 static void
-bridge_answer(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t chlen,
+bridge_answer_now(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t chlen,
     int since, const char *epoch, uint64_t offset, int ask)
 {
 	const struct chan_ns	*ns;
@@ -1290,10 +1290,6 @@ bridge_answer(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t c
 	uint64_t		 now = util_now_ms(), bytes = 0;
 	int			 rv = 0, flag;
 
-	/* w has no room: later, as if asked then (a replay is a copy) */
-	if (bridge_worker_full(b, w) &&
-	    bridge_later(b, w, req, ch, chlen, since, epoch, offset, ask) == 0)
-		return;
 	ns = chan_match(b->b_conf->c_namespaces, ch, chlen);
 	ttl = ns != NULL ? ns->ns_history_ttl : 0;
 	if (ns == NULL || ns->ns_history == 0) {
@@ -1330,6 +1326,20 @@ bridge_answer(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t c
 		hist_replay(b->b_hist, ch, chlen, epoch, offset, ttl, now, &pos,
 		    bridge_replay_one, &r);
 	bridge_write(b, w, IPC_POS_END, req, 1, NULL, 0, NULL, 0);
+}
+
+/*
+ * The same, unless w has no room or answers already wait for it: then
+ * later, after those, as if asked then (a replay is a copy).
+ */
+static void
+bridge_answer(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t chlen,
+    int since, const char *epoch, uint64_t offset, int ask)
+{
+	if ((b->b_wrd[w].r_nlater > 0 || bridge_worker_full(b, w)) &&
+	    bridge_later(b, w, req, ch, chlen, since, epoch, offset, ask) == 0)
+		return;
+	bridge_answer_now(b, w, req, ch, chlen, since, epoch, offset, ask);
 }
 
 static void
@@ -2014,15 +2024,22 @@ bridge_worker_later(struct rt_bridge *b, int w)
 	for (i = 0; i < r->r_nlater && b->b_workers[w] != NULL; i++) {
 		if (bridge_worker_full(b, w))
 			break;
-		pk = r->r_later[i];	/* the answer may keep more */
-		bridge_answer(b, w, pk.pk_wt.wt_req, pk.pk_ch, pk.pk_chlen, pk.pk_wt.wt_since,
-		    pk.pk_wt.wt_epoch, pk.pk_wt.wt_offset, pk.pk_ask);
+		pk = r->r_later[i];
+		bridge_answer_now(b, w, pk.pk_wt.wt_req, pk.pk_ch, pk.pk_chlen,
+		    pk.pk_wt.wt_since, pk.pk_wt.wt_epoch, pk.pk_wt.wt_offset, pk.pk_ask);
 	}
 	if (b->b_workers[w] == NULL)
 		return -1;	/* gone meanwhile: r_later freed */
 	memmove(r->r_later, r->r_later + i, (r->r_nlater - i) * sizeof(*r->r_later));
 	r->r_nlater -= i;
-	return r->r_nlater > 0 ? -1 : 0;
+	if (r->r_nlater > 0)
+		return -1;
+	if (r->r_latercap > 64) {	/* a storm's list: not kept for the next one */
+		free(r->r_later);
+		r->r_later = NULL;
+		r->r_latercap = 0;
+	}
+	return 0;
 }
 
 /*
