@@ -100,6 +100,7 @@ struct reg_worker {
 	_Atomic int64_t		 rw_inflate_memory;	/* bytes held by inflaters now (gauge) */
 	_Atomic int64_t		 rw_message_memory;	/* ... by messages being assembled (gauge) */
 	_Atomic int64_t		 rw_message_memory_full;	/* 1013: max_message_memory */
+	_Atomic int64_t		 rw_positions_full;	/* no position request slot: "Server busy" */
 	_Atomic int64_t		 rw_handshakes_throttled;	/* 503: max_handshake_rate */
 	_Atomic int64_t		 rw_user_conn_limited;	/* 1008: max_connections_per_user */
 	_Atomic int64_t		 rw_publish_requests;	/* POST /publish answered */
@@ -139,6 +140,7 @@ struct reg_bridge {
 	_Atomic int64_t		 rb_ipc_drops;		/* a worker over its high-water mark */
 	_Atomic int64_t		 rb_ipc_request_waits;	/* a worker's requests left until it reads */
 	_Atomic int64_t		 rb_ipc_buffer_peak;	/* most bytes queued for one worker */
+	_Atomic int64_t		 rb_redis_waits_full;	/* BRIDGE_PARK_MAX waited for Redis */
 	_Atomic int64_t		 rb_events_too_large;	/* over max_event_size, dropped */
 	_Atomic int64_t		 rb_compressed;		/* events compressed (once each) */
 	_Atomic int64_t		 rb_compress_in;	/* their JSON bytes */

@@ -1222,7 +1222,7 @@ bridge_park(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t chl
 		cap = b->b_parkcap ? b->b_parkcap * 2 : 64;
 		if (cap > BRIDGE_PARK_MAX ||
 		    (pk = reallocarray(b->b_park, cap, sizeof(*pk))) == NULL) {
-			atomic_fetch_add(&b->b_rb->rb_cluster_reads_full, 1);
+			atomic_fetch_add(&b->b_rb->rb_redis_waits_full, 1);
 			return -1;
 		}
 		b->b_park = pk;

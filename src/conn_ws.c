@@ -57,6 +57,7 @@ conn_ws_subscribe_at(struct rt_conn *c, struct proto_request *r, int fresh)
 	    r->pr_has_since ? r->pr_since_epoch : NULL, r->pr_since_offset) == -1) {
 		if (fresh)
 			chanidx_unsubscribe_at(c, i);
+		STAT_ADD(c->c_worker, rw_positions_full, 1);
 		conn_send_error(c, "Server busy, try again later", "subscribe", r->pr_channel);
 	}
 }

@@ -69,6 +69,7 @@ static const struct {
 	{ "inflate_memory", WOFF(rw_inflate_memory) },
 	{ "message_memory", WOFF(rw_message_memory) },
 	{ "message_memory_full", WOFF(rw_message_memory_full) },
+	{ "position_requests_full", WOFF(rw_positions_full) },
 	{ "handshakes_throttled", WOFF(rw_handshakes_throttled) },
 	{ "user_connections_limited", WOFF(rw_user_conn_limited) },
 	{ "publish_requests", WOFF(rw_publish_requests) },
@@ -183,6 +184,7 @@ stats_bridge_json(struct registry *reg)
 	J_INT(b, "ipc_drops", atomic_load(&rb->rb_ipc_drops));
 	J_INT(b, "ipc_request_waits", atomic_load(&rb->rb_ipc_request_waits));
 	J_INT(b, "ipc_buffer_peak", atomic_load(&rb->rb_ipc_buffer_peak));
+	J_INT(b, "redis_waits_full", atomic_load(&rb->rb_redis_waits_full));
 	J_INT(b, "events_too_large", atomic_load(&rb->rb_events_too_large));
 	J_INT(b, "events_compressed", atomic_load(&rb->rb_compressed));
 	J_INT(b, "compress_bytes_in", atomic_load(&rb->rb_compress_in));
@@ -399,6 +401,7 @@ static const struct stats_counter stats_worker_metrics[] = {
 	{ "realtimed_inflate_memory_bytes", "gauge", "Bytes held by inflaters of compressed messages being read.", WOFF(rw_inflate_memory) },
 	{ "realtimed_message_memory_bytes", "gauge", "Bytes held by client messages being read: fragments, inflated output, requests waiting behind a subscribe.", WOFF(rw_message_memory) },
 	{ "realtimed_message_memory_full_total", "counter", "Connections closed 1013: a message would pass max_message_memory.", WOFF(rw_message_memory_full) },
+	{ "realtimed_position_requests_full_total", "counter", "Subscribes answered \"Server busy\": the worker had 1,048,576 position requests to the bridge in flight.", WOFF(rw_positions_full) },
 	{ "realtimed_handshakes_throttled_total", "counter", "WebSocket upgrades refused 503 (max_handshake_rate).", WOFF(rw_handshakes_throttled) },
 	{ "realtimed_user_connections_limited_total", "counter", "Connections closed 1008 (max_connections_per_user).", WOFF(rw_user_conn_limited) },
 	{ "realtimed_publish_requests_total", "counter", "POST /publish requests answered.", WOFF(rw_publish_requests) },
@@ -499,6 +502,8 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	    (long long)atomic_load(&rb->rb_ipc_request_waits));
 	stats_metric(out, "realtimed_ipc_buffer_peak_bytes", "gauge", "The most bytes the bridge has held for one worker at a time (ipc_max_buffer bounds it, give or take one answer).",
 	    (long long)atomic_load(&rb->rb_ipc_buffer_peak));
+	stats_metric(out, "realtimed_redis_waits_full_total", "counter", "Subscribes answered without waiting for Redis to be connected: 65,536 were waiting already.",
+	    (long long)atomic_load(&rb->rb_redis_waits_full));
 	stats_metric_head(out, "realtimed_drops_total", "counter", "Events dropped, by reason.");
 	evbuffer_add_printf(out, "realtimed_drops_total{reason=\"ipc_high_water\"} %lld\n",
 	    (long long)atomic_load(&rb->rb_ipc_drops));
