@@ -468,7 +468,11 @@ static void
 conn_ws_message_done(struct rt_conn *c, const uint8_t *data, size_t len)
 {
 	if (c->c_route == ROUTE_ECHO) {
-		conn_send_message(c, c->c_msg_opcode, data, len);
+		/* a client that sends and never reads: a slow consumer */
+		if (conn_output_full(c))
+			conn_slow(c);
+		else
+			conn_send_message(c, c->c_msg_opcode, data, len);
 		return;
 	}
 	conn_ws_message(c, (const char *)data, len);

@@ -316,7 +316,8 @@ async def open_many(port, n, token=None, channel=None, concurrency=50,
 EVENT_SEQ_RE = re.compile(rb'"seq":(\d+)')
 
 
-def raw_ws_small_rcvbuf(port, token=None, rcvbuf=4096, timeout=rtlib.IO_TIMEOUT):
+def raw_ws_small_rcvbuf(port, token=None, rcvbuf=4096, timeout=rtlib.IO_TIMEOUT,
+                        endpoint="/ws"):
     """An rtlib.RawWS whose socket got a small SO_RCVBUF before connect()
     (so the kernel cannot absorb much of what the server sends)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -326,7 +327,7 @@ def raw_ws_small_rcvbuf(port, token=None, rcvbuf=4096, timeout=rtlib.IO_TIMEOUT)
     ws = rtlib.RawWS.__new__(rtlib.RawWS)
     ws.sock = s
     ws.key = base64.b64encode(os.urandom(16)).decode()
-    path = "/ws" if token is None else "/ws?token=" + token
+    path = endpoint if token is None else endpoint + "?token=" + token
     s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"

@@ -456,6 +456,37 @@ def test_ping_flood_from_a_non_reader_keeps_memory_bounded(start_daemon):
     assert_serves(d, procs)
 
 
+def test_echo_flood_from_a_non_reader_is_a_slow_consumer(start_daemon):
+    """The echo endpoint sends every message back: a client that sends and
+    never reads makes the replies pile up.  Like the protocol endpoint's
+    replies they obey max_output_buffer: closed 4000, memory bounded."""
+    d, r, procs = start(start_daemon, max_output_buffer="64k", echo_path="/echo")
+    before = stats(d)["slow_consumer_closes"]
+    ws = proclib.raw_ws_small_rcvbuf(d.port, rcvbuf=4096, endpoint="/echo")
+    rss0 = proclib.daemon_rss_kib(d)
+    frame = bytes([0x82, 0x80 | 126]) + struct.pack("!H", 4096) + b"\0\0\0\0" + \
+        b"e" * 4096
+    chunk = frame * 64                          # 262 KB of messages
+    ws.sock.settimeout(5)
+    sent = 0
+    try:
+        for _ in range(200):                    # up to 12,800 messages, 52 MB
+            ws.sock.sendall(chunk)
+            sent += 64
+    except OSError:
+        pass                                    # closed (or stopped reading)
+    time.sleep(0.5)
+    rss1 = proclib.daemon_rss_kib(d)
+    closed = stats(d)["connections"] == 0
+    ws.close_socket()
+    bound = (96 if os.environ.get("REALTIMED_SANITIZED") else 16) * 1024
+    assert rss1 - rss0 < bound, \
+        "daemon RSS grew %d KiB under %d echoed messages nobody read" % (rss1 - rss0, sent)
+    assert closed, "the echo flooder is still connected"
+    counter_moved(d, "slow_consumer_closes", before)
+    assert_serves(d, procs)
+
+
 # ---------------------------------------------------- silent peer
 
 def test_silent_peer_dropped_by_heartbeat(start_daemon):
