@@ -33,6 +33,7 @@
 #define BCTL_TOUCHED_MAX	64	/* jtis changed while a reload runs */
 #define BCTL_LOG_MS		10000	/* one line per kind of refusal this often */
 #define BCTL_KEY_MAX		(RT_CHANNEL_MAX + 16)
+#define BCTL_SYNC_PAGE		1000	/* revocations read at a time (HSCAN COUNT) */
 
 /* A revocation (or its undoing) Redis has not stored yet. */
 struct bctl_pending {
@@ -56,7 +57,7 @@ struct bctl {
 	struct ctl_window	*bc_window;
 	struct bctl_pending	*bc_pend;
 	size_t			 bc_npend;
-	int			 bc_syncing;	/* the reload's HGETALL is in flight */
+	int			 bc_syncing;	/* the revocations are being read (HSCAN) */
 	int			 bc_sync_again;
 	int			 bc_sync_dirty;	/* too much changed meanwhile: read again */
 	int			 bc_ntouched;
@@ -486,30 +487,54 @@ bctl_drop(struct bctl *bc, const redisReply *k, const redisReply *v)
 	    bc->bc_key_revoked, k->str, k->len, v->str, v->len);
 }
 
+static void	bctl_on_sync(redisAsyncContext *, void *, void *);
+
+/* The next page of the stored revocations, from cursor: 0, or -1 when not asked. */
+static int
+bctl_sync_ask(struct bctl *bc, const char *cursor)
+{
+	struct bctl_req	*rq = bctl_req(bc, 0);
+
+	if (bctl_cmd(bc, bc->bc_key_revoked, bctl_on_sync, rq, "HSCAN %s %s COUNT %d",
+	    bc->bc_key_revoked, cursor, BCTL_SYNC_PAGE) == -1) {
+		free(rq);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * What Redis holds for each jti is the last word on it: a revocation (its
  * until) or an unrevoke's mark (an entry of until 0: the master drops
  * it).  A jti Redis does not name, or names with a value we cannot check,
- * stays as the master holds it.
+ * stays as the master holds it.  Read a page at a time (HSCAN: every
+ * entry there from start to end comes at least once; the master takes
+ * each as it comes, so a page twice is no harm), so that neither Redis
+ * nor the bridge has a whole large table in one reply.
  */
 static void
 bctl_on_sync(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct bctl_req		*rq = priv;
 	struct bctl		*bc = rq->br_bc;
-	redisReply		*reply = r, *k, *v;
+	redisReply		*reply = r, *k, *v, *page;
 	uint8_t			*msg;
 	struct ipc_sync_entry	 e;
 	const char		*secret;
+	char			 cursor[32];
 	size_t			 i, slen, n = 0, loaded = 0, bad = 0;
 	int64_t			 until, now = (int64_t)time(NULL);
 	int			 revoked;
 
 	(void)ac;
 	if (rq->br_gen != bc->bc_gen || reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
-	    bc->bc_sync_dirty) {
+	    reply->elements != 2 || reply->element[0]->type != REDIS_REPLY_STRING ||
+	    reply->element[0]->len >= sizeof(cursor) ||
+	    reply->element[1]->type != REDIS_REPLY_ARRAY || bc->bc_sync_dirty) {
 		if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
-			log_warnx("redis: HGETALL %s: %s", bc->bc_key_revoked, reply->str);
+			log_warnx("redis: HSCAN %s: %s", bc->bc_key_revoked, reply->str);
+		else if (reply != NULL && rq->br_gen == bc->bc_gen && !bc->bc_sync_dirty)
+			log_warnx("redis: HSCAN %s: an answer of another shape", bc->bc_key_revoked);
 		if (rq->br_gen == bc->bc_gen && bc->bc_syncing) {
 			if (bc->bc_sync_dirty && reply != NULL) {
 				bctl_sync_done(bc, IPC_SYNC_END);	/* and again */
@@ -520,13 +545,16 @@ bctl_on_sync(redisAsyncContext *ac, void *r, void *priv)
 		return;
 	}
 	free(rq);
+	memcpy(cursor, reply->element[0]->str, reply->element[0]->len);
+	cursor[reply->element[0]->len] = '\0';
+	page = reply->element[1];
 	if ((msg = malloc(1 + IPC_SYNC_BATCH * sizeof(e))) == NULL)
 		fatal("malloc");
 	msg[0] = IPC_SYNC_ENTRIES;
 	secret = bctl_secret(bc, &slen);
-	for (i = 0; i + 1 < reply->elements; i += 2) {
-		k = reply->element[i];
-		v = reply->element[i + 1];
+	for (i = 0; i + 1 < page->elements; i += 2) {
+		k = page->element[i];
+		v = page->element[i + 1];
 		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
 			continue;
 		revoked = 1;
@@ -562,7 +590,10 @@ bctl_on_sync(redisAsyncContext *ac, void *r, void *priv)
 		bctl_log(bc, BCTL_LOG_BAD_STORED, "%s:revoked: %s", "stored revocations"
 		    " with a wrong MAC ignored (another control_secret?)");
 	}
-	bctl_sync_done(bc, IPC_SYNC_END);
+	if (strcmp(cursor, "0") == 0)
+		bctl_sync_done(bc, IPC_SYNC_END);
+	else if (bctl_sync_ask(bc, cursor) == -1)
+		bctl_sync_done(bc, IPC_SYNC_ABORT);	/* read again on the next connection */
 }
 
 /*
@@ -572,16 +603,10 @@ bctl_on_sync(redisAsyncContext *ac, void *r, void *priv)
 static void
 bctl_sync(struct bctl *bc)
 {
-	struct bctl_req	*rq;
-
 	if (bc->bc_send == NULL || bc->bc_syncing || !bctl_enabled(bc))
 		return;
-	rq = bctl_req(bc, 0);
-	if (bctl_cmd(bc, bc->bc_key_revoked, bctl_on_sync, rq, "HGETALL %s",
-	    bc->bc_key_revoked) == -1) {
-		free(rq);
+	if (bctl_sync_ask(bc, "0") == -1)
 		return;
-	}
 	bc->bc_syncing = 1;
 	bctl_sync_phase(bc, IPC_SYNC_BEGIN);
 }

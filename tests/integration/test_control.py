@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -239,6 +240,40 @@ def test_revocation_survives_restarts_and_reaches_late_nodes(start_daemon):
     wait_for(lambda: bstats(d3)["revocations_bad"] == 1, 5, "bad stored value counted")
     assert stats(d3)["revocations"] == 1
     assert accepted(d3.port, tok("u9", jti="forged-jti"))
+
+
+def test_a_late_node_reads_every_stored_revocation_page_by_page(start_daemon):
+    """2,500 revocations stored in Redis (more than one page of the read):
+    a node that starts later holds every one of them, and refuses them."""
+    r = start_daemon.redis()
+    until = int(time.time()) + 3600
+    entries = []
+    for i in range(2500):
+        jti = "stored-%04d" % i
+        mac = hmac.new(SECRET.encode(), ("revoke %s %d" % (jti, until)).encode(),
+                       hashlib.sha256).hexdigest()
+        entries += [jti, "%d %s" % (until, mac)]
+    s = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+    try:
+        s.sendall(b"".join(proclib.resp_command("HSET", CC + ":revoked", *entries[i:i + 200])
+                           for i in range(0, len(entries), 200)))
+        buf = b""
+        while buf.count(b"\r\n") < len(entries) // 200:
+            buf += s.recv(65536)
+    finally:
+        s.close()
+    assert r.command("HLEN", CC + ":revoked") == b":2500\r\n"
+    d = node(start_daemon, r)
+    wait_for(lambda: stats(d)["revocations"] == 2500, 10, "all 2,500 loaded")
+    assert bstats(d)["revocations_loaded"] >= 2500
+    for jti in ("stored-0000", "stored-1234", "stored-2499"):
+        assert refused(d.port, tok("u7", jti=jti))[1:] == (1008, "Token revoked")
+    assert accepted(d.port, tok("u7", jti="stored-2500"))
+    assert "HSCAN" not in d.log()		# no error, no answer of another shape
+    # read in pages, not in one reply of the whole table
+    stats_text = r.command("INFO", "commandstats").decode()
+    calls = re.search(r"cmdstat_hscan:calls=(\d+)", stats_text)
+    assert calls and int(calls.group(1)) >= 3, stats_text
 
 
 def test_an_unrevoke_a_node_missed_is_read_back_from_redis(start_daemon):
