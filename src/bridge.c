@@ -1200,6 +1200,43 @@ bridge_can_read(const struct rt_bridge *b)
 static int	bridge_read_ask(struct rt_bridge *, int, uint32_t, const char *, size_t, int,
 		    const char *, uint64_t);
 
+static void
+bridge_wait_set(struct bridge_wait *wt, int w, uint32_t req, int since, const char *epoch,
+    uint64_t offset)
+{
+	wt->wt_w = w;
+	wt->wt_req = req;
+	wt->wt_since = (uint8_t)since;
+	wt->wt_offset = offset;
+	snprintf(wt->wt_epoch, sizeof(wt->wt_epoch), "%s", epoch);
+}
+
+/* A request kept at the end of a list of them, at most max long: 0, or -1. */
+static int
+bridge_park_add(struct bridge_park **list, size_t *n, size_t *cap, size_t max, int w,
+    uint32_t req, const char *ch, size_t chlen, int since, const char *epoch,
+    uint64_t offset, int ask)
+{
+	struct bridge_park	*pk;
+	size_t			 ncap;
+
+	if (*n == *cap) {
+		ncap = *cap ? *cap * 2 : 64;
+		if (ncap > max || (pk = reallocarray(*list, ncap, sizeof(*pk))) == NULL)
+			return -1;
+		*list = pk;
+		*cap = ncap;
+	}
+	pk = &(*list)[(*n)++];
+	bridge_wait_set(&pk->pk_wt, w, req, since, epoch, offset);
+	pk->pk_at = util_now_ms();
+	pk->pk_ask = ask;
+	memcpy(pk->pk_ch, ch, chlen);
+	pk->pk_ch[chlen] = '\0';
+	pk->pk_chlen = chlen;
+	return 0;
+}
+
 /*
  * A request that comes while the bridge is still connecting to Redis
  * (a new bridge, a reconnect in progress, the library being loaded)
@@ -1212,32 +1249,14 @@ static int
 bridge_park(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t chlen,
     int since, const char *epoch, uint64_t offset)
 {
-	struct bridge_park	*pk;
-	size_t			 cap;
-
 	if (bridge_can_read(b) || b->b_fn_failed || b->b_sub == NULL || b->b_cmd == NULL ||
 	    b->b_stopping)
 		return -1;
-	if (b->b_npark == b->b_parkcap) {
-		cap = b->b_parkcap ? b->b_parkcap * 2 : 64;
-		if (cap > BRIDGE_PARK_MAX ||
-		    (pk = reallocarray(b->b_park, cap, sizeof(*pk))) == NULL) {
-			atomic_fetch_add(&b->b_rb->rb_redis_waits_full, 1);
-			return -1;
-		}
-		b->b_park = pk;
-		b->b_parkcap = cap;
+	if (bridge_park_add(&b->b_park, &b->b_npark, &b->b_parkcap, BRIDGE_PARK_MAX, w, req,
+	    ch, chlen, since, epoch, offset, 1) == -1) {
+		atomic_fetch_add(&b->b_rb->rb_redis_waits_full, 1);
+		return -1;
 	}
-	pk = &b->b_park[b->b_npark++];
-	pk->pk_wt.wt_w = w;
-	pk->pk_wt.wt_req = req;
-	pk->pk_wt.wt_since = (uint8_t)since;
-	pk->pk_wt.wt_offset = offset;
-	snprintf(pk->pk_wt.wt_epoch, sizeof(pk->pk_wt.wt_epoch), "%s", epoch);
-	pk->pk_at = util_now_ms();
-	memcpy(pk->pk_ch, ch, chlen);
-	pk->pk_ch[chlen] = '\0';
-	pk->pk_chlen = chlen;
 	return 0;
 }
 
@@ -1388,12 +1407,7 @@ bridge_read_wait(struct bridge_read *rd, int w, uint32_t req, int since, const c
 		rd->rd_wait = wt;
 		rd->rd_waitcap = cap;
 	}
-	wt = &rd->rd_wait[rd->rd_nwait++];
-	wt->wt_w = w;
-	wt->wt_req = req;
-	wt->wt_since = (uint8_t)since;
-	wt->wt_offset = offset;
-	snprintf(wt->wt_epoch, sizeof(wt->wt_epoch), "%s", epoch);
+	bridge_wait_set(&rd->rd_wait[rd->rd_nwait++], w, req, since, epoch, offset);
 	return 0;
 }
 
@@ -1967,28 +1981,9 @@ bridge_later(struct rt_bridge *b, int w, uint32_t req, const char *ch, size_t ch
     int since, const char *epoch, uint64_t offset, int ask)
 {
 	struct bridge_wrd	*r = &b->b_wrd[w];
-	struct bridge_park	*pk;
-	size_t			 cap;
 
-	if (r->r_nlater == r->r_latercap) {
-		cap = r->r_latercap ? r->r_latercap * 2 : 16;
-		if ((pk = reallocarray(r->r_later, cap, sizeof(*pk))) == NULL)
-			return -1;
-		r->r_later = pk;
-		r->r_latercap = cap;
-	}
-	pk = &r->r_later[r->r_nlater++];
-	pk->pk_wt.wt_w = w;
-	pk->pk_wt.wt_req = req;
-	pk->pk_wt.wt_since = (uint8_t)since;
-	pk->pk_wt.wt_offset = offset;
-	snprintf(pk->pk_wt.wt_epoch, sizeof(pk->pk_wt.wt_epoch), "%s", epoch);
-	pk->pk_at = util_now_ms();
-	pk->pk_ask = ask;
-	memcpy(pk->pk_ch, ch, chlen);
-	pk->pk_ch[chlen] = '\0';
-	pk->pk_chlen = chlen;
-	return 0;
+	return bridge_park_add(&r->r_later, &r->r_nlater, &r->r_latercap, SIZE_MAX, w, req,
+	    ch, chlen, since, epoch, offset, ask);
 }
 
 /* Worker w's socket is read (on), or not while w has no room (off). */

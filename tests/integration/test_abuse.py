@@ -414,6 +414,23 @@ def test_never_reading_client_closed_4000(start_daemon):
     assert_serves(d, procs)
 
 
+def flood(ws, frame, per, times):
+    """Send frame `per` at a time, `times` times, or until the daemon stops
+    taking them (closed, or no longer reading); then let it settle.  The
+    frames sent."""
+    chunk = frame * per
+    ws.sock.settimeout(5)
+    sent = 0
+    try:
+        for _ in range(times):
+            ws.sock.sendall(chunk)
+            sent += per
+    except OSError:
+        pass
+    time.sleep(0.5)
+    return sent
+
+
 def test_ping_flood_from_a_non_reader_keeps_memory_bounded(start_daemon):
     """WebSocket pings are answered with pongs; a client that floods pings
     and never reads makes those pongs pile up in the daemon.  "Memory stays
@@ -427,16 +444,7 @@ def test_ping_flood_from_a_non_reader_keeps_memory_bounded(start_daemon):
     assert ws.recv_json()["type"] == "connected"
     rss0 = proclib.daemon_rss_kib(d)
     frame = bytes([0x89, 0x80 | 125]) + b"\0\0\0\0" + b"p" * 125
-    chunk = frame * 1000                        # 131 KB of pings
-    ws.sock.settimeout(5)
-    sent = 0
-    try:
-        for _ in range(300):                    # up to 300,000 pings, 39 MB
-            ws.sock.sendall(chunk)
-            sent += 1000
-    except OSError:
-        pass                                    # closed (or stopped reading)
-    time.sleep(0.5)
+    sent = flood(ws, frame, 1000, 300)          # up to 300,000 pings, 39 MB
     rss1 = proclib.daemon_rss_kib(d)
     after = stats(d)
     closed = after["connections"] == 0
@@ -466,16 +474,7 @@ def test_echo_flood_from_a_non_reader_is_a_slow_consumer(start_daemon):
     rss0 = proclib.daemon_rss_kib(d)
     frame = bytes([0x82, 0x80 | 126]) + struct.pack("!H", 4096) + b"\0\0\0\0" + \
         b"e" * 4096
-    chunk = frame * 64                          # 262 KB of messages
-    ws.sock.settimeout(5)
-    sent = 0
-    try:
-        for _ in range(200):                    # up to 12,800 messages, 52 MB
-            ws.sock.sendall(chunk)
-            sent += 64
-    except OSError:
-        pass                                    # closed (or stopped reading)
-    time.sleep(0.5)
+    sent = flood(ws, frame, 64, 200)            # up to 12,800 messages, 52 MB
     rss1 = proclib.daemon_rss_kib(d)
     closed = stats(d)["connections"] == 0
     ws.close_socket()

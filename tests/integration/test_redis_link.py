@@ -11,20 +11,18 @@ import rtlib
 from rtlib import Client, wait_for
 
 
-class Relay(threading.Thread):
-    """127.0.0.1:port -> Redis.  freeze() turns the open connections whose
-    client's first bytes contained `mark` into black holes (bytes both
-    ways dropped, sockets left open); later connections are not touched."""
+class Listener(threading.Thread):
+    """Takes connections on a free loopback port (port); accepted counts
+    them, take(sock) is given each."""
 
-    def __init__(self, redis_port, mark):
+    def __init__(self):
         super().__init__(daemon=True)
-        self.redis_port, self.mark = redis_port, mark
         self.lsock = socket.socket()
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(16)
         self.port = self.lsock.getsockname()[1]
         self.accepted = 0
-        self.conns = []         # [client, upstream, state]
+        self.conns = []
 
     def run(self):
         while True:
@@ -33,11 +31,24 @@ class Relay(threading.Thread):
             except OSError:
                 return
             self.accepted += 1
-            u = socket.create_connection(("127.0.0.1", self.redis_port))
-            state = {"marked": None, "frozen": False}
-            self.conns.append((c, u, state))
-            threading.Thread(target=self.pipe, args=(c, u, state, True), daemon=True).start()
-            threading.Thread(target=self.pipe, args=(u, c, state, False), daemon=True).start()
+            self.take(c)
+
+
+class Relay(Listener):
+    """127.0.0.1:port -> Redis.  freeze() turns the open connections whose
+    client's first bytes contained `mark` into black holes (bytes both
+    ways dropped, sockets left open); later connections are not touched."""
+
+    def __init__(self, redis_port, mark):
+        super().__init__()
+        self.redis_port, self.mark = redis_port, mark   # conns: (client, upstream, state)
+
+    def take(self, c):
+        u = socket.create_connection(("127.0.0.1", self.redis_port))
+        state = {"marked": None, "frozen": False}
+        self.conns.append((c, u, state))
+        threading.Thread(target=self.pipe, args=(c, u, state, True), daemon=True).start()
+        threading.Thread(target=self.pipe, args=(u, c, state, False), daemon=True).start()
 
     def freeze(self):
         n = 0
@@ -108,27 +119,12 @@ def test_a_frozen_command_connection_is_replaced(start_daemon):
         relay.close()
 
 
-class Silent(threading.Thread):
-    """A listener that takes connections and never answers: a Redis that
-    hangs before it is ready.  accepted counts the connections."""
+class Silent(Listener):
+    """Takes connections and never answers: a Redis that hangs before it
+    is ready."""
 
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(16)
-        self.port = self.lsock.getsockname()[1]
-        self.accepted = 0
-        self.conns = []
-
-    def run(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            self.conns.append(c)
+    def take(self, c):
+        self.conns.append(c)
 
     def close(self):
         self.lsock.close()
