@@ -496,6 +496,9 @@ auth_anonymous(struct auth_user *user)
  * A NumericDate claim: 1 present (*v set), 0 absent, -1 not a number.
  * Non-integral dates (RFC 7519 allows them) are truncated.
  */
+/* 9999-12-31T23:59:59Z: a later date is this one (it prints, and times in ms fit) */
+#define AUTH_DATE_MAX	INT64_C(253402300799)
+
 static int
 auth_numeric_date(struct json_object *claims, const char *name, int64_t *v)
 {
@@ -504,17 +507,21 @@ auth_numeric_date(struct json_object *claims, const char *name, int64_t *v)
 
 	if (!json_object_object_get_ex(claims, name, &o))
 		return 0;
-	if (json_object_is_type(o, json_type_int)) {
+	if (json_object_is_type(o, json_type_int))
 		*v = json_object_get_int64(o);
-		return 1;
-	}
-	if (!json_object_is_type(o, json_type_double))
+	else if (!json_object_is_type(o, json_type_double))
 		return -1;
-	d = json_object_get_double(o);
-	if (!(d > -9.2e15 && d < 9.2e15))	/* also NaN */
-		*v = d > 0 ? INT64_MAX : INT64_MIN;
-	else
-		*v = (int64_t)d;
+	else {
+		d = json_object_get_double(o);
+		if (d != d)
+			return -1;	/* NaN is no date */
+		*v = d >= (double)AUTH_DATE_MAX ? AUTH_DATE_MAX : d <= 0 ? 0 : (int64_t)d;
+	}
+	/* before 1970 is as good as 1970 for exp and nbf */
+	if (*v > AUTH_DATE_MAX)
+		*v = AUTH_DATE_MAX;
+	else if (*v < 0)
+		*v = 0;
 	return 1;
 }
 
@@ -803,8 +810,11 @@ auth_header_alg(const char *tok, char *alg, size_t alglen)
 
 	if (dot == NULL || (n = (size_t)(dot - tok)) == 0 || n + 4 > sizeof(b64))
 		return -1;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		if (tok[i] == '+' || tok[i] == '/' || tok[i] == '=')
+			return -1;	/* base64url, unpadded (RFC 7515 2) */
 		b64[i] = tok[i] == '-' ? '+' : tok[i] == '_' ? '/' : (unsigned char)tok[i];
+	}
 	while (i % 4 != 0)
 		b64[i++] = '=';
 	if ((len = EVP_DecodeBlock(raw, b64, (int)i)) < 0)
@@ -814,9 +824,20 @@ auth_header_alg(const char *tok, char *alg, size_t alglen)
 	if ((jt = json_tokener_new()) == NULL)
 		return -1;
 	hdr = json_tokener_parse_ex(jt, (const char *)raw, len);
+	if (hdr != NULL && json_tokener_get_parse_end(jt) != (size_t)len) {
+		json_object_put(hdr);	/* something after the header's JSON */
+		hdr = NULL;
+	}
 	json_tokener_free(jt);
-	if (hdr == NULL)
+	if (hdr == NULL || !json_object_is_type(hdr, json_type_object)) {
+		json_object_put(hdr);
 		return -1;
+	}
+	/* we understand no extension, so a header that makes one critical is refused (RFC 7515 4.1.11) */
+	if (json_object_object_get_ex(hdr, "crit", NULL)) {
+		json_object_put(hdr);
+		return -1;
+	}
 	if (json_object_object_get_ex(hdr, "alg", &v) && json_object_is_type(v, json_type_string)) {
 		snprintf(alg, alglen, "%s", json_object_get_string(v));
 		rv = 0;
@@ -939,6 +960,8 @@ auth_check(struct auth_ctx *ctx, const char *tok, size_t len, time_t now,
 	    (d2 = memchr(d1 + 1, '.', (size_t)(end - d1 - 1))) == NULL ||
 	    memchr(d2 + 1, '.', (size_t)(end - d2 - 1)) != NULL)
 		return "malformed token";
+	if (d1 == tok)
+		return "malformed token";	/* no header, so no alg */
 	/* one issuer sends one header: decode it only when it changes */
 	if ((size_t)(d1 - tok) != ctx->a_hdrlen || memcmp(tok, ctx->a_hdr, ctx->a_hdrlen) != 0) {
 		if (auth_header_alg(tok, alg, sizeof(alg)) == -1)

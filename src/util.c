@@ -51,7 +51,11 @@ util_timestamp(char *out, size_t outlen, const struct timeval *tv)
 		k = !last;
 	else {
 		k = !last;	/* the one not used last goes */
-		gmtime_r(&tv->tv_sec, &tm);
+		if (gmtime_r(&tv->tv_sec, &tm) == NULL) {
+			time_t	 zero = 0;	/* past year 2^31: not a date we print */
+
+			gmtime_r(&zero, &tm);
+		}
 		snprintf(cache[k].head, sizeof(cache[k].head), "%04d-%02d-%02dT%02d:%02d:%02d.",
 		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		    tm.tm_min, tm.tm_sec);

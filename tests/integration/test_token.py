@@ -54,6 +54,21 @@ def test_connected_carries_expires_at(start_daemon):
     assert m["type"] == "connected" and m["expiresAt"] is None, m
 
 
+def test_an_exp_past_the_year_9999_is_9999(start_daemon):
+    """exp beyond what a timestamp can say (2^63 - 1, 1e300): the token
+    is good until 9999-12-31T23:59:59Z, which expiresAt says, and the
+    connection is not closed as expired."""
+    d, r = start(start_daemon)
+    for exp in (2 ** 63 - 1, 1e300):
+        c = Client(d.port, tok(exp=exp), expect_connected=False)
+        m = c.ws.recv_json()
+        assert m["type"] == "connected" and m["expiresAt"] == "9999-12-31T23:59:59.000Z", m
+        assert c.reply({"type": "ping"}, timeout=5)["type"] == "pong"
+        time.sleep(0.3)
+        assert c.alive()
+        c.close()
+
+
 def test_auth_refresh_moves_the_expiry(start_daemon):
     d, r = start(start_daemon, token_refresh_notice="0")
     c = Client(d.port, tok(exp_in=2))

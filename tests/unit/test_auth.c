@@ -1288,17 +1288,16 @@ b64url(const void *in, size_t n, char *out)
 			*p = '_';
 }
 
-/* An HS256 token of payload exactly as written (libjwt would re-encode it). */
+/* An HS256 token of header segment hseg (as sent) and payload, signed. */
 static void
-mint_raw_hs256(const char *payload, char *tok, size_t toklen)
+mint_seg_hs256(const char *hseg, const char *payload, char *tok, size_t toklen)
 {
-	static const char	 head[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 	unsigned char		 mac[EVP_MAX_MD_SIZE];
 	unsigned int		 maclen;
 	size_t			 n;
 
-	ck_assert_uint_lt(4 * (strlen(head) + strlen(payload)) / 3 + 100, toklen);
-	b64url(head, strlen(head), tok);
+	ck_assert_uint_lt(strlen(hseg) + 4 * strlen(payload) / 3 + 100, toklen);
+	strcpy(tok, hseg);
 	strcat(tok, ".");
 	b64url(payload, strlen(payload), tok + strlen(tok));
 	ck_assert_ptr_nonnull(HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET),
@@ -1307,6 +1306,88 @@ mint_raw_hs256(const char *payload, char *tok, size_t toklen)
 	n = strlen(tok);
 	b64url(mac, maclen, tok + n);
 }
+
+/* An HS256 token of header and payload exactly as written (libjwt would re-encode them). */
+static void
+mint_head_hs256(const char *head, const char *payload, char *tok, size_t toklen)
+{
+	char	 hseg[512];
+
+	ck_assert_uint_lt(4 * strlen(head) / 3 + 4, sizeof(hseg));
+	b64url(head, strlen(head), hseg);
+	mint_seg_hs256(hseg, payload, tok, toklen);
+}
+
+static void
+mint_raw_hs256(const char *payload, char *tok, size_t toklen)
+{
+	mint_head_hs256("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", payload, tok, toklen);
+}
+
+/*
+ * Headers signed with the right key that are still no header of ours: none
+ * at all (also as the first token a context sees), one that makes an
+ * extension critical, one with bytes after its JSON, one in plain base64.
+ */
+START_TEST(test_signed_tokens_with_bad_headers_refused)
+{
+	static const char	*heads[] = { "{\"alg\":\"HS256\",\"crit\":[\"zzz\"]}",
+	    "{\"alg\":\"HS256\"}x", "[\"alg\",\"HS256\"]" };
+	struct auth_ctx		*ctx;
+	struct auth_user	 u;
+	char			 tok[1024], reason[128];
+	size_t			 i;
+
+	for (i = 0; i < 2; i++) {
+		ctx = hs256_ctx(0);
+		if (i == 1) {	/* a good token first: its header is the one known */
+			mint_raw_hs256("{\"sub\":\"ok\"}", tok, sizeof(tok));
+			ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+		}
+		mint_seg_hs256("", "{\"sub\":\"eh\"}", tok, sizeof(tok));
+		expect_reject(ctx, tok, "malformed token");
+		auth_free(ctx);
+	}
+	ctx = hs256_ctx(0);
+	for (i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+		mint_head_hs256(heads[i], "{\"sub\":\"h\"}", tok, sizeof(tok));
+		expect_reject(ctx, tok, "malformed token");
+	}
+	/* {"alg":"HS256","k":"~~"}: base64url has a '-', plain base64 a '+' */
+	mint_seg_hs256("eyJhbGciOiJIUzI1NiIsImsiOiJ-fiJ9", "{\"sub\":\"h\"}", tok, sizeof(tok));
+	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	mint_seg_hs256("eyJhbGciOiJIUzI1NiIsImsiOiJ+fiJ9", "{\"sub\":\"h\"}", tok, sizeof(tok));
+	expect_reject(ctx, tok, "malformed token");
+	auth_free(ctx);
+}
+END_TEST
+
+/* Dates past 9999 are 9999 (they print, and their milliseconds fit); before 1970, 1970. */
+START_TEST(test_absurd_dates_clamp)
+{
+	static const char	*exps[] = { "9223372036854775807", "1e300", "4611686018427387904",
+	    "253402300800" };
+	struct auth_ctx		*ctx = hs256_ctx(0);
+	struct auth_user	 u;
+	char			 claims[128], tok[1024], reason[128];
+	size_t			 i;
+
+	for (i = 0; i < sizeof(exps) / sizeof(exps[0]); i++) {
+		snprintf(claims, sizeof(claims), "{\"sub\":\"d\",\"exp\":%s}", exps[i]);
+		mint_raw_hs256(claims, tok, sizeof(tok));
+		ck_assert_msg(verify(ctx, tok, NOW, &u, reason, sizeof(reason)) == 0,
+		    "exp %s: %s", exps[i], reason);
+		ck_assert_int_eq((int64_t)u.u_exp, INT64_C(253402300799));
+	}
+	mint_raw_hs256("{\"sub\":\"d\",\"exp\":-9223372036854775807}", tok, sizeof(tok));
+	expect_reject(ctx, tok, "token expired");
+	mint_raw_hs256("{\"sub\":\"d\",\"nbf\":1e300}", tok, sizeof(tok));
+	expect_reject(ctx, tok, "token not yet valid");
+	mint_raw_hs256("{\"sub\":\"d\",\"nbf\":-1e300}", tok, sizeof(tok));
+	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	auth_free(ctx);
+}
+END_TEST
 
 START_TEST(test_claims_with_nul_not_kept)
 {
@@ -1837,6 +1918,8 @@ auth_suite(void)
 	tcase_add_test(tc, test_claims_other_types_not_kept_token_still_good);
 	tcase_add_test(tc, test_claims_over_channel_length_not_kept);
 	tcase_add_test(tc, test_claims_with_nul_not_kept);
+	tcase_add_test(tc, test_signed_tokens_with_bad_headers_refused);
+	tcase_add_test(tc, test_absurd_dates_clamp);
 	tcase_add_test(tc, test_claims_user_id_falls_back_to_sub);
 	tcase_add_test(tc, test_claims_values_kept_as_they_are);
 	tcase_add_test(tc, test_claims_only_the_named_ones);
