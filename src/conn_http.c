@@ -36,8 +36,8 @@ conn_http_error(struct rt_conn *c, int status, const char *extra)
 	blen = snprintf(body, sizeof(body), "%d %s\n", status, http_reason(status));
 	n = http_format_response(buf, sizeof(buf), status, "text/plain", extra,
 	    body, (size_t)blen);
-	if (n > 0)
-		conn_write(c, buf, (size_t)n);
+	if (n > 0)	/* the body last: a HEAD's answer is the same without it */
+		conn_write(c, buf, (size_t)n - (c->c_http_head ? (size_t)blen : 0));
 	if (status >= 400)
 		STAT_ADD(c->c_worker, rw_handshake_errors, 1);
 	log_debug("%s: %s: HTTP %d", __func__, conn_peer(c), status);
@@ -64,7 +64,7 @@ conn_http_health(struct rt_conn *c, int live)
 	n = http_format_response(buf, sizeof(buf), healthy ? 200 : 503, "application/json",
 	    "Cache-Control: no-store\r\n", body, blen);
 	if (n > 0)
-		conn_write(c, buf, (size_t)n);
+		conn_write(c, buf, (size_t)n - (c->c_http_head ? blen : 0));
 	json_object_put(o);
 	conn_linger(c);
 }
@@ -101,7 +101,7 @@ conn_http_metrics(struct rt_conn *c)
 		conn_http_error(c, 503, NULL);
 		return;
 	}
-	conn_write2(c, head, (size_t)n, p, evbuffer_get_length(body));
+	conn_write2(c, head, (size_t)n, p, c->c_http_head ? 0 : evbuffer_get_length(body));
 	evbuffer_free(body);
 	conn_linger(c);
 }
@@ -244,7 +244,8 @@ conn_http_upgrade(struct rt_conn *c, const struct http_request *req, int route)
 
 	if ((status = http_check_upgrade(req, &up)) != 0) {
 		conn_http_error(c, status, status == 426 ?
-		    "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" : NULL);
+		    "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" :
+		    status == 405 ? "Allow: GET\r\n" : NULL);
 		return;
 	}
 	if (!conn_http_origin_ok(c, req)) {
@@ -305,9 +306,11 @@ conn_http_route(struct rt_conn *c, const struct http_request *req, const char *b
 	struct rt_config	*conf = c->c_worker->w_conf;
 	const char		*p = req->r_path;
 	size_t			 n = req->r_path_len;
-	int			 is_get = req->r_method_len == 3 &&
-				    memcmp(req->r_method, "GET", 3) == 0;
+	int			 is_get;
 
+	/* HEAD is GET without the body (RFC 9110 9.3.2), for health checks */
+	c->c_http_head = req->r_method_len == 4 && memcmp(req->r_method, "HEAD", 4) == 0;
+	is_get = c->c_http_head || (req->r_method_len == 3 && memcmp(req->r_method, "GET", 3) == 0);
 	*used = 0;
 	if (n == 8 && memcmp(p, "/publish", 8) == 0) {
 		if (conf->c_publish_api_key[0] == '\0')
@@ -329,11 +332,11 @@ conn_http_route(struct rt_conn *c, const struct http_request *req, const char *b
 		conn_http_upgrade(c, req, ROUTE_ECHO);
 	else if ((n == 7 && memcmp(p, "/health", 7) == 0) ||
 	    (n == 13 && memcmp(p, "/health/ready", 13) == 0))
-		is_get ? conn_http_health(c, 0) : conn_http_error(c, 405, "Allow: GET\r\n");
+		is_get ? conn_http_health(c, 0) : conn_http_error(c, 405, "Allow: GET, HEAD\r\n");
 	else if (n == 12 && memcmp(p, "/health/live", 12) == 0)
-		is_get ? conn_http_health(c, 1) : conn_http_error(c, 405, "Allow: GET\r\n");
+		is_get ? conn_http_health(c, 1) : conn_http_error(c, 405, "Allow: GET, HEAD\r\n");
 	else if (n == 8 && memcmp(p, "/metrics", 8) == 0)
-		is_get ? conn_http_metrics(c) : conn_http_error(c, 405, "Allow: GET\r\n");
+		is_get ? conn_http_metrics(c) : conn_http_error(c, 405, "Allow: GET, HEAD\r\n");
 	else
 		conn_http_error(c, 404, NULL);
 	return 1;

@@ -101,9 +101,13 @@ conn_pub_key_ok(struct rt_conn *c, const struct http_request *req)
 	const char			*key = c->c_worker->w_conf->c_publish_api_key;
 	unsigned char			 a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
 
+	size_t				 off = 7;
+
 	if (h == NULL || h->h_value_len < 7 || strncasecmp(h->h_value, "Bearer ", 7) != 0)
 		return 0;
-	SHA256((const unsigned char *)h->h_value + 7, h->h_value_len - 7, a);
+	while (off < h->h_value_len && h->h_value[off] == ' ')
+		off++;		/* "Bearer" 1*SP credentials (RFC 9110 11.4) */
+	SHA256((const unsigned char *)h->h_value + off, h->h_value_len - off, a);
 	SHA256((const unsigned char *)key, strlen(key), b);
 	return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
 }
@@ -373,7 +377,8 @@ int
 conn_pub_request(struct rt_conn *c, const struct http_request *req, const char *body,
     size_t avail, size_t *used)
 {
-	struct rt_config	*conf = c->c_worker->w_conf;
+	struct rt_config		*conf = c->c_worker->w_conf;
+	const struct http_header	*expect = NULL;
 
 	*used = 0;
 	if (!conn_pub_key_ok(c, req))
@@ -387,11 +392,22 @@ conn_pub_request(struct rt_conn *c, const struct http_request *req, const char *
 		conn_pub_refuse(c, 413, "body over max_publish_body", NULL);
 	else if (!conn_pub_type_ok(req))
 		conn_pub_refuse(c, 415, "Content-Type must be application/json", NULL);
-	else if (avail < (size_t)req->r_content_length)
+	else if ((expect = http_header_get(req, "Expect")) != NULL &&
+	    !util_strncaseeq(expect->h_value, expect->h_value_len, "100-continue"))
+		conn_pub_refuse(c, 417, "the only expectation met is 100-continue", NULL);
+	else if (avail < (size_t)req->r_content_length) {
+		/* the client waits for this before it sends the body (RFC 9110 10.1.1) */
+		if (expect != NULL && !c->c_continued) {
+			static const char	 cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+			conn_write(c, cont, sizeof(cont) - 1);
+			c->c_continued = 1;
+		}
 		return 0;
-	else {
+	} else {
 		*used = (size_t)req->r_content_length;
 		conn_pub_body(c, req, body, *used);
 	}
+	c->c_continued = 0;
 	return 1;
 }

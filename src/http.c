@@ -27,7 +27,7 @@ _Static_assert(HTTP_MAX_HEADERS < (1 << HTTP_ITEM_SHIFT),
 
 /* Headers whose repetition would let two readers pick different values. */
 static const char *const http_singletons[] = {
-	"Host", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Upgrade",
+	"Host", "Sec-WebSocket-Key", "Sec-WebSocket-Version",
 	"Authorization", "Origin", "Content-Length",
 };
 
@@ -128,15 +128,26 @@ http_parse_head(const char *buf, size_t len, size_t max_size,
     struct http_request *req, size_t *consumed, int body)
 {
 	const char	*line;
-	size_t		 end, pos, n;
+	size_t		 end, pos, n, skip;
 	int		 rv;
 
 	memset(req, 0, sizeof(*req));
 	*consumed = 0;
-	end = http_head_end(buf, len < max_size ? len : max_size);
+	if (len > max_size)
+		len = max_size;
+	/*
+	 * Empty lines before the request line are ignored (RFC 9112 2.2: a
+	 * client may send a CRLF after a POST body); within max_size.
+	 */
+	for (pos = 0; pos < len && (buf[pos] == '\n' ||
+	    (buf[pos] == '\r' && pos + 1 < len && buf[pos + 1] == '\n')); )
+		pos += buf[pos] == '\n' ? 1 : 2;
+	end = pos < len ? http_head_end(buf + pos, len - pos) : 0;
 	if (end == 0)
 		return len >= max_size ? HTTP_PARSE_TOO_LARGE :
 		    HTTP_PARSE_INCOMPLETE;
+	buf += pos;
+	skip = pos;
 
 	pos = http_next_line(buf, 0, end, &line, &n);
 	if ((rv = http_parse_reqline(req, line, n)) != HTTP_PARSE_DONE)
@@ -150,19 +161,52 @@ http_parse_head(const char *buf, size_t len, size_t max_size,
 	}
 	if ((rv = http_check_fields(req, body)) != HTTP_PARSE_DONE)
 		return rv;
-	*consumed = end;
+	*consumed = skip + end;
 	return HTTP_PARSE_DONE;
 }
 
 /*
- * method SP request-target SP HTTP-version, single spaces only.  Only
- * origin-form targets: we serve no proxy (absolute-form), CONNECT
- * (authority-form) or OPTIONS * (asterisk-form).
+ * A character a URI may hold (RFC 3986 2: unreserved, reserved, "%"),
+ * but no fragment: a request-target has none (RFC 9112 3.2).
+ */
+static int
+http_is_uric(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f && strchr("\"<>\\^`{|}#", c) == NULL;
+}
+
+/*
+ * An absolute-form target ("http://host/path?q", which RFC 9112 3.2.2
+ * has a server accept) past its scheme and authority: where its path or
+ * query begins, or its end.  NULL when t is no http or https URI.
+ */
+static const char *
+http_absolute_rest(const char *t, size_t n)
+{
+	const char	*auth, *rest;
+
+	if (n > 7 && strncasecmp(t, "http://", 7) == 0)
+		auth = t + 7;
+	else if (n > 8 && strncasecmp(t, "https://", 8) == 0)
+		auth = t + 8;
+	else
+		return NULL;
+	for (rest = auth; rest < t + n && *rest != '/' && *rest != '?'; rest++)
+		;
+	return rest == auth ? NULL : rest;	/* NULL: no authority */
+}
+
+/*
+ * method SP request-target SP HTTP-version, single spaces only.
+ * Origin-form targets, and absolute-form ones for http or https (taken as
+ * their origin-form part); no CONNECT (authority-form) or OPTIONS *
+ * (asterisk-form).
  */
 static int
 http_parse_reqline(struct http_request *req, const char *p, size_t n)
 {
-	size_t	 i, start;
+	const char	*t, *rest;
+	size_t		 i, start, tlen;
 
 	for (i = 0; i < n && http_is_tchar((unsigned char)p[i]); i++)
 		;
@@ -172,11 +216,23 @@ http_parse_reqline(struct http_request *req, const char *p, size_t n)
 	req->r_method_len = i;
 
 	start = ++i;
-	while (i < n && (unsigned char)p[i] > 0x20 && (unsigned char)p[i] < 0x7f)
+	while (i < n && http_is_uric((unsigned char)p[i]))
 		i++;
-	if (i == start || i == n || p[i] != ' ' || p[start] != '/')
+	if (i == start || i == n || p[i] != ' ')
 		return HTTP_PARSE_BAD;
-	http_set_target(req, p + start, i - start);
+	t = p + start;
+	tlen = i - start;
+	if (t[0] != '/') {
+		if ((rest = http_absolute_rest(t, tlen)) == NULL)
+			return HTTP_PARSE_BAD;
+		tlen -= (size_t)(rest - t);
+		t = rest;
+	}
+	http_set_target(req, t, tlen);
+	if (tlen == 0 || t[0] == '?') {
+		req->r_path = "/";	/* "http://host" or "http://host?q" */
+		req->r_path_len = 1;
+	}
 	return http_parse_version(req, p + i + 1, n - i - 1);
 }
 
@@ -273,6 +329,20 @@ http_content_length(const struct http_header *h, int64_t *out)
 	return 0;
 }
 
+/* uri-host [ ":" port ] (RFC 3986 3.2.2): its characters at least; empty is allowed. */
+static int
+http_host_valid(const char *v, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+		    (v[i] >= '0' && v[i] <= '9') || strchr("-._~%!$&'()*+,;=:[]", v[i]) != NULL) ||
+		    v[i] == '\0')
+			return 0;
+	return 1;
+}
+
 /* Whole-head rules, once every field is known. */
 static int
 http_check_fields(struct http_request *req, int body)
@@ -286,6 +356,8 @@ http_check_fields(struct http_request *req, int body)
 			return HTTP_PARSE_BAD;
 	if (req->r_minor >= 1 && http_header_get(req, "Host") == NULL)
 		return HTTP_PARSE_BAD;
+	if ((h = http_header_get(req, "Host")) != NULL && !http_host_valid(h->h_value, h->h_value_len))
+		return HTTP_PARSE_BAD;	/* RFC 9112 3.2: an invalid Host is a 400 */
 	req->r_chunked = http_header_get(req, "Transfer-Encoding") != NULL;
 	h = http_header_get(req, "Content-Length");
 	if (h != NULL && http_content_length(h, &req->r_content_length) == -1)
@@ -618,6 +690,8 @@ const char *
 http_reason(int status)
 {
 	switch (status) {
+	case 100:
+		return "Continue";
 	case 101:
 		return "Switching Protocols";
 	case 200:
@@ -636,6 +710,16 @@ http_reason(int status)
 		return "Method Not Allowed";
 	case 408:
 		return "Request Timeout";
+	case 411:
+		return "Length Required";
+	case 413:
+		return "Content Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 417:
+		return "Expectation Failed";
+	case 422:
+		return "Unprocessable Content";
 	case 426:
 		return "Upgrade Required";
 	case 429:
@@ -644,6 +728,8 @@ http_reason(int status)
 		return "Request Header Fields Too Large";
 	case 500:
 		return "Internal Server Error";
+	case 502:
+		return "Bad Gateway";
 	case 503:
 		return "Service Unavailable";
 	case 505:
@@ -710,8 +796,10 @@ http_format_response_ka(char *out, size_t outlen, int status,
 		    http_puts(out, outlen, &off, content_type) == -1 ||
 		    http_puts(out, outlen, &off, "\r\n") == -1))
 			return -1;
+		/* a 426 names the upgrade it asks for (RFC 9110 7.8) */
 		(void)snprintf(num, sizeof(num), "Content-Length: %zu\r\n%s", body_len,
-		    keep_alive ? "" : "Connection: close\r\n");
+		    keep_alive ? "" : status == 426 ? "Connection: Upgrade, close\r\n" :
+		    "Connection: close\r\n");
 		if (http_puts(out, outlen, &off, num) == -1)
 			return -1;
 	}

@@ -212,6 +212,8 @@ struct rt_conn {
 	unsigned int		 c_noticed:1;	/* token_expiring sent for this token */
 	unsigned int		 c_deflate:1;	/* permessage-deflate negotiated */
 	unsigned int		 c_msg_counted:1;	/* c_msg is a message, in rw_message_memory */
+	unsigned int		 c_http_head:1;	/* the request is a HEAD: answers carry no body */
+	unsigned int		 c_continued:1;	/* POST: "100 Continue" sent for this request */
 	char			 c_id[RT_UUID_LEN + 1];
 };
 TAILQ_HEAD(conn_list, rt_conn);

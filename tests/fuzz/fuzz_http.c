@@ -201,16 +201,25 @@ check_done(const struct http_request *req, const char *buf, size_t len,
 	check(buf[consumed - 1] == '\n');
 	check(req->r_method_len > 0 &&
 	    inside(req->r_method, req->r_method_len, buf, consumed));
-	check(req->r_target_len > 0 &&
+	check(req->r_target_len == 0 ||
 	    inside(req->r_target, req->r_target_len, buf, consumed));
-	check(req->r_target[0] == '/' && req->r_path == req->r_target);
-	check(req->r_path_len <= req->r_target_len);
-	if (req->r_query != NULL) {
+	check(req->r_path_len > 0 && req->r_path[0] == '/');
+	if (req->r_path != req->r_target) {
+		/* absolute-form without a path ("http://a", "http://a?q"): "/" */
+		check(req->r_path_len == 1);
+		check(req->r_target_len == 0 || req->r_target[0] == '?');
+		check(req->r_query == NULL ? req->r_target_len == 0 :
+		    req->r_query == req->r_target + 1 &&
+		    req->r_query_len + 1 == req->r_target_len);
+	} else if (req->r_query != NULL) {
+		check(req->r_path_len <= req->r_target_len);
 		check(req->r_query == req->r_path + req->r_path_len + 1);
 		check(req->r_path_len + 1 + req->r_query_len ==
 		    req->r_target_len);
 	} else
 		check(req->r_path_len == req->r_target_len);
+	for (i = 0; i < req->r_target_len; i++)
+		check(req->r_target[i] != '#' && req->r_target[i] != ' ');
 	check(req->r_minor >= 0 && req->r_minor <= 9);
 	check_headers(req, buf, consumed);
 	for (i = 0; i < sizeof(names) / sizeof(*names); i++)

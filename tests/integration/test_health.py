@@ -37,4 +37,4 @@ def test_health_subpaths_are_get_only_and_exact(start_daemon):
     assert st == 404
     st, headers, _, _ = rtlib.http_raw(d.port, b"POST /health/live HTTP/1.1\r\n"
                                        b"Host: x\r\nContent-Length: 0\r\n\r\n")
-    assert st == 405 and headers.get("allow") == "GET", (st, headers)
+    assert st == 405 and headers.get("allow") == "GET, HEAD", (st, headers)

@@ -63,12 +63,55 @@ def test_bad_websocket_version_returns_426_with_version_header(rt):
                                      upgrade_request(rt.port, version="8"))
     assert status == 426
     assert headers.get("sec-websocket-version") == "13"
+    # whoever sends Upgrade lists it in Connection (RFC 9110 7.8)
+    assert headers.get("upgrade") == "websocket"
+    assert [t.strip().lower() for t in headers.get("connection").split(",")] == \
+        ["upgrade", "close"], headers
 
 
 def test_post_on_ws_returns_405(rt):
     req = upgrade_request(rt.port, method="POST")
-    status, _, _, _ = http_raw(rt.port, req)
-    assert status == 405
+    status, headers, _, _ = http_raw(rt.port, req)
+    assert status == 405 and headers.get("allow") == "GET", headers
+
+
+def test_head_is_get_without_the_body(rt):
+    """HEAD /health, /health/live, /metrics: GET's status and headers,
+    Content-Length included, and no body (RFC 9110 9.3.2), as a balancer's
+    health check (HAProxy's HEAD) expects."""
+    for path in ("/health", "/health/live", "/metrics"):
+        st, hd, body, _ = http_get(rt.port, path)
+        s = socket.create_connection(("127.0.0.1", rt.port), timeout=5)
+        try:
+            s.sendall(("HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+            got = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        finally:
+            s.close()
+        head, _, rest = got.partition(b"\r\n\r\n")
+        status = int(head.split(b" ")[1])
+        assert status == st, (path, head)
+        assert rest == b"", (path, rest[:100])
+        lens = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+        assert lens and int(lens[0].split(b":")[1]) > 0, head
+
+
+def test_empty_line_before_the_request_is_ignored(rt):
+    st, _, body, _ = http_raw(rt.port, b"\r\nGET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert st == 200, body
+
+
+def test_absolute_form_target_is_served(rt):
+    st, _, body, _ = http_raw(rt.port, b"GET http://x/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert st == 200, body
+    st, _, _, _ = http_raw(rt.port, b"GET /health#f HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert st == 400
+    st, _, _, _ = http_raw(rt.port, b"GET /health HTTP/1.1\r\nHost: a b\r\n\r\n")
+    assert st == 400
 
 
 def test_missing_websocket_key_returns_400(rt):

@@ -113,6 +113,38 @@ def test_keep_alive_serves_several_requests_on_one_connection(start_daemon):
         s.close()
 
 
+def test_expect_100_continue_gets_continue_then_the_answer(start_daemon):
+    """curl sends "Expect: 100-continue" for bodies over 1 KB and waits
+    (a second) for "100 Continue" before the body (RFC 9110 10.1.1).  An
+    expectation we cannot meet is 417; a CRLF after a body is no request."""
+    d, _ = start(start_daemon)
+    body = json.dumps({"channel": "apps:c", "data": "x" * 1500}).encode()
+    head = request(body, close=False, headers={"Expect": "100-continue"})[:-len(body)]
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    try:
+        s.sendall(head)
+        s.settimeout(2)
+        got = s.recv(4096)
+        assert got == b"HTTP/1.1 100 Continue\r\n\r\n", got
+        s.sendall(body + b"\r\n")
+        st, hd, rest, _ = rtlib.read_http_response(s, 5, read_all=False)
+        assert st == 200 and json.loads(rest[:int(hd["content-length"])])["offset"] == 1
+        buf = rest[int(hd["content-length"]):]
+        # the stray CRLF is skipped: the next request on the connection is served
+        s.sendall(request({"channel": "apps:c", "data": 2}))
+        st, hd, rest, _ = rtlib.read_http_response(s, 5, buf=buf)
+        assert st == 200 and json.loads(rest)["offset"] == 2, (st, rest)
+    finally:
+        s.close()
+    st, _, b = post(d, {"channel": "apps:c", "data": 3}, headers={"Expect": "something"})
+    assert st == 417, (st, b)
+    # "Bearer" and more than one space before the key (RFC 9110 11.4: 1*SP)
+    raw = request({"channel": "apps:c", "data": 4}, key=None,
+                  headers={"Authorization": "Bearer   " + KEY})
+    st, _, b, _ = rtlib.http_raw(d.port, raw, read_all=False)
+    assert st == 200, (st, b)
+
+
 def test_key_is_required_and_refusals_are_counted(start_daemon):
     d, _ = start(start_daemon)
     body = {"channel": "apps:x", "data": 1}

@@ -174,10 +174,21 @@ START_TEST(test_double_cr_before_lf_bad)
 }
 END_TEST
 
-START_TEST(test_empty_request_line_bad)
+/* RFC 9112 2.2: empty lines before the request line are ignored, counted as used */
+START_TEST(test_empty_lines_before_request_line_ignored)
 {
-	ck_assert_int_eq(parse("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
-	    HTTP_PARSE_BAD);
+	static const char	 r[] = "\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+	size_t			 used;
+
+	ck_assert_int_eq(http_parse_request(r, sizeof(r) - 1, 8192, &req, &used),
+	    HTTP_PARSE_DONE);
+	ck_assert_uint_eq(used, sizeof(r) - 1);
+	ck_assert(counted_eq(req.r_method, req.r_method_len, "GET"));
+	ck_assert_int_eq(parse("\r\n"), HTTP_PARSE_INCOMPLETE);
+	ck_assert_int_eq(parse("\r"), HTTP_PARSE_INCOMPLETE);
+	/* within the head's limit all the same */
+	ck_assert_int_eq(http_parse_request("\r\n\r\n\r\n\r\n", 8, 8, &req, &used),
+	    HTTP_PARSE_TOO_LARGE);
 }
 END_TEST
 
@@ -214,10 +225,54 @@ START_TEST(test_missing_version_bad)
 }
 END_TEST
 
-START_TEST(test_absolute_form_target_bad)
+/* RFC 9112 3.2.2: a server accepts absolute-form; its path and query are the target */
+START_TEST(test_absolute_form_target_is_its_path)
 {
-	ck_assert_int_eq(parse("GET http://a/ws HTTP/1.1\r\nHost: a\r\n\r\n"),
-	    HTTP_PARSE_BAD);
+	ck_assert_int_eq(parse("GET http://a/ws?token=x HTTP/1.1\r\nHost: a\r\n\r\n"),
+	    HTTP_PARSE_DONE);
+	ck_assert(counted_eq(req.r_path, req.r_path_len, "/ws"));
+	ck_assert(counted_eq(req.r_query, req.r_query_len, "token=x"));
+	ck_assert_int_eq(parse("GET HTTPS://a:8443/health HTTP/1.1\r\nHost: a\r\n\r\n"),
+	    HTTP_PARSE_DONE);
+	ck_assert(counted_eq(req.r_path, req.r_path_len, "/health"));
+	ck_assert_int_eq(parse("GET http://a HTTP/1.1\r\nHost: a\r\n\r\n"), HTTP_PARSE_DONE);
+	ck_assert(counted_eq(req.r_path, req.r_path_len, "/"));
+	ck_assert_int_eq(parse("GET http://a?q=1 HTTP/1.1\r\nHost: a\r\n\r\n"),
+	    HTTP_PARSE_DONE);
+	ck_assert(counted_eq(req.r_path, req.r_path_len, "/"));
+	ck_assert(counted_eq(req.r_query, req.r_query_len, "q=1"));
+	ck_assert_int_eq(parse("GET http:///ws HTTP/1.1\r\nHost: a\r\n\r\n"), HTTP_PARSE_BAD);
+	ck_assert_int_eq(parse("GET ftp://a/ws HTTP/1.1\r\nHost: a\r\n\r\n"), HTTP_PARSE_BAD);
+}
+END_TEST
+
+/* No fragment in a request-target, and nothing a URI cannot hold (RFC 9112 3.2, 3986) */
+START_TEST(test_target_fragment_and_non_uri_characters_bad)
+{
+	static const char *const bad[] = { "/ws#f", "/ws?token=a#f", "/ws?t=a\"b", "/a<b",
+	    "/a>b", "/a\\b", "/a^b", "/a`b", "/a{b", "/a|b", "/a}b" };
+	char	 r[128];
+	size_t	 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		snprintf(r, sizeof(r), "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", bad[i]);
+		ck_assert_msg(parse(r) == HTTP_PARSE_BAD, "%s", bad[i]);
+	}
+	ck_assert_int_eq(parse("GET /a%20b?x=%2F&y=!$'()*+,;=:@ HTTP/1.1\r\nHost: a\r\n\r\n"),
+	    HTTP_PARSE_DONE);
+}
+END_TEST
+
+/* RFC 9112 3.2: a Host that is no uri-host [":" port] is a 400; an empty one is allowed */
+START_TEST(test_invalid_host_bad)
+{
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), HTTP_PARSE_BAD);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a/b@c\r\n\r\n"), HTTP_PARSE_BAD);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\"b\r\n\r\n"), HTTP_PARSE_BAD);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost:\r\n\r\n"), HTTP_PARSE_DONE);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"), HTTP_PARSE_DONE);
+	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: xn--d1a.example:80\r\n\r\n"),
+	    HTTP_PARSE_DONE);
 }
 END_TEST
 
@@ -477,7 +532,7 @@ END_TEST
 START_TEST(test_duplicate_singletons_bad)
 {
 	static const char *const names[] = { "Sec-WebSocket-Key",
-	    "Sec-WebSocket-Version", "Upgrade", "Authorization", "Origin",
+	    "Sec-WebSocket-Version", "Authorization", "Origin",
 	    "Content-Length" };
 	char	 lines[256];
 	size_t	 i;
@@ -1076,6 +1131,14 @@ START_TEST(test_upgrade_connection_token_in_second_header)
 }
 END_TEST
 
+/* Upgrade is a list field: two lines are one list (RFC 9110 5.3) */
+START_TEST(test_upgrade_token_in_second_upgrade_line)
+{
+	ck_assert_int_eq(upgrade_status(UP_HEAD("GET", "1.1",
+	    "Upgrade: h2c\r\nUpgrade: websocket\r\n", UP_CONN, UP_VER, UP_KEY)), 0);
+}
+END_TEST
+
 START_TEST(test_upgrade_non_get_405)
 {
 	ck_assert_int_eq(upgrade_status(UP_HEAD("POST", "1.1", UP_UPGRADE,
@@ -1250,7 +1313,7 @@ START_TEST(test_format_response_extra_headers_after_connection)
 {
 	const char	*want = "HTTP/1.1 426 Upgrade Required\r\n"
 	    "Content-Length: 0\r\n"
-	    "Connection: close\r\n"
+	    "Connection: Upgrade, close\r\n"
 	    "Sec-WebSocket-Version: 13\r\n"
 	    "\r\n";
 	char		 out[256];
@@ -1329,12 +1392,14 @@ http_suite(void)
 	tcase_add_test(tc, test_bare_cr_in_request_line_bad);
 	tcase_add_test(tc, test_bare_cr_as_line_break_bad);
 	tcase_add_test(tc, test_double_cr_before_lf_bad);
-	tcase_add_test(tc, test_empty_request_line_bad);
+	tcase_add_test(tc, test_empty_lines_before_request_line_ignored);
 	tcase_add_test(tc, test_method_must_be_token);
 	tcase_add_test(tc, test_other_token_methods_parse);
 	tcase_add_test(tc, test_double_space_in_request_line_bad);
 	tcase_add_test(tc, test_missing_version_bad);
-	tcase_add_test(tc, test_absolute_form_target_bad);
+	tcase_add_test(tc, test_absolute_form_target_is_its_path);
+	tcase_add_test(tc, test_target_fragment_and_non_uri_characters_bad);
+	tcase_add_test(tc, test_invalid_host_bad);
 	tcase_add_test(tc, test_asterisk_and_authority_form_bad);
 	tcase_add_test(tc, test_target_with_tab_or_high_byte_bad);
 	tcase_add_test(tc, test_http2_version_unsupported);
@@ -1423,6 +1488,7 @@ http_suite(void)
 	tcase_add_test(tc, test_upgrade_ok_returns_key);
 	tcase_add_test(tc, test_upgrade_tokens_case_insensitive_in_lists);
 	tcase_add_test(tc, test_upgrade_connection_token_in_second_header);
+	tcase_add_test(tc, test_upgrade_token_in_second_upgrade_line);
 	tcase_add_test(tc, test_upgrade_non_get_405);
 	tcase_add_test(tc, test_upgrade_http10_400);
 	tcase_add_test(tc, test_upgrade_missing_upgrade_header_426);
