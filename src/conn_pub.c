@@ -397,7 +397,7 @@ conn_pub_request(struct rt_conn *c, const struct http_request *req, const char *
 		conn_pub_refuse(c, 417, "the only expectation met is 100-continue", NULL);
 	else if (avail < (size_t)req->r_content_length) {
 		/* the client waits for this before it sends the body (RFC 9110 10.1.1) */
-		if (expect != NULL && !c->c_continued) {
+		if (expect != NULL && req->r_minor >= 1 && !c->c_continued) {
 			static const char	 cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 			conn_write(c, cont, sizeof(cont) - 1);
