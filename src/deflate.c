@@ -389,6 +389,28 @@ deflate_drain(struct deflate_inflater *di, deflate_sink sink, void *arg)
 }
 
 /*
+ * More after a final block: RFC 7692 7.2.3.4's own example ends its
+ * BFINAL block with a 0x00, the start of the empty stored block our
+ * 00 00 ff ff completes, and a sender may put several streams in one
+ * message.  What follows is read as a new stream that sees the same
+ * window (it may point back into what came before); bytes that are no
+ * deflate data still fail it.
+ */
+static int
+deflate_restart(struct deflate_inflater *di)
+{
+	Bytef	 window[1 << MAX_WBITS];
+	uInt	 n = sizeof(window);
+
+	if (inflateGetDictionary(&di->di_z, window, &n) != Z_OK ||
+	    inflateReset(&di->di_z) != Z_OK ||
+	    (n > 0 && inflateSetDictionary(&di->di_z, window, n) != Z_OK))
+		return -1;
+	di->di_ended = 0;
+	return 0;
+}
+
+/*
  * Inflate in[0..len) to the end of that input.  Each round consumes input
  * or fills the whole chunk, which the limit bounds, so the loop ends.
  * trailer: in is the 00 00 ff ff we add, whose bytes may follow a final
@@ -411,8 +433,8 @@ deflate_run(struct deflate_inflater *di, const uint8_t *in, size_t len, int trai
 	while (z->avail_in > 0) {
 		if (di->di_ended && trailer)
 			break;			/* RFC 7692 7.2.3.4: BFINAL, then ours */
-		if (di->di_ended)
-			return DEFLATE_BAD;	/* bytes after the final block */
+		if (di->di_ended && deflate_restart(di) == -1)
+			return DEFLATE_BAD;
 		zr = inflate(z, Z_SYNC_FLUSH);
 		if (zr == Z_STREAM_END)
 			di->di_ended = 1;

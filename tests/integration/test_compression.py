@@ -498,6 +498,30 @@ def test_message_ending_in_a_final_block_is_inflated(rt, clients):
         assert p == data, n
 
 
+def test_more_after_a_final_block_is_inflated(rt, clients):
+    """RFC 7692 7.2.3.4's example itself: "Hello" as a BFINAL block and a
+    0x00 (the start of an empty stored block), in one frame and with the
+    0x00 in a continuation; two Z_FINISH streams in one message, the second
+    pointing back into the first; garbage after a final block is 1007."""
+    c = clients(DeflateWS(rt.port, path="/echo"))
+    c.send_frame(0x1, bytes([0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00]), rsv=4)
+    assert c.recv_msg()[1] == b"Hello"
+    c.send_frame(0x1, bytes([0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]), rsv=4, fin=False)
+    c.send_frame(0x0, b"\x00")
+    assert c.recv_msg()[1] == b"Hello"
+    first = b"realtime events " * 8
+    a = zlib.compressobj(6, zlib.DEFLATED, -15)
+    sa = a.compress(first) + a.flush()
+    b = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=first)
+    sb = b.compress(first + b"!") + b.flush()
+    c.send_frame(0x2, sa + sb, rsv=4)
+    assert c.recv_msg()[1] == first + first + b"!"
+    c.send_frame(0x1, bytes([0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0xff, 0xfe, 0x01]),
+                 rsv=4)
+    code, _, _ = c.recv_close(5)
+    assert code == 1007
+
+
 def test_echo_reply_is_compressed_on_the_wire(rt, clients):
     c = clients(DeflateWS(rt.port, path="/echo"))
     data = payload_of(5000, 1).encode()

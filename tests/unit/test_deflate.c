@@ -329,8 +329,16 @@ START_TEST(test_inflate_final_block)
 	memset(&s, 0, sizeof(s));
 	ck_assert_int_eq(inflate_all(z, zlen, 0, 0, &s), DEFLATE_OK);
 	ck_assert_uint_eq(s.len, 17);
-	/* bytes after the final block are not a deflate stream */
-	z[zlen] = 0x01;
+	/*
+	 * After a final block a new stream may start (RFC 7692 7.2.3.4:
+	 * 0x00, the empty stored block our 00 00 ff ff completes), but bytes
+	 * that are no deflate data (0x07: the reserved block type) still fail.
+	 */
+	z[zlen] = 0x00;
+	s.len = 0;
+	ck_assert_int_eq(inflate_all(z, zlen + 1, 0, 0, &s), DEFLATE_OK);
+	ck_assert_uint_eq(s.len, 17);
+	z[zlen] = 0x07;
 	s.len = 0;
 	ck_assert_int_eq(inflate_all(z, zlen + 1, 0, 0, &s), DEFLATE_BAD);
 	free(s.buf);
@@ -384,9 +392,9 @@ START_TEST(test_inflate_final_block_at_chunk_end)
 		ck_assert_uint_eq(s.len, n);
 		deflate_inflater_free(di);
 	}
-	/* bytes of the client's own after a final block stay invalid */
+	/* bytes of the client's own after a final block that are no deflate data stay invalid */
 	s.len = 0;
-	z[zlen] = 0x00;
+	z[zlen] = 0x07;
 	ck_assert_int_eq(inflate_all(z, zlen + 1, 0, 0, &s), DEFLATE_BAD);
 	free(s.buf);
 }
