@@ -56,6 +56,11 @@ export interface RealtimeClientOptions {
   connectTimeoutMs?: number;
   /** Longest wait for a getToken() promise, default 30000 ms. */
   tokenTimeoutMs?: number;
+  /**
+   * Where to resume channels subscribed later, channel -> position (e.g. what
+   * `position()` of an earlier client said): their first subscribe carries `since`.
+   */
+  positions?: Record<string, Position> | Map<string, Position>;
 }
 
 /** What a subscription handler gets besides the event's data. */
@@ -142,6 +147,12 @@ export interface UnrecoverableInfo {
   /** The position the client continues from; what came before it was missed. */
   epoch: string | null;
   offset: number | null;
+  /**
+   * 'replay too large': the replay of what was missed is over the server's
+   * output limit (closed 4000 twice in a row while resuming), so the channel
+   * starts afresh from live events; offset/epoch are then the last delivered.
+   */
+  reason?: 'replay too large';
 }
 
 export interface SubscribedInfo {

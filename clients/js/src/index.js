@@ -54,6 +54,10 @@ export class RealtimeClient {
     this._pauseWhenHidden = Boolean(options.pauseWhenHidden);
     this._connectTimeoutMs = options.connectTimeoutMs ?? 20000;
     this._tokenTimeoutMs = options.tokenTimeoutMs ?? 30000;
+    // channel -> {epoch, offset}: where to resume channels subscribed later
+    this._seed = new Map(options.positions instanceof Map ? options.positions
+      : Object.entries(options.positions ?? {}));
+    this._slowResumes = 0;           // 4000s in a row while a since was being answered
 
     this._subs = new Map();          // channel -> subscription state
     this._listeners = new Map();     // event -> Set of functions
@@ -115,8 +119,17 @@ export class RealtimeClient {
     let sub = this._subs.get(channel);
     if (!sub) {
       sub = { channel, handlers: new Set(), epoch: null, offset: null, state: 'idle', since: false, retry: null };
+      const seed = this._seed.get(channel);
+      if (seed && typeof seed.epoch === 'string' && typeof seed.offset === 'number') {
+        sub.epoch = seed.epoch;
+        sub.offset = seed.offset;
+      }
+      this._seed.delete(channel);
       this._subs.set(channel, sub);
       if (this._state === 'open') this._sendSubscribe(sub);
+    } else if (this._state === 'open' && (sub.state === 'refused' || sub.state === 'idle') && !sub.retry) {
+      // refused earlier, or ended by the server: the caller asks again
+      this._sendSubscribe(sub);
     }
     const entry = { fn: handler };
     sub.handlers.add(entry);
@@ -307,6 +320,8 @@ export class RealtimeClient {
     }
     if (code === 1008 && reason === 'Rate limit exceeded')
       return this._reconnectOpt('baseMs') + this._backoff(RATE_LIMIT_EXTRA);
+    // each connect resets the attempts: a 4000 loop backs off on its own count
+    if (code === 4000) return this._backoff(this._slowResumes);
     return this._backoff(0);
   }
 
@@ -314,12 +329,24 @@ export class RealtimeClient {
     if (this._connectTimer) clearTimeout(this._connectTimer);
     this._connectTimer = null;
     const wasOpen = this._state === 'open';
+    const { code, reason } = info;
+    // A replay too large for the server's output limit is refused with
+    // 4000 before anything is sent, and would be refused again on every
+    // reconnect: the second time in a row, those channels start afresh.
+    const resuming = [...this._subs.values()].filter((s) => s.state === 'pending' && s.since);
+    if (code === 4000 && resuming.length > 0 && ++this._slowResumes >= 2) {
+      this._slowResumes = 0;
+      for (const sub of resuming) {
+        const lost = { channel: sub.channel, epoch: sub.epoch, offset: sub.offset, reason: 'replay too large' };
+        sub.epoch = sub.offset = null;
+        this._emit('unrecoverable', lost);
+      }
+    }
     for (const sub of this._subs.values()) {
       if (sub.retry) clearTimeout(sub.retry);
       sub.retry = null;
       sub.state = 'idle';
     }
-    const { code, reason } = info;
     if (!this._wanted) {
       this._state = 'closed';
       if (wasOpen) this._emit('disconnected', { code, reason, willReconnect: false });
@@ -456,7 +483,18 @@ export class RealtimeClient {
       user: msg.user, authorizedChannels: msg.authorizedChannels, expiresAt: msg.expiresAt,
     });
     if (this._state === 'authenticating') return this._ready(session);
+    const wasAnonymous = !s.user;
     this._session = session;
+    // channels refused (or ended) before may be allowed now: an anonymous
+    // connection that authenticated may use any; otherwise those listed
+    const listed = new Set(Array.isArray(msg.authorizedChannels) ? msg.authorizedChannels : []);
+    if (this._state === 'open') {
+      for (const sub of this._subs.values()) {
+        if ((sub.state === 'refused' || sub.state === 'idle') && !sub.retry
+            && (wasAnonymous || listed.has(sub.channel)))
+          this._sendSubscribe(sub);
+      }
+    }
     this._emit('authenticated', msg);
   }
 
@@ -464,11 +502,15 @@ export class RealtimeClient {
     this._emit('message', msg);
     this._emitError({ source: 'server', message: msg.message, request: msg.request, channel: msg.channel, data: msg });
     if (msg.request === 'auth' && this._state === 'authenticating') {
-      // tokenTransport 'auth': the first token was refused, as at a handshake
+      // tokenTransport 'auth': the first token was refused, as at a handshake;
+      // anything else ("Too many connections", "Server busy, try again
+      // later", a rate limit) is no verdict on the token: back off and retry
       this._detach(1000, '');
       this._state = 'connecting';
-      const why = /revoked/.test(msg.message || '') ? 'Token revoked' : 'Invalid token';
-      return this._onClose({ code: 1008, reason: why });
+      const m = msg.message || '';
+      if (/^Invalid token|revoked|Token user mismatch/.test(m))
+        return this._onClose({ code: 1008, reason: /revoked/.test(m) ? 'Token revoked' : 'Invalid token' });
+      return this._onClose({ code: 1013, reason: m });
     }
     if (msg.request === 'subscribe' && typeof msg.channel === 'string') {
       const sub = this._subs.get(msg.channel);
@@ -526,6 +568,7 @@ export class RealtimeClient {
     const pos = typeof msg.epoch === 'string' && typeof msg.offset === 'number';
     const info = { channel: sub.channel, epoch: pos ? msg.epoch : null, offset: pos ? msg.offset : null };
     if (msg.recovered === true) {
+      this._slowResumes = 0;
       // the replay of what we missed follows, then live events
       this._emit('subscribed', Object.assign({ recovered: true }, info));
       this._emit('recovered', Object.assign({ since: { epoch: sub.epoch, offset: sub.offset } }, info));

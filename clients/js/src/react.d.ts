@@ -19,12 +19,17 @@ export interface RealtimeEvent<T = unknown> {
 export type UseRealtimeOptions = Omit<ClientOptions, 'url' | 'token' | 'getToken'> & {
   /** WebSocket URL (ws:// or wss://); a falsy url opens no connection. */
   url: string | null | undefined;
-  /** A new token value opens a new connection; the same string does not. */
+  /** A new token value opens a new connection, resuming every channel where
+   *  the last one was (since); the same string does not. */
   token?: string | null;
   /** Read through a ref: a new function on each render does not reconnect. */
   getToken?: ClientOptions extends { getToken?: infer G } ? G : () => string | Promise<string>;
   /** How many events `events` keeps, newest last (default 100). */
   maxEvents?: number;
+  /** Called when a channel missed events the server no longer holds: reload its state. */
+  onUnrecoverable?: (info: { channel: string; epoch: string | null; offset: number | null; reason?: string }) => void;
+  /** Called with the client's errors (read through a ref, as getToken). */
+  onError?: (err: { source: string; message: string; [key: string]: unknown }) => void;
 };
 
 export interface UseRealtimeResult<T = unknown> {

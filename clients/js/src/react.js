@@ -8,6 +8,8 @@
 // - the client is keyed by the VALUE of url and token (and whether a
 //   getToken is given); getToken itself and the other options are read
 //   through refs, so a new function or object each render changes nothing;
+//   a new client resumes each channel where the last one was (since), so
+//   a token change loses no event the server still holds;
 // - the channel list is compared by value, as a set: order and duplicates
 //   do not matter. A changed list becomes subscribe/unsubscribe calls on the
 //   same client, never a new socket.
@@ -53,7 +55,7 @@ function syncSubscriptions(live, wanted, onEvent) {
 }
 
 export function useRealtime(options, channels) {
-  const { url, token, getToken, maxEvents, ...clientOptions } = options || {};
+  const { url, token, getToken, maxEvents, onUnrecoverable, onError, ...clientOptions } = options || {};
   const [connected, setConnected] = React.useState(false);
   const [events, setEvents] = React.useState([]);
 
@@ -64,6 +66,10 @@ export function useRealtime(options, channels) {
   const maxRef = React.useRef(DEFAULT_MAX_EVENTS);
   const channelsRef = React.useRef([]);
   const liveRef = React.useRef(null);   // { client, subs } of the current client
+  const callbacksRef = React.useRef({ onUnrecoverable, onError });
+  // where the last client was on each channel: a new one (new token or
+  // url) resumes from there with since, so a token change loses nothing
+  const positionsRef = React.useRef(new Map());
 
   const key = channelKey(channels);
   const hasGetToken = typeof getToken === 'function';
@@ -72,6 +78,7 @@ export function useRealtime(options, channels) {
   // the values of this render.
   React.useEffect(() => {
     getTokenRef.current = getToken;
+    callbacksRef.current = { onUnrecoverable, onError };
     optionsRef.current = clientOptions;
     maxRef.current = maxEvents === undefined ? DEFAULT_MAX_EVENTS : maxEvents;
   });
@@ -102,7 +109,7 @@ export function useRealtime(options, channels) {
   React.useEffect(() => {
     if (!url)
       return undefined;
-    const opts = Object.assign({}, optionsRef.current, { url });
+    const opts = Object.assign({}, optionsRef.current, { url, positions: positionsRef.current });
     if (token !== undefined && token !== null)
       opts.token = token;
     if (hasGetToken)
@@ -113,6 +120,14 @@ export function useRealtime(options, channels) {
     const offs = [
       client.on('connected', () => setConnected(true)),
       client.on('disconnected', () => setConnected(false)),
+      client.on('unrecoverable', (info) => {
+        const f = callbacksRef.current.onUnrecoverable;
+        if (typeof f === 'function') f(info);
+      }),
+      client.on('error', (err) => {
+        const f = callbacksRef.current.onError;
+        if (typeof f === 'function') f(err);
+      }),
     ];
     syncSubscriptions(live, channelsRef.current, onEvent);
     // connect() deferred by a microtask: StrictMode's mount, unmount, mount
@@ -131,6 +146,13 @@ export function useRealtime(options, channels) {
         if (typeof off === 'function')
           off();
       }
+      const kept = new Map();
+      for (const channel of live.subs.keys()) {
+        const p = client.position(channel);
+        if (p !== null)
+          kept.set(channel, p);
+      }
+      positionsRef.current = kept;
       live.subs.clear();
       client.close();
       setConnected(false);

@@ -125,6 +125,11 @@ describe('browser: useRealtime', { skip: skip || false, timeout: 120000 }, () =>
     assert.notEqual(conns[0].id, connId);
     const s = await rendersPast(30);
     assert.equal(s.sockets.created, 2, 'WebSocket constructions');
+    // the new client resumed both channels where the old one was: nothing lost
+    const resumed = s.sockets.sent.filter((x) => x.socket === 1 && x.msg && x.msg.type === 'subscribe');
+    assert.equal(resumed.length, 2, JSON.stringify(resumed));
+    assert.ok(resumed.every((x) => x.msg.since && typeof x.msg.since.epoch === 'string' &&
+      x.msg.since.offset >= 1), JSON.stringify(resumed));
     assert.equal(s.sockets.notClosed, 1, 'sockets not closed');
     assert.equal(s.connected, true);
     assert.equal((await stats()).connections, 1);
