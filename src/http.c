@@ -172,7 +172,13 @@ http_parse_head(const char *buf, size_t len, size_t max_size,
 static int
 http_is_uric(unsigned char c)
 {
-	return c > 0x20 && c < 0x7f && strchr("\"<>\\^`{|}#", c) == NULL;
+	switch (c) {
+	case '"': case '#': case '<': case '>': case '\\': case '^': case '`': case '{':
+	case '|': case '}':
+		return 0;
+	default:
+		return c > 0x20 && c < 0x7f;
+	}
 }
 
 /*
@@ -335,11 +341,19 @@ http_host_valid(const char *v, size_t n)
 {
 	size_t	 i;
 
-	for (i = 0; i < n; i++)
-		if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
-		    (v[i] >= '0' && v[i] <= '9') || strchr("-._~%!$&'()*+,;=:[]", v[i]) != NULL) ||
-		    v[i] == '\0')
+	for (i = 0; i < n; i++) {
+		switch (v[i]) {
+		case '-': case '.': case '_': case '~': case '%': case '!': case '$': case '&':
+		case '\'': case '(': case ')': case '*': case '+': case ',': case ';': case '=':
+		case ':': case '[': case ']':
+			continue;
+		default:
+			if ((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+			    (v[i] >= '0' && v[i] <= '9'))
+				continue;
 			return 0;
+		}
+	}
 	return 1;
 }
 
