@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+import proclib
 import rtlib
 from rtlib import http_get, http_raw, RawWS, TS_RE
 
@@ -84,12 +85,8 @@ def test_head_is_get_without_the_body(rt):
         s = socket.create_connection(("127.0.0.1", rt.port), timeout=5)
         try:
             s.sendall(("HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
-            got = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                got += chunk
+            got, how = proclib.read_to_eof(s, 5)
+            assert how == "eof", how
         finally:
             s.close()
         head, _, rest = got.partition(b"\r\n\r\n")
