@@ -160,4 +160,10 @@ int	http_format_response_ka(char *out, size_t outlen, int status,
 	    const char *content_type, const char *extra_headers,
 	    const char *body, size_t body_len, int keep_alive);
 
+/*
+ * "Authorization: Bearer" 1*(SP / HTAB) credentials (RFC 9110 11.4):
+ * 1 and *cred, *len (into req's buffer), or 0 for none or another scheme.
+ */
+int	http_bearer(const struct http_request *req, const char **cred, size_t *len);
+
 #endif

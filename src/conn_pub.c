@@ -97,17 +97,13 @@ conn_pub_refuse(struct rt_conn *c, int status, const char *why, const char *extr
 static int
 conn_pub_key_ok(struct rt_conn *c, const struct http_request *req)
 {
-	const struct http_header	*h = http_header_get(req, "Authorization");
-	const char			*key = c->c_worker->w_conf->c_publish_api_key;
-	unsigned char			 a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
+	const char	*key = c->c_worker->w_conf->c_publish_api_key, *cred;
+	unsigned char	 a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
+	size_t		 len;
 
-	size_t				 off = 7;
-
-	if (h == NULL || h->h_value_len < 7 || strncasecmp(h->h_value, "Bearer ", 7) != 0)
+	if (!http_bearer(req, &cred, &len))
 		return 0;
-	while (off < h->h_value_len && h->h_value[off] == ' ')
-		off++;		/* "Bearer" 1*SP credentials (RFC 9110 11.4) */
-	SHA256((const unsigned char *)h->h_value + off, h->h_value_len - off, a);
+	SHA256((const unsigned char *)cred, len, a);
 	SHA256((const unsigned char *)key, strlen(key), b);
 	return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
 }

@@ -595,26 +595,39 @@ http_token_query(const struct http_request *req, struct http_token *tok)
 	return 1;
 }
 
-/* Authorization: Bearer <jwt>; other schemes are not ours to judge. */
-static int
-http_token_bearer(const struct http_request *req, struct http_token *tok)
+int
+http_bearer(const struct http_request *req, const char **cred, size_t *len)
 {
 	const struct http_header	*h;
 	const char			*v;
-	size_t				 len, i;
+	size_t				 n, i;
 
 	if ((h = http_header_get(req, "Authorization")) == NULL)
 		return 0;
 	v = h->h_value;
-	len = h->h_value_len;
-	if (len < 7 || strncasecmp(v, "Bearer", 6) != 0 ||
+	n = h->h_value_len;
+	if (n < 7 || strncasecmp(v, "Bearer", 6) != 0 ||
 	    (v[6] != ' ' && v[6] != '\t'))
 		return 0;
-	for (i = 6; i < len && (v[i] == ' ' || v[i] == '\t'); i++)
+	for (i = 6; i < n && (v[i] == ' ' || v[i] == '\t'); i++)
 		;
-	if (i == len)
+	if (i == n)
 		return 0;
-	http_token_take(tok, HTTP_TOKEN_HEADER, v + i, len - i);
+	*cred = v + i;
+	*len = n - i;
+	return 1;
+}
+
+/* Authorization: Bearer <jwt>; other schemes are not ours to judge. */
+static int
+http_token_bearer(const struct http_request *req, struct http_token *tok)
+{
+	const char	*cred;
+	size_t		 len;
+
+	if (!http_bearer(req, &cred, &len))
+		return 0;
+	http_token_take(tok, HTTP_TOKEN_HEADER, cred, len);
 	return 1;
 }
 
