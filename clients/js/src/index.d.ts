@@ -235,7 +235,10 @@ export class RealtimeClient {
   off<E extends RealtimeEventName>(event: E, listener: (arg: RealtimeEvents[E]) => void): void;
   /** Sends a raw protocol message (JSON-encoded unless a string); false when not open. */
   send(message: object | string): boolean;
-  /** Uses token from now on and, when connected, sends it in-band (`auth`). */
+  /**
+   * Sends token in-band (`auth`) when connected, and the next connect uses it
+   * (without asking getToken).  One the server refuses in-band is forgotten.
+   */
   setToken(token: string): void;
 }
 

@@ -15,6 +15,8 @@ const OPEN = 1;
 const TOKEN_REFUSED = new Set([
   'Invalid token', 'Token revoked', 'Disconnected by an administrator', 'Authentication required',
 ]);
+// `error` texts answering an auth that are a verdict on its token
+const TOKEN_VERDICT = /^Invalid token|revoked|Token user mismatch/;
 
 // Longer backoff, in doublings, after a rate limit close
 const RATE_LIMIT_EXTRA = 3;
@@ -70,8 +72,9 @@ export class RealtimeClient {
     this._timer = null;
     this._connectTimer = null;
     this._session = null;
-    this._usedToken = null;
-    this._firstConnect = true;
+    this._usedToken = null;          // the token the current connection stands on
+    this._tokenNext = this._token != null;  // the next connect uses _token, not getToken
+    this._authQueue = [];            // in-band auths not answered yet: {token, prev, next}
     this._visHandler = null;
   }
 
@@ -165,11 +168,36 @@ export class RealtimeClient {
     return true;
   }
 
-  /** A new token: used for the next connects, and sent in-band now when connected. */
+  /**
+   * A new token: sent in-band now when connected, and used for the next
+   * connect (instead of calling getToken).  One the server refuses in-band
+   * is forgotten: the connection, and the next connect, keep the old one.
+   */
   setToken(token) {
     if (typeof token !== 'string' || token === '') throw new TypeError('setToken: token must be a non-empty string');
+    this._sendAuth(token, true);
+  }
+
+  // Adopt token; when connected, send it in-band and remember what to go
+  // back to if the server refuses it (its answers come in order).
+  _sendAuth(token, next) {
+    const entry = { token, prev: this._token, next: this._tokenNext };
     this._token = token;
-    if (this._state === 'open') this.send({ type: 'auth', token });
+    if (next) this._tokenNext = true;
+    if (this._state === 'open' && this.send({ type: 'auth', token })) this._authQueue.push(entry);
+  }
+
+  // The server's answer to the oldest in-band auth of this connection.
+  // refused: a verdict on the token (other errors, a rate limit, are not).
+  _authAnswered(ok, refused) {
+    const entry = this._authQueue.shift();
+    if (!entry) return;
+    if (ok) {
+      this._usedToken = entry.token;
+    } else if (refused && this._token === entry.token) {
+      this._token = entry.prev;
+      this._tokenNext = entry.next;
+    }
   }
 
   // ---- connecting ----------------------------------------------------
@@ -203,9 +231,9 @@ export class RealtimeClient {
     const gen = ++this._gen;
     this._state = 'connecting';
     if (token !== undefined) return this._dial(gen, token);
-    const first = this._firstConnect;
-    this._firstConnect = false;
-    if (!this._getToken || (first && this._token != null)) return this._dial(gen, this._token);
+    const given = this._tokenNext;
+    this._tokenNext = false;
+    if (!this._getToken || (given && this._token != null)) return this._dial(gen, this._token);
     this._callGetToken().then((t) => {
       if (gen !== this._gen || !this._wanted) return;
       this._token = t;
@@ -253,6 +281,7 @@ export class RealtimeClient {
       return this._stop({ code: 1006, reason: 'No WebSocket' });
     }
     this._usedToken = token || null;
+    this._authQueue = [];
     let url = this.url;
     let protocols;
     if (token) {
@@ -483,6 +512,7 @@ export class RealtimeClient {
       user: msg.user, authorizedChannels: msg.authorizedChannels, expiresAt: msg.expiresAt,
     });
     if (this._state === 'authenticating') return this._ready(session);
+    if (this._state === 'open') this._authAnswered(true);
     const wasAnonymous = !s.user;
     this._session = session;
     // channels refused (or ended) before may be allowed now: an anonymous
@@ -508,10 +538,12 @@ export class RealtimeClient {
       this._detach(1000, '');
       this._state = 'connecting';
       const m = msg.message || '';
-      if (/^Invalid token|revoked|Token user mismatch/.test(m))
+      if (TOKEN_VERDICT.test(m))
         return this._onClose({ code: 1008, reason: /revoked/.test(m) ? 'Token revoked' : 'Invalid token' });
       return this._onClose({ code: 1013, reason: m });
     }
+    if (msg.request === 'auth' && this._state === 'open')
+      this._authAnswered(false, TOKEN_VERDICT.test(msg.message || ''));
     if (msg.request === 'subscribe' && typeof msg.channel === 'string') {
       const sub = this._subs.get(msg.channel);
       if (!sub || sub.state !== 'pending') return;
@@ -534,8 +566,7 @@ export class RealtimeClient {
     const gen = this._gen;
     this._callGetToken().then((t) => {
       if (gen !== this._gen || this._state !== 'open' || !t) return;
-      this._token = t;
-      this.send({ type: 'auth', token: t });
+      this._sendAuth(t, false);
     }, (err) => {
       this._emitError({ source: 'token', message: `getToken failed: ${err && err.message || err}`, error: err });
     });

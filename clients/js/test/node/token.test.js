@@ -179,3 +179,51 @@ test('the auth transport with an invalid token stops like a handshake token', { 
   assert.deepEqual(log.connected, []);
   await assertNoReconnect(tw, 1);
 });
+
+test('setToken with a token the server refuses in-band: the next connect uses the old token', { timeout: 20000 }, async (t) => {
+  const good = mint({ userId: 'keeper' });
+  const bad = mint({ userId: 'keeper' }, { secret: 'not-the-secret-of-this-daemon!!!' });
+  const other = mint({ userId: 'someone-else' });
+  const { c, tw, log } = client(t, { token: good });
+  const connected = nextEvent(c, 'connected');
+  c.connect();
+  await connected;
+  c.setToken(bad);
+  await waitFor(() => log.error.some((e) => e.request === 'auth' && /^Invalid token: /.test(e.message)), 5000, 'the refusal');
+  c.setToken(other);
+  await waitFor(() => log.error.some((e) => e.request === 'auth' && e.message === 'Token user mismatch'), 5000, 'the mismatch');
+  assert.equal(c.state, 'open');
+  const again = nextEvent(c, 'connected');
+  tw.sockets[0].ws.terminate();             // no close frame: 1006, reconnect
+  assert.equal((await again).user.userId, 'keeper');
+  assert.equal(tw.sockets.length, 2);
+  assert.deepEqual(tw.sockets[1].protocols, [`token-${good}`]);
+  assert.deepEqual(log.authenticated, []);
+});
+
+test('setToken while connected, with getToken: accepted in-band, and the next connect uses it instead of asking getToken', { timeout: 20000 }, async (t) => {
+  const first = mint({ userId: 'setter' });
+  const later = mint({ userId: 'setter', v: 2 });
+  const getToken = tokens(first);
+  const { c, tw, log } = client(t, { getToken });
+  const connected = nextEvent(c, 'connected');
+  c.connect();
+  await connected;
+  assert.equal(getToken.calls, 1);
+  const auth = nextEvent(c, 'authenticated');
+  c.setToken(later);
+  await auth;
+  assert.deepEqual(tw.sockets[0].sent.filter((m) => m.type === 'auth'), [{ type: 'auth', token: later }]);
+  const again = nextEvent(c, 'connected');
+  tw.sockets[0].ws.terminate();
+  await again;
+  assert.equal(getToken.calls, 1, 'getToken not asked: the token setToken gave is used');
+  assert.deepEqual(tw.sockets[1].protocols, [`token-${later}`]);
+  // the connect after that one asks getToken again, as documented
+  const third = nextEvent(c, 'connected');
+  tw.sockets[1].ws.terminate();
+  await third;
+  assert.equal(getToken.calls, 2);
+  assert.deepEqual(tw.sockets[2].protocols, [`token-${first}`]);
+  assert.equal(log.error.filter((e) => e.source === 'server').length, 0, JSON.stringify(log.error));
+});
