@@ -144,6 +144,7 @@ struct rt_config {
 	/* admission and publishing over HTTP */
 	int		 c_max_connections_per_user;	/* host-wide; 0: none */
 	int		 c_max_handshake_rate;	/* upgrades per second, node-wide; 0: none */
+	int		 c_max_pending;		/* max_pending_connections, per worker */
 	int		 c_max_handshake_burst;	/* 0: the rate (one second's worth) */
 	char		*c_publish_api_key;	/* "" = POST /publish off (404) */
 	char		*c_publish_api_key_file;

@@ -102,6 +102,8 @@ struct reg_worker {
 	_Atomic int64_t		 rw_message_memory_full;	/* 1013: max_message_memory */
 	_Atomic int64_t		 rw_positions_full;	/* no position request slot: "Server busy" */
 	_Atomic int64_t		 rw_handshakes_throttled;	/* 503: max_handshake_rate */
+	_Atomic int64_t		 rw_pending;		/* accepted, not yet WebSocket (gauge) */
+	_Atomic int64_t		 rw_pending_full;	/* accept paused: max_pending_connections */
 	_Atomic int64_t		 rw_user_conn_limited;	/* 1008: max_connections_per_user */
 	_Atomic int64_t		 rw_publish_requests;	/* POST /publish answered */
 	_Atomic int64_t		 rw_publish_events;	/* items published through it */

@@ -90,6 +90,7 @@ static const struct conf_key conf_keys[] = {
 	{ "max_subscriptions", CT_INT, OFF(c_max_subscriptions), "100", 1, 100000, F_RELOAD },
 	{ "max_channels_per_user", CT_INT, OFF(c_max_channels_per_user), "0", 0, 10000000, F_RELOAD },
 	{ "max_connections_per_user", CT_INT, OFF(c_max_connections_per_user), "0", 0, 10000000, F_RELOAD },
+	{ "max_pending_connections", CT_INT, OFF(c_max_pending), "10000", 1, 10000000, F_RELOAD },
 	{ "max_handshake_rate", CT_INT, OFF(c_max_handshake_rate), "0", 0, 10000000, F_RELOAD },
 	{ "max_handshake_burst", CT_INT, OFF(c_max_handshake_burst), "0", 0, 10000000, F_RELOAD },
 	{ "stats_channels", CT_INT, OFF(c_stats_channels), "100", 0, 100000, F_RELOAD },

@@ -306,6 +306,7 @@ conn_free(struct rt_conn *c)
 	struct rt_worker	*w = c->c_worker;
 
 	conn_uncount(c);
+	worker_pending(c, 0);
 	conn_pub_cancel(c);
 	chanidx_unsubscribe_all(c);
 	if (c->c_ip_counted)

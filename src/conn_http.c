@@ -269,6 +269,7 @@ conn_http_upgrade(struct rt_conn *c, const struct http_request *req, int route)
 	conn_http_101(c, &up, tok, deflate ? ext : NULL);
 	stats_observe(&c->c_worker->w_rw->rw_handshake, util_now_us() - c->c_last_rx);
 	c->c_state = CS_OPEN;
+	worker_pending(c, 0);
 	c->c_route = (uint8_t)route;
 	c->c_last_rx = c->c_last_ping = c->c_tokens_at = util_now_ms();
 	c->c_tokens = c->c_worker->w_conf->c_client_messages_burst;

@@ -61,7 +61,7 @@
 static void	worker_drain(struct rt_worker *, uint64_t);
 static void	worker_stop(evutil_socket_t, short, void *);
 static void	worker_shutdown(struct rt_worker *, uint64_t, uint64_t);
-static void	worker_listeners_enable(struct rt_worker *, int);
+static void	worker_listeners_update(struct rt_worker *);
 static void	worker_accept_resume(struct rt_worker *, uint64_t);
 
 
@@ -76,8 +76,7 @@ worker_accepting(struct rt_worker *w, const char *why)
 	if (w->w_accepting || w->w_stopping)
 		return;
 	w->w_accepting = 1;
-	if (w->w_accept_resume == 0)
-		worker_listeners_enable(w, 1);
+	worker_listeners_update(w);
 	log_debug("worker %d accepting: %s", w->w_id, why);
 }
 
@@ -296,6 +295,7 @@ worker_accept_conn(struct rt_worker *w, evutil_socket_t fd, struct sockaddr *sa,
 	    worker_sock_cb, c) == -1)
 		goto fail;
 	c->c_state = proxy ? CS_PROXY : CS_HTTP;
+	worker_pending(c, 1);
 	c->c_proxy_tls = proxy && tls;
 	c->c_last_rx = util_now_us();	/* for the handshake histogram */
 	c->c_slot = -1;
@@ -365,14 +365,52 @@ worker_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr 
 	worker_accept_conn(arg, fd, sa, WORKER_L_TLS);
 }
 
+/*
+ * The listeners on or off, as w wants them: accepting (the bridge is there),
+ * not stopping, not paused after an accept() error, and fewer than
+ * max_pending_connections connections not yet WebSocket.
+ */
 static void
-worker_listeners_enable(struct rt_worker *w, int on)
+worker_listeners_update(struct rt_worker *w)
 {
-	int	 i;
+	int	 i, on;
 
+	on = w->w_accepting && !w->w_stopping && w->w_accept_resume == 0 &&
+	    w->w_npending < (uint32_t)w->w_conf->c_max_pending;
+	if (on == w->w_listening)
+		return;
+	w->w_listening = on;
 	for (i = 0; i < w->w_nlisteners; i++)
 		on ? evconnlistener_enable(w->w_listeners[i]) :
 		    evconnlistener_disable(w->w_listeners[i]);
+}
+
+/*
+ * c starts (on 1) or stops (0: a WebSocket now, or freed) being a pending
+ * connection, one of max_pending_connections: the listeners stop at the
+ * limit and start again below it.
+ */
+void
+worker_pending(struct rt_conn *c, int on)
+{
+	struct rt_worker	*w = c->c_worker;
+
+	if (on == (int)c->c_pending)
+		return;
+	c->c_pending = on != 0;
+	if (on) {
+		w->w_npending++;
+		STAT_ADD(w, rw_pending, 1);
+		if (w->w_listening && w->w_npending >= (uint32_t)w->w_conf->c_max_pending) {
+			STAT_ADD(w, rw_pending_full, 1);
+			log_debug("worker %d: %u pending connections (max_pending_connections): "
+			    "not accepting", w->w_id, w->w_npending);
+		}
+	} else {
+		w->w_npending--;
+		STAT_ADD(w, rw_pending, -1);
+	}
+	worker_listeners_update(w);
 }
 
 static void
@@ -410,7 +448,7 @@ worker_accept_error(struct evconnlistener *l, void *arg)
 		    w->w_accept_backoff * 2 > WORKER_ACCEPT_BACKOFF_MAX ?
 		    WORKER_ACCEPT_BACKOFF_MAX : w->w_accept_backoff * 2;
 		w->w_accept_resume = now + w->w_accept_backoff;
-		worker_listeners_enable(w, 0);
+		worker_listeners_update(w);
 	}
 	if (now - w->w_accept_logged >= WORKER_ACCEPT_LOG_MS) {
 		errno = err;
@@ -429,8 +467,7 @@ worker_accept_resume(struct rt_worker *w, uint64_t now)
 	if (w->w_accept_resume == 0 || now < w->w_accept_resume)
 		return;
 	w->w_accept_resume = 0;
-	if (w->w_accepting && !w->w_stopping)
-		worker_listeners_enable(w, 1);
+	worker_listeners_update(w);
 }
 
 /* ---- messages from the master ------------------------------------------- */
@@ -537,6 +574,7 @@ worker_reload(struct rt_worker *w, const char *p, size_t len, char *err, size_t 
 	w->w_auth = auth;
 	log_setlevel(w->w_conf->c_log_level);
 	config_free(&nc);
+	worker_listeners_update(w);	/* max_pending_connections may have moved */
 	if (nschanged)
 		for (c = TAILQ_FIRST(&w->w_conns); c != NULL; c = next) {
 			next = TAILQ_NEXT(c, c_link);

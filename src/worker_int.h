@@ -208,6 +208,7 @@ struct rt_conn {
 	unsigned int		 c_counted:1;	/* in the open-connection counters */
 	unsigned int		 c_io_err:1;	/* plain: a write failed, free soon */
 	unsigned int		 c_ip_counted:1;
+	unsigned int		 c_pending:1;	/* in w_npending: not yet WebSocket */
 	unsigned int		 c_user_counted:1;	/* in max_connections_per_user */
 	unsigned int		 c_noticed:1;	/* token_expiring sent for this token */
 	unsigned int		 c_deflate:1;	/* permessage-deflate negotiated */
@@ -238,6 +239,8 @@ struct rt_worker {
 	uint64_t		 w_drain_period;
 	uint64_t		 w_drain_start;
 	int			 w_accepting;
+	int			 w_listening;	/* the listeners are enabled */
+	uint32_t		 w_npending;	/* connections not yet WebSocket */
 	uint64_t		 w_trimmed;
 	size_t			 w_trim_free;	/* mallinfo2 fordblks at the last trim */
 	/* accept() out of descriptors: listeners paused until w_accept_resume */
@@ -291,6 +294,7 @@ struct rt_worker {
 void	worker_sock_cb(evutil_socket_t, short, void *);
 int	worker_tls_attach(struct rt_conn *, evutil_socket_t);
 void	worker_ip_limit(struct rt_conn *);
+void	worker_pending(struct rt_conn *, int);
 void	worker_accepting(struct rt_worker *, const char *);
 
 /* conn.c */

@@ -59,6 +59,8 @@ METRIC_OF = {
     "ip_limited": "realtimed_ip_limited_total",
     "heartbeat_drops": "realtimed_heartbeat_drops_total",
     "server_full_refusals": "realtimed_server_full_total",
+    "pending_connections": "realtimed_pending_connections",
+    "pending_connections_full": "realtimed_pending_connections_full_total",
 }
 
 

@@ -170,6 +170,58 @@ def test_connection_flood_from_one_address_limited(start_daemon):
     assert_serves(d, procs)
 
 
+def test_max_pending_connections_stops_accepting_until_one_finishes(start_daemon):
+    """Idle connections that never send a request fill the worker's
+    max_pending_connections: the next client waits in the listen queue
+    (no answer), and is served as soon as one of them closes.  Open
+    WebSocket connections do not count.  One worker: each worker has its
+    own SO_REUSEPORT socket, so which one a client lands on is the
+    kernel's choice."""
+    r = start_daemon.redis()
+    d = start_daemon(conf={"workers": "1", "redis_url": r.url,
+                           "max_pending_connections": "2",
+                           "handshake_timeout": "30s"})
+    procs = rtlib.wait_settled(d, 1)
+    rtlib.wait_for(lambda: stats(d)["pending_connections"] == 0, 5,
+                   "the settling probes gone", tolerate=rtlib.TRANSIENT)
+    before = stats(d)["pending_connections_full"]
+    idle = []
+    late = None
+    try:
+        for _ in range(2):
+            idle.append(socket.create_connection(("127.0.0.1", d.port), timeout=5))
+        rtlib.wait_for(lambda: stats(d)["pending_connections"] == 2, 5,
+                       "2 pending connections", tolerate=rtlib.TRANSIENT)
+        assert stats(d)["pending_connections_full"] == before + 1
+        # the kernel completes the TCP handshake; the worker does not accept it
+        late = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+        late.sendall(upgrade_request(d.port, "/ws?token=" + rtlib.mint(userId="late")))
+        rd, _, _ = select.select([late], [], [], 1.5)
+        assert rd == [], "answered while the worker was at max_pending_connections"
+        assert stats(d)["pending_connections"] == 2
+        idle.pop().close()
+        st, _, _, _ = rtlib.read_http_response(late, 5, read_all=False)
+        assert st == 101, st
+        # the open WebSocket is not pending: the idle one is
+        rtlib.wait_for(lambda: stats(d)["pending_connections"] == 1, 5,
+                       "1 pending connection", tolerate=rtlib.TRANSIENT)
+        assert stats(d)["connections"] == 1
+        # a third idle one fills it again
+        idle.append(socket.create_connection(("127.0.0.1", d.port), timeout=5))
+        wait_counter(d, "pending_connections_full", before + 2)
+    finally:
+        for s in idle:
+            s.close()
+        if late is not None:
+            late.close()
+    rtlib.wait_for(lambda: stats(d)["pending_connections"] == 0, 5,
+                   "no pending connections", tolerate=rtlib.TRANSIENT)
+    counter_moved(d, "pending_connections_full", before, by=2)
+    m = chaoslib.metrics(d.port)
+    assert m["realtimed_pending_connections"] == 1, m   # the /metrics request itself
+    assert_serves(d, procs)
+
+
 def test_max_connections_eleventh_gets_1013(start_daemon):
     d, r, procs = start(start_daemon, max_connections=10)
     before = stats(d)["server_full_refusals"]
