@@ -1589,18 +1589,21 @@ bridge_read_answer(struct rt_bridge *b, const char *msg, size_t len)
 		hist_cluster_set(b->b_hist, rd->rd_ch, rd->rd_chlen, a.ca_epoch, a.ca_offset);
 	else if (hist_cluster_set(b->b_hist, rd->rd_ch, rd->rd_chlen, a.ca_epoch,
 	    rd->rd_offset) == 0) {
-		/* what follows since, kept here as if it had come live */
+		/* what follows since, kept here as if it had come live; one
+		 * not kept (over max_event_size) is a hole, as it was live */
 		next = rd->rd_offset + 1;
 		while ((rv = cluster_answer_next(&a, &ev)) == 1 && ev.ce_offset == next &&
 		    next <= a.ca_offset) {
 			if (hist_cluster_next(b->b_hist, rd->rd_ch, rd->rd_chlen, a.ca_epoch,
-			    ev.ce_offset, &pos) != 0 ||
-			    bridge_keep(b, rd->rd_ch, rd->rd_chlen, ns, &ev, &pos) == -1)
+			    ev.ce_offset, &pos) != 0)
 				break;
+			(void)bridge_keep(b, rd->rd_ch, rd->rd_chlen, ns, &ev, &pos);
 			next++;
 		}
 		if (rv == -1)
 			atomic_fetch_add(&b->b_rb->rb_cluster_bad, 1);
+		/* the position is Redis's newest, whatever could be kept */
+		hist_cluster_set(b->b_hist, rd->rd_ch, rd->rd_chlen, a.ca_epoch, a.ca_offset);
 	}
 	bridge_answer(b, rd->rd_w, rd->rd_req, rd->rd_ch, rd->rd_chlen, rd->rd_since,
 	    rd->rd_epoch, rd->rd_offset, 0);

@@ -202,6 +202,48 @@ def test_eviction_by_count_and_by_ttl(start_daemon):
     assert m["recovered"] is False and m["offset"] == 2, m
 
 
+def test_event_over_max_event_size_is_a_hole_the_position_goes_on(start_daemon):
+    """An FCALL event this node cannot deliver (over max_event_size) still
+    took its offset in Redis: live subscribers see the hole, a `since`
+    before it is not recovered, and reading it back from Redis must not
+    move the channel's position back to it."""
+    r = start_daemon.redis()
+    d = node(start_daemon, r, max_event_size="1k")
+    fcall(r, "apps:bf", '{"n":1}')
+    a = Client(d.port, tok())
+    epoch = sub(a, "apps:bf")["epoch"]
+    assert fcall(r, "apps:bf", json.dumps({"n": 2, "p": "x" * 2000})) == 2
+    assert fcall_many(r, "apps:bf", 3, 5) == [3, 4]
+    assert [e["offset"] for e in events(a, 2)] == [3, 4]
+    wait_for(lambda: bstats(d)["events_too_large"] == 1, 10, "the big one counted")
+    # since 1 needs the dropped event: read from Redis, not recovered
+    m = sub(Client(d.port, tok("u2")), "apps:bf", {"epoch": epoch, "offset": 1})
+    assert m["recovered"] is False and (m["epoch"], m["offset"]) == (epoch, 4), m
+    assert bstats(d)["cluster_reads"] >= 1
+    # the position stayed at 4: every since after the hole recovers
+    for since, want in ((2, [3, 4]), (3, [4]), (4, [])):
+        c = Client(d.port, tok("u3"))
+        m = sub(c, "apps:bf", {"epoch": epoch, "offset": since})
+        assert m["recovered"] is True and m["offset"] == 4, (since, m)
+        if want:
+            assert [e["offset"] for e in events(c, len(want))] == want
+        c.close()
+    assert sub(Client(d.port, tok("u4")), "apps:bf")["offset"] == 4
+    assert fcall(r, "apps:bf", '{"n":5}') == 5
+    assert [e["offset"] for e in events(a, 1)] == [5]
+    c = Client(d.port, tok("u5"))
+    m = sub(c, "apps:bf", {"epoch": epoch, "offset": 3})
+    assert m["recovered"] is True and [e["offset"] for e in events(c, 2)] == [4, 5]
+    # a node that never saw the channel reads it all from Redis the same way
+    d2 = node(start_daemon, r, max_event_size="1k")
+    m = sub(Client(d2.port, tok()), "apps:bf", {"epoch": epoch, "offset": 1})
+    assert m["recovered"] is False and m["offset"] == 5, m
+    c = Client(d2.port, tok("u2"))
+    m = sub(c, "apps:bf", {"epoch": epoch, "offset": 2})
+    assert m["recovered"] is True and m["offset"] == 5, m
+    assert [e["offset"] for e in events(c, 3)] == [3, 4, 5]
+
+
 def test_replay_meets_live_events_at_1000_per_second(start_daemon):
     r = start_daemon.redis()
     big = "apps:* authenticated history=5000"
