@@ -20,7 +20,7 @@ struct auth_user {
 	char	 u_role[RT_ROLE_MAX + 1];	/* "" if absent */
 	int	 u_has_email;
 	int	 u_has_role;
-	time_t	 u_exp;				/* 0 if the token has none */
+	int64_t	 u_exp_ms;			/* exp in ms since the epoch; 0: none */
 	int	 u_has_jti;
 	uint8_t	 u_jti[RVK_DIGEST];		/* rvk_digest() of the jti claim */
 	/* the claims namespace patterns use: "name\0value\0" ... */
@@ -87,9 +87,10 @@ struct auth_ctx *auth_new(const struct auth_params *p, char *err, size_t errlen)
 void	auth_free(struct auth_ctx *ctx);
 
 /*
- * Verify a token at time now.  0 and *user filled when valid; -1 with a
- * short human reason in reason ("signature verification failed",
- * "token expired", "token not yet valid", "algorithm not allowed",
+ * Verify a token at time now_ms (the wall clock, ms since the epoch; exp
+ * and nbf are judged to the millisecond, fractional NumericDates too).
+ * 0 and *user filled when valid; -1 with a short human reason in reason
+ * ("signature verification failed", "token expired", "token not yet valid", "algorithm not allowed",
  * "malformed token", "missing userId or sub claim", "issuer mismatch",
  * "audience mismatch", "token too long", "invalid exp claim",
  * "missing exp claim" (only when ap_require_exp),
@@ -97,7 +98,7 @@ void	auth_free(struct auth_ctx *ctx);
  * "empty user id") otherwise.  The reason never contains the token.
  * 1 instead of 0 when the verified-token cache answered.
  */
-int	auth_verify(struct auth_ctx *ctx, const char *token, size_t len, time_t now,
+int	auth_verify(struct auth_ctx *ctx, const char *token, size_t len, int64_t now_ms,
 	    struct auth_user *user, char *reason, size_t reasonlen);
 
 /* An anonymous user. */

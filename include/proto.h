@@ -86,7 +86,7 @@ struct json_object *proto_pong(const struct timeval *tv);
 char	*proto_authenticated(const struct chan_table *t,
 	    const struct auth_user *user, const struct timeval *tv, size_t *len);
 /* {"type":"token_expiring","expiresAt":…}: refresh with auth before it. */
-struct json_object *proto_token_expiring(time_t exp, const struct timeval *tv);
+struct json_object *proto_token_expiring(int64_t exp_ms, const struct timeval *tv);
 struct json_object *proto_channels(const struct chan_table *t, const struct auth_user *user,
 	    struct json_object *subscribed, const struct timeval *tv);
 /* {"type":"unsubscribed","channel":…,"reason":…}: the server ended a subscription. */

@@ -11,6 +11,8 @@
 void	util_timestamp(char *out, size_t outlen, const struct timeval *tv);
 /* Random (CSPRNG) UUID v4 into out (RT_UUID_LEN + 1 bytes). 0 ok, -1 error. */
 int	util_uuid4(char *out, size_t outlen);
+/* The wall clock in milliseconds since the epoch. */
+int64_t util_wall_ms(void);
 /* Monotonic clock in milliseconds. */
 uint64_t util_now_ms(void);
 /* The same clock (one for every process) in microseconds. */

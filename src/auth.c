@@ -116,8 +116,6 @@ auth_reason(char *reason, size_t len, const char *why)
 
 /* ---- the verified-token cache ---------------------------------------- */
 
-static int64_t	auth_ms(int64_t);
-
 /* Unlink e from its bucket and the LRU list, and free it. */
 static void
 auth_centry_drop(struct auth_ctx *ctx, struct auth_centry *e)
@@ -150,10 +148,10 @@ auth_cache_hash(const char *token, size_t len)
 	return util_hash(token + len - n, n) ^ (uint32_t)len;
 }
 
-/* 1 and *user filled when token is kept and not expired at now. */
+/* 1 and *user filled when token is kept and not expired at now_ms. */
 static int
 auth_cache_find(struct auth_ctx *ctx, const char *token, size_t len, uint32_t h,
-    time_t now, struct auth_user *user)
+    int64_t now_ms, struct auth_user *user)
 {
 	struct auth_centry	*e;
 
@@ -162,7 +160,7 @@ auth_cache_find(struct auth_ctx *ctx, const char *token, size_t len, uint32_t h,
 			break;
 	if (e == NULL)
 		return 0;
-	if (e->e_until <= auth_ms(now)) {	/* expired: verify, and refuse */
+	if (e->e_until <= now_ms) {	/* expired: verify, and refuse */
 		auth_centry_drop(ctx, e);
 		return 0;
 	}
@@ -191,7 +189,7 @@ auth_cache_add(struct auth_ctx *ctx, const char *token, size_t len, uint32_t h,
 	e->e_hash = h;
 	e->e_toklen = (uint32_t)len;
 	e->e_claimslen = user->u_claimslen;
-	e->e_until = user->u_exp != 0 ? auth_ms(user->u_exp) + ctx->a_leeway : INT64_MAX;
+	e->e_until = user->u_exp_ms != 0 ? user->u_exp_ms + ctx->a_leeway : INT64_MAX;
 	e->e_size = size;
 	memcpy(e->e_data, token, len);
 	memcpy(e->e_data + len, user, AUTH_USER_HEAD);
@@ -493,8 +491,9 @@ auth_anonymous(struct auth_user *user)
  */
 
 /*
- * A NumericDate claim: 1 present (*v set), 0 absent, -1 not a number.
- * Non-integral dates (RFC 7519 allows them) are truncated.
+ * A NumericDate claim in milliseconds: 1 present (*v set), 0 absent, -1
+ * not a number.  Non-integral dates (RFC 7519 allows them) keep their
+ * milliseconds.
  */
 /* 9999-12-31T23:59:59Z: a later date is this one (it prints, and times in ms fit) */
 #define AUTH_DATE_MAX	INT64_C(253402300799)
@@ -504,56 +503,44 @@ auth_numeric_date(struct json_object *claims, const char *name, int64_t *v)
 {
 	struct json_object	*o;
 	double			 d;
+	int64_t			 s;
 
 	if (!json_object_object_get_ex(claims, name, &o))
 		return 0;
-	if (json_object_is_type(o, json_type_int))
-		*v = json_object_get_int64(o);
-	else if (!json_object_is_type(o, json_type_double))
+	if (json_object_is_type(o, json_type_int)) {
+		/* before 1970 is as good as 1970 for exp and nbf */
+		s = json_object_get_int64(o);
+		*v = s > AUTH_DATE_MAX ? AUTH_DATE_MAX * 1000 : s < 0 ? 0 : s * 1000;
+	} else if (!json_object_is_type(o, json_type_double))
 		return -1;
 	else {
 		d = json_object_get_double(o);
 		if (d != d)
 			return -1;	/* NaN is no date */
-		*v = d >= (double)AUTH_DATE_MAX ? AUTH_DATE_MAX : d <= 0 ? 0 : (int64_t)d;
+		*v = d >= (double)AUTH_DATE_MAX ? AUTH_DATE_MAX * 1000 : d <= 0 ? 0 :
+		    (int64_t)(d * 1000.0);
 	}
-	/* before 1970 is as good as 1970 for exp and nbf */
-	if (*v > AUTH_DATE_MAX)
-		*v = AUTH_DATE_MAX;
-	else if (*v < 0)
-		*v = 0;
 	return 1;
 }
 
-/* Seconds to milliseconds without overflow; absurd dates clamp. */
-static int64_t
-auth_ms(int64_t s)
-{
-	if (s > INT64_MAX / 4000)
-		return INT64_MAX / 4;
-	if (s < -(INT64_MAX / 4000))
-		return -(INT64_MAX / 4);
-	return s * 1000;
-}
-
 static const char *
-auth_check_times(struct auth_ctx *ctx, struct json_object *claims, time_t now,
+auth_check_times(struct auth_ctx *ctx, struct json_object *claims, int64_t now_ms,
     struct auth_user *user)
 {
-	int64_t	 exp, nbf, now_ms = auth_ms(now);
+	int64_t	 exp, nbf;
 	int	 rv;
 
 	if ((rv = auth_numeric_date(claims, "exp", &exp)) == -1)
 		return "invalid exp claim";
 	if (rv == 1) {
-		if (auth_ms(exp) + ctx->a_leeway <= now_ms)
+		if (exp + ctx->a_leeway <= now_ms)
 			return "token expired";
-		user->u_exp = (time_t)exp;
+		user->u_exp_ms = exp;
 	} else if (ctx->a_require_exp)
 		return "missing exp claim";
 	if ((rv = auth_numeric_date(claims, "nbf", &nbf)) == -1)
 		return "invalid nbf claim";
-	if (rv == 1 && auth_ms(nbf) > now_ms + ctx->a_leeway)
+	if (rv == 1 && nbf > now_ms + ctx->a_leeway)
 		return "token not yet valid";
 	return NULL;
 }
@@ -781,11 +768,11 @@ auth_keep_claims(struct auth_ctx *ctx, struct json_object *claims, struct auth_u
 /* Everything after the signature; the claims alone decide. */
 static const char *
 auth_check_claims(struct auth_ctx *ctx, struct json_object *claims,
-    time_t now, struct auth_user *user)
+    int64_t now_ms, struct auth_user *user)
 {
 	const char	*why;
 
-	if ((why = auth_check_times(ctx, claims, now, user)) != NULL ||
+	if ((why = auth_check_times(ctx, claims, now_ms, user)) != NULL ||
 	    (why = auth_check_iss_aud(ctx, claims)) != NULL ||
 	    (why = auth_fill_user(claims, user)) != NULL)
 		return why;
@@ -945,7 +932,7 @@ auth_sig_ok(struct auth_ctx *ctx, const char *tbs, size_t tbslen,
 
 /* tok is len bytes, no NUL among them, not terminated. */
 static const char *
-auth_check(struct auth_ctx *ctx, const char *tok, size_t len, time_t now,
+auth_check(struct auth_ctx *ctx, const char *tok, size_t len, int64_t now_ms,
     struct auth_user *user)
 {
 	const char		*d1, *d2, *why, *end = tok + len;
@@ -985,13 +972,13 @@ auth_check(struct auth_ctx *ctx, const char *tok, size_t len, time_t now,
 	    !json_object_is_type(claims, json_type_object))
 		why = "malformed token";
 	else
-		why = auth_check_claims(ctx, claims, now, user);
+		why = auth_check_claims(ctx, claims, now_ms, user);
 	json_object_put(claims);
 	return why;
 }
 
 int
-auth_verify(struct auth_ctx *ctx, const char *token, size_t len, time_t now,
+auth_verify(struct auth_ctx *ctx, const char *token, size_t len, int64_t now_ms,
     struct auth_user *user, char *reason, size_t reasonlen)
 {
 	const char	*why;
@@ -1003,7 +990,7 @@ auth_verify(struct auth_ctx *ctx, const char *token, size_t len, time_t now,
 	    len <= AUTH_CACHE_TOKEN_MAX;
 	if (cached) {
 		h = auth_cache_hash(token, len);
-		if (auth_cache_find(ctx, token, len, h, now, user)) {
+		if (auth_cache_find(ctx, token, len, h, now_ms, user)) {
 			ctx->a_cst.ac_hits++;
 			return 1;
 		}
@@ -1013,7 +1000,7 @@ auth_verify(struct auth_ctx *ctx, const char *token, size_t len, time_t now,
 	else if (token == NULL || len == 0 || memchr(token, '\0', len) != NULL)
 		why = "malformed token";
 	else
-		why = auth_check(ctx, token, len, now, user);	/* in place */
+		why = auth_check(ctx, token, len, now_ms, user);	/* in place */
 	if (why == NULL) {
 		if (ctx->a_cache_size > 0)
 			ctx->a_cst.ac_misses++;

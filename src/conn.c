@@ -407,12 +407,7 @@ conn_close(struct rt_conn *c, uint16_t code, const char *reason, int fail)
 static int64_t
 conn_token_left(const struct rt_conn *c)
 {
-	struct timeval	 tv;
-	int64_t		 now;
-
-	gettimeofday(&tv, NULL);
-	now = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-	return (int64_t)c->c_user->cu_exp * 1000 + c->c_worker->w_conf->c_jwt_leeway - now;
+	return c->c_user->cu_exp_ms + c->c_worker->w_conf->c_jwt_leeway - util_wall_ms();
 }
 
 void
@@ -428,7 +423,7 @@ conn_schedule(struct rt_conn *c)
 	next = c->c_last_ping + (uint64_t)conf->c_heartbeat_interval;
 	if (c->c_last_rx + (uint64_t)conf->c_heartbeat_timeout < next)
 		next = c->c_last_rx + (uint64_t)conf->c_heartbeat_timeout;
-	if (c->c_user != NULL && c->c_user->cu_exp != 0) {
+	if (c->c_user != NULL && c->c_user->cu_exp_ms != 0) {
 		/* the wall clock decides expiry; map it onto the monotonic one */
 		int64_t	 left = conn_token_left(c);
 
@@ -453,18 +448,18 @@ conn_timer_open(struct rt_conn *c, uint64_t now)
 		conn_free(c);
 		return;
 	}
-	if (c->c_user != NULL && c->c_user->cu_exp != 0 && conn_token_left(c) <= 0) {
+	if (c->c_user != NULL && c->c_user->cu_exp_ms != 0 && conn_token_left(c) <= 0) {
 		STAT_ADD(c->c_worker, rw_token_expired, 1);
 		conn_send_error(c, "Token expired", NULL, NULL);
 		conn_close(c, WS_CLOSE_POLICY, "Token expired", 0);
 		return;
 	}
-	if (c->c_user != NULL && c->c_user->cu_exp != 0 && !c->c_noticed &&
+	if (c->c_user != NULL && c->c_user->cu_exp_ms != 0 && !c->c_noticed &&
 	    conf->c_token_refresh_notice > 0 &&
 	    conn_token_left(c) <= conf->c_token_refresh_notice) {
 		c->c_noticed = 1;
 		STAT_ADD(c->c_worker, rw_token_notices, 1);
-		conn_send_json(c, proto_token_expiring(c->c_user->cu_exp, NULL));
+		conn_send_json(c, proto_token_expiring(c->c_user->cu_exp_ms, NULL));
 	}
 	if (c->c_wev != NULL && c->c_out == NULL) {
 		/* idle again: the write event goes until the next backlog */
@@ -516,7 +511,7 @@ conn_user_new(const struct auth_user *user)
 	if ((cu = malloc(offsetof(struct conn_user, cu_id) + idlen + 1 + rlen + 1 +
 	    user->u_claimslen)) == NULL)
 		return NULL;
-	cu->cu_exp = user->u_exp;
+	cu->cu_exp_ms = user->u_exp_ms;
 	cu->cu_has_jti = user->u_has_jti != 0;
 	memcpy(cu->cu_jti, user->u_jti, sizeof(cu->cu_jti));
 	cu->cu_admin = user->u_admin != 0;
@@ -541,7 +536,7 @@ conn_verify_token(struct rt_conn *c, const char *token, size_t len,
 	int			 rv;
 
 	auth_cache_stats(w->w_auth, &before);
-	rv = auth_verify(w->w_auth, token, len, time(NULL), user, reason, reasonlen);
+	rv = auth_verify(w->w_auth, token, len, util_wall_ms(), user, reason, reasonlen);
 	auth_cache_stats(w->w_auth, &after);
 	if (after.ac_hits != before.ac_hits)
 		STAT_ADD(w, rw_token_cache_hits, 1);
@@ -567,7 +562,7 @@ conn_auth_user(const struct rt_conn *c, struct auth_user *tmp)
 		return NULL;
 	tmp->u_authenticated = 1;
 	tmp->u_admin = cu->cu_admin;
-	tmp->u_exp = cu->cu_exp;
+	tmp->u_exp_ms = cu->cu_exp_ms;
 	tmp->u_has_jti = cu->cu_has_jti;
 	memcpy(tmp->u_jti, cu->cu_jti, sizeof(tmp->u_jti));
 	snprintf(tmp->u_id, sizeof(tmp->u_id), "%s", cu->cu_id);

@@ -163,7 +163,7 @@ conn_ws_auth(struct rt_conn *c, struct proto_request *r)
 	free(c->c_user);
 	c->c_user = cu;
 	/* token_expiring again only for a new exp: a resent token is no news */
-	if (old == NULL || nu.u_exp != cur.u_exp)
+	if (old == NULL || nu.u_exp_ms != cur.u_exp_ms)
 		c->c_noticed = 0;
 	reg_conn_set_user(w->w_reg, c->c_slot, nu.u_id, nu.u_admin);
 	if (old == NULL) {

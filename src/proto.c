@@ -671,11 +671,11 @@ proto_text_identity(struct proto_text *t, const struct chan_table *tab,
 	proto_text_lit(t, "]");
 	/* the token's exp as an ISO timestamp, or null (none, or anonymous) */
 	proto_text_key(t, "expiresAt");
-	if (user == NULL || !user->u_authenticated || user->u_exp == 0)
+	if (user == NULL || !user->u_authenticated || user->u_exp_ms == 0)
 		proto_text_lit(t, "null");
 	else {
-		tv.tv_sec = user->u_exp;
-		tv.tv_usec = 0;
+		tv.tv_sec = (time_t)(user->u_exp_ms / 1000);
+		tv.tv_usec = (suseconds_t)(user->u_exp_ms % 1000 * 1000);
 		proto_timestamp(ts, sizeof(ts), &tv);
 		proto_text_str(t, ts);
 	}
@@ -748,27 +748,27 @@ proto_subscribed_at(const char *channel, const char *epoch, uint64_t offset, int
 
 /* "expiresAt": the token's exp as an ISO timestamp, or null (none). */
 static int
-proto_add_expiry(struct json_object *o, time_t exp)
+proto_add_expiry(struct json_object *o, int64_t exp_ms)
 {
 	char		 ts[RT_TIMESTAMP_LEN + 1];
 	struct timeval	 tv;
 
-	if (exp == 0)
+	if (exp_ms == 0)
 		return json_object_object_add(o, "expiresAt", NULL) != 0;
-	tv.tv_sec = exp;
-	tv.tv_usec = 0;
+	tv.tv_sec = (time_t)(exp_ms / 1000);
+	tv.tv_usec = (suseconds_t)(exp_ms % 1000 * 1000);
 	proto_timestamp(ts, sizeof(ts), &tv);
 	return proto_add(o, "expiresAt", json_object_new_string(ts));
 }
 
 struct json_object *
-proto_token_expiring(time_t exp, const struct timeval *tv)
+proto_token_expiring(int64_t exp_ms, const struct timeval *tv)
 {
 	struct json_object	*o;
 
 	if ((o = proto_new("token_expiring")) == NULL)
 		return NULL;
-	return proto_finish(o, proto_add_expiry(o, exp), tv);
+	return proto_finish(o, proto_add_expiry(o, exp_ms), tv);
 }
 
 struct json_object *

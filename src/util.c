@@ -143,6 +143,15 @@ util_uuid4(char *out, size_t outlen)
 	return 0;
 }
 
+int64_t
+util_wall_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 uint64_t
 util_now_ms(void)
 {

@@ -145,7 +145,7 @@ struct fanout_pending {
  * namespaces use (cu_claimslen bytes of auth_user's u_claims).
  */
 struct conn_user {
-	time_t		 cu_exp;	/* 0: none */
+	int64_t		 cu_exp_ms;	/* ms since the epoch; 0: none */
 	uint8_t		 cu_jti[RVK_DIGEST];	/* the token's id, for revocation */
 	uint16_t	 cu_claimslen;
 	unsigned int	 cu_has_jti:1;

@@ -135,14 +135,15 @@ run(const struct bench_key *k, size_t cache, char **toks, int n, int rounds,
 		die(err);
 	/* warm up (and fill the cache), and check every token verifies */
 	for (i = 0; i < n; i++)
-		if (auth_verify(ctx, toks[i], strlen(toks[i]), now, &user, err, sizeof(err)) == -1)
+		if (auth_verify(ctx, toks[i], strlen(toks[i]), (int64_t)now * 1000, &user,
+		    err, sizeof(err)) == -1)
 			(*bad)++;
 	*hits = 0;
 	t0 = cpu_now();
 	for (r = 0; r < rounds; r++)
 		for (i = 0; i < n; i++) {
-			rv = auth_verify(ctx, toks[i], strlen(toks[i]), now, &user, err,
-			    sizeof(err));
+			rv = auth_verify(ctx, toks[i], strlen(toks[i]), (int64_t)now * 1000,
+			    &user, err, sizeof(err));
 			*bad += rv == -1;
 			*hits += rv == 1;
 		}

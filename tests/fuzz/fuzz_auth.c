@@ -132,7 +132,7 @@ check(struct auth_ctx *ctx, const char *tok, size_t len)
 	char			 reason[128];
 	size_t			 i;
 
-	if (auth_verify(ctx, tok, len, FUZZ_NOW, &u, reason, sizeof(reason)) != -1) {
+	if (auth_verify(ctx, tok, len, (int64_t)FUZZ_NOW * 1000, &u, reason, sizeof(reason)) != -1) {
 		if (!u.u_authenticated || u.u_id[0] == '\0' ||
 		    (u.u_admin && strcmp(u.u_role, "admin") != 0))
 			abort();

@@ -93,6 +93,28 @@ def test_without_refresh_the_token_expires_1008(start_daemon):
     assert any(m.get("message") == "Token expired" for m in seen), seen
 
 
+def test_a_fractional_exp_counts_to_the_millisecond(start_daemon):
+    """RFC 7519 NumericDate may be non-integral: exp 3.9 s from now is
+    said to the millisecond in expiresAt (connected, authenticated) and
+    the connection lives until then, not until the whole second before."""
+    d, r = start(start_daemon, token_refresh_notice="0")
+    exp = int(time.time()) + 3 + 0.875
+    t = tok(exp=exp)
+    c = Client(d.port, t, expect_connected=False)
+    m = c.ws.recv_json()
+    want = iso(int(exp))[:-4] + "875Z"
+    assert m["type"] == "connected" and m["expiresAt"] == want, m
+    a = auth(c, tok(exp=exp))
+    assert a["type"] == "authenticated" and a["expiresAt"] == want, a
+    code, seen = c.expect_close(8)
+    closed = time.time()
+    assert code == 1008 and any(x.get("message") == "Token expired" for x in seen), seen
+    assert closed >= exp, (closed, exp)	# truncated, it ended 0.875 s early
+    # past it, the handshake refuses the same token
+    msgs, code = _refusal(d.port, tok(exp=time.time() - 0.25))
+    assert code == 1008 and any("token expired" in x.get("message", "") for x in msgs), msgs
+
+
 def test_anonymous_authenticates_in_band(start_daemon):
     d, r = start(start_daemon)
     c = Client(d.port, None)

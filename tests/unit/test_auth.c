@@ -23,6 +23,7 @@
 
 #define SECRET		"test-secret-0123456789abcdef0123456789"
 #define NOW		((time_t)1764072000)	/* 2025-11-25T12:00:00Z */
+#define NOW_MS		((int64_t)NOW * 1000)
 
 static char	 keydir[] = "/tmp/test_auth.XXXXXX";
 static char	 rsa_priv[256], rsa_pub[256], ec_priv[256], ec_pub[256];
@@ -239,13 +240,13 @@ mint_pem(jwt_alg_t alg, const char *privfile, const char *claims)
 
 /* Verify; on failure the reason must not quote the token. */
 static int
-verify(struct auth_ctx *ctx, const char *tok, time_t now, struct auth_user *u,
+verify(struct auth_ctx *ctx, const char *tok, int64_t now_ms, struct auth_user *u,
     char *reason, size_t rlen)
 {
 	int	 rv;
 
 	reason[0] = '\0';
-	rv = auth_verify(ctx, tok, strlen(tok), now, u, reason, rlen);
+	rv = auth_verify(ctx, tok, strlen(tok), now_ms, u, reason, rlen);
 	if (rv == -1) {
 		ck_assert_msg(reason[0] != '\0', "no reason given");
 		ck_assert_msg(strlen(tok) < 8 || strstr(reason, tok) == NULL,
@@ -262,7 +263,7 @@ expect_reject(struct auth_ctx *ctx, const char *tok, const char *want)
 	struct auth_user	 u;
 	char			 reason[128];
 
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), -1);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), -1);
 	ck_assert_str_eq(reason, want);
 }
 
@@ -284,7 +285,7 @@ accept_claims(const char *claims, struct auth_user *u)
 	char		*tok = mint_hs256(claims);
 	char		 reason[128];
 
-	ck_assert_msg(verify(ctx, tok, NOW, u, reason, sizeof(reason)) == 0,
+	ck_assert_msg(verify(ctx, tok, NOW_MS, u, reason, sizeof(reason)) == 0,
 	    "rejected %s: %s", claims, reason);
 	free(tok);
 	auth_free(ctx);
@@ -427,7 +428,7 @@ START_TEST(test_new_takes_key_bytes)
 		struct auth_user	 u;
 		char			*tok = mint_hs256("{\"sub\":\"s\"}"), reason[128];
 
-		ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+		ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
 		free(tok);
 		auth_free(ctx);
 	}
@@ -464,7 +465,7 @@ START_TEST(test_hs256_valid_fills_user)
 	ck_assert_str_eq(u.u_role, "admin");
 	ck_assert(u.u_has_email);
 	ck_assert(u.u_has_role);
-	ck_assert_int_eq(u.u_exp, 1764075600);
+	ck_assert_int_eq(u.u_exp_ms, INT64_C(1764075600000));
 }
 END_TEST
 
@@ -473,7 +474,7 @@ START_TEST(test_no_exp_means_u_exp_zero)
 	struct auth_user	 u;
 
 	accept_claims("{\"userId\":\"u1\"}", &u);
-	ck_assert_int_eq(u.u_exp, 0);
+	ck_assert_int_eq(u.u_exp_ms, 0);
 	ck_assert(!u.u_has_email);
 	ck_assert(!u.u_has_role);
 	ck_assert_str_eq(u.u_email, "");
@@ -492,14 +493,14 @@ START_TEST(test_hs384_hs512_valid)
 	c = params_of("HS384", SECRET, NULL);
 	ctx = ctx_of(&c);
 	tok = mint(JWT_ALG_HS384, SECRET, (int)strlen(SECRET), "{\"sub\":\"s\"}");
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
 	free(tok);
 	auth_free(ctx);
 
 	c = params_of("HS512", SECRET, NULL);
 	ctx = ctx_of(&c);
 	tok = mint(JWT_ALG_HS512, SECRET, (int)strlen(SECRET), "{\"sub\":\"s\"}");
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
 	free(tok);
 	auth_free(ctx);
 }
@@ -515,12 +516,12 @@ pem_roundtrip(const char *alg_name, jwt_alg_t alg, const char *priv,
 	char			*tok, reason[128];
 
 	tok = mint_pem(alg, priv, "{\"userId\":\"k\",\"exp\":1764075600}");
-	ck_assert_msg(verify(ctx, tok, NOW, &u, reason, sizeof(reason)) == 0,
+	ck_assert_msg(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)) == 0,
 	    "%s: %s", alg_name, reason);
 	ck_assert_str_eq(u.u_id, "k");
 	/* flip one signature character: no longer valid */
 	tok[strlen(tok) - 2] = tok[strlen(tok) - 2] == 'A' ? 'B' : 'A';
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), -1);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), -1);
 	free(tok);
 	auth_free(ctx);
 }
@@ -569,7 +570,7 @@ START_TEST(test_every_public_key_algorithm)
 		ctx = ctx_of(&p);
 		tok = mint_pem(a[i].alg, a[i].priv, "{\"userId\":\"k\",\"exp\":1764075600}");
 		other = mint_pem(a[i].alg, a[i].priv, "{\"userId\":\"m\",\"exp\":1764075600}");
-		ck_assert_msg(verify(ctx, tok, NOW, &u, reason, sizeof(reason)) == 0,
+		ck_assert_msg(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)) == 0,
 		    "%s: %s", a[i].name, reason);
 		n = strlen(tok);
 		ck_assert_ptr_nonnull(bad = malloc(n + 8));
@@ -577,19 +578,19 @@ START_TEST(test_every_public_key_algorithm)
 		sig = strrchr(other, '.');
 		memcpy(bad, tok, (size_t)(strrchr(tok, '.') - tok));
 		strcpy(bad + (strrchr(tok, '.') - tok), sig);
-		ck_assert_int_eq(verify(ctx, bad, NOW, &u, reason, sizeof(reason)), -1);
+		ck_assert_int_eq(verify(ctx, bad, NOW_MS, &u, reason, sizeof(reason)), -1);
 		ck_assert_str_eq(reason, "signature verification failed");
 		/* four characters (three bytes) short, four long */
 		memcpy(bad, tok, n - 4);
 		bad[n - 4] = '\0';
-		ck_assert_int_eq(verify(ctx, bad, NOW, &u, reason, sizeof(reason)), -1);
+		ck_assert_int_eq(verify(ctx, bad, NOW_MS, &u, reason, sizeof(reason)), -1);
 		ck_assert_str_eq(reason, "signature verification failed");
 		snprintf(bad, n + 8, "%sAAAA", tok);
-		ck_assert_int_eq(verify(ctx, bad, NOW, &u, reason, sizeof(reason)), -1);
+		ck_assert_int_eq(verify(ctx, bad, NOW_MS, &u, reason, sizeof(reason)), -1);
 		ck_assert_str_eq(reason, "signature verification failed");
 		/* no signature at all */
 		snprintf(bad, n + 8, "%.*s.", (int)(strrchr(tok, '.') - tok), tok);
-		ck_assert_int_eq(verify(ctx, bad, NOW, &u, reason, sizeof(reason)), -1);
+		ck_assert_int_eq(verify(ctx, bad, NOW_MS, &u, reason, sizeof(reason)), -1);
 		free(bad);
 		free(other);
 		free(tok);
@@ -599,7 +600,7 @@ START_TEST(test_every_public_key_algorithm)
 	p = params_of("ES256", NULL, ec_pub);
 	ctx = ctx_of(&p);
 	tok = mint_pem(JWT_ALG_ES256, ec384_priv, "{\"userId\":\"k\"}");
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), -1);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), -1);
 	ck_assert_str_eq(reason, "signature verification failed");
 	free(tok);
 	auth_free(ctx);
@@ -609,7 +610,7 @@ END_TEST
 /* ---- time ----------------------------------------------------------- */
 
 static void
-at_time(int64_t leeway, const char *claims, time_t now, int want_ok,
+at_time(int64_t leeway, const char *claims, int64_t now_ms, int want_ok,
     const char *want_reason)
 {
 	struct auth_ctx		*ctx = hs256_ctx(leeway);
@@ -617,7 +618,7 @@ at_time(int64_t leeway, const char *claims, time_t now, int want_ok,
 	char			*tok = mint_hs256(claims), reason[128];
 	int			 rv;
 
-	rv = verify(ctx, tok, now, &u, reason, sizeof(reason));
+	rv = verify(ctx, tok, now_ms, &u, reason, sizeof(reason));
 	ck_assert_msg(rv == (want_ok ? 0 : -1), "%s leeway %lld: %s", claims,
 	    (long long)leeway, reason);
 	if (!want_ok)
@@ -628,28 +629,28 @@ at_time(int64_t leeway, const char *claims, time_t now, int want_ok,
 
 START_TEST(test_expired_token)
 {
-	at_time(0, "{\"sub\":\"a\",\"exp\":1764071999}", NOW, 0, "token expired");
-	at_time(0, "{\"sub\":\"a\",\"exp\":1000}", NOW, 0, "token expired");
-	at_time(0, "{\"sub\":\"a\",\"exp\":-5}", NOW, 0, "token expired");
+	at_time(0, "{\"sub\":\"a\",\"exp\":1764071999}", NOW_MS, 0, "token expired");
+	at_time(0, "{\"sub\":\"a\",\"exp\":1000}", NOW_MS, 0, "token expired");
+	at_time(0, "{\"sub\":\"a\",\"exp\":-5}", NOW_MS, 0, "token expired");
 }
 END_TEST
 
 START_TEST(test_exp_equal_to_now_is_expired)
 {
-	at_time(0, "{\"sub\":\"a\",\"exp\":1764072000}", NOW, 0, "token expired");
-	at_time(0, "{\"sub\":\"a\",\"exp\":1764072001}", NOW, 1, NULL);
+	at_time(0, "{\"sub\":\"a\",\"exp\":1764072000}", NOW_MS, 0, "token expired");
+	at_time(0, "{\"sub\":\"a\",\"exp\":1764072001}", NOW_MS, 1, NULL);
 }
 END_TEST
 
 START_TEST(test_exp_leeway_edges)
 {
 	/* leeway 5 s: valid while exp > now - 5 */
-	at_time(5000, "{\"sub\":\"a\",\"exp\":1764071996}", NOW, 1, NULL);
-	at_time(5000, "{\"sub\":\"a\",\"exp\":1764071995}", NOW, 0,
+	at_time(5000, "{\"sub\":\"a\",\"exp\":1764071996}", NOW_MS, 1, NULL);
+	at_time(5000, "{\"sub\":\"a\",\"exp\":1764071995}", NOW_MS, 0,
 	    "token expired");
 	/* leeway is in milliseconds: 1.5 s covers 1 s, not 2 s */
-	at_time(1500, "{\"sub\":\"a\",\"exp\":1764071999}", NOW, 1, NULL);
-	at_time(1500, "{\"sub\":\"a\",\"exp\":1764071998}", NOW, 0,
+	at_time(1500, "{\"sub\":\"a\",\"exp\":1764071999}", NOW_MS, 1, NULL);
+	at_time(1500, "{\"sub\":\"a\",\"exp\":1764071998}", NOW_MS, 0,
 	    "token expired");
 }
 END_TEST
@@ -671,8 +672,8 @@ START_TEST(test_require_exp_refuses_token_without_exp)
 	expect_reject(ctx, tok, "missing exp claim");
 	free(tok);
 	tok = mint_hs256("{\"userId\":\"u1\",\"exp\":1764075600}");
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
-	ck_assert_int_eq(u.u_exp, 1764075600);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(u.u_exp_ms, INT64_C(1764075600000));
 	free(tok);
 	tok = mint_hs256("{\"userId\":\"u1\",\"exp\":1764071000}");
 	expect_reject(ctx, tok, "token expired");
@@ -699,7 +700,7 @@ START_TEST(test_require_exp_from_config)
 		struct auth_user	 u;
 		char			 reason[128];
 
-		ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+		ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
 	}
 	free(tok);
 	auth_free(ctx);
@@ -708,21 +709,21 @@ END_TEST
 
 START_TEST(test_nbf_in_future)
 {
-	at_time(0, "{\"sub\":\"a\",\"nbf\":1764072001}", NOW, 0,
+	at_time(0, "{\"sub\":\"a\",\"nbf\":1764072001}", NOW_MS, 0,
 	    "token not yet valid");
-	at_time(0, "{\"sub\":\"a\",\"nbf\":1764072000}", NOW, 1, NULL);
-	at_time(0, "{\"sub\":\"a\",\"nbf\":1}", NOW, 1, NULL);
+	at_time(0, "{\"sub\":\"a\",\"nbf\":1764072000}", NOW_MS, 1, NULL);
+	at_time(0, "{\"sub\":\"a\",\"nbf\":1}", NOW_MS, 1, NULL);
 }
 END_TEST
 
 START_TEST(test_nbf_leeway_edges)
 {
-	at_time(5000, "{\"sub\":\"a\",\"nbf\":1764072005}", NOW, 1, NULL);
-	at_time(5000, "{\"sub\":\"a\",\"nbf\":1764072006}", NOW, 0,
+	at_time(5000, "{\"sub\":\"a\",\"nbf\":1764072005}", NOW_MS, 1, NULL);
+	at_time(5000, "{\"sub\":\"a\",\"nbf\":1764072006}", NOW_MS, 0,
 	    "token not yet valid");
-	at_time(999, "{\"sub\":\"a\",\"nbf\":1764072001}", NOW, 0,
+	at_time(999, "{\"sub\":\"a\",\"nbf\":1764072001}", NOW_MS, 0,
 	    "token not yet valid");
-	at_time(1000, "{\"sub\":\"a\",\"nbf\":1764072001}", NOW, 1, NULL);
+	at_time(1000, "{\"sub\":\"a\",\"nbf\":1764072001}", NOW_MS, 1, NULL);
 }
 END_TEST
 
@@ -730,13 +731,26 @@ START_TEST(test_fractional_and_huge_dates)
 {
 	struct auth_user	 u;
 
-	at_time(0, "{\"sub\":\"a\",\"exp\":1764072000.5}", NOW, 0,
+	/* a fraction counts to the millisecond (RFC 7519 NumericDate) */
+	at_time(0, "{\"sub\":\"a\",\"exp\":1764072000.5}", NOW_MS, 1, NULL);
+	at_time(0, "{\"sub\":\"a\",\"exp\":1764072000.5}", NOW_MS + 499, 1, NULL);
+	at_time(0, "{\"sub\":\"a\",\"exp\":1764072000.5}", NOW_MS + 500, 0,
 	    "token expired");
-	at_time(0, "{\"sub\":\"a\",\"exp\":1764072100.5}", NOW, 1, NULL);
-	accept_claims("{\"sub\":\"a\",\"exp\":9223372036854775807}", &u);
-	at_time(0, "{\"sub\":\"a\",\"nbf\":9223372036854775807}", NOW, 0,
+	at_time(0, "{\"sub\":\"a\",\"exp\":1764071999.75}", NOW_MS, 0,
+	    "token expired");
+	at_time(250, "{\"sub\":\"a\",\"exp\":1764071999.75}", NOW_MS, 0,
+	    "token expired");
+	at_time(251, "{\"sub\":\"a\",\"exp\":1764071999.75}", NOW_MS, 1, NULL);
+	at_time(0, "{\"sub\":\"a\",\"nbf\":1764072000.25}", NOW_MS + 249, 0,
 	    "token not yet valid");
-	at_time(0, "{\"sub\":\"a\",\"exp\":-9223372036854775807}", NOW, 0,
+	at_time(0, "{\"sub\":\"a\",\"nbf\":1764072000.25}", NOW_MS + 250, 1, NULL);
+	at_time(0, "{\"sub\":\"a\",\"exp\":1764072100.5}", NOW_MS, 1, NULL);
+	accept_claims("{\"sub\":\"a\",\"exp\":1764072100.125}", &u);
+	ck_assert_int_eq(u.u_exp_ms, INT64_C(1764072100125));
+	accept_claims("{\"sub\":\"a\",\"exp\":9223372036854775807}", &u);
+	at_time(0, "{\"sub\":\"a\",\"nbf\":9223372036854775807}", NOW_MS, 0,
+	    "token not yet valid");
+	at_time(0, "{\"sub\":\"a\",\"exp\":-9223372036854775807}", NOW_MS, 0,
 	    "token expired");
 }
 END_TEST
@@ -891,10 +905,10 @@ START_TEST(test_malformed_tokens)
 	size_t			 i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ck_assert_msg(verify(ctx, bad[i], NOW, &u, reason,
+		ck_assert_msg(verify(ctx, bad[i], NOW_MS, &u, reason,
 		    sizeof(reason)) == -1, "accepted %s", bad[i]);
 	expect_reject(ctx, "abc", "malformed token");
-	ck_assert_int_eq(auth_verify(ctx, "", 0, NOW, &u, reason,
+	ck_assert_int_eq(auth_verify(ctx, "", 0, NOW_MS, &u, reason,
 	    sizeof(reason)), -1);
 	ck_assert_str_eq(reason, "malformed token");
 	auth_free(ctx);
@@ -914,9 +928,9 @@ START_TEST(test_embedded_nul_rejected)
 	memcpy(buf, tok, n);
 	memcpy(buf + n, "\0xy", 3);
 	/* valid up to the NUL; the bytes after it must not be ignored */
-	ck_assert_int_eq(auth_verify(ctx, buf, n + 3, NOW, &u, reason,
+	ck_assert_int_eq(auth_verify(ctx, buf, n + 3, NOW_MS, &u, reason,
 	    sizeof(reason)), -1);
-	ck_assert_int_eq(auth_verify(ctx, buf, n, NOW, &u, reason,
+	ck_assert_int_eq(auth_verify(ctx, buf, n, NOW_MS, &u, reason,
 	    sizeof(reason)), 0);
 	free(buf);
 	free(tok);
@@ -937,7 +951,7 @@ START_TEST(test_token_over_max_is_invalid)
 	snprintf(buf, pad + 64, "{\"sub\":\"a\",\"pad\":\"%0*d\"}", (int)pad, 0);
 	tok = mint_hs256(buf);
 	ck_assert_uint_gt(strlen(tok), RT_TOKEN_MAX);
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), -1);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), -1);
 	ck_assert_str_eq(reason, "token too long");
 	free(tok);
 	free(buf);
@@ -951,10 +965,10 @@ START_TEST(test_reason_is_truncated_safely)
 	struct auth_user	 u;
 	char			 reason[6];
 
-	ck_assert_int_eq(auth_verify(ctx, NONE_TOKEN, strlen(NONE_TOKEN), NOW,
+	ck_assert_int_eq(auth_verify(ctx, NONE_TOKEN, strlen(NONE_TOKEN), NOW_MS,
 	    &u, reason, sizeof(reason)), -1);
 	ck_assert_str_eq(reason, "algor");
-	ck_assert_int_eq(auth_verify(ctx, NONE_TOKEN, strlen(NONE_TOKEN), NOW,
+	ck_assert_int_eq(auth_verify(ctx, NONE_TOKEN, strlen(NONE_TOKEN), NOW_MS,
 	    &u, NULL, 0), -1);
 	auth_free(ctx);
 }
@@ -975,7 +989,7 @@ with_iss_aud(const char *claims, int want_ok, const char *want_reason)
 	c.ap_audience = "realtime";
 	ctx = ctx_of(&c);
 	tok = mint_hs256(claims);
-	rv = verify(ctx, tok, NOW, &u, reason, sizeof(reason));
+	rv = verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason));
 	ck_assert_msg(rv == (want_ok ? 0 : -1), "%s: %s", claims, reason);
 	if (!want_ok)
 		ck_assert_str_eq(reason, want_reason);
@@ -1188,7 +1202,7 @@ START_TEST(test_anonymous_user_is_zeroed)
 	ck_assert(!u.u_authenticated);
 	ck_assert(!u.u_admin);
 	ck_assert_str_eq(u.u_id, "");
-	ck_assert_int_eq(u.u_exp, 0);
+	ck_assert_int_eq(u.u_exp_ms, 0);
 }
 END_TEST
 
@@ -1207,7 +1221,7 @@ accept_keeping(const char *claims, struct auth_user *u)
 	p.ap_claims = keep;
 	ctx = ctx_of(&p);
 	tok = mint_hs256(claims);
-	ck_assert_msg(verify(ctx, tok, NOW, u, reason, sizeof(reason)) == 0,
+	ck_assert_msg(verify(ctx, tok, NOW_MS, u, reason, sizeof(reason)) == 0,
 	    "rejected %s: %s", claims, reason);
 	free(tok);
 	auth_free(ctx);
@@ -1342,7 +1356,7 @@ START_TEST(test_signed_tokens_with_bad_headers_refused)
 		ctx = hs256_ctx(0);
 		if (i == 1) {	/* a good token first: its header is the one known */
 			mint_raw_hs256("{\"sub\":\"ok\"}", tok, sizeof(tok));
-			ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+			ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
 		}
 		mint_seg_hs256("", "{\"sub\":\"eh\"}", tok, sizeof(tok));
 		expect_reject(ctx, tok, "malformed token");
@@ -1355,7 +1369,7 @@ START_TEST(test_signed_tokens_with_bad_headers_refused)
 	}
 	/* {"alg":"HS256","k":"~~"}: base64url has a '-', plain base64 a '+' */
 	mint_seg_hs256("eyJhbGciOiJIUzI1NiIsImsiOiJ-fiJ9", "{\"sub\":\"h\"}", tok, sizeof(tok));
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
 	mint_seg_hs256("eyJhbGciOiJIUzI1NiIsImsiOiJ+fiJ9", "{\"sub\":\"h\"}", tok, sizeof(tok));
 	expect_reject(ctx, tok, "malformed token");
 	auth_free(ctx);
@@ -1375,16 +1389,16 @@ START_TEST(test_absurd_dates_clamp)
 	for (i = 0; i < sizeof(exps) / sizeof(exps[0]); i++) {
 		snprintf(claims, sizeof(claims), "{\"sub\":\"d\",\"exp\":%s}", exps[i]);
 		mint_raw_hs256(claims, tok, sizeof(tok));
-		ck_assert_msg(verify(ctx, tok, NOW, &u, reason, sizeof(reason)) == 0,
+		ck_assert_msg(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)) == 0,
 		    "exp %s: %s", exps[i], reason);
-		ck_assert_int_eq((int64_t)u.u_exp, INT64_C(253402300799));
+		ck_assert_int_eq(u.u_exp_ms, INT64_C(253402300799000));
 	}
 	mint_raw_hs256("{\"sub\":\"d\",\"exp\":-9223372036854775807}", tok, sizeof(tok));
 	expect_reject(ctx, tok, "token expired");
 	mint_raw_hs256("{\"sub\":\"d\",\"nbf\":1e300}", tok, sizeof(tok));
 	expect_reject(ctx, tok, "token not yet valid");
 	mint_raw_hs256("{\"sub\":\"d\",\"nbf\":-1e300}", tok, sizeof(tok));
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
 	auth_free(ctx);
 }
 END_TEST
@@ -1400,7 +1414,7 @@ START_TEST(test_claims_with_nul_not_kept)
 	ctx = ctx_of(&p);
 	mint_raw_hs256("{\"sub\":\"s\",\"team\":\"a\\u0000b\",\"orgId\":\"o\"}",
 	    tok, sizeof(tok));
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
 	expect_claim(&u, "team", NULL);
 	expect_claim(&u, "orgId", "o");
 	auth_free(ctx);
@@ -1504,7 +1518,7 @@ START_TEST(test_claims_of_anonymous_are_none)
 		p.ap_claims = keep;
 		ctx = ctx_of(&p);
 		tok = mint_hs256("{\"sub\":\"s\",\"orgId\":\"o1\",\"exp\":1}");
-		ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), -1);
+		ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), -1);
 		ck_assert_ptr_null(auth_user_claim(&u, "orgId", &len));
 		free(tok);
 		auth_free(ctx);
@@ -1530,7 +1544,7 @@ START_TEST(test_claims_to_keep_are_bounded)
 	p.ap_claims = eight;
 	ctx = ctx_of(&p);
 	tok = mint_hs256("{\"sub\":\"s\",\"a\":\"1\",\"h\":\"8\"}");
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
 	expect_claim(&u, "a", "1");
 	expect_claim(&u, "h", "8");
 	expect_claim(&u, "userId", "s");
@@ -1590,7 +1604,7 @@ START_TEST(test_extracted_token_verifies)
 	ck_assert_int_eq(http_parse_request(head, strlen(head), sizeof(head),
 	    &req, &used), HTTP_PARSE_DONE);
 	http_extract_token(&req, &t);
-	ck_assert_int_eq(auth_verify(ctx, t.t_token, t.t_len, NOW, &u, reason,
+	ck_assert_int_eq(auth_verify(ctx, t.t_token, t.t_len, NOW_MS, &u, reason,
 	    sizeof(reason)), 0);
 	ck_assert_str_eq(u.u_id, "u9");
 	free(tok);
@@ -1629,9 +1643,9 @@ START_TEST(test_cache_hit_gives_the_same_user)
 
 	tok = mint_hs256("{\"userId\":\"u-7\",\"email\":\"a@b.c\",\"role\":\"admin\","
 	    "\"jti\":\"j-1\",\"orgId\":\"acme\",\"team\":42,\"exp\":1764075600}");
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u1, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u1, reason, sizeof(reason)), 0);
 	memset(&u2, 0x5a, sizeof(u2));
-	ck_assert_int_eq(verify(ctx, tok, NOW + 1, &u2, reason, sizeof(reason)), 1);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS + 1000, &u2, reason, sizeof(reason)), 1);
 	ck_assert_int_eq(u2.u_authenticated, 1);
 	ck_assert_int_eq(u2.u_admin, 1);
 	ck_assert_str_eq(u2.u_id, "u-7");
@@ -1639,7 +1653,7 @@ START_TEST(test_cache_hit_gives_the_same_user)
 	ck_assert_str_eq(u2.u_role, "admin");
 	ck_assert_int_eq(u2.u_has_email, u1.u_has_email);
 	ck_assert_int_eq(u2.u_has_role, u1.u_has_role);
-	ck_assert_int_eq(u2.u_exp, 1764075600);
+	ck_assert_int_eq(u2.u_exp_ms, INT64_C(1764075600000));
 	ck_assert_int_eq(u2.u_has_jti, 1);
 	ck_assert_mem_eq(u2.u_jti, u1.u_jti, RVK_DIGEST);
 	ck_assert_uint_eq(u2.u_claimslen, u1.u_claimslen);
@@ -1663,13 +1677,13 @@ START_TEST(test_cache_hit_respects_exp_and_leeway)
 	char			*tok, reason[128];
 
 	tok = mint_hs256("{\"sub\":\"a\",\"exp\":1764072010}");	/* NOW + 10 */
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
-	ck_assert_int_eq(verify(ctx, tok, NOW + 14, &u, reason, sizeof(reason)), 1);
-	ck_assert_int_eq(verify(ctx, tok, NOW + 15, &u, reason, sizeof(reason)), -1);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS + 14000, &u, reason, sizeof(reason)), 1);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS + 15000, &u, reason, sizeof(reason)), -1);
 	ck_assert_str_eq(reason, "token expired");
 	ck_assert_uint_eq(cache_of(ctx).ac_entries, 0);
 	ck_assert_uint_eq(cache_of(ctx).ac_bytes, 0);
-	ck_assert_int_eq(verify(ctx, tok, NOW + 16, &u, reason, sizeof(reason)), -1);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS + 16000, &u, reason, sizeof(reason)), -1);
 	ck_assert_uint_eq(cache_of(ctx).ac_hits, 1);
 	free(tok);
 	auth_free(ctx);
@@ -1688,15 +1702,15 @@ START_TEST(test_cache_needs_the_whole_token)
 	char			*tok, *forged, *d1, reason[128];
 
 	tok = mint_hs256("{\"sub\":\"aaaa\",\"exp\":1764075600}");
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
 	ck_assert_ptr_nonnull(forged = strdup(tok));
 	ck_assert_ptr_nonnull(d1 = strchr(forged, '.'));
 	d1[3] = d1[3] == 'A' ? 'B' : 'A';	/* same length, same signature */
-	ck_assert_int_eq(verify(ctx, forged, NOW, &u, reason, sizeof(reason)), -1);
+	ck_assert_int_eq(verify(ctx, forged, NOW_MS, &u, reason, sizeof(reason)), -1);
 	ck_assert_str_eq(reason, "signature verification failed");
 	forged[strlen(forged) - 1] = '\0';	/* a prefix of a kept token */
-	ck_assert_int_eq(verify(ctx, forged, NOW, &u, reason, sizeof(reason)), -1);
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 1);
+	ck_assert_int_eq(verify(ctx, forged, NOW_MS, &u, reason, sizeof(reason)), -1);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 1);
 	ck_assert_uint_eq(cache_of(ctx).ac_hits, 1);
 	ck_assert_uint_eq(cache_of(ctx).ac_entries, 1);
 	free(forged);
@@ -1715,13 +1729,13 @@ START_TEST(test_cache_keeps_only_valid_tokens)
 
 	tok = mint(JWT_ALG_HS256, "another-secret", 14, "{\"sub\":\"a\"}");
 	for (i = 0; i < 3; i++) {
-		ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), -1);
+		ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), -1);
 		ck_assert_str_eq(reason, "signature verification failed");
 	}
 	free(tok);
 	tok = mint_hs256("{\"sub\":\"a\",\"exp\":1000}");
 	for (i = 0; i < 3; i++)
-		ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), -1);
+		ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), -1);
 	ck_assert_uint_eq(cache_of(ctx).ac_hits, 0);
 	ck_assert_uint_eq(cache_of(ctx).ac_misses, 0);
 	ck_assert_uint_eq(cache_of(ctx).ac_entries, 0);
@@ -1742,7 +1756,7 @@ START_TEST(test_cache_is_bounded_lru)
 	for (i = 0; i < 50; i++) {
 		snprintf(claims, sizeof(claims), "{\"sub\":\"user-%d\"}", i);
 		toks[i] = mint_hs256(claims);
-		ck_assert_int_eq(verify(ctx, toks[i], NOW, &u, reason, sizeof(reason)), 0);
+		ck_assert_int_eq(verify(ctx, toks[i], NOW_MS, &u, reason, sizeof(reason)), 0);
 		ck_assert_uint_le(cache_of(ctx).ac_entries, 4);
 	}
 	st = cache_of(ctx);
@@ -1751,18 +1765,18 @@ START_TEST(test_cache_is_bounded_lru)
 	ck_assert_uint_eq(st.ac_evictions, 46);
 	/* the last four are kept, and each answers with its own user */
 	for (i = 46; i < 50; i++) {
-		ck_assert_int_eq(verify(ctx, toks[i], NOW, &u, reason, sizeof(reason)), 1);
+		ck_assert_int_eq(verify(ctx, toks[i], NOW_MS, &u, reason, sizeof(reason)), 1);
 		snprintf(claims, sizeof(claims), "user-%d", i);
 		ck_assert_str_eq(u.u_id, claims);
 	}
 	/* 46 was used longest ago: 0 takes its place, 47..49 stay */
-	ck_assert_int_eq(verify(ctx, toks[47], NOW, &u, reason, sizeof(reason)), 1);
-	ck_assert_int_eq(verify(ctx, toks[48], NOW, &u, reason, sizeof(reason)), 1);
-	ck_assert_int_eq(verify(ctx, toks[49], NOW, &u, reason, sizeof(reason)), 1);
-	ck_assert_int_eq(verify(ctx, toks[0], NOW, &u, reason, sizeof(reason)), 0);
-	ck_assert_int_eq(verify(ctx, toks[47], NOW, &u, reason, sizeof(reason)), 1);
-	ck_assert_int_eq(verify(ctx, toks[0], NOW, &u, reason, sizeof(reason)), 1);
-	ck_assert_int_eq(verify(ctx, toks[46], NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, toks[47], NOW_MS, &u, reason, sizeof(reason)), 1);
+	ck_assert_int_eq(verify(ctx, toks[48], NOW_MS, &u, reason, sizeof(reason)), 1);
+	ck_assert_int_eq(verify(ctx, toks[49], NOW_MS, &u, reason, sizeof(reason)), 1);
+	ck_assert_int_eq(verify(ctx, toks[0], NOW_MS, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, toks[47], NOW_MS, &u, reason, sizeof(reason)), 1);
+	ck_assert_int_eq(verify(ctx, toks[0], NOW_MS, &u, reason, sizeof(reason)), 1);
+	ck_assert_int_eq(verify(ctx, toks[46], NOW_MS, &u, reason, sizeof(reason)), 0);
 	ck_assert_uint_eq(cache_of(ctx).ac_entries, 4);
 	ck_assert_uint_eq(cache_of(ctx).ac_evictions, 48);
 	for (i = 0; i < 50; i++)
@@ -1782,10 +1796,10 @@ START_TEST(test_cache_keeps_all_that_fit)
 	for (i = 0; i < 300; i++) {
 		snprintf(claims, sizeof(claims), "{\"sub\":\"s-%d\",\"exp\":1764075600}", i);
 		toks[i] = mint_hs256(claims);
-		ck_assert_int_eq(verify(ctx, toks[i], NOW, &u, reason, sizeof(reason)), 0);
+		ck_assert_int_eq(verify(ctx, toks[i], NOW_MS, &u, reason, sizeof(reason)), 0);
 	}
 	for (i = 0; i < 300; i++) {
-		ck_assert_int_eq(verify(ctx, toks[i], NOW, &u, reason, sizeof(reason)), 1);
+		ck_assert_int_eq(verify(ctx, toks[i], NOW_MS, &u, reason, sizeof(reason)), 1);
 		snprintf(claims, sizeof(claims), "s-%d", i);
 		ck_assert_str_eq(u.u_id, claims);
 		free(toks[i]);
@@ -1804,8 +1818,8 @@ START_TEST(test_cache_off_and_long_tokens)
 	size_t			 n = AUTH_CACHE_TOKEN_MAX;
 
 	tok = mint_hs256("{\"sub\":\"a\"}");
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
 	ck_assert_uint_eq(cache_of(ctx).ac_misses, 0);
 	free(tok);
 	auth_free(ctx);
@@ -1815,8 +1829,8 @@ START_TEST(test_cache_off_and_long_tokens)
 	snprintf(claims, n + 64, "{\"sub\":\"a\",\"pad\":\"%0*d\"}", (int)n, 0);
 	tok = mint_hs256(claims);
 	ck_assert_uint_gt(strlen(tok), AUTH_CACHE_TOKEN_MAX);
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
 	ck_assert_uint_eq(cache_of(ctx).ac_entries, 0);
 	ck_assert_uint_eq(cache_of(ctx).ac_misses, 2);
 	free(claims);
@@ -1836,13 +1850,13 @@ START_TEST(test_cache_rs256_and_config)
 	c.c_token_cache = 8;
 	ck_assert_msg((ctx = config_auth_new(&c, err, sizeof(err))) != NULL, "%s", err);
 	tok = mint_pem(JWT_ALG_RS256, rsa_priv, "{\"userId\":\"k\",\"exp\":1764075600}");
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 1);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 1);
 	ck_assert_str_eq(u.u_id, "k");
 	auth_free(ctx);
 	/* a new context (a reload) starts empty: the same token is verified again */
 	ck_assert_msg((ctx = config_auth_new(&c, err, sizeof(err))) != NULL, "%s", err);
-	ck_assert_int_eq(verify(ctx, tok, NOW, &u, reason, sizeof(reason)), 0);
+	ck_assert_int_eq(verify(ctx, tok, NOW_MS, &u, reason, sizeof(reason)), 0);
 	auth_free(ctx);
 	free(tok);
 }

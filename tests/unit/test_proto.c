@@ -706,19 +706,19 @@ START_TEST(test_connected_and_channels_use_the_table)
 	    "\"connectionId\":\"c\",\"user\":{\"userId\":\"u7\"},"
 	    "\"authorizedChannels\":[\"lobby\",\"org:o1:chat\",\"user:u7\"],"
 	    "\"expiresAt\":null," TS "}");
-	/* with an exp: its ISO time */
-	u.u_exp = 1764072000;
+	/* with an exp: its ISO time, to the millisecond */
+	u.u_exp_ms = INT64_C(1764072000250);
 	expect_text(proto_connected("c", t, &u, &tv, &tlen), &tlen, "{\"type\":\"connected\","
 	    "\"connectionId\":\"c\",\"user\":{\"userId\":\"u7\"},"
 	    "\"authorizedChannels\":[\"lobby\",\"org:o1:chat\",\"user:u7\"],"
-	    "\"expiresAt\":\"2025-11-25T12:00:00.000Z\"," TS "}");
+	    "\"expiresAt\":\"2025-11-25T12:00:00.250Z\"," TS "}");
 	expect_text(proto_authenticated(t, &u, &tv, &tlen), &tlen, "{\"type\":\"authenticated\","
 	    "\"user\":{\"userId\":\"u7\"},"
 	    "\"authorizedChannels\":[\"lobby\",\"org:o1:chat\",\"user:u7\"],"
+	    "\"expiresAt\":\"2025-11-25T12:00:00.250Z\"," TS "}");
+	expect_json(proto_token_expiring(INT64_C(1764072000000), &tv), "{\"type\":\"token_expiring\","
 	    "\"expiresAt\":\"2025-11-25T12:00:00.000Z\"," TS "}");
-	expect_json(proto_token_expiring(1764072000, &tv), "{\"type\":\"token_expiring\","
-	    "\"expiresAt\":\"2025-11-25T12:00:00.000Z\"," TS "}");
-	u.u_exp = 0;
+	u.u_exp_ms = 0;
 	sub = json_object_new_array();
 	json_object_array_add(sub, json_object_new_string("org:o1:chat"));
 	expect_json(proto_channels(t, &u, sub, &tv), "{\"type\":\"channels\","
