@@ -392,13 +392,14 @@ proto_parse_since(struct json_object *msg, struct proto_request *req)
 		return;
 	}
 	len = (size_t)json_object_get_string_len(e);
-	if (json_object_get_int64(o) < 0 ||
-	    (json_object_get_int64(o) == INT64_MAX && json_object_get_uint64(o) != INT64_MAX)) {
+	if (json_object_get_int64(o) < 0) {
 		proto_invalid(req, "Invalid since: offset must be a non-negative integer");
 		return;
 	}
 	req->pr_has_since = 1;
-	req->pr_since_offset = (uint64_t)json_object_get_int64(o);
+	/* any larger offset is in the future, as 2^64-1 (json-c's ceiling) is:
+	 * recovered false, not an error */
+	req->pr_since_offset = json_object_get_uint64(o);
 	/* an epoch we never issue is simply not ours: recovered false */
 	if (len > PROTO_EPOCH_MAX || memchr(json_object_get_string(e), '\0', len) != NULL)
 		len = 0;

@@ -122,6 +122,22 @@ def test_a_node_that_never_saw_the_channel_gives_redis_position(start_daemon):
     assert bstats(d)["cluster_reads"] >= 1 and d1.proc.poll() is None
 
 
+def test_a_since_offset_past_int64_is_in_the_future(start_daemon):
+    r = start_daemon.redis()
+    node(start_daemon, r)			# loads the library
+    for i in range(3):
+        fcall(r, "storage:deleted", json.dumps({"n": i}))
+    epoch = r.command("HGET", "realtimed:{storage:deleted}:m", "e").split(b"\r\n")[1].decode()
+    d = node(start_daemon, r)			# holds nothing: asks Redis
+    for user, off in (("u1", 2 ** 64 - 1), ("u2", 2 ** 63), ("u3", 10 ** 30)):
+        c = Client(d.port, tok(user))
+        m = sub(c, "storage:deleted", {"epoch": epoch, "offset": off})
+        assert m["type"] == "subscribed" and m["recovered"] is False, (off, m)
+        assert (m["epoch"], m["offset"]) == (epoch, 3), m
+        assert c.no_event(0.2)
+        c.close()
+
+
 def test_daemon_restart_cluster_positions_survive(start_daemon):
     r = start_daemon.redis()
     d = node(start_daemon, r)

@@ -69,7 +69,10 @@ def test_since_unrecoverable_answers_false_with_the_current_position(start_daemo
     proclib.publish_seq(r.port, "apps:updated", 1, 3)
     proclib.take_events(c, 2)
     for since in ({"epoch": "nope", "offset": 1}, {"epoch": epoch, "offset": 99},
-                  {"epoch": "", "offset": 0}, {"epoch": "x" * 300, "offset": 1}):
+                  {"epoch": "", "offset": 0}, {"epoch": "x" * 300, "offset": 1},
+                  # past int64, past uint64: still integers in the future
+                  {"epoch": epoch, "offset": 2 ** 63}, {"epoch": epoch, "offset": 2 ** 64 - 1},
+                  {"epoch": epoch, "offset": 10 ** 30}):
         c2 = Client(d.port, tok(userId="u9"))
         m = sub(c2, "apps:updated", since)
         assert m["type"] == "subscribed" and m["recovered"] is False, (since, m)
