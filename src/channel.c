@@ -311,7 +311,7 @@ chan_verdict_message(enum chan_verdict v)
 	case CHAN_OK:
 		return "OK";
 	case CHAN_INVALID:
-		return "Invalid channel name";
+		return "Missing or invalid channel";
 	case CHAN_UNKNOWN:
 		return "Unknown channel";
 	case CHAN_DENIED:

@@ -149,9 +149,7 @@ def verdict_of(m, channel):
         return "ok"
     if m.get("type") == "error":
         return {DENIED: "denied", UNKNOWN: "unknown", FULL: "full",
-                # the request parser's words (PROTOCOL.md), or the policy's
-                "Missing or invalid channel": "invalid",
-                "Invalid channel name": "invalid"}.get(m.get("message"), m)
+                "Missing or invalid channel": "invalid"}.get(m.get("message"), m)
     return m
 
 

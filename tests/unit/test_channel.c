@@ -235,7 +235,7 @@ START_TEST(test_verdict_messages)
 	    "Not authorized to subscribe to this channel");
 	ck_assert_str_eq(chan_verdict_message(CHAN_UNKNOWN), "Unknown channel");
 	ck_assert_str_eq(chan_verdict_message(CHAN_INVALID),
-	    "Invalid channel name");
+	    "Missing or invalid channel");
 }
 END_TEST
 
