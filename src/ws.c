@@ -23,6 +23,8 @@
 #define WS_LENMASK	0x7f
 #define WS_LEN16	126
 #define WS_LEN64	127
+/* what a compressed message may take on the wire beyond max_message_size */
+#define WS_DEFLATE_SLACK(max)	(((max) >> 10) + 64)
 
 #define WS_GUID		"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 /* A real key is 24 base64 characters; anything far longer is junk. */
@@ -206,6 +208,12 @@ ws_check_length(struct ws_decoder *d)
 		return n > WS_CONTROL_MAX ? ws_fail(d, WS_E_CTL_LEN) : WS_E_NONE;
 	if (max == 0)
 		return WS_E_NONE;
+	/* a compressed message is held to max once inflated (the caller's
+	 * inflater); on the wire deflate may have grown incompressible bytes
+	 * a little (zlib: under 0.1% + 13 bytes), so that much more is let in */
+	if ((d->wd_hdr[0] & WS_OPMASK) == WS_OP_CONT ? d->wd_msg_rsv1 :
+	    (d->wd_hdr[0] & WS_RSV1) != 0)
+		max += WS_DEFLATE_SLACK(max);
 	/* wd_msg_len > max only after a smaller max was set mid-message */
 	if (d->wd_msg_len > max || n > max - d->wd_msg_len)
 		return ws_fail(d, WS_E_TOO_BIG);

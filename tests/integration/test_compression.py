@@ -363,6 +363,30 @@ def test_fragmented_bomb_closes_1009(rt, clients):
     expect_close(c, 1009)
 
 
+def stored(data):
+    """data as deflate stored blocks (zlib level 0): a little larger than
+    data itself, as a client's deflate makes incompressible bytes."""
+    c = zlib.compressobj(0, zlib.DEFLATED, -15)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(TRAILER)
+    return out[:-4]
+
+
+def test_limit_is_on_the_inflated_size_not_the_wire(rt, clients):
+    """max_message_size (300k here) holds a compressed message's inflated
+    bytes: one of exactly 300k whose deflate is larger on the wire is
+    taken; one byte more inflated is 1009."""
+    c = clients(DeflateWS(rt.port, path="/echo"))
+    data = b"x" * (300 * 1024)
+    z = stored(data)
+    assert len(z) > len(data)
+    c.send_frame(0x2, z, rsv=4)
+    zflag, p = c.recv_msg()
+    assert p == data
+    c.send_frame(0x2, stored(data + b"x"), rsv=4)
+    expect_close(c, 1009)
+
+
 def test_invalid_deflate_data_closes_1007(rt, clients):
     c = clients(DeflateWS(rt.port))
     c.recv_obj()

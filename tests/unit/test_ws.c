@@ -1082,6 +1082,89 @@ START_TEST(test_fragments_over_limit_fail_1009)
 }
 END_TEST
 
+/* The header of a frame with the given first byte and length n (unmasked). */
+static enum ws_ev
+header_verdict(struct ws_decoder *d, uint8_t b0, uint16_t n)
+{
+	uint8_t			 h[8] = { b0, 0x80 | 126, (uint8_t)(n >> 8), (uint8_t)n };
+	struct ws_event		 ev;
+
+	(void)ws_decode(d, h, 4, &ev);	/* all 4, or up to the failing byte */
+	return ev.type;
+}
+
+/*
+ * A compressed message is held to the limit once inflated (by the caller);
+ * on the wire it may pass it by 0.1% + 64 bytes, as deflate grows
+ * incompressible bytes a little.  A plain one may not.
+ */
+START_TEST(test_compressed_message_has_deflate_slack_on_the_wire)
+{
+	struct ws_decoder	 d;
+	uint16_t		 slack = (1000 >> 10) + 64;
+
+	ws_decoder_init(&d, 1000, 1);
+	ws_decoder_deflate(&d, 1);
+	ck_assert_int_eq(header_verdict(&d, 0xc1, 1000 + slack), WS_EV_NEED_MORE);
+	ws_decoder_free(&d);
+	ws_decoder_init(&d, 1000, 1);
+	ws_decoder_deflate(&d, 1);
+	ck_assert_int_eq(header_verdict(&d, 0xc1, 1000 + slack + 1), WS_EV_ERROR);
+	ws_decoder_free(&d);
+	/* plain: the limit itself */
+	ws_decoder_init(&d, 1000, 1);
+	ws_decoder_deflate(&d, 1);
+	ck_assert_int_eq(header_verdict(&d, 0x81, 1001), WS_EV_ERROR);
+	ws_decoder_free(&d);
+	/* without deflate negotiated RSV1 is a protocol error, not a bigger limit */
+	ws_decoder_init(&d, 1000, 1);
+	ck_assert_int_eq(header_verdict(&d, 0xc1, 1000), WS_EV_ERROR);
+	ws_decoder_free(&d);
+}
+END_TEST
+
+/*
+ * A compressed message of two frames, a bytes then b bytes, decoded with a
+ * limit of 1000: the type of the last event (DATA when taken whole).
+ */
+static enum ws_ev
+two_compressed_frames(size_t a, size_t b, uint16_t *code)
+{
+	struct wire		 w = { 0 };
+	struct ws_decoder	 d;
+	struct ws_event		 ev;
+	char			 buf[1100];
+	size_t			 off = 0;
+
+	memset(buf, 'x', sizeof(buf));
+	w_frame(&w, WS_OP_TEXT, 0, buf, a);
+	w.b[0] |= 0x40;
+	w_frame(&w, WS_OP_CONT, 1, buf, b);
+	ws_decoder_init(&d, 1000, 1);
+	ws_decoder_deflate(&d, 1);
+	do
+		off += ws_decode(&d, w.b + off, w.len - off, &ev);
+	while (ev.type != WS_EV_ERROR && !(ev.type == WS_EV_DATA && ev.last) &&
+	    off < w.len);
+	*code = ev.type == WS_EV_ERROR ? ev.code : 0;
+	ws_decoder_free(&d);
+	w_free(&w);
+	return ev.type;
+}
+
+/* The slack holds for the whole of a fragmented compressed message. */
+START_TEST(test_compressed_fragments_share_the_slack)
+{
+	uint16_t	 code;
+
+	/* 600 + 464 = 1000 + slack: taken (whether it is deflate is the
+	 * caller's to find) */
+	ck_assert_int_eq(two_compressed_frames(600, 464, &code), WS_EV_DATA);
+	ck_assert_int_eq(two_compressed_frames(600, 465, &code), WS_EV_ERROR);
+	ck_assert_uint_eq(code, WS_CLOSE_TOO_BIG);
+}
+END_TEST
+
 /* A smaller max set mid-message (a reload) judges the next frame by it. */
 START_TEST(test_smaller_max_mid_message_fails_next_frame_1009)
 {
@@ -1764,6 +1847,8 @@ ws_suite(void)
 	tcase_add_test(tc, test_accept_key_rfc6455_example);
 	tcase_add_test(tc, test_accept_key_short_output_is_empty);
 	tcase_add_test(tc, test_rsv1_with_deflate);
+	tcase_add_test(tc, test_compressed_message_has_deflate_slack_on_the_wire);
+	tcase_add_test(tc, test_compressed_fragments_share_the_slack);
 	tcase_add_test(tc, test_frame_header_rsv1);
 	suite_add_tcase(s, tc);
 	return s;
