@@ -110,6 +110,17 @@ int	hist_cluster_next(struct hist *h, const char *ch, size_t chlen, const char *
 int	hist_cluster_set(struct hist *h, const char *ch, size_t chlen, const char *epoch,
 	    uint64_t offset);
 
+/*
+ * An event that takes a position but is not kept (over max_event_size): a
+ * plain one (epoch NULL) the next offset, an envelope's its own (epoch,
+ * offset).  The offsets then show subscribers the hole, every frame before
+ * it is dropped (no replay across it can be whole), and the change is
+ * counted (hist_changes()).  0, 1 for an envelope that is not new, -1 out
+ * of memory.
+ */
+int	hist_hole(struct hist *h, const char *ch, size_t chlen, const char *epoch,
+	    uint64_t offset);
+
 /* Drop frames past their channel's ttl, oldest first (a periodic sweep). */
 void	hist_expire(struct hist *h, uint64_t now);
 

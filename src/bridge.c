@@ -759,6 +759,24 @@ bridge_event_in(struct rt_bridge *b, const char *ch, size_t chlen, size_t len)
 	return 0;
 }
 
+/*
+ * An event dropped at max_event_size on a channel with history still
+ * takes its position (epoch NULL: the node's next; an envelope's: its
+ * own), so that subscribers see the hole in the offsets and a since from
+ * before it answers recovered false, never a replay that misses it.
+ */
+static void
+bridge_hole(struct rt_bridge *b, const char *ch, size_t chlen, const char *epoch,
+    uint64_t offset)
+{
+	const struct chan_ns	*ns;
+
+	if (chan_name_valid(ch, chlen) &&
+	    (ns = chan_match(b->b_conf->c_namespaces, ch, chlen)) != NULL &&
+	    ns->ns_history > 0 && hist_hole(b->b_hist, ch, chlen, epoch, offset) == 0)
+		bridge_pos_sync(b);	/* workers forget the position they hold */
+}
+
 /* A plain PUBLISH: node positions where the namespace has history. */
 static void
 bridge_route(struct rt_bridge *b, const char *ch, size_t chlen, const char *data, size_t len)
@@ -767,8 +785,10 @@ bridge_route(struct rt_bridge *b, const char *ch, size_t chlen, const char *data
 	struct hist_pos		 pos;
 	int			 positioned = 0;
 
-	if (bridge_event_in(b, ch, chlen, len) == -1)
+	if (bridge_event_in(b, ch, chlen, len) == -1) {
+		bridge_hole(b, ch, chlen, NULL, 0);
 		return;
+	}
 	if (chan_name_valid(ch, chlen) &&
 	    (ns = chan_match(b->b_conf->c_namespaces, ch, chlen)) != NULL &&
 	    ns->ns_history > 0 && hist_next(b->b_hist, ch, chlen, &pos) == 0)
@@ -796,8 +816,10 @@ bridge_envelope(struct rt_bridge *b, const char *rch, size_t rchlen, const char 
 		atomic_fetch_add(&b->b_rb->rb_cluster_bad, 1);
 		return;
 	}
-	if (bridge_event_in(b, ev.ce_channel, ev.ce_chlen, ev.ce_len) == -1)
+	if (bridge_event_in(b, ev.ce_channel, ev.ce_chlen, ev.ce_len) == -1) {
+		bridge_hole(b, ev.ce_channel, ev.ce_chlen, ev.ce_epoch, ev.ce_offset);
 		return;
+	}
 	atomic_fetch_add(&b->b_rb->rb_cluster_events, 1);
 	ns = chan_match(b->b_conf->c_namespaces, ev.ce_channel, ev.ce_chlen);
 	if (ns != NULL && ns->ns_history > 0 &&

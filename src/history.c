@@ -382,6 +382,25 @@ hist_cluster_set(struct hist *h, const char *ch, size_t chlen, const char *epoch
 	return 0;
 }
 
+int
+hist_hole(struct hist *h, const char *ch, size_t chlen, const char *epoch, uint64_t offset)
+{
+	struct hist_chan	*c;
+	struct hist_pos		 pos;
+	int			 rv;
+
+	rv = epoch == NULL ? hist_next(h, ch, chlen, &pos) :
+	    hist_cluster_next(h, ch, chlen, epoch, offset, &pos);
+	if (rv != 0 || (c = hist_chan_get(h, ch, chlen, 0)) == NULL)
+		return rv;
+	while (c->c_head != NULL) {
+		hist_drop_head(h, c);
+		h->h_evicted++;
+	}
+	h->h_changes++;
+	return 0;
+}
+
 void
 hist_append(struct hist *h, const char *ch, size_t chlen, uint64_t offset,
     const void *head, size_t hlen, const void *body, size_t blen,

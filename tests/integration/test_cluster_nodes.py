@@ -228,7 +228,12 @@ def test_event_over_max_event_size_is_a_hole_the_position_goes_on(start_daemon):
     fcall(r, "apps:bf", '{"n":1}')
     a = Client(d.port, tok())
     epoch = sub(a, "apps:bf")["epoch"]
+    b = Client(d.port, tok("u9"))
+    sub(b, "apps:bf")		# two here: the worker keeps the position itself
     assert fcall(r, "apps:bf", json.dumps({"n": 2, "p": "x" * 2000})) == 2
+    wait_for(lambda: bstats(d)["events_too_large"] == 1, 10, "the big one counted")
+    # the position is past the hole at once, as Redis has it
+    assert sub(Client(d.port, tok("u8")), "apps:bf")["offset"] == 2
     assert fcall_many(r, "apps:bf", 3, 5) == [3, 4]
     assert [e["offset"] for e in events(a, 2)] == [3, 4]
     wait_for(lambda: bstats(d)["events_too_large"] == 1, 10, "the big one counted")

@@ -110,6 +110,37 @@ def test_since_expired_by_ttl_is_unrecoverable(start_daemon):
     assert sub(c3, "apps:x", {"epoch": epoch, "offset": 2})["recovered"] is True
 
 
+def test_event_over_max_event_size_takes_its_offset_a_hole(start_daemon):
+    """A plain PUBLISH dropped at max_event_size still takes its offset:
+    subscribers see the hole (1, then 3), a subscribe after it has the
+    position past it (even one a worker would answer from its own
+    stream), and a since from before it is not recovered."""
+    d, r = start(start_daemon, max_event_size="1k")
+    a, b = Client(d.port, tok()), Client(d.port, tok(userId="u2"))
+    epoch = sub(a, "apps:deployed")["epoch"]
+    sub(b, "apps:deployed")	# two here: the worker keeps the position itself
+    proclib.publish_seq(r.port, "apps:deployed", 1, 2)
+    assert [e["offset"] for e in proclib.take_events(a, 1)] == [1]
+    proclib.take_events(b, 1)
+    proclib.publish(r.port, "apps:deployed", json.dumps({"n": 2, "p": "x" * 2000}))
+    wait_for(lambda: rtlib.bridge_stats(d)["events_too_large"] == 1, 10, "the drop")
+    c = Client(d.port, tok(userId="u3"))
+    m = sub(c, "apps:deployed")
+    assert (m["epoch"], m["offset"]) == (epoch, 2), m
+    m = sub(Client(d.port, tok(userId="u4")), "apps:deployed", {"epoch": epoch, "offset": 1})
+    assert m["recovered"] is False and m["offset"] == 2, m
+    m = sub(Client(d.port, tok(userId="u5")), "apps:deployed", {"epoch": epoch, "offset": 2})
+    assert m["recovered"] is True and m["offset"] == 2, m
+    proclib.publish_seq(r.port, "apps:deployed", 3, 4)
+    assert [e["offset"] for e in proclib.take_events(a, 1)] == [3]
+    assert [e["offset"] for e in proclib.take_events(c, 1)] == [3]
+    e = Client(d.port, tok(userId="u6"))
+    m = sub(e, "apps:deployed", {"epoch": epoch, "offset": 2})
+    assert m["recovered"] is True and [x["offset"] for x in proclib.take_events(e, 1)] == [3]
+    m = sub(Client(d.port, tok(userId="u7")), "apps:deployed", {"epoch": epoch, "offset": 1})
+    assert m["recovered"] is False and m["offset"] == 3, m
+
+
 def test_since_on_a_channel_without_history_is_false(start_daemon):
     d, r = start(start_daemon, namespace="apps:* authenticated")
     c = Client(d.port, tok())

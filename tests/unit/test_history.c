@@ -1356,6 +1356,51 @@ START_TEST(test_cluster_gap)
 }
 END_TEST
 
+/*
+ * hist_hole(): an event dropped (over max_event_size) takes its offset;
+ * the frames before it go, the change is counted, and the next event
+ * carries on after it.
+ */
+START_TEST(test_hole_of_an_event_not_kept)
+{
+	struct hist	*h;
+	struct hist_pos	 pos;
+	char		 e[HIST_EPOCH_MAX + 1];
+	uint64_t	 changes;
+
+	ck_assert_ptr_nonnull(h = hist_new(BIG, 100, "n"));
+	pub(h, "a", 10, 0, 0);					/* 1 */
+	pub(h, "a", 10, 0, 0);					/* 2 */
+	changes = hist_changes(h);
+	ck_assert_int_eq(hist_hole(h, S("a"), NULL, 0), 0);	/* 3 */
+	ck_assert_uint_gt(hist_changes(h), changes);
+	ck_assert_int_eq(stats(h).hs_events, 0);
+	ck_assert_int_eq(hist_position(h, S("a"), &pos), 0);
+	ck_assert_uint_eq(pos.hp_offset, 3);
+	strcpy(e, pos.hp_epoch);
+	replay_expect(h, "a", e, 3, 0, 0, 1);
+	replay_expect(h, "a", e, 2, 0, 0, 0);
+	replay_expect(h, "a", e, 0, 0, 0, 0);
+	ck_assert_uint_eq(pub(h, "a", 10, 0, 0), 4);
+	replay_expect(h, "a", e, 3, 0, 0, 1);			/* 4 */
+	replay_expect(h, "a", e, 2, 0, 0, 0);
+	/* a channel without a record gets one, at offset 1 */
+	ck_assert_int_eq(hist_hole(h, S("b"), NULL, 0), 0);
+	ck_assert_int_eq(hist_position(h, S("b"), &pos), 0);
+	ck_assert_uint_eq(pos.hp_offset, 1);
+	/* an envelope's: its own offset, once */
+	ck_assert_int_eq(cpub(h, "c", "cE1", 1, 10, 0, 0), 0);
+	ck_assert_int_eq(hist_hole(h, S("c"), "cE1", 2), 0);
+	pos_expect(h, "c", "cE1", 2);
+	ck_assert_int_eq(hist_hole(h, S("c"), "cE1", 2), 1);
+	replay_expect(h, "c", "cE1", 2, 0, 0, 1);
+	replay_expect(h, "c", "cE1", 1, 0, 0, 2);		/* Redis may say */
+	ck_assert_int_eq(cpub(h, "c", "cE1", 3, 10, 0, 0), 0);
+	replay_expect(h, "c", "cE1", 2, 0, 0, 1);
+	hist_free(h);
+}
+END_TEST
+
 START_TEST(test_cluster_epoch_change)
 {
 	struct hist	*h;
@@ -1782,6 +1827,7 @@ history_suite(void)
 	tcase_add_test(tc, test_cluster_contiguous);
 	tcase_add_test(tc, test_cluster_duplicate);
 	tcase_add_test(tc, test_cluster_gap);
+	tcase_add_test(tc, test_hole_of_an_event_not_kept);
 	tcase_add_test(tc, test_cluster_epoch_change);
 	tcase_add_test(tc, test_cluster_set);
 	tcase_add_test(tc, test_cluster_modes);
