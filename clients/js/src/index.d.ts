@@ -22,8 +22,10 @@ export interface ReconnectOptions {
   baseMs?: number;
   /** Backoff cap in ms (default 30000). */
   maxMs?: number;
-  /** Reconnects in a row without a `connected` before giving up (default Infinity). */
+  /** Reconnects in a row without a good connection before giving up (default Infinity). */
   maxAttempts?: number;
+  /** How long in ms a connection must stay up after `connected` to count as good: the attempts start again from 0 (default 5000). */
+  stableMs?: number;
 }
 
 /**

@@ -7,7 +7,7 @@
 // the close-code table of PROTOCOL.md.  No runtime dependencies: the
 // WebSocket class is the `WebSocket` option or globalThis.WebSocket.
 
-const DEFAULT_RECONNECT = { baseMs: 500, maxMs: 30000, maxAttempts: Infinity };
+const DEFAULT_RECONNECT = { baseMs: 500, maxMs: 30000, maxAttempts: Infinity, stableMs: 5000 };
 const TRANSPORTS = ['protocol', 'query', 'auth'];
 const OPEN = 1;
 
@@ -75,6 +75,8 @@ export class RealtimeClient {
     this._usedToken = null;          // the token the current connection stands on
     this._tokenNext = this._token != null;  // the next connect uses _token, not getToken
     this._authQueue = [];            // in-band auths not answered yet: {token, prev, next}
+    this._tokenTimers = new Set();   // getToken() time limits running
+    this._stableTimer = null;        // a connection counts as good once it outlives it
     this._visHandler = null;
   }
 
@@ -107,8 +109,9 @@ export class RealtimeClient {
     this._wanted = false;
     this._paused = false;
     this._unwatchVisibility();
-    this._clearTimers();
+    this._clearAllTimers();
     this._detach(1000, '');
+    for (const sub of this._subs.values()) sub.state = 'idle';
     this._state = 'closed';
     if (wasOpen)
       this._emit('disconnected', { code: 1000, reason: '', willReconnect: false });
@@ -210,7 +213,19 @@ export class RealtimeClient {
   _clearTimers() {
     if (this._timer) clearTimeout(this._timer);
     if (this._connectTimer) clearTimeout(this._connectTimer);
-    this._timer = this._connectTimer = null;
+    if (this._stableTimer) clearTimeout(this._stableTimer);
+    this._timer = this._connectTimer = this._stableTimer = null;
+  }
+
+  // Stopped for good: no timer of ours may keep running (nor keep node alive).
+  _clearAllTimers() {
+    this._clearTimers();
+    for (const t of this._tokenTimers) clearTimeout(t);
+    this._tokenTimers.clear();
+    for (const sub of this._subs.values()) {
+      if (sub.retry) clearTimeout(sub.retry);
+      sub.retry = null;
+    }
   }
 
   // Forget the current socket (its late events are ignored) and close it.
@@ -264,13 +279,18 @@ export class RealtimeClient {
       return { then: (ok, fail) => ('err' in c ? fail(c.err) : ok(c.ok)) };
     }
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('getToken timed out')), this._tokenTimeoutMs);
+      const timer = setTimeout(() => {
+        this._tokenTimers.delete(timer);
+        reject(new Error('getToken timed out'));
+      }, this._tokenTimeoutMs);
+      this._tokenTimers.add(timer);
+      const done = () => { clearTimeout(timer); this._tokenTimers.delete(timer); };
       r.then((t) => {
-        clearTimeout(timer);
+        done();
         const c = check(t);
         if ('err' in c) reject(c.err);
         else resolve(c.ok);
-      }, (e) => { clearTimeout(timer); reject(e); });
+      }, (e) => { done(); reject(e); });
     });
   }
 
@@ -324,7 +344,13 @@ export class RealtimeClient {
     this._connectTimer = null;
     this._session = session;
     this._state = 'open';
-    this._attempt = 0;
+    // the attempts start again once this connection proves good: one the
+    // server closes at once (a replay interrupted, a full server) backs off
+    if (this._stableTimer) clearTimeout(this._stableTimer);
+    this._stableTimer = setTimeout(() => {
+      this._stableTimer = null;
+      if (this._state === 'open') this._attempt = 0;
+    }, this._reconnectOpt('stableMs'));
     for (const sub of this._subs.values()) {
       if (sub.retry) clearTimeout(sub.retry);
       sub.retry = null;
@@ -356,7 +382,8 @@ export class RealtimeClient {
 
   _onClose(info) {
     if (this._connectTimer) clearTimeout(this._connectTimer);
-    this._connectTimer = null;
+    if (this._stableTimer) clearTimeout(this._stableTimer);
+    this._connectTimer = this._stableTimer = null;
     const wasOpen = this._state === 'open';
     const { code, reason } = info;
     // A replay too large for the server's output limit is refused with
@@ -392,7 +419,8 @@ export class RealtimeClient {
         this._emitError({ source: 'token', message: 'Token expired and no getToken to refresh it' });
         return this._stop(info, wasOpen);
       }
-      return this._retry(info, this._backoff(0), wasOpen);    // _open() calls getToken
+      this._tokenNext = false;      // not the token that just expired: _open() calls getToken
+      return this._retry(info, this._backoff(0), wasOpen);
     }
     if (code === 1008 && TOKEN_REFUSED.has(reason)) return this._retryWithNewToken(info, wasOpen);
     return this._retry(info, this._delayFor(code, reason), wasOpen);
@@ -400,6 +428,11 @@ export class RealtimeClient {
 
   // This token can not work again: only a different one from getToken may.
   _retryWithNewToken(info, wasOpen) {
+    // setToken() gave another one meanwhile: that one is worth a try
+    if (this._tokenNext && this._token != null && this._token !== this._usedToken) {
+      this._tokenNext = false;
+      return this._retry(info, this._backoff(0), wasOpen, this._token);
+    }
     if (!this._getToken) return this._stop(info, wasOpen);
     this._state = 'waiting';
     const gen = ++this._gen;
@@ -434,7 +467,7 @@ export class RealtimeClient {
   _stop(info, wasOpen) {
     this._wanted = false;
     this._unwatchVisibility();
-    this._clearTimers();
+    this._clearAllTimers();
     this._state = 'closed';
     this._emit('disconnected', { code: info.code, reason: info.reason, willReconnect: false });
   }
@@ -656,11 +689,14 @@ export class RealtimeClient {
     }
     if (msg.epoch !== sub.epoch) {
       if (sub.state === 'pending') return false;    // the answer to our since settles it
-      // A new history began under us.  From "nothing seen" to its first
-      // event nothing is missing: that is how a fresh channel's first
-      // FCALL looks (its subscribe got a node position).  Otherwise what
-      // the old history still had for us is gone.
-      const fresh = sub.offset === 0 && msg.offset === 1;
+      // A new history began under us.  One case misses nothing: a
+      // channel's first FCALL (a cluster epoch, no '-', at offset 1) after
+      // a subscribe that got a node position (realtimed's node epochs have
+      // a '-') with no event yet.  Any other new epoch may hide lost
+      // events (a node's new epoch follows its link to Redis dropping):
+      // what the old history still had for us is gone.
+      const fresh = sub.offset === 0 && msg.offset === 1 &&
+        sub.epoch.includes('-') && !msg.epoch.includes('-');
       sub.epoch = msg.epoch;
       sub.offset = msg.offset;
       if (!fresh) this._emit('unrecoverable', { channel: sub.channel, epoch: msg.epoch, offset: msg.offset - 1 });

@@ -68,8 +68,9 @@ export function useRealtime(options, channels) {
   const liveRef = React.useRef(null);   // { client, subs } of the current client
   const callbacksRef = React.useRef({ onUnrecoverable, onError });
   // where the last client was on each channel: a new one (new token or
-  // url) resumes from there with since, so a token change loses nothing
-  const positionsRef = React.useRef(new Map());
+  // url) resumes from there with since, so a token change loses nothing;
+  // the first client starts from the `positions` option
+  const positionsRef = React.useRef(null);
 
   const key = channelKey(channels);
   const hasGetToken = typeof getToken === 'function';
@@ -109,6 +110,10 @@ export function useRealtime(options, channels) {
   React.useEffect(() => {
     if (!url)
       return undefined;
+    if (positionsRef.current === null) {
+      const given = optionsRef.current && optionsRef.current.positions;
+      positionsRef.current = new Map(given instanceof Map ? given : Object.entries(given ?? {}));
+    }
     const opts = Object.assign({}, optionsRef.current, { url, positions: positionsRef.current });
     if (token !== undefined && token !== null)
       opts.token = token;

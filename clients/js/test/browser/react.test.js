@@ -152,4 +152,20 @@ describe('browser: useRealtime', { skip: skip || false, timeout: 120000 }, () =>
     const s = await until((x) => x.sockets.notClosed === 0, 'every socket closed');
     assert.equal(s.sockets.created, 3);
   });
+
+  test('the positions option: the first subscribe resumes with since', T, async () => {
+    await page.stop();
+    // any position will do: what matters is the frame (the server answers
+    // recovered false for an epoch it never issued)
+    page = world.open('react.html', {
+      url: world.daemon.url, token: mint({ userId: 'react-p' }), strict: '1',
+      positions: JSON.stringify({ 'apps:created': { epoch: 'ep0-1', offset: 7 } }),
+    });
+    const s = await until((x) => x.connected && subFrames(x).length >= 2, 'connected and subscribed');
+    const sent = s.sockets.sent.filter((x) => x.msg && x.msg.type === 'subscribe');
+    const created = sent.find((x) => x.msg.channel === 'apps:created');
+    const updated = sent.find((x) => x.msg.channel === 'apps:updated');
+    assert.deepEqual(created.msg.since, { epoch: 'ep0-1', offset: 7 });
+    assert.equal(updated.msg.since, undefined);
+  });
 });
