@@ -34,6 +34,7 @@ static const char *const http_singletons[] = {
 static int	http_is_tchar(unsigned char);
 static int	http_is_ows(char);
 static int	http_hexval(char);
+static int	http_host_valid(const char *, size_t);
 static size_t	http_head_end(const char *, size_t);
 static size_t	http_next_line(const char *, size_t, size_t, const char **,
 		    size_t *);
@@ -199,7 +200,8 @@ http_absolute_rest(const char *t, size_t n)
 		return NULL;
 	for (rest = auth; rest < t + n && *rest != '/' && *rest != '?'; rest++)
 		;
-	return rest == auth ? NULL : rest;	/* NULL: no authority */
+	/* NULL: no authority, or one that is no host[:port] (userinfo included) */
+	return rest == auth || !http_host_valid(auth, (size_t)(rest - auth)) ? NULL : rest;
 }
 
 /*
@@ -335,25 +337,55 @@ http_content_length(const struct http_header *h, int64_t *out)
 	return 0;
 }
 
-/* uri-host [ ":" port ] (RFC 3986 3.2.2): its characters at least; empty is allowed. */
+/* A reg-name character (RFC 3986 3.2.2): unreserved or sub-delims. */
+static int
+http_is_regname(int c)
+{
+	switch (c) {
+	case '-': case '.': case '_': case '~': case '!': case '$': case '&': case '\'':
+	case '(': case ')': case '*': case '+': case ',': case ';': case '=':
+		return 1;
+	default:
+		return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+	}
+}
+
+/*
+ * uri-host [ ":" port ] (RFC 3986 3.2.2, RFC 9110 7.2): an IPv6 literal in
+ * brackets (hex digits, ':' and '.'), or a reg-name of unreserved,
+ * sub-delims and %HH (an IPv4 address is one), then a port of digits.
+ * Empty is allowed (RFC 9112 3.2); "x:abc", "a:b:c", "[::1" or "%zz" are not.
+ */
 static int
 http_host_valid(const char *v, size_t n)
 {
-	size_t	 i;
+	size_t	 i = 0;
 
-	for (i = 0; i < n; i++) {
-		switch (v[i]) {
-		case '-': case '.': case '_': case '~': case '%': case '!': case '$': case '&':
-		case '\'': case '(': case ')': case '*': case '+': case ',': case ';': case '=':
-		case ':': case '[': case ']':
-			continue;
-		default:
-			if ((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
-			    (v[i] >= '0' && v[i] <= '9'))
-				continue;
+	if (n > 0 && v[0] == '[') {
+		for (i = 1; i < n && v[i] != ']'; i++)
+			if (http_hexval(v[i]) == -1 && v[i] != ':' && v[i] != '.')
+				return 0;
+		if (i == n || i == 1)
 			return 0;
+		i++;
+	} else {
+		for (; i < n && v[i] != ':'; i++) {
+			if (v[i] == '%') {
+				if (i + 2 >= n || http_hexval(v[i + 1]) == -1 ||
+				    http_hexval(v[i + 2]) == -1)
+					return 0;
+				i += 2;
+			} else if (!http_is_regname((unsigned char)v[i]))
+				return 0;
 		}
 	}
+	if (i == n)
+		return 1;
+	if (v[i] != ':')
+		return 0;
+	for (i++; i < n; i++)
+		if (v[i] < '0' || v[i] > '9')
+			return 0;
 	return 1;
 }
 

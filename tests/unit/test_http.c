@@ -271,6 +271,29 @@ START_TEST(test_invalid_host_bad)
 	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: a\"b\r\n\r\n"), HTTP_PARSE_BAD);
 	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost:\r\n\r\n"), HTTP_PARSE_DONE);
 	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"), HTTP_PARSE_DONE);
+	{
+		/* the grammar, not only the characters: host, then digits after one ':' */
+		const char	*good[] = { "[::1]", "[2001:db8::7]:443", "127.0.0.1:8888", "a:",
+				    "%41b", "x.y_z~!$&'()*+,;=", ":80" };
+		const char	*bad[] = { "x:abc", "x:80:90", "a:b:c", "[", "]", "[::1", "x]",
+				    "x[y]", "[]", "%", "%zz", "%4", "x:-1", "::::", "[::1]x", "[::1]:a",
+				    "[g::1]", "u@h" };
+		char		 r[128];
+		size_t		 i;
+
+		for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+			snprintf(r, sizeof(r), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", good[i]);
+			ck_assert_msg(parse(r) == HTTP_PARSE_DONE, "Host: %s refused", good[i]);
+		}
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(r, sizeof(r), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", bad[i]);
+			ck_assert_msg(parse(r) == HTTP_PARSE_BAD, "Host: %s taken", bad[i]);
+			/* the same authority in an absolute-form target */
+			snprintf(r, sizeof(r), "GET http://%s/ws HTTP/1.1\r\nHost: a\r\n\r\n", bad[i]);
+			if (strchr(bad[i], '/') == NULL && strchr(bad[i], '?') == NULL)
+				ck_assert_msg(parse(r) == HTTP_PARSE_BAD, "http://%s/ws taken", bad[i]);
+		}
+	}
 	ck_assert_int_eq(parse("GET / HTTP/1.1\r\nHost: xn--d1a.example:80\r\n\r\n"),
 	    HTTP_PARSE_DONE);
 }
