@@ -42,12 +42,14 @@ enum http_parse_result {
 	HTTP_PARSE_BAD		= -1,	/* 400: malformed */
 	HTTP_PARSE_TOO_LARGE	= -2,	/* 431: head or header count over limit */
 	HTTP_PARSE_VERSION	= -3,	/* 505: not HTTP/1.x */
+	HTTP_PARSE_URI_TOO_LONG	= -4,	/* 414: no end of the request line within the limit */
 };
 
 /*
  * Parse a request head from buf.  max_size bounds the head (request line,
  * headers and the final CRLF); a buffer that reaches it without a complete
- * head is HTTP_PARSE_TOO_LARGE.  On DONE *consumed is the head's length.
+ * head is HTTP_PARSE_TOO_LARGE, or HTTP_PARSE_URI_TOO_LONG when not even
+ * the request line ends within it.  On DONE *consumed is the head's length.
  * Obsolete line folding, bare CR, control characters, a missing Host on
  * HTTP/1.1, and duplicates of singleton headers (Host, Sec-WebSocket-Key,
  * Sec-WebSocket-Version, Upgrade, Authorization, Origin, Content-Length)

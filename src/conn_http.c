@@ -363,6 +363,9 @@ conn_http_parse(struct rt_conn *c, const char *buf, size_t len)
 	case HTTP_PARSE_TOO_LARGE:
 		conn_http_error(c, 431, NULL);
 		return 0;
+	case HTTP_PARSE_URI_TOO_LONG:
+		conn_http_error(c, 414, NULL);
+		return 0;
 	case HTTP_PARSE_VERSION:
 		conn_http_error(c, 505, NULL);
 		return 0;

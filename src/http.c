@@ -144,9 +144,11 @@ http_parse_head(const char *buf, size_t len, size_t max_size,
 	    (buf[pos] == '\r' && pos + 1 < len && buf[pos + 1] == '\n')); )
 		pos += buf[pos] == '\n' ? 1 : 2;
 	end = pos < len ? http_head_end(buf + pos, len - pos) : 0;
-	if (end == 0)
-		return len >= max_size ? HTTP_PARSE_TOO_LARGE :
-		    HTTP_PARSE_INCOMPLETE;
+	if (end == 0 && len < max_size)
+		return HTTP_PARSE_INCOMPLETE;
+	if (end == 0)	/* RFC 9112 3: a target too long to parse is a 414 */
+		return pos < len && memchr(buf + pos, '\n', len - pos) == NULL ?
+		    HTTP_PARSE_URI_TOO_LONG : HTTP_PARSE_TOO_LARGE;
 	buf += pos;
 	skip = pos;
 
@@ -773,6 +775,8 @@ http_reason(int status)
 		return "Length Required";
 	case 413:
 		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
 	case 415:
 		return "Unsupported Media Type";
 	case 417:

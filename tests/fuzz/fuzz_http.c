@@ -237,7 +237,7 @@ parse(const char *buf, size_t len, size_t max_size,
 
 	*consumed = 12345;
 	rv = http_parse_request(buf, len, max_size, req, consumed);
-	check(rv >= HTTP_PARSE_VERSION && rv <= HTTP_PARSE_DONE);
+	check(rv >= HTTP_PARSE_URI_TOO_LONG && rv <= HTTP_PARSE_DONE);
 	check(rv == HTTP_PARSE_DONE || *consumed == 0);
 	if (rv == HTTP_PARSE_INCOMPLETE)
 		check(len < max_size);

@@ -594,6 +594,20 @@ def test_token_100k_in_authorization_header_431(start_daemon):
     assert_serves(d, procs)
 
 
+def test_request_line_over_max_header_size_414(start_daemon):
+    """RFC 9112 3: a request-target too long to parse is a 414, not a 431
+    (which is for the fields)."""
+    d, r, procs = start(start_daemon)       # max_header_size 8k
+    before = stats(d)["handshake_errors"]
+    req = b"GET /ws?token=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    st, hd, body, closed = rtlib.http_raw(d.port, req, timeout=5)
+    assert st == 414, (st, hd, body)
+    assert b"URI Too Long" in body, body
+    assert closed, "connection left open after 414"
+    counter_moved(d, "handshake_errors", before)
+    assert_serves(d, procs)
+
+
 def _token_of_length(lo, hi, **claims):
     """A validly signed HS256 token whose length is in (lo, hi]."""
     n = (lo * 3) // 4 - 200

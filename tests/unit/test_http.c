@@ -501,7 +501,13 @@ START_TEST(test_incomplete_at_max_size_too_large)
 {
 	ck_assert_int_eq(parse_max("GET / HTTP/1.1\r\nHost: aaaa", 26),
 	    HTTP_PARSE_TOO_LARGE);
+	/* not even the request line within the limit: 414 (RFC 9112 3) */
 	ck_assert_int_eq(parse_max("GET / HTTP/1.1\r\nHost: aaaa", 10),
+	    HTTP_PARSE_URI_TOO_LONG);
+	ck_assert_int_eq(parse_max("\r\nGET /aaaaaaaa HTTP/1.1\r\n", 12),
+	    HTTP_PARSE_URI_TOO_LONG);
+	/* the request line ended: the fields are what is too large */
+	ck_assert_int_eq(parse_max("GET / HTTP/1.1\r\nHost: aaaa", 17),
 	    HTTP_PARSE_TOO_LARGE);
 }
 END_TEST
