@@ -146,6 +146,13 @@ struct http_upgrade {
  */
 int	http_check_upgrade(const struct http_request *req, struct http_upgrade *up);
 
+/*
+ * Is req's method one of HTTP's (RFC 9110 9, and PATCH)?  Case-sensitive.
+ * Another is answered 501 (RFC 9110 9.1); one of these that an endpoint
+ * does not take, 405 with Allow.
+ */
+int	http_method_known(const struct http_request *req);
+
 /* Reason phrase for a status code ("Bad Request"). */
 const char *http_reason(int status);
 

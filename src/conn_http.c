@@ -313,6 +313,10 @@ conn_http_route(struct rt_conn *c, const struct http_request *req, const char *b
 	c->c_http_head = req->r_method_len == 4 && memcmp(req->r_method, "HEAD", 4) == 0;
 	is_get = c->c_http_head || (req->r_method_len == 3 && memcmp(req->r_method, "GET", 3) == 0);
 	*used = 0;
+	if (!http_method_known(req)) {
+		conn_http_error(c, 501, NULL);	/* RFC 9110 9.1 */
+		return 1;
+	}
 	if (n == 8 && memcmp(p, "/publish", 8) == 0) {
 		if (conf->c_publish_api_key[0] == '\0')
 			conn_http_error(c, 404, NULL);	/* off: no such endpoint */

@@ -716,9 +716,23 @@ http_key_valid(const char *k, size_t n)
 	return 1;
 }
 
+int
+http_method_known(const struct http_request *req)
+{
+	static const char	*const known[] = { "GET", "HEAD", "POST", "PUT", "DELETE",
+				    "CONNECT", "OPTIONS", "TRACE", "PATCH" };
+	size_t			 i;
+
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (req->r_method_len == strlen(known[i]) &&
+		    memcmp(req->r_method, known[i], req->r_method_len) == 0)
+			return 1;
+	return 0;
+}
+
 /*
  * Checked in this order so the status names the most basic problem first:
- * method (405), HTTP/1.0 (400), Upgrade/Connection (426),
+ * method (405), Upgrade/Connection (426), HTTP/1.0 (400),
  * Sec-WebSocket-Version (426), Sec-WebSocket-Key (400).
  */
 int
@@ -731,11 +745,12 @@ http_check_upgrade(const struct http_request *req, struct http_upgrade *up)
 	/* Methods are case-sensitive (RFC 7231 4.1). */
 	if (req->r_method_len != 3 || memcmp(req->r_method, "GET", 3) != 0)
 		return 405;
-	if (req->r_minor < 1)
-		return 400;
+	/* a request that asks no upgrade, HTTP/1.0 too, is told to (PROTOCOL.md) */
 	if (!http_header_has_token(req, "Upgrade", "websocket") ||
 	    !http_header_has_token(req, "Connection", "Upgrade"))
 		return 426;
+	if (req->r_minor < 1)
+		return 400;	/* RFC 6455 4.1: an upgrade is HTTP/1.1 or later */
 	h = http_header_get(req, "Sec-WebSocket-Version");
 	if (h == NULL || h->h_value_len != 2 || memcmp(h->h_value, "13", 2) != 0)
 		return 426;
@@ -795,6 +810,8 @@ http_reason(int status)
 		return "Bad Gateway";
 	case 503:
 		return "Service Unavailable";
+	case 501:
+		return "Not Implemented";
 	case 505:
 		return "HTTP Version Not Supported";
 	default:

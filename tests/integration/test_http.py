@@ -76,6 +76,26 @@ def test_post_on_ws_returns_405(rt):
     assert status == 405 and headers.get("allow") == "GET", headers
 
 
+def test_unknown_method_returns_501(rt):
+    """RFC 9110 9.1: a method the server does not know is a 501; a known
+    one an endpoint does not take stays a 405 with Allow."""
+    for path in ("/ws", "/health", "/nope"):
+        req = b"FOO %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode()
+        status, headers, body, _ = http_raw(rt.port, req)
+        assert status == 501, (path, status, headers)
+        assert b"Not Implemented" in body
+    status, headers, _, _ = http_raw(rt.port, b"PUT /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 405 and headers.get("allow") == "GET, HEAD", headers
+
+
+def test_http10_without_upgrade_returns_426(rt):
+    """PROTOCOL.md: a non-upgrade request to /ws answers 426, HTTP/1.0 too
+    (an HTTP/1.0 upgrade is a 400: RFC 6455 4.1 wants 1.1)."""
+    status, headers, _, _ = http_raw(rt.port, b"GET /ws HTTP/1.0\r\n\r\n")
+    assert status == 426, (status, headers)
+    assert headers.get("upgrade") == "websocket"
+
+
 def test_head_is_get_without_the_body(rt):
     """HEAD /health, /health/live, /metrics: GET's status and headers,
     Content-Length included, and no body (RFC 9110 9.3.2), as a balancer's

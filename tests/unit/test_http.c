@@ -1269,6 +1269,27 @@ START_TEST(test_upgrade_key_with_plus_slash_ok)
 }
 END_TEST
 
+START_TEST(test_method_known)
+{
+	const char	*known[] = { "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS",
+			    "TRACE", "PATCH" };
+	const char	*unknown[] = { "FOO", "get", "M-SEARCH", "GETS", "PROPFIND", "BREW" };
+	char		 r[128];
+	size_t		 i;
+
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		snprintf(r, sizeof(r), "%s / HTTP/1.1\r\nHost: a\r\n\r\n", known[i]);
+		ck_assert_int_eq(parse(r), HTTP_PARSE_DONE);
+		ck_assert_msg(http_method_known(&req), "%s unknown", known[i]);
+	}
+	for (i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+		snprintf(r, sizeof(r), "%s / HTTP/1.1\r\nHost: a\r\n\r\n", unknown[i]);
+		ck_assert_int_eq(parse(r), HTTP_PARSE_DONE);
+		ck_assert_msg(!http_method_known(&req), "%s known", unknown[i]);
+	}
+}
+END_TEST
+
 START_TEST(test_upgrade_order_method_before_version)
 {
 	ck_assert_int_eq(upgrade_status(UP_HEAD("POST", "1.0", "", "", "",
@@ -1276,10 +1297,14 @@ START_TEST(test_upgrade_order_method_before_version)
 }
 END_TEST
 
-START_TEST(test_upgrade_order_version_before_upgrade)
+/* PROTOCOL.md: a non-upgrade request to /ws is a 426, HTTP/1.0 too;
+ * an HTTP/1.0 upgrade is a 400 (RFC 6455 4.1) */
+START_TEST(test_upgrade_order_upgrade_before_version)
 {
 	ck_assert_int_eq(upgrade_status(UP_HEAD("GET", "1.0", "", "", "", "")),
-	    400);
+	    426);
+	ck_assert_int_eq(upgrade_status(UP_HEAD("GET", "1.0", UP_UPGRADE, UP_CONN,
+	    UP_VER, "")), 400);
 }
 END_TEST
 
@@ -1529,7 +1554,8 @@ http_suite(void)
 	tcase_add_test(tc, test_upgrade_invalid_keys_400);
 	tcase_add_test(tc, test_upgrade_key_with_plus_slash_ok);
 	tcase_add_test(tc, test_upgrade_order_method_before_version);
-	tcase_add_test(tc, test_upgrade_order_version_before_upgrade);
+	tcase_add_test(tc, test_method_known);
+	tcase_add_test(tc, test_upgrade_order_upgrade_before_version);
 	tcase_add_test(tc, test_upgrade_order_upgrade_before_key);
 	tcase_add_test(tc, test_upgrade_order_ws_version_before_key);
 	suite_add_tcase(s, tc);
