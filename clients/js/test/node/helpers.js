@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { RealtimeClient } from '../../src/index.js';
 
 export const SECRET = 'jsclient-test-secret-0123456789abcdef';
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -360,4 +361,18 @@ export function trackingWebSocket() {
     duplicateIncoming: (pred) => dups.push(pred),
     sent: () => sockets.flatMap((s) => s.sent),
   };
+}
+
+// A RealtimeClient on a recording WebSocket (opts over the defaults), each
+// of the named events logged in log[name], closed when test t ends.
+export function loggedClient(t, opts, events) {
+  const tw = trackingWebSocket();
+  const c = new RealtimeClient(Object.assign({ WebSocket: tw.WebSocket }, opts));
+  const log = {};
+  for (const ev of events) {
+    log[ev] = [];
+    c.on(ev, (m) => log[ev].push(m));
+  }
+  t.after(() => c.close());
+  return { c, tw, log };
 }

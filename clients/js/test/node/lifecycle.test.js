@@ -10,8 +10,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { WebSocketServer } from 'ws';
-import { RealtimeClient } from '../../src/index.js';
-import { startRedis, startDaemon, mint, nextEvent, waitFor, sleep, trackingWebSocket, waitRedisUp, Resp } from './helpers.js';
+import { startRedis, startDaemon, mint, nextEvent, waitFor, sleep, waitRedisUp, Resp, loggedClient } from './helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const clientUrl = pathToFileURL(path.join(here, '..', '..', 'src', 'index.js')).href;
@@ -30,12 +29,8 @@ after(async () => {
 });
 
 function client(t, url, opts = {}) {
-  const tw = trackingWebSocket();
-  const c = new RealtimeClient(Object.assign({ url, WebSocket: tw.WebSocket, reconnect: { baseMs: 50, maxMs: 200 } }, opts));
-  const log = { connected: [], disconnected: [], error: [], reconnecting: [], unrecoverable: [] };
-  for (const ev of Object.keys(log)) c.on(ev, (m) => log[ev].push(m));
-  t.after(() => c.close());
-  return { c, tw, log };
+  return loggedClient(t, Object.assign({ url, reconnect: { baseMs: 50, maxMs: 200 } }, opts),
+    ['connected', 'disconnected', 'error', 'reconnecting', 'unrecoverable']);
 }
 
 // A stand-in server: greet(ws, msg) decides what each connection gets.

@@ -5,8 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocketServer } from 'ws';
-import { RealtimeClient } from '../../src/index.js';
-import { startRedis, startDaemon, mint, nextEvent, trackingWebSocket, waitRedisUp, sleep } from './helpers.js';
+import { startRedis, startDaemon, mint, nextEvent, waitRedisUp, sleep, loggedClient } from './helpers.js';
 
 let redis;
 let d;
@@ -21,12 +20,8 @@ after(async () => {
 });
 
 function client(t, url, opts = {}) {
-  const tw = trackingWebSocket();
-  const c = new RealtimeClient(Object.assign({ url, WebSocket: tw.WebSocket, reconnect: { baseMs: 200, maxMs: 1000 } }, opts));
-  const log = { connected: [], disconnected: [], error: [], reconnecting: [] };
-  for (const ev of Object.keys(log)) c.on(ev, (m) => log[ev].push(m));
-  t.after(() => c.close());
-  return { c, tw, log };
+  return loggedClient(t, Object.assign({ url, reconnect: { baseMs: 200, maxMs: 1000 } }, opts),
+    ['connected', 'disconnected', 'error', 'reconnecting']);
 }
 
 test('1013 "Server full" is retried with backoff until there is room', { timeout: 30000 }, async (t) => {

@@ -5,8 +5,7 @@
 // earlier client's positions.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { RealtimeClient } from '../../src/index.js';
-import { startRedis, startDaemon, mint, nextEvent, waitFor, sleep, trackingWebSocket, waitRedisUp, Resp } from './helpers.js';
+import { startRedis, startDaemon, mint, nextEvent, waitFor, waitRedisUp, Resp, loggedClient } from './helpers.js';
 
 let redis;
 let small;      // max_output_buffer 8k: a replay of 200 events does not fit
@@ -24,12 +23,8 @@ after(async () => {
 });
 
 function client(t, url, opts = {}) {
-  const tw = trackingWebSocket();
-  const c = new RealtimeClient(Object.assign({ url, WebSocket: tw.WebSocket, reconnect: { baseMs: 100, maxMs: 2000 } }, opts));
-  const log = { connected: [], disconnected: [], error: [], reconnecting: [], unrecoverable: [], subscribed: [] };
-  for (const ev of Object.keys(log)) c.on(ev, (m) => log[ev].push(m));
-  t.after(() => c.close());
-  return { c, tw, log };
+  return loggedClient(t, Object.assign({ url, reconnect: { baseMs: 100, maxMs: 2000 } }, opts),
+    ['connected', 'disconnected', 'error', 'reconnecting', 'unrecoverable', 'subscribed']);
 }
 
 async function publish(channel, n, size = 200) {
