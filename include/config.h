@@ -6,6 +6,10 @@
 
 #define CONF_LIST_MAX		32	/* entries in a list-valued key */
 #define CONF_STR_MAX		1024
+/* admin_socket: a Unix socket path (sizeof(sun_path) - 1 on Linux) */
+#define ADMIN_PATH_MAX		107
+/* a line of the master's settings: a key and a value every byte of which escaped */
+#define CONF_WIRE_LINE_MAX	(2 * CONF_STR_MAX + 256)
 
 struct rt_strlist {
 	int	 sl_count;
@@ -178,8 +182,9 @@ void	config_dump(const struct rt_config *conf, void (*emit)(const char *line, vo
 
 /*
  * The whole configuration as "key value" text, secrets included, that
- * config_parse_string() reads back exactly (for the master to push
- * settings to its children).  malloc'd.
+ * config_from_master() reads back exactly (for the master to push
+ * settings to its children): its lines may be longer than a file's, up to
+ * CONF_WIRE_LINE_MAX, every value whole.  malloc'd.
  */
 char	*config_serialize(const struct rt_config *conf, size_t *len);
 /*

@@ -819,6 +819,35 @@ admin_nodes_done(struct admin *a, uint32_t reqid, const char *json, size_t len,
 	admin_resume(ac);
 }
 
+/*
+ * Whether path may not be bound: 1 (err says why) when a process answers
+ * on it or it is no socket; 0 when it is free, a stale socket removed.
+ */
+static int
+admin_path_taken(const char *path, const struct sockaddr_un *sun, char *err, size_t errlen)
+{
+	struct stat	 st;
+	int		 fd, live;
+
+	if (lstat(path, &st) == -1)
+		return 0;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "admin_socket %s: exists and is not a socket", path);
+		return 1;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return 0;
+	live = connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0;
+	close(fd);
+	if (live) {
+		snprintf(err, errlen, "admin_socket %s: in use by another process "
+		    "(another realtimed with this admin_socket?)", path);
+		return 1;
+	}
+	unlink(path);
+	return 0;
+}
+
 struct admin *
 admin_open(struct event_base *base, struct registry *reg, const struct admin_ops *ops,
     const char *path, const char *mode, int uid, int gid, char *err, size_t errlen)
@@ -845,8 +874,12 @@ admin_open(struct event_base *base, struct registry *reg, const struct admin_ops
 		snprintf(err, errlen, "admin_socket: socket(): %s", strerror(errno));
 		return NULL;
 	}
-	/* a stale socket from a crash; the pidfile lock proved we are alone */
-	unlink(path);
+	/* a stale socket from a crash goes; one that answers is another
+	 * daemon's, and what is no socket is nobody's to remove */
+	if (admin_path_taken(path, &sun, err, errlen)) {
+		close(fd);
+		return NULL;
+	}
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
 	    chmod(path, (mode_t)m) == -1 ||
 	    ((uid != -1 || gid != -1) && chown(path, (uid_t)uid, (gid_t)gid) == -1) ||

@@ -661,6 +661,10 @@ config_split(char *line, char **key, char **val)
 static int	config_include(struct rt_config *, const char *, const char *, int, int,
 		    char *, size_t);
 
+/* Depths below a file's (0 and up): text that may not pull in files. */
+#define DEPTH_STRING	(-1)	/* config_parse_string(): a file's limits */
+#define DEPTH_WIRE	(-2)	/* the master's settings: its canonical, escaped lines */
+
 static void
 config_add_note(struct rt_config *conf, const char *fmt, ...)
 {
@@ -677,17 +681,23 @@ config_add_note(struct rt_config *conf, const char *fmt, ...)
 		fatal("strdup");
 }
 
-/* "namespace PATTERN WHO [options]": the first one replaces the default table. */
+/*
+ * "namespace PATTERN WHO [options]": the first one replaces the default
+ * table.  A file's line is at most CONF_STR_MAX bytes; the master's
+ * settings (wire: its canonical form, "1d" written "86400000ms") up to
+ * CHAN_LINE_MAX.
+ */
 static int
 config_namespace(struct rt_config *conf, const char *val, const char *name, int lineno,
-    char *err, size_t errlen)
+    int wire, char *err, size_t errlen)
 {
 	char	 msg[CHAN_LINE_MAX + 256];
+	size_t	 max = wire ? CHAN_LINE_MAX : CONF_STR_MAX;
 	int	 rv;
 
-	if (strlen(val) > CONF_STR_MAX) {
-		snprintf(err, errlen, "%s:%d: namespace: line longer than %d bytes", name,
-		    lineno, CONF_STR_MAX);
+	if (strlen(val) > max) {
+		snprintf(err, errlen, "%s:%d: namespace: line longer than %zu bytes", name,
+		    lineno, max);
 		return -1;
 	}
 	if (conf->c_namespaces == NULL && (conf->c_namespaces = chan_table_new()) == NULL)
@@ -724,7 +734,7 @@ config_line(struct rt_config *conf, char *line, const char *name, int lineno,
 		return config_include(conf, val, name, lineno, depth, err, errlen);
 	}
 	if (strcmp(key, "namespace") == 0)
-		return config_namespace(conf, val, name, lineno, err, errlen);
+		return config_namespace(conf, val, name, lineno, depth == DEPTH_WIRE, err, errlen);
 	if ((k = config_find(key)) == NULL) {
 		snprintf(err, errlen, "%s:%d: unknown key '%.64s'", name, lineno, key);
 		return -1;
@@ -745,7 +755,9 @@ static int
 config_parse_text(struct rt_config *conf, const char *name, const char *text,
     size_t len, int depth, char *err, size_t errlen)
 {
-	char		 line[CONF_STR_MAX + 256];
+	char		 line[CONF_WIRE_LINE_MAX];
+	/* a file's lines; the master's settings may be longer, values escaped */
+	size_t		 max = depth == DEPTH_WIRE ? sizeof(line) : CONF_STR_MAX + 256;
 	size_t		 pos = 0, n;
 	const char	*nl;
 	int		 lineno = 0;
@@ -754,7 +766,7 @@ config_parse_text(struct rt_config *conf, const char *name, const char *text,
 		lineno++;
 		nl = memchr(text + pos, '\n', len - pos);
 		n = (nl != NULL ? (size_t)(nl - text) : len) - pos;
-		if (n >= sizeof(line)) {
+		if (n >= max) {
 			snprintf(err, errlen, "%s:%d: line too long", name, lineno);
 			return -1;
 		}
@@ -764,6 +776,9 @@ config_parse_text(struct rt_config *conf, const char *name, const char *text,
 		}
 		memcpy(line, text + pos, n);
 		line[n] = '\0';
+		/* CRLF files: the CR is no part of the line (a blank one is blank) */
+		if (n > 0 && line[n - 1] == '\r')
+			line[n - 1] = '\0';
 		if (config_line(conf, line, name, lineno, depth, err, errlen) == -1)
 			return -1;
 		pos += n + 1;
@@ -889,6 +904,28 @@ config_default_node_id(struct rt_config *conf)
 		fatal("strdup");
 }
 
+/* What admin_open() will need of admin_socket and its mode, found by -t too. */
+static int
+config_admin_check(const struct rt_config *conf, char *err, size_t errlen)
+{
+	const char	*mode = conf->c_admin_socket_mode;
+	char		*end;
+	long		 m;
+
+	m = strtol(mode, &end, 8);
+	if (*mode == '\0' || *end != '\0' || m < 0 || m > 0777) {
+		snprintf(err, errlen, "%s: admin_socket_mode '%s': not an octal mode (0 to 0777)",
+		    config_where(conf, "admin_socket_mode"), mode);
+		return -1;
+	}
+	if (strlen(conf->c_admin_socket) > ADMIN_PATH_MAX) {
+		snprintf(err, errlen, "%s: admin_socket: longer than %d bytes",
+		    config_where(conf, "admin_socket"), ADMIN_PATH_MAX);
+		return -1;
+	}
+	return 0;
+}
+
 int
 config_validate(struct rt_config *conf, char *err, size_t errlen)
 {
@@ -900,7 +937,7 @@ config_validate(struct rt_config *conf, char *err, size_t errlen)
 		conf->c_heartbeat_timeout = 2 * conf->c_heartbeat_interval;
 	if (conf->c_heartbeat_timeout < conf->c_heartbeat_interval) {
 		snprintf(err, errlen, "%s: heartbeat_timeout must not be shorter than heartbeat_interval",
-		    conf->c_file ? conf->c_file : "config");
+		    config_where(conf, "heartbeat_timeout"));
 		return -1;
 	}
 	if (conf->c_max_message_memory < conf->c_max_message_size) {
@@ -911,7 +948,7 @@ config_validate(struct rt_config *conf, char *err, size_t errlen)
 	if (conf->c_ws_path[0] != '/' ||
 	    (conf->c_echo_path[0] != '\0' && conf->c_echo_path[0] != '/')) {
 		snprintf(err, errlen, "%s: ws_path and echo_path must start with '/'",
-		    conf->c_file ? conf->c_file : "config");
+		    config_where(conf, conf->c_ws_path[0] != '/' ? "ws_path" : "echo_path"));
 		return -1;
 	}
 	if (conf->c_node_id[0] == '\0')
@@ -938,7 +975,7 @@ config_validate(struct rt_config *conf, char *err, size_t errlen)
 	}
 	if (conf->c_drain_period > conf->c_shutdown_timeout) {
 		snprintf(err, errlen, "%s: drain_period must not be longer than shutdown_timeout",
-		    conf->c_file ? conf->c_file : "config");
+		    config_where(conf, "drain_period"));
 		return -1;
 	}
 	if (conf->c_listen[0] == '\0' &&
@@ -947,9 +984,11 @@ config_validate(struct rt_config *conf, char *err, size_t errlen)
 		    conf->c_file ? conf->c_file : "config");
 		return -1;
 	}
+	if (config_admin_check(conf, err, errlen) == -1)
+		return -1;
 	if (auth_alg_public_key(alg) == -1) {
-		snprintf(err, errlen, "%s: jwt_algorithm '%s' is not one of HS256, HS384, HS512, RS256, ES256",
-		    conf->c_file ? conf->c_file : "config", alg);
+		snprintf(err, errlen, "%s: jwt_algorithm '%s' is not one of HS256, HS384, HS512, "
+		    "RS256, RS384, RS512, ES256, ES384, ES512", config_where(conf, "jwt_algorithm"), alg);
 		return -1;
 	}
 	return 0;
@@ -1016,17 +1055,22 @@ config_check_files(const struct rt_config *conf, char *err, size_t errlen)
 	return 0;
 }
 
-int
-config_parse_string(struct rt_config *conf, const char *name, const char *text,
-    size_t len, char *err, size_t errlen)
+static int
+config_parse_depth(struct rt_config *conf, const char *name, const char *text,
+    size_t len, int depth, char *err, size_t errlen)
 {
 	config_defaults(conf);
 	if ((conf->c_file = strdup(name)) == NULL)
 		fatal("strdup");
-	/* text from a string (IPC, tests, fuzzing) may not pull in files */
-	if (config_parse_text(conf, name, text, len, -1, err, errlen) == -1)
-		return -1;
-	return 0;
+	return config_parse_text(conf, name, text, len, depth, err, errlen);
+}
+
+int
+config_parse_string(struct rt_config *conf, const char *name, const char *text,
+    size_t len, char *err, size_t errlen)
+{
+	/* text from a string (tests, fuzzing) may not pull in files */
+	return config_parse_depth(conf, name, text, len, DEPTH_STRING, err, errlen);
 }
 
 /* The whole file into a malloc'd buffer; -1 with "path: reason". */
@@ -1214,6 +1258,10 @@ config_quote(char *out, size_t outlen, const char *v)
 			out[n++] = '\\';
 		out[n++] = *v;
 	}
+	/* the lines are sized for every value escaped: a cut one would be read
+	 * back as another value (a shorter secret) */
+	if (*v != '\0')
+		fatalx("%s: a value does not fit its line", __func__);
 	out[n++] = '"';
 	out[n] = '\0';
 	return (int)n;
@@ -1268,7 +1316,8 @@ config_ns_line(const char *line, void *arg)
 	const struct config_ns_emit	*ne = arg;
 	char				 buf[CHAN_LINE_MAX + 16];
 
-	snprintf(buf, sizeof(buf), "namespace %s", line);
+	if ((size_t)snprintf(buf, sizeof(buf), "namespace %s", line) >= sizeof(buf))
+		fatalx("%s: a namespace line does not fit", __func__);
 	ne->ne_emit(buf, ne->ne_arg);
 }
 
@@ -1276,7 +1325,7 @@ static void
 config_emit(const struct rt_config *conf, int secrets,
     void (*emit)(const char *, void *), void *arg)
 {
-	char		 line[CONF_STR_MAX + 256];
+	char		 line[CONF_WIRE_LINE_MAX];
 	int		 i, j, n;
 
 	for (i = 0; i < NKEYS; i++) {
@@ -1474,7 +1523,7 @@ config_from_master(struct rt_config *nc, const char *name, const char *text, siz
 	char	 err[512];
 
 	/* our own serialization: failing to read it back is a bug, so exit */
-	if (config_parse_string(nc, name, text, len, err, sizeof(err)) == -1 ||
+	if (config_parse_depth(nc, name, text, len, DEPTH_WIRE, err, sizeof(err)) == -1 ||
 	    config_validate(nc, err, sizeof(err)) == -1)
 		fatalx("bad settings from the master: %s", err);
 }

@@ -1395,7 +1395,11 @@ master_check_config(const struct rt_config *conf, char *err, size_t errlen)
 	    master_check_ids(conf, err, errlen) == -1)
 		return -1;
 	if ((auth = config_auth_new(conf, why, sizeof(why))) == NULL) {
-		snprintf(err, errlen, "%s: %s", conf->c_file ? conf->c_file : "config", why);
+		/* where the key the message is about was set */
+		snprintf(err, errlen, "%s: %s", config_where(conf,
+		    strncmp(why, "jwt_public_key", 14) == 0 ? "jwt_public_key" :
+		    strncmp(why, "jwt_algorithm", 13) == 0 ? "jwt_algorithm" :
+		    strncmp(why, "token_cache", 11) == 0 ? "token_cache" : "jwt_secret"), why);
 		return -1;
 	}
 	auth_free(auth);

@@ -131,6 +131,50 @@ def test_the_refusal_names_a_live_realtimed_in_the_pidfile(start_daemon, tmp_pat
         in err, err
 
 
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _with_admin_socket(tmp_path, sock):
+    """realtimed -f on a free port with admin_socket sock, run to its end."""
+    conf = tmp_path / "third.conf"
+    write_conf(conf, ["listen 127.0.0.1:%d" % _free_port(), "workers 1",
+                      "jwt_secret another-secret-0123456789abcdef0123",
+                      "redis_url redis://127.0.0.1:1", "canary_interval 0",
+                      "pidfile %s" % (tmp_path / "third.pid"), "admin_socket %s" % sock])
+    p = subprocess.run([rtlib.realtimed_bin(), "-f", "-c", str(conf)], capture_output=True,
+                       stdin=subprocess.DEVNULL, timeout=BIN_TIMEOUT, env=rtlib.clean_env())
+    return p.returncode, p.stderr.decode()
+
+
+def test_an_admin_socket_in_use_or_not_a_socket_is_left_alone(start_daemon, tmp_path):
+    """A second daemon (its own port and pidfile) given the first one's
+    admin_socket refuses to start and leaves it to the first; a path that
+    holds a file is no socket to remove.  A stale socket is replaced."""
+    d = start_daemon()
+    sock = d.conf["admin_socket"]
+    rc, err = _with_admin_socket(tmp_path, sock)
+    assert rc == 1, err
+    assert "admin_socket %s: in use by another process" % sock in err, err
+    assert rtlib.admin(sock, "stats")["ok"] is True       # still the first's
+    f = tmp_path / "a-file"
+    f.write_text("keep me\n")
+    rc, err = _with_admin_socket(tmp_path, f)
+    assert rc == 1 and "exists and is not a socket" in err, err
+    assert f.read_text() == "keep me\n"
+    stale = tmp_path / "stale.sock"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(stale))
+    s.close()                                       # bound, never listened: stale
+    d2 = start_daemon(conf={"admin_socket": str(stale)})
+    assert rtlib.admin(str(stale), "stats")["ok"] is True
+    assert d2.proc.poll() is None
+
+
 def _bindable(port):
     """bind() without SO_REUSEPORT succeeds: nobody listens on the port."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

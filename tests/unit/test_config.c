@@ -280,6 +280,88 @@ START_TEST(test_cross_key_checks)
 }
 END_TEST
 
+/*
+ * What the master pushes is read back whole by its children, even where
+ * its canonical form is longer than a file's line may be: a 1024-byte
+ * secret of backslashes (escaped: twice that) and a namespace line near
+ * 1024 bytes whose "1d" is written "86400000ms".
+ */
+START_TEST(test_serialize_long_values_round_trip)
+{
+	struct rt_config	 again;
+	char			 text[4096], secret[CONF_STR_MAX + 1], wk[1000];
+	char			*wire;
+	size_t			 len, i;
+
+	memcpy(secret, "0123456789abcdef0123456789abcdef01234567", 40);
+	for (i = 40; i < CONF_STR_MAX; i++)
+		secret[i] = '\\';
+	secret[CONF_STR_MAX] = '\0';
+	for (i = 0, len = 0; i < 63; i++)	/* 63 names, 944 bytes */
+		len += (size_t)snprintf(wk + len, sizeof(wk) - len, "%swellknown_%04zu", i ? "," : "", i);
+	snprintf(text, sizeof(text), "jwt_secret %s\nnamespace apps:* authenticated "
+	    "history=5 history_ttl=1d max_subscribers=7 well_known=%s\n", secret, wk);
+	/* the namespace's value: within a file's 1024 bytes, its canonical form not */
+	ck_assert_uint_gt(strlen(strstr(text, "\nnamespace ") + 11), 1010);
+	ck_assert_uint_le(strlen(strstr(text, "\nnamespace ") + 11), 1024 + 1);
+	ck_assert_msg(parse(text) == 0, "%s", err);
+	ck_assert_str_eq(conf.c_jwt_secret, secret);
+	wire = config_serialize(&conf, &len);
+	memset(&again, 0, sizeof(again));
+	config_from_master(&again, "wire", wire, len);	/* exits if it cannot */
+	ck_assert_str_eq(again.c_jwt_secret, secret);
+	ck_assert_int_eq(config_merge_reloadable(&conf, &again, 0), 0);
+	free(wire);
+	/* and again: the children's copy serialises the same */
+	wire = config_serialize(&again, &len);
+	config_free(&again);
+	memset(&again, 0, sizeof(again));
+	config_from_master(&again, "wire", wire, len);
+	ck_assert_str_eq(again.c_jwt_secret, secret);
+	config_free(&again);
+	free(wire);
+}
+END_TEST
+
+/* A CRLF file: blank lines, comments and keys without a value as in LF. */
+START_TEST(test_crlf_lines)
+{
+	ck_assert_msg(parse("# a comment\r\n\r\nworkers 3\r\n   \r\nlog_level debug\r\n"
+	    "jwt_secret \"s p\"\r\n") == 0, "%s", err);
+	ck_assert_int_eq(conf.c_workers, 3);
+	ck_assert_str_eq(conf.c_jwt_secret, "s p");
+	ck_assert_int_eq(parse("workers 3\r\n\r\nnope 1\r\n"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "test.conf:3: unknown key 'nope'"));
+}
+END_TEST
+
+/* Whole-file checks name the line that set the key; -t finds what a start would. */
+START_TEST(test_cross_checks_name_the_line)
+{
+	char	 text[512];
+
+	ck_assert_int_eq(parse("workers 1\nadmin_socket_mode abc\n"), -1);
+	ck_assert_msg(strstr(err, "test.conf:2: admin_socket_mode 'abc'") != NULL, "%s", err);
+	ck_assert_int_eq(parse("admin_socket_mode 7777\n"), -1);
+	ck_assert_msg(strstr(err, "test.conf:1: admin_socket_mode") != NULL, "%s", err);
+	ck_assert_int_eq(parse("admin_socket_mode 0600\n"), 0);
+	snprintf(text, sizeof(text), "\nadmin_socket /tmp/%0108d\n", 0);
+	ck_assert_int_eq(parse(text), -1);
+	ck_assert_msg(strstr(err, "test.conf:2: admin_socket: longer than 107") != NULL, "%s", err);
+	snprintf(text, sizeof(text), "admin_socket /%0106d\n", 0);	/* 107: fits */
+	ck_assert_msg(parse(text) == 0, "%s", err);
+	ck_assert_int_eq(parse("workers 1\n\njwt_algorithm HS999\n"), -1);
+	ck_assert_msg(strstr(err, "test.conf:3: jwt_algorithm 'HS999'") != NULL &&
+	    strstr(err, "RS384") != NULL && strstr(err, "ES512") != NULL, "%s", err);
+	ck_assert_int_eq(parse("heartbeat_interval 30s\nheartbeat_timeout 10s\n"), -1);
+	ck_assert_msg(strstr(err, "test.conf:2: heartbeat_timeout") != NULL, "%s", err);
+	ck_assert_int_eq(parse("\nws_path ws\n"), -1);
+	ck_assert_msg(strstr(err, "test.conf:2: ws_path") != NULL, "%s", err);
+	ck_assert_int_eq(parse("drain_period 10s\nshutdown_timeout 5s\n"), -1);
+	ck_assert_msg(strstr(err, "test.conf:1: drain_period") != NULL, "%s", err);
+}
+END_TEST
+
 START_TEST(test_hostile_lines)
 {
 	char	 big[4096];
@@ -640,6 +722,9 @@ main(void)
 	tcase_add_test(tc, test_where_a_key_was_set);
 	tcase_add_test(tc, test_cross_key_checks);
 	tcase_add_test(tc, test_hostile_lines);
+	tcase_add_test(tc, test_cross_checks_name_the_line);
+	tcase_add_test(tc, test_crlf_lines);
+	tcase_add_test(tc, test_serialize_long_values_round_trip);
 	tcase_add_test(tc, test_units);
 	tcase_add_test(tc, test_redis_coalesce);
 	tcase_add_test(tc, test_environment_overrides);
