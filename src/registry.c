@@ -562,6 +562,7 @@ reg_worker_clear(struct registry *r, int w)
 	atomic_store(&rw->rw_message_memory, 0);
 	atomic_store(&rw->rw_token_cache_entries, 0);
 	atomic_store(&rw->rw_token_cache_bytes, 0);
+	atomic_store(&rw->rw_pending, 0);
 	atomic_store(&rw->rw_state, REG_PROC_NONE);
 	atomic_store(&rw->rw_pid, 0);
 }

@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import select
+import signal
 import socket
 import struct
 import threading
@@ -219,6 +220,29 @@ def test_max_pending_connections_stops_accepting_until_one_finishes(start_daemon
     counter_moved(d, "pending_connections_full", before, by=2)
     m = chaoslib.metrics(d.port)
     assert m["realtimed_pending_connections"] == 1, m   # the /metrics request itself
+    assert_serves(d, procs)
+
+
+def test_pending_connections_of_a_dead_worker_are_forgotten(start_daemon):
+    """The master clears a dead worker's pending_connections gauge with its
+    other gauges: connections it held are gone with it."""
+    r = start_daemon.redis()
+    d = start_daemon(conf={"workers": "1", "redis_url": r.url, "handshake_timeout": "30s"})
+    procs = rtlib.wait_settled(d, 1)
+    idle = [socket.create_connection(("127.0.0.1", d.port), timeout=5) for _ in range(4)]
+    try:
+        rtlib.wait_for(lambda: stats(d)["pending_connections"] == 4, 5,
+                       "4 pending connections", tolerate=rtlib.TRANSIENT)
+        os.kill(procs[rtlib.worker_title(0)], signal.SIGKILL)
+        rtlib.wait_for(lambda: rtlib.roles(d.proc.pid).get(rtlib.worker_title(0))
+                       not in (None, procs[rtlib.worker_title(0)]), 10, "a new worker 0")
+    finally:
+        for s in idle:
+            s.close()
+    procs = rtlib.wait_settled(d, 1)
+    rtlib.wait_for(lambda: stats(d)["pending_connections"] == 0, 5,
+                   "no pending connections", tolerate=rtlib.TRANSIENT)
+    assert chaoslib.metrics(d.port)["realtimed_pending_connections"] == 1   # this request
     assert_serves(d, procs)
 
 
