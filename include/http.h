@@ -52,7 +52,8 @@ enum http_parse_result {
  * the request line ends within it.  On DONE *consumed is the head's length.
  * Obsolete line folding, bare CR, control characters, a missing Host on
  * HTTP/1.1, and duplicates of singleton headers (Host, Sec-WebSocket-Key,
- * Sec-WebSocket-Version, Upgrade, Authorization, Origin, Content-Length)
+ * Sec-WebSocket-Version, Upgrade, Authorization, Origin, Content-Length,
+ * Content-Type)
  * are HTTP_PARSE_BAD.  A request with a body (Content-Length > 0 or any
  * Transfer-Encoding) is HTTP_PARSE_BAD too: no endpoint takes one.
  */

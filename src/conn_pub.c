@@ -117,7 +117,8 @@ conn_pub_type_ok(const struct http_request *req)
 
 	if (h == NULL)
 		return 1;
-	for (n = 0; n < h->h_value_len && h->h_value[n] != ';' && h->h_value[n] != ' '; n++)
+	for (n = 0; n < h->h_value_len && h->h_value[n] != ';' && h->h_value[n] != ' ' &&
+	    h->h_value[n] != '\t'; n++)	/* type OWS ";" (RFC 9110 8.3.1) */
 		;
 	return util_strncaseeq(h->h_value, n, "application/json");
 }

@@ -28,7 +28,7 @@ _Static_assert(HTTP_MAX_HEADERS < (1 << HTTP_ITEM_SHIFT),
 /* Headers whose repetition would let two readers pick different values. */
 static const char *const http_singletons[] = {
 	"Host", "Sec-WebSocket-Key", "Sec-WebSocket-Version",
-	"Authorization", "Origin", "Content-Length",
+	"Authorization", "Origin", "Content-Length", "Content-Type",
 };
 
 static int	http_is_tchar(unsigned char);
