@@ -589,7 +589,8 @@ conn_drained(struct rt_conn *c)
 
 	if (c->c_state != CS_LINGER)
 		return 0;
-	if (c->c_close_rcvd) {
+	if (c->c_close_rcvd || c->c_rd_eof) {
+		/* (c_rd_eof: the peer half-closed: nothing more to read) */
 		/* the close handshake is complete: the server closes first */
 		conn_free(c);
 		return -1;

@@ -14,6 +14,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -255,6 +256,26 @@ conn_pub_bridge_lost(struct rt_worker *w)
 		if (s->ps_conn != NULL)
 			conn_pub_item(s->ps_conn, s->ps_item, NULL, "the bridge went away");
 	}
+}
+
+/*
+ * A plain client half-closed (EOF on read): a publish it is waiting for is
+ * still answered, then the connection closes (RFC 9112 9.6).  1 when one
+ * is owed (c then reads no more), 0 when c may go now.  (Over TLS, OpenSSL
+ * 3 takes an EOF without close_notify as a fatal error: nothing can be
+ * written after it.)
+ */
+int
+conn_pub_half_closed(struct rt_conn *c)
+{
+	if (c->c_tls || c->c_state != CS_HTTP || c->c_pub == NULL)
+		return 0;
+	c->c_pub->cp_keep = 0;
+	c->c_rd_eof = 1;
+	event_del(&c->c_ev);
+	log_debug("%s: %s: half-closed, a publish still owed its answer", __func__,
+	    conn_peer(c));
+	return 1;
 }
 
 /* c is being freed: its answers, when they come, go nowhere. */

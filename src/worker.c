@@ -143,6 +143,8 @@ worker_sock_read(struct rt_conn *c)
 		return;
 	}
 	if (n == 0) {
+		if (conn_pub_half_closed(c))
+			return;
 		log_debug("%s: %s: closed by peer", __func__, conn_peer(c));
 		conn_free(c);
 		return;

@@ -205,6 +205,7 @@ struct rt_conn {
 	unsigned int		 c_tls_shut:1;	/* close_notify sent */
 	unsigned int		 c_proxy_tls:1;	/* CS_PROXY: TLS starts after the header */
 	unsigned int		 c_close_rcvd:1;
+	unsigned int		 c_rd_eof:1;	/* the peer half-closed; an answer is owed */
 	unsigned int		 c_counted:1;	/* in the open-connection counters */
 	unsigned int		 c_io_err:1;	/* plain: a write failed, free soon */
 	unsigned int		 c_ip_counted:1;
@@ -350,6 +351,7 @@ int	conn_pub_request(struct rt_conn *, const struct http_request *, const char *
 void	conn_pub_reply(struct rt_worker *, uint32_t, const uint8_t *, size_t);
 void	conn_pub_bridge_lost(struct rt_worker *);
 void	conn_pub_cancel(struct rt_conn *);
+int	conn_pub_half_closed(struct rt_conn *);
 
 /* conn_ws.c */
 size_t	conn_ws_feed(struct rt_conn *, uint8_t *, size_t);

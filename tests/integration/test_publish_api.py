@@ -210,6 +210,29 @@ def test_bad_bodies_get_the_reason(start_daemon):
     assert s["publish_rejected"] >= len(cases) + 4 and s["publish_events"] == 2, s
 
 
+def test_a_half_closed_client_still_gets_its_answer(start_daemon):
+    """A client that half-closes (SHUT_WR) after its request, as `nc -N`
+    does, is answered once Redis took the event, then closed (RFC 9112
+    9.6): else it cannot know its event went out, and sends it again."""
+    d, _ = start(start_daemon)
+    sub = Client(d.port, rtlib.mint(userId="reader"))
+    sub.subscribe("apps:created")
+    for i in range(3):
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+        try:
+            s.sendall(request({"channel": "apps:created", "data": {"half": i}},
+                              close=i != 1))      # kept alive or not: closed after
+            s.shutdown(socket.SHUT_WR)
+            st, hd, body, closed = rtlib.read_http_response(s, 5, read_all=True)
+        finally:
+            s.close()
+        assert st == 200, (st, hd, body)
+        assert json.loads(body)["receivers"] == 1, body
+        assert closed
+        assert sub.next_event()["data"] == {"half": i}
+    assert stats(d)["publish_events"] == 3
+
+
 def test_no_key_means_no_endpoint(start_daemon):
     d, _ = start(start_daemon, publish_api_key=None)
     assert post(d, {"channel": "apps:x", "data": 1})[0] == 404
