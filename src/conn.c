@@ -481,6 +481,12 @@ conn_timer_fire(struct wheel_entry *e, void *arg)
 
 	switch (c->c_state) {
 	case CS_HTTP:
+		if (c->c_pub != NULL) {
+			log_debug("%s: %s: no answer to its publish in time", __func__,
+			    conn_peer(c));
+			conn_pub_timeout(c);
+			break;
+		}
 		log_debug("%s: %s: %s timeout", __func__, conn_peer(c),
 		    c->c_tls && !c->c_tls_done ? "TLS handshake" : "handshake");
 		if (c->c_tls && !c->c_tls_done)

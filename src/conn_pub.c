@@ -278,6 +278,27 @@ conn_pub_half_closed(struct rt_conn *c)
 	return 1;
 }
 
+/*
+ * c's deadline passed while its publish waited (Redis hangs, the link
+ * not yet found dead): every item still waiting fails, so the client is
+ * answered 503 with Retry-After instead of being dropped without a word.
+ * Their answers, if they come later, go nowhere.
+ */
+void
+conn_pub_timeout(struct rt_conn *c)
+{
+	struct conn_pub	*cp = c->c_pub;
+	uint32_t	 slot;
+	int		 i;
+
+	for (i = 0; c->c_pub == cp && i < cp->cp_n; i++) {
+		if ((slot = cp->cp_slots[i]) == UINT32_MAX)
+			continue;
+		c->c_worker->w_pubs[slot].ps_conn = NULL;
+		conn_pub_item(c, i, NULL, "redis did not answer in time (the event may still go out)");
+	}
+}
+
 /* c is being freed: its answers, when they come, go nowhere. */
 void
 conn_pub_cancel(struct rt_conn *c)
@@ -349,8 +370,14 @@ conn_pub_start(struct rt_conn *c, const struct pub_item *items, int n, int batch
 		cp->cp_left++;
 		conn_pub_send(w, (uint32_t)slot, &items[i]);
 	}
-	if (cp->cp_left == 0)
+	if (cp->cp_left == 0) {
 		conn_pub_done(c, 0);
+		return 0;
+	}
+	/* the answer is due within redis_timeout (and a second for the bridge),
+	 * counted from now, not from the connection's accept */
+	c->c_deadline = util_now_ms() + (uint64_t)w->w_conf->c_redis_timeout + 1000;
+	wheel_schedule(&w->w_wheel, &c->c_timer, c->c_deadline);
 	return 0;
 }
 

@@ -352,6 +352,7 @@ void	conn_pub_reply(struct rt_worker *, uint32_t, const uint8_t *, size_t);
 void	conn_pub_bridge_lost(struct rt_worker *);
 void	conn_pub_cancel(struct rt_conn *);
 int	conn_pub_half_closed(struct rt_conn *);
+void	conn_pub_timeout(struct rt_conn *);
 
 /* conn_ws.c */
 size_t	conn_ws_feed(struct rt_conn *, uint8_t *, size_t);

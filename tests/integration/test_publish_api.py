@@ -3,6 +3,8 @@ batch, 400 with the reason, 413, 411, 415, 422), keep-alive, delivery to a
 real WebSocket subscriber with cluster positions (the function library),
 405, 404 when no key is set, 503 when Redis is down.  Loopback only."""
 import json
+import os
+import signal
 import socket
 import time
 
@@ -231,6 +233,33 @@ def test_a_half_closed_client_still_gets_its_answer(start_daemon):
         assert closed
         assert sub.next_event()["data"] == {"half": i}
     assert stats(d)["publish_events"] == 3
+
+
+def test_a_hung_redis_gets_a_503_within_redis_timeout(start_daemon):
+    """Redis stopped (SIGSTOP: the link open, no answer): a publish is
+    answered 503 with Retry-After once redis_timeout (and a second) has
+    passed since the request, not dropped without a word at
+    handshake_timeout, counted as failed, not as a handshake timeout."""
+    d, r = start(start_daemon, redis_timeout="1s", handshake_timeout="30s")
+    before = stats(d)
+    os.kill(r.proc.pid, signal.SIGSTOP)
+    try:
+        st, hd, b = post(d, {"channel": "apps:created", "data": "hung"})
+        batch = post(d, [{"channel": "apps:created", "data": 1}, {"channel": "nope:x", "data": 2}])
+    finally:
+        os.kill(r.proc.pid, signal.SIGCONT)
+    assert st == 503 and hd.get("retry-after") == "1", (st, hd, b)
+    assert "did not answer in time" in b["error"], b
+    # a batch answers 200 item by item: the timed-out one and the refused one
+    assert batch[0] == 200, batch
+    assert "did not answer in time" in batch[2][0]["error"], batch
+    assert batch[2][1] == {"error": "unknown channel"}, batch
+    after = stats(d)
+    assert after["publish_failed"] >= before["publish_failed"] + 2, after
+    assert after["handshake_timeouts"] == before["handshake_timeouts"], after
+    # and once Redis answers again, publishes go through
+    rtlib.wait_for(lambda: post(d, {"channel": "apps:created", "data": "back"})[0] == 200,
+                   10, "publishing again")
 
 
 def test_no_key_means_no_endpoint(start_daemon):
