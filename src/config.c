@@ -1242,6 +1242,32 @@ config_auth_new(const struct rt_config *conf, char *err, size_t errlen)
 	return ctx;
 }
 
+/*
+ * url with the password of its userinfo ("scheme://user:PASSWORD@host" or
+ * "scheme://PASSWORD@host") shown as "(set)", for printing.
+ */
+static void
+config_url_masked(const char *url, char *out, size_t outlen)
+{
+	const char	*auth, *at, *end, *colon;
+
+	if ((auth = strstr(url, "://")) == NULL) {
+		snprintf(out, outlen, "%s", url);
+		return;
+	}
+	auth += 3;
+	/* the password may hold '#' or '?': the userinfo ends at the last '@'
+	 * before the path */
+	end = auth + strcspn(auth, "/");
+	if ((at = memrchr(auth, '@', (size_t)(end - auth))) == NULL) {
+		snprintf(out, outlen, "%s", url);
+		return;
+	}
+	colon = memchr(auth, ':', (size_t)(at - auth));
+	snprintf(out, outlen, "%.*s(set)%s", (int)((colon != NULL ? colon + 1 : auth) - url),
+	    url, at);
+}
+
 /* Append v to line, quoted and escaped when it needs to be. */
 static int
 config_quote(char *out, size_t outlen, const char *v)
@@ -1342,6 +1368,11 @@ config_emit(const struct rt_config *conf, int secrets,
 				char	 v[CONF_STR_MAX + 32];
 
 				snprintf(v, sizeof(v), "%s proxy_protocol", *(char *const *)field);
+				config_quote(line + n, sizeof(line) - n, v);
+			} else if (!secrets && (k->k_flags & F_REDIS_URL)) {
+				char	 v[CONF_STR_MAX + 8];
+
+				config_url_masked(*(char *const *)field, v, sizeof(v));
 				config_quote(line + n, sizeof(line) - n, v);
 			} else
 				config_quote(line + n, sizeof(line) - n, *(char *const *)field);

@@ -470,13 +470,58 @@ START_TEST(test_dump_masks_secrets)
 {
 	int	 n[2] = { 0, 0 }, i;
 
-	ck_assert_int_eq(parse("jwt_secret topsecret\n"), 0);
+	ck_assert_int_eq(parse("jwt_secret topsecret\n"
+	    "redis_url redis://realtime:topsecret@127.0.0.1:6379/0\n"), 0);
 	config_dump(&conf, dump_line, n);
 	ck_assert_int_eq(n[0], config_key_count());
 	/* no namespace line: the default table, written out */
 	for (i = 0; chan_default_lines[i] != NULL; i++)
 		;
 	ck_assert_int_eq(n[1], i);
+}
+END_TEST
+
+static void
+dump_redis_url(const char *line, void *arg)
+{
+	if (strncmp(line, "redis_url ", 10) == 0)
+		snprintf(arg, 256, "%s", line + 10);
+}
+
+/* The password of a redis_url is masked in the dump, the rest kept. */
+START_TEST(test_dump_masks_the_redis_url_password)
+{
+	const char	*cases[][2] = {
+		{ "redis://realtime:s3cr#t@10.0.0.1:6379/2", "redis://realtime:(set)@10.0.0.1:6379/2" },
+		{ "redis://:pw@h:1", "redis://:(set)@h:1" },
+		{ "rediss://pw@h", "rediss://(set)@h" },
+		{ "redis://h:6379/0", "redis://h:6379/0" },
+		{ "unix:///run/redis.sock", "unix:///run/redis.sock" },
+	};
+	char		 text[512], got[256];
+	size_t		 i, parsed = 0;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "redis_url \"%s\"\n", cases[i][0]);
+		if (parse(text) != 0)
+			continue;	/* a form this build's parser refuses */
+		parsed++;
+		got[0] = '\0';
+		config_dump(&conf, dump_redis_url, got);
+		ck_assert_msg(strcmp(got, cases[i][1]) == 0 ||
+		    (got[0] == '"' && strncmp(got + 1, cases[i][1], strlen(cases[i][1])) == 0),
+		    "%s dumped as %s", cases[i][0], got);
+	}
+	ck_assert_uint_ge(parsed, 4);
+	/* what the master hands its children keeps the password */
+	ck_assert_int_eq(parse("redis_url redis://u:pw@h:1\n"), 0);
+	{
+		size_t	 len;
+		char	*wire = config_serialize(&conf, &len);
+
+		ck_assert_ptr_nonnull(strstr(wire, "redis_url redis://u:pw@h:1\n"));
+		free(wire);
+	}
 }
 END_TEST
 
@@ -730,6 +775,7 @@ main(void)
 	tcase_add_test(tc, test_environment_overrides);
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_dump_masks_secrets);
+	tcase_add_test(tc, test_dump_masks_the_redis_url_password);
 	tcase_add_test(tc, test_every_key_in_sample_config);
 	tcase_add_test(tc, test_every_key_in_manual);
 	tcase_add_test(tc, test_metrics_allow_matching);
