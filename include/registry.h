@@ -261,6 +261,8 @@ struct reg_header {
 	_Atomic int64_t		 rh_conn_table_full;	/* refusals, counted */
 	_Atomic int64_t		 rh_chan_table_full;
 	_Atomic int64_t		 rh_lock_recoveries;	/* owner died holding it */
+	_Atomic int64_t		 rh_admin_refused;	/* admin clients refused: all in use */
+	_Atomic int64_t		 rh_admin_idle;		/* ... closed: idle, no request waiting */
 	_Atomic uint64_t	 rh_hs_tat;		/* max_handshake_rate: GCRA, ns */
 	int64_t			 rh_started;		/* wall clock s, the master's start */
 	struct reg_usage	 rh_master_usage;

@@ -638,6 +638,18 @@ admin_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct admin_client	*ac = arg;
 
+	if (what & BEV_EVENT_TIMEOUT) {
+		/* waiting for its answer is not idle: read on */
+		if (ac->ac_reqid != 0 || ac->ac_reload || ac->ac_pending != NULL ||
+		    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+			bufferevent_enable(bev, EV_READ);
+			return;
+		}
+		atomic_fetch_add(&ac->ac_admin->a_reg->r_hdr->rh_admin_idle, 1);
+		log_debug("admin socket: a client idle for %d s closed", ADMIN_IDLE_SECONDS);
+		admin_client_free(ac);
+		return;
+	}
 	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
 		/* no more commands: those read are still answered */
 		ac->ac_eof = 1;
@@ -664,7 +676,14 @@ admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	for (i = 0; i < ADMIN_CLIENTS_MAX && a->a_clients[i] != NULL; i++)
 		;
 	if (i == ADMIN_CLIENTS_MAX || (ac = calloc(1, sizeof(*ac))) == NULL) {
-		log_warnx("admin socket: too many clients, one refused");
+		static const char	 full[] = "{\"ok\":false,\"error\":\"too many admin "
+					    "clients (" ADMIN_CLIENTS_MAX_S "), try again\"}\n";
+
+		atomic_fetch_add(&a->a_reg->r_hdr->rh_admin_refused, 1);
+		log_warnx("admin socket: too many clients (%d), one refused", ADMIN_CLIENTS_MAX);
+		/* best effort: a new socket has room for one line */
+		if (write(fd, full, sizeof(full) - 1) == -1)
+			log_debug("admin socket: refusal: %s", strerror(errno));
 		close(fd);
 		return;
 	}
@@ -675,6 +694,12 @@ admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	}
 	ac->ac_admin = a;
 	a->a_clients[i] = ac;
+	{
+		/* a client that holds a slot sending nothing gives it back */
+		struct timeval	 idle = { ADMIN_IDLE_SECONDS, 0 };
+
+		bufferevent_set_timeouts(ac->ac_bev, &idle, NULL);
+	}
 	bufferevent_setcb(ac->ac_bev, admin_read, admin_write, admin_event, ac);
 	bufferevent_enable(ac->ac_bev, EV_READ | EV_WRITE);
 }

@@ -238,6 +238,8 @@ stats_json(struct registry *reg)
 		J_INT(o, stats_keys[i].sk_key, stats_sum(reg, stats_keys[i].sk_off));
 	J_INT(o, "connection_table_full", atomic_load(&reg->r_hdr->rh_conn_table_full));
 	J_INT(o, "channel_table_full", atomic_load(&reg->r_hdr->rh_chan_table_full));
+	J_INT(o, "admin_refused", atomic_load(&reg->r_hdr->rh_admin_refused));
+	J_INT(o, "admin_idle_closed", atomic_load(&reg->r_hdr->rh_admin_idle));
 	if (reg->r_revoked != NULL) {
 		J_INT(o, "revocations", rvk_count(reg->r_revoked));
 		J_INT(o, "revocation_table_full", atomic_load(&reg->r_revoked->rt_full));
@@ -564,6 +566,12 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	}
 	stats_metric(out, "realtimed_revocations_bad_total", "counter", "Revocations read from Redis with a wrong MAC, ignored.",
 	    (long long)atomic_load(&rb->rb_revocations_bad));
+	stats_metric_head(out, "realtimed_admin_clients_closed_total", "counter",
+	    "Admin socket clients refused (all 64 in use) or closed (idle 30 s).");
+	evbuffer_add_printf(out, "realtimed_admin_clients_closed_total{reason=\"full\"} %lld\n",
+	    (long long)atomic_load(&reg->r_hdr->rh_admin_refused));
+	evbuffer_add_printf(out, "realtimed_admin_clients_closed_total{reason=\"idle\"} %lld\n",
+	    (long long)atomic_load(&reg->r_hdr->rh_admin_idle));
 	stats_metric_head(out, "realtimed_table_full_total", "counter", "Registry table refusals.");
 	evbuffer_add_printf(out, "realtimed_table_full_total{table=\"connections\"} %lld\n",
 	    (long long)atomic_load(&reg->r_hdr->rh_conn_table_full));
