@@ -328,13 +328,18 @@ http_content_length(const struct http_header *h, int64_t *out)
 {
 	size_t	 i;
 
-	if (h->h_value_len == 0 || h->h_value_len > 15)
+	if (h->h_value_len == 0)
 		return -1;
 	*out = 0;
 	for (i = 0; i < h->h_value_len; i++) {
 		if (h->h_value[i] < '0' || h->h_value[i] > '9')
 			return -1;
-		*out = *out * 10 + (h->h_value[i] - '0');
+		/* any number of digits (leading zeros too); past 2^62 it only
+		 * needs to be larger than every limit: it saturates there */
+		if (*out < (INT64_C(1) << 62) / 10)
+			*out = *out * 10 + (h->h_value[i] - '0');
+		else
+			*out = INT64_C(1) << 62;
 	}
 	return 0;
 }

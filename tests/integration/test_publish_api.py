@@ -183,6 +183,11 @@ def test_bad_bodies_get_the_reason(start_daemon):
         assert (st, b) == (status, {"error": why}), (body, st, b)
     st, _, b = post(d, {"channel": "apps:x", "data": "y" * 5000})
     assert st == 413, st
+    # a Content-Length of any length is a number: a huge one is too large
+    huge = ("POST /publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+            "Content-Length: 99999999999999999999\r\n\r\n" % KEY).encode()
+    st, hd, b, _ = rtlib.http_raw(d.port, huge, read_all=False)
+    assert st == 413 and hd.get("content-type") == "application/json", (st, hd, b)
     st, _, _ = post(d, {"channel": "apps:x", "data": 1},
                     headers={"Content-Type": "text/plain"})
     assert st == 415

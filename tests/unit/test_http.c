@@ -630,6 +630,23 @@ START_TEST(test_content_length_invalid_bad)
 }
 END_TEST
 
+/* With a body allowed: any number of digits, a huge one above every limit. */
+START_TEST(test_content_length_long_numerals)
+{
+	static struct http_request	 r;
+	const char			*a = "POST /publish HTTP/1.1\r\nHost: a\r\n"
+					    "Content-Length: 0000000000000031\r\n\r\n";
+	const char			*b = "POST /publish HTTP/1.1\r\nHost: a\r\n"
+					    "Content-Length: 99999999999999999999999\r\n\r\n";
+	size_t				 used;
+
+	ck_assert_int_eq(http_parse_head(a, strlen(a), 8192, &r, &used, 1), HTTP_PARSE_DONE);
+	ck_assert_int_eq(r.r_content_length, 31);
+	ck_assert_int_eq(http_parse_head(b, strlen(b), 8192, &r, &used, 1), HTTP_PARSE_DONE);
+	ck_assert(r.r_content_length >= (INT64_C(1) << 62));
+}
+END_TEST
+
 START_TEST(test_transfer_encoding_bad)
 {
 	ck_assert_int_eq(parse_with("Transfer-Encoding: chunked\r\n"),
@@ -1498,6 +1515,7 @@ http_suite(void)
 	tcase_add_test(tc, test_content_length_zero_ok);
 	tcase_add_test(tc, test_content_length_positive_bad);
 	tcase_add_test(tc, test_content_length_invalid_bad);
+	tcase_add_test(tc, test_content_length_long_numerals);
 	tcase_add_test(tc, test_transfer_encoding_bad);
 	suite_add_tcase(s, tc);
 
