@@ -973,6 +973,13 @@ config_validate(struct rt_config *conf, char *err, size_t errlen)
 		    config_where(conf, "publish_api_key"));
 		return -1;
 	}
+	if (conf->c_max_publish_batch > conf->c_max_publish_pending) {
+		snprintf(err, errlen, "%s: max_publish_batch (%d) must not be larger than "
+		    "max_publish_pending (%d): such a batch could never be taken",
+		    config_where(conf, "max_publish_batch"), conf->c_max_publish_batch,
+		    conf->c_max_publish_pending);
+		return -1;
+	}
 	if (conf->c_drain_period > conf->c_shutdown_timeout) {
 		snprintf(err, errlen, "%s: drain_period must not be longer than shutdown_timeout",
 		    config_where(conf, "drain_period"));
