@@ -520,7 +520,8 @@ config_set(struct rt_config *conf, const struct conf_key *k, const char *v,
 	case CT_INT:
 		errno = 0;
 		ll = strtoll(v, &end, 10);
-		if (*v == '\0' || *end != '\0' || errno != 0) {
+		/* digits only (a '-' for the range check to name): not "+5", " 5" */
+		if ((!isdigit((unsigned char)*v) && *v != '-') || *end != '\0' || errno != 0) {
 			snprintf(err, errlen, "'%s' is not a number", v);
 			return -1;
 		}

@@ -357,6 +357,10 @@ START_TEST(test_cross_checks_name_the_line)
 	ck_assert_msg(strstr(err, "test.conf:2: heartbeat_timeout") != NULL, "%s", err);
 	ck_assert_int_eq(parse("\nws_path ws\n"), -1);
 	ck_assert_msg(strstr(err, "test.conf:2: ws_path") != NULL, "%s", err);
+	ck_assert_int_eq(parse("workers +5\n"), -1);
+	ck_assert_msg(strstr(err, "test.conf:1: workers: '+5' is not a number") != NULL, "%s", err);
+	ck_assert_int_eq(parse("workers \" 5\"\n"), -1);
+	ck_assert_int_eq(parse("workers 5\n"), 0);
 	ck_assert_int_eq(parse("max_publish_pending 10\nmax_publish_batch 11\n"), -1);
 	ck_assert_msg(strstr(err, "test.conf:2: max_publish_batch (11)") != NULL, "%s", err);
 	ck_assert_int_eq(parse("max_publish_pending 10\nmax_publish_batch 10\n"), 0);
