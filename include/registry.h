@@ -108,7 +108,7 @@ struct reg_worker {
 	_Atomic int64_t		 rw_publish_requests;	/* POST /publish answered */
 	_Atomic int64_t		 rw_publish_events;	/* items published through it */
 	_Atomic int64_t		 rw_publish_unauthorized;	/* 401 */
-	_Atomic int64_t		 rw_publish_rejected;	/* 400, 405, 411, 413, 415, 422 */
+	_Atomic int64_t		 rw_publish_rejected;	/* 400, 405, 411, 413, 415, 417, 422 */
 	_Atomic int64_t		 rw_publish_failed;	/* items Redis or the bridge refused */
 	_Atomic int64_t		 rw_publish_busy;	/* 503: max_publish_pending */
 	_Atomic int64_t		 rw_proxy_accepted;	/* PROXY headers taken */

@@ -661,6 +661,7 @@ config_split(char *line, char **key, char **val)
 
 static int	config_include(struct rt_config *, const char *, const char *, int, int,
 		    char *, size_t);
+static FILE	*config_fopen(const char *, int, char *, size_t);
 
 /* Depths below a file's (0 and up): text that may not pull in files. */
 #define DEPTH_STRING	(-1)	/* config_parse_string(): a file's limits */
@@ -837,14 +838,13 @@ config_read_secret_file(struct rt_config *conf, char **secret, const char *key,
     const char *filekey, const char *path, char *err, size_t errlen)
 {
 	FILE	*fp;
-	char	 buf[CONF_STR_MAX + 2];
+	char	 buf[CONF_STR_MAX + 2], why[CONF_STR_MAX + 64];
 	size_t	 n;
 
 	if ((*secret)[0] != '\0' || path[0] == '\0')
 		return 0;
-	if ((fp = fopen(path, "r")) == NULL) {
-		snprintf(err, errlen, "%s: %s %s: %s", config_where(conf, filekey), filekey,
-		    path, strerror(errno));
+	if ((fp = config_fopen(path, 1, why, sizeof(why))) == NULL) {
+		snprintf(err, errlen, "%s: %s %s", config_where(conf, filekey), filekey, why);
 		return -1;
 	}
 	n = fread(buf, 1, sizeof(buf) - 1, fp);
@@ -1081,18 +1081,57 @@ config_parse_string(struct rt_config *conf, const char *name, const char *text,
 	return config_parse_depth(conf, name, text, len, DEPTH_STRING, err, errlen);
 }
 
+/*
+ * path opened for reading; with regular, only if it is a regular file: a
+ * FIFO with no writer would hang -t, or the master in a reload (O_NONBLOCK:
+ * the open does not).  The main file may be a pipe (-c /dev/stdin).  NULL
+ * with "path: reason".
+ */
+static FILE *
+config_fopen(const char *path, int regular, char *err, size_t errlen)
+{
+	struct stat	 st;
+	FILE		*fp;
+	int		 fd;
+
+	if (!regular) {
+		if ((fp = fopen(path, "r")) == NULL)
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return fp;
+	}
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: %s", path, S_ISDIR(st.st_mode) ?
+		    strerror(EISDIR) : "not a regular file");
+		close(fd);
+		return NULL;
+	}
+	if ((fp = fdopen(fd, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+	}
+	return fp;
+}
+
 /* The whole file into a malloc'd buffer; -1 with "path: reason". */
 static int
-config_read_file(const char *path, char **bufp, size_t *lenp, char *err, size_t errlen)
+config_read_file(const char *path, int regular, char **bufp, size_t *lenp, char *err,
+    size_t errlen)
 {
 	FILE	*fp;
 	char	*buf = NULL;
 	size_t	 len = 0, cap = 0, n;
 
-	if ((fp = fopen(path, "r")) == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if ((fp = config_fopen(path, regular, err, errlen)) == NULL)
 		return -1;
-	}
 	for (;;) {
 		if (len + 4096 > cap) {
 			if (cap >= 16 * 1024 * 1024) {
@@ -1159,7 +1198,7 @@ config_include(struct rt_config *conf, const char *pattern, const char *name, in
 		return -1;
 	}
 	for (i = 0; i < g.gl_pathc && rv == 0; i++) {
-		if ((rv = config_read_file(g.gl_pathv[i], &buf, &len, err, errlen)) == -1)
+		if ((rv = config_read_file(g.gl_pathv[i], 1, &buf, &len, err, errlen)) == -1)
 			break;
 		rv = config_parse_text(conf, g.gl_pathv[i], buf ? buf : "", len, depth + 1,
 		    err, errlen);
@@ -1199,7 +1238,7 @@ config_load(struct rt_config *conf, const char *path, char *err, size_t errlen)
 	}
 	if ((conf->c_file = strdup(path)) == NULL)
 		fatal("strdup");
-	if (config_read_file(path, &buf, &len, err, errlen) == -1)
+	if (config_read_file(path, 0, &buf, &len, err, errlen) == -1)
 		return -1;
 	rv = config_parse_text(conf, path, buf ? buf : "", len, 0, err, errlen);
 	free(buf);
@@ -1237,7 +1276,7 @@ config_auth_new(const struct rt_config *conf, char *err, size_t errlen)
 	/* a stale jwt_public_key does not matter to an HS* configuration */
 	if (auth_alg_public_key(conf->c_jwt_algorithm) == 1 && file != NULL &&
 	    *file != '\0') {
-		if (config_read_file(file, &pem, &pemlen, why, sizeof(why)) == -1) {
+		if (config_read_file(file, 1, &pem, &pemlen, why, sizeof(why)) == -1) {
 			snprintf(err, errlen, "jwt_public_key %s", why);
 			return NULL;
 		}

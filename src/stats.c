@@ -413,7 +413,7 @@ static const struct stats_counter stats_worker_metrics[] = {
 	{ "realtimed_publish_requests_total", "counter", "POST /publish requests answered.", WOFF(rw_publish_requests) },
 	{ "realtimed_publish_events_total", "counter", "Events published through POST /publish.", WOFF(rw_publish_events) },
 	{ "realtimed_publish_unauthorized_total", "counter", "POST /publish refused 401 (a missing or wrong key).", WOFF(rw_publish_unauthorized) },
-	{ "realtimed_publish_rejected_total", "counter", "POST /publish refused for its request (400, 405, 411, 413, 415, 422).", WOFF(rw_publish_rejected) },
+	{ "realtimed_publish_rejected_total", "counter", "POST /publish refused for its request (400, 405, 411, 413, 415, 417, 422).", WOFF(rw_publish_rejected) },
 	{ "realtimed_publish_failed_total", "counter", "POST /publish items Redis or the bridge did not take.", WOFF(rw_publish_failed) },
 	{ "realtimed_publish_busy_total", "counter", "POST /publish refused 503 (max_publish_pending).", WOFF(rw_publish_busy) },
 	{ "realtimed_proxy_accepted_total", "counter", "PROXY protocol headers taken (proxy_protocol listeners).", WOFF(rw_proxy_accepted) },

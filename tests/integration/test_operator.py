@@ -131,6 +131,20 @@ def test_the_refusal_names_a_live_realtimed_in_the_pidfile(start_daemon, tmp_pat
         in err, err
 
 
+def test_a_fifo_as_include_or_secret_file_is_refused_not_waited_on(tmp_path):
+    """An include or jwt_secret_file that is a FIFO with no writer would
+    hang -t, and the master in a reload: it is no regular file, refused."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for lines in (["include %s" % fifo],
+                  ["jwt_secret_file %s" % fifo, "jwt_secret \"\""]):
+        conf = tmp_path / "fifo.conf"
+        write_conf(conf, ["listen 127.0.0.1:1", "jwt_secret %s" % GOOD_SECRET] + lines)
+        rc, err = run_test_mode(conf)
+        assert rc == 1, err
+        assert "%s: not a regular file" % fifo in err, err
+
+
 def _free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
