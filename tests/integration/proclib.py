@@ -225,10 +225,17 @@ class FastWS:
                       "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
                       "\r\n" % (path, port, key)).encode())
         self = cls(reader, writer)
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
-        assert head.startswith(b"HTTP/1.1 101"), head
-        self.hello = await self.recv_json(timeout)
-        assert self.hello["type"] == "connected", self.hello
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"),
+                                          timeout)
+            assert head.startswith(b"HTTP/1.1 101"), head
+            self.hello = await self.recv_json(timeout)
+            assert self.hello["type"] == "connected", self.hello
+        except BaseException:
+            # a connect that fails or is cancelled half way leaves no open
+            # socket behind (the daemon would count it as a live client)
+            writer.transport.abort()
+            raise
         return self
 
     async def _fill(self, n):
