@@ -40,6 +40,7 @@ static size_t	http_next_line(const char *, size_t, size_t, const char **,
 		    size_t *);
 static int	http_parse_reqline(struct http_request *, const char *, size_t);
 static void	http_set_target(struct http_request *, const char *, size_t);
+static int	http_path_pct_valid(const char *, size_t);
 static int	http_parse_version(struct http_request *, const char *, size_t);
 static int	http_parse_field(struct http_request *, const char *, size_t);
 static int	http_check_fields(struct http_request *, int);
@@ -48,6 +49,7 @@ static size_t	http_item(const char *, size_t, size_t, const char **,
 		    size_t *);
 static long	http_pct_decode(const char *, size_t, char *, size_t);
 static int	http_key_valid(const char *, size_t);
+static int	http_protocols_valid(const struct http_request *);
 static int	http_put(char *, size_t, size_t *, const char *, size_t);
 static int	http_puts(char *, size_t, size_t *, const char *);
 
@@ -243,7 +245,29 @@ http_parse_reqline(struct http_request *req, const char *p, size_t n)
 		req->r_path = "/";	/* "http://host" or "http://host?q" */
 		req->r_path_len = 1;
 	}
+	if (!http_path_pct_valid(req->r_path, req->r_path_len))
+		return HTTP_PARSE_BAD;
 	return http_parse_version(req, p + i + 1, n - i - 1);
+}
+
+/*
+ * Every '%' of a path starts a pct-encoded octet (RFC 3986 2.1), as
+ * nginx holds too: "/ws%zz" is a bad request, not an unknown path.  The
+ * query is judged by whoever reads it (?token= by http_pct_decode()).
+ */
+static int
+http_path_pct_valid(const char *p, size_t n)
+{
+	const char	*q;
+
+	while ((q = memchr(p, '%', n)) != NULL) {
+		n -= (size_t)(q - p);
+		if (n < 3 || http_hexval(q[1]) < 0 || http_hexval(q[2]) < 0)
+			return 0;
+		p = q + 3;
+		n -= 3;
+	}
+	return 1;
 }
 
 static void
@@ -738,7 +762,8 @@ http_method_known(const struct http_request *req)
 /*
  * Checked in this order so the status names the most basic problem first:
  * method (405), Upgrade/Connection (426), HTTP/1.0 (400),
- * Sec-WebSocket-Version (426), Sec-WebSocket-Key (400).
+ * Sec-WebSocket-Version (426), Sec-WebSocket-Key (400), Sec-WebSocket-Protocol
+ * items that are no tokens (400).
  */
 int
 http_check_upgrade(const struct http_request *req, struct http_upgrade *up)
@@ -762,9 +787,29 @@ http_check_upgrade(const struct http_request *req, struct http_upgrade *up)
 	h = http_header_get(req, "Sec-WebSocket-Key");
 	if (h == NULL || !http_key_valid(h->h_value, h->h_value_len))
 		return 400;
+	if (!http_protocols_valid(req))
+		return 400;
 	up->u_key = h->h_value;
 	up->u_key_len = h->h_value_len;
 	return 0;
+}
+
+/*
+ * Each subprotocol a client offers is a token (RFC 6455 4.1, 11.3.4):
+ * one that is not could not be echoed as the one selected.
+ */
+static int
+http_protocols_valid(const struct http_request *req)
+{
+	const char	*item;
+	size_t		 state = 0, len, i;
+
+	while (http_header_next_item(req, "Sec-WebSocket-Protocol", &state,
+	    &item, &len))
+		for (i = 0; i < len; i++)
+			if (!http_is_tchar((unsigned char)item[i]))
+				return 0;
+	return 1;
 }
 
 const char *

@@ -144,6 +144,23 @@ def test_invalid_websocket_key_returns_400(rt, key):
     assert status == 400
 
 
+@pytest.mark.parametrize("path", ["/ws%zz", "/ws%", "/w%7"])
+def test_bad_percent_encoding_in_path_returns_400(rt, path):
+    # RFC 3986 2.1 (nginx too): a bad request, not an unknown path
+    status, _, _, _ = http_raw(rt.port, upgrade_request(rt.port, path))
+    assert status == 400
+    status, _, _, _ = http_get(rt.port, "/health" + path[path.index("%"):])
+    assert status == 400
+
+
+@pytest.mark.parametrize("proto", ["token-a b", "chat, {x}", "a/b"])
+def test_subprotocol_that_is_no_token_returns_400(rt, proto):
+    # RFC 6455 4.1: each offered subprotocol is a token
+    req = upgrade_request(rt.port, extra=[("Sec-WebSocket-Protocol", proto)])
+    status, _, _, _ = http_raw(rt.port, req)
+    assert status == 400
+
+
 def test_malformed_request_returns_400_and_closes(rt):
     status, _, _, closed = http_raw(rt.port, b"THIS IS NOT HTTP\r\n\r\n")
     assert status == 400

@@ -263,6 +263,27 @@ START_TEST(test_target_fragment_and_non_uri_characters_bad)
 }
 END_TEST
 
+/* RFC 3986 2.1: a '%' in the path starts two hex digits; the query is its reader's */
+START_TEST(test_path_bad_percent_encoding_bad)
+{
+	static const char *const bad[] = { "/ws%zz", "/ws%", "/ws%4", "/%g0/ws",
+	    "/w%2s", "/ws%41%", "http://a/ws%x1?token=x" };
+	static const char *const good[] = { "/ws%41", "/%2f%2F", "/ws?t=%zz",
+	    "/ws?x=100%", "/a%00b" };
+	char	 r[128];
+	size_t	 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		snprintf(r, sizeof(r), "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", bad[i]);
+		ck_assert_msg(parse(r) == HTTP_PARSE_BAD, "%s", bad[i]);
+	}
+	for (i = 0; i < sizeof(good) / sizeof(*good); i++) {
+		snprintf(r, sizeof(r), "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", good[i]);
+		ck_assert_msg(parse(r) == HTTP_PARSE_DONE, "%s", good[i]);
+	}
+}
+END_TEST
+
 /* RFC 9112 3.2: a Host that is no uri-host [":" port] is a 400; an empty one is allowed */
 START_TEST(test_invalid_host_bad)
 {
@@ -1278,6 +1299,29 @@ START_TEST(test_upgrade_invalid_keys_400)
 }
 END_TEST
 
+/* RFC 6455 4.1: every offered subprotocol is a token */
+START_TEST(test_upgrade_protocol_not_token_bad)
+{
+	static const char *const bad[] = { "token-a b", "chat, a b", "a/b",
+	    "\"quoted\"", "a;b=c", "chat, {x}" };
+	static const char *const good[] = { "chat", "token-eyJh.eyJz.c2ln_-",
+	    "chat, superchat", "chat,,x", " chat ,\tx" };
+	char	 head[512];
+	size_t	 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		snprintf(head, sizeof(head), UP_HEAD("GET", "1.1", UP_UPGRADE,
+		    UP_CONN, UP_VER, UP_KEY "Sec-WebSocket-Protocol: %s\r\n"), bad[i]);
+		ck_assert_msg(upgrade_status(head) == 400, "protocol '%s'", bad[i]);
+	}
+	for (i = 0; i < sizeof(good) / sizeof(*good); i++) {
+		snprintf(head, sizeof(head), UP_HEAD("GET", "1.1", UP_UPGRADE,
+		    UP_CONN, UP_VER, UP_KEY "Sec-WebSocket-Protocol: %s\r\n"), good[i]);
+		ck_assert_msg(upgrade_status(head) == 0, "protocol '%s'", good[i]);
+	}
+}
+END_TEST
+
 START_TEST(test_upgrade_key_with_plus_slash_ok)
 {
 	ck_assert_int_eq(upgrade_status(UP_HEAD("GET", "1.1", UP_UPGRADE,
@@ -1469,6 +1513,7 @@ http_suite(void)
 	tcase_add_test(tc, test_double_space_in_request_line_bad);
 	tcase_add_test(tc, test_missing_version_bad);
 	tcase_add_test(tc, test_absolute_form_target_is_its_path);
+	tcase_add_test(tc, test_path_bad_percent_encoding_bad);
 	tcase_add_test(tc, test_target_fragment_and_non_uri_characters_bad);
 	tcase_add_test(tc, test_invalid_host_bad);
 	tcase_add_test(tc, test_asterisk_and_authority_form_bad);
@@ -1571,6 +1616,7 @@ http_suite(void)
 	tcase_add_test(tc, test_upgrade_missing_key_400);
 	tcase_add_test(tc, test_upgrade_invalid_keys_400);
 	tcase_add_test(tc, test_upgrade_key_with_plus_slash_ok);
+	tcase_add_test(tc, test_upgrade_protocol_not_token_bad);
 	tcase_add_test(tc, test_upgrade_order_method_before_version);
 	tcase_add_test(tc, test_method_known);
 	tcase_add_test(tc, test_upgrade_order_upgrade_before_version);
