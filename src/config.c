@@ -1160,6 +1160,25 @@ config_read_file(const char *path, int regular, char **bufp, size_t *lenp, char 
 	return 0;
 }
 
+/* The directory glob() could not read while matching an include, and why. */
+static char	config_glob_path[CONF_STR_MAX + 256];
+static int	config_glob_errno;
+
+/*
+ * A directory of the pattern that is missing is no match (an empty or
+ * absent conf.d is fine); one that exists but cannot be read is an error,
+ * or its files would be skipped without a word.
+ */
+static int
+config_glob_error(const char *path, int eerrno)
+{
+	if (eerrno == ENOENT || eerrno == ENOTDIR)
+		return 0;
+	snprintf(config_glob_path, sizeof(config_glob_path), "%s", path);
+	config_glob_errno = eerrno;
+	return 1;
+}
+
 /*
  * "include PATTERN": every file the glob matches, in order, relative to
  * the directory of the file that includes it.  Nesting is bounded.
@@ -1191,8 +1210,16 @@ config_include(struct rt_config *conf, const char *pattern, const char *name, in
 		snprintf(err, errlen, "%s:%d: include: path too long", name, lineno);
 		return -1;
 	}
-	if ((grv = glob(full, 0, NULL, &g)) == GLOB_NOMATCH)
-		return 0;	/* an empty conf.d is fine */
+	config_glob_errno = 0;
+	grv = glob(full, 0, config_glob_error, &g);
+	if (grv == GLOB_ABORTED && config_glob_errno != 0) {
+		snprintf(err, errlen, "%s:%d: include %s: %s: %s", name, lineno, pattern,
+		    config_glob_path, strerror(config_glob_errno));
+		globfree(&g);
+		return -1;
+	}
+	if (grv == GLOB_NOMATCH)
+		return 0;	/* an empty conf.d is fine, and a missing one */
 	if (grv != 0) {
 		snprintf(err, errlen, "%s:%d: include %s: cannot read", name, lineno, full);
 		return -1;

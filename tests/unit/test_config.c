@@ -673,6 +673,42 @@ START_TEST(test_include_files)
 }
 END_TEST
 
+/*
+ * An include directory that exists but cannot be read is an error naming
+ * it (a missing one is no match).  Root reads any directory, so as root
+ * the check runs with the effective uid of nobody.
+ */
+START_TEST(test_include_unreadable_directory)
+{
+	char	 dir[] = "/tmp/rtconf.XXXXXX", path[512], sub[512];
+	int	 rv;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+	snprintf(sub, sizeof(sub), "%s/conf.d", dir);
+	ck_assert_int_eq(mkdir(sub, 0755), 0);
+	write_file(dir, "conf.d/10-a.conf", "workers 2\n");
+	write_file(dir, "main.conf", "jwt_secret s\nworkers 1\n\ninclude conf.d/*.conf\n");
+	snprintf(path, sizeof(path), "%s/main.conf", dir);
+	ck_assert_int_eq(chmod(path, 0644), 0);
+	ck_assert_int_eq(chmod(sub, 0), 0);
+	if (geteuid() == 0)
+		ck_assert_int_eq(seteuid(65534), 0);
+	config_free(&conf);
+	rv = config_load(&conf, path, err, sizeof(err));
+	if (getuid() == 0)
+		ck_assert_int_eq(seteuid(0), 0);
+	ck_assert_int_eq(chmod(sub, 0755), 0);
+	ck_assert_int_eq(rv, -1);
+	ck_assert_msg(strstr(err, "main.conf:4: include conf.d/*.conf: ") != NULL &&
+	    strstr(err, "conf.d: Permission denied") != NULL, "%s", err);
+	/* readable again: read */
+	config_free(&conf);
+	ck_assert_int_eq(config_load(&conf, path, err, sizeof(err)), 0);
+	ck_assert_int_eq(conf.c_workers, 2);
+}
+END_TEST
+
 /* The workers' heap trim: over the threshold, and only once the free total moved. */
 START_TEST(test_trim_due)
 {
@@ -789,6 +825,7 @@ main(void)
 	tcase_add_test(tc, test_trim_due);
 	tcase_add_test(tc, test_uuid4_pool);
 	tcase_add_test(tc, test_include_files);
+	tcase_add_test(tc, test_include_unreadable_directory);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
