@@ -11,7 +11,9 @@
 
 #define ADMIN_LINE_MAX		(160 * 1024)	/* publish carries a payload */
 #define ADMIN_CLIENTS_MAX	64
-#define ADMIN_CLIENTS_MAX_S	"64"	/* the same, in text */
+#define ADMIN_STR_(x)		#x
+#define ADMIN_STR(x)		ADMIN_STR_(x)
+#define ADMIN_CLIENTS_MAX_S	ADMIN_STR(ADMIN_CLIENTS_MAX)	/* the same, in text */
 /* a client with no request waiting that sends nothing this long is closed */
 #define ADMIN_IDLE_SECONDS	30
 #define ADMIN_OUTPUT_HIGH	(256 * 1024)	/* replies unread: read no more commands */
