@@ -561,6 +561,15 @@ admin_client_free(struct admin_client *ac)
 	free(ac);
 }
 
+/* A line over ADMIN_LINE_MAX is not run: its client is told and closed. */
+static void
+admin_too_long(struct admin_client *ac)
+{
+	admin_error(ac, "line too long");
+	ac->ac_closing = 1;
+	bufferevent_disable(ac->ac_bev, EV_READ);
+}
+
 static void
 admin_read(struct bufferevent *bev, void *arg)
 {
@@ -573,6 +582,12 @@ admin_read(struct bufferevent *bev, void *arg)
 	while (ac->ac_reqid == 0 && !ac->ac_reload && !ac->ac_closing &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) <= ADMIN_OUTPUT_HIGH &&
 	    (line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF)) != NULL) {
+		if (n > ADMIN_LINE_MAX) {
+			/* however its bytes were read: not run (realtimectl(8)) */
+			free(line);
+			admin_too_long(ac);
+			return;
+		}
 		if (memchr(line, '\0', n) != NULL)
 			admin_error(ac, "NUL byte in command");
 		else
@@ -585,11 +600,8 @@ admin_read(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (evbuffer_get_length(in) > ADMIN_LINE_MAX &&
-	    evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF).pos == -1) {
-		admin_error(ac, "line too long");
-		ac->ac_closing = 1;
-		bufferevent_disable(bev, EV_READ);
-	}
+	    evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF).pos == -1)
+		admin_too_long(ac);
 }
 
 /* Read commands again, unless the client has said all it will. */
@@ -700,6 +712,8 @@ admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 
 		bufferevent_set_timeouts(ac->ac_bev, &idle, NULL);
 	}
+	/* what waits unread is one longest line and its LF at most */
+	bufferevent_setwatermark(ac->ac_bev, EV_READ, 0, ADMIN_LINE_MAX + 1);
 	bufferevent_setcb(ac->ac_bev, admin_read, admin_write, admin_event, ac);
 	bufferevent_enable(ac->ac_bev, EV_READ | EV_WRITE);
 }

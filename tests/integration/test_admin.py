@@ -614,6 +614,36 @@ def test_overlong_line_is_refused_and_the_connection_closed(pop):
     finally:
         s.close()
     assert pop.bob.no_event(0.3), "the over-long publish was delivered"
+    # the limit is the line's length, however its bytes arrive: 160 KiB is
+    # read as a command, one byte more is too long, even with its newline
+    # in the same write (the daemon reads 4 KiB at a time)
+    limit = 160 * 1024
+    for n, too_long in ((limit, False), (limit + 1, True), (limit + 3000, True)):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        try:
+            s.connect(pop.sock)
+            line = b"nosuchcommand " + b"z" * (n - 14)
+            assert len(line) == n
+            try:
+                s.sendall(line + b"\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            got = b""
+            deadline = time.monotonic() + 5
+            while b"\n" not in got and time.monotonic() < deadline:
+                try:
+                    b = s.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not b:
+                    break
+                got += b
+            r = json.loads(got.split(b"\n")[0])
+            assert r["ok"] is False, r
+            assert ("too long" in r["error"]) is too_long, (n, r)
+        finally:
+            s.close()
     # the daemon still serves the admin socket
     assert admin(pop.sock, "help")["ok"] is True
 
