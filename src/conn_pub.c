@@ -65,6 +65,8 @@ conn_pub_respond(struct rt_conn *c, int status, struct json_object *o, const cha
 	conn_write2(c, head, (size_t)n, body, blen);
 	json_object_put(o);
 	STAT_ADD(c->c_worker, rw_publish_requests, 1);
+	if (status >= 400)	/* as conn_http_error() counts every other path's */
+		STAT_ADD(c->c_worker, rw_handshake_errors, 1);
 	if (!keep)
 		conn_linger(c);
 	else {

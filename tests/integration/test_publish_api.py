@@ -149,6 +149,7 @@ def test_expect_100_continue_gets_continue_then_the_answer(start_daemon):
 
 def test_key_is_required_and_refusals_are_counted(start_daemon):
     d, _ = start(start_daemon)
+    errors0 = stats(d)["handshake_errors"]
     body = {"channel": "apps:x", "data": 1}
     for kw in ({"key": None}, {"key": KEY + "x"}, {"key": KEY[:-1]},
                {"key": None, "headers": {"Authorization": "Basic " + KEY}}):
@@ -159,6 +160,11 @@ def test_key_is_required_and_refusals_are_counted(start_daemon):
     s = stats(d)
     assert s["publish_unauthorized"] == 4 and s["publish_events"] == 0, s
     assert chaoslib.metrics(d.port)["realtimed_publish_unauthorized_total"] == 4
+    # every HTTP error status counts in handshake_errors, /publish's too
+    assert s["handshake_errors"] - errors0 == 4, s
+    assert post(d, "{bad")[0] == 400
+    assert post(d, None, method="GET")[0] == 405
+    assert stats(d)["handshake_errors"] - errors0 == 6
 
 
 def test_bad_bodies_get_the_reason(start_daemon):
