@@ -457,6 +457,7 @@ deflate_inflate(struct deflate_inflater *di, const uint8_t *in, size_t len, int 
 {
 	enum deflate_result	 r;
 	size_t			 n;
+	int			 empty;
 
 	/* zlib counts in uInt: feed a huge frame in pieces */
 	while (len > 0) {
@@ -468,5 +469,15 @@ deflate_inflate(struct deflate_inflater *di, const uint8_t *in, size_t len, int 
 	}
 	if (!last || di->di_ended)
 		return DEFLATE_OK;
-	return deflate_run(di, deflate_trailer, sizeof(deflate_trailer), 1, sink, arg);
+	empty = di->di_z.total_in == 0;
+	if ((r = deflate_run(di, deflate_trailer, sizeof(deflate_trailer), 1, sink,
+	    arg)) != DEFLATE_OK || di->di_ended || empty)
+		return r;	/* no bytes at all: the empty message, as ever */
+	/*
+	 * The 00 00 ff ff completes an empty stored block only when the
+	 * message ended between blocks: then zlib waits for the next block's
+	 * header (data_type 128).  Anywhere else the message was cut short
+	 * in a block (its bytes were read as data), and it is invalid.
+	 */
+	return (di->di_z.data_type & 128) != 0 ? DEFLATE_OK : DEFLATE_BAD;
 }

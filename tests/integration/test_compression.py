@@ -394,6 +394,18 @@ def test_invalid_deflate_data_closes_1007(rt, clients):
     expect_close(c, 1007)
 
 
+def test_truncated_deflate_data_closes_1007(rt, clients):
+    """A compressed message that lost its last byte is invalid deflate
+    data (RFC 7692 7.2.2), not the text its first bytes inflate to."""
+    c = clients(DeflateWS(rt.port, path="/echo"))
+    data = payload_of(300, 5).encode()
+    z = deflate(data)
+    c.send_frame(0x1, z, rsv=4)
+    assert c.recv_msg() == (True, data)
+    c.send_frame(0x1, z[:-1], rsv=4)
+    expect_close(c, 1007)
+
+
 def test_compressed_invalid_utf8_closes_1007(rt, clients):
     c = clients(DeflateWS(rt.port))
     c.recv_obj()

@@ -434,6 +434,49 @@ START_TEST(test_inflate_bomb_stops_at_limit)
 }
 END_TEST
 
+/*
+ * A message cut short inside a block (its last bytes lost) is invalid,
+ * not the text its first bytes inflate to: what the 00 00 ff ff we add
+ * then completes is no empty stored block.
+ */
+START_TEST(test_inflate_truncated_message_bad)
+{
+	struct deflate_ctx	 dc;
+	struct sink		 s;
+	uint8_t			*in, *z, *copy;
+	size_t			 zlen, k, n;
+	static const size_t	 sizes[] = { 24, 300, 5000 };
+
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(deflate_ctx_init(&dc, 6, 15), 0);
+	for (n = 0; n < sizeof(sizes) / sizeof(*sizes); n++) {
+		in = sample(sizes[n]);
+		ck_assert_int_eq(deflate_compress(&dc, in, sizes[n], &z, &zlen), 0);
+		copy = malloc(zlen);
+		memcpy(copy, z, zlen);
+		s.len = 0;
+		ck_assert_int_eq(inflate_all(copy, zlen, 0, 0, &s), DEFLATE_OK);
+		for (k = 1; k <= 4 && k < zlen; k++) {
+			s.len = 0;
+			ck_assert_msg(inflate_all(copy, zlen - k, 0, 0, &s) == DEFLATE_BAD,
+			    "%zu bytes cut %zu short: %zu bytes out", zlen, k, s.len);
+			s.len = 0;
+			ck_assert_msg(inflate_all(copy, zlen - k, 3, 0, &s) == DEFLATE_BAD,
+			    "%zu bytes cut %zu short, in pieces", zlen, k);
+		}
+		free(copy);
+		free(in);
+	}
+	/* the empty message: an empty stored block only, or no bytes at all */
+	s.len = 0;
+	ck_assert_int_eq(inflate_all((const uint8_t *)"\x00", 1, 0, 0, &s), DEFLATE_OK);
+	ck_assert_int_eq(inflate_all((const uint8_t *)"", 0, 0, 0, &s), DEFLATE_OK);
+	ck_assert_uint_eq(s.len, 0);
+	deflate_ctx_free(&dc);
+	free(s.buf);
+}
+END_TEST
+
 START_TEST(test_inflate_garbage_and_sink_refusal)
 {
 	static const uint8_t	 junk[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x12 };
@@ -470,6 +513,7 @@ deflate_suite(void)
 	tcase_add_test(tc, test_inflate_final_block);
 	tcase_add_test(tc, test_inflate_final_block_at_chunk_end);
 	tcase_add_test(tc, test_inflate_bomb_stops_at_limit);
+	tcase_add_test(tc, test_inflate_truncated_message_bad);
 	tcase_add_test(tc, test_inflate_garbage_and_sink_refusal);
 	suite_add_tcase(s, tc);
 	return s;
