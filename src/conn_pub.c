@@ -391,7 +391,7 @@ conn_pub_body(struct rt_conn *c, const struct http_request *req, const char *bod
 	struct rt_worker	*w = c->c_worker;
 	struct pub_item		*items;
 	const char		*why = NULL;
-	int			 n, batch, keep = conn_pub_keep(req);
+	int			 n, i, valid = 0, batch, keep = conn_pub_keep(req);
 	enum pub_result		 rv;
 
 	if ((items = calloc((size_t)w->w_conf->c_max_publish_batch, sizeof(*items))) == NULL) {
@@ -400,12 +400,17 @@ conn_pub_body(struct rt_conn *c, const struct http_request *req, const char *bod
 	}
 	rv = pub_parse(body, len, w->w_conf->c_namespaces, items, w->w_conf->c_max_publish_batch,
 	    &n, &batch, &why);
+	for (i = 0; rv == PUB_OK && i < n; i++)
+		valid += items[i].pi_error == NULL;
 	if (rv != PUB_OK) {
 		STAT_ADD(w, rw_publish_rejected, 1);
 		conn_pub_respond(c, rv == PUB_BAD ? 400 : 422,
 		    conn_pub_err(rv == PUB_BAD ? why : items[0].pi_error), NULL, keep);
-	} else if (w->w_bridge == NULL || !atomic_load(&w->w_reg->r_hdr->rh_bridge.rb_redis_up)) {
-		STAT_ADD(w, rw_publish_failed, n);
+	} else if (valid > 0 && (w->w_bridge == NULL ||
+	    !atomic_load(&w->w_reg->r_hdr->rh_bridge.rb_redis_up))) {
+		/* (a batch of invalid items only is answered item by item:
+		 * trying again would not help it) */
+		STAT_ADD(w, rw_publish_failed, valid);
 		conn_pub_respond(c, 503, conn_pub_err("redis is down"), "Retry-After: 1\r\n", keep);
 	} else if (conn_pub_start(c, items, n, batch, keep) == -1) {
 		STAT_ADD(w, rw_publish_busy, 1);

@@ -287,7 +287,17 @@ def test_redis_down_answers_503(start_daemon):
     assert st == 503 and hd["retry-after"] == "1" and b == {"error": "redis is down"}
     st, _, b = post(d, [{"channel": "apps:x", "data": 1}])
     assert st == 503, (st, b)
-    assert stats(d)["publish_failed"] >= 2
+    # a batch with one valid item among invalid ones: still worth a retry
+    st, _, b = post(d, [{"channel": "nope:x", "data": 1},
+                        {"channel": "apps:x", "data": 1}])
+    assert st == 503, (st, b)
+    assert stats(d)["publish_failed"] == 3
+    # a batch of invalid items only: answered item by item, as with Redis
+    # up (a retry would not help it), and nothing counted as failed
+    st, _, b = post(d, [{"channel": "nope:x", "data": 1}, {"channel": "a b", "data": 2}])
+    assert (st, b) == (200, [{"error": "unknown channel"},
+                             {"error": "invalid channel name"}]), (st, b)
+    assert stats(d)["publish_failed"] == 3
 
 
 def test_short_key_is_a_config_error(tmp_path):
