@@ -562,6 +562,32 @@ def test_publish_while_redis_is_down_is_refused(pop):
     assert all(c.alive() for c in pop.clients)
 
 
+def _one_line_reply(path, line):
+    """Send line and its newline in one write on a new admin connection;
+    the first reply line, parsed."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(path)
+        try:
+            s.sendall(line + b"\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        got = b""
+        deadline = time.monotonic() + 5
+        while b"\n" not in got and time.monotonic() < deadline:
+            try:
+                b = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not b:
+                break
+            got += b
+        return json.loads(got.split(b"\n")[0])
+    finally:
+        s.close()
+
+
 def test_overlong_line_is_refused_and_the_connection_closed(pop):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(5)
@@ -590,60 +616,20 @@ def test_overlong_line_is_refused_and_the_connection_closed(pop):
     finally:
         s.close()
     # an over-long publish line ending in a newline is not executed either
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-    try:
-        s.connect(pop.sock)
-        line = b'publish apps:created {"blob":"' + b"y" * (400 * 1024) + b'"}\n'
-        try:
-            s.sendall(line)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        got = b""
-        deadline = time.monotonic() + 5
-        while b"\n" not in got and time.monotonic() < deadline:
-            try:
-                b = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not b:
-                break
-            got += b
-        r = json.loads(got.split(b"\n")[0])
-        assert r["ok"] is False and "too long" in r["error"], r
-    finally:
-        s.close()
+    line = b'publish apps:created {"blob":"' + b"y" * (400 * 1024) + b'"}'
+    r = _one_line_reply(pop.sock, line)
+    assert r["ok"] is False and "too long" in r["error"], r
     assert pop.bob.no_event(0.3), "the over-long publish was delivered"
     # the limit is the line's length, however its bytes arrive: 160 KiB is
     # read as a command, one byte more is too long, even with its newline
     # in the same write (the daemon reads 4 KiB at a time)
     limit = 160 * 1024
     for n, too_long in ((limit, False), (limit + 1, True), (limit + 3000, True)):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(5)
-        try:
-            s.connect(pop.sock)
-            line = b"nosuchcommand " + b"z" * (n - 14)
-            assert len(line) == n
-            try:
-                s.sendall(line + b"\n")
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-            got = b""
-            deadline = time.monotonic() + 5
-            while b"\n" not in got and time.monotonic() < deadline:
-                try:
-                    b = s.recv(65536)
-                except ConnectionResetError:
-                    break
-                if not b:
-                    break
-                got += b
-            r = json.loads(got.split(b"\n")[0])
-            assert r["ok"] is False, r
-            assert ("too long" in r["error"]) is too_long, (n, r)
-        finally:
-            s.close()
+        line = b"nosuchcommand " + b"z" * (n - 14)
+        assert len(line) == n
+        r = _one_line_reply(pop.sock, line)
+        assert r["ok"] is False, r
+        assert ("too long" in r["error"]) is too_long, (n, r)
     # the daemon still serves the admin socket
     assert admin(pop.sock, "help")["ok"] is True
 
