@@ -121,6 +121,15 @@ int	hist_cluster_set(struct hist *h, const char *ch, size_t chlen, const char *e
 int	hist_hole(struct hist *h, const char *ch, size_t chlen, const char *epoch,
 	    uint64_t offset);
 
+/*
+ * ch's events stopped reaching this node for a while (redis_subscribe
+ * on_demand: unsubscribed, or its shard moved): its node position cannot
+ * be continued, so the record goes and the next one starts a new epoch
+ * (counted, hist_changes()).  A cluster position stays: its envelopes
+ * come on their own subscription.  1 when a record went.
+ */
+int	hist_forget(struct hist *h, const char *ch, size_t chlen);
+
 /* Drop frames past their channel's ttl, oldest first (a periodic sweep). */
 void	hist_expire(struct hist *h, uint64_t now);
 

@@ -944,6 +944,22 @@ bridge_demand_answer(void *arg, const char *ch, size_t chlen, const struct bdem_
 	    wt->dw_offset, 1);
 }
 
+/*
+ * What this node knew of ch's node positions is from before a time its
+ * events did not come (PROTOCOL.md: the epoch changes when events may
+ * have been missed): the next position is in a new epoch, and a since
+ * from before it is answered recovered:false, never a replay with a hole.
+ */
+static void
+bridge_demand_joined(void *arg, const char *ch, size_t chlen)
+{
+	struct rt_bridge	*b = arg;
+
+	if (b->b_hist != NULL && hist_forget(b->b_hist, ch, chlen))
+		log_debug("%s: %.*s: subscribed again: node position starts anew", __func__,
+		    (int)chlen, ch);
+}
+
 /* ---- cluster: the shards' subscriptions ---------------------------------- */
 
 struct bridge_pred {
@@ -2442,7 +2458,8 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 	    bridge_dispatch_master, &b);
 	event_add(b.b_master_ev, NULL);
 	if (config_on_demand(conf)) {
-		struct bdem_ops ops = { bridge_demand_command, bridge_demand_answer, &b };
+		struct bdem_ops ops = { bridge_demand_command, bridge_demand_answer,
+		    bridge_demand_joined, &b };
 
 		if ((b.b_dem = bdem_new(reg, b.b_rb, conf->c_redis_subscriptions_max, &ops)) == NULL)
 			fatalx("%s: out of memory", __func__);
@@ -2450,7 +2467,8 @@ bridge_run(struct rt_config *conf, struct registry *reg, int master_fd)
 	if (b.b_url.ru_mode == REDIS_CLUSTER) {
 		struct bclu_ops cops = { bridge_cluster_changed, bridge_cluster_lost,
 		    bridge_cluster_moved, bridge_cluster_reply, bridge_cluster_cmd, &b };
-		struct bdem_ops ops = { bridge_demand_command, bridge_demand_answer, &b };
+		struct bdem_ops ops = { bridge_demand_command, bridge_demand_answer,
+		    bridge_demand_joined, &b };
 
 		/* sharded pub/sub is per channel: on demand whatever redis_subscribe says */
 		if (b.b_dem == NULL && (b.b_dem = bdem_new(reg, b.b_rb,

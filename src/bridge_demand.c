@@ -245,6 +245,7 @@ bdem_ack(struct bdem *d, const char *ch, size_t chlen, int subscribe, int *count
 		dc->dc_state = BDEM_JOINED;
 		*counted = dc->dc_counted;
 		dc->dc_counted = 0;
+		d->d_ops.do_joined(d->d_ops.do_arg, dc->dc_name, dc->dc_len);
 		bdem_answer_all(d, dc);
 		return 1;
 	}

@@ -37,6 +37,12 @@ struct bdem_ops {
 	/* the subscription is there (or cannot be made: full): answer the request */
 	void	(*do_answer)(void *arg, const char *ch, size_t chlen, const struct bdem_wait *wt,
 		    int refused);
+	/*
+	 * Redis confirmed a SUBSCRIBE after a time without ch's subscription
+	 * (new, left, lost, moved): its events before now did not all come.
+	 * Called before the waiting requests are answered.
+	 */
+	void	(*do_joined)(void *arg, const char *ch, size_t chlen);
 	void	*do_arg;
 };
 

@@ -314,6 +314,17 @@ hist_next(struct hist *h, const char *ch, size_t chlen, struct hist_pos *pos)
 }
 
 int
+hist_forget(struct hist *h, const char *ch, size_t chlen)
+{
+	struct hist_chan	*c = *hist_slot(h, ch, chlen, util_hash(ch, chlen));
+
+	if (c == NULL || c->c_mode == HIST_CLUSTER)
+		return 0;
+	hist_chan_free(h, c);
+	return 1;
+}
+
+int
 hist_mode(struct hist *h, const char *ch, size_t chlen)
 {
 	struct hist_chan	*c = *hist_slot(h, ch, chlen, util_hash(ch, chlen));

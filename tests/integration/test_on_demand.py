@@ -108,6 +108,41 @@ def test_an_event_right_after_subscribed_is_never_missed(start_daemon):
     assert ev["data"] == {"h": 1} and ev["offset"] == m["offset"] + 1
 
 
+def test_events_missed_while_unsubscribed_are_never_recovered(start_daemon):
+    """Once the last subscriber left, the node no longer hears the channel:
+    what is published then never reaches it.  Subscribed again, the channel
+    is in a new epoch (PROTOCOL.md: events may have been missed), so a
+    since from before is recovered:false, never recovered:true without the
+    missed events, and no offset is given to two events."""
+    d, r = start(start_daemon, workers=1)
+    ch = "user:od"                              # history=100
+    c = Client(d.port, tok())
+    m = c.reply({"type": "subscribe", "channel": ch})
+    epoch = m["epoch"]
+    for i in range(1, 4):
+        assert publish(r, ch, '{"n":%d}' % i) == 1
+    evs = [c.next_event() for _ in range(3)]
+    assert [e["offset"] for e in evs] == [1, 2, 3]
+    assert {e["epoch"] for e in evs} == {epoch}
+    c.close()
+    wait_for(lambda: ch not in channels(r), 10, "unsubscribed once empty")
+    for i in range(4, 7):
+        assert publish(r, ch, '{"n":%d}' % i) == 0     # nobody hears these
+    c = Client(d.port, tok())
+    m = c.reply({"type": "subscribe", "channel": ch,
+                 "since": {"epoch": epoch, "offset": 3}})
+    assert m["type"] == "subscribed", m
+    assert m["recovered"] is False and m["epoch"] != epoch, m
+    assert publish(r, ch, '{"n":7}') == 1
+    ev = c.next_event()
+    assert ev["data"] == {"n": 7} and ev["epoch"] == m["epoch"], ev
+    assert ev["offset"] == m["offset"] + 1, (m, ev)
+    # a plain subscribe elsewhere gets the new position, not the old one
+    c2 = Client(d.port, tok())
+    m2 = c2.reply({"type": "subscribe", "channel": ch})
+    assert (m2["epoch"], m2["offset"]) == (ev["epoch"], ev["offset"]), m2
+
+
 def test_resubscribed_after_losing_redis_and_after_a_bridge_restart(start_daemon):
     d, r = start(start_daemon)
     a, b = on_worker(d, 0), on_worker(d, 1)

@@ -242,6 +242,33 @@ def test_spublish_and_publish_on_36_channels_exactly_once_in_order(start_daemon,
     assert status == 200 and b"realtimed_redis_cluster_shards_ready 3" in body
 
 
+def test_events_missed_while_unsubscribed_are_never_recovered(start_daemon, cluster):
+    """Sharded subscriptions are on demand: once the last subscriber left,
+    SPUBLISHed events do not reach the node.  Subscribed again, the channel
+    is in a new epoch: a since from before is recovered:false, and the
+    next event's offset follows the new position (no offset given twice)."""
+    d = daemon(start_daemon, cluster.url)
+    ch = "apps:gap1"
+    c = Client(d.port, rtlib.mint())
+    m = c.reply({"type": "subscribe", "channel": ch})
+    epoch = m["epoch"]
+    for i in range(1, 4):
+        assert cluster.spublish(ch, json.dumps({"n": i})) == 1
+    assert [e["offset"] for e in c.events_until(3, timeout=10)] == [1, 2, 3]
+    c.close()
+    wait_for(lambda: bstats(d)["redis_channels"] == 0, 10, "unsubscribed once empty")
+    for i in range(4, 7):
+        assert cluster.spublish(ch, json.dumps({"n": i})) == 0
+    c = Client(d.port, rtlib.mint())
+    m = c.reply({"type": "subscribe", "channel": ch,
+                 "since": {"epoch": epoch, "offset": 3}})
+    assert m["recovered"] is False and m["epoch"] != epoch, m
+    assert cluster.spublish(ch, json.dumps({"n": 7})) == 1
+    ev = c.events_until(1, timeout=10)[0]
+    assert ev["data"] == {"n": 7} and ev["epoch"] == m["epoch"], ev
+    assert ev["offset"] == m["offset"] + 1, (m, ev)
+
+
 SECRET = "control-secret-0123456789"
 
 

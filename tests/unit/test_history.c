@@ -1401,6 +1401,54 @@ START_TEST(test_hole_of_an_event_not_kept)
 }
 END_TEST
 
+/*
+ * hist_forget(): a channel whose events stopped coming for a while loses
+ * its node record: the next position is a new epoch, a since from before
+ * is no replay, and the change is counted.  Cluster records stay.
+ */
+START_TEST(test_forget_node_record)
+{
+	struct hist	*h;
+	struct hist_pos	 pos;
+	char		 e[HIST_EPOCH_MAX + 1];
+	uint64_t	 changes;
+
+	ck_assert_ptr_nonnull(h = hist_new(BIG, 100, "n"));
+	pub(h, "a", 10, 0, 0);
+	pub(h, "a", 10, 0, 0);
+	ck_assert_int_eq(hist_position(h, S("a"), &pos), 0);
+	strcpy(e, pos.hp_epoch);
+	replay_expect(h, "a", e, 1, 0, 0, 1);
+	changes = hist_changes(h);
+	ck_assert_int_eq(hist_forget(h, S("a")), 1);
+	ck_assert_uint_gt(hist_changes(h), changes);
+	ck_assert_int_eq(stats(h).hs_events, 0);
+	replay_expect(h, "a", e, 2, 0, 0, 0);
+	replay_expect(h, "a", e, 1, 0, 0, 0);
+	ck_assert_int_eq(hist_position(h, S("a"), &pos), 0);
+	ck_assert_str_ne(pos.hp_epoch, e);
+	ck_assert_uint_eq(pos.hp_offset, 0);
+	ck_assert_uint_eq(pub(h, "a", 10, 0, 0), 1);
+	/* a record no event placed yet (a subscribe's) goes too */
+	ck_assert_int_eq(hist_position(h, S("b"), &pos), 0);
+	strcpy(e, pos.hp_epoch);
+	ck_assert_int_eq(hist_forget(h, S("b")), 1);
+	ck_assert_int_eq(hist_position(h, S("b"), &pos), 0);
+	ck_assert_str_ne(pos.hp_epoch, e);
+	/* no record: nothing to do, nothing counted */
+	changes = hist_changes(h);
+	ck_assert_int_eq(hist_forget(h, S("none")), 0);
+	ck_assert_uint_eq(hist_changes(h), changes);
+	/* a cluster position stays, with its frames */
+	ck_assert_int_eq(cpub(h, "c", "cE1", 1, 10, 0, 0), 0);
+	ck_assert_int_eq(cpub(h, "c", "cE1", 2, 10, 0, 0), 0);
+	ck_assert_int_eq(hist_forget(h, S("c")), 0);
+	pos_expect(h, "c", "cE1", 2);
+	replay_expect(h, "c", "cE1", 1, 0, 0, 1);
+	hist_free(h);
+}
+END_TEST
+
 START_TEST(test_cluster_epoch_change)
 {
 	struct hist	*h;
@@ -1828,6 +1876,7 @@ history_suite(void)
 	tcase_add_test(tc, test_cluster_duplicate);
 	tcase_add_test(tc, test_cluster_gap);
 	tcase_add_test(tc, test_hole_of_an_event_not_kept);
+	tcase_add_test(tc, test_forget_node_record);
 	tcase_add_test(tc, test_cluster_epoch_change);
 	tcase_add_test(tc, test_cluster_set);
 	tcase_add_test(tc, test_cluster_modes);
