@@ -26,6 +26,7 @@
 #define REG_MAX_WORKERS		64
 #define REG_PEER_MAX		48
 #define REG_USER_MAX		63
+#define REG_USER_PREFIX		(REG_USER_MAX - 4)	/* kept of a longer id */
 #define REG_COUNT_SLOTS		65536	/* per kind of counter, twice (count-min), per worker */
 #define REG_CONN_GROUP		16	/* connection slots per "ever used" bit */
 
@@ -203,12 +204,14 @@ struct reg_conn {
 	int64_t			 rc_started;		/* wall clock s */
 	char			 rc_id[RT_UUID_LEN + 1];
 	/*
-	 * The user id, "" = anonymous.  Longer ids (up to RT_USERID_MAX) keep
-	 * their first REG_USER_MAX bytes: listings show the prefix, and
-	 * kick-user matches it here and exactly in the worker.
+	 * The user id, "" = anonymous.  A longer id (up to RT_USERID_MAX)
+	 * keeps its first REG_USER_PREFIX bytes, a NUL, and the util_hash()
+	 * of the whole id (rc_user_cut set): listings show the prefix, and
+	 * reg_user_match() tells two long ids with one prefix apart.
 	 */
 	char			 rc_user[REG_USER_MAX + 1];
 	char			 rc_peer[REG_PEER_MAX];
+	uint8_t			 rc_user_cut;
 };
 
 enum reg_chan_state { REG_CHAN_FREE = 0, REG_CHAN_USED };
@@ -353,7 +356,7 @@ struct reg_totals {
 void	reg_totals(struct registry *r, struct reg_totals *t);
 
 /* 1 if slot user rc_user may be user (exact, or its stored prefix). */
-int	reg_user_match(const char *rc_user, const char *user);
+int	reg_user_match(const struct reg_conn *rc, const char *user);
 
 /* Call fn for each used connection slot (under the lock). */
 void	reg_conn_foreach(struct registry *r, void (*fn)(struct reg_conn *, void *), void *arg);

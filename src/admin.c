@@ -307,7 +307,7 @@ admin_conn_add(struct reg_conn *rc, void *arg)
 	struct conn_list	*cl = arg;
 	struct json_object	*c;
 
-	if (cl->cl_user != NULL && !reg_user_match(rc->rc_user, cl->cl_user))
+	if (cl->cl_user != NULL && !reg_user_match(rc, cl->cl_user))
 		return;
 	c = json_object_new_object();
 	json_object_object_add(c, "id", json_object_new_string(rc->rc_id));

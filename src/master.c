@@ -1582,7 +1582,7 @@ master_kick_scan(struct reg_conn *rc, void *arg)
 	struct kick_scan	*ks = arg;
 
 	if ((ks->ks_id != NULL && strcmp(rc->rc_id, ks->ks_id) != 0) ||
-	    (ks->ks_user != NULL && !reg_user_match(rc->rc_user, ks->ks_user)))
+	    (ks->ks_user != NULL && !reg_user_match(rc, ks->ks_user)))
 		return;
 	ks->ks_workers |= (uint64_t)1 << rc->rc_worker;
 	ks->ks_n++;

@@ -35,6 +35,24 @@ reg_strlcpy(char *dst, const char *src, size_t n)
 	dst[len] = '\0';
 }
 
+/* c's user id (NULL: anonymous), whole or cut (struct reg_conn). */
+static void
+reg_user_store(struct reg_conn *c, const char *user)
+{
+	size_t		 n = user != NULL ? strlen(user) : 0;
+	uint32_t	 h;
+
+	memset(c->rc_user, 0, sizeof(c->rc_user));
+	c->rc_user_cut = n > REG_USER_MAX;
+	if (!c->rc_user_cut) {
+		memcpy(c->rc_user, user != NULL ? user : "", n);
+		return;
+	}
+	memcpy(c->rc_user, user, REG_USER_PREFIX);
+	h = util_hash(user, n);
+	memcpy(c->rc_user + REG_USER_PREFIX + 1, &h, sizeof(h));
+}
+
 /*
  * Reading shared anonymous memory maps it into the reader, and pages never
  * written hold zeroes only.  So scans of the connection table visit only
@@ -260,7 +278,7 @@ reg_conn_add(struct registry *r, int w, const char *id, const char *user,
 	c->rc_admin = (uint8_t)admin;
 	c->rc_started = started;
 	reg_strlcpy(c->rc_id, id, sizeof(c->rc_id));
-	reg_strlcpy(c->rc_user, user ? user : "", sizeof(c->rc_user));
+	reg_user_store(c, user);
 	reg_strlcpy(c->rc_peer, peer, sizeof(c->rc_peer));
 	c->rc_used = 1;
 	reg_conn_bits(r)[slot / REG_CONN_GROUP / 8] |= (uint8_t)(1u << (slot / REG_CONN_GROUP % 8));
@@ -296,7 +314,7 @@ reg_conn_set_user(struct registry *r, int slot, const char *user, int admin)
 	reg_lock(r);
 	c = reg_conn_slot(r, slot);
 	if (c->rc_used) {
-		reg_strlcpy(c->rc_user, user ? user : "", sizeof(c->rc_user));
+		reg_user_store(c, user);
 		c->rc_admin = (uint8_t)admin;
 	}
 	reg_unlock(r);
@@ -712,11 +730,16 @@ reg_admit(struct registry *r, uint64_t now_ns, int rate, int burst, uint64_t *wa
 }
 
 int
-reg_user_match(const char *rc_user, const char *user)
+reg_user_match(const struct reg_conn *rc, const char *user)
 {
-	size_t	 n = strlen(rc_user);
+	size_t		 n;
+	uint32_t	 h;
 
-	if (n < REG_USER_MAX)
-		return strcmp(rc_user, user) == 0;
-	return strncmp(rc_user, user, n) == 0;	/* stored truncated */
+	if (!rc->rc_user_cut)
+		return strcmp(rc->rc_user, user) == 0;
+	if ((n = strlen(user)) <= REG_USER_MAX ||
+	    strncmp(rc->rc_user, user, REG_USER_PREFIX) != 0)
+		return 0;
+	memcpy(&h, rc->rc_user + REG_USER_PREFIX + 1, sizeof(h));
+	return h == util_hash(user, n);
 }

@@ -391,6 +391,39 @@ def test_kick_user_closes_all_of_that_users_connections_only(pop):
     wait_for(pop.stats_match, 5, "stats without bob")
 
 
+def test_long_user_ids_with_one_prefix_are_told_apart(lone, attach):
+    """The registry keeps a long user id's prefix and a hash of the whole:
+    kick-user and `connections USER` count and list that user only, not
+    another whose id starts with the same 63 bytes (realtimectl(8))."""
+    d = attach(lone)
+    base = "x" * 63
+    ua, ub = base + "A" * 37, base + "B" * 37
+    a = Client(d.port, rtlib.mint(userId=ua))
+    b = Client(d.port, rtlib.mint(userId=ub))
+    p = Client(d.port, rtlib.mint(userId=base))     # the prefix itself
+    try:
+        sock = d.conf["admin_socket"]
+        wait_for(lambda: len(admin(sock, "connections " + ua)["connections"]) == 1,
+                 5, "one connection listed for user A", tolerate=rtlib.TRANSIENT)
+        assert [c["id"] for c in admin(sock, "connections " + ua)["connections"]] == [a.id]
+        assert [c["id"] for c in admin(sock, "connections " + base)["connections"]] == [p.id]
+        r = admin(sock, "kick-user " + base + "C" * 37)
+        assert r["ok"] is True and r["kicked"] == 0, r
+        assert a.alive() and b.alive() and p.alive()
+        r = admin(sock, "kick-user " + ua)
+        assert r["ok"] is True and r["kicked"] == 1, r
+        code, _ = a.expect_close()
+        assert code == 1008
+        assert b.alive() and p.alive()
+        r = admin(sock, "kick-user " + base)
+        assert r["kicked"] == 1, r
+        assert p.expect_close()[0] == 1008
+        assert b.alive()
+    finally:
+        for c in (a, b, p):
+            c.close()
+
+
 def test_publish_delivers_to_subscribers(pop):
     r = admin(pop.sock, 'publish apps:created {"via": "admin", "n": [1, 2]}')
     assert r["ok"] is True and r["receivers"] >= 1, r

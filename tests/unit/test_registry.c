@@ -149,11 +149,17 @@ START_TEST(test_connection_table)
 }
 END_TEST
 
-/* Long user ids keep a prefix in the table and still match their owner. */
+/*
+ * Long user ids keep a prefix and a hash of the whole in the table: they
+ * match their owner only, not another long id with the same prefix, nor
+ * the prefix itself.  Ids up to REG_USER_MAX bytes are kept whole.
+ */
 START_TEST(test_long_user_ids)
 {
-	char	 longid[RT_USERID_MAX + 1], other[RT_USERID_MAX + 1];
-	int	 slot;
+	char			 longid[RT_USERID_MAX + 1], other[RT_USERID_MAX + 1];
+	char			 max[REG_USER_MAX + 1], prefix[REG_USER_MAX + 1];
+	const struct reg_conn	*rc;
+	int			 slot, s2, s3;
 
 	memset(longid, 'u', RT_USERID_MAX);
 	longid[RT_USERID_MAX] = '\0';
@@ -161,13 +167,38 @@ START_TEST(test_long_user_ids)
 	other[RT_USERID_MAX - 1] = 'v';		/* differs after the prefix */
 	slot = reg_conn_add(&reg, 0, "id", longid, 0, "p", 0);
 	ck_assert_int_ge(slot, 0);
-	ck_assert_uint_eq(strlen(reg_conn_slot(&reg, slot)->rc_user), REG_USER_MAX);
-	ck_assert_int_eq(reg_user_match(reg_conn_slot(&reg, slot)->rc_user, longid), 1);
-	/* the table cannot tell: the worker compares the whole id */
-	ck_assert_int_eq(reg_user_match(reg_conn_slot(&reg, slot)->rc_user, other), 1);
-	ck_assert_int_eq(reg_user_match("short", "short"), 1);
-	ck_assert_int_eq(reg_user_match("short", "shorter"), 0);
-	ck_assert_int_eq(reg_user_match("", "x"), 0);
+	rc = reg_conn_slot(&reg, slot);
+	ck_assert_uint_eq(strlen(rc->rc_user), REG_USER_PREFIX);	/* listings: the prefix */
+	ck_assert_int_eq(reg_user_match(rc, longid), 1);
+	ck_assert_int_eq(reg_user_match(rc, other), 0);
+	memcpy(prefix, longid, REG_USER_MAX);
+	prefix[REG_USER_MAX] = '\0';
+	ck_assert_int_eq(reg_user_match(rc, prefix), 0);
+	prefix[REG_USER_PREFIX] = '\0';
+	ck_assert_int_eq(reg_user_match(rc, prefix), 0);
+	longid[REG_USER_MAX + 1] = '\0';			/* 64 bytes: cut too */
+	ck_assert_int_eq(reg_user_match(rc, longid), 0);
+	ck_assert_int_ge(s2 = reg_conn_add(&reg, 0, "id2", longid, 0, "p", 0), 0);
+	ck_assert_int_eq(reg_user_match(reg_conn_slot(&reg, s2), longid), 1);
+	ck_assert_int_eq(reg_user_match(reg_conn_slot(&reg, s2), other), 0);
+	/* exactly REG_USER_MAX bytes: whole, matched exactly */
+	memset(max, 'm', REG_USER_MAX);
+	max[REG_USER_MAX] = '\0';
+	ck_assert_int_ge(s3 = reg_conn_add(&reg, 0, "id3", max, 0, "p", 0), 0);
+	rc = reg_conn_slot(&reg, s3);
+	ck_assert_str_eq(rc->rc_user, max);
+	ck_assert_int_eq(reg_user_match(rc, max), 1);
+	max[REG_USER_MAX - 1] = '\0';
+	ck_assert_int_eq(reg_user_match(rc, max), 0);
+	/* set again (an in-band auth): short now */
+	reg_conn_set_user(&reg, slot, "short", 0);
+	rc = reg_conn_slot(&reg, slot);
+	ck_assert_int_eq(reg_user_match(rc, "short"), 1);
+	ck_assert_int_eq(reg_user_match(rc, "shorter"), 0);
+	ck_assert_int_eq(reg_user_match(rc, other), 0);
+	reg_conn_set_user(&reg, slot, NULL, 0);
+	ck_assert_int_eq(reg_user_match(reg_conn_slot(&reg, slot), "x"), 0);
+	ck_assert_str_eq(reg_conn_slot(&reg, slot)->rc_user, "");
 }
 END_TEST
 
