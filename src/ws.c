@@ -23,8 +23,14 @@
 #define WS_LENMASK	0x7f
 #define WS_LEN16	126
 #define WS_LEN64	127
-/* what a compressed message may take on the wire beyond max_message_size */
-#define WS_DEFLATE_SLACK(max)	(((max) >> 10) + 64)
+/*
+ * What a compressed message may take on the wire beyond max_message_size
+ * (the inflated size is what the limit holds): as much again and 4 KiB,
+ * for deflate's worst cases from compliant senders (incompressible bytes
+ * at a low memLevel grow ~4%, a sync flush per fragment adds 5+ bytes
+ * each).  Its bytes are inflated as they come, never kept.
+ */
+#define WS_DEFLATE_SLACK(max)	((max) + 4096)
 
 #define WS_GUID		"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 /* A real key is 24 base64 characters; anything far longer is junk. */
@@ -209,8 +215,7 @@ ws_check_length(struct ws_decoder *d)
 	if (max == 0)
 		return WS_E_NONE;
 	/* a compressed message is held to max once inflated (the caller's
-	 * inflater); on the wire deflate may have grown incompressible bytes
-	 * a little (zlib: under 0.1% + 13 bytes), so that much more is let in */
+	 * inflater); on the wire deflate may have grown it (WS_DEFLATE_SLACK) */
 	if ((d->wd_hdr[0] & WS_OPMASK) == WS_OP_CONT ? d->wd_msg_rsv1 :
 	    (d->wd_hdr[0] & WS_RSV1) != 0)
 		max += WS_DEFLATE_SLACK(max);

@@ -7,6 +7,7 @@ sizes and parameter sets with Python websockets (which compresses by
 default)."""
 import asyncio
 import json
+import os
 import socket
 import zlib
 
@@ -383,6 +384,34 @@ def test_limit_is_on_the_inflated_size_not_the_wire(rt, clients):
     c.send_frame(0x2, z, rsv=4)
     zflag, p = c.recv_msg()
     assert p == data
+    c.send_frame(0x2, stored(data + b"x"), rsv=4)
+    expect_close(c, 1009)
+
+
+def test_a_flush_per_fragment_of_incompressible_bytes_is_taken(rt, clients):
+    """A compliant sender may sync-flush every fragment (RFC 7692 7.2.1) or
+    deflate at a low memory level: incompressible bytes then grow on the
+    wire by more than zlib's one-shot bound.  A message of exactly the
+    limit once inflated is still taken; one byte more is still 1009."""
+    c = clients(DeflateWS(rt.port, path="/echo"))
+    data = os.urandom(300 * 1024)
+    co = zlib.compressobj(6, zlib.DEFLATED, -15)
+    n = 64
+    step = len(data) // n
+    parts = [co.compress(data[i * step:(i + 1) * step]) + co.flush(zlib.Z_SYNC_FLUSH)
+             for i in range(n)]
+    parts[-1] = parts[-1][:-4]
+    assert sum(len(p) for p in parts) > len(data) + len(data) // 1024 + 64
+    for i, p in enumerate(parts):
+        c.send_frame(0x2 if i == 0 else 0x0, p, fin=i == n - 1,
+                     rsv=4 if i == 0 else 0)
+    zflag, p = c.recv_msg()
+    assert p == data
+    lo = zlib.compressobj(6, zlib.DEFLATED, -15, 1)      # memLevel 1
+    z = lo.compress(data) + lo.flush(zlib.Z_SYNC_FLUSH)
+    assert len(z) - 4 > len(data) + len(data) // 1024 + 64
+    c.send_frame(0x2, z[:-4], rsv=4)
+    assert c.recv_msg()[1] == data
     c.send_frame(0x2, stored(data + b"x"), rsv=4)
     expect_close(c, 1009)
 
