@@ -695,6 +695,13 @@ conn_ws_event(struct rt_conn *c, const struct ws_event *ev)
 		conn_ws_data(c, ev);
 		break;
 	case WS_EV_PING:
+		/* RFC 6455 5.5.2: answered until the peer's Close, ours sent too
+		 * (a control frame, which 5.5.1 allows after it) */
+		if (c->c_state == CS_CLOSING && !c->c_close_rcvd) {
+			if (!conn_output_full(c))
+				conn_send_frame(c, WS_OP_PONG, ev->data, ev->len);
+			break;
+		}
 		if (c->c_state != CS_OPEN)
 			break;
 		/* pings cost replies: flooding them is flooding */

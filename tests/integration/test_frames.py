@@ -510,6 +510,26 @@ def test_server_closes_tcp_even_if_client_never_answers_close(rt):
         ws.close_socket()
 
 
+def test_ping_after_the_servers_close_is_answered(rt):
+    """RFC 6455 5.5.2: a Ping gets its Pong until the peer's Close came;
+    the server's own Close does not end that (a Pong is a control frame,
+    which 5.5.1 allows after a Close).  Then the client's Close ends it."""
+    ws = RawWS(rt.port, path="/ws?token=not.a.jwt")
+    try:
+        m = ws.recv_json()
+        assert m["type"] == "error", m
+        _, op, payload = ws.recv_frame()
+        assert op == 0x8 and struct.unpack("!H", payload[:2])[0] == 1008, payload
+        ws.send_frame(0x9, b"pp")
+        ws.send_text("late")
+        _, op, payload = ws.recv_frame()
+        assert (op, payload) == (0xA, b"pp")
+        ws.send_close(1008)
+        assert ws.wait_eof(5), "server kept the connection after both closes"
+    finally:
+        ws.close_socket()
+
+
 def test_data_after_close_is_ignored(rt):
     ws = echo(rt)
     try:
