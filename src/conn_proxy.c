@@ -88,7 +88,8 @@ conn_proxy_done(struct rt_conn *c, const struct proxy_hdr *h)
 			return;
 		}
 	}
-	worker_ip_limit(c);
+	if (!conn_proxy_trusted_peer(c))	/* else counted at the upgrade */
+		worker_ip_limit(c);
 }
 
 /*
@@ -170,6 +171,56 @@ conn_proxy_trusted(const struct rt_config *conf, struct proxy_cidr *out)
 	return n;
 }
 
+/* Keep item (p, len) as the newest of the last PROXY_FWD_HOPS; *cut when one goes. */
+static void
+conn_proxy_item_add(struct proxy_item *items, int *n, int *cut, const char *p, size_t len)
+{
+	if (*n == PROXY_FWD_HOPS) {
+		memmove(items, items + 1, sizeof(*items) * (PROXY_FWD_HOPS - 1));
+		(*n)--;
+		*cut = 1;
+	}
+	items[*n].pi_p = p;
+	items[*n].pi_len = len;
+	(*n)++;
+}
+
+/*
+ * X-Forwarded-For's members, split at every comma as nginx and haproxy
+ * split it: it holds addresses, never quoted strings, so a '"' a client
+ * put in front cannot make the proxy's own appended member part of it.
+ */
+static int
+conn_proxy_xff_items(const struct http_request *req, struct proxy_item *items, int *cut)
+{
+	const struct http_header	*h;
+	const char			*p, *end, *q, *b, *e;
+	int				 i, n = 0;
+
+	*cut = 0;
+	for (i = 0; i < req->r_nheaders; i++) {
+		h = &req->r_headers[i];
+		if (!util_strncaseeq(h->h_name, h->h_name_len, "X-Forwarded-For"))
+			continue;
+		p = h->h_value;
+		end = p + h->h_value_len;
+		for (;;) {
+			if ((q = memchr(p, ',', (size_t)(end - p))) == NULL)
+				q = end;
+			for (b = p; b < q && (*b == ' ' || *b == '\t'); b++)
+				;
+			for (e = q; e > b && (e[-1] == ' ' || e[-1] == '\t'); e--)
+				;
+			if (e > b)
+				conn_proxy_item_add(items, &n, cut, b, (size_t)(e - b));
+			if (q == end)
+				break;
+			p = q + 1;
+		}
+	}
+	return n;
+}
+
 /* The last PROXY_FWD_HOPS members of every header named name; *cut if more came. */
 static int
 conn_proxy_items(const struct http_request *req, const char *name, struct proxy_item *items,
@@ -180,25 +231,37 @@ conn_proxy_items(const struct http_request *req, const char *name, struct proxy_
 	int		 n = 0;
 
 	*cut = 0;
-	while (http_header_next_item(req, name, &state, &item, &len)) {
-		if (n == PROXY_FWD_HOPS) {
-			memmove(items, items + 1, sizeof(*items) * (PROXY_FWD_HOPS - 1));
-			n--;
-			*cut = 1;
-		}
-		items[n].pi_p = item;
-		items[n].pi_len = len;
-		n++;
-	}
+	while (http_header_next_item(req, name, &state, &item, &len))
+		conn_proxy_item_add(items, &n, cut, item, len);
 	return n;
+}
+
+/* Is c's peer (the socket's address, or its PROXY header's) in trusted_proxies? */
+int
+conn_proxy_trusted_peer(const struct rt_conn *c)
+{
+	struct proxy_cidr	 trusted[CONF_LIST_MAX];
+	struct proxy_addr	 peer;
+	int			 ntrusted;
+
+	if (c->c_worker->w_conf->c_trusted_proxies.sl_count == 0)
+		return 0;
+	memset(&peer, 0, sizeof(peer));
+	peer.pa_family = c->c_peer_family;
+	memcpy(peer.pa_addr, c->c_peer_addr, sizeof(peer.pa_addr));
+	ntrusted = conn_proxy_trusted(c->c_worker->w_conf, trusted);
+	return proxy_cidr_match(trusted, ntrusted, &peer);
 }
 
 /*
  * An upgrade: when the peer (the socket's, or its PROXY header's, address)
  * is in trusted_proxies, the right-most address of Forwarded (or, without
  * one, X-Forwarded-For) that is not trusted becomes the client's, and is
- * counted against max_connections_per_ip in place of the peer.  Others'
- * headers are ignored.  -1: refused (503 sent).
+ * counted against max_connections_per_ip (a trusted proxy's own address
+ * was not counted at the accept: its clients share it).  Without a client
+ * in the header (none, or a malformed one) the proxy's address is the
+ * client's and is counted.  Others' headers are ignored.  -1: refused
+ * (503 sent).
  */
 int
 conn_proxy_forwarded(struct rt_conn *c, const struct http_request *req)
@@ -206,19 +269,14 @@ conn_proxy_forwarded(struct rt_conn *c, const struct http_request *req)
 	struct rt_worker	*w = c->c_worker;
 	struct proxy_cidr	 trusted[CONF_LIST_MAX];
 	struct proxy_item	 items[PROXY_FWD_HOPS];
-	struct proxy_addr	 peer, client;
+	struct proxy_addr	 client;
 	enum proxy_fwd_kind	 kind = PROXY_FWD_XFF;
 	const char		*name = "X-Forwarded-For";
-	int			 ntrusted, n, cut;
+	int			 ntrusted, n, cut, rv;
 
-	if (w->w_conf->c_trusted_proxies.sl_count == 0)
+	if (!conn_proxy_trusted_peer(c))
 		return 0;
-	memset(&peer, 0, sizeof(peer));
-	peer.pa_family = c->c_peer_family;
-	memcpy(peer.pa_addr, c->c_peer_addr, sizeof(peer.pa_addr));
 	ntrusted = conn_proxy_trusted(w->w_conf, trusted);
-	if (!proxy_cidr_match(trusted, ntrusted, &peer))
-		return 0;
 	/*
 	 * One header, the one the proxies set (forwarded_header): a proxy
 	 * appends to it, and a client's forgery of the other would otherwise
@@ -227,22 +285,20 @@ conn_proxy_forwarded(struct rt_conn *c, const struct http_request *req)
 	if (strcasecmp(w->w_conf->c_forwarded_header, "forwarded") == 0) {
 		kind = PROXY_FWD_FORWARDED;
 		name = "Forwarded";
-	}
-	n = conn_proxy_items(req, name, items, &cut);
-	switch (proxy_fwd_client(kind, items, n, cut, trusted, ntrusted, &client)) {
-	case 1:
-		break;
-	case -1:
+		n = conn_proxy_items(req, name, items, &cut);
+	} else
+		n = conn_proxy_xff_items(req, items, &cut);
+	rv = proxy_fwd_client(kind, items, n, cut, trusted, ntrusted, &client);
+	if (rv == 1) {
+		STAT_ADD(w, rw_forwarded_used, 1);
+		log_debug("%s: %s: forwarded for the client below", __func__, conn_peer(c));
+		conn_proxy_peer(c, &client);
+	} else if (rv == -1) {
 		STAT_ADD(w, rw_forwarded_invalid, 1);
 		log_debug("%s: %s: malformed %s, the peer's address kept", __func__,
 		    conn_peer(c), name);
-		return 0;
-	default:
-		return 0;
 	}
-	STAT_ADD(w, rw_forwarded_used, 1);
-	log_debug("%s: %s: forwarded for the client below", __func__, conn_peer(c));
-	conn_proxy_peer(c, &client);
+	/* no client named: the proxy is the client, and counted so */
 	if (conn_ip_acquire(c) == -1) {
 		conn_http_error(c, 503, "Retry-After: 10\r\n");
 		return -1;

@@ -311,7 +311,8 @@ worker_accept_conn(struct rt_worker *w, evutil_socket_t fd, struct sockaddr *sa,
 	wheel_schedule(&w->w_wheel, &c->c_timer, c->c_deadline);
 	if (!c->c_tls)
 		event_add(&c->c_ev, NULL);
-	if (!proxy)
+	/* a trusted proxy's clients share its address: counted at the upgrade */
+	if (!proxy && !conn_proxy_trusted_peer(c))
 		worker_ip_limit(c);
 	return;
  fail:

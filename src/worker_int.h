@@ -339,6 +339,7 @@ int	conn_ip_acquire(struct rt_conn *);
 void	conn_proxy_read(struct rt_conn *);
 void	conn_proxy_timeout(struct rt_conn *);
 int	conn_proxy_forwarded(struct rt_conn *, const struct http_request *);
+int	conn_proxy_trusted_peer(const struct rt_conn *);
 
 /* conn_http.c */
 void	conn_http_error(struct rt_conn *, int, const char *);

@@ -351,6 +351,55 @@ def test_xff_from_a_trusted_proxy_is_used_and_limited(lb, attach):
             ws.close_socket()
 
 
+def test_a_quote_in_xff_cannot_hide_the_client_behind_its_proxy(lb, attach):
+    """X-Forwarded-For holds addresses, split at every comma (as nginx
+    does): a '"' the client sent cannot swallow the address the proxy
+    appended, so the client is still the one limited, not the proxy."""
+    attach(lb)
+    held = []
+    try:
+        for i in range(PER_IP):
+            ws = ws_via(lb.port, v2("10.1.2.3", sport=7200 + i),
+                        headers={"X-Forwarded-For": '", 198.51.100.80'})
+            held.append(ws)
+        assert peers(lb).count("198.51.100.80:0") == PER_IP, peers(lb)
+        r = ws_via(lb.port, v2("10.1.2.3", sport=7299), expect=None,
+                   headers={"X-Forwarded-For": '"x, 198.51.100.80'})
+        assert r.status == 503, r.status
+        r.close_socket()
+        # another client behind the same proxy is not affected
+        ok = ws_via(lb.port, v2("10.1.2.3", sport=7298),
+                    headers={"X-Forwarded-For": '"198.51.100.81'})
+        held.append(ok)
+        assert "10.1.2.3:7298" in peers(lb), peers(lb)
+    finally:
+        for ws in held:
+            ws.close_socket()
+
+
+def test_a_trusted_proxys_handshakes_in_flight_are_not_its_clients_limit(lb, attach):
+    """A trusted proxy's own address is not counted at the accept: many of
+    its clients' handshakes at once (more than max_connections_per_ip)
+    leave a forwarded client its own places."""
+    attach(lb)
+    pending = []
+    try:
+        for i in range(PER_IP + 2):
+            s = socket.create_connection(("127.0.0.1", lb.port), timeout=5)
+            s.sendall(v2("10.1.2.6", sport=7300 + i) + b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+            pending.append(s)
+        time.sleep(0.2)
+        ws = ws_via(lb.port, v2("10.1.2.6", sport=7399),
+                    headers={"X-Forwarded-For": "198.51.100.90"})
+        try:
+            assert "198.51.100.90:0" in peers(lb), peers(lb)
+        finally:
+            ws.close_socket()
+    finally:
+        for s in pending:
+            s.close()
+
+
 def test_forwarded_from_a_trusted_ipv6_proxy(start_daemon):
     plain = rtlib.free_port()
     d = start_daemon(conf={"listen": "127.0.0.1:%d proxy_protocol" % plain,
