@@ -188,18 +188,35 @@ tls_load_chain(SSL_CTX *ctx, const struct tls_pem *pem, char *err, size_t errlen
 	return 0;
 }
 
+/* A passphrase is asked for: there is none (*(int *)u records the asking). */
+static int
+tls_no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	*(int *)u = 1;
+	return -1;
+}
+
 static int
 tls_load_key(SSL_CTX *ctx, const struct tls_pem *pem, char *err, size_t errlen)
 {
 	BIO		*bio;
 	EVP_PKEY	*k;
+	int		 asked = 0;
 
 	if ((bio = BIO_new_mem_buf(pem->tp_key, (int)pem->tp_keylen)) == NULL)
 		fatalx("BIO_new_mem_buf() failed");
-	k = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	/* never OpenSSL's own prompt on the terminal: that would hang a start,
+	 * -t, or a master reloading */
+	k = PEM_read_bio_PrivateKey(bio, NULL, tls_no_passphrase, &asked);
 	BIO_free(bio);
 	if (k == NULL) {
-		snprintf(err, errlen, "no usable private key in the file");
+		ERR_clear_error();
+		snprintf(err, errlen, asked ? "the private key is encrypted, and a passphrase "
+		    "is not supported (store it decrypted: openssl pkey -in KEY -out NEW)" :
+		    "no usable private key in the file");
 		return -1;
 	}
 	/* say "does not match" whatever the key type, before OpenSSL says less */

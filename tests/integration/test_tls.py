@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import os
+import pty
 import re
 import shutil
 import signal
@@ -365,6 +366,12 @@ def _bad_key_setup(certs, case):
                             "privileges: a 0000 key is readable by root")
             uid = 65534
             os.chown(d, uid, uid)       # its pidfile goes here
+    elif case == "encrypted":   # a passphrase-protected PEM key
+        key = os.path.join(d, "enc.key")
+        subprocess.run(["openssl", "pkey", "-in", a.key, "-aes256", "-passout",
+                        "pass:secret", "-out", key], check=True)
+        os.chmod(key, 0o644)
+        want = re.escape(key) + r".*encrypted.*passphrase is not supported"
     else:   # mismatched: the key of another certificate (EC like a's, or RSA)
         key = os.path.join(d, "other.key")
         other = certs["c"] if case == "mismatched_same_type" else certs["b"]
@@ -384,12 +391,16 @@ def _bad_key_setup(certs, case):
 
 
 @pytest.mark.parametrize("mode", ["run", "test"])
-@pytest.mark.parametrize("case", ["missing", "unreadable",
-                                  "mismatched_same_type",
-                                  "mismatched_other_type"])
+# (a terminal on stdin matters only to a passphrase prompt)
+@pytest.mark.parametrize("case, tty", [
+    ("missing", False), ("unreadable", False), ("mismatched_same_type", False),
+    ("mismatched_other_type", False), ("encrypted", False), ("encrypted", True)],
+    ids=["missing", "unreadable", "mismatched_same_type", "mismatched_other_type",
+         "encrypted", "encrypted_tty"])
 def test_startup_with_a_bad_key_fails_with_exit_1_and_says_why(
-        certs, case, mode):
+        certs, case, tty, mode):
     d, conf, want, uid = _bad_key_setup(certs, case)
+    master = slave = None
     try:
         cmd = [rtlib.realtimed_bin()]
         cmd += ["-f", "-d", "-c", conf] if mode == "run" else ["-t", "-c", conf]
@@ -399,7 +410,10 @@ def test_startup_with_a_bad_key_fails_with_exit_1_and_says_why(
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("REALTIMED_") and k not in
                ("JWT_SECRET", "REDIS_URL")}
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+        if tty:
+            # stdin a terminal: OpenSSL's own prompt would wait on it forever
+            master, slave = pty.openpty()
+        p = subprocess.Popen(cmd, stdin=slave if tty else subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              env=env, cwd=d)
         try:
@@ -414,6 +428,9 @@ def test_startup_with_a_bad_key_fails_with_exit_1_and_says_why(
         assert re.search(want, text), "no clear message (%s) in:\n%s" \
             % (want, text)
     finally:
+        for fd in (master, slave):
+            if fd is not None:
+                os.close(fd)
         shutil.rmtree(d, ignore_errors=True)
 
 
