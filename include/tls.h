@@ -13,6 +13,13 @@
 
 struct rt_config;
 
+/*
+ * The most the certificate chain and the key may take together: what one
+ * master message to the workers carries at a reload (IPC_CTL_MAX, less
+ * the length word), so that a start takes only what a reload can.
+ */
+#define TLS_PEMS_MAX	(192 * 1024 - 4)
+
 /* The certificate chain and key as read from tls_certificate(_key). */
 struct tls_pem {
 	char	*tp_cert;

@@ -1226,13 +1226,9 @@ master_reload_tls(struct rt_master *m, struct rt_config *nc, char **msgp, size_t
 		tls_pem_free(&pem);
 		return -1;
 	}
+	/* tls_pem_read() held them to TLS_PEMS_MAX, which one message carries */
+	_Static_assert(TLS_PEMS_MAX + sizeof(certlen) <= IPC_CTL_MAX, "TLS_PEMS_MAX");
 	len = sizeof(certlen) + pem.tp_certlen + pem.tp_keylen;
-	if (len > IPC_CTL_MAX) {
-		log_warnx("reload: TLS: certificate and key larger than %d bytes", IPC_CTL_MAX);
-		SSL_CTX_free(ctx);
-		tls_pem_free(&pem);
-		return -1;
-	}
 	if ((msg = malloc(len)) == NULL)
 		fatal("malloc");
 	certlen = (uint32_t)pem.tp_certlen;

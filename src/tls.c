@@ -88,6 +88,13 @@ tls_pem_read(const struct rt_config *conf, struct tls_pem *pem, char *err, size_
 		tls_pem_free(pem);
 		return -1;
 	}
+	if (pem->tp_certlen + pem->tp_keylen > TLS_PEMS_MAX) {
+		snprintf(err, errlen, "%s: the certificate and the key together take %zu "
+		    "bytes, over %d", conf->c_tls_certificate, pem->tp_certlen +
+		    pem->tp_keylen, TLS_PEMS_MAX);
+		tls_pem_free(pem);
+		return -1;
+	}
 	return 0;
 }
 

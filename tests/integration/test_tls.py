@@ -434,6 +434,31 @@ def test_startup_with_a_bad_key_fails_with_exit_1_and_says_why(
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_a_certificate_over_what_a_reload_carries_is_refused_at_start(certs, tmp_path):
+    """The certificate and key together may take 196604 bytes, what one
+    reload message carries to the workers: more is refused by -t (and at
+    start), not taken at start and then refused by every reload."""
+    a = certs["a"]
+    with open(a.cert) as f:
+        pem = f.read()
+    for pad, ok in ((150 * 1024, True), (200 * 1024, False)):
+        cert = str(tmp_path / ("big-%d.pem" % pad))
+        with open(cert, "w") as f:
+            f.write(("# padding, outside any PEM block\n" * (pad // 34)) + pem)
+        conf = str(tmp_path / "realtimed.conf")
+        with open(conf, "w") as f:
+            f.write("listen_tls 127.0.0.1:%d\njwt_secret %s\n"
+                    "tls_certificate %s\ntls_certificate_key %s\n"
+                    % (rtlib.free_port(), rtlib.SECRET, cert, a.key))
+        p = subprocess.run([rtlib.realtimed_bin(), "-t", "-c", conf],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+        text = (p.stdout + p.stderr).decode("utf-8", "replace")
+        if ok:
+            assert p.returncode == 0, text
+        else:
+            assert p.returncode == 1 and "over 196604" in text, text
+
+
 # ------------------------------------------------- certificate reload
 
 NCLIENTS = 200
