@@ -46,6 +46,11 @@ int	util_addr_allowed(const struct sockaddr *sa, const struct rt_strlist *list);
 int	util_addr_in(int family, const unsigned char *addr, const struct rt_strlist *list);
 /* AF_INET with *addr moved to its last 4 bytes for ::ffff:a.b.c.d, else family. */
 int	util_addr_unmap(int family, const unsigned char **addr);
+/*
+ * A block of IPv4-mapped addresses (::ffff:a.b.c.d/96 and longer) as the
+ * IPv4 block it is, since peers are unmapped before they are matched.
+ */
+void	util_cidr_unmap(int *family, unsigned char net[16], int *bits);
 /* 1 if entry is a valid "ADDR[/BITS]". */
 int	util_cidr_valid(const char *entry);
 /* Random bytes for jitter, not for secrets. */

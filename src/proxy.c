@@ -379,6 +379,7 @@ proxy_cidr_parse(const char *s, struct proxy_cidr *out)
 	const char	*slash = strchr(s, '/');
 	size_t		 hl = slash != NULL ? (size_t)(slash - s) : strlen(s);
 	long		 bits;
+	int		 fam, nbits;
 
 	memset(out, 0, sizeof(*out));
 	if (hl == 0 || hl >= sizeof(host))
@@ -397,6 +398,11 @@ proxy_cidr_parse(const char *s, struct proxy_cidr *out)
 			return -1;
 		out->pc_bits = (uint8_t)bits;
 	}
+	fam = out->pc_family;
+	nbits = out->pc_bits;
+	util_cidr_unmap(&fam, out->pc_net, &nbits);
+	out->pc_family = (uint8_t)fam;
+	out->pc_bits = (uint8_t)nbits;
 	return 0;
 }
 

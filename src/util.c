@@ -200,6 +200,7 @@ util_cidr_match(const char *entry, const unsigned char *addr, int family)
 			return -1;
 		bits = (int)v;
 	}
+	util_cidr_unmap(&nf, net, &bits);
 	if (nf != family)
 		return 0;
 	for (i = 0; i < len && bits > 0; i++, bits -= 8) {
@@ -209,6 +210,18 @@ util_cidr_match(const char *entry, const unsigned char *addr, int family)
 			return 0;
 	}
 	return 1;
+}
+
+void
+util_cidr_unmap(int *family, unsigned char net[16], int *bits)
+{
+	const unsigned char	*a = net;
+
+	if (*bits >= 96 && util_addr_unmap(*family, &a) == AF_INET) {
+		memmove(net, a, 4);	/* ::ffff:a.b.c.d/(96+n) is a.b.c.d/n */
+		*family = AF_INET;
+		*bits -= 96;
+	}
 }
 
 int

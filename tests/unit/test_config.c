@@ -613,6 +613,12 @@ START_TEST(test_metrics_allow_matching)
 	ck_assert_int_eq(allowed("2001:db9::5", "metrics_allow 2001:db8::/32\n"), 0);
 	ck_assert_int_eq(allowed("127.0.0.1", "metrics_allow 10.0.0.0/8\n"), 0);
 	ck_assert_int_eq(allowed("8.8.8.8", "metrics_allow 0.0.0.0/0\n"), 1);
+	/* an IPv4-mapped entry is its IPv4 address or block */
+	ck_assert_int_eq(allowed("127.0.0.1", "metrics_allow ::ffff:127.0.0.1\n"), 1);
+	ck_assert_int_eq(allowed("::ffff:127.0.0.1", "metrics_allow ::ffff:127.0.0.1\n"), 1);
+	ck_assert_int_eq(allowed("127.0.0.2", "metrics_allow ::ffff:127.0.0.1\n"), 0);
+	ck_assert_int_eq(allowed("10.1.2.3", "metrics_allow ::ffff:10.0.0.0/104\n"), 1);
+	ck_assert_int_eq(allowed("11.1.2.3", "metrics_allow ::ffff:10.0.0.0/104\n"), 0);
 	ck_assert_int_eq(util_cidr_valid("1.2.3.4/x"), 0);
 	ck_assert_int_eq(util_cidr_valid("::1/129"), 0);
 	ck_assert_int_eq(util_cidr_valid("localhost"), 0);

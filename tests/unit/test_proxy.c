@@ -340,6 +340,20 @@ START_TEST(test_cidr)
 	ck_assert_int_eq(proxy_addr_parse("192.0.2.8", 9, &a), 0);
 	ck_assert_int_eq(proxy_cidr_match(c, 3, &a), 0);
 	ck_assert_int_eq(proxy_cidr_match(c, 0, &a), 0);
+	/* and an IPv4-mapped block is its IPv4 block, for either form of peer */
+	ck_assert_int_eq(proxy_cidr_parse("::ffff:10.0.0.0/104", &c[0]), 0);
+	ck_assert_int_eq(c[0].pc_family, AF_INET);
+	ck_assert_int_eq(c[0].pc_bits, 8);
+	ck_assert_int_eq(proxy_cidr_parse("::ffff:127.0.0.2", &c[1]), 0);
+	ck_assert_int_eq(c[1].pc_bits, 32);
+	ck_assert_int_eq(proxy_addr_parse("10.9.9.9", 8, &a), 0);
+	ck_assert_int_eq(proxy_cidr_match(c, 2, &a), 1);
+	ck_assert_int_eq(proxy_addr_parse("::ffff:10.9.9.9", 15, &a), 0);
+	ck_assert_int_eq(proxy_cidr_match(c, 2, &a), 1);
+	ck_assert_int_eq(proxy_addr_parse("127.0.0.2", 9, &a), 0);
+	ck_assert_int_eq(proxy_cidr_match(c, 2, &a), 1);
+	ck_assert_int_eq(proxy_addr_parse("127.0.0.3", 9, &a), 0);
+	ck_assert_int_eq(proxy_cidr_match(c, 2, &a), 0);
 }
 END_TEST
 
