@@ -35,6 +35,7 @@
 #include "ws.h"
 #include "auth.h"
 #include "channel.h"
+#include "http.h"
 #include "ipc.h"
 #include "registry.h"
 #include "tls.h"
@@ -211,6 +212,27 @@ worker_tls_write(struct bufferevent *bev, void *arg)
 		conn_drained(c);
 }
 
+/*
+ * Plain HTTP on the TLS port (OpenSSL saw a request line for a record):
+ * say so in plain HTTP, as nginx does, rather than reset.  Best effort,
+ * one write: what the client sent after is read off first, so that the
+ * close that follows is a FIN the answer arrives before, not a reset.
+ */
+static void
+worker_tls_plain_http(evutil_socket_t fd)
+{
+	static const char	 body[] = "400 A plain HTTP request came to the TLS port\n";
+	char			 buf[512], junk[4096];
+	int			 i, n;
+
+	for (i = 0; i < 4 && read(fd, junk, sizeof(junk)) == (ssize_t)sizeof(junk); i++)
+		;
+	n = http_format_response(buf, sizeof(buf), 400, "text/plain", NULL, body,
+	    sizeof(body) - 1);
+	if (n > 0 && write(fd, buf, (size_t)n) == -1)
+		log_debug("%s: %s", __func__, strerror(errno));
+}
+
 static void
 worker_tls_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -236,6 +258,9 @@ worker_tls_event(struct bufferevent *bev, short what, void *arg)
 			STAT_ADD(c->c_worker, rw_tls_errors, 1);
 		log_debug("%s: %s: TLS: %s", __func__, conn_peer(c),
 		    tls_error_string(e, buf, sizeof(buf)));
+		if (!c->c_tls_done && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+		    ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST)
+			worker_tls_plain_http(bufferevent_getfd(bev));
 		while (bufferevent_get_openssl_error(bev) != 0)
 			;
 	} else if (!c->c_tls_done) {

@@ -307,6 +307,31 @@ def test_non_tls_bytes_on_the_tls_port_are_closed_cleanly(
     assert_worker_fine(d, certs["a"], kids)
 
 
+def test_plain_http_on_the_tls_port_is_told_so(start_daemon, certs):
+    """As nginx does: a plain HTTP request on the TLS port gets a plain 400
+    that says why, not a bare reset."""
+    d = start_tls(start_daemon, certs["a"], workers="1")
+    port = tlslib.tls_port(d)
+    for what in ("plain_http", "upgrade"):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(JUNK[what])
+            got = b""
+            while True:
+                try:
+                    b = s.recv(4096)
+                except ConnectionResetError:
+                    break
+                if not b:
+                    break
+                got += b
+        assert got.startswith(b"HTTP/1.1 400 "), (what, got)
+        assert got.endswith(b"plain HTTP request came to the TLS port\n"), got
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(JUNK["garbage"])
+        closed, _ = read_to_eof(s, 4)
+        assert closed
+
+
 def test_stalled_handshake_is_closed_after_tls_handshake_timeout(
         start_daemon, certs):
     d = start_tls(start_daemon, certs["a"], workers="1",
