@@ -294,8 +294,10 @@ tls_ctx_new(const struct rt_config *conf, const struct tls_pem *pem, char *err, 
 		snprintf(err, errlen, "SSL_CTX_new() failed");
 		return NULL;
 	}
-	if (tls_ctx_settings(ctx, conf, why, sizeof(why)) == -1 ||
-	    tls_load_chain(ctx, pem, why, sizeof(why)) == -1) {
+	/* a settings error names the setting, a file's error the file */
+	if (tls_ctx_settings(ctx, conf, err, errlen) == -1)
+		goto fail;
+	if (tls_load_chain(ctx, pem, why, sizeof(why)) == -1) {
 		snprintf(err, errlen, "%s: %s", conf->c_tls_certificate, why);
 		goto fail;
 	}

@@ -484,6 +484,21 @@ def test_a_certificate_over_what_a_reload_carries_is_refused_at_start(certs, tmp
             assert p.returncode == 1 and "over 196604" in text, text
 
 
+def test_a_bad_cipher_setting_is_named_not_the_certificate(certs, tmp_path):
+    a = certs["a"]
+    conf = str(tmp_path / "realtimed.conf")
+    with open(conf, "w") as f:
+        f.write("listen_tls 127.0.0.1:%d\njwt_secret %s\ntls_certificate %s\n"
+                "tls_certificate_key %s\ntls_ciphersuites TLS_NO_SUCH_SUITE\n"
+                % (rtlib.free_port(), rtlib.SECRET, a.cert, a.key))
+    p = subprocess.run([rtlib.realtimed_bin(), "-t", "-c", conf],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+    text = (p.stdout + p.stderr).decode("utf-8", "replace")
+    line = [l for l in text.splitlines() if "tls_ciphersuites" in l]
+    assert p.returncode == 1 and line, text
+    assert a.cert not in line[0], line[0]
+
+
 # ------------------------------------------------- certificate reload
 
 NCLIENTS = 200
