@@ -160,6 +160,9 @@ struct rt_bridge {
 	struct deflate_ctx	 b_deflate;	/* compresses each event once; dc_z NULL: not yet */
 	struct hist		*b_hist;	/* node positions */
 	uint64_t		 b_hist_told;	/* hist_changes() the workers know of */
+	/* a position reset for the worker that found its queue full: sent
+	 * once there is room (or ahead of an answer), one however many holes */
+	uint8_t			 b_reset_owed[REG_MAX_WORKERS];
 	struct bctl		*b_ctl;		/* control across nodes */
 	struct bsen		*b_sen;		/* redis-sentinel:// */
 	struct bdem		*b_dem;		/* redis_subscribe on_demand */
@@ -471,12 +474,22 @@ bridge_on_auth(redisAsyncContext *ac, void *r, void *priv)
  * show its clients the gap); answers to a worker's request always go, so
  * that it never waits forever, and the worker_timeout bounds a stuck one.
  */
-/* Worker w is to forget the positions it learnt from its stream so far. */
+/*
+ * Worker w is to forget the positions it learnt from its stream so far:
+ * now, or (its queue over ipc_max_buffer) owed until it has room, which
+ * bounds the queue of a stuck worker however many events it misses.
+ * always: now (ahead of an answer, which always goes).
+ */
 static void
-bridge_pos_reset(struct rt_bridge *b, int w)
+bridge_pos_reset(struct rt_bridge *b, int w, int always)
 {
 	struct ipc_hdr	 h;
 
+	if (!always && bout_pending(b->b_out, w) > (size_t)b->b_conf->c_ipc_max_buffer) {
+		b->b_reset_owed[w] = 1;
+		return;
+	}
+	b->b_reset_owed[w] = 0;
 	ipc_hdr_init(&h, IPC_POS_RESET, 0, (uint32_t)w);
 	evbuffer_add(bout_stage(b->b_out, w), &h, sizeof(h));
 }
@@ -497,7 +510,7 @@ bridge_pos_sync(struct rt_bridge *b)
 	b->b_hist_told = n;
 	for (w = 0; w < b->b_reg->r_hdr->rh_nworkers; w++)
 		if (b->b_workers[w] != NULL)
-			bridge_pos_reset(b, w);
+			bridge_pos_reset(b, w, 0);
 }
 
 static void
@@ -513,11 +526,13 @@ bridge_write3(struct rt_bridge *b, int w, uint32_t type, uint32_t peerid, int al
 		return;
 	}
 	bridge_pos_sync(b);
+	if (b->b_reset_owed[w])
+		bridge_pos_reset(b, w, always);	/* before what follows the hole */
 	if (!always && bout_pending(b->b_out, w) > (size_t)b->b_conf->c_ipc_max_buffer) {
 		atomic_fetch_add(&b->b_rb->rb_ipc_drops, 1);
 		/* a hole in w's stream: what it knows of positions is behind */
 		if (type == IPC_EVENT)
-			bridge_pos_reset(b, w);
+			b->b_reset_owed[w] = 1;
 		return;
 	}
 	out = bout_stage(b->b_out, w);
@@ -2183,6 +2198,7 @@ bridge_attach_worker(struct rt_bridge *b, uint32_t w, int fd)
 		fatalx("%s: bad worker socket from the master", __func__);
 	bridge_worker_close(b, (int)w);
 	evutil_make_socket_nonblocking(fd);
+	b->b_reset_owed[w] = 0;		/* a new worker has learnt nothing yet */
 	b->b_workers[w] = bufferevent_socket_new(b->b_base, fd, BEV_OPT_CLOSE_ON_FREE);
 	b->b_wrd[w].r_b = b;
 	b->b_wrd[w].r_w = (int)w;
