@@ -122,6 +122,9 @@ struct reg_worker {
 	_Atomic int64_t		 rw_token_cache_evictions;	/* kept tokens dropped to make room */
 	_Atomic int64_t		 rw_token_cache_entries;	/* tokens kept now (gauge) */
 	_Atomic int64_t		 rw_token_cache_bytes;	/* ... their bytes (gauge) */
+	_Atomic int64_t		 rw_subs_limited;	/* refused: max_subscriptions */
+	_Atomic int64_t		 rw_too_big;		/* 1009 at the frame: max_message_size */
+	_Atomic int64_t		 rw_close_timeouts;	/* no Close back within close_timeout */
 	_Atomic uint64_t	 rw_canary_seen;	/* ms of the last canary */
 	_Atomic uint64_t	 rw_canary_seq;
 	struct reg_hist		 rw_handshake;		/* accept to the 101 */
@@ -266,6 +269,8 @@ struct reg_header {
 	_Atomic int64_t		 rh_lock_recoveries;	/* owner died holding it */
 	_Atomic int64_t		 rh_admin_refused;	/* admin clients refused: all in use */
 	_Atomic int64_t		 rh_admin_idle;		/* ... closed: idle, no request waiting */
+	_Atomic int64_t		 rh_children_killed;	/* hung or deaf: killed by the master */
+	_Atomic int64_t		 rh_children_respawned;	/* ended while running, started again */
 	_Atomic uint64_t	 rh_hs_tat;		/* max_handshake_rate: GCRA, ns */
 	int64_t			 rh_started;		/* wall clock s, the master's start */
 	struct reg_usage	 rh_master_usage;

@@ -68,8 +68,11 @@ chanidx_get(struct rt_worker *w, const char *name, size_t len)
 
 	if ((ch = chanidx_lookup(w, name, len, h)) != NULL)
 		return ch;
-	if (w->w_nchans >= w->w_conf->c_max_channels)
+	if (w->w_nchans >= w->w_conf->c_max_channels) {
+		/* (the registry counts its own refusals; this one is the worker's) */
+		atomic_fetch_add(&w->w_reg->r_hdr->rh_chan_table_full, 1);
 		return NULL;
+	}
 	if ((ch = calloc(1, sizeof(*ch) + len + 1)) == NULL)
 		return NULL;
 	memcpy(ch->ch_name, name, len);
@@ -284,6 +287,7 @@ chanidx_subscribe(struct rt_conn *c, const char *name, size_t len, int64_t limit
 	if (chanidx_find_sub(c, name, len) != -1)
 		return 0;	/* idempotent */
 	if (c->c_nsubs >= w->w_conf->c_max_subscriptions) {
+		STAT_ADD(w, rw_subs_limited, 1);
 		*why = "Too many subscriptions";
 		return -1;
 	}

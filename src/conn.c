@@ -501,6 +501,9 @@ conn_timer_fire(struct wheel_entry *e, void *arg)
 		conn_timer_open(c, now);
 		break;
 	case CS_CLOSING:
+		STAT_ADD(c->c_worker, rw_close_timeouts, 1);
+		conn_free(c);
+		break;
 	case CS_LINGER:
 		conn_free(c);
 		break;

@@ -732,6 +732,8 @@ conn_ws_event(struct rt_conn *c, const struct ws_event *ev)
 		log_debug("%s: %s: %s (close %u)", __func__, conn_peer(c),
 		    ev->reason, ev->code);
 		STAT_ADD(c->c_worker, rw_protocol_errors, 1);
+		if (ev->code == WS_CLOSE_TOO_BIG)
+			STAT_ADD(c->c_worker, rw_too_big, 1);
 		if (c->c_state == CS_OPEN)
 			conn_close(c, ev->code, ev->reason, 1);
 		else

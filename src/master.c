@@ -856,6 +856,8 @@ master_child_gone(struct rt_master *m, struct master_child *mc, int status)
 		/* its answers will not come */
 		admin_bridge_gone(m->m_admin);
 	}
+	if (mc->mc_killed)
+		atomic_fetch_add(&m->m_reg.r_hdr->rh_children_killed, 1);
 	if (m->m_stopping) {
 		if (WIFSIGNALED(status))
 			log_warnx("%s exited on signal %d while stopping",
@@ -865,6 +867,7 @@ master_child_gone(struct rt_master *m, struct master_child *mc, int status)
 			    child_name(mc, name, sizeof(name)), WEXITSTATUS(status));
 		return;
 	}
+	atomic_fetch_add(&m->m_reg.r_hdr->rh_children_respawned, 1);
 	if (now - mc->mc_started < FAST_DEATH_MS)
 		mc->mc_fast_deaths++;
 	else

@@ -48,6 +48,9 @@ static const struct {
 	{ "heartbeat_drops", WOFF(rw_heartbeat_drops) },
 	{ "rate_limited", WOFF(rw_rate_limited) },
 	{ "protocol_errors", WOFF(rw_protocol_errors) },
+	{ "messages_too_big", WOFF(rw_too_big) },
+	{ "close_timeouts", WOFF(rw_close_timeouts) },
+	{ "subscriptions_limited", WOFF(rw_subs_limited) },
 	{ "server_full_refusals", WOFF(rw_full_refusals) },
 	{ "tls_handshakes", WOFF(rw_tls_handshakes) },
 	{ "tls_errors", WOFF(rw_tls_errors) },
@@ -240,6 +243,8 @@ stats_json(struct registry *reg)
 	J_INT(o, "channel_table_full", atomic_load(&reg->r_hdr->rh_chan_table_full));
 	J_INT(o, "admin_refused", atomic_load(&reg->r_hdr->rh_admin_refused));
 	J_INT(o, "admin_idle_closed", atomic_load(&reg->r_hdr->rh_admin_idle));
+	J_INT(o, "children_killed", atomic_load(&reg->r_hdr->rh_children_killed));
+	J_INT(o, "children_respawned", atomic_load(&reg->r_hdr->rh_children_respawned));
 	if (reg->r_revoked != NULL) {
 		J_INT(o, "revocations", rvk_count(reg->r_revoked));
 		J_INT(o, "revocation_table_full", atomic_load(&reg->r_revoked->rt_full));
@@ -383,6 +388,9 @@ static const struct stats_counter stats_worker_metrics[] = {
 	{ "realtimed_heartbeat_drops_total", "counter", "Connections dropped for silence.", WOFF(rw_heartbeat_drops) },
 	{ "realtimed_rate_limited_total", "counter", "Connections closed 1008 for flooding.", WOFF(rw_rate_limited) },
 	{ "realtimed_protocol_errors_total", "counter", "Connections failed for RFC 6455 violations.", WOFF(rw_protocol_errors) },
+	{ "realtimed_messages_too_big_total", "counter", "Connections closed 1009 at a frame past max_message_size.", WOFF(rw_too_big) },
+	{ "realtimed_close_timeouts_total", "counter", "Connections dropped with no Close back within close_timeout.", WOFF(rw_close_timeouts) },
+	{ "realtimed_subscriptions_limited_total", "counter", "Subscribes refused (max_subscriptions).", WOFF(rw_subs_limited) },
 	{ "realtimed_server_full_total", "counter", "Connections refused 1013 (max_connections).", WOFF(rw_full_refusals) },
 	{ "realtimed_tls_handshakes_total", "counter", "Completed TLS handshakes.", WOFF(rw_tls_handshakes) },
 	{ "realtimed_tls_errors_total", "counter", "Failed or timed-out TLS handshakes.", WOFF(rw_tls_errors) },
@@ -572,6 +580,10 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	    (long long)atomic_load(&reg->r_hdr->rh_admin_refused));
 	evbuffer_add_printf(out, "realtimed_admin_clients_closed_total{reason=\"idle\"} %lld\n",
 	    (long long)atomic_load(&reg->r_hdr->rh_admin_idle));
+	stats_metric(out, "realtimed_children_killed_total", "counter", "Children the master killed: hung (no tick in bridge_timeout, worker_timeout, child_timeout) or not reading its messages.",
+	    (long long)atomic_load(&reg->r_hdr->rh_children_killed));
+	stats_metric(out, "realtimed_children_respawned_total", "counter", "Children that ended while running (killed, crashed, exited) and were started again.",
+	    (long long)atomic_load(&reg->r_hdr->rh_children_respawned));
 	stats_metric_head(out, "realtimed_table_full_total", "counter", "Registry table refusals.");
 	evbuffer_add_printf(out, "realtimed_table_full_total{table=\"connections\"} %lld\n",
 	    (long long)atomic_load(&reg->r_hdr->rh_conn_table_full));

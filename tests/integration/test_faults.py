@@ -452,6 +452,8 @@ def test_wedged_child_killed_after_its_liveness_timeout_and_replaced(start_daemo
     title = rtlib.BRIDGE if title == "bridge" else \
         rtlib.worker_title(nworkers - 1)
     old = rtlib.roles(d.proc.pid)[title]
+    admin = d.conf["admin_socket"]
+    s0 = rtlib.admin(admin, "stats")["stats"]
     os.kill(old, signal.SIGSTOP)
     try:
         rtlib.wait_for(
@@ -464,6 +466,22 @@ def test_wedged_child_killed_after_its_liveness_timeout_and_replaced(start_daemo
         except ProcessLookupError:
             pass
     rtlib.wait_settled(d, nworkers, timeout=10)
+    # counted: killed as hung, and started again
+    s1 = rtlib.admin(admin, "stats")["stats"]
+    assert s1["children_killed"] - s0["children_killed"] == 1, (s0, s1)
+    assert s1["children_respawned"] - s0["children_respawned"] == 1, (s0, s1)
+    m = rtlib.http_get(d.port, "/metrics")[2].decode()
+    assert "realtimed_children_killed_total %d" % s1["children_killed"] in m
+    # a child that dies on its own is respawned, not counted as killed
+    victim = rtlib.roles(d.proc.pid)[rtlib.worker_title(0)]
+    os.kill(victim, signal.SIGKILL)
+    rtlib.wait_for(lambda: (lambda p: p and p != victim)(
+        rtlib.roles(d.proc.pid).get(rtlib.worker_title(0))), 8,
+        "worker 0 replaced", tolerate=rtlib.TRANSIENT)
+    rtlib.wait_settled(d, nworkers, timeout=10)
+    s2 = rtlib.admin(admin, "stats")["stats"]
+    assert s2["children_killed"] == s1["children_killed"], (s1, s2)
+    assert s2["children_respawned"] - s1["children_respawned"] == 1, (s1, s2)
 
     async def main():
         cs = await proclib.open_many(
