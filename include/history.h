@@ -31,6 +31,7 @@ struct hist_stats {
 	int64_t		 hs_events;		/* frames held */
 	int64_t		 hs_channels;		/* channel records */
 	uint64_t	 hs_evicted;		/* frames dropped for count, age or memory */
+	uint64_t	 hs_channels_evicted;	/* records dropped for room (channels, memory) */
 };
 
 /*

@@ -161,6 +161,7 @@ struct reg_bridge {
 	_Atomic int64_t		 rb_history_events;
 	_Atomic int64_t		 rb_history_channels;
 	_Atomic int64_t		 rb_history_evicted;	/* frames dropped: count, age, memory */
+	_Atomic int64_t		 rb_history_chans_evicted;	/* records dropped for room */
 	_Atomic int64_t		 rb_recovered;		/* since: replayed whole */
 	_Atomic int64_t		 rb_unrecovered;	/* since: recovered false */
 	_Atomic int64_t		 rb_epochs;		/* node epochs begun */

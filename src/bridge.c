@@ -1182,6 +1182,7 @@ bridge_publish_history(struct rt_bridge *b)
 	atomic_store(&b->b_rb->rb_history_events, st.hs_events);
 	atomic_store(&b->b_rb->rb_history_channels, st.hs_channels);
 	atomic_store(&b->b_rb->rb_history_evicted, (int64_t)st.hs_evicted);
+	atomic_store(&b->b_rb->rb_history_chans_evicted, (int64_t)st.hs_channels_evicted);
 }
 
 struct bridge_replay {

@@ -54,6 +54,7 @@ struct hist {
 	int			 h_maxchans;
 	uint64_t		 h_gen;
 	uint64_t		 h_evicted;
+	uint64_t		 h_chans_evicted;	/* records pushed out for room */
 	uint64_t		 h_changes;	/* hist_changes() */
 	char			 h_epoch[HIST_EPOCH_MAX + 1];
 };
@@ -87,8 +88,10 @@ hist_set_limits(struct hist *h, int64_t memory, int max_channels)
 {
 	h->h_limit = memory;
 	h->h_maxchans = max_channels > 0 ? max_channels : 1;
-	while (h->h_nchans > h->h_maxchans && !TAILQ_EMPTY(&h->h_lru))
+	while (h->h_nchans > h->h_maxchans && !TAILQ_EMPTY(&h->h_lru)) {
 		hist_chan_free(h, TAILQ_FIRST(&h->h_lru));
+		h->h_chans_evicted++;
+	}
 }
 
 /* ---- frames --------------------------------------------------------------- */
@@ -196,8 +199,10 @@ hist_chan_get(struct hist *h, const char *ch, size_t chlen, int event)
 	}
 	if (chlen > RT_CHANNEL_MAX)
 		return NULL;
-	while (h->h_nchans >= h->h_maxchans && !TAILQ_EMPTY(&h->h_lru))
+	while (h->h_nchans >= h->h_maxchans && !TAILQ_EMPTY(&h->h_lru)) {
 		hist_chan_free(h, TAILQ_FIRST(&h->h_lru));
+		h->h_chans_evicted++;
+	}
 	if ((size_t)h->h_nchans >= h->h_nbuckets)
 		hist_grow(h);
 	/* the chain may have changed under p: freed, or rehashed */
@@ -256,8 +261,10 @@ hist_fit(struct hist *h, const struct hist_chan *keep)
 		hist_drop_head(h, TAILQ_FIRST(&h->h_all)->e_chan);
 		h->h_evicted++;
 	}
-	while (h->h_memory > h->h_limit && (c = TAILQ_FIRST(&h->h_lru)) != NULL && c != keep)
+	while (h->h_memory > h->h_limit && (c = TAILQ_FIRST(&h->h_lru)) != NULL && c != keep) {
 		hist_chan_free(h, c);
+		h->h_chans_evicted++;
+	}
 }
 
 /* ---- the interface ---------------------------------------------------------- */
@@ -516,4 +523,5 @@ hist_stats(const struct hist *h, struct hist_stats *st)
 	st->hs_events = h->h_events;
 	st->hs_channels = h->h_nchans;
 	st->hs_evicted = h->h_evicted;
+	st->hs_channels_evicted = h->h_chans_evicted;
 }

@@ -201,6 +201,7 @@ stats_bridge_json(struct registry *reg)
 	J_INT(b, "history_events", atomic_load(&rb->rb_history_events));
 	J_INT(b, "history_channels", atomic_load(&rb->rb_history_channels));
 	J_INT(b, "history_evicted", atomic_load(&rb->rb_history_evicted));
+	J_INT(b, "history_channels_evicted", atomic_load(&rb->rb_history_chans_evicted));
 	J_INT(b, "recoveries_ok", atomic_load(&rb->rb_recovered));
 	J_INT(b, "recoveries_unrecoverable", atomic_load(&rb->rb_unrecovered));
 	J_INT(b, "epochs", atomic_load(&rb->rb_epochs));
@@ -537,6 +538,10 @@ stats_metrics_bridge(struct registry *reg, struct evbuffer *out)
 	    (long long)atomic_load(&rb->rb_history_events));
 	stats_metric(out, "realtimed_history_evicted_total", "counter", "History events dropped for history, history_ttl or history_memory.",
 	    (long long)atomic_load(&rb->rb_history_evicted));
+	stats_metric(out, "realtimed_history_channels", "gauge", "Channel records of node positions held (history_channels bounds them).",
+	    (long long)atomic_load(&rb->rb_history_channels));
+	stats_metric(out, "realtimed_history_channels_evicted_total", "counter", "Channel records pushed out for room (history_channels, history_memory): their positions start anew.",
+	    (long long)atomic_load(&rb->rb_history_chans_evicted));
 	stats_metric_head(out, "realtimed_recoveries_total", "counter", "Subscribes with since, by outcome.");
 	evbuffer_add_printf(out, "realtimed_recoveries_total{result=\"recovered\"} %lld\n",
 	    (long long)atomic_load(&rb->rb_recovered));

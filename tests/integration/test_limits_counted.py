@@ -70,3 +70,20 @@ def test_limits_that_refuse_are_counted(start_daemon):
         ws.close_socket()
     wait_for(lambda: stats(d)["close_timeouts"] == 1, 5, "close_timeouts 1")
     assert metric(d, "realtimed_close_timeouts_total") == 1
+
+
+def test_history_records_pushed_out_are_counted(start_daemon):
+    """history_channels 16: subscribes to 40 channels with history make 40
+    position records, 24 of which are pushed out for room, counted."""
+    d, r = proclib.start_quiet(start_daemon, 1, history_channels="16")
+    c = Client(d.port, rtlib.mint(userId="hist"))
+    for i in range(40):
+        m = c.reply({"type": "subscribe", "channel": "apps:h%d" % i})
+        assert m["type"] == "subscribed" and "epoch" in m, m
+    c.close()
+    # the bridge publishes its history figures on its tick
+    b = wait_for(lambda: (lambda b: b if b["history_channels_evicted"] == 24 else None)(
+        stats(d)["bridge"]), 5, "24 records counted as pushed out")
+    assert b["history_channels"] == 16, b
+    assert metric(d, "realtimed_history_channels") == 16
+    assert metric(d, "realtimed_history_channels_evicted_total") == 24

@@ -587,12 +587,14 @@ START_TEST(test_channel_lru)
 	pub(h, "a", 10, 0, 0);		/* a is now the most recently used */
 	ck_assert_int_eq(stats(h).hs_channels, 2);
 	ck_assert_int_eq(stats(h).hs_events, 6);
-	/* c: b (least recently published) goes, with its frames */
+	ck_assert_uint_eq(stats(h).hs_channels_evicted, 0);
+	/* c: b (least recently published) goes, with its frames, counted */
 	pub(h, "c", 10, 0, 0);
 	epoch_of(h, "c", ec);
 	ck_assert_int_eq(stats(h).hs_channels, 2);
 	ck_assert_int_eq(stats(h).hs_events, 4);
 	ck_assert_uint_eq(stats(h).hs_evicted, 3);
+	ck_assert_uint_eq(stats(h).hs_channels_evicted, 1);
 	/* a is untouched */
 	replay_expect(h, "a", ea, 0, 0, 0, 1);
 	ck_assert_int_eq(hist_position(h, S("a"), &pos), 0);
@@ -607,6 +609,7 @@ START_TEST(test_channel_lru)
 	ck_assert_str_ne(eb2, ea);
 	ck_assert_str_ne(eb2, ec);
 	ck_assert_int_eq(stats(h).hs_channels, 2);
+	ck_assert_uint_eq(stats(h).hs_channels_evicted, 2);
 	replay_expect(h, "c", ec, 0, 0, 0, 1);	/* c, with events, stays */
 	/* records made by subscribes sit at the cold end: making d pushes
 	 * out b (no events), never c */
