@@ -651,9 +651,11 @@ admin_event(struct bufferevent *bev, short what, void *arg)
 	struct admin_client	*ac = arg;
 
 	if (what & BEV_EVENT_TIMEOUT) {
-		/* waiting for its answer is not idle: read on */
-		if (ac->ac_reqid != 0 || ac->ac_reload || ac->ac_pending != NULL ||
-		    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		/* waiting for its answer is not idle: read on; but replies it
+		 * does not read for as long are idle too (BEV_EVENT_WRITING) */
+		if (!(what & BEV_EVENT_WRITING) &&
+		    (ac->ac_reqid != 0 || ac->ac_reload || ac->ac_pending != NULL ||
+		    evbuffer_get_length(bufferevent_get_output(bev)) > 0)) {
 			bufferevent_enable(bev, EV_READ);
 			return;
 		}
@@ -707,10 +709,11 @@ admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	ac->ac_admin = a;
 	a->a_clients[i] = ac;
 	{
-		/* a client that holds a slot sending nothing gives it back */
+		/* a client that holds a slot sending nothing, or reading none
+		 * of its replies, gives it back */
 		struct timeval	 idle = { ADMIN_IDLE_SECONDS, 0 };
 
-		bufferevent_set_timeouts(ac->ac_bev, &idle, NULL);
+		bufferevent_set_timeouts(ac->ac_bev, &idle, &idle);
 	}
 	/* what waits unread is one longest line and its LF at most */
 	bufferevent_setwatermark(ac->ac_bev, EV_READ, 0, ADMIN_LINE_MAX + 1);

@@ -681,20 +681,35 @@ def test_idle_admin_clients_are_closed_and_give_their_places_back(pop):
         for i in range(80):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.settimeout(2)
+            if i == 0:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             s.connect(pop.sock)
             if i >= 63 and select.select([s], [], [], 0.5)[0]:
                 assert b"too many admin clients" in s.recv(4096)
                 s.close()
                 refused = True
                 break
-            if i % 2:
+            if i == 0:
+                # asks, and reads none of the replies: idle too
+                s.sendall(b"stats\n" * 300)
+            elif i % 2:
                 s.sendall(b"sta")       # a line never ended
             held.append(s)
         assert refused and len(held) >= 63, len(held)
-        # each one idle is closed after 30 s: EOF
+        # each one idle is closed after 30 s: EOF (the one that did not
+        # read finds its replies so far, then the EOF)
         deadline = time.monotonic() + 45
-        for x in held:
+        for j, x in enumerate(held):
             x.settimeout(max(0.1, deadline - time.monotonic()))
+            if j == 0:
+                # by now closed: what it finds is what was sent before,
+                # then the EOF, at once (not replies that still flow)
+                time.sleep(max(0, deadline - 10 - time.monotonic()))
+                x.settimeout(3)
+                t0 = time.monotonic()
+                while x.recv(65536):
+                    assert time.monotonic() - t0 < 3, "the non-reader still open"
+                continue
             assert x.recv(4096) == b"", "an idle admin client was answered"
     finally:
         for x in held:
