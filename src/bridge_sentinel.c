@@ -70,8 +70,13 @@ bsen_on_connect(const redisAsyncContext *ac, int status)
 		s->s_ask = NULL;
 		bsen_error(s, s->s_ask_node, ac->errstr);
 		bsen_ask_next(s);
-	} else if (ac == s->s_watch)
+	} else if (ac == s->s_watch) {
+		/* the next attempt goes to the next sentinel: one that is down
+		 * must not keep the failover watch from starting at all */
 		s->s_watch = NULL;
+		bsen_error(s, s->s_watch_node, ac->errstr);
+		s->s_watch_node++;
+	}
 }
 
 static void

@@ -202,6 +202,41 @@ def test_manual_failover_with_passwords_follows_switch_master(start_daemon, topo
     assert c.alive()
 
 
+def test_first_sentinel_down_the_failover_watch_uses_the_next(start_daemon, topology):
+    """The first sentinel of the URL is down from the start: the bridge
+    asks and watches +switch-master on the others, so a failover moves it
+    at once (counted in redis_failovers), not ~10 s later when Sentinel
+    kills the old master's clients."""
+    t = topology()
+    with open(os.path.join(t.dir, "sentinel-%d.pid" % t.sentinels[0])) as f:
+        os.kill(int(f.read()), 15)
+    wait_for(lambda: _refused(t.sentinels[0]), 10, "the first sentinel down")
+    d = daemon(start_daemon, t.url)
+    wait_for(lambda: health_code(d) == 200, 15, "healthy with sentinel 1 down")
+    c = Client(d.port, rtlib.mint())
+    c.subscribe(CHANNEL)
+    old = t.master_port()
+    assert cmd(old, "PUBLISH", CHANNEL, '{"seq":1}') == b":1\r\n"
+    assert seqs([c.next_event()]) == [1]
+    time.sleep(1.5)     # a watch attempt on the dead one, then the next
+    assert cmd(t.sentinels[1], "SENTINEL", "FAILOVER", "mymaster").startswith(b"+OK")
+    wait_for(lambda: bstats(d)["redis_failovers"] >= 1, 8, "+switch-master followed")
+    new = t.master_port()
+    assert new != old
+    wait_for(lambda: cmd(new, "PUBLISH", CHANNEL, '{"seq":2}') == b":1\r\n",
+             10, "bridge subscribed on the new master")
+    assert seqs([c.next_event()]) == [2]
+    assert bstats(d)["sentinel_errors"] >= 1
+
+
+def _refused(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return False
+    except OSError:
+        return True
+
+
 def test_wrong_passwords_are_clear_and_do_not_crash_loop(start_daemon, topology):
     t = topology(redis_password="data-pass-0123456789",
                  sentinel_password="sentinel-pass-0123")
