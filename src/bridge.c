@@ -142,6 +142,8 @@ struct rt_bridge {
 	int			 b_fn_ok;	/* the function library is loaded */
 	uint64_t		 b_fn_logged;	/* ms, the last "cannot use it" line */
 	int			 b_fn_failed;	/* FUNCTION LOAD refused (Redis < 7) */
+	uint64_t		 b_fn_retry_at;	/* ms: load again (a passing refusal), 0 never */
+	uint64_t		 b_fn_retry_ms;	/* ... after this long, doubling */
 	int			 b_cmd_up;	/* b_cmd connected */
 	int			 b_ctl_up;	/* control's commands may go (bctl_set_cmd()) */
 	struct bridge_park	*b_park;	/* requests waiting for Redis */
@@ -1712,14 +1714,29 @@ bridge_on_load(redisAsyncContext *ac, void *r, void *priv)
 	if (reply == NULL)
 		return;
 	if (reply->type == REDIS_REPLY_ERROR) {
+		/*
+		 * A Redis without functions says so for good; one loading its
+		 * data, not yet authenticated, busy or read-only for a moment
+		 * says it for now: loaded again, 1 s on, doubling to 30 s.
+		 */
+		int	 lasting = strncasecmp(reply->str, "ERR unknown command", 19) == 0;
+
 		b->b_fn_logged = 0;
-		bridge_fn_warn(b, "FUNCTION LOAD of the realtimed library failed (cluster"
-		    " positions and realtimed_publish are off; Redis 7 or later has them)",
+		bridge_fn_warn(b, lasting ? "FUNCTION LOAD of the realtimed library failed "
+		    "(cluster positions and realtimed_publish are off; Redis 7 or later has "
+		    "them)" : "FUNCTION LOAD of the realtimed library failed for now (cluster "
+		    "positions and realtimed_publish are off until it is loaded; tried again)",
 		    reply->str);
 		b->b_fn_failed = 1;
+		if (!lasting) {
+			b->b_fn_retry_ms = b->b_fn_retry_ms == 0 ? 1000 :
+			    b->b_fn_retry_ms * 2 > 30000 ? 30000 : b->b_fn_retry_ms * 2;
+			b->b_fn_retry_at = util_now_ms() + b->b_fn_retry_ms;
+		}
 		bridge_unpark(b, 1);
 		return;
 	}
+	b->b_fn_retry_at = b->b_fn_retry_ms = 0;
 	if (!b->b_fn_ok)
 		log_info("redis: function library realtimed loaded (realtimed_publish)");
 	b->b_fn_ok = 1;
@@ -1939,6 +1956,10 @@ bridge_tick(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (b->b_retry_at != 0 && now >= b->b_retry_at)
 		bridge_connect(b);
+	if (b->b_fn_retry_at != 0 && now >= b->b_fn_retry_at && b->b_cmd_up) {
+		b->b_fn_retry_at = 0;
+		bridge_load_library(b);
+	}
 	bridge_canary(b, now);
 	bridge_too_large_report(b, now);
 	if (now > timeout)

@@ -6,6 +6,7 @@ redis-server, two real daemons, real clients; every wait bounded."""
 import json
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -377,3 +378,37 @@ def test_replays_waiting_for_one_read_are_given_as_the_worker_has_room(start_dae
     for x in cs:
         assert x.next_event(10)["offset"] == 61
         x.close()
+
+
+def test_a_function_load_refused_for_now_is_tried_again(start_daemon):
+    """FUNCTION LOAD refused for a passing reason (here NOAUTH: Redis asked
+    for a password the node does not have, then no longer did) is tried
+    again: realtimed_publish comes back without the connection dropping."""
+    r = start_daemon.redis()
+    d = node(start_daemon, r)
+    assert r.command("CONFIG", "SET", "requirepass", "tmp-pass-0123").startswith(b"+OK")
+    try:
+        # every connection of the node's goes: they come back unauthenticated
+        r.command("AUTH", "tmp-pass-0123")
+        s = socket.create_connection(("127.0.0.1", r.port), timeout=2)
+        try:
+            s.sendall(proclib.resp_command("AUTH", "tmp-pass-0123") +
+                      proclib.resp_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes") +
+                      proclib.resp_command("CLIENT", "KILL", "TYPE", "pubsub"))
+            time.sleep(0.3)
+            s.recv(4096)
+        finally:
+            s.close()
+        wait_for(lambda: bstats(d)["cluster_function"] == 0, 10, "library refused (NOAUTH)")
+        time.sleep(1.5)
+    finally:
+        s = socket.create_connection(("127.0.0.1", r.port), timeout=2)
+        try:
+            s.sendall(proclib.resp_command("AUTH", "tmp-pass-0123") +
+                      proclib.resp_command("CONFIG", "SET", "requirepass", ""))
+            time.sleep(0.3)
+            assert b"+OK" in s.recv(4096)
+        finally:
+            s.close()
+    wait_for(lambda: bstats(d)["cluster_function"] == 1, 40, "library loaded again")
+    assert b"realtimed" in r.command("FUNCTION", "LIST")
