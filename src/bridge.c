@@ -171,6 +171,8 @@ struct rt_bridge {
 	struct bclu		*b_clu;		/* redis-cluster:// shards */
 	int			 b_seed;	/* cluster: the node b_sub, b_cmd go to */
 	int			 b_master_known;	/* b_url holds the sentinels' answer */
+	int			 b_master_seen;	/* ... and held one before */
+	uint64_t		 b_connfail_logged;	/* ms, the last "cannot connect" line */
 	uint64_t		 b_big_logged_at;	/* ms, the last "too large" line */
 	uint64_t		 b_big_unlogged;	/* drops since, not in a line yet */
 	size_t			 b_big_len;		/* the last of those */
@@ -305,9 +307,12 @@ bridge_set_up(struct rt_bridge *b, int up)
 	if (up)
 		log_info("redis %s:%d: subscribed, delivering events",
 		    b->b_url.ru_host, b->b_url.ru_port);
-	if (up)
+	if (up) {
+		/* canaries sent on the connection that went are not missed ones */
+		b->b_canary_seen = b->b_canary_sent;
+		b->b_connfail_logged = 0;
 		bridge_unpark(b, 0);
-	else if (!b->b_stopping)	/* we hung up ourselves */
+	} else if (!b->b_stopping)	/* we hung up ourselves */
 		log_warnx("redis %s:%d: down, reconnecting", b->b_url.ru_host,
 		    b->b_url.ru_port);
 }
@@ -317,11 +322,13 @@ bridge_schedule_retry(struct rt_bridge *b)
 {
 	uint64_t	 max = (uint64_t)b->b_conf->c_redis_reconnect_max;
 
+	/* both connections of one attempt fail together: one doubling */
+	if (b->b_retry_at != 0)
+		return;
 	b->b_backoff = b->b_backoff == 0 ? 100 : b->b_backoff * 2;
 	if (b->b_backoff > max)
 		b->b_backoff = max;
-	if (b->b_retry_at == 0)
-		b->b_retry_at = util_now_ms() + b->b_backoff;
+	b->b_retry_at = util_now_ms() + b->b_backoff;
 }
 
 /* Forget a context (freed by hiredis or by us) and plan a reconnect. */
@@ -368,7 +375,16 @@ bridge_on_connect(const redisAsyncContext *ac, int status)
 	struct rt_bridge	*b = ac->data;
 
 	if (status != REDIS_OK) {
-		log_debug("%s: redis connect failed: %s", __func__, ac->errstr);
+		uint64_t	 now = util_now_ms();
+
+		/* said at once (a Redis down at start was not), then every 5 min */
+		if (b->b_connfail_logged == 0 || now - b->b_connfail_logged >= 300000) {
+			b->b_connfail_logged = now;
+			log_warnx("redis %s:%d: cannot connect: %s; trying again (up to every %lld ms)",
+			    b->b_url.ru_host, b->b_url.ru_port, ac->errstr,
+			    (long long)b->b_conf->c_redis_reconnect_max);
+		} else
+			log_debug("%s: redis connect failed: %s", __func__, ac->errstr);
 		bridge_lost(b, ac);	/* hiredis frees it */
 		return;
 	}
@@ -1811,8 +1827,13 @@ bridge_on_role(redisAsyncContext *ac, void *r, void *priv)
 static void
 bridge_master_at(struct rt_bridge *b, const char *host, int port)
 {
-	if (strcmp(b->b_url.ru_host, host) != 0 || b->b_url.ru_port != port)
+	if (strcmp(b->b_url.ru_host, host) != 0 || b->b_url.ru_port != port) {
 		log_info("sentinel: master %s is at %s:%d", b->b_url.ru_master, host, port);
+		/* a move, however it was learnt (+switch-master, or asking) */
+		if (b->b_master_seen)
+			atomic_fetch_add(&b->b_rb->rb_redis_failovers, 1);
+	}
+	b->b_master_seen = 1;
 	snprintf(b->b_url.ru_host, sizeof(b->b_url.ru_host), "%s", host);
 	b->b_url.ru_port = port;
 }
@@ -1846,7 +1867,6 @@ bridge_sentinel_moved(void *arg, const char *host, int port)
 		return;
 	log_warnx("sentinel: master %s moved to %s:%d, reconnecting", b->b_url.ru_master,
 	    host, port);
-	atomic_fetch_add(&b->b_rb->rb_redis_failovers, 1);
 	bridge_drop(b, b->b_sub);
 	bridge_drop(b, b->b_cmd);
 	bridge_master_at(b, host, port);

@@ -338,6 +338,10 @@ def test_health_degraded_503_while_redis_unreachable(start_daemon):
     assert h["status"] == "degraded"
     assert h["redis"] == "down"
     assert h["service"] == "realtime"
+    # the log says why, at once, and not at every retry
+    rtlib.wait_for(lambda: "cannot connect" in d.log(), 5, "a cannot-connect line")
+    time.sleep(1.5)
+    assert d.log().count("cannot connect") == 1, d.log()
 
 
 def _poll_health(port, pred, timeout=3):
