@@ -22,6 +22,7 @@
 #include "registry.h"
 #include "util.h"
 
+#define BCLU_SUSPECTS		16	/* nodes remembered as missing canaries */
 #define BCLU_FETCH_MS		2000	/* a node slower to give the map is skipped */
 #define BCLU_CONNECT_MS		3000	/* a shard slower to connect is dropped */
 #define BCLU_BACKOFF_MIN	100	/* ms between map fetches, doubling on failures */
@@ -99,9 +100,20 @@ struct bclu {
 	uint64_t		 c_backoff;
 	int			 c_stopping;
 	struct event		*c_timer;	/* the next fetch */
+	/*
+	 * Nodes whose shard connection went for missing its canaries: the
+	 * next one to them starts as missing one too, until a canary comes
+	 * back, so that /health does not call a hung node well in between.
+	 */
+	struct {
+		char	 sp_host[REDIS_HOST_MAX];
+		int	 sp_port;
+	}			 c_suspect[BCLU_SUSPECTS];
+	int			 c_nsuspect;
 };
 
 static void	bclu_conn_close(struct bclu_conn *, int);
+static void	bclu_suspect_take(struct bclu_conn *);
 static void	bclu_schedule(struct bclu *, uint64_t);
 static struct bclu_conn *bclu_conn_open(struct bclu *, const char *, int, int);
 static void	bclu_canary_listen(struct bclu_conn *);
@@ -179,8 +191,21 @@ bclu_conn_auth(struct bclu_conn *cc)
 	const char		*argv[3] = { "AUTH", u->ru_user, u->ru_password };
 	size_t			 lens[3] = { 4, strlen(u->ru_user), strlen(u->ru_password) };
 
-	if (u->ru_password[0] == '\0')
+	if (u->ru_password[0] == '\0') {
+		/*
+		 * A shard's subscription is ready once the node answers, not
+		 * once TCP connects: a node that hangs still completes that
+		 * from its backlog, and would look ready between canaries.
+		 */
+		if (!cc->cc_map && !cc->cc_pub) {
+			static const char	*ping[1] = { "PING" };
+			static const size_t	 plen[1] = { 4 };
+
+			bclu_conn_send(cc, 1, ping, plen);
+			cc->cc_auth = 1;
+		}
 		return;
+	}
 	if (u->ru_user[0] != '\0')
 		bclu_conn_send(cc, 3, argv, lens);
 	else {
@@ -393,8 +418,9 @@ bclu_shard_reply(struct bclu_conn *cc, redisReply *r)
 	int		 slot, port, rv;
 
 	if (r->type == REDIS_REPLY_ERROR && cc->cc_auth) {
-		log_warnx("redis cluster node %s:%d: AUTH failed: %s", cc->cc_host,
-		    cc->cc_port, r->str);
+		log_warnx("redis cluster node %s:%d: %s failed: %s", cc->cc_host,
+		    cc->cc_port, cc->cc_c->c_url->ru_password[0] != '\0' ? "AUTH" : "PING",
+		    r->str);
 		bclu_conn_close(cc, 1);
 		return;
 	}
@@ -635,6 +661,8 @@ bclu_conn_open(struct bclu *c, const char *host, int port, int map)
 	}
 	bufferevent_setcb(cc->cc_bev, bclu_conn_read, NULL, bclu_conn_event, cc);
 	bufferevent_enable(cc->cc_bev, EV_READ | EV_WRITE);
+	if (map == 0)
+		bclu_suspect_take(cc);
 	bclu_conn_auth(cc);
 	if (map == 2 && c->c_lib != NULL)
 		(void)bclu_cmd_internal(cc, BCLU_RQ_LOAD, c->c_lib, c->c_liblen);
@@ -855,6 +883,11 @@ bclu_canary_one(struct bclu *c, int i)
 		if (++cc->cc_canary_missed >= 2) {
 			log_warnx("redis cluster node %s:%d: shard subscription lost events:"
 			    " reconnecting", cc->cc_host, cc->cc_port);
+			if (c->c_nsuspect < BCLU_SUSPECTS) {
+				snprintf(c->c_suspect[c->c_nsuspect].sp_host,
+				    sizeof(c->c_suspect[0].sp_host), "%s", cc->cc_host);
+				c->c_suspect[c->c_nsuspect++].sp_port = cc->cc_port;
+			}
 			bclu_conn_close(cc, 1);
 			return;
 		}
@@ -868,10 +901,26 @@ bclu_canary_one(struct bclu *c, int i)
 	bclu_canary_send(c->c_pub[i], 3, argv, lens);
 }
 
+/* A new shard connection to a node that went for missing canaries: unconfirmed. */
+static void
+bclu_suspect_take(struct bclu_conn *cc)
+{
+	struct bclu	*c = cc->cc_c;
+	int		 i;
+
+	for (i = 0; i < c->c_nsuspect; i++)
+		if (c->c_suspect[i].sp_port == cc->cc_port &&
+		    strcmp(c->c_suspect[i].sp_host, cc->cc_host) == 0) {
+			cc->cc_canary_missed = 1;
+			c->c_suspect[i] = c->c_suspect[--c->c_nsuspect];
+			return;
+		}
+}
+
 static void
 bclu_canary_tick(struct bclu *c, uint64_t now)
 {
-	int	 i, missed = 0;
+	int	 i;
 
 	if (c->c_canary_iv == 0 || !c->c_have_map || now - c->c_canary_at < c->c_canary_iv)
 		return;
@@ -879,16 +928,13 @@ bclu_canary_tick(struct bclu *c, uint64_t now)
 	for (i = 0; i < c->c_map.rm_nshards; i++)
 		if (c->c_shard[i] != NULL && c->c_shard[i]->cc_ready)
 			bclu_canary_one(c, i);
-	for (i = 0; i < c->c_map.rm_nshards; i++)
-		missed += c->c_shard[i] != NULL && c->c_shard[i]->cc_canary_missed > 0;
-	atomic_store(&c->c_rb->rb_rcluster_canary_missed, missed);
 }
 
 void
 bclu_tick(struct bclu *c, uint64_t now)
 {
 	struct bclu_conn	*cc;
-	int			 i, ready = 0;
+	int			 i, ready = 0, missed = 0;
 
 	if (c->c_fetch != NULL && now - c->c_fetch->cc_at > BCLU_FETCH_MS) {
 		log_warnx("redis cluster node %s:%d: no slot map in %d ms",
@@ -912,6 +958,12 @@ bclu_tick(struct bclu *c, uint64_t now)
 		ready += c->c_shard[i] != NULL && c->c_shard[i]->cc_ready;
 	}
 	bclu_canary_tick(c, now);
+	/* after the canaries, which may have closed one: counted as it stands */
+	for (ready = 0, i = 0; c->c_have_map && i < c->c_map.rm_nshards; i++) {
+		ready += c->c_shard[i] != NULL && c->c_shard[i]->cc_ready;
+		missed += c->c_shard[i] != NULL && c->c_shard[i]->cc_canary_missed > 0;
+	}
+	atomic_store(&c->c_rb->rb_rcluster_canary_missed, missed);
 	if (c->c_have_map && ready == c->c_map.rm_nshards && c->c_map.rm_uncovered == 0)
 		c->c_backoff = BCLU_BACKOFF_MIN;
 	else if (c->c_fetch == NULL && !c->c_want) {	/* keep looking until whole */

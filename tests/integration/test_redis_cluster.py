@@ -7,6 +7,7 @@ replicas, Debian redis-server) for the module; the tests run in order and
 the last ones break it for good (a killed master, then a whole shard)."""
 import json
 import os
+import signal
 import re
 import socket
 import subprocess
@@ -444,6 +445,39 @@ def test_a_shard_whose_canary_is_missed_degrades_health(start_daemon, cluster):
     wait_for(lambda: health_code(d) == 200, 15, "healthy once the shard answers again")
     assert bstats(d)["canary_misses"] >= 1
     assert "canary" in d.log()
+
+
+def test_a_hung_shard_stays_unhealthy_while_it_hangs(start_daemon, tmp_path):
+    """A stopped master (SIGSTOP: TCP still connects from its backlog,
+    nothing is answered), its replica told not to take over, keeps /health
+    at 503 as long as it hangs: a shard connection made again meanwhile is
+    not ready, nor its canary trusted, until the node answers.  Its own
+    cluster, as it is left with a hung master for a while."""
+    cl = Cluster(str(tmp_path))
+    victim = None
+    try:
+        d = daemon(start_daemon, cl.url)
+        chans = channels_on(cl, 36)
+        victim = next(p for p in {cl.owner(keyslot(ch)) for ch in chans} if p != cl.ports[0])
+        replica = wait_for(lambda: (lambda r: r if r and cl.synced(r) else None)(
+            cl.replica_of(victim)), 15, "the victim's replica in sync",
+            tolerate=rtlib.TRANSIENT)
+        assert cmd(replica, "CONFIG", "SET", "cluster-replica-no-failover", "yes") \
+            .startswith(b"+OK")
+        os.kill(cl.pid(victim), signal.SIGSTOP)
+        wait_for(lambda: health_code(d) == 503, 5, "/health degraded by the canary")
+        codes, t0 = [], time.monotonic()
+        while time.monotonic() - t0 < 6:
+            codes.append(health_code(d))
+            time.sleep(0.1)
+        assert all(c == 503 for c in codes), codes
+        os.kill(cl.pid(victim), signal.SIGCONT)
+        victim = None
+        wait_for(lambda: health_code(d) == 200, 20, "healthy once the master answers")
+    finally:
+        if victim is not None:
+            os.kill(cl.pid(victim), signal.SIGCONT)
+        cl.stop()
 
 
 class Publisher(threading.Thread):
