@@ -236,21 +236,32 @@ conn_proxy_items(const struct http_request *req, const char *name, struct proxy_
 	return n;
 }
 
-/* Is c's peer (the socket's address, or its PROXY header's) in trusted_proxies? */
-int
-conn_proxy_trusted_peer(const struct rt_conn *c)
+/*
+ * Is c's peer (the socket's address, or its PROXY header's) in
+ * trusted_proxies?  The blocks, parsed, are left in trusted (*n of them).
+ */
+static int
+conn_proxy_peer_in(const struct rt_conn *c, struct proxy_cidr *trusted, int *n)
 {
-	struct proxy_cidr	 trusted[CONF_LIST_MAX];
 	struct proxy_addr	 peer;
-	int			 ntrusted;
 
+	*n = 0;
 	if (c->c_worker->w_conf->c_trusted_proxies.sl_count == 0)
 		return 0;
 	memset(&peer, 0, sizeof(peer));
 	peer.pa_family = c->c_peer_family;
 	memcpy(peer.pa_addr, c->c_peer_addr, sizeof(peer.pa_addr));
-	ntrusted = conn_proxy_trusted(c->c_worker->w_conf, trusted);
-	return proxy_cidr_match(trusted, ntrusted, &peer);
+	*n = conn_proxy_trusted(c->c_worker->w_conf, trusted);
+	return proxy_cidr_match(trusted, *n, &peer);
+}
+
+int
+conn_proxy_trusted_peer(const struct rt_conn *c)
+{
+	struct proxy_cidr	 trusted[CONF_LIST_MAX];
+	int			 n;
+
+	return conn_proxy_peer_in(c, trusted, &n);
 }
 
 /*
@@ -274,9 +285,8 @@ conn_proxy_forwarded(struct rt_conn *c, const struct http_request *req)
 	const char		*name = "X-Forwarded-For";
 	int			 ntrusted, n, cut, rv;
 
-	if (!conn_proxy_trusted_peer(c))
+	if (!conn_proxy_peer_in(c, trusted, &ntrusted))
 		return 0;
-	ntrusted = conn_proxy_trusted(w->w_conf, trusted);
 	/*
 	 * One header, the one the proxies set (forwarded_header): a proxy
 	 * appends to it, and a client's forgery of the other would otherwise
